@@ -1,0 +1,30 @@
+#!/usr/bin/env node
+import { CommanderError } from 'commander';
+import { ShardlineError } from '../config/errors.js';
+import { EXIT } from './exit-codes.js';
+import { createProgram } from './program.js';
+
+async function main(argv: string[]): Promise<number> {
+  const program = createProgram();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : EXIT.OK;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Commander already printed its message; help and version are successes, the rest usage errors.
+      return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
+    }
+    if (err instanceof ShardlineError) {
+      process.stderr.write(`shardline: ${err.message}\n`);
+      return err.code === 'SL_ERR_CONFIG' || err.code === 'SL_ERR_USAGE' || err.code === 'SL_ERR_INPUT_CHANGED'
+        ? EXIT.USAGE
+        : EXIT.FAILURE;
+    }
+    process.stderr.write(`shardline: unexpected error: ${(err as Error).stack ?? String(err)}\n`);
+    return EXIT.FAILURE;
+  }
+}
+
+void main(process.argv).then((code) => {
+  process.exitCode = code;
+});

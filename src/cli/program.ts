@@ -1,0 +1,14 @@
+import { Command } from 'commander';
+import { VERSION } from '../version.js';
+import { registerSimCommand } from './sim-command.js';
+
+/** Build the `shardline` command tree (no side effects until parsed). */
+export function createProgram(): Command {
+  const program = new Command('shardline')
+    .description('Run, record and diagnose large LLM request jobs against OpenAI-compatible endpoints')
+    .version(VERSION, '-V, --version')
+    .exitOverride()
+    .showHelpAfterError('(run with --help for usage)');
+  registerSimCommand(program);
+  return program;
+}

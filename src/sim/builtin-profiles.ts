@@ -1,0 +1,69 @@
+import { simProfileSchema, type SimProfile, type SimProfileInput } from './profile-schema.js';
+
+const realistic: SimProfileInput = {
+  name: 'realistic',
+  description: 'A mid-size GPU server: 64 slots, ~2,800 tokens/s at full batch.',
+  slots: 64,
+  queue_limit: 512,
+  prefill_ms_base: 25,
+  prefill_tokens_per_s: 25_000,
+  step_ms_base: 10,
+  step_ms_per_seq: 0.2,
+  jitter: 0.1,
+};
+
+const inputs: SimProfileInput[] = [
+  {
+    name: 'fast',
+    description: 'Near-zero latency, huge capacity: whatever is slow is the client.',
+    slots: 4096,
+    queue_limit: 100_000,
+    prefill_ms_base: 0,
+    prefill_tokens_per_s: 1e12,
+    step_ms_base: 0,
+    step_ms_per_seq: 0.0005,
+    tokens_per_step: 16,
+  },
+  realistic,
+  {
+    name: 'saturated',
+    description: 'Few slots and a long server queue: the model is the bottleneck.',
+    slots: 8,
+    queue_limit: 4096,
+    prefill_ms_base: 40,
+    prefill_tokens_per_s: 10_000,
+    step_ms_base: 12,
+    step_ms_per_seq: 0.5,
+    jitter: 0.1,
+  },
+  {
+    ...realistic,
+    name: 'flaky',
+    description: 'Realistic capacity with 5xx (8%), resets mid-stream (3%) and 3 s stalls (2%).',
+    faults: {
+      errors: { p_500: 0.03, p_502: 0.02, p_503: 0.03 },
+      reset: { p: 0.03, after_tokens: 16 },
+      stall: { p: 0.02, after_tokens: 8, stall_ms: 3000 },
+    },
+  },
+  {
+    ...realistic,
+    name: 'rate-limited',
+    description: 'Realistic capacity behind a 600 req/min and 120k tokens/min budget, plus 2% random 429s.',
+    faults: { rate_limit: { requests_per_min: 600, tokens_per_min: 120_000, random_429_p: 0.02, retry_after_s: 1 } },
+  },
+  {
+    ...realistic,
+    name: 'churn',
+    description: 'Realistic capacity, but every response closes its connection and 10% of status lines are 200 ms late.',
+    faults: { keep_alive: false, slow_headers: { p: 0.1, delay_ms: 200 } },
+  },
+];
+
+/** The named profiles `--profile` accepts, resolved, in listing order. */
+export const builtinProfiles: ReadonlyMap<string, SimProfile> = new Map(
+  inputs.map((p) => {
+    const resolved = simProfileSchema.parse(p);
+    return [resolved.name, resolved] as const;
+  }),
+);

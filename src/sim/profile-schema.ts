@@ -1,0 +1,95 @@
+import { z } from 'zod';
+
+const nonNeg = z.number().finite().nonnegative();
+const prob = z.number().min(0).max(1);
+
+/** Rate-limit budgets, enforced as token buckets that refill continuously (as OpenAI's do). */
+export const rateLimitSchema = z
+  .object({
+    requests_per_min: nonNeg.default(0).describe('Request budget per minute; 0 = unlimited.'),
+    tokens_per_min: nonNeg
+      .default(0)
+      .describe('Token budget per minute (prompt + max completion tokens); 0 = unlimited.'),
+    random_429_p: prob.default(0).describe('Probability that any request is answered 429 regardless of budget.'),
+    retry_after_s: nonNeg.default(1).describe('Retry-After for random 429s and queue overflow, in seconds.'),
+  })
+  .strict();
+
+/** Server errors by probability, optionally only inside periodic bursts. */
+export const errorFaultSchema = z
+  .object({
+    p_500: prob.default(0).describe('Probability of HTTP 500 per request.'),
+    p_502: prob.default(0).describe('Probability of HTTP 502 per request.'),
+    p_503: prob.default(0).describe('Probability of HTTP 503 per request.'),
+    burst_every_s: nonNeg.default(0).describe('If > 0, the 5xx probabilities apply only inside bursts starting every N s.'),
+    burst_len_s: nonNeg.default(0).describe('Length of each burst in seconds.'),
+  })
+  .strict();
+
+export const resetFaultSchema = z
+  .object({
+    p: prob.default(0).describe('Probability a response is cut by a connection reset.'),
+    after_tokens: z.number().int().nonnegative().default(8).describe('Tokens sent before the reset.'),
+  })
+  .strict();
+
+export const stallFaultSchema = z
+  .object({
+    p: prob.default(0).describe('Probability a response stalls (no bytes) mid-stream.'),
+    after_tokens: z.number().int().nonnegative().default(8).describe('Tokens sent before the stall.'),
+    stall_ms: nonNeg.default(5000).describe('How long the stream sends nothing.'),
+  })
+  .strict();
+
+export const slowHeadersFaultSchema = z
+  .object({
+    p: prob.default(0).describe('Probability the status line is delayed.'),
+    delay_ms: nonNeg.default(1000).describe('Delay before the status line.'),
+  })
+  .strict();
+
+export const faultsSchema = z
+  .object({
+    rate_limit: rateLimitSchema.default(rateLimitSchema.parse({})),
+    errors: errorFaultSchema.default(errorFaultSchema.parse({})),
+    reset: resetFaultSchema.default(resetFaultSchema.parse({})),
+    stall: stallFaultSchema.default(stallFaultSchema.parse({})),
+    slow_headers: slowHeadersFaultSchema.default(slowHeadersFaultSchema.parse({})),
+    keep_alive: z.boolean().default(true).describe('false sends `Connection: close` on every response.'),
+    usage: z.boolean().default(true).describe('false omits `usage` from every response, as some servers do.'),
+  })
+  .strict();
+
+/**
+ * A simulator profile: a capacity model (continuous batching) plus seeded fault injection.
+ * Field names are snake_case because profiles are written by hand in YAML.
+ */
+export const simProfileSchema = z
+  .object({
+    name: z.string().min(1).default('custom'),
+    description: z.string().default(''),
+    model: z.string().min(1).default('sim-model').describe('Model id listed by /v1/models.'),
+    slots: z.number().int().positive().default(32).describe('Concurrent sequences (batch size).'),
+    queue_limit: z.number().int().nonnegative().default(1024).describe('Requests that may wait for a slot.'),
+    overflow_status: z.union([z.literal(429), z.literal(503)]).default(429).describe('Status when the queue is full.'),
+    prefill_ms_base: nonNeg.default(20).describe('Fixed prefill cost per request, ms.'),
+    prefill_tokens_per_s: z.number().positive().default(20000).describe('Prompt tokens processed per second.'),
+    step_ms_base: nonNeg.default(8).describe('Fixed cost of one decode step, ms.'),
+    step_ms_per_seq: nonNeg.default(0.25).describe('Added step cost per active sequence, ms.'),
+    tokens_per_step: z
+      .number()
+      .int()
+      .positive()
+      .default(1)
+      .describe('Tokens each sequence advances per step (one SSE delta each, written together).'),
+    jitter: z.number().min(0).max(0.9).default(0).describe('Relative ± jitter on prefill and step times, seeded.'),
+    default_max_tokens: z.number().int().positive().default(256).describe('Completion length when the request sets none.'),
+    reference_prompt_tokens: z.number().int().nonnegative().default(64).describe('Prompt size used to state capacity.'),
+    faults: faultsSchema.default(faultsSchema.parse({})),
+  })
+  .strict();
+
+/** Profile as written (all fields optional). */
+export type SimProfileInput = z.input<typeof simProfileSchema>;
+/** Profile with every default resolved. */
+export type SimProfile = z.output<typeof simProfileSchema>;

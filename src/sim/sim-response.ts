@@ -1,0 +1,126 @@
+import type { ServerResponse } from 'node:http';
+import type { Sequence, SequenceSink } from './batch-engine.js';
+import type { SimCore } from './sim-core.js';
+import { completionText, tokenText } from './token-text.js';
+
+export interface SimResponseInit {
+  id: string;
+  model: string;
+  stream: boolean;
+  includeUsage: boolean;
+  usage: boolean;
+  promptTokens: number;
+  finishReason: 'length' | 'stop';
+}
+
+const SUFFIX = ',"logprobs":null,"finish_reason":null}]}\n\n';
+
+/**
+ * Turns engine progress into the OpenAI wire format. Hot path: one `res.write` per step per
+ * sequence, with every chunk of that step built by string concatenation over a precomputed prefix.
+ */
+export class SimResponse implements SequenceSink {
+  private readonly created = Math.floor(Date.now() / 1000);
+  private readonly head: string;
+  private done = false;
+
+  constructor(
+    private readonly core: SimCore,
+    private readonly res: ServerResponse,
+    private readonly init: SimResponseInit,
+  ) {
+    this.head = `data: {"id":"${init.id}","object":"chat.completion.chunk","created":${this.created},"model":${JSON.stringify(init.model)},"choices":[{"index":0,"delta":`;
+  }
+
+  start(seq: Sequence): void {
+    const close = !this.core.profile.faults.keep_alive;
+    if (this.init.stream) {
+      this.res.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-cache',
+        'x-request-id': this.init.id,
+        ...(close ? { connection: 'close' } : {}),
+      });
+      this.res.flushHeaders();
+    }
+    this.res.on('close', () => {
+      if (!this.done) {
+        this.done = true;
+        this.core.engine.cancel(seq);
+      }
+    });
+  }
+
+  tokens(seq: Sequence, from: number, count: number): void {
+    if (from === 0) this.core.metrics.ttftS.observe((seq.firstTokenMs - seq.arrivalMs) / 1000);
+    if (!this.init.stream || this.done) return;
+    let s = from === 0 ? `${this.head}{"role":"assistant","content":""}${SUFFIX}` : '';
+    const end = from + count;
+    for (let i = from; i < end; i++) s += `${this.head}{"content":"${tokenText(i)}"}${SUFFIX}`;
+    this.res.write(s);
+  }
+
+  finish(seq: Sequence): void {
+    if (this.done) return;
+    this.done = true;
+    const usage = {
+      prompt_tokens: this.init.promptTokens,
+      completion_tokens: seq.emitted,
+      total_tokens: this.init.promptTokens + seq.emitted,
+    };
+    if (this.init.stream) {
+      let s = `${this.head}{}${SUFFIX.replace('"finish_reason":null', `"finish_reason":"${this.init.finishReason}"`)}`;
+      if (this.init.includeUsage) {
+        s += `data: {"id":"${this.init.id}","object":"chat.completion.chunk","created":${this.created},"model":${JSON.stringify(this.init.model)},"choices":[],"usage":${JSON.stringify(usage)}}\n\n`;
+      }
+      s += 'data: [DONE]\n\n';
+      this.res.end(s);
+    } else {
+      const body = JSON.stringify({
+        id: this.init.id,
+        object: 'chat.completion',
+        created: this.created,
+        model: this.init.model,
+        choices: [
+          {
+            index: 0,
+            message: { role: 'assistant', content: completionText(seq.emitted), refusal: null },
+            logprobs: null,
+            finish_reason: this.init.finishReason,
+          },
+        ],
+        ...(this.init.usage ? { usage } : {}),
+      });
+      this.res.writeHead(200, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(body),
+        'x-request-id': this.init.id,
+        ...(this.core.profile.faults.keep_alive ? {} : { connection: 'close' }),
+      });
+      this.res.end(body);
+    }
+    this.core.countStatus(200);
+    this.core.recordTiming({
+      id: this.init.id,
+      arrivalMs: seq.arrivalMs,
+      admittedMs: seq.admittedMs,
+      firstTokenMs: seq.firstTokenMs,
+      endMs: this.core.now(),
+      completionTokens: seq.emitted,
+    });
+  }
+
+  reset(_seq: Sequence): void {
+    if (this.done) return;
+    this.done = true;
+    this.core.countFault('reset');
+    this.core.countStatus('reset');
+    const socket = this.res.socket;
+    if (socket && typeof socket.resetAndDestroy === 'function') socket.resetAndDestroy();
+    else socket?.destroy();
+  }
+
+  stalled(_seq: Sequence): void {
+    this.core.countFault('stall');
+  }
+}

@@ -1,0 +1,67 @@
+import { createServer, type Server } from 'node:http';
+import type { Socket } from 'node:net';
+import { SimCore, type RequestTiming, type SimStats } from './sim-core.js';
+import type { SimProfile } from './profile-schema.js';
+
+/** Options of `startSim`. */
+export interface StartSimOptions {
+  profile: SimProfile;
+  /** @default '127.0.0.1' */
+  host?: string;
+  /** 0 picks a free port. @default 0 */
+  port?: number;
+  /** @default 1 */
+  seed?: number;
+}
+
+/** A running simulator. */
+export interface RunningSim {
+  /** Base URL, e.g. `http://127.0.0.1:8000` (append `/v1` for an OpenAI client's baseURL). */
+  url: string;
+  port: number;
+  core: SimCore;
+  stats(): SimStats;
+  requestTimings(): RequestTiming[];
+  /** Stop accepting, drop open connections and stop the step loop. */
+  close(): Promise<void>;
+}
+
+/**
+ * Start the simulator on a loopback port.
+ * @example const sim = await startSim({ profile: builtinProfiles.get('fast')! }); // sim.url + '/v1'
+ */
+export async function startSim(options: StartSimOptions): Promise<RunningSim> {
+  const core = new SimCore({ profile: options.profile, seed: options.seed ?? 1 });
+  const sockets = new Set<Socket>();
+  const server: Server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, core.handle);
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.setNoDelay(true);
+    socket.on('close', () => sockets.delete(socket));
+    core.onConnection(socket);
+  });
+  const host = options.host ?? '127.0.0.1';
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  const urlHost = host.includes(':') ? `[${host}]` : host;
+  return {
+    url: `http://${urlHost}:${port}`,
+    port,
+    core,
+    stats: () => core.stats(),
+    requestTimings: () => core.requestTimings(),
+    close: () =>
+      new Promise<void>((resolve) => {
+        core.close();
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
