@@ -12,6 +12,8 @@ export interface StartSimOptions {
   port?: number;
   /** @default 1 */
   seed?: number;
+  /** Monotonic clock in ms; pass one in to test time-dependent faults. @default performance.now */
+  now?: () => number;
 }
 
 /** A running simulator. */
@@ -31,7 +33,7 @@ export interface RunningSim {
  * @example const sim = await startSim({ profile: builtinProfiles.get('fast')! }); // sim.url + '/v1'
  */
 export async function startSim(options: StartSimOptions): Promise<RunningSim> {
-  const core = new SimCore({ profile: options.profile, seed: options.seed ?? 1 });
+  const core = new SimCore({ profile: options.profile, seed: options.seed ?? 1, ...(options.now ? { now: options.now } : {}) });
   const sockets = new Set<Socket>();
   const server: Server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, core.handle);
   server.on('connection', (socket: Socket) => {
