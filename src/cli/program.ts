@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { VERSION } from '../version.js';
+import { registerRunCommand } from './run-command.js';
 import { registerSimCommand } from './sim-command.js';
 
 /** Build the `shardline` command tree (no side effects until parsed). */
@@ -9,6 +10,7 @@ export function createProgram(): Command {
     .version(VERSION, '-V, --version')
     .exitOverride()
     .showHelpAfterError('(run with --help for usage)');
+  registerRunCommand(program);
   registerSimCommand(program);
   return program;
 }

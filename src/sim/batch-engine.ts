@@ -1,6 +1,6 @@
 import { prefillMs, stepMs } from './capacity.js';
 import type { SimProfile } from './profile-schema.js';
-import type { Rng } from './rng.js';
+import type { Rng } from '../util/rng.js';
 
 /** Where a sequence's output goes; the HTTP layer implements it. */
 export interface SequenceSink {

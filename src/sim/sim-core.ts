@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { BatchEngine, type Sequence } from './batch-engine.js';
 import type { SimProfile } from './profile-schema.js';
-import { createRng, type Rng } from './rng.js';
+import { createRng, type Rng } from '../util/rng.js';
 import { SimMetrics, type FaultKind, type RejectionReason } from './sim-metrics.js';
 import { SimResponse } from './sim-response.js';
 import { TokenBucket } from './token-bucket.js';

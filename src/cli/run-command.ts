@@ -1,0 +1,80 @@
+import { Command, Option } from 'commander';
+import { resolveRunOptions } from '../config/resolve-run-options.js';
+import { createProgressReporter } from '../runner/progress-line.js';
+import { run, type RunSummary } from '../runner/run.js';
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+/** `shardline run`: the runner over the library's `run()`. */
+export function registerRunCommand(program: Command): void {
+  program
+    .command('run')
+    .description('Run every request of a JSONL file against an OpenAI-compatible endpoint, recording raw events')
+    .argument('<input>', 'input JSONL: OpenAI Batch API lines or bare chat bodies')
+    .option('--endpoint <url>', 'API base URL as the OpenAI client baseURL, e.g. http://127.0.0.1:8000/v1')
+    .option('--out <dir>', 'output directory: results.jsonl, rejects.jsonl, run.json, events/')
+    .option('--model <name>', 'set this model on every request')
+    .option('--shards <n>', 'worker processes (env SHARD_COUNT; default 1)')
+    .option('--concurrency <n>', 'in-flight requests per shard (env LLM_CONCURRENCY; default 16)')
+    .option('--max-attempts <n>', 'attempts per request, first included (env LLM_MAX_ATTEMPTS; default 5)')
+    .option('--retry-backoff-s <s>', 'base backoff, doubled per retry, full jitter (env LLM_RETRY_BACKOFF_S; default 1.0)')
+    .option('--retry-backoff-max-s <s>', 'backoff cap (default 30)')
+    .option('--timeout-connect-s <s>', 'connect timeout (default 10)')
+    .option('--timeout-ttft-s <s>', 'request sent → first token timeout (default 120)')
+    .option('--timeout-idle-s <s>', 'longest gap between content chunks (default 30)')
+    .option('--timeout-total-s <s>', 'whole-attempt timeout (default 600)')
+    .option('--rate <r>', 'open-loop Poisson arrivals at R requests/s (default: closed loop)')
+    .option('--postprocess <module>', 'module whose default export (result) => result runs in a worker pool')
+    .option('--header <header>', "extra request header 'Name: value' (repeatable)", collect)
+    .option('--config <file>', 'YAML config; keys are flag names without -- (flags and env override it)')
+    .option('--resume', 'continue an interrupted run in --out (re-running into the same --out also resumes)')
+    .option('--allow-failures <n|p%>', 'failed or rejected requests tolerated before exit code 3')
+    .option('--seed <n>', 'seed for arrivals and backoff jitter')
+    .option('--read-ahead <n>', 'closed-loop backlog bound (default 4 × shards × concurrency)')
+    .addOption(new Option('--on-interrupt <mode>', 'on SIGINT/SIGTERM: finish in-flight work or drop it (default drain)').choices(['drain', 'abandon']))
+    .option('--drain-timeout-s <s>', 'longest drain before in-flight work is abandoned (default 30)')
+    .option('--wedge-timeout-s <s>', 'a silent shard is killed and replaced after this long (default 15)')
+    .addOption(new Option('--progress <mode>', 'progress on stderr (default auto: in place on a TTY, a line every 10 s otherwise)').choices(['auto', 'tty', 'lines', 'off']))
+    .action(async (input: string, raw: Record<string, unknown>) => {
+      const { config, header, ...flags } = raw;
+      const options = resolveRunOptions({
+        flags: { ...flags, input, headers: header, resume: raw.resume === true ? true : undefined },
+        env: process.env,
+        ...(typeof config === 'string' ? { configFile: config } : {}),
+      });
+      const progress = createProgressReporter(options.progress);
+      const stop = new AbortController();
+      const abandon = new AbortController();
+      const onSignal = (sig: NodeJS.Signals) => {
+        if (!stop.signal.aborted) {
+          process.stderr.write(`\nshardline: ${sig}: stopping (${options.onInterrupt} in-flight work); again to abandon\n`);
+          stop.abort();
+        } else abandon.abort();
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+      let summary: RunSummary;
+      try {
+        summary = await run(options, { signal: stop.signal, abandonSignal: abandon.signal, onProgress: (p) => progress.update(p) });
+      } finally {
+        progress.end();
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+      process.stdout.write(`${JSON.stringify(summary)}\n`);
+      process.stderr.write(`${summaryLine(summary)}\n`);
+      process.exitCode = summary.exit_code;
+    });
+}
+
+function summaryLine(s: RunSummary): string {
+  const r = s.requests;
+  const causes = Object.entries(s.failure_causes)
+    .map(([c, n]) => `${c} ${n}`)
+    .join(', ');
+  return (
+    `shardline: ${s.status} in ${s.duration_s.toFixed(1)}s: ${r.succeeded} succeeded, ${r.failed} failed${causes ? ` (${causes})` : ''}, ` +
+    `${r.rejected} rejected${r.rejected ? ' (see rejects.jsonl)' : ''}, ${r.skipped} already done; ${s.retries} retries; ` +
+    `${s.tpm_average.toLocaleString('en-US')} completion tok/min; results in ${s.out}`
+  );
+}

@@ -1,0 +1,31 @@
+/**
+ * Token counts for servers that send no `usage`, from a real BPE tokenizer (o200k, the encoding of
+ * current OpenAI models; counts from other model families are an estimate and are marked so).
+ * Loaded on first use so runs against servers that do report usage never pay for it.
+ */
+let encoder: Promise<(text: string) => number[]> | undefined;
+
+async function getEncoder(): Promise<(text: string) => number[]> {
+  encoder ??= import('gpt-tokenizer/encoding/o200k_base').then((m) => m.encode);
+  return encoder;
+}
+
+export async function estimateTokens(text: string): Promise<number> {
+  if (text === '') return 0;
+  return (await getEncoder())(text).length;
+}
+
+/** Prompt estimate: content tokens plus OpenAI's chat framing (3 per request, 4 per message). */
+export async function estimatePromptTokens(bodyJson: string): Promise<number> {
+  const body = JSON.parse(bodyJson) as { messages?: { content?: unknown }[] };
+  const encode = await getEncoder();
+  let n = 3;
+  for (const m of body.messages ?? []) {
+    n += 4;
+    if (typeof m.content === 'string') n += encode(m.content).length;
+    else if (Array.isArray(m.content)) {
+      for (const part of m.content as { text?: unknown }[]) if (typeof part.text === 'string') n += encode(part.text).length;
+    }
+  }
+  return n;
+}

@@ -1,0 +1,99 @@
+import { z } from 'zod';
+
+const positive = z.coerce.number().finite().positive();
+const posInt = z.coerce.number().int().positive();
+
+/**
+ * `shardline run` / `run()` options, validated once here; inner code trusts the resolved type.
+ * Every field has a default and a description; durations carry their unit in the name.
+ */
+export const runOptionsSchema = z
+  .object({
+    input: z.string().min(1).describe('Input JSONL file (OpenAI Batch lines or bare chat bodies).'),
+    endpoint: z
+      .string()
+      .url()
+      .refine((u) => /^https?:\/\//.test(u), 'an http:// or https:// URL')
+      .describe('API base URL as the OpenAI client\'s baseURL, e.g. http://127.0.0.1:8000/v1.'),
+    out: z.string().min(1).describe('Output directory (results, events, rejects, run.json).'),
+    model: z.string().min(1).optional().describe('Model to set on every request (overrides the body).'),
+    shards: posInt.max(256).default(1).describe('Worker processes (SHARD_COUNT). @default 1'),
+    concurrency: posInt.max(100_000).default(16).describe('In-flight requests per shard (LLM_CONCURRENCY). @default 16'),
+    maxAttempts: posInt.max(100).default(5).describe('Attempts per request, first included (LLM_MAX_ATTEMPTS). @default 5'),
+    retryBackoffS: positive.default(1).describe('Base backoff, doubled each retry, full jitter (LLM_RETRY_BACKOFF_S). @default 1'),
+    retryBackoffMaxS: positive.default(30).describe('Backoff cap. @default 30'),
+    retryBudget: z.coerce.number().min(0).max(1).default(0.2).describe('Max share of attempts that may be retries over the window, per shard. @default 0.2'),
+    retryBudgetWindowS: positive.default(30).describe('Retry budget window. @default 30'),
+    retryBudgetMinRetries: z.coerce.number().int().min(0).default(10).describe('Retries always allowed per window, so a small run can still retry. @default 10'),
+    timeoutConnectS: positive.default(10).describe('TCP/TLS connect timeout. @default 10'),
+    timeoutTtftS: positive.default(120).describe('Request sent → first content token. @default 120'),
+    timeoutIdleS: positive.default(30).describe('Longest gap between content chunks (keep-alive comments do not count). @default 30'),
+    timeoutTotalS: positive.default(600).describe('Whole attempt. @default 600'),
+    rate: positive.optional().describe('Open-loop Poisson arrivals, requests/s; closed-loop when absent.'),
+    seed: z.coerce.number().int().min(0).optional().describe('Seed for arrivals and backoff jitter; random when absent.'),
+    postprocess: z.string().min(1).optional().describe('Module whose default export transforms each result, run in a worker pool.'),
+    headers: z
+      .array(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+:\s*.*$/, "a header as 'Name: value'"))
+      .default([])
+      .describe('Extra request headers.'),
+    apiKey: z.string().min(1).optional().describe('Sent as Authorization: Bearer (OPENAI_API_KEY / SHARDLINE_API_KEY). Never written anywhere.'),
+    resume: z.boolean().default(false).describe('Skip ids that already have a result in OUT.'),
+    allowFailures: z
+      .string()
+      .regex(/^\d+%?$|^\d+(\.\d+)?%$/, 'a count N or a percentage P%')
+      .optional()
+      .describe('Failed requests tolerated before exit code 3.'),
+    readAhead: posInt.optional().describe('Backlog bound in closed-loop mode. @default 4 × shards × concurrency'),
+    onInterrupt: z.enum(['drain', 'abandon']).default('drain').describe('On SIGINT/SIGTERM, finish or drop in-flight attempts. @default drain'),
+    drainTimeoutS: positive.default(30).describe('How long a drain may take before in-flight work is abandoned. @default 30'),
+    wedgeTimeoutS: positive.default(15).describe('A shard silent this long is killed and replaced. @default 15'),
+    progress: z.enum(['auto', 'tty', 'lines', 'off']).default('auto').describe('Progress display on stderr. @default auto'),
+    gaugeIntervalMs: posInt.default(1000).describe('Gauge event period. @default 1000'),
+  })
+  .strict();
+
+export type RunOptionsInput = z.input<typeof runOptionsSchema>;
+export type RunOptions = z.output<typeof runOptionsSchema>;
+
+/** CLI flag for each option key (for error messages and config files). */
+export const flagOf: Record<string, string> = {
+  input: 'INPUT',
+  endpoint: '--endpoint',
+  out: '--out',
+  model: '--model',
+  shards: '--shards',
+  concurrency: '--concurrency',
+  maxAttempts: '--max-attempts',
+  retryBackoffS: '--retry-backoff-s',
+  retryBackoffMaxS: '--retry-backoff-max-s',
+  retryBudget: '--retry-budget',
+  retryBudgetWindowS: '--retry-budget-window-s',
+  retryBudgetMinRetries: '--retry-budget-min-retries',
+  timeoutConnectS: '--timeout-connect-s',
+  timeoutTtftS: '--timeout-ttft-s',
+  timeoutIdleS: '--timeout-idle-s',
+  timeoutTotalS: '--timeout-total-s',
+  rate: '--rate',
+  seed: '--seed',
+  postprocess: '--postprocess',
+  headers: '--header',
+  apiKey: 'OPENAI_API_KEY',
+  resume: '--resume',
+  allowFailures: '--allow-failures',
+  readAhead: '--read-ahead',
+  onInterrupt: '--on-interrupt',
+  drainTimeoutS: '--drain-timeout-s',
+  wedgeTimeoutS: '--wedge-timeout-s',
+  progress: '--progress',
+  gaugeIntervalMs: '--gauge-interval-ms',
+};
+
+/** Environment variables teams already use, mapped to option keys. */
+export const envOf: Record<string, keyof RunOptions> = {
+  LLM_CONCURRENCY: 'concurrency',
+  SHARD_COUNT: 'shards',
+  LLM_RETRY_BACKOFF_S: 'retryBackoffS',
+  LLM_MAX_ATTEMPTS: 'maxAttempts',
+  SHARDLINE_API_KEY: 'apiKey',
+  OPENAI_API_KEY: 'apiKey',
+};

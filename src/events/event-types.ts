@@ -1,0 +1,73 @@
+/**
+ * The raw event log schema, v1. Every figure shardline reports is recomputed from these lines, so
+ * names here are a public contract: add fields and types freely, never rename. See docs/events.md.
+ */
+export const EVENT_SCHEMA_VERSION = 1;
+
+/** Failure causes: a fixed vocabulary. */
+export const CAUSES = [
+  'http_429',
+  'http_5xx',
+  'http_4xx',
+  'timeout_connect',
+  'timeout_ttft',
+  'timeout_idle',
+  'timeout_total',
+  'conn_reset',
+  'conn_refused',
+  'protocol_error',
+] as const;
+export type Cause = (typeof CAUSES)[number];
+
+/** Fields every event carries. `shard` is -1 for the coordinator. */
+export interface EventBase {
+  v: 1;
+  /** Epoch ms, fractional, from one monotonic clock anchored to wall time. */
+  ts: number;
+  run: string;
+  shard: number;
+  type: string;
+}
+
+/** Payloads by event type (beyond EventBase). */
+export interface EventPayloads {
+  run_start: { config: Record<string, unknown>; resumed?: boolean; pid?: number };
+  shard_start: { pid: number; concurrency: number; replaces?: number };
+  enqueue: { id: string; line?: number; attempt?: number };
+  attempt_start: { id: string; attempt: number };
+  conn_open: { connect_ms: number; id?: string; attempt?: number };
+  response_headers: { id: string; attempt: number; status: number };
+  first_token: { id: string; attempt: number };
+  attempt_end: {
+    id: string;
+    attempt: number;
+    outcome: 'ok' | 'error';
+    status?: number;
+    cause?: Cause;
+    completion_tokens?: number;
+    prompt_tokens?: number;
+    retry_after_ms?: number;
+    tokens_estimated?: boolean;
+    last_token_ts?: number;
+    error?: string;
+  };
+  backoff: { id: string; attempt: number; delay_ms: number; cause: Cause; budget_exhausted?: boolean };
+  postprocess_start: { id: string };
+  postprocess_end: { id: string; error?: string };
+  request_end: {
+    id: string;
+    outcome: 'succeeded' | 'failed';
+    attempts: number;
+    completion_tokens: number;
+    prompt_tokens: number;
+    cause?: Cause | 'postprocess_error';
+    tokens_estimated?: boolean;
+  };
+  gauge: { backlog: number; in_flight: number; limit: number; loop_lag_ms: number; conns_open: number; cpu_ms?: number; rss_mb?: number };
+  shard_end: { requests: number; cpu_user_ms?: number; cpu_system_ms?: number };
+  shard_exit: { pid: number; code: number | null; signal: string | null; reason: string; requeued: number };
+  run_end: { status: 'finished' | 'interrupted' | 'failed'; succeeded: number; failed: number; rejected: number };
+}
+
+export type EventType = keyof EventPayloads;
+export type ShardlineEvent<T extends EventType = EventType> = EventBase & { type: T } & EventPayloads[T];

@@ -1,0 +1,336 @@
+import type { RunOptions } from '../config/run-options.js';
+import type { Clock } from '../events/clock.js';
+import type { EventWriter } from '../events/event-writer.js';
+import { createRng } from '../util/rng.js';
+import { LoopLagSampler } from './loop-lag.js';
+import { Deque } from './deque.js';
+import type { FromShard, ShardConfig, WorkItem } from './ipc-messages.js';
+import type { ResultSink } from './result-sink.js';
+import { RollingStats } from './rolling-stats.js';
+import { ShardHandle } from './shard-handle.js';
+import type { WorkSource } from './work-source.js';
+
+/** Counts a run accumulates; the summary and run.json are built from these. */
+export interface RunTotals {
+  requests: number;
+  rejected: number;
+  skipped: number;
+  succeeded: number;
+  failed: number;
+  attempts: number;
+  retries: number;
+  completionTokens: number;
+  promptTokens: number;
+  causes: Record<string, number>;
+  shardRestarts: number;
+}
+
+/** What the progress line shows, once a second. */
+export interface ProgressSnapshot {
+  done: number;
+  total: number | undefined;
+  tpm: number;
+  inFlight: number;
+  limit: number;
+  backlog: number;
+  retries: number;
+  failed: number;
+  ttftP95Ms: number | undefined;
+  elapsedMs: number;
+}
+
+export interface CoordinatorDeps {
+  options: RunOptions;
+  source: WorkSource;
+  sink: ResultSink;
+  events: EventWriter;
+  doneIds: Set<string>;
+  shardConfig: (index: number, replaces?: number) => ShardConfig;
+  clock: Clock;
+  onProgress?: (p: ProgressSnapshot) => void;
+}
+
+const MAX_SHARD_RESTARTS = 20;
+
+/**
+ * Owns input reading, the backlog, dispatch and results. Dispatch is pull-based and
+ * work-conserving: a shard asks for work for each free slot, and the coordinator hands the next
+ * backlog item to the shard with the most free slots, so no shard idles while work waits.
+ * Retries come back here and wait out their backoff off the shards, then re-enter the backlog first.
+ */
+export class Coordinator {
+  readonly totals: RunTotals = {
+    requests: 0,
+    rejected: 0,
+    skipped: 0,
+    succeeded: 0,
+    failed: 0,
+    attempts: 0,
+    retries: 0,
+    completionTokens: 0,
+    promptTokens: 0,
+    causes: {},
+    shardRestarts: 0,
+  };
+  private readonly o: RunOptions;
+  private readonly backlog = new Deque<WorkItem>(1024);
+  private readonly shards: ShardHandle[] = [];
+  private readonly stats = new RollingStats();
+  private readonly readAhead: number;
+  private loopLag!: LoopLagSampler;
+  private delayed = 0;
+  private inputDone = false;
+  private stopping = false;
+  private spaceWaiter: (() => void) | undefined;
+  private finish!: (status: 'finished' | 'interrupted' | 'failed') => void;
+  private readonly finished: Promise<'finished' | 'interrupted' | 'failed'>;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private startedMs = 0;
+  private failure: Error | undefined;
+
+  constructor(private readonly deps: CoordinatorDeps) {
+    this.o = deps.options;
+    this.readAhead = this.o.readAhead ?? 4 * this.o.shards * this.o.concurrency;
+    this.finished = new Promise((resolve) => (this.finish = resolve));
+  }
+
+  /** Run to the end (or interruption); resolves with how it ended. */
+  async run(): Promise<{ status: 'finished' | 'interrupted' | 'failed'; error?: Error }> {
+    this.startedMs = this.deps.clock();
+    this.loopLag = new LoopLagSampler(this.deps.clock);
+    for (let i = 0; i < this.o.shards; i++) this.shards.push(this.spawn(i));
+    this.timers.push(setInterval(() => this.gauge(), this.o.gaugeIntervalMs));
+    this.timers.push(setInterval(() => this.watchdog(), 500));
+    if (this.deps.onProgress) this.timers.push(setInterval(() => this.deps.onProgress!(this.snapshot()), 1000));
+    void this.readLoop().catch((err: unknown) => this.fail(err as Error));
+    const status = await this.finished;
+    for (const t of this.timers) clearInterval(t);
+    this.loopLag.stop();
+    await Promise.all(this.shards.map((s) => s.stop(status === 'finished' ? 'drain' : this.o.onInterrupt, this.o.drainTimeoutS * 1000)));
+    this.deps.sink.flush();
+    this.deps.onProgress?.(this.snapshot());
+    return this.failure ? { status, error: this.failure } : { status };
+  }
+
+  /** Stop taking work. `drain` lets in-flight attempts finish (bounded by drainTimeoutS). */
+  interrupt(mode: 'drain' | 'abandon' = this.o.onInterrupt): void {
+    if (mode === 'abandon') for (const s of this.shards) void s.stop('abandon', 1000);
+    if (this.stopping) {
+      if (mode === 'abandon') this.finish('interrupted');
+      return;
+    }
+    this.stopping = true;
+    this.spaceWaiter?.();
+    if (mode === 'abandon') return this.finish('interrupted');
+    const deadline = setTimeout(() => this.finish('interrupted'), this.o.drainTimeoutS * 1000);
+    const waitDrain = setInterval(() => {
+      if (this.shards.every((s) => s.assigned.size === 0)) {
+        clearInterval(waitDrain);
+        clearTimeout(deadline);
+        this.finish('interrupted');
+      }
+    }, 10);
+  }
+
+  snapshot(): ProgressSnapshot {
+    const now = this.deps.clock();
+    return {
+      done: this.totals.succeeded + this.totals.failed,
+      total: this.inputDone ? this.totals.requests : undefined,
+      tpm: this.stats.tokensPerMinute(now, this.startedMs),
+      inFlight: this.inFlight(),
+      limit: this.o.shards * this.o.concurrency,
+      backlog: this.backlog.length,
+      retries: this.totals.retries,
+      failed: this.totals.failed,
+      ttftP95Ms: this.stats.ttftP95(),
+      elapsedMs: now - this.startedMs,
+    };
+  }
+
+  private inFlight(): number {
+    let n = 0;
+    for (const s of this.shards) n += s.assigned.size;
+    return n;
+  }
+
+  private spawn(index: number, replaces?: number): ShardHandle {
+    return new ShardHandle(
+      this.deps.shardConfig(index, replaces),
+      { onMessage: (h, m) => this.onMessage(h, m), onExit: (h, code, signal) => this.onShardExit(h, code, signal) },
+      this.deps.clock(),
+    );
+  }
+
+  private async readLoop(): Promise<void> {
+    const { source, sink, doneIds, events, clock } = this.deps;
+    const rng = this.o.seed !== undefined ? createRng(this.o.seed) : Math.random;
+    let arrivalAt = clock();
+    while (!this.stopping) {
+      if (this.o.rate === undefined && this.backlog.length >= this.readAhead) {
+        await new Promise<void>((resolve) => (this.spaceWaiter = resolve));
+        this.spaceWaiter = undefined;
+        continue;
+      }
+      const next = await source.next();
+      if (next === null) break;
+      if ('reason' in next) {
+        this.totals.rejected++;
+        sink.writeReject(next);
+        continue;
+      }
+      this.totals.requests++;
+      if (doneIds.has(next.id)) {
+        this.totals.skipped++;
+        continue;
+      }
+      if (this.o.rate !== undefined) {
+        // Open loop: Poisson arrivals, exponential gaps with mean 1/rate.
+        arrivalAt += (-Math.log(1 - rng()) / this.o.rate) * 1000;
+        const wait = arrivalAt - clock();
+        if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+        if (this.stopping) break;
+      }
+      const item: WorkItem = { id: next.id, lineNo: next.lineNo, body: next.body, stream: next.stream, attempt: 1 };
+      events.write('enqueue', { id: item.id, line: item.lineNo });
+      this.backlog.push(item);
+      this.dispatch();
+    }
+    this.inputDone = true;
+    this.maybeFinish();
+  }
+
+  private dispatch(): void {
+    if (this.stopping || this.backlog.length === 0) return;
+    const batches = new Map<ShardHandle, WorkItem[]>();
+    while (this.backlog.length > 0) {
+      let best: ShardHandle | undefined;
+      for (const s of this.shards) if (!s.exited && s.demand > 0 && (!best || s.demand > best.demand)) best = s;
+      if (!best) break;
+      const item = this.backlog.shift()!;
+      best.demand--;
+      const batch = batches.get(best);
+      if (batch) batch.push(item);
+      else batches.set(best, [item]);
+    }
+    for (const [shard, items] of batches) shard.dispatch(items);
+    if (this.spaceWaiter && this.backlog.length < this.readAhead) this.spaceWaiter();
+  }
+
+  private onMessage(shard: ShardHandle, msg: FromShard): void {
+    shard.lastBeatMs = this.deps.clock();
+    switch (msg.t) {
+      case 'pull':
+        shard.demand += msg.n;
+        this.dispatch();
+        break;
+      case 'done':
+        for (const d of msg.items) {
+          // Only the shard a request is assigned to may finish it: a late answer from a shard that
+          // was declared dead must not produce a second result.
+          if (!shard.assigned.delete(d.id)) continue;
+          this.deps.sink.writeResult(d.id, d.resultLine);
+          this.totals.attempts += d.attempts;
+          if (d.outcome === 'succeeded') {
+            this.totals.succeeded++;
+            this.totals.completionTokens += d.completionTokens;
+            this.totals.promptTokens += d.promptTokens;
+            this.stats.addTokens(this.deps.clock(), d.completionTokens);
+            if (d.ttftMs !== undefined) this.stats.addTtft(d.ttftMs);
+          } else {
+            this.totals.failed++;
+            const cause = d.cause ?? 'unknown';
+            this.totals.causes[cause] = (this.totals.causes[cause] ?? 0) + 1;
+          }
+        }
+        this.maybeFinish();
+        break;
+      case 'retry':
+        for (const r of msg.items) {
+          const item = shard.assigned.get(r.id);
+          if (!item) continue;
+          shard.assigned.delete(r.id);
+          if (this.stopping) continue; // unfinished: a resume runs it again
+          this.totals.retries++;
+          item.attempt = r.attempt;
+          this.delayed++;
+          setTimeout(() => {
+            this.delayed--;
+            if (this.stopping) return this.maybeFinish();
+            this.deps.events.write('enqueue', { id: item.id, line: item.lineNo, attempt: item.attempt });
+            this.backlog.unshift(item);
+            this.dispatch();
+          }, r.delayMs);
+        }
+        this.maybeFinish();
+        break;
+      case 'beat':
+        shard.inFlight = msg.inFlight;
+        shard.connsOpen = msg.connsOpen;
+        shard.connsOpened = msg.connsOpened;
+        shard.loopLagMs = msg.loopLagMs;
+        shard.cpuMs += msg.cpuMs;
+        break;
+      case 'ready':
+      case 'stopped':
+        break;
+    }
+  }
+
+  private onShardExit(shard: ShardHandle, code: number | null, signal: NodeJS.Signals | null): void {
+    const idx = this.shards.indexOf(shard);
+    const requeued = [...shard.assigned.values()];
+    shard.assigned.clear();
+    for (const item of requeued.reverse()) {
+      item.attempt++;
+      this.deps.events.write('enqueue', { id: item.id, line: item.lineNo, attempt: item.attempt });
+      this.backlog.unshift(item);
+    }
+    const reason = (shard as ShardHandle & { wedged?: boolean }).wedged ? 'wedged' : 'crashed';
+    this.deps.events.write('shard_exit', { pid: shard.pid, code, signal, reason, requeued: requeued.length });
+    process.stderr.write(`shardline: shard ${shard.index} (pid ${shard.pid}) ${reason} (${signal ?? `exit ${code}`}); ${requeued.length} in-flight request(s) re-queued, starting a replacement\n`);
+    this.totals.shardRestarts++;
+    if (this.totals.shardRestarts > MAX_SHARD_RESTARTS) {
+      return this.fail(new Error(`shards crashed ${this.totals.shardRestarts} times; giving up (last: ${reason}, ${signal ?? `exit ${code}`})`));
+    }
+    if (idx >= 0 && !this.stopping) this.shards[idx] = this.spawn(shard.index, shard.pid);
+    this.dispatch();
+    this.maybeFinish();
+  }
+
+  private watchdog(): void {
+    const now = this.deps.clock();
+    for (const s of this.shards) {
+      if (!s.exited && !s.expectedExit && now - s.lastBeatMs > this.o.wedgeTimeoutS * 1000) {
+        (s as ShardHandle & { wedged?: boolean }).wedged = true;
+        s.kill();
+      }
+    }
+  }
+
+  private gauge(): void {
+    let conns = 0;
+    for (const s of this.shards) conns += s.connsOpen;
+    const lag = this.loopLag.take();
+    this.deps.events.write('gauge', {
+      backlog: this.backlog.length + this.delayed,
+      in_flight: this.inFlight(),
+      limit: this.o.shards * this.o.concurrency,
+      loop_lag_ms: Math.round(lag * 1000) / 1000,
+      conns_open: conns,
+    });
+  }
+
+  private fail(err: Error): void {
+    this.failure = err;
+    this.stopping = true;
+    this.spaceWaiter?.();
+    this.finish('failed');
+  }
+
+  private maybeFinish(): void {
+    if (!this.inputDone || this.backlog.length > 0 || this.delayed > 0) return;
+    if (this.shards.some((s) => s.assigned.size > 0)) return;
+    this.finish('finished');
+  }
+}

@@ -1,0 +1,53 @@
+import { existsSync, mkdirSync, truncateSync } from 'node:fs';
+import { join } from 'node:path';
+import { readJsonlLines } from '../input/jsonl-lines.js';
+import type { RejectedLine } from '../input/request-line.js';
+import { JsonlAppender } from './jsonl-appender.js';
+import type { ResultSink } from './result-sink.js';
+
+/** results.jsonl and rejects.jsonl in the run directory. */
+export class DirResultSink implements ResultSink {
+  private readonly results: JsonlAppender;
+  private readonly rejects: JsonlAppender;
+
+  constructor(readonly dir: string) {
+    mkdirSync(dir, { recursive: true });
+    const rejectsPath = join(dir, 'rejects.jsonl');
+    // The input is unchanged on resume, so its rejects are found again: start the file afresh.
+    if (existsSync(rejectsPath)) truncateSync(rejectsPath, 0);
+    this.results = new JsonlAppender(join(dir, 'results.jsonl'));
+    this.rejects = new JsonlAppender(rejectsPath);
+  }
+
+  async doneIds(): Promise<Set<string>> {
+    const ids = new Set<string>();
+    for await (const line of readJsonlLines(this.results.path)) {
+      if ('tooLong' in line || line.text === '') continue;
+      try {
+        const id = (JSON.parse(line.text) as { custom_id?: unknown }).custom_id;
+        if (typeof id === 'string') ids.add(id);
+      } catch {
+        // a torn line was repaired away on open; anything else unparsable is not a result
+      }
+    }
+    return ids;
+  }
+
+  writeResult(_id: string, line: string): void {
+    this.results.append(line);
+  }
+
+  writeReject(r: RejectedLine): void {
+    this.rejects.append(JSON.stringify({ line: r.lineNo, reason: r.reason, excerpt: r.excerpt }));
+  }
+
+  flush(): void {
+    this.results.flush();
+    this.rejects.flush();
+  }
+
+  async close(): Promise<void> {
+    this.results.close();
+    this.rejects.close();
+  }
+}

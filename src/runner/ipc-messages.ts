@@ -1,0 +1,71 @@
+import type { Cause } from '../events/event-types.js';
+
+/** A request as the coordinator hands it to a shard. */
+export interface WorkItem {
+  id: string;
+  lineNo: number;
+  body: string;
+  stream: boolean;
+  /** The attempt number this dispatch makes (1 for a first try). */
+  attempt: number;
+}
+
+/** Everything a shard process needs; sent once in `init`. Holds the API key: IPC only, never written. */
+export interface ShardConfig {
+  shard: number;
+  runId: string;
+  eventsPath: string;
+  origin: string;
+  path: string;
+  headers: Record<string, string>;
+  concurrency: number;
+  maxAttempts: number;
+  backoffBaseMs: number;
+  backoffCapMs: number;
+  retryBudget: number;
+  retryBudgetWindowMs: number;
+  retryBudgetMinRetries: number;
+  timeoutConnectMs: number;
+  timeoutTtftMs: number;
+  timeoutIdleMs: number;
+  timeoutTotalMs: number;
+  seed: number;
+  postprocess: string | undefined;
+  gaugeIntervalMs: number;
+  replaces?: number;
+}
+
+/** A request that reached its end on a shard. */
+export interface DoneItem {
+  id: string;
+  /** The results.jsonl line (no trailing newline). */
+  resultLine: string;
+  outcome: 'succeeded' | 'failed';
+  attempts: number;
+  completionTokens: number;
+  promptTokens: number;
+  cause?: Cause | 'postprocess_error';
+  /** Server TTFT of the successful attempt, ms. */
+  ttftMs?: number;
+}
+
+export interface RetryItem {
+  id: string;
+  /** The attempt number of the retry. */
+  attempt: number;
+  delayMs: number;
+  cause: Cause;
+}
+
+export type ToShard =
+  | { t: 'init'; config: ShardConfig }
+  | { t: 'work'; items: WorkItem[] }
+  | { t: 'stop'; mode: 'drain' | 'abandon' };
+
+export type FromShard =
+  | { t: 'ready'; pid: number }
+  | { t: 'pull'; n: number }
+  | { t: 'done'; items: DoneItem[] }
+  | { t: 'retry'; items: RetryItem[] }
+  | { t: 'beat'; inFlight: number; loopLagMs: number; connsOpen: number; connsOpened: number; cpuMs: number }
+  | { t: 'stopped' };

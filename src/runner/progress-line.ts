@@ -1,0 +1,44 @@
+import type { ProgressSnapshot } from './coordinator.js';
+
+/** One human line: done/total, aggregate TPM over the last 60 s, in-flight/limit, backlog, retries, TTFT p95. */
+export function formatProgress(p: ProgressSnapshot): string {
+  const total = p.total === undefined ? '?' : fmtInt(p.total);
+  const ttft = p.ttftP95Ms === undefined ? '–' : `${Math.round(p.ttftP95Ms)} ms`;
+  return (
+    `[${(p.elapsedMs / 1000).toFixed(0)}s] ${fmtInt(p.done)}/${total} done · ${fmtTokens(p.tpm)} tok/min (60s) · ` +
+    `in-flight ${p.inFlight}/${p.limit} · backlog ${fmtInt(p.backlog)} · retries ${fmtInt(p.retries)} · ` +
+    `failed ${fmtInt(p.failed)} · TTFT p95 ${ttft}`
+  );
+}
+
+/**
+ * Progress on stderr: redrawn in place on a TTY, else one line every `everyMs` (10 s default) so
+ * CI logs stay readable.
+ */
+export function createProgressReporter(mode: 'auto' | 'tty' | 'lines' | 'off', stream: NodeJS.WriteStream = process.stderr, everyMs = 10_000) {
+  const tty = mode === 'tty' || (mode === 'auto' && stream.isTTY === true);
+  let last = -Infinity;
+  return {
+    update(p: ProgressSnapshot): void {
+      if (mode === 'off') return;
+      if (tty) stream.write(`\r\x1b[2K${formatProgress(p)}`);
+      else if (p.elapsedMs - last >= everyMs) {
+        last = p.elapsedMs;
+        stream.write(`${formatProgress(p)}\n`);
+      }
+    },
+    end(): void {
+      if (mode !== 'off' && tty) stream.write('\n');
+    },
+  };
+}
+
+function fmtInt(n: number): string {
+  return Math.round(n).toLocaleString('en-US');
+}
+
+function fmtTokens(n: number): string {
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)}k`;
+  return `${Math.round(n)}`;
+}

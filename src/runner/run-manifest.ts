@@ -1,0 +1,51 @@
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { RunOptions } from '../config/run-options.js';
+
+/** DIR/run.json: what ran, on what input, with which versions, and how it ended. No secrets. */
+export interface RunManifest {
+  schema: 'shardline.run/v1';
+  run_id: string;
+  status: 'running' | 'finished' | 'interrupted' | 'failed';
+  input: { path: string; sha256: string; bytes: number; lines: number };
+  endpoint: string;
+  config: Record<string, unknown>;
+  versions: { shardline: string; node: string; undici: string };
+  started_at: string;
+  ended_at: string | null;
+  resumes: number;
+  totals: Record<string, unknown> | null;
+}
+
+export function readManifest(dir: string): RunManifest | undefined {
+  const path = join(dir, 'run.json');
+  if (!existsSync(path)) return undefined;
+  return JSON.parse(readFileSync(path, 'utf8')) as RunManifest;
+}
+
+/** Write atomically (temp file + rename) so a crash never leaves half a run.json. */
+export function writeManifest(dir: string, manifest: RunManifest): void {
+  const tmp = join(dir, `.run.json.${process.pid}.tmp`);
+  writeFileSync(tmp, `${JSON.stringify(manifest, null, 2)}\n`);
+  renameSync(tmp, join(dir, 'run.json'));
+}
+
+/** The config as recorded: no API key, header values hidden, URL credentials and query values masked. */
+export function publicConfig(o: RunOptions): Record<string, unknown> {
+  const { apiKey, headers, endpoint, ...rest } = o;
+  return {
+    ...rest,
+    endpoint: redactUrl(endpoint),
+    api_key: apiKey ? '(set, not recorded)' : '(none)',
+    headers: headers.map((h) => `${h.slice(0, h.indexOf(':'))}: (not recorded)`),
+  };
+}
+
+/** Drop userinfo and query values from a URL (Azure keys and tokens travel there sometimes). */
+export function redactUrl(url: string): string {
+  const u = new URL(url);
+  u.username = '';
+  u.password = '';
+  for (const key of [...u.searchParams.keys()]) if (!/^api-version$/i.test(key)) u.searchParams.set(key, 'redacted');
+  return u.toString();
+}

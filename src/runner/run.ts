@@ -1,0 +1,215 @@
+import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { ConfigError, BadInputError, InputChangedError } from '../config/errors.js';
+import { runOptionsSchema, type RunOptions, type RunOptionsInput } from '../config/run-options.js';
+import { formatZodIssues } from '../config/zod-issues.js';
+import { monotonicEpochMs, type Clock } from '../events/clock.js';
+import { EventWriter } from '../events/event-writer.js';
+import { hashFile } from '../events/hashing.js';
+import { VERSION } from '../version.js';
+import { Coordinator, type ProgressSnapshot, type RunTotals } from './coordinator.js';
+import { DirResultSink } from './dir-result-sink.js';
+import type { ShardConfig } from './ipc-messages.js';
+import { JsonlWorkSource } from './jsonl-work-source.js';
+import { publicConfig, readManifest, redactUrl, writeManifest, type RunManifest } from './run-manifest.js';
+
+/** What `run()` returns and `shardline run` prints on stdout. */
+export interface RunSummary {
+  run_id: string;
+  status: 'finished' | 'interrupted' | 'failed';
+  out: string;
+  requests: { total: number; succeeded: number; failed: number; rejected: number; skipped: number };
+  attempts: number;
+  retries: number;
+  failure_causes: Record<string, number>;
+  tokens: { completion: number; prompt: number };
+  duration_s: number;
+  tpm_average: number;
+  ttft_p95_ms: number | null;
+  shard_restarts: number;
+  /** 0 ok, 3 failed requests beyond --allow-failures, 130 interrupted, 1 could not go on. */
+  exit_code: number;
+  error?: string;
+}
+
+export interface RunHooks {
+  /** Abort to stop: in-flight work drains or is abandoned per `onInterrupt`. */
+  signal?: AbortSignal;
+  /** Abort to abandon in-flight work at once (e.g. a second Ctrl-C). */
+  abandonSignal?: AbortSignal;
+  onProgress?: (p: ProgressSnapshot) => void;
+  clock?: Clock;
+}
+
+/**
+ * Run every request of a JSONL file against an OpenAI-compatible endpoint with sharded workers,
+ * recording raw events and exactly one result per input line.
+ * @example await run({ input: 'in.jsonl', endpoint: 'http://127.0.0.1:8000/v1', out: 'runs/a' })
+ */
+export async function run(input: RunOptionsInput | RunOptions, hooks: RunHooks = {}): Promise<RunSummary> {
+  const parsed = runOptionsSchema.safeParse(input);
+  if (!parsed.success) throw new ConfigError(formatZodIssues(parsed.error, input));
+  const o = parsed.data;
+  const clock = hooks.clock ?? monotonicEpochMs;
+  try {
+    accessSync(o.input, constants.R_OK);
+  } catch (cause) {
+    throw new BadInputError(`Cannot read input \`${o.input}\`: ${(cause as Error).message}`, { cause });
+  }
+  if (o.postprocess && !existsSync(o.postprocess)) {
+    throw new ConfigError(`Expected \`--postprocess\` to be a module file, got \`${o.postprocess}\` (not found)`);
+  }
+  const out = resolve(o.out);
+  mkdirSync(out, { recursive: true });
+  const inputHash = await hashFile(o.input);
+  const previous = readManifest(out);
+  if (o.resume && !previous) throw new ConfigError(`Nothing to resume: \`--out\` ${out} has no run.json`);
+  if (previous && previous.input.sha256 !== inputHash.sha256) {
+    throw new InputChangedError(
+      `Refusing to resume into ${out}: the input changed (sha256 ${inputHash.sha256.slice(0, 12)}… now, ${previous.input.sha256.slice(0, 12)}… when the run started). Use a new --out.`,
+    );
+  }
+  const runId = previous?.run_id ?? newRunId();
+  const sink = new DirResultSink(out);
+  const doneIds = await sink.doneIds();
+  const events = new EventWriter({ path: join(out, 'events', 'coordinator.jsonl'), run: runId, shard: -1, now: clock });
+  const startedAt = new Date();
+  const manifest: RunManifest = {
+    schema: 'shardline.run/v1',
+    run_id: runId,
+    status: 'running',
+    input: { path: resolve(o.input), ...inputHash },
+    endpoint: redactUrl(o.endpoint),
+    config: publicConfig(o),
+    versions: { shardline: VERSION, node: process.version, undici: undiciVersion() },
+    started_at: previous?.started_at ?? startedAt.toISOString(),
+    ended_at: null,
+    resumes: previous ? previous.resumes + 1 : 0,
+    totals: null,
+  };
+  writeManifest(out, manifest);
+  events.write('run_start', { config: manifest.config, resumed: previous !== undefined, pid: process.pid });
+
+  const source = new JsonlWorkSource(o.input, o.model);
+  const coordinator = new Coordinator({
+    options: o,
+    source,
+    sink,
+    events,
+    doneIds,
+    clock,
+    shardConfig: (index, replaces) => shardConfig(o, runId, out, index, replaces),
+    ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}),
+  });
+  const onAbort = () => coordinator.interrupt();
+  const onAbandon = () => coordinator.interrupt('abandon');
+  hooks.signal?.addEventListener('abort', onAbort, { once: true });
+  hooks.abandonSignal?.addEventListener('abort', onAbandon, { once: true });
+  if (hooks.signal?.aborted) onAbort();
+
+  const t0 = clock();
+  const { status, error } = await coordinator.run();
+  const durationS = (clock() - t0) / 1000;
+  hooks.signal?.removeEventListener('abort', onAbort);
+  hooks.abandonSignal?.removeEventListener('abort', onAbandon);
+  await source.close();
+  await sink.close();
+  const t = coordinator.totals;
+  events.write('run_end', { status, succeeded: t.succeeded, failed: t.failed, rejected: t.rejected });
+  events.close();
+  const summary = buildSummary(o, runId, out, status, t, durationS, coordinator.snapshot().ttftP95Ms, error);
+  writeManifest(out, { ...manifest, status, ended_at: new Date().toISOString(), totals: { ...summary } });
+  return summary;
+}
+
+function buildSummary(
+  o: RunOptions,
+  runId: string,
+  out: string,
+  status: RunSummary['status'],
+  t: RunTotals,
+  durationS: number,
+  ttftP95: number | undefined,
+  error: Error | undefined,
+): RunSummary {
+  const failures = t.failed + t.rejected;
+  let exit = 0;
+  if (status === 'failed') exit = 1;
+  else if (status === 'interrupted') exit = 130;
+  else if (failures > allowedFailures(o.allowFailures, t.requests + t.rejected)) exit = 3;
+  return {
+    run_id: runId,
+    status,
+    out,
+    requests: { total: t.requests, succeeded: t.succeeded, failed: t.failed, rejected: t.rejected, skipped: t.skipped },
+    attempts: t.attempts,
+    retries: t.retries,
+    failure_causes: t.causes,
+    tokens: { completion: t.completionTokens, prompt: t.promptTokens },
+    duration_s: Math.round(durationS * 1000) / 1000,
+    tpm_average: durationS > 0 ? Math.round((t.completionTokens * 60) / durationS) : 0,
+    ttft_p95_ms: ttftP95 === undefined ? null : Math.round(ttftP95 * 10) / 10,
+    shard_restarts: t.shardRestarts,
+    exit_code: exit,
+    ...(error ? { error: error.message } : {}),
+  };
+}
+
+/** `--allow-failures N|P%` as a count, given how many lines there were. */
+export function allowedFailures(spec: string | undefined, lines: number): number {
+  if (!spec) return 0;
+  if (spec.endsWith('%')) return (Number(spec.slice(0, -1)) / 100) * lines;
+  return Number(spec);
+}
+
+function shardConfig(o: RunOptions, runId: string, out: string, index: number, replaces?: number): ShardConfig {
+  const u = new URL(o.endpoint);
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    accept: 'application/json, text/event-stream',
+    'user-agent': `shardline/${VERSION}`,
+  };
+  if (o.apiKey) headers.authorization = `Bearer ${o.apiKey}`;
+  for (const h of o.headers) {
+    const i = h.indexOf(':');
+    headers[h.slice(0, i).trim().toLowerCase()] = h.slice(i + 1).trim();
+  }
+  return {
+    shard: index,
+    runId,
+    eventsPath: join(out, 'events', `shard-${String(index).padStart(3, '0')}.jsonl`),
+    origin: u.origin,
+    path: `${u.pathname.replace(/\/$/, '')}/chat/completions${u.search}`,
+    headers,
+    concurrency: o.concurrency,
+    maxAttempts: o.maxAttempts,
+    backoffBaseMs: o.retryBackoffS * 1000,
+    backoffCapMs: o.retryBackoffMaxS * 1000,
+    retryBudget: o.retryBudget,
+    retryBudgetWindowMs: o.retryBudgetWindowS * 1000,
+    retryBudgetMinRetries: o.retryBudgetMinRetries,
+    timeoutConnectMs: o.timeoutConnectS * 1000,
+    timeoutTtftMs: o.timeoutTtftS * 1000,
+    timeoutIdleMs: o.timeoutIdleS * 1000,
+    timeoutTotalMs: o.timeoutTotalS * 1000,
+    seed: o.seed ?? -1,
+    postprocess: o.postprocess ? resolve(o.postprocess) : undefined,
+    gaugeIntervalMs: o.gaugeIntervalMs,
+    ...(replaces !== undefined ? { replaces } : {}),
+  };
+}
+
+function newRunId(): string {
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return `${stamp}-${randomBytes(3).toString('hex')}`;
+}
+
+function undiciVersion(): string {
+  try {
+    return (createRequire(import.meta.url)('undici/package.json') as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}

@@ -1,0 +1,91 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { distFile } from './dist-file.js';
+import type { FromShard, ShardConfig, ToShard, WorkItem } from './ipc-messages.js';
+
+export interface ShardHandleEvents {
+  onMessage(handle: ShardHandle, msg: FromShard): void;
+  /** The process ended without being asked to (crash, kill -9, or killed as wedged). */
+  onExit(handle: ShardHandle, code: number | null, signal: NodeJS.Signals | null): void;
+}
+
+/**
+ * The coordinator's view of one shard process: its pull credits, the requests assigned to it, and
+ * a heartbeat for wedge detection. Shards are child processes rather than worker threads so each
+ * has its own heap and event loop, and a crash (or `kill -9`) takes down one shard, not the run.
+ */
+export class ShardHandle {
+  readonly child: ChildProcess;
+  /** Free slots the shard has asked work for. */
+  demand = 0;
+  readonly assigned = new Map<string, WorkItem>();
+  lastBeatMs: number;
+  inFlight = 0;
+  connsOpen = 0;
+  connsOpened = 0;
+  loopLagMs = 0;
+  cpuMs = 0;
+  expectedExit = false;
+  exited = false;
+  private readonly exitPromise: Promise<void>;
+
+  constructor(
+    readonly config: ShardConfig,
+    events: ShardHandleEvents,
+    nowMs: number,
+  ) {
+    this.lastBeatMs = nowMs;
+    this.child = fork(distFile('runner/shard-main.js'), [], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      // A shard must not inherit a debugger or test-runner loader meant for the coordinator.
+      execArgv: [],
+    });
+    this.child.on('message', (msg: FromShard) => events.onMessage(this, msg));
+    this.exitPromise = new Promise((resolve) => {
+      this.child.on('exit', (code, signal) => {
+        this.exited = true;
+        resolve();
+        if (!this.expectedExit) events.onExit(this, code, signal);
+      });
+    });
+    this.child.on('error', () => {
+      // 'exit' follows; a send on a dead channel is reported here and handled there.
+    });
+    this.send({ t: 'init', config });
+  }
+
+  get pid(): number {
+    return this.child.pid ?? -1;
+  }
+
+  get index(): number {
+    return this.config.shard;
+  }
+
+  send(msg: ToShard): void {
+    if (this.child.connected) this.child.send(msg);
+  }
+
+  dispatch(items: WorkItem[]): void {
+    for (const item of items) this.assigned.set(item.id, item);
+    this.send({ t: 'work', items });
+  }
+
+  /** Ask the shard to stop and wait for it to exit (killing it after `timeoutMs`). */
+  async stop(mode: 'drain' | 'abandon', timeoutMs: number): Promise<void> {
+    this.expectedExit = true;
+    if (this.exited) return;
+    if (mode === 'abandon' && !this.child.connected) this.child.kill('SIGKILL');
+    this.send({ t: 'stop', mode });
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
+    await this.exitPromise;
+    clearTimeout(timer);
+  }
+
+  kill(): void {
+    this.child.kill('SIGKILL');
+  }
+
+  exited$(): Promise<void> {
+    return this.exitPromise;
+  }
+}

@@ -1,0 +1,260 @@
+import { Pool } from 'undici';
+import { runChatAttempt, type AttemptOutcome, type ChatTarget, type PhaseTimeouts } from '../client/chat-attempt.js';
+import { ConnTracker, type ConnAttribution } from '../client/conn-tracker.js';
+import { decideRetry, RetryBudget, type RetryPolicyOptions } from '../client/retry-policy.js';
+import { estimatePromptTokens, estimateTokens } from '../client/token-estimate.js';
+import type { Clock } from '../events/clock.js';
+import { EventWriter } from '../events/event-writer.js';
+import { createRng } from '../util/rng.js';
+import { LoopLagSampler } from './loop-lag.js';
+import type { DoneItem, FromShard, RetryItem, ShardConfig, WorkItem } from './ipc-messages.js';
+import { errorResultLine, successResultLine } from './result-line.js';
+import type { Postprocessor } from './postprocessor.js';
+
+/**
+ * One shard: executes attempts with at most `concurrency` in flight over its own keep-alive pool,
+ * writes its own event file, and asks the coordinator for work whenever a slot frees (pull-based).
+ * A failed attempt is handed back as a retry with its backoff; the coordinator owns all waiting.
+ */
+export class ShardRuntime {
+  private inFlight = 0;
+  private postPending = 0;
+  private requests = 0;
+  private readonly pool: Pool;
+  private readonly events: EventWriter;
+  private readonly tracker: ConnTracker;
+  private readonly retry: RetryPolicyOptions;
+  private readonly target: ChatTarget;
+  private readonly timeouts: PhaseTimeouts;
+  private readonly loopLag: LoopLagSampler;
+  private readonly gaugeTimer: NodeJS.Timeout;
+  private cpuMark = process.cpuUsage();
+  private stopping: 'drain' | 'abandon' | undefined;
+  private outbox: { pull: number; done: DoneItem[]; retry: RetryItem[] } = { pull: 0, done: [], retry: [] };
+  private flushScheduled = false;
+
+  constructor(
+    private readonly config: ShardConfig,
+    private readonly send: (msg: FromShard) => void,
+    private readonly clock: Clock,
+    private readonly postprocessor: Postprocessor | undefined,
+  ) {
+    this.events = new EventWriter({ path: config.eventsPath, run: config.runId, shard: config.shard, now: clock });
+    this.tracker = new ConnTracker(clock, (connectMs, who) =>
+      this.events.write('conn_open', { connect_ms: round3(connectMs), id: who.id, attempt: who.attempt }),
+    );
+    this.pool = new Pool(config.origin, {
+      connections: config.concurrency,
+      pipelining: 1,
+      keepAliveTimeout: 30_000,
+      headersTimeout: 0,
+      bodyTimeout: 0,
+      connect: this.tracker.connector({ timeout: config.timeoutConnectMs }),
+    });
+    this.target = { origin: config.origin, path: config.path, headers: config.headers };
+    this.timeouts = { ttftMs: config.timeoutTtftMs, idleMs: config.timeoutIdleMs, totalMs: config.timeoutTotalMs };
+    this.retry = {
+      maxAttempts: config.maxAttempts,
+      backoffBaseMs: config.backoffBaseMs,
+      backoffCapMs: config.backoffCapMs,
+      budget: new RetryBudget(config.retryBudget, config.retryBudgetWindowMs, config.retryBudgetMinRetries),
+      random: config.seed >= 0 ? createRng(config.seed * 7919 + config.shard) : Math.random,
+    };
+    this.loopLag = new LoopLagSampler(this.clock);
+    this.gaugeTimer = setInterval(() => this.gauge(), config.gaugeIntervalMs);
+  }
+
+  start(): void {
+    this.events.write('shard_start', {
+      pid: process.pid,
+      concurrency: this.config.concurrency,
+      ...(this.config.replaces !== undefined ? { replaces: this.config.replaces } : {}),
+    });
+    this.send({ t: 'ready', pid: process.pid });
+    this.outbox.pull += this.config.concurrency;
+    this.scheduleFlush();
+  }
+
+  onWork(items: WorkItem[]): void {
+    for (const item of items) void this.execute(item);
+  }
+
+  /** Stop pulling work; `drain` finishes in-flight attempts, `abandon` drops them. */
+  async stop(mode: 'drain' | 'abandon'): Promise<void> {
+    this.stopping = mode;
+    if (mode === 'drain') {
+      while (this.inFlight > 0 || this.postPending > 0) await new Promise((r) => setTimeout(r, 5));
+    }
+    this.flushOutbox();
+    clearInterval(this.gaugeTimer);
+    this.loopLag.stop();
+    const cpu = process.cpuUsage();
+    this.events.write('shard_end', { requests: this.requests, cpu_user_ms: cpu.user / 1000, cpu_system_ms: cpu.system / 1000 });
+    this.events.close();
+    this.tracker.close();
+    if (mode === 'drain') await this.pool.close();
+    else void this.pool.destroy();
+    await this.postprocessor?.close();
+    this.send({ t: 'stopped' });
+  }
+
+  private async execute(item: WorkItem): Promise<void> {
+    const { id, attempt } = item;
+    this.inFlight++;
+    const startTs = this.clock();
+    this.events.write('attempt_start', { id, attempt }, startTs);
+    this.retry.budget.recordAttempt(startTs, attempt > 1);
+    const who: ConnAttribution = { id, attempt };
+    const outcome = await runChatAttempt(this.pool, this.target, item.body, item.stream, this.timeouts, this.clock, {
+      onRequestStart: () => this.tracker.mark(who),
+      onHeaders: (status, ts) => this.events.write('response_headers', { id, attempt, status }, ts),
+      onFirstToken: (ts) => this.events.write('first_token', { id, attempt }, ts),
+    });
+    this.inFlight--;
+    if (this.stopping === 'abandon') return;
+    if (!this.stopping) {
+      this.outbox.pull++;
+      this.scheduleFlush();
+    }
+    if (outcome.outcome === 'ok') await this.succeed(item, outcome, startTs, who);
+    else this.failAttempt(item, outcome, who);
+  }
+
+  private async succeed(item: WorkItem, o: Extract<AttemptOutcome, { outcome: 'ok' }>, startTs: number, who: ConnAttribution): Promise<void> {
+    const { id, attempt } = item;
+    let completionTokens = o.completion.usage?.completion_tokens;
+    let promptTokens = o.completion.usage?.prompt_tokens;
+    const estimated = completionTokens === undefined;
+    if (completionTokens === undefined) completionTokens = await estimateTokens(o.completion.choices[0]?.message.content ?? '');
+    promptTokens ??= await estimatePromptTokens(item.body);
+    this.events.write('attempt_end', {
+      id,
+      attempt,
+      outcome: 'ok',
+      status: o.status,
+      completion_tokens: completionTokens,
+      prompt_tokens: promptTokens,
+      last_token_ts: round3(o.lastTokenTs),
+      ...(estimated ? { tokens_estimated: true } : {}),
+      ...(who.connectMs !== undefined ? { connect_ms: round3(who.connectMs) } : {}),
+    });
+    let resultLine = successResultLine(this.config.runId, item, o);
+    let cause: DoneItem['cause'];
+    if (this.postprocessor) {
+      this.postPending++;
+      this.events.write('postprocess_start', { id });
+      const r = await this.postprocessor.run(resultLine);
+      this.postPending--;
+      if (r.ok) {
+        resultLine = r.line;
+        this.events.write('postprocess_end', { id });
+      } else {
+        cause = 'postprocess_error';
+        resultLine = errorResultLine(this.config.runId, item, 'postprocess_error', r.error, o.status);
+        this.events.write('postprocess_end', { id, error: r.error });
+      }
+    }
+    const outcome = cause ? 'failed' : 'succeeded';
+    this.events.write('request_end', {
+      id,
+      outcome,
+      attempts: attempt,
+      completion_tokens: completionTokens,
+      prompt_tokens: promptTokens,
+      ...(cause ? { cause } : {}),
+      ...(estimated ? { tokens_estimated: true } : {}),
+    });
+    this.requests++;
+    this.outbox.done.push({
+      id,
+      resultLine,
+      outcome,
+      attempts: attempt,
+      completionTokens,
+      promptTokens,
+      ttftMs: o.firstTokenTs - startTs,
+      ...(cause ? { cause } : {}),
+    });
+    this.scheduleFlush();
+  }
+
+  private failAttempt(item: WorkItem, o: Extract<AttemptOutcome, { outcome: 'error' }>, who: ConnAttribution): void {
+    const { id, attempt } = item;
+    const now = this.clock();
+    this.events.write(
+      'attempt_end',
+      {
+        id,
+        attempt,
+        outcome: 'error',
+        cause: o.cause,
+        error: o.message.slice(0, 300),
+        ...(o.status !== undefined ? { status: o.status } : {}),
+        ...(o.retryAfterMs !== undefined ? { retry_after_ms: o.retryAfterMs } : {}),
+        ...(who.connectMs !== undefined ? { connect_ms: round3(who.connectMs) } : {}),
+      },
+      now,
+    );
+    const decision = decideRetry({ attempt, cause: o.cause, status: o.status, retryAfterMs: o.retryAfterMs, nowMs: now }, this.retry);
+    if (decision.retry) {
+      const delayMs = round3(decision.delayMs);
+      this.events.write('backoff', {
+        id,
+        attempt,
+        delay_ms: delayMs,
+        cause: o.cause,
+        ...(decision.budgetExhausted ? { budget_exhausted: true } : {}),
+      });
+      this.outbox.retry.push({ id, attempt: attempt + 1, delayMs, cause: o.cause });
+    } else {
+      this.events.write('request_end', { id, outcome: 'failed', attempts: attempt, completion_tokens: 0, prompt_tokens: 0, cause: o.cause });
+      this.requests++;
+      this.outbox.done.push({
+        id,
+        resultLine: errorResultLine(this.config.runId, item, o.cause, o.message, o.status),
+        outcome: 'failed',
+        attempts: attempt,
+        completionTokens: 0,
+        promptTokens: 0,
+        cause: o.cause,
+      });
+    }
+    this.scheduleFlush();
+  }
+
+  private gauge(): void {
+    const lagMs = this.loopLag.take();
+    const cpu = process.cpuUsage(this.cpuMark);
+    this.cpuMark = process.cpuUsage();
+    const cpuMs = (cpu.user + cpu.system) / 1000;
+    this.events.write('gauge', {
+      backlog: 0,
+      in_flight: this.inFlight,
+      limit: this.config.concurrency,
+      loop_lag_ms: round3(lagMs),
+      conns_open: this.tracker.open,
+      cpu_ms: round3(cpuMs),
+    });
+    this.send({ t: 'beat', inFlight: this.inFlight, loopLagMs: lagMs, connsOpen: this.tracker.open, connsOpened: this.tracker.opened, cpuMs });
+  }
+
+  // Batch IPC: at most one message of each kind per turn of the event loop.
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flushOutbox());
+  }
+
+  private flushOutbox(): void {
+    this.flushScheduled = false;
+    const { pull, done, retry } = this.outbox;
+    this.outbox = { pull: 0, done: [], retry: [] };
+    if (done.length) this.send({ t: 'done', items: done });
+    if (retry.length) this.send({ t: 'retry', items: retry });
+    if (pull && !this.stopping) this.send({ t: 'pull', n: pull });
+  }
+}
+
+function round3(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
