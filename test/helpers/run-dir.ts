@@ -1,0 +1,53 @@
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ShardlineEvent } from '../../src/index.js';
+
+export function tempDir(prefix = 'sl-run-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** Write N Batch-format request lines; returns the path. */
+export function writeInput(dir: string, n: number, body: Record<string, unknown> = {}, name = 'input.jsonl'): string {
+  const lines: string[] = [];
+  for (let i = 0; i < n; i++) {
+    lines.push(
+      JSON.stringify({
+        custom_id: `req-${i}`,
+        method: 'POST',
+        url: '/v1/chat/completions',
+        body: { model: 'sim', messages: [{ role: 'user', content: `question ${i}` }], max_tokens: 16, ...body },
+      }),
+    );
+  }
+  const path = join(dir, name);
+  writeFileSync(path, `${lines.join('\n')}\n`);
+  return path;
+}
+
+/** All events of a run directory, every file merged and sorted by timestamp. */
+export function loadEvents(outDir: string): ShardlineEvent[] {
+  const dir = join(outDir, 'events');
+  const all: ShardlineEvent[] = [];
+  for (const f of readdirSync(dir)) {
+    for (const line of readFileSync(join(dir, f), 'utf8').split('\n')) if (line) all.push(JSON.parse(line) as ShardlineEvent);
+  }
+  return all.sort((a, b) => a.ts - b.ts);
+}
+
+export function ofType<T extends ShardlineEvent['type']>(events: ShardlineEvent[], type: T): Extract<ShardlineEvent, { type: T }>[] {
+  return events.filter((e) => e.type === type) as Extract<ShardlineEvent, { type: T }>[];
+}
+
+export interface ResultRow {
+  custom_id: string;
+  response: { status_code: number; body: { choices: { message: { content: string } }[]; usage?: { completion_tokens: number } } } | null;
+  error: { code: string; message: string; status?: number } | null;
+}
+
+export function loadResults(outDir: string): ResultRow[] {
+  return readFileSync(join(outDir, 'results.jsonl'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as ResultRow);
+}
