@@ -34,11 +34,17 @@ export class RetryBudget {
     this.stamps = new Float64Array(n).fill(-1);
   }
 
-  /** Record an attempt as it starts; `isRetry` for attempts after the first. */
-  recordAttempt(nowMs: number, isRetry: boolean): void {
-    const i = this.bucket(nowMs);
-    this.attempts[i]!++;
-    if (isRetry) this.retries[i]!++;
+  /** Record an attempt as it starts (first tries and retries alike). */
+  recordAttempt(nowMs: number): void {
+    this.attempts[this.bucket(nowMs)]!++;
+  }
+
+  /**
+   * Record a granted retry when it is decided, not when it starts: failures that arrive together
+   * would otherwise all see an unspent budget.
+   */
+  recordRetry(nowMs: number): void {
+    this.retries[this.bucket(nowMs)]!++;
   }
 
   /** Whether one more retry stays within budget now. */
@@ -92,6 +98,7 @@ export interface RetryPolicyOptions {
 export function decideRetry(input: RetryDecisionInput, policy: RetryPolicyOptions): RetryDecision {
   if (!isRetryable(input.cause, input.status) || input.attempt >= policy.maxAttempts) return { retry: false };
   const budgetExhausted = !policy.budget.canRetry(input.nowMs);
+  if (!budgetExhausted) policy.budget.recordRetry(input.nowMs);
   let delayMs = budgetExhausted
     ? policy.backoffCapMs
     : fullJitterBackoffMs(input.attempt, policy.backoffBaseMs, policy.backoffCapMs, policy.random());

@@ -271,6 +271,10 @@ export class Coordinator {
         shard.loopLagMs = msg.loopLagMs;
         shard.cpuMs += msg.cpuMs;
         break;
+      case 'release':
+        // Prefetched but never started (the shard is stopping): unfinished, so a resume runs them.
+        for (const id of msg.ids) shard.assigned.delete(id);
+        break;
       case 'ready':
       case 'stopped':
         break;

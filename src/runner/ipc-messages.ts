@@ -19,6 +19,8 @@ export interface ShardConfig {
   path: string;
   headers: Record<string, string>;
   concurrency: number;
+  /** Items a shard holds beyond its free slots (see ShardRuntime). */
+  prefetch: number;
   maxAttempts: number;
   backoffBaseMs: number;
   backoffCapMs: number;
@@ -68,4 +70,5 @@ export type FromShard =
   | { t: 'done'; items: DoneItem[] }
   | { t: 'retry'; items: RetryItem[] }
   | { t: 'beat'; inFlight: number; loopLagMs: number; connsOpen: number; connsOpened: number; cpuMs: number }
+  | { t: 'release'; ids: string[] }
   | { t: 'stopped' };

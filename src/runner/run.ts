@@ -184,6 +184,7 @@ function shardConfig(o: RunOptions, runId: string, out: string, index: number, r
     path: `${u.pathname.replace(/\/$/, '')}/chat/completions${u.search}`,
     headers,
     concurrency: o.concurrency,
+    prefetch: Math.ceil(o.concurrency / 8),
     maxAttempts: o.maxAttempts,
     backoffBaseMs: o.retryBackoffS * 1000,
     backoffCapMs: o.retryBackoffMaxS * 1000,

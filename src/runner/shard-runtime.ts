@@ -30,6 +30,11 @@ export class ShardRuntime {
   private readonly gaugeTimer: NodeJS.Timeout;
   private cpuMark = process.cpuUsage();
   private stopping: 'drain' | 'abandon' | undefined;
+  /**
+   * Prefetched work: up to `prefetch` items beyond the free slots, so a slot that frees starts its
+   * next request at once instead of after an IPC round trip to the coordinator.
+   */
+  private readonly local: WorkItem[] = [];
   private outbox: { pull: number; done: DoneItem[]; retry: RetryItem[] } = { pull: 0, done: [], retry: [] };
   private flushScheduled = false;
 
@@ -71,17 +76,23 @@ export class ShardRuntime {
       ...(this.config.replaces !== undefined ? { replaces: this.config.replaces } : {}),
     });
     this.send({ t: 'ready', pid: process.pid });
-    this.outbox.pull += this.config.concurrency;
+    this.outbox.pull += this.config.concurrency + this.config.prefetch;
     this.scheduleFlush();
   }
 
   onWork(items: WorkItem[]): void {
-    for (const item of items) void this.execute(item);
+    for (const item of items) {
+      if (this.inFlight < this.config.concurrency && !this.stopping) void this.execute(item);
+      else this.local.push(item);
+    }
   }
 
   /** Stop pulling work; `drain` finishes in-flight attempts, `abandon` drops them. */
   async stop(mode: 'drain' | 'abandon'): Promise<void> {
     this.stopping = mode;
+    // Prefetched work never started: hand it back so it is not counted as in flight.
+    const unstarted = this.local.splice(0).map((w) => w.id);
+    if (unstarted.length) this.send({ t: 'release', ids: unstarted });
     if (mode === 'drain') {
       while (this.inFlight > 0 || this.postPending > 0) await new Promise((r) => setTimeout(r, 5));
     }
@@ -103,41 +114,80 @@ export class ShardRuntime {
     this.inFlight++;
     const startTs = this.clock();
     this.events.write('attempt_start', { id, attempt }, startTs);
-    this.retry.budget.recordAttempt(startTs, attempt > 1);
+    this.retry.budget.recordAttempt(startTs);
     const who: ConnAttribution = { id, attempt };
     const outcome = await runChatAttempt(this.pool, this.target, item.body, item.stream, this.timeouts, this.clock, {
       onRequestStart: () => this.tracker.mark(who),
       onHeaders: (status, ts) => this.events.write('response_headers', { id, attempt, status }, ts),
       onFirstToken: (ts) => this.events.write('first_token', { id, attempt }, ts),
     });
+    // The slot is held until attempt_end is written, so the log never shows more than
+    // `concurrency` attempts open on this shard.
+    const tokens = outcome.outcome === 'ok' ? await this.countTokens(item, outcome) : undefined;
+    const endTs = this.clock();
+    this.writeAttemptEnd(item, outcome, tokens, who, endTs);
     this.inFlight--;
     if (this.stopping === 'abandon') return;
     if (!this.stopping) {
+      const next = this.local.shift();
+      if (next) void this.execute(next);
       this.outbox.pull++;
       this.scheduleFlush();
     }
-    if (outcome.outcome === 'ok') await this.succeed(item, outcome, startTs, who);
-    else this.failAttempt(item, outcome, who);
+    if (outcome.outcome === 'ok') await this.succeed(item, outcome, tokens!, startTs);
+    else this.failAttempt(item, outcome, endTs);
   }
 
-  private async succeed(item: WorkItem, o: Extract<AttemptOutcome, { outcome: 'ok' }>, startTs: number, who: ConnAttribution): Promise<void> {
+  /** Completion and prompt tokens from `usage`, or from a real tokenizer when the server sent none. */
+  private async countTokens(item: WorkItem, o: Extract<AttemptOutcome, { outcome: 'ok' }>): Promise<TokenCounts> {
+    const usage = o.completion.usage;
+    if (usage?.completion_tokens !== undefined && usage.prompt_tokens !== undefined) {
+      return { completion: usage.completion_tokens, prompt: usage.prompt_tokens, estimated: false };
+    }
+    return {
+      completion: usage?.completion_tokens ?? (await estimateTokens(o.completion.choices[0]?.message.content ?? '')),
+      prompt: usage?.prompt_tokens ?? (await estimatePromptTokens(item.body)),
+      estimated: true,
+    };
+  }
+
+  private writeAttemptEnd(item: WorkItem, o: AttemptOutcome, tokens: TokenCounts | undefined, who: ConnAttribution, ts: number): void {
+    const common = { id: item.id, attempt: item.attempt, ...(who.connectMs !== undefined ? { connect_ms: round3(who.connectMs) } : {}) };
+    if (o.outcome === 'ok') {
+      this.events.write(
+        'attempt_end',
+        {
+          ...common,
+          outcome: 'ok',
+          status: o.status,
+          completion_tokens: tokens!.completion,
+          prompt_tokens: tokens!.prompt,
+          last_token_ts: round3(o.lastTokenTs),
+          ...(tokens!.estimated ? { tokens_estimated: true } : {}),
+        },
+        ts,
+      );
+    } else {
+      this.events.write(
+        'attempt_end',
+        {
+          ...common,
+          outcome: 'error',
+          cause: o.cause,
+          error: o.message.slice(0, 300),
+          ...(o.status !== undefined ? { status: o.status } : {}),
+          ...(o.retryAfterMs !== undefined ? { retry_after_ms: o.retryAfterMs } : {}),
+        },
+        ts,
+      );
+    }
+  }
+
+  private async succeed(item: WorkItem, o: Extract<AttemptOutcome, { outcome: 'ok' }>, tokens: TokenCounts, startTs: number): Promise<void> {
     const { id, attempt } = item;
-    let completionTokens = o.completion.usage?.completion_tokens;
-    let promptTokens = o.completion.usage?.prompt_tokens;
-    const estimated = completionTokens === undefined;
-    if (completionTokens === undefined) completionTokens = await estimateTokens(o.completion.choices[0]?.message.content ?? '');
-    promptTokens ??= await estimatePromptTokens(item.body);
-    this.events.write('attempt_end', {
-      id,
-      attempt,
-      outcome: 'ok',
-      status: o.status,
-      completion_tokens: completionTokens,
-      prompt_tokens: promptTokens,
-      last_token_ts: round3(o.lastTokenTs),
-      ...(estimated ? { tokens_estimated: true } : {}),
-      ...(who.connectMs !== undefined ? { connect_ms: round3(who.connectMs) } : {}),
-    });
+    const completionTokens = tokens.completion;
+    const promptTokens = tokens.prompt;
+    const estimated = tokens.estimated;
     let resultLine = successResultLine(this.config.runId, item, o);
     let cause: DoneItem['cause'];
     if (this.postprocessor) {
@@ -178,23 +228,8 @@ export class ShardRuntime {
     this.scheduleFlush();
   }
 
-  private failAttempt(item: WorkItem, o: Extract<AttemptOutcome, { outcome: 'error' }>, who: ConnAttribution): void {
+  private failAttempt(item: WorkItem, o: Extract<AttemptOutcome, { outcome: 'error' }>, now: number): void {
     const { id, attempt } = item;
-    const now = this.clock();
-    this.events.write(
-      'attempt_end',
-      {
-        id,
-        attempt,
-        outcome: 'error',
-        cause: o.cause,
-        error: o.message.slice(0, 300),
-        ...(o.status !== undefined ? { status: o.status } : {}),
-        ...(o.retryAfterMs !== undefined ? { retry_after_ms: o.retryAfterMs } : {}),
-        ...(who.connectMs !== undefined ? { connect_ms: round3(who.connectMs) } : {}),
-      },
-      now,
-    );
     const decision = decideRetry({ attempt, cause: o.cause, status: o.status, retryAfterMs: o.retryAfterMs, nowMs: now }, this.retry);
     if (decision.retry) {
       const delayMs = round3(decision.delayMs);
@@ -253,6 +288,12 @@ export class ShardRuntime {
     if (retry.length) this.send({ t: 'retry', items: retry });
     if (pull && !this.stopping) this.send({ t: 'pull', n: pull });
   }
+}
+
+interface TokenCounts {
+  completion: number;
+  prompt: number;
+  estimated: boolean;
 }
 
 function round3(x: number): number {
