@@ -73,6 +73,7 @@ export function runChatAttempt(
     let controller: Dispatcher.DispatchController | undefined;
     let settled = false;
     let timer: NodeJS.Timeout | undefined;
+    let timerDue = 0;
     const assembler = new StreamAssembler();
     const decoder = new StringDecoder('utf8');
     let errorText = '';
@@ -109,9 +110,18 @@ export function runChatAttempt(
         controller?.abort(err);
         return;
       }
-      timer = setTimeout(check, Math.max(1, next! - now));
+      arm(next!);
     };
-    timer = setTimeout(check, Math.min(timeouts.ttftMs, timeouts.totalMs));
+    const arm = (due: number): void => {
+      if (timer) clearTimeout(timer);
+      timerDue = due;
+      timer = setTimeout(check, Math.max(1, due - clock()));
+    };
+    // The TTFT phase ends at the first token; the idle deadline may then come sooner than the timer.
+    const enterIdlePhase = (ts: number): void => {
+      if (!settled && timerDue > ts + timeouts.idleMs) arm(ts + timeouts.idleMs);
+    };
+    arm(startTs + Math.min(timeouts.ttftMs, timeouts.totalMs));
 
     const handler: Dispatcher.DispatchHandler = {
       onRequestStart(c) {
@@ -132,7 +142,9 @@ export function runChatAttempt(
               try {
                 if (assembler.push(ev.data) && firstTs === 0) {
                   firstTs = clock();
+                  lastTs = firstTs;
                   observer.onFirstToken?.(firstTs);
+                  enterIdlePhase(firstTs);
                 }
               } catch (e) {
                 parseError = e as Error;
@@ -142,6 +154,7 @@ export function runChatAttempt(
         } else {
           firstTs = now;
           lastTs = now;
+          enterIdlePhase(now);
         }
       },
       onResponseData(c, chunk) {

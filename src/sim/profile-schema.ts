@@ -37,7 +37,8 @@ export const stallFaultSchema = z
   .object({
     p: prob.default(0).describe('Probability a response stalls (no bytes) mid-stream.'),
     after_tokens: z.number().int().nonnegative().default(8).describe('Tokens sent before the stall.'),
-    stall_ms: nonNeg.default(5000).describe('How long the stream sends nothing.'),
+    stall_ms: nonNeg.default(5000).describe('How long the stream sends no tokens.'),
+    keepalive_ms: nonNeg.default(0).describe('If > 0, send an SSE comment (`: keep-alive`) this often while stalled.'),
   })
   .strict();
 

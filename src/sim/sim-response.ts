@@ -120,7 +120,15 @@ export class SimResponse implements SequenceSink {
     else socket?.destroy();
   }
 
-  stalled(_seq: Sequence): void {
+  stalled(seq: Sequence): void {
     this.core.countFault('stall');
+    const every = this.core.profile.faults.stall.keepalive_ms;
+    if (!this.init.stream || every <= 0) return;
+    // Comments keep the connection visibly alive without carrying a token, as some proxies do.
+    const timer = setInterval(() => {
+      if (this.done) clearInterval(timer);
+      else this.res.write(': keep-alive\n\n');
+    }, every);
+    setTimeout(() => clearInterval(timer), seq.stallMs);
   }
 }
