@@ -3,7 +3,7 @@ export { VERSION } from './version.js';
 export * from './config/errors.js';
 export { startSim, type StartSimOptions, type RunningSim } from './sim/start-sim.js';
 export { SimCore, type SimCoreOptions, type SimStats, type RequestTiming } from './sim/sim-core.js';
-export { simProfileSchema, type SimProfile, type SimProfileInput } from './sim/profile-schema.js';
+export { simProfileSchema, type SimProfile, type SimProfileInput, type SimProfileFile } from './sim/profile-schema.js';
 export { builtinProfiles } from './sim/builtin-profiles.js';
 export { loadProfile, parseProfile } from './sim/load-profile.js';
 export { capacityTpm, decodeCapacityTpm, stepMs, prefillMs } from './sim/capacity.js';

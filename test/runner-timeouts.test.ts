@@ -1,7 +1,7 @@
 import { createServer as createNetServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseProfile, run, startSim, type RunningSim, type SimProfileInput } from '../src/index.js';
+import { parseProfile, run, startSim, type RunningSim, type SimProfileFile } from '../src/index.js';
 import { loadEvents, ofType, tempDir, writeInput } from './helpers/run-dir.js';
 
 let sim: RunningSim | undefined;
@@ -12,7 +12,7 @@ afterEach(async () => {
 
 const fast = { retryBackoffS: 0.01, retryBackoffMaxS: 0.02, maxAttempts: 2, progress: 'off' as const };
 
-async function runAgainst(profile: SimProfileInput, timeouts: Record<string, number>, n = 3) {
+async function runAgainst(profile: SimProfileFile, timeouts: Record<string, number>, n = 3) {
   sim = await startSim({ profile: parseProfile(profile) });
   const dir = tempDir();
   const out = join(dir, 'out');

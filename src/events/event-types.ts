@@ -70,4 +70,5 @@ export interface EventPayloads {
 }
 
 export type EventType = keyof EventPayloads;
-export type ShardlineEvent<T extends EventType = EventType> = EventBase & { type: T } & EventPayloads[T];
+/** One event line; a discriminated union on `type`. */
+export type ShardlineEvent<T extends EventType = EventType> = T extends EventType ? EventBase & { type: T } & EventPayloads[T] : never;

@@ -94,3 +94,6 @@ export const simProfileSchema = z
 export type SimProfileInput = z.input<typeof simProfileSchema>;
 /** Profile with every default resolved. */
 export type SimProfile = z.output<typeof simProfileSchema>;
+
+/** A profile file's shape: any profile fields, optionally on top of a built-in named by `base`. */
+export type SimProfileFile = SimProfileInput & { base?: string };

@@ -1,0 +1,122 @@
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, appendFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseProfile, run, startSim, type RunningSim } from '../src/index.js';
+import { CLI, runCli } from './helpers/cli.js';
+import { loadEvents, loadResults, ofType, tempDir, writeInput } from './helpers/run-dir.js';
+
+let sim: RunningSim | undefined;
+afterEach(async () => {
+  await sim?.close();
+  sim = undefined;
+});
+
+// ~60 ms per request: long enough that a kill lands mid-run, short enough to keep the suite quick.
+const paced = parseProfile({ base: 'fast', step_ms_base: 3, step_ms_per_seq: 0, tokens_per_step: 1, jitter: 0.3 });
+
+async function shardPids(out: string, count: number, timeoutMs = 10_000): Promise<number[]> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const file = join(out, 'events');
+    if (existsSync(file)) {
+      const pids = ofType(loadEvents(out), 'shard_start').map((e) => e.pid);
+      if (pids.length >= count) return pids;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error('shards did not start');
+}
+
+function expectExactlyOnce(out: string, n: number): void {
+  const results = loadResults(out);
+  const ids = results.map((r) => r.custom_id);
+  expect(new Set(ids).size).toBe(ids.length);
+  expect(ids.length).toBe(n);
+  for (let i = 0; i < n; i++) expect(ids).toContain(`req-${i}`);
+}
+
+describe('durability: nothing lost, nothing duplicated', () => {
+  it('replaces a shard killed with SIGKILL and finishes its in-flight work', async () => {
+    sim = await startSim({ profile: paced });
+    const dir = tempDir();
+    const out = join(dir, 'out');
+    const done = run({ input: writeInput(dir, 200), endpoint: `${sim.url}/v1`, out, shards: 2, concurrency: 8, progress: 'off' });
+    const [victim] = await shardPids(out, 2);
+    await new Promise((r) => setTimeout(r, 300));
+    process.kill(victim!, 'SIGKILL');
+    const summary = await done;
+    expect(summary.status).toBe('finished');
+    expect(summary.shard_restarts).toBe(1);
+    expect(summary.requests.succeeded).toBe(200);
+    expectExactlyOnce(out, 200);
+    const events = loadEvents(out);
+    const exit = ofType(events, 'shard_exit');
+    expect(exit).toHaveLength(1);
+    expect(exit[0]).toMatchObject({ pid: victim, signal: 'SIGKILL', reason: 'crashed' });
+    expect(ofType(events, 'shard_start').some((e) => e.replaces === victim)).toBe(true);
+  });
+
+  it('detects a wedged shard (stopped process), kills and replaces it', async () => {
+    sim = await startSim({ profile: paced });
+    const dir = tempDir();
+    const out = join(dir, 'out');
+    const done = run({ input: writeInput(dir, 120), endpoint: `${sim.url}/v1`, out, shards: 2, concurrency: 4, wedgeTimeoutS: 1, progress: 'off' });
+    const [victim] = await shardPids(out, 2);
+    await new Promise((r) => setTimeout(r, 200));
+    process.kill(victim!, 'SIGSTOP');
+    const summary = await done;
+    expect(summary.shard_restarts).toBe(1);
+    expectExactlyOnce(out, 120);
+    expect(ofType(loadEvents(out), 'shard_exit')[0]).toMatchObject({ pid: victim, reason: 'wedged' });
+  });
+
+  it('kill -9 of the whole run at random moments, then --resume: exactly one result per input line', async () => {
+    sim = await startSim({ profile: paced });
+    const dir = tempDir();
+    const n = 300;
+    const input = writeInput(dir, n, { max_tokens: 24 });
+    const out = join(dir, 'out');
+    const args = ['run', input, '--endpoint', `${sim.url}/v1`, '--out', out, '--shards', '2', '--concurrency', '8', '--progress', 'off'];
+    const kills: number[] = [];
+    for (let round = 0; round < 5; round++) {
+      const child = spawn(process.execPath, [CLI, ...args, ...(round > 0 ? ['--resume'] : [])], { stdio: 'ignore' });
+      const exited = new Promise((r) => child.once('exit', r));
+      const at = 250 + Math.floor(Math.random() * 1200);
+      kills.push(at);
+      await new Promise((r) => setTimeout(r, at));
+      child.kill('SIGKILL');
+      await exited;
+      // Every line on disk is whole and unique, whatever the moment of the kill.
+      if (existsSync(join(out, 'results.jsonl'))) {
+        const ids = loadResults(out).map((r) => r.custom_id);
+        expect(new Set(ids).size, `round ${round}, killed at ${at} ms`).toBe(ids.length);
+      }
+    }
+    const before = existsSync(join(out, 'results.jsonl')) ? loadResults(out).length : 0;
+    const final = await runCli([...args, "--resume"]);
+    expect(final.code, final.stderr).toBe(0);
+    const summary = JSON.parse(final.stdout);
+    expect(summary.requests.skipped).toBe(before);
+    expect(summary.requests.succeeded).toBe(n - before);
+    expectExactlyOnce(out, n);
+    expect(JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'))).toMatchObject({ status: 'finished', resumes: 5 });
+  });
+
+  it('refuses to resume when the input changed', async () => {
+    sim = await startSim({ profile: parseProfile({ base: 'fast' }) });
+    const dir = tempDir();
+    const input = writeInput(dir, 5);
+    const out = join(dir, 'out');
+    const first = await runCli(['run', input, '--endpoint', `${sim.url}/v1`, '--out', out]);
+    expect(first.code).toBe(0);
+    appendFileSync(input, `${JSON.stringify({ custom_id: 'new', body: { messages: [{ role: 'user', content: 'x' }] } })}\n`);
+    const again = await runCli(['run', input, '--endpoint', `${sim.url}/v1`, '--out', out, '--resume']);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toMatch(/input changed/);
+    expect(loadResults(out)).toHaveLength(5);
+    const nothing = await runCli(['run', input, '--endpoint', `${sim.url}/v1`, '--out', join(dir, 'fresh'), '--resume']);
+    expect(nothing.code).toBe(2);
+    expect(nothing.stderr).toMatch(/Nothing to resume/);
+  });
+});
