@@ -1,0 +1,117 @@
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseProfile, resolveRunOptions, startSim, type RunningSim } from '../src/index.js';
+import { CLI, runCli } from './helpers/cli.js';
+import { loadResults, tempDir, writeInput } from './helpers/run-dir.js';
+
+let sim: RunningSim | undefined;
+afterEach(async () => {
+  await sim?.close();
+  sim = undefined;
+});
+
+describe('run options: precedence flag > environment > config file > default', () => {
+  it('applies each layer and names the source of a bad value', () => {
+    const dir = tempDir();
+    const config = join(dir, 'run.yaml');
+    writeFileSync(config, 'concurrency: 4\nshards: 3\nmax-attempts: 7\nretry-backoff-s: 0.5\nheader: "X-A: 1"\n');
+    const base = { input: 'in.jsonl', endpoint: 'http://127.0.0.1:1/v1', out: 'o' };
+    const fromConfig = resolveRunOptions({ flags: base, configFile: config });
+    expect(fromConfig).toMatchObject({ concurrency: 4, shards: 3, maxAttempts: 7, retryBackoffS: 0.5, headers: ['X-A: 1'] });
+    const env = { LLM_CONCURRENCY: '32', SHARD_COUNT: '2', LLM_RETRY_BACKOFF_S: '2', LLM_MAX_ATTEMPTS: '9', OPENAI_API_KEY: 'sk-a', SHARDLINE_API_KEY: 'sk-b' };
+    const fromEnv = resolveRunOptions({ flags: base, env, configFile: config });
+    expect(fromEnv).toMatchObject({ concurrency: 32, shards: 2, retryBackoffS: 2, maxAttempts: 9, apiKey: 'sk-b' });
+    const fromFlags = resolveRunOptions({ flags: { ...base, concurrency: '64' }, env, configFile: config });
+    expect(fromFlags.concurrency).toBe(64);
+    const defaults = resolveRunOptions({ flags: base });
+    expect(defaults).toMatchObject({ concurrency: 16, shards: 1, retryBackoffS: 1, retryBackoffMaxS: 30, maxAttempts: 5 });
+    expect(() => resolveRunOptions({ flags: base, env: { LLM_CONCURRENCY: 'lots' } })).toThrow(/Expected `LLM_CONCURRENCY` to be a number, got `lots`/);
+    expect(() => resolveRunOptions({ flags: { ...base, concurrency: '0' } })).toThrow(/Expected `--concurrency` to be an integer > 0, got `0`|Expected `--concurrency` to be a number > 0, got `0`/);
+    writeFileSync(config, 'concurency: 4\n');
+    expect(() => resolveRunOptions({ flags: base, configFile: config })).toThrow(/Unknown key `concurency`/);
+    writeFileSync(config, 'shards: -1\n');
+    expect(() => resolveRunOptions({ flags: base, configFile: config })).toThrow(/Expected `shards in .*run\.yaml` to be/);
+  });
+});
+
+describe('shardline run (CLI)', () => {
+  it('exits 2 naming a bad flag, a bad variable or a missing endpoint', async () => {
+    const dir = tempDir();
+    const input = writeInput(dir, 1);
+    const noEndpoint = await runCli(['run', input, '--out', join(dir, 'o')]);
+    expect(noEndpoint.code).toBe(2);
+    expect(noEndpoint.stderr).toMatch(/Expected `--endpoint` to be .*got nothing/);
+    const badShards = await runCli(['run', input, '--endpoint', 'http://127.0.0.1:9/v1', '--out', join(dir, 'o'), '--shards', 'two']);
+    expect(badShards.code).toBe(2);
+    expect(badShards.stderr).toMatch(/`--shards`/);
+    const badEnv = await runCli(['run', input, '--endpoint', 'http://127.0.0.1:9/v1', '--out', join(dir, 'o')], {
+      env: { ...process.env, LLM_MAX_ATTEMPTS: '0' },
+    });
+    expect(badEnv.code).toBe(2);
+    expect(badEnv.stderr).toMatch(/`LLM_MAX_ATTEMPTS`/);
+    const badChoice = await runCli(['run', input, '--endpoint', 'http://127.0.0.1:9/v1', '--out', join(dir, 'o'), '--on-interrupt', 'panic']);
+    expect(badChoice.code).toBe(2);
+    expect(badChoice.stderr).toMatch(/--on-interrupt.*drain, abandon/);
+    const missingInput = await runCli(['run', join(dir, 'nope.jsonl'), '--endpoint', 'http://127.0.0.1:9/v1', '--out', join(dir, 'o')]);
+    expect(missingInput.code).toBe(1);
+    expect(missingInput.stderr).toMatch(/Cannot read input/);
+  });
+
+  it('prints the summary JSON on stdout, progress and logs on stderr, and exits 3 on failed requests', async () => {
+    sim = await startSim({ profile: parseProfile({ base: 'fast', faults: { errors: { p_500: 1 } } }) });
+    const dir = tempDir();
+    const r = await runCli(
+      ['run', writeInput(dir, 3), '--endpoint', `${sim.url}/v1`, '--out', join(dir, 'o'), '--max-attempts', '2', '--retry-backoff-s', '0.01'],
+      { env: { ...process.env, OPENAI_API_KEY: 'sk-from-env' } },
+    );
+    expect(r.code).toBe(3);
+    const summary = JSON.parse(r.stdout);
+    expect(summary).toMatchObject({ status: 'finished', exit_code: 3, requests: { failed: 3 }, failure_causes: { http_5xx: 3 } });
+    expect(r.stderr).toMatch(/3 failed \(http_5xx 3\)/);
+    const allowed = await runCli([
+      'run', writeInput(dir, 3, {}, 'b.jsonl'), '--endpoint', `${sim.url}/v1`, '--out', join(dir, 'o2'), '--max-attempts', '1', '--allow-failures', '100%',
+    ]);
+    expect(allowed.code).toBe(0);
+  });
+
+  it('stops on SIGINT: drains in-flight work, writes what finished, exits 130 with a summary line', async () => {
+    sim = await startSim({ profile: parseProfile({ base: 'fast', step_ms_base: 5, tokens_per_step: 1 }) });
+    const dir = tempDir();
+    const out = join(dir, 'o');
+    const child = spawn(process.execPath, [CLI, 'run', writeInput(dir, 400, { max_tokens: 40 }), '--endpoint', `${sim.url}/v1`, '--out', out, '--concurrency', '4'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    await new Promise((r) => setTimeout(r, 1200));
+    child.kill('SIGINT');
+    const code = await new Promise((r) => child.once('exit', r));
+    expect(code).toBe(130);
+    expect(stderr).toMatch(/SIGINT: stopping \(drain in-flight work\)/);
+    expect(stderr).toMatch(/shardline: interrupted in /);
+    const summary = JSON.parse(stdout);
+    expect(summary.status).toBe('interrupted');
+    const results = loadResults(out);
+    expect(results.length).toBe(summary.requests.succeeded);
+    expect(results.length).toBeGreaterThan(0);
+    expect(results.length).toBeLessThan(400);
+    // Drained: every request that started an attempt before the signal has its result.
+    for (const r of results) expect(r.error).toBeNull();
+    const resumed = await runCli(['run', join(dir, 'input.jsonl'), '--endpoint', `${sim.url}/v1`, '--out', out, '--concurrency', '32']);
+    expect(resumed.code).toBe(0);
+    expect(loadResults(out)).toHaveLength(400);
+  });
+
+  it('documents every flag in --help', async () => {
+    const r = await runCli(['run', '--help']);
+    expect(r.code).toBe(0);
+    for (const flag of ['--endpoint', '--out', '--model', '--shards', '--concurrency', '--max-attempts', '--retry-backoff-s', '--retry-backoff-max-s',
+      '--timeout-connect-s', '--timeout-ttft-s', '--timeout-idle-s', '--timeout-total-s', '--rate', '--postprocess', '--header', '--config', '--resume', '--allow-failures']) {
+      expect(r.stdout).toContain(flag);
+    }
+  });
+});
