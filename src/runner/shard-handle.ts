@@ -36,8 +36,9 @@ export class ShardHandle {
     this.lastBeatMs = nowMs;
     this.child = fork(distFile('runner/shard-main.js'), [], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      // A shard must not inherit a debugger or test-runner loader meant for the coordinator.
-      execArgv: [],
+      // A shard must not inherit a debugger or test-runner loader meant for the coordinator;
+      // SHARDLINE_SHARD_NODE_OPTIONS (e.g. `--cpu-prof`) is for profiling shards on purpose.
+      execArgv: (process.env.SHARDLINE_SHARD_NODE_OPTIONS ?? '').split(' ').filter(Boolean),
     });
     this.child.on('message', (msg: FromShard) => events.onMessage(this, msg));
     this.exitPromise = new Promise((resolve) => {

@@ -1,0 +1,198 @@
+#!/usr/bin/env node
+// shardline's runner vs what teams write by hand (the official `openai` client driven by p-limit),
+// side by side in one run, same concurrency, against the simulator in its own process.
+//
+//   node bench/runner.mjs [--scenario throughput|paced|all] [--requests N] [--concurrency C]
+//
+// throughput: `fast` profile (no server latency), 256-token answers, streaming and not: requests/s,
+//   completion tokens/min, client CPU µs per request and per streamed token (event log on).
+// paced: every token its own SSE chunk 10 ms apart, 512 concurrent streams: client CPU µs per token
+//   and the TTFT the client adds on top of the server's own (from the simulator's per-request timings),
+//   for the openai client, shardline with 1 shard and with 2 shards.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import OpenAI from 'openai';
+import pLimit from 'p-limit';
+import { run } from '../dist/index.js';
+
+const { values } = parseArgs({
+  options: {
+    scenario: { type: 'string', default: 'all' },
+    requests: { type: 'string', default: '3000' },
+    concurrency: { type: 'string', default: '64' },
+    'paced-streams': { type: 'string', default: '512' },
+    'paced-tokens': { type: 'string', default: '100' },
+    'paced-waves': { type: 'string', default: '4' },
+  },
+});
+const cli = new URL('../dist/cli/main.js', import.meta.url).pathname;
+const work = mkdtempSync(join(tmpdir(), 'sl-bench-'));
+
+async function startSimProcess(profileArg) {
+  const child = spawn(process.execPath, [cli, 'sim', '--port', '0', '--profile', profileArg], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const url = await new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = out.match(/listening on (\S+)/);
+      if (m) resolve(m[1]);
+    });
+    child.on('exit', (c) => reject(new Error(`sim exited ${c}`)));
+  });
+  return { url, stop: () => child.kill('SIGTERM') };
+}
+
+function writeInput(n, body) {
+  const path = join(work, `in-${n}-${Math.random().toString(36).slice(2)}.jsonl`);
+  const lines = [];
+  for (let i = 0; i < n; i++) lines.push(JSON.stringify({ custom_id: `r${i}`, body: { model: 'sim', messages: [{ role: 'user', content: `bench ${i}` }], ...body } }));
+  writeFileSync(path, `${lines.join('\n')}\n`);
+  return path;
+}
+
+function readEvents(out) {
+  const events = [];
+  for (const f of readdirSync(join(out, 'events'))) {
+    for (const line of readFileSync(join(out, 'events', f), 'utf8').split('\n')) if (line) events.push(JSON.parse(line));
+  }
+  return events;
+}
+
+async function shardline(url, n, body, shards, concurrency) {
+  const input = writeInput(n, body);
+  const out = join(work, `out-${Math.random().toString(36).slice(2)}`);
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const s = await run({ input, endpoint: `${url}/v1`, out, shards, concurrency, progress: 'off' });
+  const wallS = (performance.now() - t0) / 1000;
+  const coord = process.cpuUsage(cpu0);
+  const events = readEvents(out);
+  let shardCpuUs = 0;
+  for (const e of events) if (e.type === 'shard_end') shardCpuUs += (e.cpu_user_ms + e.cpu_system_ms) * 1000;
+  if (s.requests.succeeded !== n) throw new Error(`shardline: ${s.requests.succeeded}/${n} succeeded`);
+  return { wallS, tokens: s.tokens.completion, requests: n, cpuUs: coord.user + coord.system + shardCpuUs, out, events };
+}
+
+async function openaiBaseline(url, n, body, concurrency, onFirst) {
+  const client = new OpenAI({ baseURL: `${url}/v1`, apiKey: 'bench', maxRetries: 0, timeout: 600_000 });
+  const limit = pLimit(concurrency);
+  let tokens = 0;
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: n }, (_, i) =>
+      limit(async () => {
+        const req = { model: 'sim', messages: [{ role: 'user', content: `bench ${i}` }], ...body };
+        if (!req.stream) {
+          const res = await client.chat.completions.create(req);
+          tokens += res.usage.completion_tokens;
+          return;
+        }
+        const start = performance.now();
+        let first = true;
+        for await (const chunk of await client.chat.completions.create({ ...req, stream_options: { include_usage: true } })) {
+          if (first && chunk.choices[0]?.delta?.content) {
+            first = false;
+            onFirst?.(chunk.id, performance.now() - start);
+          }
+          if (chunk.usage) tokens += chunk.usage.completion_tokens;
+        }
+      }),
+    ),
+  );
+  const wallS = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  return { wallS, tokens, requests: n, cpuUs: cpu.user + cpu.system };
+}
+
+const fmt = (x, d = 0) => x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
+function row(name, r) {
+  return `${name.padEnd(30)} ${fmt(r.requests / r.wallS).padStart(8)} req/s ${fmt((r.tokens / r.wallS) * 60).padStart(12)} tok/min ${fmt(r.cpuUs / r.requests, 0).padStart(7)} µs CPU/req ${fmt(r.cpuUs / r.tokens, 2).padStart(7)} µs CPU/token`;
+}
+
+async function throughput() {
+  const n = Number(values.requests);
+  const c = Number(values.concurrency);
+  const sim = await startSimProcess('fast');
+  console.log(`\n## throughput: fast profile, ${n} requests × 256 tokens, concurrency ${c}, one shard (event log on)`);
+  try {
+    for (const stream of [true, false]) {
+      const body = { max_tokens: 256, stream };
+      await shardline(sim.url, Math.min(300, n), body, 1, c); // warm-up (JIT, connections)
+      const sl = await shardline(sim.url, n, body, 1, c);
+      const oa = await openaiBaseline(sim.url, n, body, c);
+      const label = stream ? 'streaming' : 'non-streaming';
+      console.log(row(`shardline (${label})`, sl));
+      console.log(row(`openai + p-limit (${label})`, oa));
+      console.log(`  → shardline uses ${fmt(oa.cpuUs / oa.tokens / (sl.cpuUs / sl.tokens), 1)}× less CPU per token; ${fmt(sl.tokens / sl.wallS / (oa.tokens / oa.wallS), 2)}× the throughput`);
+    }
+  } finally {
+    sim.stop();
+  }
+}
+
+function pct(sorted, p) {
+  return sorted.length ? sorted[Math.ceil((p / 100) * sorted.length) - 1] : NaN;
+}
+
+async function paced() {
+  const streams = Number(values['paced-streams']);
+  const tokens = Number(values['paced-tokens']);
+  const n = streams * Number(values['paced-waves']);
+  const profile = join(work, 'paced.yaml');
+  writeFileSync(profile, 'base: fast\nname: paced\ntokens_per_step: 1\nstep_ms_base: 10\nstep_ms_per_seq: 0\nprefill_ms_base: 0\n');
+  console.log(`\n## paced: each token its own chunk 10 ms apart, ${streams} concurrent streams × ${tokens} tokens, ${n} requests`);
+  const body = { max_tokens: tokens, stream: true };
+  const results = [];
+  for (const [name, fn] of [
+    ['openai + p-limit', async (url) => {
+      const client = new Map();
+      const r = await openaiBaseline(url, n, body, streams, (id, ms) => client.set(id, ms));
+      return { ...r, clientTtft: client };
+    }],
+    ['shardline, 1 shard', async (url) => withTtft(await shardline(url, n, body, 1, streams))],
+    ['shardline, 2 shards', async (url) => withTtft(await shardline(url, n, body, 2, streams / 2))],
+  ]) {
+    const sim = await startSimProcess(profile);
+    try {
+      const r = await fn(sim.url);
+      const server = await (await fetch(`${sim.url}/sim/timings`)).json();
+      const added = [];
+      for (const t of server.timings) {
+        const c = r.clientTtft.get(t.id);
+        if (c !== undefined) added.push(c - (t.firstTokenMs - t.arrivalMs));
+      }
+      added.sort((a, b) => a - b);
+      results.push({ name, r, added });
+      console.log(`${row(name, r)}  client-added TTFT p50 ${fmt(pct(added, 50), 1)} ms, p99 ${fmt(pct(added, 99), 1)} ms (n=${added.length})`);
+    } finally {
+      sim.stop();
+    }
+  }
+}
+
+// Client TTFT per server request id: first_token − attempt_start of the successful attempt.
+function withTtft(r) {
+  const starts = new Map();
+  const firsts = new Map();
+  for (const e of r.events) {
+    if (e.type === 'attempt_start') starts.set(`${e.id}#${e.attempt}`, e.ts);
+    if (e.type === 'first_token') firsts.set(`${e.id}#${e.attempt}`, e.ts);
+  }
+  const ttftById = new Map();
+  for (const [k, t] of firsts) ttftById.set(k.slice(0, k.lastIndexOf('#')), t - starts.get(k));
+  const byRequestId = new Map();
+  for (const line of readFileSync(join(r.out, 'results.jsonl'), 'utf8').split('\n')) {
+    if (!line) continue;
+    const res = JSON.parse(line);
+    byRequestId.set(res.response.request_id, ttftById.get(res.custom_id));
+  }
+  return { ...r, clientTtft: byRequestId };
+}
+
+console.log(`shardline runner bench — node ${process.version}, ${new Date().toISOString()}`);
+if (values.scenario === 'all' || values.scenario === 'throughput') await throughput();
+if (values.scenario === 'all' || values.scenario === 'paced') await paced();
