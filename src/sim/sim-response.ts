@@ -57,7 +57,19 @@ export class SimResponse implements SequenceSink {
     let s = from === 0 ? `${this.head}{"role":"assistant","content":""}${SUFFIX}` : '';
     const end = from + count;
     for (let i = from; i < end; i++) s += `${this.head}{"content":"${tokenText(i)}"}${SUFFIX}`;
-    this.res.write(s);
+    this.writeChunk(s);
+  }
+
+  /**
+   * Write one HTTP/1.1 chunk straight to the socket. After flushHeaders the body is ours to frame;
+   * OutgoingMessage.write adds a cork, a nextTick and several internal copies per call, which at
+   * one write per token per stream was most of the simulator's CPU (bench/runner.mjs paced).
+   * `res.end()` still writes the terminating chunk.
+   */
+  private writeChunk(s: string): void {
+    const socket = this.res.socket;
+    if (!socket || socket.destroyed) return;
+    socket.write(`${Buffer.byteLength(s).toString(16)}\r\n${s}\r\n`);
   }
 
   finish(seq: Sequence): void {
@@ -127,7 +139,7 @@ export class SimResponse implements SequenceSink {
     // Comments keep the connection visibly alive without carrying a token, as some proxies do.
     const timer = setInterval(() => {
       if (this.done) clearInterval(timer);
-      else this.res.write(': keep-alive\n\n');
+      else this.writeChunk(': keep-alive\n\n');
     }, every);
     setTimeout(() => clearInterval(timer), seq.stallMs);
   }
