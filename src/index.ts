@@ -13,3 +13,9 @@ export { runOptionsSchema, type RunOptions, type RunOptionsInput } from './confi
 export { resolveRunOptions } from './config/resolve-run-options.js';
 export type { ShardlineEvent, EventType, EventPayloads, Cause } from './events/event-types.js';
 export { CAUSES } from './events/event-types.js';
+export { analyze } from './diagnose/analyze.js';
+export { diagnose, THRESHOLDS } from './diagnose/verdict.js';
+export type { Report, Finding, Verdict, Bucket, Mode } from './diagnose/report-types.js';
+export { BUCKETS, MODES } from './diagnose/report-types.js';
+export { nearestRank, summarize, type PercentileSummary } from './metrics/percentiles.js';
+export { computeTpm, type MinuteBucket, type TpmFigures } from './metrics/tpm.js';

@@ -1,0 +1,110 @@
+import { nearestRank, round3, summarize } from '../metrics/percentiles.js';
+import { computeTpm } from '../metrics/tpm.js';
+import { diagnose } from './verdict.js';
+import { BUCKETS, type Bucket, type Report } from './report-types.js';
+import type { Bin, RunFacts } from './run-accumulator.js';
+
+const MAX_POINTS = 1200;
+
+/** Turn one pass of facts into the report document (pure: no I/O, no clock). */
+export function buildReport(f: RunFacts): Report {
+  const durationMs = Math.max(0, f.endMs - f.startMs);
+  const attempted = f.requests;
+  const bins = downsample(f.bins, MAX_POINTS);
+  const buckets = Object.fromEntries(BUCKETS.map((b) => [b, round3(f.buckets[b])])) as Record<Bucket, number>;
+  const timelineSec = bins.map((b) => ({ b, backlogPositive: b.backlog > 0 }));
+  const underBacklog = timelineSec.filter((x) => x.backlogPositive && x.b.limit > 0);
+  const notConserving = underBacklog.filter((x) => x.b.inFlight < x.b.limit).length;
+  const inflights = underBacklog.map((x) => x.b.inFlight);
+  const mean = inflights.length ? inflights.reduce((a, b) => a + b, 0) / inflights.length : 0;
+  const sd = inflights.length ? Math.sqrt(inflights.reduce((a, v) => a + (v - mean) ** 2, 0) / inflights.length) : 0;
+  const load = [...f.ttftLoad].sort((a, b) => a[0] - b[0]);
+  const q = Math.floor(load.length / 4);
+  const p50Of = (xs: [number, number][]) => {
+    const s = Float64Array.from(xs.map((x) => x[1])).sort();
+    const v = nearestRank(s, 50);
+    return v === undefined ? null : round3(v);
+  };
+  const report: Report = {
+    schema: 'shardline.report/v1',
+    run_id: f.runIds.length === 1 ? f.runIds[0]! : f.runIds.length ? f.runIds.join('+') : null,
+    run_ids: f.runIds,
+    window: {
+      start: f.events ? new Date(f.startMs).toISOString() : null,
+      end: f.events ? new Date(f.endMs).toISOString() : null,
+      duration_s: round3(durationMs / 1000),
+    },
+    requests: {
+      total: f.requests,
+      succeeded: f.succeeded,
+      failed: f.failed,
+      success_rate: f.succeeded + f.failed > 0 ? round3(f.succeeded / (f.succeeded + f.failed)) : null,
+    },
+    attempts: f.attempts,
+    retries: {
+      count: f.retries,
+      // (attempts − requests attempted) / attempts
+      rate: f.attempts > 0 ? round3(Math.max(0, f.attempts - attempted) / f.attempts) : null,
+      per_request: attempted > 0 ? round3(Math.max(0, f.attempts - attempted) / attempted) : null,
+      causes: f.retryCauses,
+    },
+    tokens: { completion: f.completionTokens, prompt: f.promptTokens, estimated: f.estimatedTokens },
+    tpm: computeTpm(f.minutes, f.startMs, f.endMs),
+    ttft_ms: { server: summarize(f.serverTtft), e2e: summarize(f.e2eTtft) },
+    latency_ms: { e2e: summarize(f.e2eLatency) },
+    tpot_ms: summarize(f.tpot),
+    utilization: {
+      limit: f.limitMax,
+      mean_in_flight: f.activeMs > 0 ? round3(f.inFlightIntegral / f.activeMs) : 0,
+      mean_backlog: f.activeMs > 0 ? round3(f.backlogIntegral / f.activeMs) : 0,
+      busy_fraction: f.activeMs > 0 ? round3(f.busyMs / f.activeMs) : 0,
+      admission_gap_s: round3(f.gapMs / 1000),
+      timeline: bins.map((b) => ({ t: new Date(b.t).toISOString(), backlog: b.backlog, in_flight: b.inFlight, limit: b.limit })),
+    },
+    connections: {
+      opened: f.connsOpened,
+      per_request: attempted > 0 ? round3(f.connsOpened / attempted) : null,
+      connect_ms: summarize(f.connectMs),
+    },
+    event_loop: { lag_p99_ms: summarize(f.loopLag).p99 },
+    buckets_ms: buckets,
+    verdict: { bound: 'healthy', dominant: null, findings: [] },
+    detail: {
+      failure_causes: f.failureCauses,
+      attempt_error_causes: f.attemptErrorCauses,
+      bad_lines: f.badLines,
+      events: f.events,
+      server_ttft_by_load: { low_p50: q > 0 ? p50Of(load.slice(0, q)) : null, high_p50: q > 0 ? p50Of(load.slice(-q)) : null },
+      not_work_conserving_fraction: underBacklog.length ? round3(notConserving / underBacklog.length) : 0,
+      in_flight_cv_under_backlog: inflights.length > 1 && mean > 0 ? round3(sd / mean) : null,
+      per_second: bins.map((b) => {
+        const s = summarize(b.ttft);
+        return { t: b.t, tokens: b.tokens, retries: b.retries, conns: b.conns, ttft_p50: s.p50, ttft_p95: s.p95, ttft_p99: s.p99 };
+      }),
+      retry_causes_over_time: bins.filter((b) => b.retries > 0).map((b) => ({ t: b.t, causes: b.retryCauses })),
+    },
+  };
+  report.verdict = diagnose(report);
+  return report;
+}
+
+/** Merge adjacent bins so a long run's charts stay a reasonable size. */
+function downsample(bins: Bin[], max: number): Bin[] {
+  if (bins.length <= max) return bins;
+  const k = Math.ceil(bins.length / max);
+  const out: Bin[] = [];
+  for (let i = 0; i < bins.length; i += k) {
+    const group = bins.slice(i, i + k);
+    const first = group[0]!;
+    const merged: Bin = { ...first, tokens: 0, retries: 0, conns: 0, ttft: [], retryCauses: {} };
+    for (const b of group) {
+      merged.tokens += b.tokens;
+      merged.retries += b.retries;
+      merged.conns += b.conns;
+      for (const v of b.ttft) merged.ttft.push(v);
+      for (const [c, n] of Object.entries(b.retryCauses)) merged.retryCauses[c] = (merged.retryCauses[c] ?? 0) + n;
+    }
+    out.push(merged);
+  }
+  return out;
+}

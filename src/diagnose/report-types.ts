@@ -1,0 +1,70 @@
+import type { PercentileSummary } from '../metrics/percentiles.js';
+import type { TpmFigures } from '../metrics/tpm.js';
+
+/** The latency decomposition buckets, summed over requests, in ms. */
+export const BUCKETS = ['queue_wait', 'admission_gap', 'connect', 'retry_backoff', 'failed_attempts', 'server_ttft', 'decode', 'postprocess'] as const;
+export type Bucket = (typeof BUCKETS)[number];
+/** Buckets spent on the client side (the control plane); the rest is the model's. */
+export const CLIENT_BUCKETS: readonly Bucket[] = ['queue_wait', 'admission_gap', 'connect', 'retry_backoff', 'failed_attempts', 'postprocess'];
+
+export const MODES = ['queueing', 'admission_gap', 'connection_churn', 'retry_loop', 'postprocess_stall', 'event_loop_stall', 'model_saturation', 'errors'] as const;
+export type Mode = (typeof MODES)[number];
+
+export interface Finding {
+  mode: Mode;
+  severity: 'high' | 'medium' | 'low';
+  evidence: string;
+  action: string;
+}
+
+export interface Verdict {
+  bound: 'model' | 'control-plane' | 'healthy';
+  dominant: Bucket | null;
+  findings: Finding[];
+}
+
+/** `shardline report --json`: keys are a public contract (add, never rename). See docs/report.md. */
+export interface Report {
+  schema: 'shardline.report/v1';
+  run_id: string | null;
+  run_ids: string[];
+  window: { start: string | null; end: string | null; duration_s: number };
+  requests: { total: number; succeeded: number; failed: number; success_rate: number | null };
+  attempts: number;
+  retries: { count: number; rate: number | null; per_request: number | null; causes: Record<string, number> };
+  tokens: { completion: number; prompt: number; estimated: number };
+  tpm: TpmFigures;
+  ttft_ms: { server: PercentileSummary; e2e: PercentileSummary };
+  latency_ms: { e2e: PercentileSummary };
+  tpot_ms: PercentileSummary;
+  utilization: {
+    limit: number;
+    mean_in_flight: number;
+    mean_backlog: number;
+    busy_fraction: number;
+    admission_gap_s: number;
+    timeline: { t: string; backlog: number; in_flight: number; limit: number }[];
+  };
+  connections: { opened: number; per_request: number | null; connect_ms: PercentileSummary };
+  event_loop: { lag_p99_ms: number | null };
+  buckets_ms: Record<Bucket, number>;
+  verdict: Verdict;
+  /** Extra detail the verdict uses; not part of the fixed keys above. */
+  detail: ReportDetail;
+}
+
+export interface ReportDetail {
+  failure_causes: Record<string, number>;
+  attempt_error_causes: Record<string, number>;
+  bad_lines: number;
+  events: number;
+  /** Server TTFT p50 (ms) of attempts started at low vs high client in-flight (quartiles of in-flight). */
+  server_ttft_by_load: { low_p50: number | null; high_p50: number | null };
+  /** Share of timeline seconds where backlog > 0 while a slot was free. */
+  not_work_conserving_fraction: number;
+  /** Coefficient of variation of in-flight over the seconds where backlog > 0. */
+  in_flight_cv_under_backlog: number | null;
+  /** Per-second series for charts: completion tokens and retries, per second since window start. */
+  per_second: { t: number; tokens: number; retries: number; conns: number; ttft_p50: number | null; ttft_p95: number | null; ttft_p99: number | null }[];
+  retry_causes_over_time: { t: number; causes: Record<string, number> }[];
+}

@@ -1,0 +1,169 @@
+import { BUCKETS, CLIENT_BUCKETS, type Bucket, type Finding, type Report, type Verdict } from './report-types.js';
+
+/** Thresholds of the diagnosis, in one place (documented in docs/report.md). */
+export const THRESHOLDS = {
+  controlPlaneShare: 0.5,
+  errorsSuccessRate: 0.99,
+  retryRate: 0.1,
+  retryShare: 0.15,
+  churnPerRequest: 0.5,
+  churnMinConnections: 20,
+  admissionShare: 0.05,
+  notConservingFraction: 0.2,
+  inFlightCv: 0.2,
+  queueingShare: 0.25,
+  postprocessShare: 0.1,
+  loopLagMs: 50,
+  saturationTtftShare: 0.3,
+  saturationLoadRatio: 2,
+  saturationTtftPerTpot: 20,
+} as const;
+
+const pct = (x: number) => `${Math.round(x * 100)}%`;
+const ms = (x: number | null | undefined) => (x === null || x === undefined ? '–' : `${Math.round(x)} ms`);
+
+/**
+ * Say whether the run was model-bound, control-plane-bound or healthy, which bucket dominates, and
+ * each failure mode found with numeric evidence and a concrete action. Pure over the report.
+ */
+export function diagnose(r: Report): Verdict {
+  const b = r.buckets_ms;
+  const total = BUCKETS.reduce((a, k) => a + b[k], 0);
+  const share = (k: Bucket) => (total > 0 ? b[k] / total : 0);
+  const clientShare = CLIENT_BUCKETS.reduce((a, k) => a + share(k), 0);
+  const T = THRESHOLDS;
+  const L = r.utilization.limit;
+  const findings: Finding[] = [];
+  const topCauses = (causes: Record<string, number>) =>
+    Object.entries(causes)
+      .sort((x, y) => y[1] - x[1])
+      .slice(0, 3)
+      .map(([c, n]) => `${c} ${n}`)
+      .join(', ');
+
+  const finished = r.requests.succeeded + r.requests.failed;
+  if (r.requests.failed > 0 && (r.requests.success_rate ?? 1) < T.errorsSuccessRate) {
+    const causes = r.detail.failure_causes;
+    const main = Object.entries(causes).sort((x, y) => y[1] - x[1])[0]?.[0] ?? 'unknown';
+    findings.push({
+      mode: 'errors',
+      severity: (r.requests.success_rate ?? 0) < 0.9 ? 'high' : 'medium',
+      evidence: `${r.requests.failed} of ${finished} requests failed (${pct(r.requests.failed / finished)}): ${topCauses(causes)}`,
+      action: errorAction(main, L),
+    });
+  }
+
+  const retryShare = share('retry_backoff') + share('failed_attempts');
+  if ((r.retries.rate ?? 0) >= T.retryRate || retryShare >= T.retryShare) {
+    const main = Object.entries(r.retries.causes).sort((x, y) => y[1] - x[1])[0]?.[0] ?? 'unknown';
+    findings.push({
+      mode: 'retry_loop',
+      severity: (r.retries.rate ?? 0) >= 0.3 || retryShare >= 0.3 ? 'high' : 'medium',
+      evidence:
+        `${pct(r.retries.rate ?? 0)} of ${r.attempts} attempts were retries (${topCauses(r.retries.causes) || 'no causes recorded'}); ` +
+        `${pct(share('retry_backoff'))} of request time in backoff, ${pct(share('failed_attempts'))} in failed attempts`,
+      action: retryAction(main, L),
+    });
+  }
+
+  const perReq = r.connections.per_request ?? 0;
+  if (perReq >= T.churnPerRequest && r.connections.opened >= T.churnMinConnections) {
+    findings.push({
+      mode: 'connection_churn',
+      severity: perReq >= 0.9 ? 'high' : 'medium',
+      evidence: `${r.connections.opened} connections opened for ${r.requests.total} requests (${perReq.toFixed(2)} per request; connect p95 ${ms(r.connections.connect_ms.p95)}, ${Math.round(b.connect)} ms in total)`,
+      action: 'keep connections alive: the server or a proxy closes them (Connection: close, or an idle timeout shorter than the gap between requests); enable keep-alive there, and reuse one client pool per worker',
+    });
+  }
+
+  const nwc = r.detail.not_work_conserving_fraction;
+  const cv = r.detail.in_flight_cv_under_backlog ?? 0;
+  if (share('admission_gap') >= T.admissionShare || (nwc >= T.notConservingFraction && cv >= T.inFlightCv)) {
+    findings.push({
+      mode: 'admission_gap',
+      severity: share('admission_gap') >= 0.2 || nwc >= 0.5 ? 'high' : 'medium',
+      evidence:
+        `backlog stays high while in-flight is unstable: in ${pct(nwc)} of the seconds with work waiting a client slot was free ` +
+        `(in-flight varied ±${pct(cv)} around ${r.utilization.mean_in_flight.toFixed(1)} of ${L}); ${r.utilization.admission_gap_s.toFixed(1)} s of free slots with a backlog, ${pct(share('admission_gap'))} of request time`,
+      action: 'the dispatcher is not work-conserving: start the next request the moment a slot frees (pull-based dispatch, as `shardline run` does) instead of waiting for a batch or a whole worker to drain; check for a blocking hook or lock',
+    });
+  }
+
+  const ttft = r.ttft_ms.server;
+  const byLoad = r.detail.server_ttft_by_load;
+  const loadRising =
+    byLoad.low_p50 !== null && byLoad.high_p50 !== null && byLoad.high_p50 >= T.saturationLoadRatio * byLoad.low_p50 && byLoad.high_p50 - byLoad.low_p50 >= 20;
+  const ttftHeavy = share('server_ttft') >= T.saturationTtftShare && b.server_ttft >= 0.5 * b.decode;
+  // An idle server's TTFT is about a prefill: a few decode steps. Far more means a server-side queue.
+  const tpot = r.tpot_ms.p50;
+  const ttftVsTpot = ttft.p50 !== null && tpot !== null && tpot > 0 && ttft.p50 >= 100 && ttft.p50 >= T.saturationTtftPerTpot * tpot;
+  const saturated = loadRising || ttftHeavy || ttftVsTpot;
+  if (saturated) {
+    findings.push({
+      mode: 'model_saturation',
+      severity: share('server_ttft') >= 0.5 ? 'high' : 'medium',
+      evidence:
+        `server TTFT p50 ${ms(ttft.p50)}, p95 ${ms(ttft.p95)} is ${pct(share('server_ttft'))} of request time` +
+        (loadRising ? ` and rises with load (p50 ${ms(byLoad.low_p50)} at low in-flight → ${ms(byLoad.high_p50)} at high)` : '') +
+        (ttftVsTpot ? ` and is ${Math.round(ttft.p50! / tpot!)}× the time per output token (${ms(tpot)})` : '') +
+        `, with the client holding ${r.utilization.mean_in_flight.toFixed(1)} of ${L} slots busy: the server is queueing requests`,
+      action: `the model server is at capacity: add replicas or faster hardware for throughput; to cut latency lower --concurrency (raising it above ${L} adds only queueing)`,
+    });
+  }
+
+  if (share('queue_wait') >= T.queueingShare && !saturated) {
+    findings.push({
+      mode: 'queueing',
+      severity: share('queue_wait') >= 0.5 ? 'high' : 'medium',
+      evidence: `server TTFT flat at ${ms(ttft.p50)} (p95 ${ms(ttft.p95)}) while ${pct(share('queue_wait'))} of e2e time was spent waiting for a client slot (busy ${pct(r.utilization.busy_fraction)} of the time)`,
+      action: `raise --concurrency from ${L}${L > 0 ? ` (e.g. to ${L * 2})` : ''} or add --shards: the server has headroom and the client is the bottleneck`,
+    });
+  }
+
+  if (share('postprocess') >= T.postprocessShare) {
+    findings.push({
+      mode: 'postprocess_stall',
+      severity: share('postprocess') >= 0.3 ? 'high' : 'medium',
+      evidence: `post-processing took ${pct(share('postprocess'))} of request time (${Math.round(b.postprocess)} ms in total)`,
+      action: 'move post-processing off the request path (a worker pool, as --postprocess does), give it more threads, or make the hook cheaper',
+    });
+  }
+
+  const lag = r.event_loop.lag_p99_ms;
+  if (lag !== null && lag >= T.loopLagMs) {
+    findings.push({
+      mode: 'event_loop_stall',
+      severity: lag >= 200 ? 'high' : 'medium',
+      evidence: `client event-loop lag p99 ${ms(lag)}: the client itself delayed reading responses and dispatching work`,
+      action: 'add --shards to spread the load over more event loops, and keep CPU-heavy work (parsing, hooks) off the dispatch loop',
+    });
+  }
+
+  const sevRank = { high: 0, medium: 1, low: 2 } as const;
+  findings.sort((x, y) => sevRank[x.severity] - sevRank[y.severity]);
+  let dominant: Bucket | null = null;
+  for (const k of BUCKETS) if (b[k] > 0 && (dominant === null || b[k] > b[dominant])) dominant = k;
+  // Behind a saturated server, waiting for a client slot is the model's slowness showing through,
+  // not a control-plane fault: it does not count toward the control plane then.
+  const controlPlane = saturated ? clientShare - share('queue_wait') : clientShare;
+  const bound: Verdict['bound'] = controlPlane >= T.controlPlaneShare ? 'control-plane' : saturated ? 'model' : 'healthy';
+  return { bound, dominant, findings };
+}
+
+function errorAction(cause: string, limit: number): string {
+  if (cause === 'http_4xx') return 'fix the requests: the server rejected them as invalid (see the error messages in results.jsonl); retrying cannot help';
+  if (cause === 'http_429') return `stay under the rate limit: lower --concurrency (now ${limit}) or pace with --rate; raise --max-attempts only if the limit is bursty`;
+  if (cause === 'http_5xx') return 'the server errs under this load: check its health and logs, lower --concurrency, or raise --max-attempts if errors are transient';
+  if (cause.startsWith('timeout_')) return `requests time out (${cause}): raise --${cause.replace('_', '-')}-s if the server is just slow, or lower --concurrency if it is overloaded`;
+  if (cause === 'conn_refused' || cause === 'conn_reset') return 'the endpoint drops or refuses connections: check the server, the network path and any proxy in between';
+  if (cause === 'postprocess_error') return 'the --postprocess hook threw: see the error messages in results.jsonl';
+  return 'see the error messages in results.jsonl';
+}
+
+function retryAction(cause: string, limit: number): string {
+  if (cause === 'http_429') return `the run is fighting a rate limit: lower --concurrency (now ${limit}) or set --rate below the limit; retries already honour Retry-After`;
+  if (cause === 'http_5xx') return 'the server fails under this load: check its health; lower --concurrency so retries stop adding load';
+  if (cause === 'conn_reset' || cause === 'conn_refused') return 'connections are being dropped: check the server and any proxy/load balancer (idle timeouts, connection limits)';
+  if (cause.startsWith('timeout_')) return `attempts time out (${cause}): lower --concurrency if the server is overloaded, or raise the timeout if answers are just long`;
+  return 'find why attempts fail (attempt_end events carry the cause and status) before adding retries';
+}

@@ -1,0 +1,43 @@
+import type { PercentileSummary } from '../metrics/percentiles.js';
+import { BUCKETS, type Report } from '../diagnose/report-types.js';
+
+/** The human summary `shardline report` prints. */
+export function formatReport(r: Report): string {
+  const out: string[] = [];
+  const n = (x: number) => Math.round(x).toLocaleString('en-US');
+  const p = (s: PercentileSummary) => (s.count ? `p50 ${f1(s.p50)}  p95 ${f1(s.p95)}  p99 ${f1(s.p99)}  max ${f1(s.max)} ms (n=${n(s.count)})` : 'no samples');
+  out.push(`shardline report — run ${r.run_id ?? '(unknown)'}  ${r.window.start ?? ''} → ${r.window.end ?? ''} (${r.window.duration_s.toFixed(1)} s)`);
+  out.push('');
+  out.push(`VERDICT: ${r.verdict.bound.toUpperCase()}-bound` + (r.verdict.bound === 'healthy' ? ' (healthy)' : '') + (r.verdict.dominant ? `; dominant bucket: ${r.verdict.dominant}` : ''));
+  for (const f of r.verdict.findings) {
+    out.push(`  [${f.severity}] ${f.mode}: ${f.evidence}`);
+    out.push(`         → ${f.action}`);
+  }
+  if (r.verdict.findings.length === 0) out.push('  no failure mode found');
+  out.push('');
+  const rq = r.requests;
+  out.push(`requests    ${n(rq.total)} total, ${n(rq.succeeded)} succeeded, ${n(rq.failed)} failed (success rate ${rq.success_rate === null ? '–' : `${(rq.success_rate * 100).toFixed(2)}%`})`);
+  out.push(`attempts    ${n(r.attempts)}; retries ${n(r.retries.count)} (rate ${r.retries.rate === null ? '–' : `${(r.retries.rate * 100).toFixed(1)}%`})${Object.keys(r.retries.causes).length ? ` — ${Object.entries(r.retries.causes).map(([c, k]) => `${c} ${k}`).join(', ')}` : ''}`);
+  out.push(`tokens      ${n(r.tokens.completion)} completion, ${n(r.tokens.prompt)} prompt${r.tokens.estimated ? `, ${n(r.tokens.estimated)} estimated` : ''}`);
+  out.push(`TPM         peak ${n(r.tpm.aggregate_peak)}${r.tpm.aggregate_peak_partial ? ' (partial minute, scaled)' : ''} at ${r.tpm.aggregate_peak_minute ?? '–'}; run average ${n(r.tpm.run_average)} completion tokens/min across shards`);
+  out.push(`TTFT        server ${p(r.ttft_ms.server)}`);
+  out.push(`            e2e    ${p(r.ttft_ms.e2e)}`);
+  out.push(`latency     e2e    ${p(r.latency_ms.e2e)}`);
+  out.push(`TPOT               ${p(r.tpot_ms)}`);
+  const u = r.utilization;
+  out.push(`slots       limit ${u.limit}, mean in-flight ${u.mean_in_flight.toFixed(1)}, mean backlog ${u.mean_backlog.toFixed(1)}, all busy ${(u.busy_fraction * 100).toFixed(0)}% of the time, admission gaps ${u.admission_gap_s.toFixed(2)} s`);
+  out.push(`connections ${n(r.connections.opened)} opened (${r.connections.per_request?.toFixed(2) ?? '–'} per request), connect ${p(r.connections.connect_ms)}`);
+  out.push(`event loop  lag p99 ${r.event_loop.lag_p99_ms === null ? '–' : `${r.event_loop.lag_p99_ms.toFixed(1)} ms`}`);
+  out.push('');
+  const total = BUCKETS.reduce((a, k) => a + r.buckets_ms[k], 0);
+  out.push('where request time went (summed over requests):');
+  for (const k of BUCKETS) {
+    const share = total > 0 ? r.buckets_ms[k] / total : 0;
+    out.push(`  ${k.padEnd(16)} ${(share * 100).toFixed(1).padStart(5)}%  ${'█'.repeat(Math.round(share * 40))}`);
+  }
+  return `${out.join('\n')}\n`;
+}
+
+function f1(x: number | null): string {
+  return x === null ? '–' : x.toFixed(1);
+}

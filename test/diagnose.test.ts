@@ -1,0 +1,108 @@
+import { describe, expect, it } from 'vitest';
+import { analyze, type Mode, type Report } from '../src/index.js';
+import { tempDir } from './helpers/run-dir.js';
+import { writeSynthRun, type SynthOptions } from './helpers/synth-log.js';
+
+async function diagnoseSynth(o: SynthOptions): Promise<Report> {
+  return analyze([writeSynthRun(tempDir('sl-synth-'), o)]);
+}
+
+const modes = (r: Report): Mode[] => r.verdict.findings.map((f) => f.mode);
+
+describe('diagnosis of generated event logs, one per failure mode', () => {
+  it('a healthy run: no findings, model time dominates', async () => {
+    const r = await diagnoseSynth({ requests: 200, limit: 16, readAhead: 2, serverTtftMs: () => 40, decodeMs: 400 });
+    expect(r.verdict.findings).toEqual([]);
+    expect(r.verdict.bound).toBe('healthy');
+    expect(r.verdict.dominant).toBe('decode');
+  });
+
+  it('queueing: a fast server behind too few client slots', async () => {
+    const r = await diagnoseSynth({ requests: 300, limit: 4, readAhead: 200, serverTtftMs: () => 30, decodeMs: 400 });
+    expect(modes(r)[0]).toBe('queueing');
+    expect(r.verdict.bound).toBe('control-plane');
+    expect(r.verdict.dominant).toBe('queue_wait');
+    const f = r.verdict.findings[0]!;
+    expect(f.action).toMatch(/raise --concurrency from 4/);
+    expect(f.evidence).toMatch(/server TTFT flat at 30 ms/);
+  });
+
+  it('admission gaps: slots left idle while work waits (the seed pattern)', async () => {
+    const r = await diagnoseSynth({ requests: 300, limit: 8, readAhead: 100, serverTtftMs: () => 30, decodeMs: 100, dispatchDelayMs: 150 });
+    expect(modes(r)).toContain('admission_gap');
+    const f = r.verdict.findings.find((x) => x.mode === 'admission_gap')!;
+    expect(f.evidence).toMatch(/backlog stays high while in-flight is unstable/);
+    expect(r.utilization.admission_gap_s).toBeGreaterThan(5);
+    expect(r.verdict.bound).toBe('control-plane');
+  });
+
+  it('connection churn: a new connection for every attempt', async () => {
+    const r = await diagnoseSynth({ requests: 200, limit: 16, readAhead: 2, newConnP: 1, connectMs: 30 });
+    expect(modes(r)).toContain('connection_churn');
+    expect(r.connections.per_request).toBe(1);
+  });
+
+  it('retry loop: 429s with backoff', async () => {
+    const r = await diagnoseSynth({ requests: 200, limit: 16, readAhead: 4, failP: 0.4, failCause: 'http_429', backoffMs: 800 });
+    expect(modes(r)[0]).toBe('retry_loop');
+    expect(r.retries.causes.http_429).toBeGreaterThan(50);
+    expect(r.verdict.findings[0]!.action).toMatch(/rate limit/);
+  });
+
+  it('post-processing stall', async () => {
+    const r = await diagnoseSynth({ requests: 200, limit: 16, readAhead: 2, postprocessMs: 900 });
+    expect(modes(r)).toContain('postprocess_stall');
+    expect(r.verdict.dominant).toBe('postprocess');
+    expect(r.verdict.bound).toBe('control-plane');
+  });
+
+  it('event-loop stall on the client', async () => {
+    const r = await diagnoseSynth({ requests: 200, limit: 16, readAhead: 2, loopLagMs: 250 });
+    expect(modes(r)).toEqual(['event_loop_stall']);
+    expect(r.event_loop.lag_p99_ms).toBe(250);
+  });
+
+  it('model saturation: server TTFT rises with the load the client puts on it', async () => {
+    const r = await diagnoseSynth({ requests: 400, limit: 32, readAhead: 8, serverTtftMs: (n) => 40 + 60 * Math.max(0, n - 8), decodeMs: 400 });
+    expect(modes(r)).toContain('model_saturation');
+    expect(modes(r)).not.toContain('queueing');
+    expect(r.verdict.bound).toBe('model');
+    expect(r.verdict.dominant).toBe('server_ttft');
+  });
+
+  it('behind a saturated server a long client queue is still model-bound', async () => {
+    const r = await diagnoseSynth({ requests: 400, limit: 32, readAhead: 64, serverTtftMs: (n) => 40 + 60 * Math.max(0, n - 8), decodeMs: 400 });
+    expect(r.verdict.dominant).toBe('queue_wait');
+    expect(r.verdict.bound).toBe('model');
+    expect(modes(r)).toContain('model_saturation');
+    expect(modes(r)).not.toContain('queueing');
+  });
+
+  it('errors: requests that fail for good', async () => {
+    const r = await diagnoseSynth({ requests: 200, limit: 16, readAhead: 2, fatalP: 0.2 });
+    expect(modes(r)).toContain('errors');
+    expect(r.requests.failed).toBeGreaterThan(20);
+    expect(r.requests.success_rate).toBeLessThan(0.9);
+    expect(r.verdict.findings.find((f) => f.mode === 'errors')!.evidence).toMatch(/http_5xx/);
+  });
+});
+
+describe('report figures from a generated log (hand-checkable)', () => {
+  it('counts, retries, buckets and the JSON keys', async () => {
+    const r = await diagnoseSynth({ requests: 50, limit: 5, readAhead: 1, serverTtftMs: () => 100, decodeMs: 200, tokens: 10, newConnP: 0 });
+    expect(r.schema).toBe('shardline.report/v1');
+    expect(r.requests).toEqual({ total: 50, succeeded: 50, failed: 0, success_rate: 1 });
+    expect(r.attempts).toBe(50);
+    expect(r.retries).toMatchObject({ count: 0, rate: 0, per_request: 0 });
+    expect(r.tokens.completion).toBe(500);
+    // Every request: server TTFT exactly 100 ms, decode 200 ms, TPOT 200/9 ms.
+    expect(r.ttft_ms.server).toMatchObject({ p50: 100, p99: 100, max: 100, count: 50 });
+    expect(r.buckets_ms.server_ttft).toBeCloseTo(50 * 100, 3);
+    expect(r.buckets_ms.decode).toBeCloseTo(50 * 200, 3);
+    expect(r.tpot_ms.p50).toBeCloseTo(200 / 9, 3);
+    for (const key of ['window', 'requests', 'attempts', 'retries', 'tokens', 'tpm', 'ttft_ms', 'latency_ms', 'tpot_ms', 'utilization', 'connections', 'event_loop', 'buckets_ms', 'verdict']) {
+      expect(r).toHaveProperty(key);
+    }
+    expect(r.utilization.limit).toBe(5);
+  });
+});
