@@ -49,8 +49,8 @@ const inputs: SimProfileInput[] = [
   {
     ...realistic,
     name: 'rate-limited',
-    description: 'Realistic capacity behind a 600 req/min and 120k tokens/min budget, plus 2% random 429s.',
-    faults: { rate_limit: { requests_per_min: 600, tokens_per_min: 120_000, random_429_p: 0.02, retry_after_s: 1 } },
+    description: 'Realistic capacity behind 3,000 req/min and 120k tokens/min enforced per second, plus 2% random 429s.',
+    faults: { rate_limit: { requests_per_min: 3000, tokens_per_min: 120_000, burst_s: 1, random_429_p: 0.02, retry_after_s: 1 } },
   },
   {
     ...realistic,

@@ -10,6 +10,12 @@ export const rateLimitSchema = z
     tokens_per_min: nonNeg
       .default(0)
       .describe('Token budget per minute (prompt + max completion tokens); 0 = unlimited.'),
+    burst_s: z
+      .number()
+      .positive()
+      .max(60)
+      .default(60)
+      .describe('Bucket size in seconds of budget: 60 lets a full minute through at once; 1 enforces the per-second rate, as large APIs quantize limits.'),
     random_429_p: prob.default(0).describe('Probability that any request is answered 429 regardless of budget.'),
     retry_after_s: nonNeg.default(1).describe('Retry-After for random 429s and queue overflow, in seconds.'),
   })

@@ -69,8 +69,8 @@ export class SimCore {
     this.engine = new BatchEngine(this.profile, createRng((options.seed ?? 1) + 0x5bd1e995), this.now);
     this.startMs = this.now();
     const rl = this.profile.faults.rate_limit;
-    this.requestBucket = new TokenBucket(rl.requests_per_min, this.startMs);
-    this.tokenBucket = new TokenBucket(rl.tokens_per_min, this.startMs);
+    this.requestBucket = new TokenBucket(rl.requests_per_min, this.startMs, rl.burst_s);
+    this.tokenBucket = new TokenBucket(rl.tokens_per_min, this.startMs, rl.burst_s);
     this.counts = {
       requests: 0,
       completionTokens: 0,

@@ -5,12 +5,16 @@
 export class TokenBucket {
   private level: number;
   private lastMs: number;
+  private readonly capacity: number;
 
+  /** `burstS` seconds of budget fit in the bucket (60 = a whole minute's budget at once). */
   constructor(
     private readonly perMin: number,
     nowMs: number,
+    burstS = 60,
   ) {
-    this.level = perMin;
+    this.capacity = (perMin * burstS) / 60;
+    this.level = this.capacity;
     this.lastMs = nowMs;
   }
 
@@ -18,10 +22,10 @@ export class TokenBucket {
   take(amount: number, nowMs: number): { ok: true } | { ok: false; retryAfterMs: number } {
     if (this.perMin <= 0) return { ok: true };
     const perMs = this.perMin / 60_000;
-    this.level = Math.min(this.perMin, this.level + (nowMs - this.lastMs) * perMs);
+    this.level = Math.min(this.capacity, this.level + (nowMs - this.lastMs) * perMs);
     this.lastMs = nowMs;
-    // A request larger than the whole budget can never pass; let it through rather than starve it.
-    const need = Math.min(amount, this.perMin);
+    // A request larger than the whole bucket can never pass; let it through rather than starve it.
+    const need = Math.min(amount, this.capacity);
     if (this.level >= need) {
       this.level -= need;
       return { ok: true };

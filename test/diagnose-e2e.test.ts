@@ -1,0 +1,59 @@
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { analyze, builtinProfiles, run, startSim, type Mode, type RunningSim } from '../src/index.js';
+import { tempDir, writeInput } from './helpers/run-dir.js';
+
+let sim: RunningSim | undefined;
+afterEach(async () => {
+  await sim?.close();
+  sim = undefined;
+});
+
+async function runProfile(name: string, requests: number, maxTokens: number) {
+  sim = await startSim({ profile: builtinProfiles.get(name)!, seed: 1 });
+  const dir = tempDir();
+  const out = join(dir, 'out');
+  await run({
+    input: writeInput(dir, requests, { max_tokens: maxTokens }),
+    endpoint: `${sim.url}/v1`,
+    out,
+    concurrency: 32,
+    retryBackoffS: 0.2,
+    retryBackoffMaxS: 2,
+    maxAttempts: 8,
+    progress: 'off',
+  });
+  return analyze([out]);
+}
+
+const modes = (r: { verdict: { findings: { mode: Mode }[] } }) => r.verdict.findings.map((f) => f.mode);
+
+describe('end to end: runs against simulator profiles are diagnosed by their cause', () => {
+  it('saturated → model-bound, model_saturation', async () => {
+    const r = await runProfile('saturated', 120, 16);
+    expect(r.verdict.bound).toBe('model');
+    expect(modes(r)).toContain('model_saturation');
+    expect(modes(r)).not.toContain('queueing');
+  });
+
+  it('churn → connection_churn', async () => {
+    const r = await runProfile('churn', 200, 16);
+    expect(modes(r)).toContain('connection_churn');
+    expect(r.connections.per_request).toBeGreaterThanOrEqual(0.9);
+  });
+
+  it('rate-limited → retry_loop on 429s', async () => {
+    const r = await runProfile('rate-limited', 250, 32);
+    expect(modes(r)).toContain('retry_loop');
+    expect(Object.keys(r.retries.causes)).toEqual(['http_429']);
+    expect(r.verdict.bound).toBe('control-plane');
+    expect(r.verdict.findings.find((f) => f.mode === 'retry_loop')!.action).toMatch(/rate limit/);
+  });
+
+  it('flaky → retry_loop on 5xx and resets', async () => {
+    const r = await runProfile('flaky', 250, 32);
+    expect(modes(r)).toContain('retry_loop');
+    expect(r.retries.causes.http_5xx).toBeGreaterThan(0);
+    expect(r.retries.causes.conn_reset).toBeGreaterThan(0);
+  });
+});
