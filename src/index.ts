@@ -19,3 +19,5 @@ export type { Report, Finding, Verdict, Bucket, Mode } from './diagnose/report-t
 export { BUCKETS, MODES } from './diagnose/report-types.js';
 export { nearestRank, summarize, type PercentileSummary } from './metrics/percentiles.js';
 export { computeTpm, type MinuteBucket, type TpmFigures } from './metrics/tpm.js';
+export { sampleMinute, type MinuteSample } from './provenance/sample.js';
+export { verifySample, type VerifyResult } from './provenance/verify.js';

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { VERSION } from '../version.js';
+import { registerProvenanceCommands } from './provenance-commands.js';
 import { registerReportCommand } from './report-command.js';
 import { registerRunCommand } from './run-command.js';
 import { registerSimCommand } from './sim-command.js';
@@ -13,6 +14,7 @@ export function createProgram(): Command {
     .showHelpAfterError('(run with --help for usage)');
   registerRunCommand(program);
   registerReportCommand(program);
+  registerProvenanceCommands(program);
   registerSimCommand(program);
   return program;
 }

@@ -1,0 +1,92 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { join } from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
+
+/** A counted `request_end` line: where it is and what it says. */
+export interface CountedLine {
+  file: string;
+  line: number;
+  text: string;
+  tokens: number;
+  shard: number;
+}
+
+export interface FileScan {
+  /** Path relative to the run directory. */
+  path: string;
+  bytes: number;
+  lines: number;
+  sha256: string;
+}
+
+export interface ScanResult {
+  files: FileScan[];
+  runIds: Set<string>;
+  minTs: number;
+  maxTs: number;
+  /** Completion tokens of succeeded request_end per UTC minute. */
+  minuteTokens: Map<number, number>;
+  /** Counted lines of the minute asked for (if any). */
+  counted: CountedLine[];
+}
+
+/**
+ * Read every event file once, raw: its sha256, byte size and line count, and the succeeded
+ * `request_end` lines — totals per UTC minute, and the exact lines of `minute` if given. Works on
+ * raw lines, so what is hashed is exactly what is on disk.
+ */
+export async function scanRunFiles(runDir: string, relPaths: readonly string[], minute?: number): Promise<ScanResult> {
+  const result: ScanResult = { files: [], runIds: new Set(), minTs: Infinity, maxTs: -Infinity, minuteTokens: new Map(), counted: [] };
+  for (const rel of relPaths) {
+    const hash = createHash('sha256');
+    let bytes = 0;
+    let lines = 0;
+    let rest = '';
+    const decoder = new StringDecoder('utf8');
+    const onLine = (text: string, lineNo: number) => {
+      if (!text) return;
+      let e: { ts?: unknown; type?: unknown; outcome?: unknown; completion_tokens?: unknown; shard?: unknown; run?: unknown };
+      try {
+        e = JSON.parse(text) as typeof e;
+      } catch {
+        return;
+      }
+      if (typeof e.ts !== 'number') return;
+      if (e.ts < result.minTs) result.minTs = e.ts;
+      if (e.ts > result.maxTs) result.maxTs = e.ts;
+      if (typeof e.run === 'string') result.runIds.add(e.run);
+      if (e.type !== 'request_end' || e.outcome !== 'succeeded') return;
+      const m = Math.floor(e.ts / 60_000);
+      const tokens = typeof e.completion_tokens === 'number' ? e.completion_tokens : 0;
+      result.minuteTokens.set(m, (result.minuteTokens.get(m) ?? 0) + tokens);
+      if (m === minute) result.counted.push({ file: rel, line: lineNo, text, tokens, shard: typeof e.shard === 'number' ? e.shard : -1 });
+    };
+    for await (const chunk of createReadStream(join(runDir, rel)) as AsyncIterable<Buffer>) {
+      hash.update(chunk);
+      bytes += chunk.length;
+      const text = rest + decoder.write(chunk);
+      let start = 0;
+      for (let nl = text.indexOf('\n'); nl !== -1; nl = text.indexOf('\n', start)) {
+        onLine(text.slice(start, nl), ++lines);
+        start = nl + 1;
+      }
+      rest = text.slice(start);
+    }
+    rest += decoder.end();
+    if (rest) onLine(rest, ++lines);
+    result.files.push({ path: rel, bytes, lines, sha256: hash.digest('hex') });
+  }
+  return result;
+}
+
+/** sha256 over the counted lines in canonical order (file path, then line number), each + "\n". */
+export function countedLinesSha256(counted: readonly CountedLine[]): string {
+  const hash = createHash('sha256');
+  for (const c of sortCanonical(counted)) hash.update(`${c.text}\n`);
+  return hash.digest('hex');
+}
+
+export function sortCanonical<T extends { file: string; line: number }>(xs: readonly T[]): T[] {
+  return [...xs].sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : a.line - b.line));
+}
