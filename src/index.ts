@@ -21,3 +21,4 @@ export { nearestRank, summarize, type PercentileSummary } from './metrics/percen
 export { computeTpm, type MinuteBucket, type TpmFigures } from './metrics/tpm.js';
 export { sampleMinute, type MinuteSample } from './provenance/sample.js';
 export { verifySample, type VerifyResult } from './provenance/verify.js';
+export { compareReports, formatComparison, type Comparison, type CompareRow } from './diagnose/compare-reports.js';

@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { VERSION } from '../version.js';
+import { registerCompareCommand } from './compare-command.js';
 import { registerProvenanceCommands } from './provenance-commands.js';
 import { registerReportCommand } from './report-command.js';
 import { registerRunCommand } from './run-command.js';
@@ -14,6 +15,7 @@ export function createProgram(): Command {
     .showHelpAfterError('(run with --help for usage)');
   registerRunCommand(program);
   registerReportCommand(program);
+  registerCompareCommand(program);
   registerProvenanceCommands(program);
   registerSimCommand(program);
   return program;

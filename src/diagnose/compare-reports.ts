@@ -1,0 +1,110 @@
+import { BUCKETS, type Report } from './report-types.js';
+
+export interface CompareRow {
+  name: string;
+  a: number | null;
+  b: number | null;
+  delta: number | null;
+  delta_pct: number | null;
+  /** Which direction is better for this figure. */
+  better: 'higher' | 'lower';
+  improved: boolean | null;
+}
+
+/** `shardline compare --json` (keys are a public contract: add, never rename). */
+export interface Comparison {
+  schema: 'shardline.compare/v1';
+  a: { run_id: string | null; bound: string; dominant: string | null };
+  b: { run_id: string | null; bound: string; dominant: string | null };
+  rows: CompareRow[];
+  stability: { judgement: 'improved' | 'regressed' | 'unstable' | 'unchanged'; reasons: string[] };
+}
+
+/** Thresholds for the stability judgement. */
+export const COMPARE_THRESHOLDS = { throughputGain: 0.05, retryRateRise: 0.02, tailRise: 0.1, successDrop: 0.005 } as const;
+
+/**
+ * Before/after table with deltas and a stability judgement: a throughput gain that comes with rising
+ * retries, a rising tail or falling success is `unstable` — not something to ship. Pure.
+ */
+export function compareReports(a: Report, b: Report): Comparison {
+  const perReq = (r: Report, v: number) => (r.requests.total > 0 ? v / r.requests.total : null);
+  const rows: CompareRow[] = [
+    row('tpm_peak', a.tpm.aggregate_peak, b.tpm.aggregate_peak, 'higher'),
+    row('tpm_average', a.tpm.run_average, b.tpm.run_average, 'higher'),
+    row('ttft_e2e_p95_ms', a.ttft_ms.e2e.p95, b.ttft_ms.e2e.p95, 'lower'),
+    row('ttft_e2e_p99_ms', a.ttft_ms.e2e.p99, b.ttft_ms.e2e.p99, 'lower'),
+    row('ttft_server_p95_ms', a.ttft_ms.server.p95, b.ttft_ms.server.p95, 'lower'),
+    row('ttft_server_p99_ms', a.ttft_ms.server.p99, b.ttft_ms.server.p99, 'lower'),
+    row('retry_rate', a.retries.rate, b.retries.rate, 'lower'),
+    row('success_rate', a.requests.success_rate, b.requests.success_rate, 'higher'),
+    row('connections_per_request', a.connections.per_request, b.connections.per_request, 'lower'),
+    ...BUCKETS.map((k) => row(`${k}_ms_per_request`, perReq(a, a.buckets_ms[k]), perReq(b, b.buckets_ms[k]), 'lower')),
+  ];
+  const T = COMPARE_THRESHOLDS;
+  const get = (n: string) => rows.find((r) => r.name === n)!;
+  const reasons: string[] = [];
+  const tpm = get('tpm_average');
+  const gain = tpm.a !== null && tpm.b !== null && tpm.a > 0 && tpm.b > tpm.a * (1 + T.throughputGain);
+  const loss = tpm.a !== null && tpm.b !== null && tpm.a > 0 && tpm.b < tpm.a * (1 - T.throughputGain);
+  const rr = get('retry_rate');
+  const retriesUp = rr.a !== null && rr.b !== null && rr.b > rr.a + T.retryRateRise;
+  const tail = get('ttft_e2e_p99_ms');
+  const tailUp = tail.a !== null && tail.b !== null && tail.a > 0 && tail.b > tail.a * (1 + T.tailRise);
+  const tailDown = tail.a !== null && tail.b !== null && tail.b < tail.a * (1 - T.tailRise);
+  const sr = get('success_rate');
+  const successDown = sr.a !== null && sr.b !== null && sr.b < sr.a - T.successDrop;
+  if (gain) reasons.push(`throughput up ${fmtPct(tpm.delta_pct)} (run-average TPM ${fmt(tpm.a)} → ${fmt(tpm.b)})`);
+  if (loss) reasons.push(`throughput down ${fmtPct(tpm.delta_pct)}`);
+  if (retriesUp) reasons.push(`retry rate up ${pp(rr.a!)} → ${pp(rr.b!)}`);
+  if (tailUp) reasons.push(`TTFT p99 up ${fmt(tail.a)} → ${fmt(tail.b)} ms`);
+  if (tailDown) reasons.push(`TTFT p99 down ${fmt(tail.a)} → ${fmt(tail.b)} ms`);
+  if (successDown) reasons.push(`success rate down ${pp(sr.a!)} → ${pp(sr.b!)}`);
+  const worse = retriesUp || tailUp || successDown;
+  let judgement: Comparison['stability']['judgement'];
+  if (gain && worse) judgement = 'unstable';
+  else if (loss || worse) judgement = 'regressed';
+  else if (gain || tailDown) judgement = 'improved';
+  else judgement = 'unchanged';
+  return {
+    schema: 'shardline.compare/v1',
+    a: { run_id: a.run_id, bound: a.verdict.bound, dominant: a.verdict.dominant },
+    b: { run_id: b.run_id, bound: b.verdict.bound, dominant: b.verdict.dominant },
+    rows,
+    stability: { judgement, reasons },
+  };
+}
+
+function row(name: string, a: number | null, b: number | null, better: 'higher' | 'lower'): CompareRow {
+  const delta = a !== null && b !== null ? round(b - a) : null;
+  const deltaPct = a !== null && b !== null && a !== 0 ? round(((b - a) / Math.abs(a)) * 100) : null;
+  const improved = delta === null || delta === 0 ? null : better === 'higher' ? delta > 0 : delta < 0;
+  return { name, a, b, delta, delta_pct: deltaPct, better, improved };
+}
+
+function round(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
+function fmt(x: number | null): string {
+  return x === null ? '–' : Math.round(x).toLocaleString('en-US');
+}
+function fmtPct(x: number | null): string {
+  return x === null ? '–' : `${Math.abs(x).toFixed(1)}%`;
+}
+function pp(x: number): string {
+  return `${(x * 100).toFixed(1)}%`;
+}
+
+/** The compare table for a terminal. */
+export function formatComparison(c: Comparison): string {
+  const lines = [`compare: A ${c.a.run_id ?? '?'} (${c.a.bound}, ${c.a.dominant ?? '–'}) → B ${c.b.run_id ?? '?'} (${c.b.bound}, ${c.b.dominant ?? '–'})`, ''];
+  lines.push(`${'figure'.padEnd(34)}${'A'.padStart(14)}${'B'.padStart(14)}${'delta'.padStart(12)}`);
+  for (const r of c.rows) {
+    const mark = r.improved === null ? ' ' : r.improved ? '+' : '-';
+    const v = (x: number | null) => (x === null ? '–' : Math.abs(x) >= 100 ? Math.round(x).toLocaleString('en-US') : x.toFixed(3));
+    lines.push(`${r.name.padEnd(34)}${v(r.a).padStart(14)}${v(r.b).padStart(14)}${(r.delta_pct === null ? '–' : `${r.delta_pct > 0 ? '+' : ''}${r.delta_pct.toFixed(1)}%`).padStart(12)} ${mark}`);
+  }
+  lines.push('', `stability: ${c.stability.judgement.toUpperCase()}${c.stability.reasons.length ? ` — ${c.stability.reasons.join('; ')}` : ''}`);
+  if (c.stability.judgement === 'unstable') lines.push('  a throughput gain bought with more retries, a longer tail or more failures: do not ship it');
+  return `${lines.join('\n')}\n`;
+}
