@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { VERSION } from '../version.js';
 import { registerCompareCommand } from './compare-command.js';
+import { registerDemoCommand } from './demo-command.js';
 import { registerProvenanceCommands } from './provenance-commands.js';
 import { registerReportCommand } from './report-command.js';
 import { registerRunCommand } from './run-command.js';
@@ -16,6 +17,7 @@ export function createProgram(): Command {
   registerRunCommand(program);
   registerReportCommand(program);
   registerCompareCommand(program);
+  registerDemoCommand(program);
   registerProvenanceCommands(program);
   registerSimCommand(program);
   return program;

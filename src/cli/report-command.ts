@@ -1,6 +1,18 @@
 import type { Command } from 'commander';
 import { analyze } from '../diagnose/analyze.js';
+import { writeHtmlReport } from '../report/html-report.js';
 import { formatReport } from '../report/terminal-report.js';
+import { sampleMinute, type MinuteSample } from '../provenance/sample.js';
+
+/** The peak-minute sample of a single run directory, for the HTML page; none for other inputs. */
+export async function optionalSample(dirs: readonly string[]): Promise<MinuteSample | undefined> {
+  if (dirs.length !== 1) return undefined;
+  try {
+    return await sampleMinute(dirs[0]!);
+  } catch {
+    return undefined;
+  }
+}
 
 /** `shardline report DIR...`: metrics and diagnosis from raw events. */
 export function registerReportCommand(program: Command): void {
@@ -9,8 +21,14 @@ export function registerReportCommand(program: Command): void {
     .description('Aggregate metrics and a control-plane vs model diagnosis from raw events')
     .argument('<dirs...>', 'run directories, events/ directories or event files (several machines\' files allowed)')
     .option('--json', 'print only the JSON report (schema shardline.report/v1) on stdout')
-    .action(async (dirs: string[], opts: { json?: boolean }) => {
+    .option('--html <file>', 'also write a self-contained HTML report (charts inlined, no network requests)')
+    .action(async (dirs: string[], opts: { json?: boolean; html?: string }) => {
       const report = await analyze(dirs);
+      if (opts.html) {
+        const sample = await optionalSample(dirs);
+        writeHtmlReport(opts.html, { title: `shardline report: ${report.run_id ?? dirs.join(', ')}`, runs: [{ label: 'run', report }], ...(sample ? { sample } : {}) });
+        process.stderr.write(`shardline: HTML report written to ${opts.html}\n`);
+      }
       process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
     });
 }

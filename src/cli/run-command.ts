@@ -19,6 +19,8 @@ export function registerRunCommand(program: Command): void {
     .option('--max-attempts <n>', 'attempts per request, first included (env LLM_MAX_ATTEMPTS; default 5)')
     .option('--retry-backoff-s <s>', 'base backoff, doubled per retry, full jitter (env LLM_RETRY_BACKOFF_S; default 1.0)')
     .option('--retry-backoff-max-s <s>', 'backoff cap (default 30)')
+    .addOption(new Option('--retry-mode <mode>', 'backoff (exponential, full jitter, Retry-After, budget) or fixed (the naive loop: a constant delay) (default backoff)').choices(['backoff', 'fixed']))
+    .option('--no-keep-alive', 'send Connection: close on every request (to reproduce connection churn)')
     .option('--timeout-connect-s <s>', 'connect timeout (default 10)')
     .option('--timeout-ttft-s <s>', 'request sent → first token timeout (default 120)')
     .option('--timeout-idle-s <s>', 'longest gap between content chunks (default 30)')
@@ -36,9 +38,9 @@ export function registerRunCommand(program: Command): void {
     .option('--wedge-timeout-s <s>', 'a silent shard is killed and replaced after this long (default 15)')
     .addOption(new Option('--progress <mode>', 'progress on stderr (default auto: in place on a TTY, a line every 10 s otherwise)').choices(['auto', 'tty', 'lines', 'off']))
     .action(async (input: string, raw: Record<string, unknown>) => {
-      const { config, header, ...flags } = raw;
+      const { config, header, keepAlive, ...flags } = raw;
       const options = resolveRunOptions({
-        flags: { ...flags, input, headers: header, resume: raw.resume === true ? true : undefined },
+        flags: { ...flags, input, headers: header, resume: raw.resume === true ? true : undefined, keepAlive: keepAlive === false ? false : undefined },
         env: process.env,
         ...(typeof config === 'string' ? { configFile: config } : {}),
       });

@@ -14,6 +14,8 @@ export interface ChatTarget {
   path: string;
   /** Request headers including auth; never logged. */
   headers: Record<string, string>;
+  /** false asks for Connection: close on every request. @default true */
+  keepAlive?: boolean;
 }
 
 export interface PhaseTimeouts {
@@ -218,7 +220,16 @@ export function runChatAttempt(
 
     try {
       dispatcher.dispatch(
-        { origin: target.origin, path: target.path, method: 'POST', headers: target.headers, body, headersTimeout: 0, bodyTimeout: 0 },
+        {
+          origin: target.origin,
+          path: target.path,
+          method: 'POST',
+          headers: target.headers,
+          body,
+          headersTimeout: 0,
+          bodyTimeout: 0,
+          ...(target.keepAlive === false ? { reset: true } : {}),
+        },
         handler,
       );
     } catch (err) {

@@ -89,6 +89,8 @@ export interface RetryPolicyOptions {
   backoffCapMs: number;
   budget: RetryBudget;
   random: () => number;
+  /** The naive loop some clients run: always `backoffBaseMs`, no jitter, no budget, Retry-After ignored. */
+  fixed?: boolean;
 }
 
 /**
@@ -97,6 +99,7 @@ export interface RetryPolicyOptions {
  */
 export function decideRetry(input: RetryDecisionInput, policy: RetryPolicyOptions): RetryDecision {
   if (!isRetryable(input.cause, input.status) || input.attempt >= policy.maxAttempts) return { retry: false };
+  if (policy.fixed) return { retry: true, delayMs: policy.backoffBaseMs, budgetExhausted: false };
   const budgetExhausted = !policy.budget.canRetry(input.nowMs);
   if (!budgetExhausted) policy.budget.recordRetry(input.nowMs);
   let delayMs = budgetExhausted

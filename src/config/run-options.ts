@@ -25,6 +25,11 @@ export const runOptionsSchema = z
     retryBudget: z.coerce.number().min(0).max(1).default(0.2).describe('Max share of attempts that may be retries over the window, per shard. @default 0.2'),
     retryBudgetWindowS: positive.default(30).describe('Retry budget window. @default 30'),
     retryBudgetMinRetries: z.coerce.number().int().min(0).default(10).describe('Retries always allowed per window, so a small run can still retry. @default 10'),
+    retryMode: z
+      .enum(['backoff', 'fixed'])
+      .default('backoff')
+      .describe('backoff: exponential with full jitter, Retry-After and a retry budget; fixed: the naive loop — always --retry-backoff-s, no jitter, no budget, Retry-After ignored. @default backoff'),
+    keepAlive: z.boolean().default(true).describe('Reuse connections; false sends Connection: close on every request. @default true'),
     timeoutConnectS: positive.default(10).describe('TCP/TLS connect timeout. @default 10'),
     timeoutTtftS: positive.default(120).describe('Request sent → first content token. @default 120'),
     timeoutIdleS: positive.default(30).describe('Longest gap between content chunks (keep-alive comments do not count). @default 30'),
@@ -69,6 +74,8 @@ export const flagOf: Record<string, string> = {
   retryBudget: '--retry-budget',
   retryBudgetWindowS: '--retry-budget-window-s',
   retryBudgetMinRetries: '--retry-budget-min-retries',
+  retryMode: '--retry-mode',
+  keepAlive: '--no-keep-alive',
   timeoutConnectS: '--timeout-connect-s',
   timeoutTtftS: '--timeout-ttft-s',
   timeoutIdleS: '--timeout-idle-s',

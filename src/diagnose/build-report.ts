@@ -71,6 +71,7 @@ export function buildReport(f: RunFacts): Report {
     verdict: { bound: 'healthy', dominant: null, findings: [] },
     detail: {
       failure_causes: f.failureCauses,
+      max_in_flight: f.maxInFlight,
       attempt_error_causes: f.attemptErrorCauses,
       bad_lines: f.badLines,
       events: f.events,
@@ -82,6 +83,8 @@ export function buildReport(f: RunFacts): Report {
         return { t: b.t, tokens: b.tokens, retries: b.retries, conns: b.conns, ttft_p50: s.p50, ttft_p95: s.p95, ttft_p99: s.p99 };
       }),
       retry_causes_over_time: bins.filter((b) => b.retries > 0).map((b) => ({ t: b.t, causes: b.retryCauses })),
+      slowest: f.slowest,
+      recent_errors: f.recentErrors,
     },
   };
   report.verdict = diagnose(report);

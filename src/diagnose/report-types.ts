@@ -55,6 +55,8 @@ export interface Report {
 
 export interface ReportDetail {
   failure_causes: Record<string, number>;
+  /** Most attempts open at once. */
+  max_in_flight: number;
   attempt_error_causes: Record<string, number>;
   bad_lines: number;
   events: number;
@@ -67,4 +69,7 @@ export interface ReportDetail {
   /** Per-second series for charts: completion tokens and retries, per second since window start. */
   per_second: { t: number; tokens: number; retries: number; conns: number; ttft_p50: number | null; ttft_p95: number | null; ttft_p99: number | null }[];
   retry_causes_over_time: { t: number; causes: Record<string, number> }[];
+  /** The 10 slowest requests (e2e) and the last 10 failed attempts, for a look at real ids and errors. */
+  slowest: { id: string; e2e_ms: number; attempts: number; outcome: string }[];
+  recent_errors: { id: string; attempt: number; cause: string; status: number | null; error: string }[];
 }

@@ -45,6 +45,7 @@ export interface RunFacts {
   loopLag: number[];
   buckets: Record<Bucket, number>;
   limitMax: number;
+  maxInFlight: number;
   inFlightIntegral: number;
   backlogIntegral: number;
   busyMs: number;
@@ -54,6 +55,10 @@ export interface RunFacts {
   bins: Bin[];
   badLines: number;
   events: number;
+  /** The 10 slowest finished requests by e2e latency. */
+  slowest: { id: string; e2e_ms: number; attempts: number; outcome: string }[];
+  /** The last 10 failed attempts with their messages. */
+  recentErrors: { id: string; attempt: number; cause: string; status: number | null; error: string }[];
 }
 
 /** One timeline bin: state sampled at its start, counts within it. */
@@ -94,6 +99,7 @@ export class RunAccumulator {
   private readonly openByShard = new Map<number, number>();
   private readonly shardOfPid = new Map<number, number>();
   private readonly runIds = new Set<string>();
+  private readonly gaugedShards = new Set<number>();
   private limit = 0;
   private inFlight = 0;
   private backlog = 0;
@@ -131,6 +137,7 @@ export class RunAccumulator {
       loopLag: [],
       buckets: zeroBuckets(),
       limitMax: 0,
+      maxInFlight: 0,
       inFlightIntegral: 0,
       backlogIntegral: 0,
       busyMs: 0,
@@ -140,6 +147,8 @@ export class RunAccumulator {
       bins: [],
       badLines: 0,
       events: 0,
+      slowest: [],
+      recentErrors: [],
     };
   }
 
@@ -155,6 +164,7 @@ export class RunAccumulator {
     this.advance(ts);
     switch (e.type) {
       case 'run_start':
+        this.gaugedShards.delete(-1);
         this.runIds.add(e.run);
         if (Number.isNaN(this.runStart)) this.runStart = ts;
         break;
@@ -162,6 +172,7 @@ export class RunAccumulator {
         this.runEnd = ts;
         break;
       case 'shard_start':
+        this.gaugedShards.delete(e.shard);
         this.shardOfPid.set(e.pid, e.shard);
         this.setLimit(e.shard, e.concurrency);
         break;
@@ -198,6 +209,7 @@ export class RunAccumulator {
         st.attemptConnect = 0;
         st.firstToken = -1;
         this.inFlight++;
+        if (this.inFlight > this.f.maxInFlight) this.f.maxInFlight = this.inFlight;
         this.openByShard.set(e.shard, (this.openByShard.get(e.shard) ?? 0) + 1);
         this.f.attempts++;
         break;
@@ -225,6 +237,8 @@ export class RunAccumulator {
         if (e.outcome === 'error') {
           const c = e.cause ?? 'unknown';
           this.f.attemptErrorCauses[c] = (this.f.attemptErrorCauses[c] ?? 0) + 1;
+          this.f.recentErrors.push({ id: e.id, attempt: e.attempt, cause: c, status: e.status ?? null, error: e.error ?? '' });
+          if (this.f.recentErrors.length > 10) this.f.recentErrors.shift();
           if (st && st.attemptStart >= 0) st.b.failed_attempts += ts - st.attemptStart - st.attemptConnect;
         } else if (st && st.attemptStart >= 0) {
           const first = st.firstToken >= 0 ? st.firstToken : ts;
@@ -265,8 +279,11 @@ export class RunAccumulator {
         this.requestEnd(e, ts);
         break;
       case 'gauge':
-        // Coordinator and shard loops alike: any lagging client loop delays requests.
-        this.f.loopLag.push(e.loop_lag_ms);
+        // Coordinator and shard loops alike: any lagging client loop delays requests. A process's
+        // first gauge covers its start-up (module loading, forking shards) and is left out, or it
+        // would dominate the p99 of a short run.
+        if (this.gaugedShards.has(e.shard)) this.f.loopLag.push(e.loop_lag_ms);
+        else this.gaugedShards.add(e.shard);
         break;
       default:
         break;
@@ -300,6 +317,7 @@ export class RunAccumulator {
     this.done.add(e.id);
     const f = this.f;
     f.requests++;
+    if (st) this.trackSlowest(e.id, ts - st.firstEnqueue, e.attempts, e.outcome);
     if (st) for (const k in st.b) f.buckets[k as Bucket] += st.b[k as Bucket];
     if (e.outcome === 'succeeded') {
       f.succeeded++;
@@ -318,6 +336,14 @@ export class RunAccumulator {
       const c = e.cause ?? 'unknown';
       f.failureCauses[c] = (f.failureCauses[c] ?? 0) + 1;
     }
+  }
+
+  private trackSlowest(id: string, e2eMs: number, attempts: number, outcome: string): void {
+    const s = this.f.slowest;
+    if (s.length === 10 && e2eMs <= s[9]!.e2e_ms) return;
+    s.push({ id, e2e_ms: Math.round(e2eMs * 1000) / 1000, attempts, outcome });
+    s.sort((a, b) => b.e2e_ms - a.e2e_ms);
+    if (s.length > 10) s.pop();
   }
 
   private state(id: string, ts: number): RequestState {

@@ -17,6 +17,7 @@ export const THRESHOLDS = {
   saturationTtftShare: 0.3,
   saturationLoadRatio: 2,
   saturationTtftPerTpot: 20,
+  saturationTailRatio: 4,
 } as const;
 
 const pct = (x: number) => `${Math.round(x * 100)}%`;
@@ -67,7 +68,9 @@ export function diagnose(r: Report): Verdict {
   }
 
   const perReq = r.connections.per_request ?? 0;
-  if (perReq >= T.churnPerRequest && r.connections.opened >= T.churnMinConnections) {
+  // A healthy pool opens one connection per attempt in flight at the peak: only more is churn.
+  const excess = Math.max(0, r.connections.opened - Math.min(L, r.detail.max_in_flight || L));
+  if (r.requests.total > 0 && excess / r.requests.total >= T.churnPerRequest && excess >= T.churnMinConnections) {
     findings.push({
       mode: 'connection_churn',
       severity: perReq >= 0.9 ? 'high' : 'medium',
@@ -97,7 +100,9 @@ export function diagnose(r: Report): Verdict {
   // An idle server's TTFT is about a prefill: a few decode steps. Far more means a server-side queue.
   const tpot = r.tpot_ms.p50;
   const ttftVsTpot = ttft.p50 !== null && tpot !== null && tpot > 0 && ttft.p50 >= 100 && ttft.p50 >= T.saturationTtftPerTpot * tpot;
-  const saturated = loadRising || ttftHeavy || ttftVsTpot;
+  // Some requests waiting in the server's queue and others not shows as a long TTFT tail.
+  const ttftTail = ttft.p50 !== null && ttft.p95 !== null && ttft.p50 > 0 && ttft.p95 >= T.saturationTailRatio * ttft.p50 && ttft.p95 - ttft.p50 >= 500;
+  const saturated = loadRising || ttftHeavy || ttftVsTpot || ttftTail;
   if (saturated) {
     findings.push({
       mode: 'model_saturation',
@@ -106,6 +111,7 @@ export function diagnose(r: Report): Verdict {
         `server TTFT p50 ${ms(ttft.p50)}, p95 ${ms(ttft.p95)} is ${pct(share('server_ttft'))} of request time` +
         (loadRising ? ` and rises with load (p50 ${ms(byLoad.low_p50)} at low in-flight → ${ms(byLoad.high_p50)} at high)` : '') +
         (ttftVsTpot ? ` and is ${Math.round(ttft.p50! / tpot!)}× the time per output token (${ms(tpot)})` : '') +
+        (ttftTail && !ttftVsTpot ? ` with a long tail (p95 ${Math.round(ttft.p95! / ttft.p50!)}× p50: some requests waited in the server's queue)` : '') +
         `, with the client holding ${r.utilization.mean_in_flight.toFixed(1)} of ${L} slots busy: the server is queueing requests`,
       action: `the model server is at capacity: add replicas or faster hardware for throughput; to cut latency lower --concurrency (raising it above ${L} adds only queueing)`,
     });
@@ -146,7 +152,10 @@ export function diagnose(r: Report): Verdict {
   // Behind a saturated server, waiting for a client slot is the model's slowness showing through,
   // not a control-plane fault: it does not count toward the control plane then.
   const controlPlane = saturated ? clientShare - share('queue_wait') : clientShare;
-  const bound: Verdict['bound'] = controlPlane >= T.controlPlaneShare ? 'control-plane' : saturated ? 'model' : 'healthy';
+  // A high-severity control-plane finding makes the run control-plane-bound even when the model's
+  // buckets are larger: the findings say what is costing throughput.
+  const cpHigh = findings.some((f) => f.severity === 'high' && f.mode !== 'errors' && f.mode !== 'model_saturation');
+  const bound: Verdict['bound'] = controlPlane >= T.controlPlaneShare || cpHigh ? 'control-plane' : saturated ? 'model' : 'healthy';
   return { bound, dominant, findings };
 }
 
@@ -161,7 +170,7 @@ function errorAction(cause: string, limit: number): string {
 }
 
 function retryAction(cause: string, limit: number): string {
-  if (cause === 'http_429') return `the run is fighting a rate limit: lower --concurrency (now ${limit}) or set --rate below the limit; retries already honour Retry-After`;
+  if (cause === 'http_429') return `the run is fighting a rate limit or a full server queue: lower --concurrency (now ${limit}) or set --rate below the limit, and back off with jitter honouring Retry-After (--retry-mode backoff) instead of retrying on a fixed timer`;
   if (cause === 'http_5xx') return 'the server fails under this load: check its health; lower --concurrency so retries stop adding load';
   if (cause === 'conn_reset' || cause === 'conn_refused') return 'connections are being dropped: check the server and any proxy/load balancer (idle timeouts, connection limits)';
   if (cause.startsWith('timeout_')) return `attempts time out (${cause}): lower --concurrency if the server is overloaded, or raise the timeout if answers are just long`;

@@ -27,6 +27,8 @@ export interface ShardConfig {
   retryBudget: number;
   retryBudgetWindowMs: number;
   retryBudgetMinRetries: number;
+  retryMode: 'backoff' | 'fixed';
+  keepAlive: boolean;
   timeoutConnectMs: number;
   timeoutTtftMs: number;
   timeoutIdleMs: number;

@@ -191,6 +191,8 @@ function shardConfig(o: RunOptions, runId: string, out: string, index: number, r
     retryBudget: o.retryBudget,
     retryBudgetWindowMs: o.retryBudgetWindowS * 1000,
     retryBudgetMinRetries: o.retryBudgetMinRetries,
+    retryMode: o.retryMode,
+    keepAlive: o.keepAlive,
     timeoutConnectMs: o.timeoutConnectS * 1000,
     timeoutTtftMs: o.timeoutTtftS * 1000,
     timeoutIdleMs: o.timeoutIdleS * 1000,

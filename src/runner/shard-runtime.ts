@@ -56,7 +56,7 @@ export class ShardRuntime {
       bodyTimeout: 0,
       connect: this.tracker.connector({ timeout: config.timeoutConnectMs }),
     });
-    this.target = { origin: config.origin, path: config.path, headers: config.headers };
+    this.target = { origin: config.origin, path: config.path, headers: config.headers, keepAlive: config.keepAlive };
     this.timeouts = { ttftMs: config.timeoutTtftMs, idleMs: config.timeoutIdleMs, totalMs: config.timeoutTotalMs };
     this.retry = {
       maxAttempts: config.maxAttempts,
@@ -64,6 +64,7 @@ export class ShardRuntime {
       backoffCapMs: config.backoffCapMs,
       budget: new RetryBudget(config.retryBudget, config.retryBudgetWindowMs, config.retryBudgetMinRetries),
       random: config.seed >= 0 ? createRng(config.seed * 7919 + config.shard) : Math.random,
+      fixed: config.retryMode === 'fixed',
     };
     this.loopLag = new LoopLagSampler(this.clock);
     this.gaugeTimer = setInterval(() => this.gauge(), config.gaugeIntervalMs);

@@ -48,6 +48,8 @@ export class BatchEngine {
   private closed = false;
   /** Completion tokens generated so far, across all sequences. */
   tokensGenerated = 0;
+  /** Frontend work (request parsing, TLS) waiting to be taken out of the next decode step. */
+  private stolenMs = 0;
 
   constructor(
     private readonly profile: SimProfile,
@@ -69,6 +71,14 @@ export class BatchEngine {
   submit(seq: Sequence): void {
     if (this.occupied < this.profile.slots) this.admit(seq);
     else this.queue.push(seq);
+  }
+
+  /**
+   * Charge `ms` of frontend work to the decode loop: the next step takes that much longer. Dropped
+   * while no sequence decodes (an idle GPU loses nothing to a busy frontend).
+   */
+  steal(ms: number): void {
+    if (this.decoding.length > 0) this.stolenMs += ms;
   }
 
   /** The client went away: drop the sequence wherever it is. */
@@ -185,7 +195,8 @@ export class BatchEngine {
     for (let i = 0; i < released; i++) this.release();
     if (list.length === 0) return;
     // Catch up on timer slop, but never bank more than 5 ms of credit after a stall of the loop.
-    this.nextStepAt = Math.max(this.nextStepAt, t - 5) + this.jittered(stepMs(this.profile, this.occupied));
+    this.nextStepAt = Math.max(this.nextStepAt, t - 5) + this.jittered(stepMs(this.profile, this.occupied)) + this.stolenMs;
+    this.stolenMs = 0;
     this.schedule();
   };
 }

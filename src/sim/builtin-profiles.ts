@@ -58,6 +58,26 @@ const inputs: SimProfileInput[] = [
     description: 'Realistic capacity, but every response closes its connection and 10% of status lines are 200 ms late.',
     faults: { keep_alive: false, slow_headers: { p: 0.1, delay_ms: 200 } },
   },
+  {
+    name: 'incident',
+    description: 'The classic incident: 48 slots behind a short queue answered 429 when full, 2% 5xx, 150 ms to set up each new connection, and a frontend that steals decode time from every request and handshake.',
+    slots: 48,
+    queue_limit: 16,
+    overflow_status: 429,
+    prefill_ms_base: 25,
+    prefill_tokens_per_s: 25_000,
+    step_ms_base: 10,
+    step_ms_per_seq: 0.2,
+    jitter: 0.1,
+    default_max_tokens: 128,
+    faults: {
+      errors: { p_500: 0.01, p_503: 0.01 },
+      new_connection_ms: 150,
+      admission_cost_ms: 2,
+      connection_cost_ms: 2,
+      rate_limit: { retry_after_s: 1 },
+    },
+  },
 ];
 
 /** The named profiles `--profile` accepts, resolved, in listing order. */

@@ -63,6 +63,13 @@ export const faultsSchema = z
     stall: stallFaultSchema.default(stallFaultSchema.parse({})),
     slow_headers: slowHeadersFaultSchema.default(slowHeadersFaultSchema.parse({})),
     keep_alive: z.boolean().default(true).describe('false sends `Connection: close` on every response.'),
+    admission_cost_ms: nonNeg
+      .default(0)
+      .describe('Time each arriving request (even one refused) takes from the decode loop: the API frontend shares the engine\'s CPU, so floods of retries slow generation.'),
+    connection_cost_ms: nonNeg.default(0).describe('Time each new connection (TLS handshake) takes from the decode loop.'),
+    new_connection_ms: nonNeg
+      .default(0)
+      .describe('Extra delay before the first request on a new connection is processed (TLS handshake, auth), ms.'),
     usage: z.boolean().default(true).describe('false omits `usage` from every response, as some servers do.'),
   })
   .strict();

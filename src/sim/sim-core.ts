@@ -89,10 +89,14 @@ export class SimCore {
   }
 
   /** Count a new TCP connection (wire to the server's `connection` event). */
-  readonly onConnection = (_socket: Socket): void => {
+  readonly onConnection = (socket: Socket): void => {
     this.counts.connections++;
     this.metrics.connections.inc();
+    if (this.profile.faults.new_connection_ms > 0) this.freshSockets.add(socket);
+    if (this.profile.faults.connection_cost_ms > 0) this.engine.steal(this.profile.faults.connection_cost_ms);
   };
+  /** Sockets whose first request has not been served yet (for `new_connection_ms`). */
+  private readonly freshSockets = new WeakSet<Socket>();
 
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
     const q = req.url?.indexOf('?') ?? -1;
@@ -198,9 +202,24 @@ export class SimCore {
       return sendError(res, 400, 'invalid_request_error', 'invalid_value', problem);
     }
     const arrivalMs = this.now();
+    if (this.profile.faults.admission_cost_ms > 0) this.engine.steal(this.profile.faults.admission_cost_ms);
     // Always draw the same number of values per request, so fault sampling is stable across profiles.
     const rng = this.rng;
     const u = { slow: rng(), r429: rng(), r5xx: rng(), reset: rng(), stall: rng() };
+    const f = this.profile.faults;
+    // A new connection's first request pays the setup cost (a TLS handshake and auth, say) first.
+    const socket = res.socket;
+    if (socket && this.freshSockets.has(socket)) {
+      this.freshSockets.delete(socket);
+      setTimeout(() => {
+        if (!res.destroyed) this.afterSetup(body, res, arrivalMs, u);
+      }, f.new_connection_ms);
+      return;
+    }
+    this.afterSetup(body, res, arrivalMs, u);
+  }
+
+  private afterSetup(body: Record<string, unknown>, res: ServerResponse, arrivalMs: number, u: Record<'slow' | 'r429' | 'r5xx' | 'reset' | 'stall', number>): void {
     const f = this.profile.faults;
     if (u.slow < f.slow_headers.p) {
       this.countFault('slow_headers');
