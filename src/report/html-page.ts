@@ -34,7 +34,8 @@ export const PAGE_SCRIPT = String.raw`
   var data = JSON.parse(document.getElementById('shardline-data').textContent);
   var PALETTE = ['#2e86c1', '#c0392b', '#27ae60', '#d68910', '#8e44ad', '#16a085', '#7f8c8d', '#e67e22'];
   function el(tag, cls, text) { var e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined && text !== null) e.textContent = String(text); return e; }
-  function append(parent) { for (var i = 1; i < arguments.length; i++) if (arguments[i]) parent.appendChild(arguments[i]); return parent; }
+  // Appends the children in order and returns the last one (the usual "create and keep" case).
+  function append(parent) { var last = null; for (var i = 1; i < arguments.length; i++) if (arguments[i]) last = parent.appendChild(arguments[i]); return last; }
   function fmt(x, d) { if (x === null || x === undefined || !isFinite(x)) return '–'; return Number(x).toLocaleString('en-US', { maximumFractionDigits: d === undefined ? 0 : d }); }
   function pct(x) { return x === null || x === undefined ? '–' : (x * 100).toFixed(1) + '%'; }
 
@@ -48,7 +49,8 @@ export const PAGE_SCRIPT = String.raw`
     var width = Math.max(520, Math.min(620, (main.clientWidth || 1200) / 2 - 30));
     var cfg = {
       title: title, width: width, height: 240,
-      scales: { x: { time: !(opts && opts.notime) } },
+      // A run shorter than a bin has a single point: give the axis a sensible span around it.
+      scales: { x: { time: !(opts && opts.notime), range: function (u, min, max) { return min === max ? [min - 30, max + 30] : [min, max]; } } },
       series: [{}].concat(series.map(function (s, i) {
         var o = { label: s.label, stroke: s.color || PALETTE[i % PALETTE.length], width: 1.5, spanGaps: false };
         if (s.fill) o.fill = s.fill;
