@@ -36,6 +36,8 @@ export function registerRunCommand(program: Command): void {
     .addOption(new Option('--on-interrupt <mode>', 'on SIGINT/SIGTERM: finish in-flight work or drop it (default drain)').choices(['drain', 'abandon']))
     .option('--drain-timeout-s <s>', 'longest drain before in-flight work is abandoned (default 30)')
     .option('--wedge-timeout-s <s>', 'a silent shard is killed and replaced after this long (default 15)')
+    .option('--metrics-port <port>', 'serve Prometheus /metrics (OpenTelemetry GenAI names) during the run; 0 picks a port')
+    .option('--metrics-host <host>', 'address for --metrics-port (default 127.0.0.1)')
     .addOption(new Option('--progress <mode>', 'progress on stderr (default auto: in place on a TTY, a line every 10 s otherwise)').choices(['auto', 'tty', 'lines', 'off']))
     .action(async (input: string, raw: Record<string, unknown>) => {
       const { config, header, keepAlive, ...flags } = raw;
@@ -57,7 +59,12 @@ export function registerRunCommand(program: Command): void {
       process.on('SIGTERM', onSignal);
       let summary: RunSummary;
       try {
-        summary = await run(options, { signal: stop.signal, abandonSignal: abandon.signal, onProgress: (p) => progress.update(p) });
+        summary = await run(options, {
+          signal: stop.signal,
+          abandonSignal: abandon.signal,
+          onProgress: (p) => progress.update(p),
+          onMetrics: (url) => process.stderr.write(`shardline: metrics on ${url}\n`),
+        });
       } finally {
         progress.end();
         process.off('SIGINT', onSignal);

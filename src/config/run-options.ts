@@ -52,6 +52,8 @@ export const runOptionsSchema = z
     onInterrupt: z.enum(['drain', 'abandon']).default('drain').describe('On SIGINT/SIGTERM, finish or drop in-flight attempts. @default drain'),
     drainTimeoutS: positive.default(30).describe('How long a drain may take before in-flight work is abandoned. @default 30'),
     wedgeTimeoutS: positive.default(15).describe('A shard silent this long is killed and replaced. @default 15'),
+    metricsPort: z.coerce.number().int().min(0).max(65535).optional().describe('Serve Prometheus /metrics on this port during the run (0 picks one).'),
+    metricsHost: z.string().min(1).default('127.0.0.1').describe('Address for --metrics-port. @default 127.0.0.1'),
     progress: z.enum(['auto', 'tty', 'lines', 'off']).default('auto').describe('Progress display on stderr. @default auto'),
     gaugeIntervalMs: posInt.default(1000).describe('Gauge event period. @default 1000'),
   })
@@ -92,6 +94,8 @@ export const flagOf: Record<string, string> = {
   drainTimeoutS: '--drain-timeout-s',
   wedgeTimeoutS: '--wedge-timeout-s',
   progress: '--progress',
+  metricsPort: '--metrics-port',
+  metricsHost: '--metrics-host',
   gaugeIntervalMs: '--gauge-interval-ms',
 };
 

@@ -6,7 +6,7 @@ import { LoopLagSampler } from './loop-lag.js';
 import { Deque } from './deque.js';
 import type { FromShard, ShardConfig, WorkItem } from './ipc-messages.js';
 import type { ResultSink } from './result-sink.js';
-import { RollingStats } from './rolling-stats.js';
+import { LiveMetrics } from './live-metrics.js';
 import { ShardHandle } from './shard-handle.js';
 import type { WorkSource } from './work-source.js';
 
@@ -75,7 +75,8 @@ export class Coordinator {
   private readonly o: RunOptions;
   private readonly backlog = new Deque<WorkItem>(1024);
   private readonly shards: ShardHandle[] = [];
-  private readonly stats = new RollingStats();
+  /** Aggregate live figures: served on /metrics and shown by the progress line. */
+  readonly live: LiveMetrics;
   private readonly readAhead: number;
   private loopLag!: LoopLagSampler;
   private delayed = 0;
@@ -91,6 +92,11 @@ export class Coordinator {
   constructor(private readonly deps: CoordinatorDeps) {
     this.o = deps.options;
     this.readAhead = this.o.readAhead ?? 4 * this.o.shards * this.o.concurrency;
+    this.live = new LiveMetrics(
+      { backlog: () => this.backlog.length + this.delayed, inFlight: () => this.inFlight(), limit: () => this.o.shards * this.o.concurrency },
+      deps.clock,
+      () => this.startedMs,
+    );
     this.finished = new Promise((resolve) => (this.finish = resolve));
   }
 
@@ -137,20 +143,24 @@ export class Coordinator {
     return {
       done: this.totals.succeeded + this.totals.failed,
       total: this.inputDone ? this.totals.requests : undefined,
-      tpm: this.stats.tokensPerMinute(now, this.startedMs),
+      tpm: this.live.stats.tokensPerMinute(now, this.startedMs),
       inFlight: this.inFlight(),
       limit: this.o.shards * this.o.concurrency,
       backlog: this.backlog.length,
       retries: this.totals.retries,
       failed: this.totals.failed,
-      ttftP95Ms: this.stats.ttftP95(),
+      ttftP95Ms: this.live.stats.ttftP95(),
       elapsedMs: now - this.startedMs,
     };
   }
 
+  /**
+   * Attempts running on the shards, from their latest heartbeats (at most a gauge interval old).
+   * What is assigned also counts prefetched work that has not started, so it can exceed the limit.
+   */
   private inFlight(): number {
     let n = 0;
-    for (const s of this.shards) n += s.assigned.size;
+    for (const s of this.shards) if (!s.exited) n += s.inFlight;
     return n;
   }
 
@@ -231,12 +241,11 @@ export class Coordinator {
           if (!shard.assigned.delete(d.id)) continue;
           this.deps.sink.writeResult(d.id, d.resultLine);
           this.totals.attempts += d.attempts;
+          this.live.recordDone(d, this.deps.clock());
           if (d.outcome === 'succeeded') {
             this.totals.succeeded++;
             this.totals.completionTokens += d.completionTokens;
             this.totals.promptTokens += d.promptTokens;
-            this.stats.addTokens(this.deps.clock(), d.completionTokens);
-            if (d.ttftMs !== undefined) this.stats.addTtft(d.ttftMs);
           } else {
             this.totals.failed++;
             const cause = d.cause ?? 'unknown';
@@ -252,6 +261,7 @@ export class Coordinator {
           shard.assigned.delete(r.id);
           if (this.stopping) continue; // unfinished: a resume runs it again
           this.totals.retries++;
+          this.live.recordRetry(r);
           item.attempt = r.attempt;
           this.delayed++;
           setTimeout(() => {
@@ -267,8 +277,11 @@ export class Coordinator {
       case 'beat':
         shard.inFlight = msg.inFlight;
         shard.connsOpen = msg.connsOpen;
+        // Counts are per shard process: a replacement starts from zero, so add deltas.
+        this.live.recordConnections(msg.connsOpened - shard.connsOpened);
         shard.connsOpened = msg.connsOpened;
         shard.loopLagMs = msg.loopLagMs;
+        this.live.recordLoopLag(shard.index, msg.loopLagMs);
         shard.cpuMs += msg.cpuMs;
         break;
       case 'release':
@@ -316,6 +329,7 @@ export class Coordinator {
     let conns = 0;
     for (const s of this.shards) conns += s.connsOpen;
     const lag = this.loopLag.take();
+    this.live.recordLoopLag(-1, lag);
     this.deps.events.write('gauge', {
       backlog: this.backlog.length + this.delayed,
       in_flight: this.inFlight(),

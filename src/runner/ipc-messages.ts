@@ -51,6 +51,10 @@ export interface DoneItem {
   cause?: Cause | 'postprocess_error';
   /** Server TTFT of the successful attempt, ms. */
   ttftMs?: number;
+  /** Duration of the final attempt, ms. */
+  attemptMs: number;
+  /** Model the server answered with (successes). */
+  model?: string;
 }
 
 export interface RetryItem {
@@ -59,6 +63,8 @@ export interface RetryItem {
   attempt: number;
   delayMs: number;
   cause: Cause;
+  /** Duration of the failed attempt, ms. */
+  attemptMs: number;
 }
 
 export type ToShard =

@@ -40,6 +40,8 @@ export interface RunHooks {
   /** Abort to abandon in-flight work at once (e.g. a second Ctrl-C). */
   abandonSignal?: AbortSignal;
   onProgress?: (p: ProgressSnapshot) => void;
+  /** Called with the /metrics URL once it serves (with `metricsPort`). */
+  onMetrics?: (url: string) => void;
   clock?: Clock;
 }
 
@@ -109,8 +111,13 @@ export async function run(input: RunOptionsInput | RunOptions, hooks: RunHooks =
   hooks.abandonSignal?.addEventListener('abort', onAbandon, { once: true });
   if (hooks.signal?.aborted) onAbort();
 
+  if (o.metricsPort !== undefined) {
+    const url = await coordinator.live.serve(o.metricsHost, o.metricsPort);
+    hooks.onMetrics?.(url);
+  }
   const t0 = clock();
   const { status, error } = await coordinator.run();
+  await coordinator.live.close();
   const durationS = (clock() - t0) / 1000;
   hooks.signal?.removeEventListener('abort', onAbort);
   hooks.abandonSignal?.removeEventListener('abort', onAbandon);

@@ -135,8 +135,8 @@ export class ShardRuntime {
       this.outbox.pull++;
       this.scheduleFlush();
     }
-    if (outcome.outcome === 'ok') await this.succeed(item, outcome, tokens!, startTs);
-    else this.failAttempt(item, outcome, endTs);
+    if (outcome.outcome === 'ok') await this.succeed(item, outcome, tokens!, startTs, endTs);
+    else this.failAttempt(item, outcome, startTs, endTs);
   }
 
   /** Completion and prompt tokens from `usage`, or from a real tokenizer when the server sent none. */
@@ -184,7 +184,7 @@ export class ShardRuntime {
     }
   }
 
-  private async succeed(item: WorkItem, o: Extract<AttemptOutcome, { outcome: 'ok' }>, tokens: TokenCounts, startTs: number): Promise<void> {
+  private async succeed(item: WorkItem, o: Extract<AttemptOutcome, { outcome: 'ok' }>, tokens: TokenCounts, startTs: number, endTs: number): Promise<void> {
     const { id, attempt } = item;
     const completionTokens = tokens.completion;
     const promptTokens = tokens.prompt;
@@ -224,12 +224,14 @@ export class ShardRuntime {
       completionTokens,
       promptTokens,
       ttftMs: o.firstTokenTs - startTs,
+      attemptMs: endTs - startTs,
+      ...(o.completion.model ? { model: o.completion.model } : {}),
       ...(cause ? { cause } : {}),
     });
     this.scheduleFlush();
   }
 
-  private failAttempt(item: WorkItem, o: Extract<AttemptOutcome, { outcome: 'error' }>, now: number): void {
+  private failAttempt(item: WorkItem, o: Extract<AttemptOutcome, { outcome: 'error' }>, startTs: number, now: number): void {
     const { id, attempt } = item;
     const decision = decideRetry({ attempt, cause: o.cause, status: o.status, retryAfterMs: o.retryAfterMs, nowMs: now }, this.retry);
     if (decision.retry) {
@@ -241,7 +243,7 @@ export class ShardRuntime {
         cause: o.cause,
         ...(decision.budgetExhausted ? { budget_exhausted: true } : {}),
       });
-      this.outbox.retry.push({ id, attempt: attempt + 1, delayMs, cause: o.cause });
+      this.outbox.retry.push({ id, attempt: attempt + 1, delayMs, cause: o.cause, attemptMs: now - startTs });
     } else {
       this.events.write('request_end', { id, outcome: 'failed', attempts: attempt, completion_tokens: 0, prompt_tokens: 0, cause: o.cause });
       this.requests++;
@@ -253,6 +255,7 @@ export class ShardRuntime {
         completionTokens: 0,
         promptTokens: 0,
         cause: o.cause,
+        attemptMs: now - startTs,
       });
     }
     this.scheduleFlush();

@@ -1,0 +1,112 @@
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseProfile, run, startSim, type RunningSim } from '../src/index.js';
+import { runCli } from './helpers/cli.js';
+import { tempDir, writeInput } from './helpers/run-dir.js';
+
+let sim: RunningSim | undefined;
+afterEach(async () => {
+  await sim?.close();
+  sim = undefined;
+});
+
+interface Exposition {
+  types: Map<string, string>;
+  samples: Map<string, number>;
+}
+
+/** Parse Prometheus text exposition: `# TYPE name kind` lines and `name{labels} value` samples. */
+function parseExposition(text: string): Exposition {
+  const types = new Map<string, string>();
+  const samples = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line.startsWith('# TYPE ')) {
+      const [, , name, kind] = line.split(' ');
+      types.set(name!, kind!);
+    } else if (line && !line.startsWith('#')) {
+      const m = line.match(/^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$/);
+      if (!m) throw new Error(`not exposition format: ${line}`);
+      samples.set(`${m[1]}${m[2] ?? ''}`, Number(m[3]));
+    }
+  }
+  return { types, samples };
+}
+
+describe('live Prometheus metrics during a run', () => {
+  it('serves aggregate figures with OpenTelemetry GenAI names, scraped mid-run', async () => {
+    sim = await startSim({ profile: parseProfile({ base: 'fast', step_ms_base: 5, tokens_per_step: 1, faults: { errors: { p_503: 0.1 } } }) });
+    const dir = tempDir();
+    let url: string | undefined;
+    const scrapes: Exposition[] = [];
+    let done = false;
+    const running = run({
+      input: writeInput(dir, 120, { max_tokens: 30 }),
+      endpoint: `${sim.url}/v1`,
+      out: join(dir, 'out'),
+      shards: 2,
+      concurrency: 4,
+      retryBackoffS: 0.01,
+      maxAttempts: 10,
+      metricsPort: 0,
+      progress: 'off',
+      gaugeIntervalMs: 200,
+    }, { onMetrics: (u) => (url = u) }).finally(() => (done = true));
+    while (!done) {
+      await new Promise((r) => setTimeout(r, 150));
+      if (!url || done) continue;
+      try {
+        const res = await fetch(url);
+        expect(res.headers.get('content-type')).toMatch(/text\/plain/);
+        scrapes.push(parseExposition(await res.text()));
+      } catch {
+        // the run may have just closed the server
+      }
+    }
+    const summary = await running;
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+    expect(scrapes.length).toBeGreaterThan(3);
+    const last = scrapes[scrapes.length - 1]!;
+    expect(last.types.get('gen_ai_client_operation_duration_seconds')).toBe('histogram');
+    expect(last.types.get('gen_ai_client_token_usage')).toBe('histogram');
+    expect(last.types.get('gen_ai_server_time_to_first_token_seconds')).toBe('histogram');
+    for (const g of ['shardline_backlog', 'shardline_in_flight', 'shardline_in_flight_limit', 'shardline_event_loop_lag_seconds', 'shardline_completion_tokens_per_minute']) {
+      expect(last.types.get(g), g).toBe('gauge');
+    }
+    for (const c of ['shardline_retries_total', 'shardline_requests_total', 'shardline_connections_opened_total']) expect(last.types.get(c), c).toBe('counter');
+    // Aggregated across both shards: the limit is shards × concurrency, in-flight never above it.
+    for (const s of scrapes) {
+      expect(s.samples.get('shardline_in_flight_limit')).toBe(8);
+      expect(s.samples.get('shardline_in_flight')!).toBeLessThanOrEqual(8);
+    }
+    expect(scrapes.some((s) => s.samples.get('shardline_in_flight')! > 0)).toBe(true);
+    const succeeded = last.samples.get('shardline_requests_total{outcome="succeeded"}')!;
+    expect(succeeded).toBeGreaterThan(0);
+    expect(succeeded).toBeLessThanOrEqual(summary.requests.succeeded);
+    expect(last.samples.get('gen_ai_client_token_usage_count{gen_ai_operation_name="chat",gen_ai_token_type="output"}')).toBe(succeeded);
+    expect(last.samples.get('gen_ai_client_token_usage_sum{gen_ai_operation_name="chat",gen_ai_token_type="output"}')).toBe(succeeded * 30);
+    expect(last.samples.get('gen_ai_server_time_to_first_token_seconds_count{gen_ai_operation_name="chat"}')).toBe(succeeded);
+    expect(last.samples.get('shardline_retries_total{cause="http_5xx"}')!).toBeGreaterThan(0);
+    expect(last.samples.get('shardline_completion_tokens_per_minute')!).toBeGreaterThan(0);
+    expect(last.samples.get('shardline_connections_opened_total')!).toBeGreaterThanOrEqual(2);
+    expect(last.samples.has('shardline_event_loop_lag_seconds{shard="0"}')).toBe(true);
+    expect(last.samples.has('shardline_event_loop_lag_seconds{shard="-1"}')).toBe(true);
+    // Histogram buckets are cumulative.
+    let prev = 0;
+    for (const le of ['0.001', '0.01', '0.1', '1', '10', '+Inf']) {
+      const v = last.samples.get(`gen_ai_server_time_to_first_token_seconds_bucket{le="${le}",gen_ai_operation_name="chat"}`)!;
+      expect(v).toBeGreaterThanOrEqual(prev);
+      prev = v;
+    }
+  });
+
+  it('CLI: --metrics-port prints where it serves; a bad port exits 2', async () => {
+    sim = await startSim({ profile: parseProfile({ base: 'fast' }) });
+    const dir = tempDir();
+    const ok = await runCli(['run', writeInput(dir, 3), '--endpoint', `${sim.url}/v1`, '--out', join(dir, 'o'), '--metrics-port', '0']);
+    expect(ok.code).toBe(0);
+    expect(ok.stderr).toMatch(/metrics on http:\/\/127\.0\.0\.1:\d+\/metrics/);
+    const bad = await runCli(['run', writeInput(dir, 3, {}, 'b.jsonl'), '--endpoint', `${sim.url}/v1`, '--out', join(dir, 'o2'), '--metrics-port', '99999']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/`--metrics-port`/);
+  });
+});
