@@ -9,7 +9,6 @@
 // paced: every token its own SSE chunk 10 ms apart, 512 concurrent streams: client CPU µs per token
 //   and the TTFT the client adds on top of the server's own (from the simulator's per-request timings),
 //   for the openai client, shardline with 1 shard and with 2 shards.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +16,7 @@ import { parseArgs } from 'node:util';
 import OpenAI from 'openai';
 import pLimit from 'p-limit';
 import { run } from '../dist/index.js';
+import { startSimProcess } from './sim-process.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -28,22 +28,7 @@ const { values } = parseArgs({
     'paced-waves': { type: 'string', default: '4' },
   },
 });
-const cli = new URL('../dist/cli/main.js', import.meta.url).pathname;
 const work = mkdtempSync(join(tmpdir(), 'sl-bench-'));
-
-async function startSimProcess(profileArg) {
-  const child = spawn(process.execPath, [cli, 'sim', '--port', '0', '--profile', profileArg], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const url = await new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(/listening on (\S+)/);
-      if (m) resolve(m[1]);
-    });
-    child.on('exit', (c) => reject(new Error(`sim exited ${c}`)));
-  });
-  return { url, stop: () => child.kill('SIGTERM') };
-}
 
 function writeInput(n, body) {
   const path = join(work, `in-${n}-${Math.random().toString(36).slice(2)}.jsonl`);

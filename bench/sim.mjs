@@ -4,9 +4,9 @@
 // bodies unparsed, so the figure is the server's, read from its own /metrics counters.
 //
 //   node bench/sim.mjs [--duration-s 10] [--concurrency 64] [--tokens 256]
-import { spawn } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { Pool, request } from 'undici';
+import { startSimProcess } from './sim-process.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -19,17 +19,8 @@ const durationMs = Number(values['duration-s']) * 1000;
 const concurrency = Number(values.concurrency);
 const tokens = Number(values.tokens);
 
-const cli = new URL('../dist/cli/main.js', import.meta.url).pathname;
-const server = spawn(process.execPath, [cli, 'sim', '--port', '0', '--profile', 'fast'], { stdio: ['ignore', 'pipe', 'inherit'] });
-const url = await new Promise((resolve, reject) => {
-  let out = '';
-  server.stdout.on('data', (d) => {
-    out += d;
-    const m = out.match(/listening on (\S+)/);
-    if (m) resolve(m[1]);
-  });
-  server.on('exit', (c) => reject(new Error(`sim exited ${c}`)));
-});
+const server = await startSimProcess('fast');
+const url = server.url;
 
 async function counters() {
   const res = await request(`${url}/metrics`);
@@ -70,4 +61,4 @@ console.log(`simulator ceiling, fast profile, ${concurrency} concurrent, ${durat
 const streamed = await phase(`streaming, ${tokens}-token answers`, { messages: [{ role: 'user', content: 'bench' }], max_tokens: tokens, stream: true, stream_options: { include_usage: true } });
 await phase('non-streaming, 1-token answers', { messages: [{ role: 'user', content: 'bench' }], max_tokens: 1 });
 console.log(`target ≥ 300,000 streamed tokens/s: ${streamed.tps >= 300_000 ? 'met' : 'NOT met'} (${(streamed.tps / 300_000).toFixed(2)}× target)`);
-server.kill('SIGTERM');
+server.stop();
