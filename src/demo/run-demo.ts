@@ -40,7 +40,7 @@ export interface DemoResult {
 export const DEMO_CONFIGS: Record<'naive' | 'shardline', Partial<RunOptionsInput>> = {
   // One big worker, everything in flight at once, a new connection per request, and the
   // fixed-sleep retry loop hand-written clients run.
-  naive: { shards: 1, concurrency: 100_000, keepAlive: false, retryMode: 'fixed', retryBackoffS: 0.25, maxAttempts: 20 },
+  naive: { shards: 1, concurrency: 100_000, keepAlive: false, retryMode: 'fixed', retryBackoffS: 0.5, maxAttempts: 60 },
   // Two shards with bounded in-flight sized to the server (slots + queue), keep-alive, backoff
   // with jitter that honours Retry-After.
   shardline: { shards: 2, concurrency: 32, keepAlive: true, retryMode: 'backoff', retryBackoffS: 0.5, maxAttempts: 20 },

@@ -60,7 +60,7 @@ const inputs: SimProfileInput[] = [
   },
   {
     name: 'incident',
-    description: 'The classic incident: 48 slots behind a short queue answered 429 when full, 2% 5xx, 150 ms to set up each new connection, and a frontend that steals decode time from every request and handshake.',
+    description: 'The classic incident: 48 slots, a short queue answered 429 when full, 2% 5xx, costly new connections, a frontend that steals decode time.',
     slots: 48,
     queue_limit: 16,
     overflow_status: 429,
@@ -73,8 +73,8 @@ const inputs: SimProfileInput[] = [
     faults: {
       errors: { p_500: 0.01, p_503: 0.01 },
       new_connection_ms: 150,
-      admission_cost_ms: 2,
-      connection_cost_ms: 2,
+      admission_cost_ms: 0.3,
+      connection_cost_ms: 0.5,
       rate_limit: { retry_after_s: 1 },
     },
   },
