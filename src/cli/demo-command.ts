@@ -12,7 +12,7 @@ export function registerDemoCommand(program: Command): void {
     .description('Reproduce the classic incident on the simulator, fix it with shardline, and show the measured difference')
     .option('--quick', 'a smaller workload (under 30 s)')
     .option('--out <dir>', 'where to write both runs, the sample and the report', 'shardline-demo')
-    .option('--requests <n>', 'requests per run (default 600; --quick 120)')
+    .option('--requests <n>', 'requests per run (default 600; --quick 320)')
     .action(async (opts: { quick?: boolean; out: string; requests?: string }) => {
       const requests = opts.requests === undefined ? undefined : z.coerce.number().int().min(10).max(100_000).safeParse(opts.requests);
       if (requests && !requests.success) throw new ConfigError(`Expected \`--requests\` to be an integer from 10 to 100000, got \`${opts.requests}\``);
