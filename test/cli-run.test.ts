@@ -106,11 +106,20 @@ describe('shardline run (CLI)', () => {
     expect(loadResults(out)).toHaveLength(400);
   });
 
+  it('answers --help on every command', async () => {
+    for (const cmd of ['run', 'report', 'compare', 'sample', 'verify', 'demo', 'sim']) {
+      const r = await runCli([cmd, '--help']);
+      expect(r.code, cmd).toBe(0);
+      expect(r.stdout, cmd).toMatch(new RegExp(`^Usage: shardline ${cmd}`));
+    }
+  });
+
   it('documents every flag in --help', async () => {
     const r = await runCli(['run', '--help']);
     expect(r.code).toBe(0);
     for (const flag of ['--endpoint', '--out', '--model', '--shards', '--concurrency', '--max-attempts', '--retry-backoff-s', '--retry-backoff-max-s',
-      '--timeout-connect-s', '--timeout-ttft-s', '--timeout-idle-s', '--timeout-total-s', '--rate', '--postprocess', '--header', '--config', '--resume', '--allow-failures']) {
+      '--timeout-connect-s', '--timeout-ttft-s', '--timeout-idle-s', '--timeout-total-s', '--rate', '--postprocess', '--header', '--config', '--resume', '--allow-failures',
+      '--metrics-port', '--metrics-host', '--retry-mode', '--no-keep-alive']) {
       expect(r.stdout).toContain(flag);
     }
   });
