@@ -155,6 +155,35 @@ describe('shardline run against the simulator', () => {
     expect(tolerant.exit_code).toBe(0);
   });
 
+  it('scrubs a credential that the server echoes back in an error', async () => {
+    const secret = 'sk-echoed-back-0123456789';
+    const server = createServer((req, res) => {
+      req.resume();
+      res.writeHead(401, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: { message: `Incorrect API key provided: ${String(req.headers.authorization)} / ${String(req.headers['x-api-key'])}` } }));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const dir = tempDir();
+      const out = join(dir, 'out');
+      const summary = await run({
+        input: writeInput(dir, 2),
+        endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`,
+        out,
+        apiKey: secret,
+        headers: ['X-Api-Key: another-secret-value'],
+        ...quiet,
+      });
+      expect(summary.failure_causes).toEqual({ http_4xx: 2 });
+      const text = readFileSync(join(out, 'results.jsonl'), 'utf8') + readdirSync(join(out, 'events')).map((f) => readFileSync(join(out, 'events', f), 'utf8')).join('');
+      expect(text).toContain('Incorrect API key provided: [redacted]');
+      expect(text).not.toContain(secret);
+      expect(text).not.toContain('another-secret-value');
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  });
+
   it('never writes the API key anywhere under the output directory', async () => {
     sim = await startSim({ profile: parseProfile({ base: 'fast', faults: { errors: { p_500: 0.2 } } }) });
     const dir = tempDir();

@@ -1,6 +1,7 @@
 import { Pool } from 'undici';
 import { runChatAttempt, type AttemptOutcome, type ChatTarget, type PhaseTimeouts } from '../client/chat-attempt.js';
 import { ConnTracker, type ConnAttribution } from '../client/conn-tracker.js';
+import { createRedactor, headerSecrets } from '../client/redact.js';
 import { decideRetry, RetryBudget, type RetryPolicyOptions } from '../client/retry-policy.js';
 import { estimatePromptTokens, estimateTokens } from '../client/token-estimate.js';
 import type { Clock } from '../events/clock.js';
@@ -37,6 +38,8 @@ export class ShardRuntime {
   private readonly local: WorkItem[] = [];
   private outbox: { pull: number; done: DoneItem[]; retry: RetryItem[] } = { pull: 0, done: [], retry: [] };
   private flushScheduled = false;
+  /** Error text is written to events and results: credentials a server echoes back are removed. */
+  private readonly redact: (text: string) => string;
 
   constructor(
     private readonly config: ShardConfig,
@@ -67,6 +70,7 @@ export class ShardRuntime {
       fixed: config.retryMode === 'fixed',
     };
     this.loopLag = new LoopLagSampler(this.clock);
+    this.redact = createRedactor(headerSecrets(config.headers));
     this.gaugeTimer = setInterval(() => this.gauge(), config.gaugeIntervalMs);
   }
 
@@ -175,7 +179,7 @@ export class ShardRuntime {
           ...common,
           outcome: 'error',
           cause: o.cause,
-          error: o.message.slice(0, 300),
+          error: this.redact(o.message).slice(0, 300),
           ...(o.status !== undefined ? { status: o.status } : {}),
           ...(o.retryAfterMs !== undefined ? { retry_after_ms: o.retryAfterMs } : {}),
         },
@@ -201,8 +205,8 @@ export class ShardRuntime {
         this.events.write('postprocess_end', { id });
       } else {
         cause = 'postprocess_error';
-        resultLine = errorResultLine(this.config.runId, item, 'postprocess_error', r.error, o.status);
-        this.events.write('postprocess_end', { id, error: r.error });
+        resultLine = errorResultLine(this.config.runId, item, 'postprocess_error', this.redact(r.error), o.status);
+        this.events.write('postprocess_end', { id, error: this.redact(r.error) });
       }
     }
     const outcome = cause ? 'failed' : 'succeeded';
@@ -249,7 +253,7 @@ export class ShardRuntime {
       this.requests++;
       this.outbox.done.push({
         id,
-        resultLine: errorResultLine(this.config.runId, item, o.cause, o.message, o.status),
+        resultLine: errorResultLine(this.config.runId, item, o.cause, this.redact(o.message), o.status),
         outcome: 'failed',
         attempts: attempt,
         completionTokens: 0,
