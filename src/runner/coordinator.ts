@@ -202,7 +202,10 @@ export class Coordinator {
         if (this.stopping) break;
       }
       const item: WorkItem = { id: next.id, lineNo: next.lineNo, body: next.body, stream: next.stream, attempt: 1 };
-      events.write('enqueue', { id: item.id, line: item.lineNo });
+      // Open loop: the request arrived when the schedule said, even if this loop woke up late; the
+      // lateness is then client-side waiting, visible in queue_wait, not a shift of the arrivals.
+      if (this.o.rate !== undefined) events.write('enqueue', { id: item.id, line: item.lineNo }, arrivalAt);
+      else events.write('enqueue', { id: item.id, line: item.lineNo });
       this.backlog.push(item);
       this.dispatch();
     }
