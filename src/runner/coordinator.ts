@@ -45,6 +45,8 @@ export interface CoordinatorDeps {
   sink: ResultSink;
   events: EventWriter;
   doneIds: Set<string>;
+  /** Lines in the input (from the hashing pass): the progress total until the input is read. */
+  inputLines?: number;
   shardConfig: (index: number, replaces?: number) => ShardConfig;
   clock: Clock;
   onProgress?: (p: ProgressSnapshot) => void;
@@ -142,7 +144,12 @@ export class Coordinator {
     const now = this.deps.clock();
     return {
       done: this.totals.succeeded + this.totals.failed,
-      total: this.inputDone ? this.totals.requests : undefined,
+      // Exact once the input is read; before that, its line count less what a resume skips.
+      total: this.inputDone
+        ? this.totals.requests - this.totals.skipped
+        : this.deps.inputLines !== undefined
+          ? Math.max(0, this.deps.inputLines - this.deps.doneIds.size)
+          : undefined,
       tpm: this.live.stats.tokensPerMinute(now, this.startedMs),
       inFlight: this.inFlight(),
       limit: this.o.shards * this.o.concurrency,

@@ -101,6 +101,7 @@ export async function run(input: RunOptionsInput | RunOptions, hooks: RunHooks =
     sink,
     events,
     doneIds,
+    inputLines: inputHash.lines,
     clock,
     shardConfig: (index, replaces) => shardConfig(o, runId, out, index, replaces),
     ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}),
