@@ -104,5 +104,7 @@ describe('report figures from a generated log (hand-checkable)', () => {
       expect(r).toHaveProperty(key);
     }
     expect(r.utilization.limit).toBe(5);
+    // The generated log has no CPU figures: nothing is made up.
+    expect(r.client_cpu).toEqual({ shard_cpu_ms: 0, us_per_request: null, us_per_completion_token: null });
   });
 });

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { completionText, parseProfile, run, SimCore, startSim, type RunningSim } from '../src/index.js';
+import { analyze, completionText, parseProfile, run, SimCore, startSim, type RunningSim } from '../src/index.js';
 import { loadEvents, loadResults, ofType, tempDir, writeInput } from './helpers/run-dir.js';
 
 let sim: RunningSim | undefined;
@@ -70,6 +70,11 @@ describe('shardline run against the simulator', () => {
     }
     // One socket per slot with keep-alive: never more connections than concurrency per shard.
     expect(ofType(events, 'conn_open').length).toBeLessThanOrEqual(8);
+    // The client measures itself: shard CPU from shard_end, per attempt and per token.
+    const report = await analyze([out]);
+    const cpu = ofType(events, 'shard_end').reduce((a, e) => a + (e.cpu_user_ms ?? 0) + (e.cpu_system_ms ?? 0), 0);
+    expect(report.client_cpu.shard_cpu_ms).toBeCloseTo(cpu, 2);
+    expect(report.client_cpu.us_per_request).toBeCloseTo((cpu * 1000) / 40, 1);
   });
 
   it('sends requests streaming with include_usage, the model override, Authorization and extra headers', async () => {

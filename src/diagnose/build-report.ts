@@ -67,6 +67,11 @@ export function buildReport(f: RunFacts): Report {
       connect_ms: summarize(f.connectMs),
     },
     event_loop: { lag_p99_ms: summarize(f.loopLag).p99 },
+    client_cpu: {
+      shard_cpu_ms: round3(f.shardCpuMs),
+      us_per_request: f.attempts > 0 && f.shardCpuMs > 0 ? round3((f.shardCpuMs * 1000) / f.attempts) : null,
+      us_per_completion_token: f.completionTokens > 0 && f.shardCpuMs > 0 ? round3((f.shardCpuMs * 1000) / f.completionTokens) : null,
+    },
     buckets_ms: buckets,
     verdict: { bound: 'healthy', dominant: null, findings: [] },
     detail: {

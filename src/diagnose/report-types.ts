@@ -47,6 +47,8 @@ export interface Report {
   };
   connections: { opened: number; per_request: number | null; connect_ms: PercentileSummary };
   event_loop: { lag_p99_ms: number | null };
+  /** The client measuring itself: shard CPU (coordinator excluded), per request and per completion token. */
+  client_cpu: { shard_cpu_ms: number; us_per_request: number | null; us_per_completion_token: number | null };
   buckets_ms: Record<Bucket, number>;
   verdict: Verdict;
   /** Extra detail the verdict uses; not part of the fixed keys above. */

@@ -43,6 +43,8 @@ export interface RunFacts {
   connectMs: number[];
   connsOpened: number;
   loopLag: number[];
+  /** Shard CPU in ms: from shard_end where a shard ended cleanly, else the sum of its gauges. */
+  shardCpuMs: number;
   buckets: Record<Bucket, number>;
   limitMax: number;
   maxInFlight: number;
@@ -100,6 +102,7 @@ export class RunAccumulator {
   private readonly shardOfPid = new Map<number, number>();
   private readonly runIds = new Set<string>();
   private readonly gaugedShards = new Set<number>();
+  private readonly gaugeCpu = new Map<number, number>();
   private limit = 0;
   private inFlight = 0;
   private backlog = 0;
@@ -135,6 +138,7 @@ export class RunAccumulator {
       connectMs: [],
       connsOpened: 0,
       loopLag: [],
+      shardCpuMs: 0,
       buckets: zeroBuckets(),
       limitMax: 0,
       maxInFlight: 0,
@@ -173,11 +177,19 @@ export class RunAccumulator {
         break;
       case 'shard_start':
         this.gaugedShards.delete(e.shard);
+        // A replacement starts a new process: bank what its predecessor's gauges showed.
+        this.f.shardCpuMs += this.gaugeCpu.get(e.shard) ?? 0;
+        this.gaugeCpu.delete(e.shard);
         this.shardOfPid.set(e.pid, e.shard);
         this.setLimit(e.shard, e.concurrency);
         break;
       case 'shard_end':
         this.setLimit(e.shard, 0);
+        // The process's whole CPU, start-up included, replaces what its gauges summed.
+        if (e.cpu_user_ms !== undefined) {
+          this.f.shardCpuMs += e.cpu_user_ms + (e.cpu_system_ms ?? 0);
+          this.gaugeCpu.delete(e.shard);
+        }
         break;
       case 'shard_exit': {
         const shard = this.shardOfPid.get(e.pid);
@@ -284,6 +296,7 @@ export class RunAccumulator {
         // would dominate the p99 of a short run.
         if (this.gaugedShards.has(e.shard)) this.f.loopLag.push(e.loop_lag_ms);
         else this.gaugedShards.add(e.shard);
+        if (e.shard >= 0 && e.cpu_ms !== undefined) this.gaugeCpu.set(e.shard, (this.gaugeCpu.get(e.shard) ?? 0) + e.cpu_ms);
         break;
       default:
         break;
@@ -297,6 +310,8 @@ export class RunAccumulator {
     f.endMs = Number.isNaN(this.runEnd) ? this.lastTs : Math.max(this.runEnd, this.lastTs);
     if (Number.isNaN(f.startMs)) f.startMs = f.endMs = 0;
     f.minutes = [...this.minuteMap.values()];
+    for (const ms of this.gaugeCpu.values()) f.shardCpuMs += ms;
+    this.gaugeCpu.clear();
     f.badLines = badLines;
     return f;
   }

@@ -28,6 +28,8 @@ export function formatReport(r: Report): string {
   out.push(`slots       limit ${u.limit}, mean in-flight ${u.mean_in_flight.toFixed(1)}, mean backlog ${u.mean_backlog.toFixed(1)}, all busy ${(u.busy_fraction * 100).toFixed(0)}% of the time, admission gaps ${u.admission_gap_s.toFixed(2)} s`);
   out.push(`connections ${n(r.connections.opened)} opened (${r.connections.per_request?.toFixed(2) ?? '–'} per request), connect ${p(r.connections.connect_ms)}`);
   out.push(`event loop  lag p99 ${r.event_loop.lag_p99_ms === null ? '–' : `${r.event_loop.lag_p99_ms.toFixed(1)} ms`}`);
+  const cpu = r.client_cpu;
+  out.push(`client CPU  ${n(cpu.shard_cpu_ms)} ms in shards${cpu.us_per_request === null ? '' : ` (${n(cpu.us_per_request)} µs per attempt${cpu.us_per_completion_token === null ? '' : `, ${cpu.us_per_completion_token.toFixed(2)} µs per completion token`})`}`);
   out.push('');
   const total = BUCKETS.reduce((a, k) => a + r.buckets_ms[k], 0);
   out.push('where request time went (summed over requests):');
