@@ -104,6 +104,10 @@ describe('report figures from a generated log (hand-checkable)', () => {
       expect(r).toHaveProperty(key);
     }
     expect(r.utilization.limit).toBe(5);
+    // The per-second token series spreads each request over its decode, and loses none.
+    const perSecond = r.detail.per_second.reduce((a, b) => a + b.tokens, 0);
+    expect(perSecond).toBeCloseTo(r.tokens.completion, 0);
+    expect(r.detail.per_second.filter((b) => b.tokens > 0).length).toBeGreaterThan(1);
     // The generated log has no CPU figures: nothing is made up.
     expect(r.client_cpu).toEqual({ shard_cpu_ms: 0, us_per_request: null, us_per_completion_token: null });
   });

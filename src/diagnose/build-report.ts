@@ -85,7 +85,7 @@ export function buildReport(f: RunFacts): Report {
       in_flight_cv_under_backlog: inflights.length > 1 && mean > 0 ? round3(sd / mean) : null,
       per_second: bins.map((b) => {
         const s = summarize(b.ttft);
-        return { t: b.t, tokens: b.tokens, retries: b.retries, conns: b.conns, ttft_p50: s.p50, ttft_p95: s.p95, ttft_p99: s.p99 };
+        return { t: b.t, tokens: round3(b.tokens), retries: b.retries, conns: b.conns, ttft_p50: s.p50, ttft_p95: s.p95, ttft_p99: s.p99 };
       }),
       retry_causes_over_time: bins.filter((b) => b.retries > 0).map((b) => ({ t: b.t, causes: b.retryCauses })),
       slowest: f.slowest,

@@ -15,6 +15,9 @@ interface RequestState {
   serverTtft: number;
   e2eTtft: number;
   tpot: number;
+  /** First and last token of the successful attempt, to spread its tokens over the timeline. */
+  decodeStart: number;
+  decodeEnd: number;
 }
 
 /** Everything the report needs, gathered in one pass; arrays only where exact percentiles need them. */
@@ -261,6 +264,8 @@ export class RunAccumulator {
           const n = e.completion_tokens ?? 0;
           const last = e.last_token_ts ?? ts;
           st.tpot = n > 1 ? (last - first) / (n - 1) : -1;
+          st.decodeStart = first;
+          st.decodeEnd = last;
           this.f.ttftLoad.push([this.inFlight + 1, st.serverTtft]);
         }
         if (st) st.attemptStart = -1;
@@ -326,7 +331,7 @@ export class RunAccumulator {
       if (!m) this.minuteMap.set(minute, (m = { minute, tokens: 0, perShard: new Map() }));
       m.tokens += e.completion_tokens;
       m.perShard.set(e.shard, (m.perShard.get(e.shard) ?? 0) + e.completion_tokens);
-      if (this.bin) this.bin.tokens += e.completion_tokens;
+      this.spreadTokens(st, e.completion_tokens, ts);
     }
     if (this.done.has(e.id)) return;
     this.done.add(e.id);
@@ -353,6 +358,32 @@ export class RunAccumulator {
     }
   }
 
+  /**
+   * Per-second token chart: a request's tokens are spread evenly over its decode (first → last
+   * token), as they were generated, rather than all landing in the second it ended. (TPM per
+   * minute keeps its exact definition: counted at request_end.)
+   */
+  private spreadTokens(st: RequestState | undefined, tokens: number, endTs: number): void {
+    const bins = this.f.bins;
+    if (bins.length === 0 || tokens <= 0) return;
+    const t0 = bins[0]!.t;
+    const binMs = this.f.binMs;
+    const from = st && st.decodeStart >= 0 ? st.decodeStart : endTs;
+    const to = st && st.decodeEnd >= from ? st.decodeEnd : from;
+    const i0 = Math.max(0, Math.min(bins.length - 1, Math.floor((from - t0) / binMs)));
+    const i1 = Math.max(i0, Math.min(bins.length - 1, Math.floor((to - t0) / binMs)));
+    if (i0 === i1) {
+      bins[i0]!.tokens += tokens;
+      return;
+    }
+    const span = to - from;
+    for (let i = i0; i <= i1; i++) {
+      const lo = Math.max(from, t0 + i * binMs);
+      const hi = Math.min(to, t0 + (i + 1) * binMs);
+      bins[i]!.tokens += (tokens * Math.max(0, hi - lo)) / span;
+    }
+  }
+
   private trackSlowest(id: string, e2eMs: number, attempts: number, outcome: string): void {
     const s = this.f.slowest;
     if (s.length === 10 && e2eMs <= s[9]!.e2e_ms) return;
@@ -376,6 +407,8 @@ export class RunAccumulator {
         serverTtft: -1,
         e2eTtft: -1,
         tpot: -1,
+        decodeStart: -1,
+        decodeEnd: -1,
       };
       this.open.set(id, st);
     }
