@@ -8,7 +8,7 @@
 //   completion tokens/min, client CPU µs per request and per streamed token (event log on).
 // paced: every token its own SSE chunk 10 ms apart, 512 concurrent streams: client CPU µs per token
 //   and the TTFT the client adds on top of the server's own (from the simulator's per-request timings),
-//   for the openai client, shardline with 1 shard and with 2 shards.
+//   for the openai client, shardline with 1 shard and with 2 shards, each with undici and --transport raw.
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,12 +46,12 @@ function readEvents(out) {
   return events;
 }
 
-async function shardline(url, n, body, shards, concurrency) {
+async function shardline(url, n, body, shards, concurrency, transport = 'undici') {
   const input = writeInput(n, body);
   const out = join(work, `out-${Math.random().toString(36).slice(2)}`);
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  const s = await run({ input, endpoint: `${url}/v1`, out, shards, concurrency, progress: 'off' });
+  const s = await run({ input, endpoint: `${url}/v1`, out, shards, concurrency, transport, progress: 'off' });
   const wallS = (performance.now() - t0) / 1000;
   const coord = process.cpuUsage(cpu0);
   const events = readEvents(out);
@@ -108,9 +108,11 @@ async function throughput() {
       const body = { max_tokens: 256, stream };
       await shardline(sim.url, Math.min(300, n), body, 1, c); // warm-up (JIT, connections)
       const sl = await shardline(sim.url, n, body, 1, c);
+      const raw = await shardline(sim.url, n, body, 1, c, 'raw');
       const oa = await openaiBaseline(sim.url, n, body, c);
       const label = stream ? 'streaming' : 'non-streaming';
       console.log(row(`shardline (${label})`, sl));
+      console.log(row(`shardline raw (${label})`, raw));
       console.log(row(`openai + p-limit (${label})`, oa));
       console.log(`  → shardline uses ${fmt(oa.cpuUs / oa.tokens / (sl.cpuUs / sl.tokens), 1)}× less CPU per token; ${fmt(sl.tokens / sl.wallS / (oa.tokens / oa.wallS), 2)}× the throughput`);
     }
@@ -140,6 +142,8 @@ async function paced() {
     }],
     ['shardline, 1 shard', async (url) => withTtft(await shardline(url, n, body, 1, streams))],
     ['shardline, 2 shards', async (url) => withTtft(await shardline(url, n, body, 2, streams / 2))],
+    ['shardline raw, 1 shard', async (url) => withTtft(await shardline(url, n, body, 1, streams, 'raw'))],
+    ['shardline raw, 2 shards', async (url) => withTtft(await shardline(url, n, body, 2, streams / 2, 'raw'))],
   ]) {
     const sim = await startSimProcess(profile);
     try {

@@ -1,6 +1,7 @@
 import { StringDecoder } from 'node:string_decoder';
 import { createParser, type EventSourceParser } from 'eventsource-parser';
 import type { Dispatcher } from 'undici';
+import type { ChatDispatcher } from './raw-pool.js';
 import type { Cause } from '../events/event-types.js';
 import type { Clock } from '../events/clock.js';
 import { causeOfError, causeOfStatus, PhaseTimeoutError } from './error-cause.js';
@@ -58,7 +59,7 @@ const MAX_ERROR_BODY = 4096;
  * per-token hot path.
  */
 export function runChatAttempt(
-  dispatcher: Dispatcher,
+  dispatcher: ChatDispatcher,
   target: ChatTarget,
   body: string,
   stream: boolean,

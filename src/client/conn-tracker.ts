@@ -64,6 +64,24 @@ export class ConnTracker {
     };
   }
 
+  /** For transports that time their own connects (RawPool): a socket opened / closed. */
+  noteOpen(): void {
+    this.open++;
+    this.opened++;
+  }
+  noteClose(): void {
+    this.open--;
+  }
+
+  /** For RawPool: the marked attempt's request goes out on a socket opened for it. */
+  attributeFresh(connectMs: number): void {
+    const attribution = this.pending;
+    this.pending = undefined;
+    if (!attribution) return;
+    attribution.connectMs = connectMs;
+    this.onNewConnection?.(connectMs, attribution);
+  }
+
   /** Mark the attempt whose request undici is about to write (call from `onRequestStart`). */
   mark(who: ConnAttribution): void {
     this.pending = who;

@@ -29,6 +29,10 @@ export const runOptionsSchema = z
       .enum(['backoff', 'fixed'])
       .default('backoff')
       .describe('backoff: exponential with full jitter, Retry-After and a retry budget; fixed: the naive loop — always --retry-backoff-s, no jitter, no budget, Retry-After ignored. @default backoff'),
+    transport: z
+      .enum(['undici', 'raw'])
+      .default('undici')
+      .describe('HTTP client: undici, or raw (a minimal HTTP/1.1 client reading sockets into a static buffer; less CPU per streamed chunk at high concurrency). @default undici'),
     keepAlive: z.boolean().default(true).describe('Reuse connections; false sends Connection: close on every request. @default true'),
     timeoutConnectS: positive.default(10).describe('TCP/TLS connect timeout. @default 10'),
     timeoutTtftS: positive.default(120).describe('Request sent → first content token. @default 120'),
@@ -78,6 +82,7 @@ export const flagOf: Record<string, string> = {
   retryBudgetMinRetries: '--retry-budget-min-retries',
   retryMode: '--retry-mode',
   keepAlive: '--no-keep-alive',
+  transport: '--transport',
   timeoutConnectS: '--timeout-connect-s',
   timeoutTtftS: '--timeout-ttft-s',
   timeoutIdleS: '--timeout-idle-s',

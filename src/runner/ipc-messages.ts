@@ -29,6 +29,7 @@ export interface ShardConfig {
   retryBudgetMinRetries: number;
   retryMode: 'backoff' | 'fixed';
   keepAlive: boolean;
+  transport: 'undici' | 'raw';
   timeoutConnectMs: number;
   timeoutTtftMs: number;
   timeoutIdleMs: number;

@@ -201,6 +201,7 @@ function shardConfig(o: RunOptions, runId: string, out: string, index: number, r
     retryBudgetMinRetries: o.retryBudgetMinRetries,
     retryMode: o.retryMode,
     keepAlive: o.keepAlive,
+    transport: o.transport,
     timeoutConnectMs: o.timeoutConnectS * 1000,
     timeoutTtftMs: o.timeoutTtftS * 1000,
     timeoutIdleMs: o.timeoutIdleS * 1000,

@@ -1,6 +1,7 @@
 import { Pool } from 'undici';
 import { runChatAttempt, type AttemptOutcome, type ChatTarget, type PhaseTimeouts } from '../client/chat-attempt.js';
 import { ConnTracker, type ConnAttribution } from '../client/conn-tracker.js';
+import { RawPool } from '../client/raw-pool.js';
 import { createRedactor, headerSecrets } from '../client/redact.js';
 import { decideRetry, RetryBudget, type RetryPolicyOptions } from '../client/retry-policy.js';
 import { estimatePromptTokens, estimateTokens } from '../client/token-estimate.js';
@@ -21,7 +22,7 @@ export class ShardRuntime {
   private inFlight = 0;
   private postPending = 0;
   private requests = 0;
-  private readonly pool: Pool;
+  private readonly pool: Pool | RawPool;
   private readonly events: EventWriter;
   private readonly tracker: ConnTracker;
   private readonly retry: RetryPolicyOptions;
@@ -51,14 +52,24 @@ export class ShardRuntime {
     this.tracker = new ConnTracker(clock, (connectMs, who) =>
       this.events.write('conn_open', { connect_ms: round3(connectMs), id: who.id, attempt: who.attempt }),
     );
-    this.pool = new Pool(config.origin, {
-      connections: config.concurrency,
-      pipelining: 1,
-      keepAliveTimeout: 30_000,
-      headersTimeout: 0,
-      bodyTimeout: 0,
-      connect: this.tracker.connector({ timeout: config.timeoutConnectMs }),
-    });
+    this.pool =
+      config.transport === 'raw'
+        ? new RawPool({
+            origin: config.origin,
+            connections: config.concurrency,
+            connectTimeoutMs: config.timeoutConnectMs,
+            onOpen: () => this.tracker.noteOpen(),
+            onClose: () => this.tracker.noteClose(),
+            onFreshRequest: (ms) => this.tracker.attributeFresh(ms),
+          })
+        : new Pool(config.origin, {
+            connections: config.concurrency,
+            pipelining: 1,
+            keepAliveTimeout: 30_000,
+            headersTimeout: 0,
+            bodyTimeout: 0,
+            connect: this.tracker.connector({ timeout: config.timeoutConnectMs }),
+          });
     this.target = { origin: config.origin, path: config.path, headers: config.headers, keepAlive: config.keepAlive };
     this.timeouts = { ttftMs: config.timeoutTtftMs, idleMs: config.timeoutIdleMs, totalMs: config.timeoutTotalMs };
     this.retry = {

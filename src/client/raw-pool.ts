@@ -1,0 +1,353 @@
+import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import type { Dispatcher } from 'undici';
+
+/** The part of undici's Dispatcher that runChatAttempt uses; undici's Pool and RawPool both have it. */
+export interface ChatDispatcher {
+  dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean;
+}
+
+export interface RawPoolOptions {
+  origin: string;
+  /** Most connections open at once. */
+  connections: number;
+  connectTimeoutMs: number;
+  /** A new socket connected after `connectMs`. */
+  onOpen?: (connectMs: number) => void;
+  onClose?: () => void;
+  /** The request about to be written is the first on its socket (called right after onRequestStart). */
+  onFreshRequest?: (connectMs: number) => void;
+  now?: () => number;
+}
+
+const CRLF_CRLF = Buffer.from('\r\n\r\n');
+
+class TransportError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * A minimal HTTP/1.1 client for streaming responses at high concurrency: keep-alive connections
+ * whose plain-TCP sockets read into one static buffer (`net.connect({ onread })`), skipping the
+ * Readable stream and a Buffer allocation per read. Why: with one SSE chunk per socket read (512
+ * streams, a token every 10 ms), undici costs 6.9 µs user CPU per read on the project machine and
+ * this path 2.3 µs (BENCHMARKS.md, "Runner vs the openai client"). It speaks only what the runner
+ * needs — one request at a time per connection, Content-Length request bodies, chunked,
+ * Content-Length or close-delimited responses — and undici stays the default transport.
+ */
+export class RawPool implements ChatDispatcher {
+  private readonly url: URL;
+  private readonly idle: RawConnection[] = [];
+  private readonly waiting: ((c: RawConnection | Error) => void)[] = [];
+  private open = 0;
+  private closed = false;
+  readonly now: () => number;
+
+  constructor(readonly options: RawPoolOptions) {
+    this.url = new URL(options.origin);
+    this.now = options.now ?? (() => performance.now());
+  }
+
+  dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    const start = (c: RawConnection | Error) => {
+      if (c instanceof Error) {
+        handler.onResponseError?.(abortedController(), c);
+        return;
+      }
+      c.run(opts, handler);
+    };
+    const conn = this.idle.pop();
+    if (conn) start(conn);
+    else if (this.open < this.options.connections) {
+      this.open++;
+      this.connect().then(start, (err: Error) => {
+        this.open--;
+        start(err);
+      });
+    } else this.waiting.push(start);
+    return true;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const c of this.idle.splice(0)) c.destroy();
+  }
+
+  async destroy(): Promise<void> {
+    await this.close();
+  }
+
+  /** A connection finished a response and may be reused. */
+  release(conn: RawConnection): void {
+    if (this.closed) return conn.destroy();
+    const next = this.waiting.shift();
+    if (next) next(conn);
+    else this.idle.push(conn);
+  }
+
+  /** A connection closed (for any reason). */
+  forget(conn: RawConnection): void {
+    const i = this.idle.indexOf(conn);
+    if (i >= 0) this.idle.splice(i, 1);
+    this.open--;
+    this.options.onClose?.();
+    // A slot freed: a waiting request may open a new connection.
+    const next = this.waiting.shift();
+    if (next) {
+      this.open++;
+      this.connect().then(next, (err: Error) => {
+        this.open--;
+        next(err);
+      });
+    }
+  }
+
+  private connect(): Promise<RawConnection> {
+    const t0 = this.now();
+    const https = this.url.protocol === 'https:';
+    const port = Number(this.url.port || (https ? 443 : 80));
+    const host = this.url.hostname.replace(/^\[|\]$/g, '');
+    return new Promise((resolve, reject) => {
+      const conn = new RawConnection(this, `${this.url.host}`);
+      let socket: Socket;
+      const timer = setTimeout(() => {
+        socket.destroy(new TransportError(`connect timeout after ${this.options.connectTimeoutMs} ms`, 'UND_ERR_CONNECT_TIMEOUT'));
+      }, this.options.connectTimeoutMs);
+      const onConnected = () => {
+        clearTimeout(timer);
+        socket.off('error', onError);
+        socket.setNoDelay(true);
+        const ms = this.now() - t0;
+        conn.attach(socket, ms);
+        this.options.onOpen?.(ms);
+        resolve(conn);
+      };
+      const onError = (err: Error) => {
+        clearTimeout(timer);
+        reject(err);
+      };
+      if (https) {
+        socket = tlsConnect({ host, port, servername: host, ALPNProtocols: ['http/1.1'] }, onConnected);
+        socket.on('data', (chunk: Buffer) => conn.onBytes(chunk, chunk.length));
+      } else {
+        const buffer = Buffer.allocUnsafe(64 * 1024);
+        socket = netConnect({ host, port, onread: { buffer, callback: (n: number, buf: Uint8Array) => (conn.onBytes(buf as Buffer, n), true) } }, onConnected);
+      }
+      socket.once('error', onError);
+    });
+  }
+}
+
+const enum State {
+  Idle,
+  Head,
+  ChunkSize,
+  ChunkData,
+  ChunkCrlf,
+  Trailers,
+  Length,
+  UntilClose,
+}
+
+/** One keep-alive connection running one request at a time. */
+export class RawConnection {
+  private socket: Socket | undefined;
+  private connectMs = 0;
+  private used = false;
+  private state = State.Idle;
+  private handler: Dispatcher.DispatchHandler | undefined;
+  private controller: Dispatcher.DispatchController = abortedController();
+  private head = '';
+  private remaining = 0;
+  private sizeLine = '';
+  private trailer = '';
+  private keepAlive = true;
+  private finished = false;
+
+  constructor(
+    private readonly pool: RawPool,
+    private readonly hostHeader: string,
+  ) {}
+
+  attach(socket: Socket, connectMs: number): void {
+    this.socket = socket;
+    this.connectMs = connectMs;
+    socket.on('error', (err) => this.fail(err));
+    socket.on('end', () => this.onEnd());
+    socket.on('close', () => {
+      this.fail(new TransportError('other side closed', 'UND_ERR_SOCKET'));
+      this.pool.forget(this);
+    });
+  }
+
+  destroy(): void {
+    this.socket?.destroy();
+  }
+
+  run(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): void {
+    this.handler = handler;
+    this.finished = false;
+    this.state = State.Head;
+    this.head = '';
+    const controller = {
+      aborted: false,
+      paused: false,
+      reason: null as Error | null,
+      abort: (err: Error) => {
+        if (controller.aborted) return;
+        controller.aborted = true;
+        controller.reason = err;
+        this.fail(err);
+        this.socket?.destroy();
+      },
+      pause() {},
+      resume() {},
+    };
+    this.controller = controller;
+    handler.onRequestStart?.(this.controller, {});
+    if (this.finished) return;
+    if (!this.used) {
+      this.used = true;
+      this.pool.options.onFreshRequest?.(this.connectMs);
+    }
+    this.keepAlive = !opts.reset;
+    const body = typeof opts.body === 'string' ? opts.body : '';
+    let text = `${opts.method} ${opts.path} HTTP/1.1\r\nhost: ${this.hostHeader}\r\n`;
+    const headers = (opts.headers ?? {}) as Record<string, string>;
+    for (const name in headers) text += `${name}: ${headers[name]}\r\n`;
+    text += `content-length: ${Buffer.byteLength(body)}\r\nconnection: ${this.keepAlive ? 'keep-alive' : 'close'}\r\n\r\n${body}`;
+    this.socket!.write(text);
+  }
+
+  /** Bytes read from the socket; `buf` may be a reused static buffer valid only during this call. */
+  onBytes(buf: Buffer, n: number): void {
+    let i = 0;
+    while (i < n && this.handler) {
+      switch (this.state) {
+        case State.Head: {
+          // Headers are small: gather them as latin1 text until the blank line.
+          const end = buf.indexOf(CRLF_CRLF, i);
+          const stop = end === -1 || end >= n ? n : end + 4;
+          this.head += buf.toString('latin1', i, stop);
+          i = stop;
+          if (this.head.endsWith('\r\n\r\n')) this.onHead();
+          break;
+        }
+        case State.ChunkSize: {
+          const nl = buf.indexOf(10, i);
+          const stop = nl === -1 || nl >= n ? n : nl + 1;
+          this.sizeLine += buf.toString('latin1', i, stop);
+          i = stop;
+          if (this.sizeLine.endsWith('\n')) {
+            const size = parseInt(this.sizeLine, 16);
+            this.sizeLine = '';
+            if (Number.isNaN(size)) return this.fail(new TransportError('invalid chunk size', 'UND_ERR_RESPONSE'));
+            if (size === 0) this.state = State.Trailers;
+            else {
+              this.remaining = size;
+              this.state = State.ChunkData;
+            }
+          }
+          break;
+        }
+        case State.ChunkData:
+        case State.Length: {
+          const take = Math.min(this.remaining, n - i);
+          this.data(buf.subarray(i, i + take));
+          i += take;
+          this.remaining -= take;
+          if (this.remaining === 0) {
+            if (this.state === State.Length) this.complete();
+            else {
+              this.state = State.ChunkCrlf;
+              this.trailer = '';
+            }
+          }
+          break;
+        }
+        case State.ChunkCrlf: {
+          this.trailer += String.fromCharCode(buf[i]!);
+          i++;
+          if (this.trailer === '\r\n') this.state = State.ChunkSize;
+          else if (this.trailer.length >= 2) return this.fail(new TransportError('invalid chunk framing', 'UND_ERR_RESPONSE'));
+          break;
+        }
+        case State.Trailers: {
+          this.trailer += buf.toString('latin1', i, n);
+          i = n;
+          if (this.trailer.startsWith('\r\n') || this.trailer.endsWith('\r\n\r\n')) this.complete();
+          break;
+        }
+        case State.UntilClose:
+          this.data(buf.subarray(i, n));
+          i = n;
+          break;
+        case State.Idle:
+          return;
+      }
+    }
+  }
+
+  private onHead(): void {
+    const lines = this.head.split('\r\n');
+    const status = Number(lines[0]!.split(' ')[1]);
+    const headers: Record<string, string> = {};
+    for (let k = 1; k < lines.length; k++) {
+      const line = lines[k]!;
+      const c = line.indexOf(':');
+      if (c > 0) headers[line.slice(0, c).trim().toLowerCase()] = line.slice(c + 1).trim();
+    }
+    if (!Number.isInteger(status)) return this.fail(new TransportError('invalid status line', 'UND_ERR_RESPONSE'));
+    if (headers.connection?.toLowerCase() === 'close') this.keepAlive = false;
+    this.handler!.onResponseStart?.(this.controller, status, headers, '');
+    if (!this.handler) return;
+    if (headers['transfer-encoding']?.toLowerCase().includes('chunked')) {
+      this.state = State.ChunkSize;
+      this.sizeLine = '';
+    } else if (headers['content-length'] !== undefined) {
+      this.remaining = Number(headers['content-length']);
+      this.state = State.Length;
+      if (this.remaining === 0) this.complete();
+    } else {
+      this.state = State.UntilClose;
+      this.keepAlive = false;
+    }
+  }
+
+  private data(chunk: Buffer): void {
+    if (chunk.length > 0) this.handler?.onResponseData?.(this.controller, chunk);
+  }
+
+  private onEnd(): void {
+    if (this.state === State.UntilClose && this.handler) this.complete();
+  }
+
+  private complete(): void {
+    const handler = this.handler;
+    this.handler = undefined;
+    this.state = State.Idle;
+    this.finished = true;
+    handler?.onResponseEnd?.(this.controller, {});
+    if (this.keepAlive && this.socket && !this.socket.destroyed) this.pool.release(this);
+    else this.socket?.destroy();
+  }
+
+  private fail(err: Error): void {
+    const handler = this.handler;
+    if (!handler) return;
+    this.handler = undefined;
+    this.state = State.Idle;
+    this.finished = true;
+    handler.onResponseError?.(this.controller, err);
+    this.socket?.destroy();
+  }
+}
+
+function abortedController(): Dispatcher.DispatchController {
+  return { aborted: false, paused: false, reason: null, abort() {}, pause() {}, resume() {} };
+}

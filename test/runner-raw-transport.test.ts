@@ -1,0 +1,121 @@
+import { createServer } from 'node:http';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { completionText, parseProfile, run, SimCore, startSim, type RunningSim, type SimProfileFile } from '../src/index.js';
+import { loadEvents, loadResults, ofType, tempDir, writeInput } from './helpers/run-dir.js';
+
+// The same behaviours the undici transport is tested for, through --transport raw.
+const raw = { transport: 'raw' as const, progress: 'off' as const };
+
+let sim: RunningSim | undefined;
+afterEach(async () => {
+  await sim?.close();
+  sim = undefined;
+});
+
+async function runOn(profile: SimProfileFile, n: number, extra: Record<string, unknown> = {}, body: Record<string, unknown> = {}) {
+  sim = await startSim({ profile: parseProfile(profile), seed: 5 });
+  const dir = tempDir();
+  const out = join(dir, 'out');
+  const summary = await run({ input: writeInput(dir, n, body), endpoint: `${sim.url}/v1`, out, ...raw, ...extra });
+  return { summary, out, events: loadEvents(out) };
+}
+
+describe('--transport raw', () => {
+  it('one result per line, assembled from the stream, over reused keep-alive connections', async () => {
+    const { summary, out, events } = await runOn({ base: 'fast' }, 120, { shards: 2, concurrency: 8 });
+    expect(summary.requests).toEqual({ total: 120, succeeded: 120, failed: 0, rejected: 0, skipped: 0 });
+    const results = loadResults(out);
+    expect(new Set(results.map((r) => r.custom_id)).size).toBe(120);
+    for (const r of results) {
+      expect(r.response!.body.choices[0]!.message.content).toBe(completionText(16));
+      expect(r.response!.body.usage!.completion_tokens).toBe(16);
+    }
+    const opens = ofType(events, 'conn_open');
+    expect(opens.length).toBeGreaterThan(0);
+    expect(opens.length).toBeLessThanOrEqual(16);
+    for (const o of opens) expect(o.connect_ms).toBeGreaterThanOrEqual(0);
+    expect(sim!.stats().connections).toBe(opens.length);
+  });
+
+  it('retries 5xx and mid-stream resets, and rides out stalls with keep-alive comments', async () => {
+    const { summary, events } = await runOn(
+      { base: 'fast', step_ms_base: 1, faults: { errors: { p_503: 0.2 }, reset: { p: 0.2, after_tokens: 3 }, stall: { p: 0.1, after_tokens: 2, stall_ms: 100, keepalive_ms: 20 } } },
+      80,
+      { maxAttempts: 20, retryBackoffS: 0.01, retryBackoffMaxS: 0.05 },
+    );
+    expect(summary.requests.succeeded).toBe(80);
+    const causes = new Set(ofType(events, 'attempt_end').filter((e) => e.outcome === 'error').map((e) => e.cause));
+    expect(causes).toEqual(new Set(['http_5xx', 'conn_reset']));
+  });
+
+  it('each timeout and connection error gets its cause', async () => {
+    const fast = { retryBackoffS: 0.01, maxAttempts: 1 };
+    expect((await runOn({ base: 'fast', prefill_ms_base: 2000 }, 2, { ...fast, timeoutTtftS: 0.15 })).summary.failure_causes).toEqual({ timeout_ttft: 2 });
+    await sim!.close();
+    expect((await runOn({ base: 'fast', step_ms_base: 1, faults: { stall: { p: 1, after_tokens: 4, stall_ms: 1000, keepalive_ms: 50 } } }, 2, { ...fast, timeoutIdleS: 0.2 })).summary.failure_causes).toEqual({ timeout_idle: 2 });
+    await sim!.close();
+    expect((await runOn({ base: 'fast', step_ms_base: 60, tokens_per_step: 1 }, 2, { ...fast, timeoutTotalS: 0.4 }, { max_tokens: 20 })).summary.failure_causes).toEqual({ timeout_total: 2 });
+    await sim!.close();
+    sim = undefined;
+
+    const probe = createNetServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const closedPort = (probe.address() as AddressInfo).port;
+    await new Promise((r) => probe.close(r));
+    const dir = tempDir();
+    const refused = await run({ input: writeInput(dir, 2), endpoint: `http://127.0.0.1:${closedPort}/v1`, out: join(dir, 'a'), ...raw, ...fast });
+    expect(refused.failure_causes).toEqual({ conn_refused: 2 });
+
+    const sockets: Socket[] = [];
+    const silent = createNetServer((s) => sockets.push(s));
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    try {
+      const tls = await run({ input: writeInput(dir, 2, {}, 'b.jsonl'), endpoint: `https://127.0.0.1:${(silent.address() as AddressInfo).port}/v1`, out: join(dir, 'b'), ...raw, ...fast, timeoutConnectS: 0.2 });
+      expect(tls.failure_causes).toEqual({ timeout_connect: 2 });
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => silent.close(r));
+    }
+  });
+
+  it('sends the same request (headers, auth, streaming options) and honours stream: false', async () => {
+    const core = new SimCore({ profile: parseProfile({ base: 'fast' }) });
+    const seen: { headers: Record<string, string | string[] | undefined>; body: Record<string, unknown> }[] = [];
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => seen.push({ headers: req.headers, body: JSON.parse(body) as Record<string, unknown> }));
+      core.handle(req, res);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const dir = tempDir();
+      const input = join(dir, 'in.jsonl');
+      writeFileSync(input, [
+        JSON.stringify({ custom_id: 'a', body: { messages: [{ role: 'user', content: 'x' }], max_tokens: 3 } }),
+        JSON.stringify({ custom_id: 'b', body: { messages: [{ role: 'user', content: 'y' }], max_tokens: 5, stream: false } }),
+      ].join('\n'));
+      const out = join(dir, 'out');
+      const summary = await run({ input, endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`, out, apiKey: 'sk-raw', headers: ['X-Team: search'], ...raw });
+      expect(summary.requests.succeeded).toBe(2);
+      const a = seen.find((x) => x.body.max_tokens === 3)!;
+      expect(a.body).toMatchObject({ stream: true, stream_options: { include_usage: true } });
+      expect(a.headers.authorization).toBe('Bearer sk-raw');
+      expect(a.headers['x-team']).toBe('search');
+      expect(loadResults(out).find((r) => r.custom_id === 'b')!.response!.body.choices[0]!.message.content).toBe(completionText(5));
+    } finally {
+      core.close();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('--no-keep-alive opens a connection per request', async () => {
+    const { summary, events } = await runOn({ base: 'fast' }, 20, { keepAlive: false, concurrency: 2 });
+    expect(summary.requests.succeeded).toBe(20);
+    expect(ofType(events, 'conn_open')).toHaveLength(20);
+    expect(sim!.stats().connections).toBe(20);
+  });
+});
