@@ -101,7 +101,8 @@ export class SimCore {
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
     const q = req.url?.indexOf('?') ?? -1;
     const path = q >= 0 ? req.url!.slice(0, q) : (req.url ?? '/');
-    if (path === '/v1/chat/completions' && req.method === 'POST') return this.readBody(req, res);
+    // Arrival is when the request's head was parsed, so the body read counts as server time.
+    if (path === '/v1/chat/completions' && req.method === 'POST') return this.readBody(req, res, this.now());
     if (req.method === 'GET' && path === '/v1/models') {
       return sendJson(res, 200, {
         object: 'list',
@@ -170,7 +171,7 @@ export class SimCore {
     sendError(res, status, type, reason, `Request refused (${reason}); retry after ${Math.ceil(retryAfterMs)} ms.`, headers, !this.profile.faults.keep_alive);
   }
 
-  private readBody(req: IncomingMessage, res: ServerResponse): void {
+  private readBody(req: IncomingMessage, res: ServerResponse, arrivalMs: number): void {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {
@@ -182,11 +183,11 @@ export class SimCore {
         this.countStatus(413);
         return sendError(res, 413, 'invalid_request_error', 'body_too_large', `Request body is ${size} bytes; the limit is ${MAX_BODY_BYTES}.`);
       }
-      this.onBody(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), res);
+      this.onBody(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), res, arrivalMs);
     });
   }
 
-  private onBody(raw: Buffer, res: ServerResponse): void {
+  private onBody(raw: Buffer, res: ServerResponse, arrivalMs: number): void {
     let body: Record<string, unknown>;
     try {
       const parsed: unknown = JSON.parse(raw.toString('utf8'));
@@ -201,7 +202,6 @@ export class SimCore {
       this.countStatus(400);
       return sendError(res, 400, 'invalid_request_error', 'invalid_value', problem);
     }
-    const arrivalMs = this.now();
     if (this.profile.faults.admission_cost_ms > 0) this.engine.steal(this.profile.faults.admission_cost_ms);
     // Always draw the same number of values per request, so fault sampling is stable across profiles.
     const rng = this.rng;
