@@ -2,8 +2,9 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createServer } from 'node:http';
+import { startObservingSim } from './helpers/observing-sim.js';
 import type { AddressInfo } from 'node:net';
-import { analyze, completionText, parseProfile, run, SimCore, startSim, type RunningSim } from '../src/index.js';
+import { analyze, completionText, parseProfile, run, startSim, type RunningSim } from '../src/index.js';
 import { loadEvents, loadResults, ofType, tempDir, writeInput } from './helpers/run-dir.js';
 
 let sim: RunningSim | undefined;
@@ -78,17 +79,8 @@ describe('shardline run against the simulator', () => {
   });
 
   it('sends requests streaming with include_usage, the model override, Authorization and extra headers', async () => {
-    // The simulator is a plain handler, so a test server can observe requests and still answer them.
-    const core = new SimCore({ profile: parseProfile({ base: 'fast' }) });
-    const seen: { headers: Record<string, string | string[] | undefined>; body: Record<string, unknown> }[] = [];
-    const server = createServer((req, res) => {
-      let body = '';
-      req.on('data', (c: Buffer) => (body += c.toString()));
-      req.on('end', () => seen.push({ headers: req.headers, body: JSON.parse(body) as Record<string, unknown> }));
-      core.handle(req, res);
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const port = (server.address() as AddressInfo).port;
+    const observed = await startObservingSim();
+    const seen = observed.seen;
     try {
       const dir = tempDir();
       const input = join(dir, 'in.jsonl');
@@ -101,7 +93,7 @@ describe('shardline run against the simulator', () => {
       );
       const summary = await run({
         input,
-        endpoint: `http://127.0.0.1:${port}/v1`,
+        endpoint: `${observed.url}/v1`,
         out: join(dir, 'out'),
         model: 'override-model',
         apiKey: 'sk-test-key',
@@ -120,8 +112,7 @@ describe('shardline run against the simulator', () => {
       expect(b.body.stream_options).toBeUndefined();
       expect(loadResults(join(dir, 'out')).find((r) => r.custom_id === 'b')!.response!.body.choices[0]!.message.content).toBe(completionText(3));
     } finally {
-      core.close();
-      await new Promise((r) => server.close(r));
+      await observed.close();
     }
   });
 

@@ -1,9 +1,9 @@
-import { createServer } from 'node:http';
+import { startObservingSim } from './helpers/observing-sim.js';
 import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { completionText, parseProfile, run, SimCore, startSim, type RunningSim, type SimProfileFile } from '../src/index.js';
+import { completionText, parseProfile, run, startSim, type RunningSim, type SimProfileFile } from '../src/index.js';
 import { loadEvents, loadResults, ofType, tempDir, writeInput } from './helpers/run-dir.js';
 
 // The same behaviours the undici transport is tested for, through --transport raw.
@@ -82,15 +82,8 @@ describe('--transport raw', () => {
   });
 
   it('sends the same request (headers, auth, streaming options) and honours stream: false', async () => {
-    const core = new SimCore({ profile: parseProfile({ base: 'fast' }) });
-    const seen: { headers: Record<string, string | string[] | undefined>; body: Record<string, unknown> }[] = [];
-    const server = createServer((req, res) => {
-      let body = '';
-      req.on('data', (c: Buffer) => (body += c.toString()));
-      req.on('end', () => seen.push({ headers: req.headers, body: JSON.parse(body) as Record<string, unknown> }));
-      core.handle(req, res);
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const observed = await startObservingSim();
+    const seen = observed.seen;
     try {
       const dir = tempDir();
       const input = join(dir, 'in.jsonl');
@@ -99,7 +92,7 @@ describe('--transport raw', () => {
         JSON.stringify({ custom_id: 'b', body: { messages: [{ role: 'user', content: 'y' }], max_tokens: 5, stream: false } }),
       ].join('\n'));
       const out = join(dir, 'out');
-      const summary = await run({ input, endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`, out, apiKey: 'sk-raw', headers: ['X-Team: search'], ...raw });
+      const summary = await run({ input, endpoint: `${observed.url}/v1`, out, apiKey: 'sk-raw', headers: ['X-Team: search'], ...raw });
       expect(summary.requests.succeeded).toBe(2);
       const a = seen.find((x) => x.body.max_tokens === 3)!;
       expect(a.body).toMatchObject({ stream: true, stream_options: { include_usage: true } });
@@ -107,8 +100,7 @@ describe('--transport raw', () => {
       expect(a.headers['x-team']).toBe('search');
       expect(loadResults(out).find((r) => r.custom_id === 'b')!.response!.body.choices[0]!.message.content).toBe(completionText(5));
     } finally {
-      core.close();
-      await new Promise((r) => server.close(r));
+      await observed.close();
     }
   });
 
