@@ -40,6 +40,15 @@ export function causeOfError(err: unknown): Cause {
     case 'UND_ERR_CLOSED':
     case 'ECONNABORTED':
       return 'conn_reset';
+    // A certificate the client does not trust: the connection cannot be made (the vocabulary has no
+    // TLS cause; the message says which check failed).
+    case 'DEPTH_ZERO_SELF_SIGNED_CERT':
+    case 'SELF_SIGNED_CERT_IN_CHAIN':
+    case 'UNABLE_TO_VERIFY_LEAF_SIGNATURE':
+    case 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY':
+    case 'CERT_HAS_EXPIRED':
+    case 'ERR_TLS_CERT_ALTNAME_INVALID':
+      return 'conn_refused';
     case 'UND_ERR_HEADERS_TIMEOUT':
       return 'timeout_ttft';
     case 'UND_ERR_BODY_TIMEOUT':

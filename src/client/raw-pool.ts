@@ -1,6 +1,7 @@
-import { connect as netConnect, type Socket } from 'node:net';
+import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { Dispatcher } from 'undici';
+import { trustedCas } from './trusted-cas.js';
 
 /** The part of undici's Dispatcher that runChatAttempt uses; undici's Pool and RawPool both have it. */
 export interface ChatDispatcher {
@@ -132,7 +133,7 @@ export class RawPool implements ChatDispatcher {
         reject(err);
       };
       if (https) {
-        socket = tlsConnect({ host, port, servername: host, ALPNProtocols: ['http/1.1'] }, onConnected);
+        socket = tlsConnect({ host, port, servername: isIP(host) ? undefined : host, ALPNProtocols: ['http/1.1'], ca: trustedCas() }, onConnected);
         socket.on('data', (chunk: Buffer) => conn.onBytes(chunk, chunk.length));
       } else {
         const buffer = Buffer.allocUnsafe(64 * 1024);

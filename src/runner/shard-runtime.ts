@@ -2,6 +2,7 @@ import { Pool } from 'undici';
 import { runChatAttempt, type AttemptOutcome, type ChatTarget, type PhaseTimeouts } from '../client/chat-attempt.js';
 import { ConnTracker, type ConnAttribution } from '../client/conn-tracker.js';
 import { RawPool } from '../client/raw-pool.js';
+import { trustedCas } from '../client/trusted-cas.js';
 import { createRedactor, headerSecrets } from '../client/redact.js';
 import { decideRetry, RetryBudget, type RetryPolicyOptions } from '../client/retry-policy.js';
 import { estimatePromptTokens, estimateTokens } from '../client/token-estimate.js';
@@ -68,7 +69,7 @@ export class ShardRuntime {
             keepAliveTimeout: 30_000,
             headersTimeout: 0,
             bodyTimeout: 0,
-            connect: this.tracker.connector({ timeout: config.timeoutConnectMs }),
+            connect: this.tracker.connector({ timeout: config.timeoutConnectMs, ...(config.origin.startsWith('https:') ? { ca: trustedCas() } : {}) }),
           });
     this.target = { origin: config.origin, path: config.path, headers: config.headers, keepAlive: config.keepAlive };
     this.timeouts = { ttftMs: config.timeoutTtftMs, idleMs: config.timeoutIdleMs, totalMs: config.timeoutTotalMs };
