@@ -2,6 +2,9 @@ import { prefillMs, stepMs } from './capacity.js';
 import type { SimProfile } from './profile-schema.js';
 import type { Rng } from '../util/rng.js';
 
+/** Sequences advanced per turn of the event loop within one decode step. */
+const STEP_SLICE = 64;
+
 /** Where a sequence's output goes; the HTTP layer implements it. */
 export interface SequenceSink {
   /** `count` new tokens starting at index `from` were generated in this step. */
@@ -50,6 +53,11 @@ export class BatchEngine {
   tokensGenerated = 0;
   /** Frontend work (request parsing, TLS) waiting to be taken out of the next decode step. */
   private stolenMs = 0;
+  // The step in progress (it may span several turns of the event loop, see continueStep).
+  private stepT = 0;
+  private stepRead = 0;
+  private stepWrite = 0;
+  private stepReleased = 0;
 
   constructor(
     private readonly profile: SimProfile,
@@ -151,18 +159,34 @@ export class BatchEngine {
     if (this.closed) return;
     const t = this.now();
     if (t < this.nextStepAt - 0.5) return this.schedule();
+    this.stepT = t;
+    this.stepRead = 0;
+    this.stepWrite = 0;
+    this.stepReleased = 0;
+    this.continueStep();
+  };
+
+  /**
+   * Advance the sequences of the current step in slices, yielding to I/O between slices: a real
+   * server's HTTP frontend keeps accepting requests while the engine steps, and one synchronous
+   * pass over hundreds of socket writes would stall reads for milliseconds and show up as latency
+   * that is neither the model's nor the client's.
+   */
+  private readonly continueStep = (): void => {
+    this.timer = undefined;
+    if (this.closed) return;
+    const t = this.stepT;
     const k = this.profile.tokens_per_step;
     const list = this.decoding;
-    let write = 0;
-    let released = 0;
-    for (let read = 0; read < list.length; read++) {
-      const seq = list[read]!;
+    const end = Math.min(list.length, this.stepRead + STEP_SLICE);
+    for (; this.stepRead < end; this.stepRead++) {
+      const seq = list[this.stepRead]!;
       if (seq.cancelled) {
-        released++;
+        this.stepReleased++;
         continue;
       }
       if (seq.stalledUntil > t) {
-        list[write++] = seq;
+        list[this.stepWrite++] = seq;
         continue;
       }
       let n = Math.min(k, seq.maxTokens - seq.emitted);
@@ -170,7 +194,7 @@ export class BatchEngine {
       if (resetNow) n = seq.resetAt - seq.emitted;
       if (seq.stallAt >= 0 && seq.emitted + n >= seq.stallAt && !resetNow) n = seq.stallAt - seq.emitted;
       if (n > 0) {
-        if (seq.emitted === 0) seq.firstTokenMs = t;
+        if (seq.emitted === 0) seq.firstTokenMs = this.now();
         const from = seq.emitted;
         seq.emitted += n;
         this.tokensGenerated += n;
@@ -178,21 +202,26 @@ export class BatchEngine {
       }
       if (resetNow) {
         seq.sink.reset(seq);
-        released++;
+        this.stepReleased++;
       } else if (seq.emitted >= seq.maxTokens) {
         seq.sink.finish(seq);
-        released++;
+        this.stepReleased++;
       } else {
         if (seq.stallAt >= 0 && seq.emitted >= seq.stallAt) {
           seq.stallAt = -1;
           seq.stalledUntil = t + seq.stallMs;
           seq.sink.stalled(seq);
         }
-        list[write++] = seq;
+        list[this.stepWrite++] = seq;
       }
     }
-    list.length = write;
-    for (let i = 0; i < released; i++) this.release();
+    if (this.stepRead < list.length) {
+      this.timerIsImmediate = true;
+      this.timer = setImmediate(this.continueStep);
+      return;
+    }
+    list.length = this.stepWrite;
+    for (let i = 0; i < this.stepReleased; i++) this.release();
     if (list.length === 0) return;
     // Catch up on timer slop, but never bank more than 5 ms of credit after a stall of the loop.
     this.nextStepAt = Math.max(this.nextStepAt, t - 5) + this.jittered(stepMs(this.profile, this.occupied)) + this.stolenMs;
