@@ -221,20 +221,46 @@ export class Coordinator {
   }
 
   private dispatch(): void {
-    if (this.stopping || this.backlog.length === 0) return;
-    const batches = new Map<ShardHandle, WorkItem[]>();
-    while (this.backlog.length > 0) {
-      let best: ShardHandle | undefined;
-      for (const s of this.shards) if (!s.exited && s.demand > 0 && (!best || s.demand > best.demand)) best = s;
-      if (!best) break;
-      const item = this.backlog.shift()!;
-      best.demand--;
-      const batch = batches.get(best);
-      if (batch) batch.push(item);
-      else batches.set(best, [item]);
+    if (this.stopping) return;
+    if (this.backlog.length > 0) {
+      const batches = new Map<ShardHandle, WorkItem[]>();
+      while (this.backlog.length > 0) {
+        // A shard with a free slot starts the item at once; only then fill prefetch places.
+        let best: ShardHandle | undefined;
+        for (const s of this.shards) {
+          if (s.exited || s.demand <= 0) continue;
+          if (!best || s.freeSlots > best.freeSlots || (s.freeSlots === best.freeSlots && s.demand > best.demand)) best = s;
+        }
+        if (!best) break;
+        const item = this.backlog.shift()!;
+        best.demand--;
+        if (best.freeSlots > 0) best.running++;
+        else best.local++;
+        const batch = batches.get(best);
+        if (batch) batch.push(item);
+        else batches.set(best, [item]);
+      }
+      for (const [shard, items] of batches) shard.dispatch(items);
+      if (this.spaceWaiter && this.backlog.length < this.readAhead) this.spaceWaiter();
     }
-    for (const [shard, items] of batches) shard.dispatch(items);
-    if (this.spaceWaiter && this.backlog.length < this.readAhead) this.spaceWaiter();
+    if (this.backlog.length === 0) this.stealForIdleSlots();
+  }
+
+  /**
+   * Work conservation at the tail of the input: when nothing is left to hand out but a shard has a
+   * free slot, ask shards holding prefetched, unstarted work to give it back; it then goes to the
+   * free slot (dispatch prefers free slots), not back into a prefetch queue.
+   */
+  private stealForIdleSlots(): void {
+    if (this.stopping) return;
+    let idle = 0;
+    for (const s of this.shards) if (!s.exited) idle += Math.min(s.demand, s.freeSlots);
+    if (idle === 0) return;
+    for (const s of this.shards) {
+      if (s.exited || s.stealPending || s.local === 0) continue;
+      s.stealPending = true;
+      s.send({ t: 'steal', n: Math.min(idle, s.local) });
+    }
   }
 
   private onMessage(shard: ShardHandle, msg: FromShard): void {
@@ -242,6 +268,8 @@ export class Coordinator {
     switch (msg.t) {
       case 'pull':
         shard.demand += msg.n;
+        shard.running = msg.running;
+        shard.local = msg.local;
         this.dispatch();
         break;
       case 'done':
@@ -274,13 +302,21 @@ export class Coordinator {
           this.live.recordRetry(r);
           item.attempt = r.attempt;
           this.delayed++;
-          setTimeout(() => {
+          // Wait until the due time on the event clock, not for delayMs from now: Node's timers
+          // count from the loop's cached time and can fire a millisecond or more early.
+          const due = () => {
+            const left = r.dueTs - this.deps.clock();
+            if (left > 0) {
+              setTimeout(due, Math.max(1, left));
+              return;
+            }
             this.delayed--;
             if (this.stopping) return this.maybeFinish();
             this.deps.events.write('enqueue', { id: item.id, line: item.lineNo, attempt: item.attempt });
             this.backlog.unshift(item);
             this.dispatch();
-          }, r.delayMs);
+          };
+          due();
         }
         this.maybeFinish();
         break;
@@ -295,8 +331,19 @@ export class Coordinator {
         shard.cpuMs += msg.cpuMs;
         break;
       case 'release':
-        // Prefetched but never started (the shard is stopping): unfinished, so a resume runs them.
-        for (const id of msg.ids) shard.assigned.delete(id);
+        shard.stealPending = false;
+        shard.local = Math.max(0, shard.local - msg.ids.length);
+        for (const id of msg.ids) {
+          const item = shard.assigned.get(id);
+          shard.assigned.delete(id);
+          // Stopping: unfinished, so a resume runs it. Otherwise it was stolen for an idle shard:
+          // back to the front of the backlog (it never left it, as far as events tell: no new enqueue).
+          if (item && !this.stopping) {
+            this.backlog.unshift(item);
+            shard.demand++;
+          }
+        }
+        this.dispatch();
         break;
       case 'ready':
       case 'stopped':

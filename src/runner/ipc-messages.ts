@@ -63,6 +63,8 @@ export interface RetryItem {
   /** The attempt number of the retry. */
   attempt: number;
   delayMs: number;
+  /** When the retry may start (event clock, epoch ms): the backoff event's time plus delayMs. */
+  dueTs: number;
   cause: Cause;
   /** Duration of the failed attempt, ms. */
   attemptMs: number;
@@ -71,11 +73,14 @@ export interface RetryItem {
 export type ToShard =
   | { t: 'init'; config: ShardConfig }
   | { t: 'work'; items: WorkItem[] }
-  | { t: 'stop'; mode: 'drain' | 'abandon' };
+  | { t: 'stop'; mode: 'drain' | 'abandon' }
+  /** Hand back up to `n` prefetched, unstarted items (another shard has a free slot and nothing to do). */
+  | { t: 'steal'; n: number };
 
 export type FromShard =
   | { t: 'ready'; pid: number }
-  | { t: 'pull'; n: number }
+  /** n more items wanted; `running` attempts and `local` prefetched items right now. */
+  | { t: 'pull'; n: number; running: number; local: number }
   | { t: 'done'; items: DoneItem[] }
   | { t: 'retry'; items: RetryItem[] }
   | { t: 'beat'; inFlight: number; loopLagMs: number; connsOpen: number; connsOpened: number; cpuMs: number }

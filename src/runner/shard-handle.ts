@@ -25,6 +25,16 @@ export class ShardHandle {
   loopLagMs = 0;
   cpuMs = 0;
   expectedExit = false;
+  /** A steal request is out and not yet answered. */
+  stealPending = false;
+  /** Attempts running and prefetched items waiting, as of the last pull (plus dispatches since). */
+  running = 0;
+  local = 0;
+
+  /** Slots that would start an item at once. */
+  get freeSlots(): number {
+    return Math.max(0, this.config.concurrency - this.running - this.local);
+  }
   exited = false;
   private readonly exitPromise: Promise<void>;
 

@@ -28,6 +28,9 @@ process.on('message', (msg: ToShard) => {
     case 'work':
       runtime?.onWork(msg.items);
       break;
+    case 'steal':
+      runtime?.giveBack(msg.n);
+      break;
     case 'stop':
       void (runtime?.stop(msg.mode) ?? Promise.resolve()).then(() => {
         process.disconnect();

@@ -104,6 +104,15 @@ export class ShardRuntime {
     }
   }
 
+  /** Return up to `n` prefetched items that have not started, newest first, for another shard. */
+  giveBack(n: number): void {
+    const ids = this.local.splice(Math.max(0, this.local.length - n)).map((w) => w.id);
+    if (ids.length) {
+      // Their pull credits go back too: the coordinator counts them as demand again.
+      this.send({ t: 'release', ids });
+    }
+  }
+
   /** Stop pulling work; `drain` finishes in-flight attempts, `abandon` drops them. */
   async stop(mode: 'drain' | 'abandon'): Promise<void> {
     this.stopping = mode;
@@ -252,14 +261,13 @@ export class ShardRuntime {
     const decision = decideRetry({ attempt, cause: o.cause, status: o.status, retryAfterMs: o.retryAfterMs, nowMs: now }, this.retry);
     if (decision.retry) {
       const delayMs = round3(decision.delayMs);
-      this.events.write('backoff', {
-        id,
-        attempt,
-        delay_ms: delayMs,
-        cause: o.cause,
-        ...(decision.budgetExhausted ? { budget_exhausted: true } : {}),
-      });
-      this.outbox.retry.push({ id, attempt: attempt + 1, delayMs, cause: o.cause, attemptMs: now - startTs });
+      const backoffTs = this.clock();
+      this.events.write(
+        'backoff',
+        { id, attempt, delay_ms: delayMs, cause: o.cause, ...(decision.budgetExhausted ? { budget_exhausted: true } : {}) },
+        backoffTs,
+      );
+      this.outbox.retry.push({ id, attempt: attempt + 1, delayMs, dueTs: backoffTs + delayMs, cause: o.cause, attemptMs: now - startTs });
     } else {
       this.events.write('request_end', { id, outcome: 'failed', attempts: attempt, completion_tokens: 0, prompt_tokens: 0, cause: o.cause });
       this.requests++;
@@ -306,7 +314,7 @@ export class ShardRuntime {
     this.outbox = { pull: 0, done: [], retry: [] };
     if (done.length) this.send({ t: 'done', items: done });
     if (retry.length) this.send({ t: 'retry', items: retry });
-    if (pull && !this.stopping) this.send({ t: 'pull', n: pull });
+    if (pull && !this.stopping) this.send({ t: 'pull', n: pull, running: this.inFlight, local: this.local.length });
   }
 }
 
