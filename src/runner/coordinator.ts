@@ -326,9 +326,7 @@ export class Coordinator {
         // Counts are per shard process: a replacement starts from zero, so add deltas.
         this.live.recordConnections(msg.connsOpened - shard.connsOpened);
         shard.connsOpened = msg.connsOpened;
-        shard.loopLagMs = msg.loopLagMs;
         this.live.recordLoopLag(shard.index, msg.loopLagMs);
-        shard.cpuMs += msg.cpuMs;
         break;
       case 'release':
         shard.stealPending = false;
@@ -360,7 +358,7 @@ export class Coordinator {
       this.deps.events.write('enqueue', { id: item.id, line: item.lineNo, attempt: item.attempt });
       this.backlog.unshift(item);
     }
-    const reason = (shard as ShardHandle & { wedged?: boolean }).wedged ? 'wedged' : 'crashed';
+    const reason = shard.wedged ? 'wedged' : 'crashed';
     this.deps.events.write('shard_exit', { pid: shard.pid, code, signal, reason, requeued: requeued.length });
     process.stderr.write(`shardline: shard ${shard.index} (pid ${shard.pid}) ${reason} (${signal ?? `exit ${code}`}); ${requeued.length} in-flight request(s) re-queued, starting a replacement\n`);
     this.totals.shardRestarts++;
@@ -376,7 +374,7 @@ export class Coordinator {
     const now = this.deps.clock();
     for (const s of this.shards) {
       if (!s.exited && !s.expectedExit && now - s.lastBeatMs > this.o.wedgeTimeoutS * 1000) {
-        (s as ShardHandle & { wedged?: boolean }).wedged = true;
+        s.wedged = true;
         s.kill();
       }
     }

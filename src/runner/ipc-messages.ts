@@ -83,6 +83,6 @@ export type FromShard =
   | { t: 'pull'; n: number; running: number; local: number }
   | { t: 'done'; items: DoneItem[] }
   | { t: 'retry'; items: RetryItem[] }
-  | { t: 'beat'; inFlight: number; loopLagMs: number; connsOpen: number; connsOpened: number; cpuMs: number }
+  | { t: 'beat'; inFlight: number; loopLagMs: number; connsOpen: number; connsOpened: number }
   | { t: 'release'; ids: string[] }
   | { t: 'stopped' };

@@ -1,3 +1,5 @@
+import { nearestRank } from '../metrics/percentiles.js';
+
 /**
  * Live figures for the progress line and /metrics: completion tokens over the last 60 s (one bucket
  * per second) and a ring of recent TTFTs for a p95. O(1) per result; O(ring) per read, once a second.
@@ -39,7 +41,6 @@ export class RollingStats {
   ttftP95(): number | undefined {
     const n = Math.min(this.ttftCount, this.ttfts.length);
     if (n === 0) return undefined;
-    const sorted = Array.from(this.ttfts.subarray(0, n)).sort((a, b) => a - b);
-    return sorted[Math.ceil(0.95 * n) - 1];
+    return nearestRank(this.ttfts.slice(0, n).sort(), 95);
   }
 }

@@ -22,9 +22,9 @@ export class ShardHandle {
   inFlight = 0;
   connsOpen = 0;
   connsOpened = 0;
-  loopLagMs = 0;
-  cpuMs = 0;
   expectedExit = false;
+  /** Killed by the watchdog for missing heartbeats (reported as `wedged`, not `crashed`). */
+  wedged = false;
   /** A steal request is out and not yet answered. */
   stealPending = false;
   /** Attempts running and prefetched items waiting, as of the last pull (plus dispatches since). */
@@ -96,7 +96,4 @@ export class ShardHandle {
     this.child.kill('SIGKILL');
   }
 
-  exited$(): Promise<void> {
-    return this.exitPromise;
-  }
 }

@@ -8,6 +8,7 @@ import { decideRetry, RetryBudget, type RetryPolicyOptions } from '../client/ret
 import { estimatePromptTokens, estimateTokens } from '../client/token-estimate.js';
 import type { Clock } from '../events/clock.js';
 import { EventWriter } from '../events/event-writer.js';
+import { round3 } from '../metrics/percentiles.js';
 import { createRng } from '../util/rng.js';
 import { LoopLagSampler } from './loop-lag.js';
 import type { DoneItem, FromShard, RetryItem, ShardConfig, WorkItem } from './ipc-messages.js';
@@ -298,7 +299,7 @@ export class ShardRuntime {
       conns_open: this.tracker.open,
       cpu_ms: round3(cpuMs),
     });
-    this.send({ t: 'beat', inFlight: this.inFlight, loopLagMs: lagMs, connsOpen: this.tracker.open, connsOpened: this.tracker.opened, cpuMs });
+    this.send({ t: 'beat', inFlight: this.inFlight, loopLagMs: lagMs, connsOpen: this.tracker.open, connsOpened: this.tracker.opened });
   }
 
   // Batch IPC: at most one message of each kind per turn of the event loop.
@@ -324,6 +325,3 @@ interface TokenCounts {
   estimated: boolean;
 }
 
-function round3(x: number): number {
-  return Math.round(x * 1000) / 1000;
-}
