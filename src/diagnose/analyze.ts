@@ -1,4 +1,6 @@
-import { readEvents, resolveEventFiles, type EventFile } from '../events/event-reader.js';
+import { resolveEventFiles, type EventFile } from '../events/event-reader.js';
+import { readFlatEvents } from '../events/flat-event-reader.js';
+import { IdInterner } from '../events/id-interner.js';
 import { buildReport } from './build-report.js';
 import type { Report } from './report-types.js';
 import { RunAccumulator } from './run-accumulator.js';
@@ -12,7 +14,8 @@ export async function analyze(paths: readonly string[]): Promise<Report> {
 }
 
 export async function analyzeFiles(files: readonly EventFile[]): Promise<Report> {
-  const acc = new RunAccumulator();
-  const stats = await readEvents(files, (e) => acc.add(e));
+  const ids = new IdInterner();
+  const acc = new RunAccumulator(ids);
+  const stats = await readFlatEvents(files, ids, (e) => acc.add(e));
   return buildReport(acc.finish(stats.badLines));
 }

@@ -2,7 +2,7 @@ import { nearestRank, round3, summarize } from '../metrics/percentiles.js';
 import { computeTpm } from '../metrics/tpm.js';
 import { diagnose } from './verdict.js';
 import { BUCKETS, type Bucket, type Report } from './report-types.js';
-import type { Bin, RunFacts } from './run-accumulator.js';
+import type { Bin, RunFacts } from './run-facts.js';
 
 const MAX_POINTS = 1200;
 

@@ -1,94 +1,25 @@
-import type { ShardlineEvent } from '../events/event-types.js';
+import { O, T, type FlatEvent } from '../events/flat-event.js';
+import type { IdInterner } from '../events/id-interner.js';
 import type { MinuteBucket } from '../metrics/tpm.js';
-import type { Bucket } from './report-types.js';
-
-/** Per-request state while its events stream by; dropped at request_end. */
-interface RequestState {
-  firstEnqueue: number;
-  waitStart: number;
-  waitFree: number;
-  attemptStart: number;
-  attemptConnect: number;
-  firstToken: number;
-  postStart: number;
-  b: Record<Bucket, number>;
-  serverTtft: number;
-  e2eTtft: number;
-  tpot: number;
-  /** First and last token of the successful attempt, to spread its tokens over the timeline. */
-  decodeStart: number;
-  decodeEnd: number;
-}
-
-/** Everything the report needs, gathered in one pass; arrays only where exact percentiles need them. */
-export interface RunFacts {
-  runIds: string[];
-  startMs: number;
-  endMs: number;
-  requests: number;
-  succeeded: number;
-  failed: number;
-  attempts: number;
-  retries: number;
-  retryCauses: Record<string, number>;
-  failureCauses: Record<string, number>;
-  attemptErrorCauses: Record<string, number>;
-  completionTokens: number;
-  promptTokens: number;
-  estimatedTokens: number;
-  minutes: MinuteBucket[];
-  serverTtft: number[];
-  e2eTtft: number[];
-  e2eLatency: number[];
-  tpot: number[];
-  /** [in-flight at attempt start, server TTFT] for successful attempts. */
-  ttftLoad: [number, number][];
-  connectMs: number[];
-  connsOpened: number;
-  loopLag: number[];
-  /** Shard CPU in ms: from shard_end where a shard ended cleanly, else the sum of its gauges. */
-  shardCpuMs: number;
-  buckets: Record<Bucket, number>;
-  limitMax: number;
-  maxInFlight: number;
-  inFlightIntegral: number;
-  backlogIntegral: number;
-  busyMs: number;
-  activeMs: number;
-  gapMs: number;
-  binMs: number;
-  bins: Bin[];
-  badLines: number;
-  events: number;
-  /** The 10 slowest finished requests by e2e latency. */
-  slowest: { id: string; e2e_ms: number; attempts: number; outcome: string }[];
-  /** The last 10 failed attempts with their messages. */
-  recentErrors: { id: string; attempt: number; cause: string; status: number | null; error: string }[];
-}
-
-/** One timeline bin: state sampled at its start, counts within it. */
-export interface Bin {
-  t: number;
-  backlog: number;
-  inFlight: number;
-  limit: number;
-  tokens: number;
-  retries: number;
-  conns: number;
-  ttft: number[];
-  retryCauses: Record<string, number>;
-}
-
-const zeroBuckets = (): Record<Bucket, number> => ({
-  queue_wait: 0,
-  admission_gap: 0,
-  connect: 0,
-  retry_backoff: 0,
-  failed_attempts: 0,
-  server_ttft: 0,
-  decode: 0,
-  postprocess: 0,
-});
+import { BUCKETS } from './report-types.js';
+import {
+  ATTEMPT_CONNECT,
+  ATTEMPT_START,
+  B,
+  BUCKET0,
+  DECODE_END,
+  DECODE_START,
+  E2E_TTFT,
+  FIRST_ENQUEUE,
+  FIRST_TOKEN,
+  POST_START,
+  RequestTable,
+  SERVER_TTFT,
+  TPOT,
+  WAIT_FREE,
+  WAIT_START,
+} from './request-table.js';
+import { zeroBuckets, type Bin, type RunFacts } from './run-facts.js';
 
 /**
  * Consumes events in timestamp order and keeps: global in-flight, backlog and slot count (from
@@ -98,8 +29,13 @@ const zeroBuckets = (): Record<Bucket, number> => ({
  */
 export class RunAccumulator {
   private readonly f: RunFacts;
-  private readonly open = new Map<string, RequestState>();
-  private readonly done = new Set<string>();
+  /** Open requests' state by interned id; dropped at request_end. */
+  private readonly reqs = new RequestTable();
+  /** Which interned ids have had a request_end (re-run requests count once). */
+  private done = new Uint8Array(1024);
+  /** Sums of the BUCKETS over finished requests (a record is built at finish). */
+  private readonly bucketSums = new Float64Array(BUCKETS.length);
+  private readonly slowest: { rid: number; e2e_ms: number; attempts: number; outcome: string }[] = [];
   private readonly limitByShard = new Map<number, number>();
   private readonly openByShard = new Map<number, number>();
   private readonly shardOfPid = new Map<number, number>();
@@ -116,7 +52,11 @@ export class RunAccumulator {
   private runEnd = NaN;
   private bin: Bin | undefined;
 
-  constructor(binMs = 1000) {
+  /** `ids` is the interner the reader filled `rid` from (it names ids in the report). */
+  constructor(
+    private readonly ids: IdInterner,
+    binMs = 1000,
+  ) {
     this.f = {
       runIds: [],
       startMs: 0,
@@ -161,7 +101,8 @@ export class RunAccumulator {
 
   private readonly minuteMap = new Map<number, MinuteBucket>();
 
-  add(e: ShardlineEvent): void {
+  /** Take one event (in timestamp order). `e` is only read during the call. */
+  add(e: FlatEvent): void {
     const ts = e.ts;
     this.f.events++;
     if (Number.isNaN(this.firstTs)) {
@@ -170,31 +111,31 @@ export class RunAccumulator {
     }
     this.advance(ts);
     switch (e.type) {
-      case 'run_start':
+      case T.run_start:
         this.gaugedShards.delete(-1);
         this.runIds.add(e.run);
         if (Number.isNaN(this.runStart)) this.runStart = ts;
         break;
-      case 'run_end':
+      case T.run_end:
         this.runEnd = ts;
         break;
-      case 'shard_start':
+      case T.shard_start:
         this.gaugedShards.delete(e.shard);
         // A replacement starts a new process: bank what its predecessor's gauges showed.
         this.f.shardCpuMs += this.gaugeCpu.get(e.shard) ?? 0;
         this.gaugeCpu.delete(e.shard);
         this.shardOfPid.set(e.pid, e.shard);
-        this.setLimit(e.shard, e.concurrency);
+        this.setLimit(e.shard, e.concurrency || 0);
         break;
-      case 'shard_end':
+      case T.shard_end:
         this.setLimit(e.shard, 0);
         // The process's whole CPU, start-up included, replaces what its gauges summed.
-        if (e.cpu_user_ms !== undefined) {
-          this.f.shardCpuMs += e.cpu_user_ms + (e.cpu_system_ms ?? 0);
+        if (!Number.isNaN(e.cpuUserMs)) {
+          this.f.shardCpuMs += e.cpuUserMs + (e.cpuSystemMs || 0);
           this.gaugeCpu.delete(e.shard);
         }
         break;
-      case 'shard_exit': {
+      case T.shard_exit: {
         const shard = this.shardOfPid.get(e.pid);
         if (shard !== undefined) {
           this.setLimit(shard, 0);
@@ -204,104 +145,119 @@ export class RunAccumulator {
         }
         break;
       }
-      case 'enqueue': {
-        const st = this.state(e.id, ts);
-        st.waitStart = ts;
-        st.waitFree = this.freeMs;
+      case T.enqueue: {
+        if (e.rid < 0) break;
+        const r = this.reqs;
+        const st = r.open(e.rid, ts);
+        r.set(st, WAIT_START, ts);
+        r.set(st, WAIT_FREE, this.freeMs);
         this.backlog++;
         break;
       }
-      case 'attempt_start': {
-        const st = this.state(e.id, ts);
-        if (st.waitStart >= 0) {
-          const gap = this.freeMs - st.waitFree;
-          st.b.admission_gap += gap;
-          st.b.queue_wait += ts - st.waitStart - gap;
-          st.waitStart = -1;
+      case T.attempt_start: {
+        if (e.rid < 0) break;
+        const r = this.reqs;
+        const st = r.open(e.rid, ts);
+        if (r.get(st, WAIT_START) >= 0) {
+          const gap = this.freeMs - r.get(st, WAIT_FREE);
+          r.add(st, B.admission_gap, gap);
+          r.add(st, B.queue_wait, ts - r.get(st, WAIT_START) - gap);
+          r.set(st, WAIT_START, -1);
           this.backlog = Math.max(0, this.backlog - 1);
         }
-        st.attemptStart = ts;
-        st.attemptConnect = 0;
-        st.firstToken = -1;
+        r.set(st, ATTEMPT_START, ts);
+        r.set(st, ATTEMPT_CONNECT, 0);
+        r.set(st, FIRST_TOKEN, -1);
         this.inFlight++;
         if (this.inFlight > this.f.maxInFlight) this.f.maxInFlight = this.inFlight;
         this.openByShard.set(e.shard, (this.openByShard.get(e.shard) ?? 0) + 1);
         this.f.attempts++;
         break;
       }
-      case 'conn_open': {
+      case T.conn_open: {
+        const connectMs = e.connectMs || 0;
         this.f.connsOpened++;
-        this.f.connectMs.push(e.connect_ms);
+        this.f.connectMs.push(connectMs);
         if (this.bin) this.bin.conns++;
-        const st = e.id === undefined ? undefined : this.open.get(e.id);
-        if (st) {
-          st.attemptConnect += e.connect_ms;
-          st.b.connect += e.connect_ms;
+        const r = this.reqs;
+        const st = r.slot(e.rid);
+        if (st >= 0) {
+          r.add(st, ATTEMPT_CONNECT, connectMs);
+          r.add(st, B.connect, connectMs);
         }
         break;
       }
-      case 'first_token': {
-        const st = this.open.get(e.id);
-        if (st) st.firstToken = ts;
+      case T.first_token: {
+        const r = this.reqs;
+        const st = r.slot(e.rid);
+        if (st >= 0) r.set(st, FIRST_TOKEN, ts);
         break;
       }
-      case 'attempt_end': {
+      case T.attempt_end: {
         this.inFlight = Math.max(0, this.inFlight - 1);
         this.openByShard.set(e.shard, Math.max(0, (this.openByShard.get(e.shard) ?? 0) - 1));
-        const st = this.open.get(e.id);
-        if (e.outcome === 'error') {
-          const c = e.cause ?? 'unknown';
+        const r = this.reqs;
+        const st = r.slot(e.rid);
+        if (e.outcome === O.error) {
+          const c = e.cause || 'unknown';
           this.f.attemptErrorCauses[c] = (this.f.attemptErrorCauses[c] ?? 0) + 1;
-          this.f.recentErrors.push({ id: e.id, attempt: e.attempt, cause: c, status: e.status ?? null, error: e.error ?? '' });
+          const id = e.rid < 0 ? '' : this.ids.name(e.rid);
+          this.f.recentErrors.push({ id, attempt: e.attempt || 0, cause: c, status: Number.isNaN(e.status) ? null : e.status, error: e.error });
           if (this.f.recentErrors.length > 10) this.f.recentErrors.shift();
-          if (st && st.attemptStart >= 0) st.b.failed_attempts += ts - st.attemptStart - st.attemptConnect;
-        } else if (st && st.attemptStart >= 0) {
-          const first = st.firstToken >= 0 ? st.firstToken : ts;
-          st.serverTtft = first - st.attemptStart - st.attemptConnect;
-          st.b.server_ttft += st.serverTtft;
-          st.b.decode += ts - first;
-          st.e2eTtft = first - st.firstEnqueue;
-          const n = e.completion_tokens ?? 0;
-          const last = e.last_token_ts ?? ts;
-          st.tpot = n > 1 ? (last - first) / (n - 1) : -1;
-          st.decodeStart = first;
-          st.decodeEnd = last;
-          this.f.ttftLoad.push([this.inFlight + 1, st.serverTtft]);
+          if (st >= 0 && r.get(st, ATTEMPT_START) >= 0) r.add(st, B.failed_attempts, ts - r.get(st, ATTEMPT_START) - r.get(st, ATTEMPT_CONNECT));
+        } else if (st >= 0 && r.get(st, ATTEMPT_START) >= 0) {
+          const first = r.get(st, FIRST_TOKEN) >= 0 ? r.get(st, FIRST_TOKEN) : ts;
+          r.set(st, SERVER_TTFT, first - r.get(st, ATTEMPT_START) - r.get(st, ATTEMPT_CONNECT));
+          r.add(st, B.server_ttft, r.get(st, SERVER_TTFT));
+          r.add(st, B.decode, ts - first);
+          r.set(st, E2E_TTFT, first - r.get(st, FIRST_ENQUEUE));
+          const n = e.completionTokens || 0;
+          const last = Number.isNaN(e.lastTokenTs) ? ts : e.lastTokenTs;
+          r.set(st, TPOT, n > 1 ? (last - first) / (n - 1) : -1);
+          r.set(st, DECODE_START, first);
+          r.set(st, DECODE_END, last);
+          this.f.ttftLoad.push([this.inFlight + 1, r.get(st, SERVER_TTFT)]);
         }
-        if (st) st.attemptStart = -1;
+        if (st >= 0) r.set(st, ATTEMPT_START, -1);
         break;
       }
-      case 'backoff': {
+      case T.backoff: {
+        const cause = e.cause || 'unknown';
         this.f.retries++;
-        this.f.retryCauses[e.cause] = (this.f.retryCauses[e.cause] ?? 0) + 1;
+        this.f.retryCauses[cause] = (this.f.retryCauses[cause] ?? 0) + 1;
         if (this.bin) {
           this.bin.retries++;
-          this.bin.retryCauses[e.cause] = (this.bin.retryCauses[e.cause] ?? 0) + 1;
+          this.bin.retryCauses[cause] = (this.bin.retryCauses[cause] ?? 0) + 1;
         }
-        const st = this.open.get(e.id);
-        if (st) st.b.retry_backoff += e.delay_ms;
+        const r = this.reqs;
+        const st = r.slot(e.rid);
+        if (st >= 0) r.add(st, B.retry_backoff, e.delayMs || 0);
         break;
       }
-      case 'postprocess_start': {
-        const st = this.open.get(e.id);
-        if (st) st.postStart = ts;
+      case T.postprocess_start: {
+        const r = this.reqs;
+        const st = r.slot(e.rid);
+        if (st >= 0) r.set(st, POST_START, ts);
         break;
       }
-      case 'postprocess_end': {
-        const st = this.open.get(e.id);
-        if (st && st.postStart >= 0) st.b.postprocess += ts - st.postStart;
+      case T.postprocess_end: {
+        const r = this.reqs;
+        const st = r.slot(e.rid);
+        if (st >= 0 && r.get(st, POST_START) >= 0) r.add(st, B.postprocess, ts - r.get(st, POST_START));
         break;
       }
-      case 'request_end':
-        this.requestEnd(e, ts);
+      case T.request_end:
+        if (e.rid < 0) break;
+        this.requestEnd(e, ts, this.reqs.slot(e.rid));
+        this.reqs.close(e.rid);
         break;
-      case 'gauge':
+      case T.gauge:
         // Coordinator and shard loops alike: any lagging client loop delays requests. A process's
         // first gauge covers its start-up (module loading, forking shards) and is left out, or it
         // would dominate the p99 of a short run.
-        if (this.gaugedShards.has(e.shard)) this.f.loopLag.push(e.loop_lag_ms);
-        else this.gaugedShards.add(e.shard);
-        if (e.shard >= 0 && e.cpu_ms !== undefined) this.gaugeCpu.set(e.shard, (this.gaugeCpu.get(e.shard) ?? 0) + e.cpu_ms);
+        if (!this.gaugedShards.has(e.shard)) this.gaugedShards.add(e.shard);
+        else if (!Number.isNaN(e.loopLagMs)) this.f.loopLag.push(e.loopLagMs);
+        if (e.shard >= 0 && !Number.isNaN(e.cpuMs)) this.gaugeCpu.set(e.shard, (this.gaugeCpu.get(e.shard) ?? 0) + e.cpuMs);
         break;
       default:
         break;
@@ -316,44 +272,53 @@ export class RunAccumulator {
     if (Number.isNaN(f.startMs)) f.startMs = f.endMs = 0;
     f.minutes = [...this.minuteMap.values()];
     for (const ms of this.gaugeCpu.values()) f.shardCpuMs += ms;
+    BUCKETS.forEach((b, i) => (f.buckets[b] = this.bucketSums[i]!));
+    f.slowest = this.slowest.map(({ rid, ...rest }) => ({ id: this.ids.name(rid), ...rest }));
     this.gaugeCpu.clear();
     f.badLines = badLines;
     return f;
   }
 
-  private requestEnd(e: ShardlineEvent<'request_end'>, ts: number): void {
-    const st = this.open.get(e.id);
-    this.open.delete(e.id);
-    if (e.outcome === 'succeeded') {
+  private requestEnd(e: FlatEvent, ts: number, st: number): void {
+    const rid = e.rid;
+    const r = this.reqs;
+    const succeeded = e.outcome === O.succeeded;
+    const tokens = e.completionTokens || 0;
+    if (succeeded) {
       // TPM counts every succeeded request_end (work the server really did), as documented.
       const minute = Math.floor(ts / 60_000);
       let m = this.minuteMap.get(minute);
       if (!m) this.minuteMap.set(minute, (m = { minute, tokens: 0, perShard: new Map() }));
-      m.tokens += e.completion_tokens;
-      m.perShard.set(e.shard, (m.perShard.get(e.shard) ?? 0) + e.completion_tokens);
-      this.spreadTokens(st, e.completion_tokens, ts);
+      m.tokens += tokens;
+      m.perShard.set(e.shard, (m.perShard.get(e.shard) ?? 0) + tokens);
+      this.spreadTokens(st, tokens, ts);
     }
-    if (this.done.has(e.id)) return;
-    this.done.add(e.id);
+    if (rid >= this.done.length) {
+      const bigger = new Uint8Array(Math.max(rid + 1, this.done.length * 2));
+      bigger.set(this.done);
+      this.done = bigger;
+    }
+    if (this.done[rid] === 1) return;
+    this.done[rid] = 1;
     const f = this.f;
     f.requests++;
-    if (st) this.trackSlowest(e.id, ts - st.firstEnqueue, e.attempts, e.outcome);
-    if (st) for (const k in st.b) f.buckets[k as Bucket] += st.b[k as Bucket];
-    if (e.outcome === 'succeeded') {
+    if (st >= 0) this.trackSlowest(rid, ts - r.get(st, FIRST_ENQUEUE), e.attempts || 0, succeeded ? 'succeeded' : 'failed');
+    if (st >= 0) for (let i = 0; i < BUCKETS.length; i++) this.bucketSums[i]! += r.get(st, BUCKET0 + i);
+    if (succeeded) {
       f.succeeded++;
-      f.completionTokens += e.completion_tokens;
-      f.promptTokens += e.prompt_tokens;
-      if (e.tokens_estimated) f.estimatedTokens += e.completion_tokens;
-      if (st && st.serverTtft >= 0) {
-        f.serverTtft.push(st.serverTtft);
-        f.e2eTtft.push(st.e2eTtft);
-        f.e2eLatency.push(ts - st.firstEnqueue);
-        if (st.tpot >= 0) f.tpot.push(st.tpot);
-        this.bin?.ttft.push(st.serverTtft);
+      f.completionTokens += tokens;
+      f.promptTokens += e.promptTokens || 0;
+      if (e.tokensEstimated) f.estimatedTokens += tokens;
+      if (st >= 0 && r.get(st, SERVER_TTFT) >= 0) {
+        f.serverTtft.push(r.get(st, SERVER_TTFT));
+        f.e2eTtft.push(r.get(st, E2E_TTFT));
+        f.e2eLatency.push(ts - r.get(st, FIRST_ENQUEUE));
+        if (r.get(st, TPOT) >= 0) f.tpot.push(r.get(st, TPOT));
+        this.bin?.ttft.push(r.get(st, SERVER_TTFT));
       }
     } else {
       f.failed++;
-      const c = e.cause ?? 'unknown';
+      const c = e.cause || 'unknown';
       f.failureCauses[c] = (f.failureCauses[c] ?? 0) + 1;
     }
   }
@@ -363,13 +328,14 @@ export class RunAccumulator {
    * token), as they were generated, rather than all landing in the second it ended. (TPM per
    * minute keeps its exact definition: counted at request_end.)
    */
-  private spreadTokens(st: RequestState | undefined, tokens: number, endTs: number): void {
+  private spreadTokens(st: number, tokens: number, endTs: number): void {
     const bins = this.f.bins;
+    const r = this.reqs;
     if (bins.length === 0 || tokens <= 0) return;
     const t0 = bins[0]!.t;
     const binMs = this.f.binMs;
-    const from = st && st.decodeStart >= 0 ? st.decodeStart : endTs;
-    const to = st && st.decodeEnd >= from ? st.decodeEnd : from;
+    const from = st >= 0 && r.get(st, DECODE_START) >= 0 ? r.get(st, DECODE_START) : endTs;
+    const to = st >= 0 && r.get(st, DECODE_END) >= from ? r.get(st, DECODE_END) : from;
     const i0 = Math.max(0, Math.min(bins.length - 1, Math.floor((from - t0) / binMs)));
     const i1 = Math.max(i0, Math.min(bins.length - 1, Math.floor((to - t0) / binMs)));
     if (i0 === i1) {
@@ -384,35 +350,15 @@ export class RunAccumulator {
     }
   }
 
-  private trackSlowest(id: string, e2eMs: number, attempts: number, outcome: string): void {
-    const s = this.f.slowest;
+  /** Keeps the 10 slowest, slowest first; ties keep arrival order. Ids are named at finish. */
+  private trackSlowest(rid: number, e2eMs: number, attempts: number, outcome: string): void {
+    const s = this.slowest;
     if (s.length === 10 && e2eMs <= s[9]!.e2e_ms) return;
-    s.push({ id, e2e_ms: Math.round(e2eMs * 1000) / 1000, attempts, outcome });
-    s.sort((a, b) => b.e2e_ms - a.e2e_ms);
+    const e2e = Math.round(e2eMs * 1000) / 1000;
+    let at = s.length;
+    while (at > 0 && s[at - 1]!.e2e_ms < e2e) at--;
+    s.splice(at, 0, { rid, e2e_ms: e2e, attempts, outcome });
     if (s.length > 10) s.pop();
-  }
-
-  private state(id: string, ts: number): RequestState {
-    let st = this.open.get(id);
-    if (!st) {
-      st = {
-        firstEnqueue: ts,
-        waitStart: -1,
-        waitFree: 0,
-        attemptStart: -1,
-        attemptConnect: 0,
-        firstToken: -1,
-        postStart: -1,
-        b: zeroBuckets(),
-        serverTtft: -1,
-        e2eTtft: -1,
-        tpot: -1,
-        decodeStart: -1,
-        decodeEnd: -1,
-      };
-      this.open.set(id, st);
-    }
-    return st;
   }
 
   private setLimit(shard: number, concurrency: number): void {

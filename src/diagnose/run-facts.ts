@@ -1,0 +1,72 @@
+import type { MinuteBucket } from '../metrics/tpm.js';
+import type { Bucket } from './report-types.js';
+
+/** Everything the report needs, gathered in one pass; arrays only where exact percentiles need them. */
+export interface RunFacts {
+  runIds: string[];
+  startMs: number;
+  endMs: number;
+  requests: number;
+  succeeded: number;
+  failed: number;
+  attempts: number;
+  retries: number;
+  retryCauses: Record<string, number>;
+  failureCauses: Record<string, number>;
+  attemptErrorCauses: Record<string, number>;
+  completionTokens: number;
+  promptTokens: number;
+  estimatedTokens: number;
+  minutes: MinuteBucket[];
+  serverTtft: number[];
+  e2eTtft: number[];
+  e2eLatency: number[];
+  tpot: number[];
+  /** [in-flight at attempt start, server TTFT] for successful attempts. */
+  ttftLoad: [number, number][];
+  connectMs: number[];
+  connsOpened: number;
+  loopLag: number[];
+  /** Shard CPU in ms: from shard_end where a shard ended cleanly, else the sum of its gauges. */
+  shardCpuMs: number;
+  buckets: Record<Bucket, number>;
+  limitMax: number;
+  maxInFlight: number;
+  inFlightIntegral: number;
+  backlogIntegral: number;
+  busyMs: number;
+  activeMs: number;
+  gapMs: number;
+  binMs: number;
+  bins: Bin[];
+  badLines: number;
+  events: number;
+  /** The 10 slowest finished requests by e2e latency. */
+  slowest: { id: string; e2e_ms: number; attempts: number; outcome: string }[];
+  /** The last 10 failed attempts with their messages. */
+  recentErrors: { id: string; attempt: number; cause: string; status: number | null; error: string }[];
+}
+
+/** One timeline bin: state sampled at its start, counts within it. */
+export interface Bin {
+  t: number;
+  backlog: number;
+  inFlight: number;
+  limit: number;
+  tokens: number;
+  retries: number;
+  conns: number;
+  ttft: number[];
+  retryCauses: Record<string, number>;
+}
+
+export const zeroBuckets = (): Record<Bucket, number> => ({
+  queue_wait: 0,
+  admission_gap: 0,
+  connect: 0,
+  retry_backoff: 0,
+  failed_attempts: 0,
+  server_ttft: 0,
+  decode: 0,
+  postprocess: 0,
+});
