@@ -18,10 +18,11 @@ export function buildReport(f: RunFacts): Report {
   const inflights = underBacklog.map((x) => x.b.inFlight);
   const mean = inflights.length ? inflights.reduce((a, b) => a + b, 0) / inflights.length : 0;
   const sd = inflights.length ? Math.sqrt(inflights.reduce((a, v) => a + (v - mean) ** 2, 0) / inflights.length) : 0;
-  const load = [...f.ttftLoad].sort((a, b) => a[0] - b[0]);
-  const q = Math.floor(load.length / 4);
-  const p50Of = (xs: [number, number][]) => {
-    const s = Float64Array.from(xs.map((x) => x[1])).sort();
+  // Successful attempts ordered by the in-flight count they started with (ties in arrival order).
+  const loadOrder = Array.from(f.ttftLoadInFlight.keys()).sort((a, b) => f.ttftLoadInFlight[a]! - f.ttftLoadInFlight[b]! || a - b);
+  const q = Math.floor(loadOrder.length / 4);
+  const p50Of = (idx: number[]) => {
+    const s = Float64Array.from(idx, (i) => f.ttftLoadMs[i]!).sort();
     const v = nearestRank(s, 50);
     return v === undefined ? null : round3(v);
   };
@@ -80,7 +81,7 @@ export function buildReport(f: RunFacts): Report {
       attempt_error_causes: f.attemptErrorCauses,
       bad_lines: f.badLines,
       events: f.events,
-      server_ttft_by_load: { low_p50: q > 0 ? p50Of(load.slice(0, q)) : null, high_p50: q > 0 ? p50Of(load.slice(-q)) : null },
+      server_ttft_by_load: { low_p50: q > 0 ? p50Of(loadOrder.slice(0, q)) : null, high_p50: q > 0 ? p50Of(loadOrder.slice(-q)) : null },
       not_work_conserving_fraction: underBacklog.length ? round3(notConserving / underBacklog.length) : 0,
       in_flight_cv_under_backlog: inflights.length > 1 && mean > 0 ? round3(sd / mean) : null,
       per_second: bins.map((b) => {

@@ -65,8 +65,10 @@ export class RequestTable {
     }
     this.rowOf[rid] = row;
     const base = row * WIDTH;
-    this.data.set(INITIAL, base);
-    this.data[base + FIRST_ENQUEUE] = ts;
+    // A loop: TypedArray#set costs ~0.2 µs a call on these sizes.
+    const data = this.data;
+    for (let c = 0; c < WIDTH; c++) data[base + c] = INITIAL[c]!;
+    data[base + FIRST_ENQUEUE] = ts;
     return base;
   }
 

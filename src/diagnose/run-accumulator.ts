@@ -1,5 +1,4 @@
-import { O, T, type FlatEvent } from '../events/flat-event.js';
-import type { IdInterner } from '../events/id-interner.js';
+import { O, T, type EventRecord } from '../events/flat-event.js';
 import type { MinuteBucket } from '../metrics/tpm.js';
 import { BUCKETS } from './report-types.js';
 import {
@@ -52,11 +51,10 @@ export class RunAccumulator {
   private runEnd = NaN;
   private bin: Bin | undefined;
 
-  /** `ids` is the interner the reader filled `rid` from (it names ids in the report). */
-  constructor(
-    private readonly ids: IdInterner,
-    binMs = 1000,
-  ) {
+  /** The last 10 failed attempts; ids are named at finish. */
+  private readonly recentErrors: { rid: number; attempt: number; cause: string; status: number | null; error: string }[] = [];
+
+  constructor(binMs = 1000) {
     this.f = {
       runIds: [],
       startMs: 0,
@@ -77,7 +75,8 @@ export class RunAccumulator {
       e2eTtft: [],
       e2eLatency: [],
       tpot: [],
-      ttftLoad: [],
+      ttftLoadInFlight: [],
+      ttftLoadMs: [],
       connectMs: [],
       connsOpened: 0,
       loopLag: [],
@@ -102,7 +101,7 @@ export class RunAccumulator {
   private readonly minuteMap = new Map<number, MinuteBucket>();
 
   /** Take one event (in timestamp order). `e` is only read during the call. */
-  add(e: FlatEvent): void {
+  add(e: EventRecord): void {
     const ts = e.ts;
     this.f.events++;
     if (Number.isNaN(this.firstTs)) {
@@ -201,9 +200,8 @@ export class RunAccumulator {
         if (e.outcome === O.error) {
           const c = e.cause || 'unknown';
           this.f.attemptErrorCauses[c] = (this.f.attemptErrorCauses[c] ?? 0) + 1;
-          const id = e.rid < 0 ? '' : this.ids.name(e.rid);
-          this.f.recentErrors.push({ id, attempt: e.attempt || 0, cause: c, status: Number.isNaN(e.status) ? null : e.status, error: e.error });
-          if (this.f.recentErrors.length > 10) this.f.recentErrors.shift();
+          this.recentErrors.push({ rid: e.rid, attempt: e.attempt || 0, cause: c, status: Number.isNaN(e.status) ? null : e.status, error: e.error });
+          if (this.recentErrors.length > 10) this.recentErrors.shift();
           if (st >= 0 && r.get(st, ATTEMPT_START) >= 0) r.add(st, B.failed_attempts, ts - r.get(st, ATTEMPT_START) - r.get(st, ATTEMPT_CONNECT));
         } else if (st >= 0 && r.get(st, ATTEMPT_START) >= 0) {
           const first = r.get(st, FIRST_TOKEN) >= 0 ? r.get(st, FIRST_TOKEN) : ts;
@@ -216,7 +214,8 @@ export class RunAccumulator {
           r.set(st, TPOT, n > 1 ? (last - first) / (n - 1) : -1);
           r.set(st, DECODE_START, first);
           r.set(st, DECODE_END, last);
-          this.f.ttftLoad.push([this.inFlight + 1, r.get(st, SERVER_TTFT)]);
+          this.f.ttftLoadInFlight.push(this.inFlight + 1);
+          this.f.ttftLoadMs.push(r.get(st, SERVER_TTFT));
         }
         if (st >= 0) r.set(st, ATTEMPT_START, -1);
         break;
@@ -264,7 +263,13 @@ export class RunAccumulator {
     }
   }
 
-  finish(badLines = 0): RunFacts {
+  /** The interned ids the report names (slowest requests, recent errors): look these up for finish. */
+  ridsToName(): number[] {
+    return [...new Set([...this.slowest, ...this.recentErrors].map((x) => x.rid).filter((rid) => rid >= 0))];
+  }
+
+  /** The facts, once every event is in. `names` maps ridsToName()'s ids to their strings. */
+  finish(badLines: number, names: ReadonlyMap<number, string>): RunFacts {
     const f = this.f;
     f.runIds = [...this.runIds];
     f.startMs = Number.isNaN(this.runStart) ? this.firstTs : Math.min(this.runStart, this.firstTs);
@@ -273,13 +278,15 @@ export class RunAccumulator {
     f.minutes = [...this.minuteMap.values()];
     for (const ms of this.gaugeCpu.values()) f.shardCpuMs += ms;
     BUCKETS.forEach((b, i) => (f.buckets[b] = this.bucketSums[i]!));
-    f.slowest = this.slowest.map(({ rid, ...rest }) => ({ id: this.ids.name(rid), ...rest }));
+    const name = (rid: number) => names.get(rid) ?? '';
+    f.slowest = this.slowest.map(({ rid, ...rest }) => ({ id: name(rid), ...rest }));
+    f.recentErrors = this.recentErrors.map(({ rid, ...rest }) => ({ id: name(rid), ...rest }));
     this.gaugeCpu.clear();
     f.badLines = badLines;
     return f;
   }
 
-  private requestEnd(e: FlatEvent, ts: number, st: number): void {
+  private requestEnd(e: EventRecord, ts: number, st: number): void {
     const rid = e.rid;
     const r = this.reqs;
     const succeeded = e.outcome === O.succeeded;

@@ -22,8 +22,9 @@ export interface RunFacts {
   e2eTtft: number[];
   e2eLatency: number[];
   tpot: number[];
-  /** [in-flight at attempt start, server TTFT] for successful attempts. */
-  ttftLoad: [number, number][];
+  /** For successful attempts, in order: in-flight when the attempt started, and its server TTFT. */
+  ttftLoadInFlight: number[];
+  ttftLoadMs: number[];
   connectMs: number[];
   connsOpened: number;
   loopLag: number[];

@@ -2,7 +2,6 @@ import { open, type FileHandle } from 'node:fs/promises';
 import type { EventFile, ReadStats } from './event-reader.js';
 import { FlatEvent, fillFromObject } from './flat-event.js';
 import { decodeFlatLine } from './flat-line-decoder.js';
-import type { IdInterner } from './id-interner.js';
 
 const NEWLINE = 0x0a;
 
@@ -29,12 +28,12 @@ const enum Step {
  * as readEvents (each file is sorted; files are k-way merged, a file drained while its next event
  * is not later than any other file's), but
  * lines are decoded from bytes into one reused FlatEvent per file, so `onEvent` must copy what it
- * keeps before returning. Malformed lines are counted in `badLines` and skipped. Memory: one
+ * keeps before returning. Ids are left as bytes (`idBuf`, `idStart`, `idEnd`): the consumer
+ * interns them (see IdInterner), on whichever thread aggregates. Malformed lines are counted in `badLines` and skipped. Memory: one
  * window per file (`windowBytes`, default 1 MiB; doubled while a single line is longer).
  */
 export async function readFlatEvents(
   files: readonly EventFile[],
-  ids: IdInterner,
   onEvent: (e: FlatEvent) => void,
   windowBytes = 1 << 20,
 ): Promise<ReadStats> {
@@ -45,7 +44,7 @@ export async function readFlatEvents(
     for (const file of files) {
       const cur: Cursor = { fh: await open(file.path, 'r'), buf: Buffer.allocUnsafe(windowBytes), pos: 0, end: 0, eof: false, ev: new FlatEvent() };
       opened.push(cur);
-      if (await fill(cur, ids, stats)) live.push(cur);
+      if (await fill(cur, stats)) live.push(cur);
     }
     while (live.length > 0) {
       let best = 0;
@@ -64,8 +63,8 @@ export async function readFlatEvents(
       for (;;) {
         onEvent(cur.ev);
         stats.events++;
-        const step = next(cur, ids, stats);
-        const more = step === Step.Ready || (step === Step.NeedBytes && (await fill(cur, ids, stats)));
+        const step = next(cur, stats);
+        const more = step === Step.Ready || (step === Step.NeedBytes && (await fill(cur, stats)));
         if (!more) live.splice(best, 1);
         if (!more || cur.ev.ts > limit) break;
       }
@@ -77,9 +76,9 @@ export async function readFlatEvents(
 }
 
 /** Decode the next event, reading more of the file as needed; false at its end. */
-async function fill(cur: Cursor, ids: IdInterner, stats: ReadStats): Promise<boolean> {
+async function fill(cur: Cursor, stats: ReadStats): Promise<boolean> {
   for (;;) {
-    const step = next(cur, ids, stats);
+    const step = next(cur, stats);
     if (step === Step.Ready) return true;
     if (step === Step.Done) return false;
     if (cur.pos > 0) {
@@ -100,27 +99,36 @@ async function fill(cur: Cursor, ids: IdInterner, stats: ReadStats): Promise<boo
 }
 
 /** Decode the next non-empty line in the window, skipping (and counting) malformed ones. */
-function next(cur: Cursor, ids: IdInterner, stats: ReadStats): Step {
+function next(cur: Cursor, stats: ReadStats): Step {
   const buf = cur.buf;
   for (;;) {
-    let nl = buf.indexOf(NEWLINE, cur.pos);
+    const start = cur.pos;
+    if (start >= cur.end) return cur.eof ? Step.Done : Step.NeedBytes;
+    // The decoder finds where the object closes, so the usual line needs no separate newline scan.
+    const after = decodeFlatLine(buf, start, cur.end, cur.ev);
+    if (after >= 0 && after < cur.end && buf[after] === NEWLINE) {
+      cur.pos = after + 1;
+      return Step.Ready;
+    }
+    if (after === cur.end && cur.eof) {
+      cur.pos = after;
+      return Step.Ready;
+    }
+    let nl = buf.indexOf(NEWLINE, start);
     if (nl === -1 || nl >= cur.end) {
       if (!cur.eof) return Step.NeedBytes;
       // A last line without a newline (a crash can tear it; JSON.parse then rejects it).
-      if (cur.pos >= cur.end) return Step.Done;
       nl = cur.end;
     }
-    const start = cur.pos;
     cur.pos = nl + 1;
     if (nl === start) continue;
-    if (decodeFlatLine(buf, start, nl, cur.ev, ids)) return Step.Ready;
     let parsed: unknown;
     try {
       parsed = JSON.parse(buf.toString('utf8', start, nl));
     } catch {
       parsed = undefined;
     }
-    if (fillFromObject(parsed, cur.ev, ids)) return Step.Ready;
+    if (fillFromObject(parsed, cur.ev)) return Step.Ready;
     stats.badLines++;
   }
 }

@@ -1,5 +1,3 @@
-import type { IdInterner } from './id-interner.js';
-
 /** Event types in the order of their numeric codes (code = index + 1; 0 = a type this version does not know). */
 export const EVENT_TYPE_CODES = [
   'run_start',
@@ -29,65 +27,7 @@ export const T = Object.fromEntries(EVENT_TYPE_CODES.map((name, i) => [name, i +
 export const OUTCOME_CODES = ['ok', 'error', 'succeeded', 'failed'] as const;
 export const O = { ok: 1, error: 2, succeeded: 3, failed: 4 } as const;
 
-/**
- * One event as the report reads it: the fields it uses, flattened into a reusable struct so reading
- * a large log allocates nothing per line. Absent numbers are NaN, absent strings ''. The request id
- * is interned (`rid`, -1 when the event has none). See docs/events.md for what each field means.
- */
-export class FlatEvent {
-  ts = NaN;
-  shard = NaN;
-  type = 0;
-  rid = -1;
-  attempt = NaN;
-  attempts = NaN;
-  status = NaN;
-  outcome = 0;
-  completionTokens = NaN;
-  promptTokens = NaN;
-  lastTokenTs = NaN;
-  connectMs = NaN;
-  delayMs = NaN;
-  loopLagMs = NaN;
-  cpuMs = NaN;
-  pid = NaN;
-  concurrency = NaN;
-  cpuUserMs = NaN;
-  cpuSystemMs = NaN;
-  tokensEstimated = false;
-  cause = '';
-  error = '';
-  /** The run id, on run_start only (making a string of it for every line would cost). */
-  run = '';
-
-  reset(): void {
-    this.ts = NaN;
-    this.shard = NaN;
-    this.type = 0;
-    this.rid = -1;
-    this.attempt = NaN;
-    this.attempts = NaN;
-    this.status = NaN;
-    this.outcome = 0;
-    this.completionTokens = NaN;
-    this.promptTokens = NaN;
-    this.lastTokenTs = NaN;
-    this.connectMs = NaN;
-    this.delayMs = NaN;
-    this.loopLagMs = NaN;
-    this.cpuMs = NaN;
-    this.pid = NaN;
-    this.concurrency = NaN;
-    this.cpuUserMs = NaN;
-    this.cpuSystemMs = NaN;
-    this.tokensEstimated = false;
-    this.cause = '';
-    this.error = '';
-    this.run = '';
-  }
-}
-
-/** Numeric fields by their JSON key. Both decoders use this one table, so they cannot disagree. */
+/** Numeric fields by their JSON key, in column order (column i of a row holds field i). */
 export const NUMERIC_FIELDS = {
   ts: 'ts',
   shard: 'shard',
@@ -105,9 +45,188 @@ export const NUMERIC_FIELDS = {
   concurrency: 'concurrency',
   cpu_user_ms: 'cpuUserMs',
   cpu_system_ms: 'cpuSystemMs',
-} as const satisfies Record<string, keyof FlatEvent>;
+} as const;
+
+/** Row columns after the numeric fields. */
+export const C_TYPE = 16;
+export const C_OUTCOME = 17;
+export const C_ESTIMATED = 18;
+/** Interned request id, -1 when none (set by whoever interns, from the id's bytes). */
+export const C_RID = 19;
+/** The id's bytes: [start, end) in `idBuf` (or in a batch's id bytes), -1 when the event has none. */
+export const C_ID_START = 20;
+export const C_ID_END = 21;
+/** Index of the event's [cause, error, run] in `strings`, -1 when it has none of them. */
+export const C_STRINGS = 22;
+/** Numbers per event row. */
+export const ROW_WIDTH = 23;
+
+const BLANK = new Float64Array(ROW_WIDTH).fill(NaN);
+BLANK[C_TYPE] = 0;
+BLANK[C_OUTCOME] = 0;
+BLANK[C_ESTIMATED] = 0;
+BLANK[C_RID] = -1;
+BLANK[C_ID_START] = -1;
+BLANK[C_ID_END] = -1;
+BLANK[C_STRINGS] = -1;
+const BLANK_BYTES = new Uint8Array(0);
+
+/**
+ * One event as the report reads it: the fields it uses, as a view over one row of a Float64Array,
+ * so reading a large log allocates nothing per line and a batch of events moves between threads
+ * as one buffer. Absent numbers are NaN, absent strings ''. See docs/events.md for the fields.
+ */
+export class FlatEvent {
+  /** The row's buffer: its own, or a batch's (see flat-event-batch.ts). */
+  rows: Float64Array;
+  /** Index of the row's first column in `rows`. */
+  base = 0;
+  /** Where C_STRINGS points. */
+  strings: string[] = [];
+  /** The buffer C_ID_START/C_ID_END point into, for this event. */
+  idBuf: Uint8Array = BLANK_BYTES;
+
+  constructor(rows: Float64Array = new Float64Array(ROW_WIDTH)) {
+    this.rows = rows;
+    this.reset();
+  }
+
+  /** Make the row blank: no fields, no id, no strings. */
+  reset(): void {
+    // A loop: TypedArray#set cost 0.23 µs a call here, as much as decoding the rest of the line.
+    const rows = this.rows;
+    const base = this.base;
+    for (let c = 0; c < ROW_WIDTH; c++) rows[base + c] = BLANK[c]!;
+    if (this.strings.length > 0) this.strings.length = 0;
+  }
+
+  private col(c: number): number {
+    return this.rows[this.base + c]!;
+  }
+
+  private setCol(c: number, v: number): void {
+    this.rows[this.base + c] = v;
+  }
+
+  get ts(): number { return this.col(0); }
+  set ts(v: number) { this.setCol(0, v); }
+  get shard(): number { return this.col(1); }
+  set shard(v: number) { this.setCol(1, v); }
+  get attempt(): number { return this.col(2); }
+  get attempts(): number { return this.col(3); }
+  get status(): number { return this.col(4); }
+  get completionTokens(): number { return this.col(5); }
+  get promptTokens(): number { return this.col(6); }
+  get lastTokenTs(): number { return this.col(7); }
+  get connectMs(): number { return this.col(8); }
+  get delayMs(): number { return this.col(9); }
+  get loopLagMs(): number { return this.col(10); }
+  get cpuMs(): number { return this.col(11); }
+  get pid(): number { return this.col(12); }
+  get concurrency(): number { return this.col(13); }
+  get cpuUserMs(): number { return this.col(14); }
+  get cpuSystemMs(): number { return this.col(15); }
+  /** Type code (`T`), 0 for a type this version does not know. */
+  get type(): number { return this.col(C_TYPE); }
+  /** Outcome code (`O`), 0 when absent. */
+  get outcome(): number { return this.col(C_OUTCOME); }
+  get tokensEstimated(): boolean { return this.col(C_ESTIMATED) === 1; }
+  /** Interned request id, -1 when the event has none. */
+  get rid(): number { return this.col(C_RID); }
+  set rid(v: number) { this.setCol(C_RID, v); }
+  get hasId(): boolean { return this.col(C_ID_START) >= 0; }
+  get idStart(): number { return this.col(C_ID_START); }
+  get idEnd(): number { return this.col(C_ID_END); }
+  get cause(): string { return this.str(0); }
+  get error(): string { return this.str(1); }
+  /** The run id, on run_start only (making a string of it for every line would cost). */
+  get run(): string { return this.str(2); }
+
+  /** Set string field 0 (cause), 1 (error) or 2 (run). */
+  setString(which: 0 | 1 | 2, v: string): void {
+    let at = this.col(C_STRINGS);
+    if (at < 0) {
+      at = this.strings.length;
+      this.strings.push('', '', '');
+      this.setCol(C_STRINGS, at);
+    }
+    this.strings[at + which] = v;
+  }
+
+  private str(which: number): string {
+    const at = this.col(C_STRINGS);
+    return at < 0 ? '' : this.strings[at + which]!;
+  }
+}
+
+
+/**
+ * The same fields as plain properties: what the report's aggregation reads. Copying a row into
+ * one is cheaper than reading the row through FlatEvent's getters from a large function, where the
+ * engine does not inline them (each read then boxes its number).
+ */
+export class EventRecord {
+  ts = NaN;
+  shard = NaN;
+  attempt = NaN;
+  attempts = NaN;
+  status = NaN;
+  completionTokens = NaN;
+  promptTokens = NaN;
+  lastTokenTs = NaN;
+  connectMs = NaN;
+  delayMs = NaN;
+  loopLagMs = NaN;
+  cpuMs = NaN;
+  pid = NaN;
+  concurrency = NaN;
+  cpuUserMs = NaN;
+  cpuSystemMs = NaN;
+  type = 0;
+  outcome = 0;
+  tokensEstimated = false;
+  /** Interned request id, -1 when none. */
+  rid = -1;
+  cause = '';
+  error = '';
+  run = '';
+
+  /** Copy `ev`'s fields in (its `rid` must already be interned). */
+  copyFrom(ev: FlatEvent): void {
+    const r = ev.rows;
+    const b = ev.base;
+    this.ts = r[b]!;
+    this.shard = r[b + 1]!;
+    this.attempt = r[b + 2]!;
+    this.attempts = r[b + 3]!;
+    this.status = r[b + 4]!;
+    this.completionTokens = r[b + 5]!;
+    this.promptTokens = r[b + 6]!;
+    this.lastTokenTs = r[b + 7]!;
+    this.connectMs = r[b + 8]!;
+    this.delayMs = r[b + 9]!;
+    this.loopLagMs = r[b + 10]!;
+    this.cpuMs = r[b + 11]!;
+    this.pid = r[b + 12]!;
+    this.concurrency = r[b + 13]!;
+    this.cpuUserMs = r[b + 14]!;
+    this.cpuSystemMs = r[b + 15]!;
+    this.type = r[b + C_TYPE]!;
+    this.outcome = r[b + C_OUTCOME]!;
+    this.tokensEstimated = r[b + C_ESTIMATED] === 1;
+    this.rid = r[b + C_RID]!;
+    const s = r[b + C_STRINGS]!;
+    if (s < 0) this.cause = this.error = this.run = '';
+    else {
+      this.cause = ev.strings[s]!;
+      this.error = ev.strings[s + 1]!;
+      this.run = ev.strings[s + 2]!;
+    }
+  }
+}
 
 type NumericKey = keyof typeof NUMERIC_FIELDS;
+const NUMERIC_KEYS = Object.keys(NUMERIC_FIELDS) as NumericKey[];
 
 const typeByName = new Map<string, number>(EVENT_TYPE_CODES.map((n, i) => [n, i + 1]));
 const outcomeByName = new Map<string, number>(OUTCOME_CODES.map((n, i) => [n, i + 1]));
@@ -115,23 +234,30 @@ const outcomeByName = new Map<string, number>(OUTCOME_CODES.map((n, i) => [n, i 
 /**
  * Fill `ev` from a parsed JSON object (the path for lines the byte decoder hands back: nested
  * values, escapes, whitespace). Returns false when the object is not an event (no numeric `ts` or
- * string `type`).
+ * string `type`). The id, if any, is left as bytes for the caller to intern, like the decoder does.
  */
-export function fillFromObject(o: unknown, ev: FlatEvent, ids: IdInterner): boolean {
+export function fillFromObject(o: unknown, ev: FlatEvent): boolean {
   if (typeof o !== 'object' || o === null) return false;
   const r = o as Record<string, unknown>;
   if (typeof r.ts !== 'number' || typeof r.type !== 'string') return false;
   ev.reset();
-  for (const key in NUMERIC_FIELDS) {
+  const row = ev.rows;
+  const base = ev.base;
+  NUMERIC_KEYS.forEach((key, col) => {
     const v = r[key];
-    if (typeof v === 'number') ev[NUMERIC_FIELDS[key as NumericKey]] = v;
+    if (typeof v === 'number') row[base + col] = v;
+  });
+  const type = typeByName.get(r.type) ?? 0;
+  row[base + C_TYPE] = type;
+  if (typeof r.cause === 'string') ev.setString(0, r.cause);
+  if (typeof r.error === 'string') ev.setString(1, r.error);
+  if (typeof r.run === 'string' && type === T.run_start) ev.setString(2, r.run);
+  if (typeof r.id === 'string') {
+    ev.idBuf = Buffer.from(r.id, 'utf8');
+    row[base + C_ID_START] = 0;
+    row[base + C_ID_END] = ev.idBuf.length;
   }
-  ev.type = typeByName.get(r.type) ?? 0;
-  if (typeof r.cause === 'string') ev.cause = r.cause;
-  if (typeof r.error === 'string') ev.error = r.error;
-  if (typeof r.run === 'string' && ev.type === T.run_start) ev.run = r.run;
-  if (typeof r.id === 'string') ev.rid = ids.internString(r.id);
-  if (typeof r.outcome === 'string') ev.outcome = outcomeByName.get(r.outcome) ?? 0;
-  ev.tokensEstimated = r.tokens_estimated === true;
+  if (typeof r.outcome === 'string') row[base + C_OUTCOME] = outcomeByName.get(r.outcome) ?? 0;
+  row[base + C_ESTIMATED] = r.tokens_estimated === true ? 1 : 0;
   return true;
 }

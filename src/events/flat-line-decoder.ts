@@ -1,6 +1,16 @@
 import { CAUSES } from './event-types.js';
-import { EVENT_TYPE_CODES, NUMERIC_FIELDS, OUTCOME_CODES, T, type FlatEvent } from './flat-event.js';
-import type { IdInterner } from './id-interner.js';
+import {
+  C_ESTIMATED,
+  C_ID_END,
+  C_ID_START,
+  C_OUTCOME,
+  C_TYPE,
+  EVENT_TYPE_CODES,
+  NUMERIC_FIELDS,
+  OUTCOME_CODES,
+  T,
+  type FlatEvent,
+} from './flat-event.js';
 
 /*
  * Decodes one event line straight from the file's bytes into a FlatEvent, without making a JS
@@ -14,7 +24,7 @@ import type { IdInterner } from './id-interner.js';
  * test/flat-decoder.test.ts.
  */
 
-// Key codes: the numeric fields first, in NUMERIC_FIELDS order (setNumber's switch follows it).
+// Key codes: the numeric fields first, in NUMERIC_FIELDS order, which is also their row column.
 const NUMERIC_KEYS = Object.keys(NUMERIC_FIELDS);
 const K_CAUSE = NUMERIC_KEYS.length;
 const K_ERROR = K_CAUSE + 1;
@@ -63,19 +73,24 @@ const NINE = 0x39;
 let numEnd = 0;
 
 /**
- * Decode `buf[start, end)` (one line, no newline) into `ev`. Returns false when the line needs the
- * JSON.parse path (which then decides whether it is an event at all).
+ * Decode the JSON object starting at `buf[start]` (reading no further than `end`) into `ev`, and
+ * return the index just past its closing brace — the caller checks that a newline follows. -1
+ * when the line needs the JSON.parse path (which then decides whether it is an event at all).
+ * Stops at any control character inside a string, so it never runs on into the next line.
  */
-export function decodeFlatLine(buf: Buffer, start: number, end: number, ev: FlatEvent, ids: IdInterner): boolean {
-  if (buf[start] !== OPEN || buf[start + 1] !== QUOTE) return false;
+export function decodeFlatLine(buf: Buffer, start: number, end: number, ev: FlatEvent): number {
+  if (buf[start] !== OPEN || buf[start + 1] !== QUOTE) return -1;
   ev.reset();
+  ev.idBuf = buf;
+  const row = ev.rows;
+  const base = ev.base;
   let typeSeen = false;
   let runAt = -1;
   let runEnd = -1;
   let i = start + 1;
   let prev = ALL_KEYS.length;
   for (;;) {
-    if (buf[i] !== QUOTE) return false;
+    if (buf[i] !== QUOTE) return -1;
     const k = i + 1;
     let found = -1;
     const guess = NEXT_KEY[prev]!;
@@ -90,11 +105,12 @@ export function decodeFlatLine(buf: Buffer, start: number, end: number, ev: Flat
     }
     if (found < 0) {
       let j = k;
-      while (j < end && buf[j] !== QUOTE) {
-        if (buf[j] === BACKSLASH) return false;
-        j++;
+      for (; j < end; j++) {
+        const b = buf[j]!;
+        if (b === QUOTE) break;
+        if (b === BACKSLASH || b < 0x20) return -1;
       }
-      if (j >= end || buf[j + 1] !== COLON) return false;
+      if (j >= end || buf[j + 1] !== COLON) return -1;
       found = lookup(KEYS_BY_LEN, buf, k, j - k, -1);
       if (found >= 0) NEXT_KEY[prev] = found;
       i = j + 2;
@@ -105,73 +121,53 @@ export function decodeFlatLine(buf: Buffer, start: number, end: number, ev: Flat
     if (c === QUOTE) {
       const a = i + 1;
       let q = a;
-      while (q < end && buf[q] !== QUOTE) {
-        if (buf[q] === BACKSLASH) return false;
-        q++;
+      for (; q < end; q++) {
+        const b = buf[q]!;
+        if (b === QUOTE) break;
+        if (b === BACKSLASH || b < 0x20) return -1;
       }
-      if (q >= end) return false;
-      if (key === K_ID) ev.rid = ids.intern(buf, a, q);
-      else if (key === K_TYPE) {
-        ev.type = lookup(TYPES_BY_LEN, buf, a, q - a, 0);
+      if (q >= end) return -1;
+      if (key === K_ID) {
+        row[base + C_ID_START] = a;
+        row[base + C_ID_END] = q;
+      } else if (key === K_TYPE) {
+        row[base + C_TYPE] = lookup(TYPES_BY_LEN, buf, a, q - a, 0);
         typeSeen = true;
-      } else if (key === K_OUTCOME) ev.outcome = lookup(OUTCOMES_BY_LEN, buf, a, q - a, 0);
+      } else if (key === K_OUTCOME) row[base + C_OUTCOME] = lookup(OUTCOMES_BY_LEN, buf, a, q - a, 0);
       else if (key === K_RUN) {
         // Only run_start needs the run id as a string: don't make one per line.
         runAt = a;
         runEnd = q;
       } else if (key === K_CAUSE) {
         const known = lookup(CAUSES_BY_LEN, buf, a, q - a, -1);
-        ev.cause = known >= 0 ? CAUSES[known]! : buf.toString('utf8', a, q);
-      } else if (key === K_ERROR) ev.error = buf.toString('utf8', a, q);
+        ev.setString(0, known >= 0 ? CAUSES[known]! : buf.toString('utf8', a, q));
+      } else if (key === K_ERROR) ev.setString(1, buf.toString('utf8', a, q));
       else if (key >= 0) typeSeen = clear(ev, key, typeSeen);
       i = q + 1;
     } else if (c === 0x74 || c === 0x66 || c === 0x6e) {
       const lit = c === 0x74 ? TRUE : c === 0x66 ? FALSE : NULL;
-      for (let l = 0; l < lit.length; l++) if (buf[i + l] !== lit[l]) return false;
-      if (key === K_ESTIMATED) ev.tokensEstimated = c === 0x74;
+      for (let l = 0; l < lit.length; l++) if (buf[i + l] !== lit[l]) return -1;
+      if (key === K_ESTIMATED) row[base + C_ESTIMATED] = c === 0x74 ? 1 : 0;
       else if (key === K_RUN) runAt = -1;
       else if (key >= 0) typeSeen = clear(ev, key, typeSeen);
       i += lit.length;
     } else if (c === OPEN || c === 0x5b) {
-      return false;
+      return -1;
     } else {
       const v = parseNumber(buf, i, end);
-      if (Number.isNaN(v)) return false;
+      if (Number.isNaN(v)) return -1;
       i = numEnd;
-      if (key >= 0 && key < K_CAUSE) setNumber(ev, key, v);
+      if (key >= 0 && key < K_CAUSE) row[base + key] = v;
       else if (key === K_RUN) runAt = -1;
       else if (key >= 0) typeSeen = clear(ev, key, typeSeen);
     }
     const d = buf[i];
     if (d === COMMA) i++;
-    else if (d === CLOSE && i + 1 === end) break;
-    else return false;
+    else if (d === CLOSE) break;
+    else return -1;
   }
-  if (runAt >= 0 && ev.type === T.run_start) ev.run = buf.toString('utf8', runAt, runEnd);
-  return typeSeen && !Number.isNaN(ev.ts);
-}
-
-/** Direct stores by key code (in NUMERIC_FIELDS order): a keyed store by name is several times slower. */
-function setNumber(ev: FlatEvent, key: number, v: number): void {
-  switch (key) {
-    case 0: ev.ts = v; break;
-    case 1: ev.shard = v; break;
-    case 2: ev.attempt = v; break;
-    case 3: ev.attempts = v; break;
-    case 4: ev.status = v; break;
-    case 5: ev.completionTokens = v; break;
-    case 6: ev.promptTokens = v; break;
-    case 7: ev.lastTokenTs = v; break;
-    case 8: ev.connectMs = v; break;
-    case 9: ev.delayMs = v; break;
-    case 10: ev.loopLagMs = v; break;
-    case 11: ev.cpuMs = v; break;
-    case 12: ev.pid = v; break;
-    case 13: ev.concurrency = v; break;
-    case 14: ev.cpuUserMs = v; break;
-    case 15: ev.cpuSystemMs = v; break;
-    default: break;
-  }
+  if (runAt >= 0 && row[base + C_TYPE] === T.run_start) ev.setString(2, buf.toString('utf8', runAt, runEnd));
+  return typeSeen && !Number.isNaN(row[base]!) ? i + 1 : -1;
 }
 
 /**
@@ -179,12 +175,14 @@ function setNumber(ev: FlatEvent, key: number, v: number): void {
  * (a non-string `type` makes the line no event). Returns the new typeSeen.
  */
 function clear(ev: FlatEvent, key: number, typeSeen: boolean): boolean {
-  if (key < K_CAUSE) setNumber(ev, key, NaN);
-  else if (key === K_CAUSE) ev.cause = '';
-  else if (key === K_ERROR) ev.error = '';
-  else if (key === K_ID) ev.rid = -1;
-  else if (key === K_OUTCOME) ev.outcome = 0;
-  else if (key === K_ESTIMATED) ev.tokensEstimated = false;
+  const row = ev.rows;
+  const base = ev.base;
+  if (key < K_CAUSE) row[base + key] = NaN;
+  else if (key === K_CAUSE) ev.setString(0, '');
+  else if (key === K_ERROR) ev.setString(1, '');
+  else if (key === K_ID) row[base + C_ID_START] = row[base + C_ID_END] = -1;
+  else if (key === K_OUTCOME) row[base + C_OUTCOME] = 0;
+  else if (key === K_ESTIMATED) row[base + C_ESTIMATED] = 0;
   else if (key === K_TYPE) return false;
   return typeSeen;
 }
@@ -227,7 +225,7 @@ const POW10 = Array.from({ length: 23 }, (_, k) => 10 ** k);
 /** Exponents and long mantissas: let the engine's own conversion decide. */
 function slowNumber(buf: Buffer, start: number, end: number): number {
   let i = start;
-  while (i < end && buf[i] !== COMMA && buf[i] !== CLOSE) i++;
+  while (i < end && buf[i] !== COMMA && buf[i] !== CLOSE && buf[i]! >= 0x20) i++;
   numEnd = i;
   const text = buf.toString('latin1', start, i);
   if (!/^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?$/.test(text)) return NaN;

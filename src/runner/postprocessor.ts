@@ -1,7 +1,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
-import { distFile } from './dist-file.js';
+import { distFile } from '../util/dist-file.js';
 
 /** Runs the user's `--postprocess` hook off the dispatch event loop, in worker threads. */
 export interface Postprocessor {

@@ -1,5 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import { distFile } from './dist-file.js';
+import { distFile } from '../util/dist-file.js';
 import type { FromShard, ShardConfig, ToShard, WorkItem } from './ipc-messages.js';
 
 export interface ShardHandleEvents {

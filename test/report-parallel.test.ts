@@ -1,0 +1,86 @@
+import { appendFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { analyze } from '../src/index.js';
+import { resolveEventFiles } from '../src/events/event-reader.js';
+import type { FlatEvent } from '../src/events/flat-event.js';
+import { readFlatEvents } from '../src/events/flat-event-reader.js';
+import { readFlatEventsInWorker } from '../src/events/worker-event-reader.js';
+import { tempDir } from './helpers/run-dir.js';
+import { writeSynthRun } from './helpers/synth-log.js';
+
+/** Everything an event carries, ids and strings included, as a plain object. */
+function snapshot(e: FlatEvent): Record<string, unknown> {
+  return {
+    ts: e.ts,
+    shard: e.shard,
+    type: e.type,
+    attempt: e.attempt,
+    outcome: e.outcome,
+    status: e.status,
+    completionTokens: e.completionTokens,
+    connectMs: e.connectMs,
+    delayMs: e.delayMs,
+    tokensEstimated: e.tokensEstimated,
+    cause: e.cause,
+    error: e.error,
+    run: e.run,
+    id: e.hasId ? Buffer.from(e.idBuf.subarray(e.idStart, e.idEnd)).toString('utf8') : null,
+  };
+}
+
+function failingRun(): string {
+  const dir = writeSynthRun(tempDir('sl-par-'), {
+    requests: 3000,
+    limit: 16,
+    failP: 0.2,
+    failCause: 'http_5xx',
+    failStatus: 503,
+    fatalP: 0.02,
+    newConnP: 0.3,
+    postprocessMs: 2,
+  });
+  // Lines the byte decoder hands to JSON.parse (escapes, a non-ASCII id, whitespace), and a bad one.
+  appendFileSync(
+    join(dir, 'events', 'shard-000.jsonl'),
+    [
+      '{"v":1,"ts":1795780900000,"run":"synth","shard":0,"type":"enqueue","id":"quo\\"ted"}',
+      '{ "v": 1, "ts": 1795780900001, "run": "synth", "shard": 0, "type": "attempt_start", "id": "quo\\"ted", "attempt": 1 }',
+      '{"v":1,"ts":1795780900002,"run":"synth","shard":0,"type":"attempt_end","id":"quo\\"ted","attempt":1,"outcome":"error","cause":"conn_reset","error":"socket \\"hang\\" up ✗"}',
+      'not json',
+      '{"v":1,"ts":1795780900003,"run":"synth","shard":0,"type":"request_end","id":"quo\\"ted","outcome":"failed","attempts":1,"completion_tokens":0,"prompt_tokens":0,"cause":"conn_reset"}',
+      '',
+    ].join('\n'),
+  );
+  return dir;
+}
+
+describe('reading on a second thread', () => {
+  it('hands over exactly the events, in the order, that reading in-process gives', async () => {
+    const files = resolveEventFiles([failingRun()]);
+    const inProcess: Record<string, unknown>[] = [];
+    const a = await readFlatEvents(files, (e) => inProcess.push(snapshot(e)));
+    const viaWorker: Record<string, unknown>[] = [];
+    // Tiny slots: many hand-overs, and the reader thread waits for free slots again and again.
+    const b = await readFlatEventsInWorker(files, (e) => viaWorker.push(snapshot(e)), { slots: 2, slotEvents: 7 });
+    expect(inProcess.length).toBeGreaterThan(20_000);
+    expect(viaWorker).toEqual(inProcess);
+    expect(b).toEqual(a);
+    expect(a.badLines).toBe(1);
+    expect(inProcess.some((e) => e.id === 'quo"ted' && e.error === 'socket "hang" up ✗')).toBe(true);
+  });
+
+  it('gives the same report as reading in-process', async () => {
+    const dir = failingRun();
+    const serial = await analyze([dir], { parallel: false });
+    const parallel = await analyze([dir], { parallel: true });
+    expect(parallel).toEqual(serial);
+    expect(serial.requests.failed).toBeGreaterThan(0);
+    expect(serial.detail.recent_errors.some((x) => x.id === 'quo"ted')).toBe(true);
+  });
+
+  it('reports a file that cannot be read as an error', async () => {
+    const files = [{ path: join(tempDir('sl-par-'), 'missing.jsonl'), rel: 'missing.jsonl', runDir: '.' }];
+    await expect(readFlatEventsInWorker(files, () => undefined)).rejects.toThrow(/missing\.jsonl/);
+  });
+});
