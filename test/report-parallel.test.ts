@@ -61,8 +61,8 @@ describe('reading on a second thread', () => {
     const inProcess: Record<string, unknown>[] = [];
     const a = await readFlatEvents(files, (e) => inProcess.push(snapshot(e)));
     const viaWorker: Record<string, unknown>[] = [];
-    // Tiny slots: many hand-overs, and the reader thread waits for free slots again and again.
-    const b = await readFlatEventsInWorker(files, (e) => viaWorker.push(snapshot(e)), { slots: 2, slotEvents: 7 });
+    // Tiny slots: many hand-overs, and slots sent early because their ids filled up.
+    const b = await readFlatEventsInWorker(files, (e) => viaWorker.push(snapshot(e)), { slotsPerFile: 2, slotEvents: 7, idBytes: 24 });
     expect(inProcess.length).toBeGreaterThan(20_000);
     expect(viaWorker).toEqual(inProcess);
     expect(b).toEqual(a);

@@ -1,123 +1,77 @@
-import { C_ID_END, C_ID_START, C_STRINGS, ROW_WIDTH, type FlatEvent } from './flat-event.js';
+import { C_ID_END, C_ID_START, ROW_WIDTH, type FlatEvent } from './flat-event.js';
 
 /**
- * Slots of FlatEvents in shared memory, so a reader thread can hand decoded events to the
- * aggregating thread without copying or cloning them: each slot holds up to `slotEvents` rows and
- * the bytes of their ids; the rare strings (cause, error, run) travel with the message that says
- * a slot is full. Shared rather than transferred buffers: transferring detaches an ArrayBuffer,
- * and once any buffer has been detached V8 checks for it on every typed-array access after.
+ * Slots of event rows in shared memory, so a reader thread can decode events straight into memory
+ * the aggregating thread reads: each slot holds up to `slotEvents` consecutive events of one file
+ * and the bytes of their ids; the rare strings (cause, error, run) travel with the message that
+ * says a slot is filled. Shared rather than transferred buffers: a transfer detaches an
+ * ArrayBuffer, and once any buffer has been detached V8 checks for it on every typed-array access.
  */
-export interface SharedBatches {
+export interface SharedSlots {
   slots: number;
   slotEvents: number;
-  /** slots × slotEvents rows of ROW_WIDTH. */
+  /** Room for ids per slot. */
+  idBytes: number;
+  /** slots × slotEvents rows of ROW_WIDTH numbers. */
   rows: SharedArrayBuffer;
-  /** slots × SLOT_ID_BYTES bytes of ids. */
+  /** slots × idBytes bytes of ids. */
   ids: SharedArrayBuffer;
-  /** Int32 per slot: 1 while filled and not yet consumed. */
-  busy: SharedArrayBuffer;
 }
 
-/** Room for ids per slot: any one id fits (an input line is at most 1 MiB). */
-export const SLOT_ID_BYTES = (1 << 20) + (1 << 16);
-
-export function newSharedBatches(slots: number, slotEvents: number): SharedBatches {
+/**
+ * `idBytes` must hold any one id: the default is above the 1 MiB a run accepts for a whole input
+ * line. A slot is sent early when its ids fill up.
+ */
+export function newSharedSlots(slots: number, slotEvents: number, idBytes = (1 << 20) + (1 << 16)): SharedSlots {
   return {
     slots,
     slotEvents,
+    idBytes,
     rows: new SharedArrayBuffer(slots * slotEvents * ROW_WIDTH * 8),
-    ids: new SharedArrayBuffer(slots * SLOT_ID_BYTES),
-    busy: new SharedArrayBuffer(slots * 4),
+    ids: new SharedArrayBuffer(slots * idBytes),
   };
 }
 
-/** The producer's side: fills one slot at a time. */
-export class BatchWriter {
-  private readonly rows: Float64Array;
-  private readonly ids: Uint8Array;
-  private readonly busy: Int32Array;
-  slot = 0;
-  count = 0;
-  private idLen = 0;
-  strings: string[] = [];
+/** Typed views of the slots, one set per thread. */
+export class SlotViews {
+  readonly rows: Float64Array;
+  readonly ids: Uint8Array;
 
-  constructor(private readonly shared: SharedBatches) {
+  constructor(readonly shared: SharedSlots) {
     this.rows = new Float64Array(shared.rows);
     this.ids = new Uint8Array(shared.ids);
-    this.busy = new Int32Array(shared.busy);
   }
 
-  /** True when `ev` fits the current slot (else send it and move on first). */
-  fits(ev: FlatEvent): boolean {
-    if (this.count === this.shared.slotEvents) return false;
-    const idStart = ev.rows[ev.base + C_ID_START]!;
-    return idStart < 0 || this.idLen + (ev.rows[ev.base + C_ID_END]! - idStart) <= SLOT_ID_BYTES;
+  /** Index of event `i`'s row in `rows`. */
+  rowBase(slot: number, i: number): number {
+    return (slot * this.shared.slotEvents + i) * ROW_WIDTH;
   }
 
-  /** Block until the current slot is free to fill (the consumer frees slots as it reads them). */
-  waitFree(): void {
-    for (let v = Atomics.load(this.busy, this.slot); v !== 0; v = Atomics.load(this.busy, this.slot)) Atomics.wait(this.busy, this.slot, v);
+  /**
+   * Copy the id bytes `ev` points at into the slot, at `idLen` bytes in, and point `ev` there.
+   * Returns the slot's new id length, or -1 when the id does not fit (the slot is full).
+   */
+  moveId(ev: FlatEvent, slot: number, idLen: number): number {
+    const row = ev.rows;
+    const at = ev.base;
+    const start = row[at + C_ID_START]!;
+    if (start < 0) return idLen;
+    const len = row[at + C_ID_END]! - start;
+    if (idLen + len > this.shared.idBytes) return -1;
+    const to = slot * this.shared.idBytes + idLen;
+    const ids = this.ids;
+    const from = ev.idBuf;
+    for (let i = 0; i < len; i++) ids[to + i] = from[start + i]!;
+    row[at + C_ID_START] = to;
+    row[at + C_ID_END] = to + len;
+    return idLen + len;
   }
 
-  /** Append a copy of `ev`; the caller checked fits(). */
-  add(ev: FlatEvent): void {
-    const src = ev.rows;
-    const from = ev.base;
-    const rows = this.rows;
-    const at = (this.slot * this.shared.slotEvents + this.count++) * ROW_WIDTH;
-    for (let c = 0; c < ROW_WIDTH; c++) rows[at + c] = src[from + c]!;
-    const idStart = src[from + C_ID_START]!;
-    if (idStart >= 0) {
-      const len = src[from + C_ID_END]! - idStart;
-      const to = this.slot * SLOT_ID_BYTES + this.idLen;
-      const bytes = this.ids;
-      const idBuf = ev.idBuf;
-      for (let i = 0; i < len; i++) bytes[to + i] = idBuf[idStart + i]!;
-      rows[at + C_ID_START] = to;
-      rows[at + C_ID_END] = to + len;
-      this.idLen += len;
-    }
-    const s = src[from + C_STRINGS]!;
-    if (s >= 0) {
-      rows[at + C_STRINGS] = this.strings.length;
-      this.strings.push(ev.strings[s]!, ev.strings[s + 1]!, ev.strings[s + 2]!);
-    }
-  }
-
-  /** Mark the current slot filled and move to the next; returns what the consumer needs to read it. */
-  seal(): { slot: number; count: number; strings: string[] } {
-    const sealed = { slot: this.slot, count: this.count, strings: this.strings };
-    Atomics.store(this.busy, this.slot, 1);
-    this.slot = (this.slot + 1) % this.shared.slots;
-    this.count = 0;
-    this.idLen = 0;
-    this.strings = [];
-    return sealed;
-  }
-}
-
-/** The consumer's side: views a sealed slot's events and frees the slot. */
-export class BatchReader {
-  private readonly rows: Float64Array;
-  private readonly ids: Uint8Array;
-  private readonly busy: Int32Array;
-
-  constructor(private readonly shared: SharedBatches) {
-    this.rows = new Float64Array(shared.rows);
-    this.ids = new Uint8Array(shared.ids);
-    this.busy = new Int32Array(shared.busy);
-  }
-
-  /** Point `ev` at event `i` of `slot` (valid until the slot is freed). */
-  view(slot: number, i: number, strings: string[], ev: FlatEvent): void {
+  /** Point `ev` at event `i` of `slot`. */
+  view(ev: FlatEvent, slot: number, i: number, strings: string[]): void {
     ev.rows = this.rows;
-    ev.base = (slot * this.shared.slotEvents + i) * ROW_WIDTH;
+    ev.base = this.rowBase(slot, i);
     ev.strings = strings;
     ev.idBuf = this.ids;
-  }
-
-  free(slot: number): void {
-    Atomics.store(this.busy, slot, 0);
-    Atomics.notify(this.busy, slot);
   }
 }

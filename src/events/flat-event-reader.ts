@@ -5,130 +5,154 @@ import { decodeFlatLine } from './flat-line-decoder.js';
 
 const NEWLINE = 0x0a;
 
-/** One file being read: a window of its bytes and the event decoded from its next line. */
-interface Cursor {
-  fh: FileHandle;
-  buf: Buffer;
-  /** Start of the next undecoded line in buf. */
-  pos: number;
-  /** End of the valid bytes in buf. */
-  end: number;
-  eof: boolean;
-  ev: FlatEvent;
-}
-
-const enum Step {
+export const enum Step {
   Ready,
   NeedBytes,
   Done,
 }
 
 /**
+ * Reads one event file a window at a time and decodes its lines, one per `step()`, into `ev` —
+ * its own row, or any row the caller points `ev` at (`ev.rows`, `ev.base`). Malformed lines are
+ * counted in `stats.badLines` and skipped; a torn last line (a crash) is one of them.
+ */
+export class EventFileCursor {
+  readonly ev = new FlatEvent();
+  private buf: Buffer;
+  /** Start of the next undecoded line in buf. */
+  private pos = 0;
+  /** End of the valid bytes in buf. */
+  private end = 0;
+  private eof = false;
+
+  private constructor(
+    private readonly fh: FileHandle,
+    windowBytes: number,
+  ) {
+    this.buf = Buffer.allocUnsafe(windowBytes);
+  }
+
+  /** Open `path` with a read window of `windowBytes` (default 1 MiB; doubled while a line is longer). */
+  static async open(path: string, windowBytes = 1 << 20): Promise<EventFileCursor> {
+    return new EventFileCursor(await open(path, 'r'), windowBytes);
+  }
+
+  /** Decode the next line in the window into `ev`, or say that more bytes (refill) or none are left. */
+  step(stats: ReadStats): Step {
+    const buf = this.buf;
+    for (;;) {
+      let nl = buf.indexOf(NEWLINE, this.pos);
+      if (nl === -1 || nl >= this.end) {
+        if (!this.eof) return Step.NeedBytes;
+        // A last line without a newline (a crash can tear it; JSON.parse then rejects it).
+        if (this.pos >= this.end) return Step.Done;
+        nl = this.end;
+      }
+      const start = this.pos;
+      this.pos = nl + 1;
+      if (nl === start) continue;
+      if (decodeFlatLine(buf, start, nl, this.ev) === nl) return Step.Ready;
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(buf.toString('utf8', start, nl));
+      } catch {
+        parsed = undefined;
+      }
+      if (fillFromObject(parsed, this.ev)) return Step.Ready;
+      stats.badLines++;
+    }
+  }
+
+  /** Read more of the file into the window (keeping the unfinished line). */
+  async refill(stats: ReadStats): Promise<void> {
+    if (this.pos > 0) {
+      this.buf.copyWithin(0, this.pos, this.end);
+      this.end -= this.pos;
+      this.pos = 0;
+    }
+    if (this.end === this.buf.length) {
+      const bigger = Buffer.allocUnsafe(this.buf.length * 2);
+      this.buf.copy(bigger, 0, 0, this.end);
+      this.buf = bigger;
+    }
+    const { bytesRead } = await this.fh.read(this.buf, this.end, this.buf.length - this.end, null);
+    if (bytesRead === 0) this.eof = true;
+    this.end += bytesRead;
+    stats.bytes += bytesRead;
+  }
+
+  /** Decode the next event into `ev`, reading as needed; false at the end of the file. */
+  async next(stats: ReadStats): Promise<boolean> {
+    for (;;) {
+      const step = this.step(stats);
+      if (step !== Step.NeedBytes) return step === Step.Ready;
+      await this.refill(stats);
+    }
+  }
+
+  close(): Promise<void> {
+    return this.fh.close();
+  }
+}
+
+/**
  * Stream every event of `files` in timestamp order into `onEvent`: the report's reader. Same order
  * as readEvents (each file is sorted; files are k-way merged, a file drained while its next event
- * is not later than any other file's), but
- * lines are decoded from bytes into one reused FlatEvent per file, so `onEvent` must copy what it
- * keeps before returning. Ids are left as bytes (`idBuf`, `idStart`, `idEnd`): the consumer
- * interns them (see IdInterner), on whichever thread aggregates. Malformed lines are counted in `badLines` and skipped. Memory: one
- * window per file (`windowBytes`, default 1 MiB; doubled while a single line is longer).
+ * is not later than any other file's). Lines are decoded from bytes into one reused FlatEvent per
+ * file, so `onEvent` must copy what it keeps before returning; ids are left as bytes (`idBuf`,
+ * `idStart`, `idEnd`) for the consumer to intern. Memory: one window per file.
  */
-export async function readFlatEvents(
-  files: readonly EventFile[],
-  onEvent: (e: FlatEvent) => void,
-  windowBytes = 1 << 20,
-): Promise<ReadStats> {
+export async function readFlatEvents(files: readonly EventFile[], onEvent: (e: FlatEvent) => void, windowBytes = 1 << 20): Promise<ReadStats> {
   const stats: ReadStats = { events: 0, badLines: 0, bytes: 0 };
-  const opened: Cursor[] = [];
+  const opened: EventFileCursor[] = [];
   try {
-    const live: Cursor[] = [];
+    const live: EventFileCursor[] = [];
     for (const file of files) {
-      const cur: Cursor = { fh: await open(file.path, 'r'), buf: Buffer.allocUnsafe(windowBytes), pos: 0, end: 0, eof: false, ev: new FlatEvent() };
+      const cur = await EventFileCursor.open(file.path, windowBytes);
       opened.push(cur);
-      if (await fill(cur, stats)) live.push(cur);
+      if (await cur.next(stats)) live.push(cur);
     }
     while (live.length > 0) {
-      let best = 0;
-      let bestTs = live[0]!.ev.ts;
-      for (let c = 1; c < live.length; c++) {
-        const ts = live[c]!.ev.ts;
-        if (ts < bestTs) {
-          best = c;
-          bestTs = ts;
-        }
-      }
-      // Drain this file while it stays the earliest, without rescanning the others each time.
-      let limit = Infinity;
-      for (let c = 0; c < live.length; c++) if (c !== best && live[c]!.ev.ts < limit) limit = live[c]!.ev.ts;
+      const best = earliest(live);
+      const limit = earliestOthers(live, best);
       const cur = live[best]!;
       for (;;) {
         onEvent(cur.ev);
         stats.events++;
-        const step = next(cur, stats);
-        const more = step === Step.Ready || (step === Step.NeedBytes && (await fill(cur, stats)));
+        // Strings of the event just handed over are no longer needed.
+        if (cur.ev.strings.length > 0) cur.ev.strings.length = 0;
+        const step = cur.step(stats);
+        const more = step === Step.Ready || (step === Step.NeedBytes && (await cur.next(stats)));
         if (!more) live.splice(best, 1);
         if (!more || cur.ev.ts > limit) break;
       }
     }
     return stats;
   } finally {
-    await Promise.all(opened.map((c) => c.fh.close()));
+    await Promise.all(opened.map((c) => c.close()));
   }
 }
 
-/** Decode the next event, reading more of the file as needed; false at its end. */
-async function fill(cur: Cursor, stats: ReadStats): Promise<boolean> {
-  for (;;) {
-    const step = next(cur, stats);
-    if (step === Step.Ready) return true;
-    if (step === Step.Done) return false;
-    if (cur.pos > 0) {
-      cur.buf.copyWithin(0, cur.pos, cur.end);
-      cur.end -= cur.pos;
-      cur.pos = 0;
+/** Index of the head with the smallest ts (the first of equals). */
+export function earliest(heads: readonly { ev: FlatEvent }[]): number {
+  let best = 0;
+  let bestTs = heads[0]!.ev.ts;
+  for (let c = 1; c < heads.length; c++) {
+    const ts = heads[c]!.ev.ts;
+    if (ts < bestTs) {
+      best = c;
+      bestTs = ts;
     }
-    if (cur.end === cur.buf.length) {
-      const bigger = Buffer.allocUnsafe(cur.buf.length * 2);
-      cur.buf.copy(bigger, 0, 0, cur.end);
-      cur.buf = bigger;
-    }
-    const { bytesRead } = await cur.fh.read(cur.buf, cur.end, cur.buf.length - cur.end, null);
-    if (bytesRead === 0) cur.eof = true;
-    cur.end += bytesRead;
-    stats.bytes += bytesRead;
   }
+  return best;
 }
 
-/** Decode the next non-empty line in the window, skipping (and counting) malformed ones. */
-function next(cur: Cursor, stats: ReadStats): Step {
-  const buf = cur.buf;
-  for (;;) {
-    const start = cur.pos;
-    if (start >= cur.end) return cur.eof ? Step.Done : Step.NeedBytes;
-    // The decoder finds where the object closes, so the usual line needs no separate newline scan.
-    const after = decodeFlatLine(buf, start, cur.end, cur.ev);
-    if (after >= 0 && after < cur.end && buf[after] === NEWLINE) {
-      cur.pos = after + 1;
-      return Step.Ready;
-    }
-    if (after === cur.end && cur.eof) {
-      cur.pos = after;
-      return Step.Ready;
-    }
-    let nl = buf.indexOf(NEWLINE, start);
-    if (nl === -1 || nl >= cur.end) {
-      if (!cur.eof) return Step.NeedBytes;
-      // A last line without a newline (a crash can tear it; JSON.parse then rejects it).
-      nl = cur.end;
-    }
-    cur.pos = nl + 1;
-    if (nl === start) continue;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(buf.toString('utf8', start, nl));
-    } catch {
-      parsed = undefined;
-    }
-    if (fillFromObject(parsed, cur.ev)) return Step.Ready;
-    stats.badLines++;
-  }
+/**
+ * The smallest ts among the heads other than `best`: the earliest head can be drained while it
+ * is not later than this, without rescanning the others for each event.
+ */
+export function earliestOthers(heads: readonly { ev: FlatEvent }[], best: number): number {
+  let limit = Infinity;
+  for (let c = 0; c < heads.length; c++) if (c !== best && heads[c]!.ev.ts < limit) limit = heads[c]!.ev.ts;
+  return limit;
 }

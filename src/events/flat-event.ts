@@ -91,13 +91,12 @@ export class FlatEvent {
     this.reset();
   }
 
-  /** Make the row blank: no fields, no id, no strings. */
+  /** Make the row blank: no fields, no id, no strings (`strings` itself is the owner's to clear). */
   reset(): void {
     // A loop: TypedArray#set cost 0.23 µs a call here, as much as decoding the rest of the line.
     const rows = this.rows;
     const base = this.base;
     for (let c = 0; c < ROW_WIDTH; c++) rows[base + c] = BLANK[c]!;
-    if (this.strings.length > 0) this.strings.length = 0;
   }
 
   private col(c: number): number {

@@ -1,52 +1,132 @@
 import { Worker } from 'node:worker_threads';
 import { distFile } from '../util/dist-file.js';
-import type { DecodeWorkerData, DecodeWorkerMessage } from './decode-worker.js';
+import type { DecodeWorkerData, DecodeWorkerMessage, FillRequest } from './decode-worker.js';
 import type { EventFile, ReadStats } from './event-reader.js';
-import { BatchReader, newSharedBatches } from './flat-event-batch.js';
-import { FlatEvent } from './flat-event.js';
+import { SlotViews, newSharedSlots } from './flat-event-batch.js';
+import { earliest, earliestOthers } from './flat-event-reader.js';
+import { FlatEvent, ROW_WIDTH } from './flat-event.js';
 
 export interface WorkerReadOptions {
   /** Events per shared slot. @default 4096 */
   slotEvents?: number;
-  /** Slots: how far the reader thread may run ahead. @default 8 */
-  slots?: number;
+  /** Slots per file: the one being read plus those the reader thread fills ahead. @default 3 */
+  slotsPerFile?: number;
+  /** Room for ids per slot (must hold any one id). @default 1 MiB + 64 KiB */
+  idBytes?: number;
+}
+
+interface Filled {
+  slot: number;
+  count: number;
+  strings: string[];
+}
+
+/** One file as this thread merges it: filled slots in order, and the event at the head. */
+interface FileState {
+  file: number;
+  queue: Filled[];
+  at: number;
+  asked: number;
+  done: boolean;
+  ev: FlatEvent;
 }
 
 /**
- * readFlatEvents on a second thread: it decodes and merges the files while this thread consumes,
- * so a report uses two cores. Same events in the same order, ids left as bytes for the consumer
- * to intern; `onEvent`'s event is valid only during the call.
+ * readFlatEvents with the decoding on a second thread, so a report uses two cores: the reader
+ * thread decodes each file into shared slots this thread asks it to fill (a few ahead per file),
+ * and this thread merges the files by time from those slots. Same events in the same order; ids
+ * are left as bytes for the consumer to intern; `onEvent`'s event is valid only during the call.
  */
-export function readFlatEventsInWorker(files: readonly EventFile[], onEvent: (e: FlatEvent) => void, options: WorkerReadOptions = {}): Promise<ReadStats> {
-  const batches = newSharedBatches(options.slots ?? 8, options.slotEvents ?? 4096);
-  const workerData: DecodeWorkerData = { files: [...files], batches };
+export async function readFlatEventsInWorker(files: readonly EventFile[], onEvent: (e: FlatEvent) => void, options: WorkerReadOptions = {}): Promise<ReadStats> {
+  const stats: ReadStats = { events: 0, badLines: 0, bytes: 0 };
+  if (files.length === 0) return stats;
+  const perFile = options.slotsPerFile ?? 3;
+  const shared = newSharedSlots(files.length * perFile, options.slotEvents ?? 4096, options.idBytes);
+  const views = new SlotViews(shared);
+  const free = Array.from({ length: shared.slots }, (_, i) => i);
+  const workerData: DecodeWorkerData = { files: [...files], slots: shared };
   const worker = new Worker(distFile('events/decode-worker.js'), { workerData });
-  const reader = new BatchReader(batches);
-  const ev = new FlatEvent();
-  return new Promise((resolve, reject) => {
-    let settled = false;
-    const settle = (err: Error | undefined, stats?: ReadStats) => {
-      if (settled) return;
-      settled = true;
-      void worker.terminate();
-      if (err) reject(err);
-      else resolve(stats!);
-    };
-    worker.on('message', (m: DecodeWorkerMessage) => {
-      try {
-        if (m.type === 'batch') {
-          for (let i = 0; i < m.count; i++) {
-            reader.view(m.slot, i, m.strings, ev);
-            onEvent(ev);
-          }
-          reader.free(m.slot);
-        } else if (m.type === 'end') settle(undefined, m.stats);
-        else settle(new Error(m.message));
-      } catch (err) {
-        settle(err instanceof Error ? err : new Error(String(err)));
-      }
-    });
-    worker.on('error', (err) => settle(err));
-    worker.on('exit', (code) => settle(new Error(`the event reader thread exited (code ${code}) before it finished`)));
+  const states: FileState[] = files.map((_, file) => ({ file, queue: [], at: 0, asked: 0, done: false, ev: new FlatEvent() }));
+  let failure: Error | undefined;
+  let wake: (() => void) | undefined;
+  const notify = () => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  worker.on('message', (m: DecodeWorkerMessage) => {
+    if (m.type === 'error') failure ??= new Error(m.message);
+    else {
+      const st = states[m.file]!;
+      st.asked--;
+      st.done ||= m.done;
+      stats.badLines += m.badLines;
+      stats.bytes += m.bytes;
+      if (m.count > 0) st.queue.push({ slot: m.slot, count: m.count, strings: m.strings });
+      else free.push(m.slot);
+    }
+    notify();
   });
+  worker.on('error', (err) => {
+    failure ??= err;
+    notify();
+  });
+  worker.on('exit', (code) => {
+    failure ??= new Error(`the event reader thread exited (code ${code}) before it finished`);
+    notify();
+  });
+
+  const ask = (st: FileState) => {
+    while (!st.done && st.asked + st.queue.length < perFile) {
+      st.asked++;
+      worker.postMessage({ file: st.file, slot: free.pop()! } satisfies FillRequest);
+    }
+  };
+  /** Point the file's event at its head, waiting for a slot if needed; false when the file is finished. */
+  const head = async (st: FileState): Promise<boolean> => {
+    for (;;) {
+      if (failure) throw failure;
+      const first = st.queue[0];
+      if (first) {
+        views.view(st.ev, first.slot, st.at, first.strings);
+        return true;
+      }
+      if (st.done && st.asked === 0) return false;
+      ask(st);
+      await new Promise<void>((resolve) => (wake = resolve));
+    }
+  };
+
+  try {
+    for (const st of states) ask(st);
+    const live: FileState[] = [];
+    for (const st of states) if (await head(st)) live.push(st);
+    while (live.length > 0) {
+      const best = earliest(live);
+      const limit = earliestOthers(live, best);
+      const st = live[best]!;
+      for (;;) {
+        onEvent(st.ev);
+        stats.events++;
+        const slot = st.queue[0]!;
+        let more: boolean;
+        if (++st.at < slot.count) {
+          st.ev.base += ROW_WIDTH;
+          more = true;
+        } else {
+          st.queue.shift();
+          st.at = 0;
+          free.push(slot.slot);
+          ask(st);
+          more = await head(st);
+        }
+        if (!more) live.splice(best, 1);
+        if (!more || st.ev.ts > limit) break;
+      }
+    }
+    if (failure) throw failure;
+    return stats;
+  } finally {
+    await worker.terminate();
+  }
 }
