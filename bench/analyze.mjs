@@ -1,10 +1,13 @@
 #!/usr/bin/env node
 // Report throughput on a large generated event log: events/s and peak memory, at two sizes, so the
 // growth of memory with events is visible (it should be only what exact percentiles need).
+// Side by side on the same files: `analyze()` as shipped (decoding on a second thread for logs
+// this size), `analyze()` on one thread, and a floor for the obvious approach: reading the lines
+// and JSON.parse-ing each, with no aggregation at all.
 //
 //   node bench/analyze.mjs [--events 5000000] [--small 1000000] [--shards 4]
 //
-// Each size is analyzed in a fresh child process (so peak RSS is that run's own).
+// Each measurement runs in a fresh child process (so peak RSS is that run's own).
 import { execFileSync } from 'node:child_process';
 import { createWriteStream, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,16 +20,32 @@ const { values } = parseArgs({
     small: { type: 'string', default: '1000000' },
     shards: { type: 'string', default: '4' },
     child: { type: 'string' },
+    mode: { type: 'string', default: 'shipped' },
   },
 });
 
 if (values.child) {
-  // Child mode: analyze one directory and print figures as JSON.
-  const { analyze } = await import('../dist/index.js');
+  // Child mode: measure one way of reading one directory and print figures as JSON.
   const t0 = performance.now();
-  const report = await analyze([values.child]);
+  let events;
+  let requests = null;
+  if (values.mode === 'json-parse') {
+    const { createReadStream, readdirSync } = await import('node:fs');
+    const { createInterface } = await import('node:readline');
+    events = 0;
+    for (const f of readdirSync(join(values.child, 'events'))) {
+      for await (const line of createInterface({ input: createReadStream(join(values.child, 'events', f)), crlfDelay: Infinity })) {
+        if (line && JSON.parse(line).ts > 0) events++;
+      }
+    }
+  } else {
+    const { analyze } = await import('../dist/index.js');
+    const report = await analyze([values.child], { parallel: values.mode === 'shipped' ? 'auto' : false });
+    events = report.detail.events;
+    requests = report.requests.total;
+  }
   const s = (performance.now() - t0) / 1000;
-  console.log(JSON.stringify({ seconds: s, events: report.detail.events, requests: report.requests.total, maxRssMb: process.resourceUsage().maxRSS / 1024, verdict: report.verdict.bound }));
+  console.log(JSON.stringify({ seconds: s, events, requests, maxRssMb: process.resourceUsage().maxRSS / 1024 }));
   process.exit(0);
 }
 
@@ -44,16 +63,22 @@ async function generate(dir, targetEvents, shards) {
   for (let s = 0; s < shards; s++) await write(files[s], `{"v":1,"ts":${t + 1},"run":"${run}","shard":${s},"type":"shard_start","pid":${100 + s},"concurrency":64}\n`);
   events += 1 + shards;
   let id = 0;
+  // Closed loop, as the runner reads: a request is read (enqueued) only once the one READ_AHEAD
+  // before it has started, so the backlog stays bounded however long the run.
+  const READ_AHEAD = 4 * 64 * shards;
+  const starts = [];
   let nextGauge = t + 1000;
   while (events < targetEvents) {
     const s = id % shards;
     const rid = `r${id++}`;
+    t = Math.max(t, starts[id - 1 - READ_AHEAD] ?? t);
     const enq = t;
     t += 0.35;
     let buf = '';
     let c = `{"v":1,"ts":${enq.toFixed(3)},"run":"${run}","shard":-1,"type":"enqueue","id":"${rid}","line":${id}}\n`;
     events++;
     const start = Math.max(perShardClock[s], enq + 5);
+    starts.push(start);
     let a = start;
     buf += `{"v":1,"ts":${a.toFixed(3)},"run":"${run}","shard":${s},"type":"attempt_start","id":"${rid}","attempt":1}\n`;
     events++;
@@ -82,7 +107,7 @@ async function generate(dir, targetEvents, shards) {
     events += 4;
     // Shard files must be sorted: a shard's next request starts after this one ends (64 slots modelled as a spread).
     perShardClock[s] = start + (end - start) / 64;
-    if (t >= nextGauge) {
+    while (t >= nextGauge) {
       c += `{"v":1,"ts":${nextGauge},"run":"${run}","shard":-1,"type":"gauge","backlog":10,"in_flight":200,"limit":256,"loop_lag_ms":2,"conns_open":256}\n`;
       nextGauge += 1000;
       events++;
@@ -108,17 +133,29 @@ async function sortFiles(dir) {
 
 const root = mkdtempSync(join(tmpdir(), 'sl-analyze-'));
 const sizes = [Number(values.small), Number(values.events)];
+const modes = [
+  ['shipped', 'analyze()'],
+  ['serial', 'analyze() on one thread'],
+  ['json-parse', 'readline + JSON.parse only'],
+];
 console.log(`report throughput bench — node ${process.version}, ${Number(values.shards)} shard files + coordinator`);
 try {
   for (const n of sizes) {
     const dir = join(root, String(n));
     const events = await generate(dir, n, Number(values.shards));
     await sortFiles(dir);
-    const out = JSON.parse(execFileSync(process.execPath, ['--max-old-space-size=8192', new URL(import.meta.url).pathname, '--child', dir], { encoding: 'utf8' }));
-    console.log(
-      `${String(events).padStart(10)} events (${out.requests.toLocaleString('en-US')} requests): ${out.seconds.toFixed(2)} s, ` +
-        `${Math.round(out.events / out.seconds).toLocaleString('en-US')} events/s, peak RSS ${Math.round(out.maxRssMb)} MB`,
-    );
+    const measured = modes.map(([mode, label]) => {
+      const out = JSON.parse(execFileSync(process.execPath, ['--max-old-space-size=8192', new URL(import.meta.url).pathname, '--child', dir, '--mode', mode], { encoding: 'utf8' }));
+      return { label, ...out, rate: out.events / out.seconds };
+    });
+    const requests = measured[0].requests;
+    console.log(`${events.toLocaleString('en-US')} events (${requests.toLocaleString('en-US')} requests):`);
+    for (const m of measured) {
+      console.log(
+        `  ${m.label.padEnd(28)} ${m.seconds.toFixed(2).padStart(6)} s ${Math.round(m.rate).toLocaleString('en-US').padStart(10)} events/s ` +
+          `(${(m.rate / measured[0].rate).toFixed(2)}× analyze()), peak RSS ${Math.round(m.maxRssMb)} MB`,
+      );
+    }
     rmSync(dir, { recursive: true, force: true });
   }
 } finally {

@@ -13,15 +13,15 @@ import {
 } from './flat-event.js';
 
 /*
- * Decodes one event line straight from the file's bytes into a FlatEvent, without making a JS
- * object or string per line. Why not JSON.parse: on a 1,000,000-event log (bench/analyze.mjs data,
- * node 20) `JSON.parse` of each line cost 1.3 µs; this decoder 0.17 µs (0.24 µs with the id
- * interned), and JSON.parse also leaves an object per line for the GC. Numbers are decoded
- * exactly as JSON.parse does (an integer mantissa below 2^53 divided once by an exact power of ten
- * is correctly rounded); anything this fast path does not handle — whitespace, escapes, nested
- * values, exponents, long mantissas — returns false so the caller falls back to JSON.parse, which
- * also decides whether the line is malformed. Property-tested against JSON.parse in
- * test/flat-decoder.test.ts.
+ * Decodes one event line straight from the file's bytes into a FlatEvent row, without making a JS
+ * object or string per line. Why not JSON.parse: on the 1,000,000-event log of bench/analyze.mjs
+ * (node 20, this machine, one run: scratch measurement quoted in BENCHMARKS.md) JSON.parse of each
+ * line cost 1.00 µs, this decoder 0.34 µs, and JSON.parse also leaves an object per line for the
+ * GC. Numbers are decoded exactly as JSON.parse does (an integer mantissa below 2^53 divided once
+ * by an exact power of ten is correctly rounded); anything this fast path does not take —
+ * whitespace, escapes, control characters, nested values, exponents, long mantissas — returns -1
+ * so the caller falls back to JSON.parse, which also decides whether the line is malformed.
+ * Property-tested against JSON.parse in test/flat-decoder.test.ts.
  */
 
 // Key codes: the numeric fields first, in NUMERIC_FIELDS order, which is also their row column.

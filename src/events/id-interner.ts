@@ -2,11 +2,11 @@
  * Maps request ids, given as UTF-8 bytes straight out of an event file, to dense integers 0, 1, 2, …
  * so the report keeps per-request state in arrays instead of string-keyed maps.
  *
- * Why not a `Map<string, number>`: that needs a JS string per event line first. On a 1,000,000-event
- * log (bench/analyze.mjs data, node 20) slicing the id out of the buffer and looking it up in a Map
- * cost 0.37 µs per line in total; hashing the bytes in place into this open-addressed table cost
- * 0.24 µs (scratch measurement recorded in BENCHMARKS.md), and the ids are kept as bytes in one
- * arena rather than as one heap string each. Strings are made only for the few ids a report names.
+ * Why not a `Map<string, number>`: that needs a JS string per event line first. On the
+ * 1,000,000-event log of bench/analyze.mjs, decoding plus slicing the id and a Map lookup cost
+ * 0.63 µs a line; decoding plus hashing the bytes in place into this open-addressed table 0.45 µs
+ * (one run, quoted in BENCHMARKS.md), and the ids are kept as bytes in one arena rather than as
+ * one heap string each. Strings are made only for the few ids a report names.
  */
 export class IdInterner {
   private slots: Int32Array;
