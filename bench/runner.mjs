@@ -149,17 +149,31 @@ async function paced() {
     try {
       const r = await fn(sim.url);
       const server = await (await fetch(`${sim.url}/sim/timings`)).json();
+      const epoch = server.epochOffsetMs;
       // The first wave opens every connection at once; later waves reuse them (steady state).
       const byArrival = [...server.timings].sort((a, b) => a.arrivalMs - b.arrivalMs);
       const added = [];
       const steady = [];
+      // Where steady-state client-added time goes (shardline only: its events carry epoch times,
+      // as does the simulator's clock once offset): attempt start → server arrival, and server's
+      // first-token write → the client's first_token event.
+      const up = [];
+      const down = [];
       byArrival.forEach((t, i) => {
         const c = r.clientTtft.get(t.id);
         if (c === undefined) return;
         const a = c - (t.firstTokenMs - t.arrivalMs);
         added.push(a);
-        if (i >= streams) steady.push(a);
+        if (i < streams) return;
+        steady.push(a);
+        const at = r.clientTimes?.get(t.id);
+        if (at) {
+          up.push(t.arrivalMs + epoch - at.start);
+          down.push(at.first - (t.firstTokenMs + epoch));
+        }
       });
+      up.sort((a, b) => a - b);
+      down.sort((a, b) => a - b);
       added.sort((a, b) => a - b);
       steady.sort((a, b) => a - b);
       results.push({ name, r, added });
@@ -168,6 +182,12 @@ async function paced() {
         `${''.padEnd(30)} client-added TTFT: all p50 ${fmt(pct(added, 50), 1)} ms, p99 ${fmt(pct(added, 99), 1)} ms (n=${added.length}); ` +
           `after the first wave p50 ${fmt(pct(steady, 50), 1)} ms, p99 ${fmt(pct(steady, 99), 1)} ms (n=${steady.length})`,
       );
+      if (up.length) {
+        console.log(
+          `${''.padEnd(30)} of which: request start → server arrival p50 ${fmt(pct(up, 50), 1)} p99 ${fmt(pct(up, 99), 1)} ms; ` +
+            `server first-token write → client first_token p50 ${fmt(pct(down, 50), 1)} p99 ${fmt(pct(down, 99), 1)} ms`,
+        );
+      }
     } finally {
       sim.stop();
     }
@@ -182,15 +202,18 @@ function withTtft(r) {
     if (e.type === 'attempt_start') starts.set(`${e.id}#${e.attempt}`, e.ts);
     if (e.type === 'first_token') firsts.set(`${e.id}#${e.attempt}`, e.ts);
   }
-  const ttftById = new Map();
-  for (const [k, t] of firsts) ttftById.set(k.slice(0, k.lastIndexOf('#')), t - starts.get(k));
-  const byRequestId = new Map();
+  const timesById = new Map();
+  for (const [k, t] of firsts) timesById.set(k.slice(0, k.lastIndexOf('#')), { start: starts.get(k), first: t });
+  const ttft = new Map();
+  const times = new Map();
   for (const line of readFileSync(join(r.out, 'results.jsonl'), 'utf8').split('\n')) {
     if (!line) continue;
     const res = JSON.parse(line);
-    byRequestId.set(res.response.request_id, ttftById.get(res.custom_id));
+    const at = timesById.get(res.custom_id);
+    ttft.set(res.response.request_id, at.first - at.start);
+    times.set(res.response.request_id, at);
   }
-  return { ...r, clientTtft: byRequestId };
+  return { ...r, clientTtft: ttft, clientTimes: times };
 }
 
 console.log(`shardline runner bench — node ${process.version}, ${new Date().toISOString()}`);

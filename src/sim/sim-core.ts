@@ -112,7 +112,10 @@ export class SimCore {
     if (req.method === 'GET' && path === '/health') return sendJson(res, 200, { status: 'ok' });
     // Simulator-only diagnostics: per-request server timings, so a benchmark can subtract the
     // server's own TTFT from what a client measured.
-    if (req.method === 'GET' && path === '/sim/timings') return sendJson(res, 200, { timings: this.requestTimings() });
+    if (req.method === 'GET' && path === '/sim/timings') {
+      // epochOffsetMs turns these clock readings into epoch ms (when the clock is performance.now).
+      return sendJson(res, 200, { timings: this.requestTimings(), epochOffsetMs: performance.timeOrigin });
+    }
     if (req.method === 'GET' && path === '/metrics') {
       void this.metrics.registry.metrics().then((text) => {
         res.writeHead(200, { 'content-type': this.metrics.registry.contentType });
