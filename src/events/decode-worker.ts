@@ -1,6 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { EventFile, ReadStats } from './event-reader.js';
-import { SlotViews, type SharedSlots } from './flat-event-batch.js';
+import { SlotViews, type SharedSlots } from './shared-slots.js';
 import { EventFileCursor, Step } from './flat-event-reader.js';
 import { C_STRINGS, ROW_WIDTH } from './flat-event.js';
 

@@ -77,7 +77,7 @@ const BLANK_BYTES = new Uint8Array(0);
  * as one buffer. Absent numbers are NaN, absent strings ''. See docs/events.md for the fields.
  */
 export class FlatEvent {
-  /** The row's buffer: its own, or a batch's (see flat-event-batch.ts). */
+  /** The row's buffer: its own, or shared slots' (see shared-slots.ts). */
   rows: Float64Array;
   /** Index of the row's first column in `rows`. */
   base = 0;

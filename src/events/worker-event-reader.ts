@@ -2,7 +2,7 @@ import { Worker } from 'node:worker_threads';
 import { distFile } from '../util/dist-file.js';
 import type { DecodeWorkerData, DecodeWorkerMessage, FillRequest } from './decode-worker.js';
 import type { EventFile, ReadStats } from './event-reader.js';
-import { SlotViews, newSharedSlots } from './flat-event-batch.js';
+import { SlotViews, newSharedSlots } from './shared-slots.js';
 import { earliest, earliestOthers } from './flat-event-reader.js';
 import { FlatEvent, ROW_WIDTH } from './flat-event.js';
 
