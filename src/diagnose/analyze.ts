@@ -12,8 +12,8 @@ import { RunAccumulator } from './run-accumulator.js';
 export interface AnalyzeOptions {
   /**
    * Decode on a second thread while this one aggregates. `'auto'` does so for logs of at least
-   * 32 MiB (about 250,000 events) on a machine with two or more cores; below that, starting a
-   * thread costs more than it saves. @default 'auto'
+   * 32 MiB (about 250,000 events) in at most 1,024 files on a machine with two or more cores; below
+   * that, starting a thread costs more than it saves. @default 'auto'
    */
   parallel?: boolean | 'auto';
 }
@@ -39,7 +39,9 @@ export async function analyzeFiles(files: readonly EventFile[], options: Analyze
   };
   const mode = options.parallel ?? 'auto';
   const parallel =
-    mode === 'auto' ? availableParallelism() >= 2 && files.reduce((n, f) => n + statSync(f.path).size, 0) >= PARALLEL_MIN_BYTES : mode;
+    mode === 'auto'
+      ? availableParallelism() >= 2 && files.length <= 1024 && files.reduce((n, f) => n + statSync(f.path).size, 0) >= PARALLEL_MIN_BYTES
+      : mode;
   const stats = parallel ? await readFlatEventsInWorker(files, take) : await readFlatEvents(files, take);
   const names = new Map(acc.ridsToName().map((rid) => [rid, ids.name(rid)]));
   return buildReport(acc.finish(stats.badLines, names));

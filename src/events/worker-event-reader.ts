@@ -7,7 +7,7 @@ import { earliest, earliestOthers } from './flat-event-reader.js';
 import { FlatEvent, ROW_WIDTH } from './flat-event.js';
 
 export interface WorkerReadOptions {
-  /** Events per shared slot. @default 4096 */
+  /** Events per shared slot. @default 4096, less with many files (rows for ~64k events in all) */
   slotEvents?: number;
   /** Slots per file: the one being read plus those the reader thread fills ahead. @default 3 */
   slotsPerFile?: number;
@@ -41,7 +41,9 @@ export async function readFlatEventsInWorker(files: readonly EventFile[], onEven
   const stats: ReadStats = { events: 0, badLines: 0, bytes: 0 };
   if (files.length === 0) return stats;
   const perFile = options.slotsPerFile ?? 3;
-  const shared = newSharedSlots(files.length * perFile, options.slotEvents ?? 4096, options.idBytes);
+  // Rows cost 184 bytes an event: with many files, smaller slots keep the total near 12 MB.
+  const slotEvents = options.slotEvents ?? Math.max(256, Math.min(4096, Math.floor(65536 / files.length)));
+  const shared = newSharedSlots(files.length * perFile, slotEvents, options.idBytes);
   const views = new SlotViews(shared);
   const free = Array.from({ length: shared.slots }, (_, i) => i);
   const workerData: DecodeWorkerData = { files: [...files], slots: shared };
