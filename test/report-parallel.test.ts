@@ -5,7 +5,7 @@ import { analyze } from '../src/index.js';
 import { resolveEventFiles } from '../src/events/event-reader.js';
 import type { FlatEvent } from '../src/events/flat-event.js';
 import { readFlatEvents } from '../src/events/flat-event-reader.js';
-import { readFlatEventsInWorker } from '../src/events/worker-event-reader.js';
+import { IdTooLongError, readFlatEventsInWorker } from '../src/events/worker-event-reader.js';
 import { tempDir } from './helpers/run-dir.js';
 import { writeSynthRun } from './helpers/synth-log.js';
 
@@ -77,6 +77,14 @@ describe('reading on a second thread', () => {
     expect(parallel).toEqual(serial);
     expect(serial.requests.failed).toBeGreaterThan(0);
     expect(serial.detail.recent_errors.some((x) => x.id === 'quo"ted')).toBe(true);
+  });
+
+  it('an id longer than a slot holds stops the thread; analyze() then reads in-process', async () => {
+    const dir = failingRun();
+    const files = resolveEventFiles([dir]);
+    await expect(readFlatEventsInWorker(files, () => undefined, { idBytes: 3 })).rejects.toBeInstanceOf(IdTooLongError);
+    const serial = await analyze([dir], { parallel: false });
+    expect(await analyze([dir], { parallel: true, workerRead: { idBytes: 3 } })).toEqual(serial);
   });
 
   it('reports a file that cannot be read as an error', async () => {

@@ -1,10 +1,10 @@
 import { availableParallelism } from 'node:os';
 import { statSync } from 'node:fs';
-import { resolveEventFiles, type EventFile } from '../events/event-reader.js';
+import { resolveEventFiles, type EventFile, type ReadStats } from '../events/event-reader.js';
 import { readFlatEvents } from '../events/flat-event-reader.js';
 import { EventRecord, type FlatEvent } from '../events/flat-event.js';
 import { IdInterner } from '../events/id-interner.js';
-import { readFlatEventsInWorker } from '../events/worker-event-reader.js';
+import { IdTooLongError, readFlatEventsInWorker, type WorkerReadOptions } from '../events/worker-event-reader.js';
 import { buildReport } from './build-report.js';
 import type { Report } from './report-types.js';
 import { RunAccumulator } from './run-accumulator.js';
@@ -16,6 +16,8 @@ export interface AnalyzeOptions {
    * that, starting a thread costs more than it saves. @default 'auto'
    */
   parallel?: boolean | 'auto';
+  /** Tuning of the second thread's hand-over (slot sizes); the defaults suit any log. */
+  workerRead?: WorkerReadOptions;
 }
 
 const PARALLEL_MIN_BYTES = 32 * 1024 * 1024;
@@ -29,20 +31,31 @@ export async function analyze(paths: readonly string[], options: AnalyzeOptions 
 }
 
 export async function analyzeFiles(files: readonly EventFile[], options: AnalyzeOptions = {}): Promise<Report> {
-  const acc = new RunAccumulator();
-  const ids = new IdInterner();
-  const rec = new EventRecord();
-  const take = (e: FlatEvent) => {
-    e.rid = e.hasId ? ids.intern(e.idBuf, e.idStart, e.idEnd) : -1;
-    rec.copyFrom(e);
-    acc.add(rec);
-  };
   const mode = options.parallel ?? 'auto';
   const parallel =
     mode === 'auto'
       ? availableParallelism() >= 2 && files.length <= 1024 && files.reduce((n, f) => n + statSync(f.path).size, 0) >= PARALLEL_MIN_BYTES
       : mode;
-  const stats = parallel ? await readFlatEventsInWorker(files, take) : await readFlatEvents(files, take);
+  if (parallel) {
+    try {
+      return await aggregate((take) => readFlatEventsInWorker(files, take, options.workerRead));
+    } catch (err) {
+      // Ids beyond the slots' room (hundreds of KiB each): rare enough to simply read again here.
+      if (!(err instanceof IdTooLongError)) throw err;
+    }
+  }
+  return aggregate((take) => readFlatEvents(files, take));
+}
+
+async function aggregate(read: (take: (e: FlatEvent) => void) => Promise<ReadStats>): Promise<Report> {
+  const acc = new RunAccumulator();
+  const ids = new IdInterner();
+  const rec = new EventRecord();
+  const stats = await read((e) => {
+    e.rid = e.hasId ? ids.intern(e.idBuf, e.idStart, e.idEnd) : -1;
+    rec.copyFrom(e);
+    acc.add(rec);
+  });
   const names = new Map(acc.ridsToName().map((rid) => [rid, ids.name(rid)]));
   return buildReport(acc.finish(stats.badLines, names));
 }

@@ -18,7 +18,7 @@ export interface FillRequest {
 
 export type DecodeWorkerMessage =
   | { type: 'filled'; file: number; slot: number; count: number; strings: string[]; done: boolean; badLines: number; bytes: number }
-  | { type: 'error'; message: string };
+  | { type: 'error'; message: string; idTooLong?: boolean };
 
 // Entry of the reader thread: decode files into the slots the consumer asks to have filled, one
 // request at a time, in the order asked.
@@ -68,7 +68,9 @@ async function fill({ file, slot }: FillRequest): Promise<DecodeWorkerMessage> {
     }
     ev.base = to;
     idLen = views.moveId(ev, slot, 0);
-    if (idLen < 0) throw new Error(`an id in ${data.files[file]!.rel} is longer than the ${data.slots.idBytes}-byte slot`);
+    if (idLen < 0) {
+      return { type: 'error', idTooLong: true, message: `an id in ${data.files[file]!.rel} is longer than a slot's ${data.slots.idBytes} bytes for ids` };
+    }
     count = 1;
   }
   ev.rows = views.rows;

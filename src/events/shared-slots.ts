@@ -19,10 +19,10 @@ export interface SharedSlots {
 }
 
 /**
- * `idBytes` must hold any one id: the default is above the 1 MiB a run accepts for a whole input
- * line. A slot is sent early when its ids fill up.
+ * `idBytes` per slot defaults to 64 a slot event; a slot is sent early when its ids fill up, and an
+ * id longer than a whole slot's room stops the reader (IdTooLongError: read in-process instead).
  */
-export function newSharedSlots(slots: number, slotEvents: number, idBytes = (1 << 20) + (1 << 16)): SharedSlots {
+export function newSharedSlots(slots: number, slotEvents: number, idBytes = slotEvents * 64): SharedSlots {
   return {
     slots,
     slotEvents,

@@ -11,8 +11,13 @@ export interface WorkerReadOptions {
   slotEvents?: number;
   /** Slots per file: the one being read plus those the reader thread fills ahead. @default 3 */
   slotsPerFile?: number;
-  /** Room for ids per slot (must hold any one id). @default 1 MiB + 64 KiB */
+  /** Room for ids per slot. @default 64 bytes a slot event */
   idBytes?: number;
+}
+
+/** An id longer than a slot's room for ids: read such a log in-process (readFlatEvents). */
+export class IdTooLongError extends Error {
+  override name = 'IdTooLongError';
 }
 
 interface Filled {
@@ -42,7 +47,7 @@ export async function readFlatEventsInWorker(files: readonly EventFile[], onEven
   if (files.length === 0) return stats;
   const perFile = options.slotsPerFile ?? 3;
   // Rows cost 184 bytes an event: with many files, smaller slots keep the total near 12 MB.
-  const slotEvents = options.slotEvents ?? Math.max(256, Math.min(4096, Math.floor(65536 / files.length)));
+  const slotEvents = options.slotEvents ?? Math.max(64, Math.min(4096, Math.floor(65536 / files.length)));
   const shared = newSharedSlots(files.length * perFile, slotEvents, options.idBytes);
   const views = new SlotViews(shared);
   const free = Array.from({ length: shared.slots }, (_, i) => i);
@@ -57,7 +62,7 @@ export async function readFlatEventsInWorker(files: readonly EventFile[], onEven
     w?.();
   };
   worker.on('message', (m: DecodeWorkerMessage) => {
-    if (m.type === 'error') failure ??= new Error(m.message);
+    if (m.type === 'error') failure ??= m.idTooLong ? new IdTooLongError(m.message) : new Error(m.message);
     else {
       const st = states[m.file]!;
       st.asked--;
