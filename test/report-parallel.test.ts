@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -6,6 +7,7 @@ import { resolveEventFiles } from '../src/events/event-reader.js';
 import type { FlatEvent } from '../src/events/flat-event.js';
 import { readFlatEvents } from '../src/events/flat-event-reader.js';
 import { IdTooLongError, readFlatEventsInWorker } from '../src/events/worker-event-reader.js';
+import { CLI } from './helpers/cli.js';
 import { tempDir } from './helpers/run-dir.js';
 import { writeSynthRun } from './helpers/synth-log.js';
 
@@ -85,6 +87,17 @@ describe('reading on a second thread', () => {
     await expect(readFlatEventsInWorker(files, () => undefined, { idBytes: 3 })).rejects.toBeInstanceOf(IdTooLongError);
     const serial = await analyze([dir], { parallel: false });
     expect(await analyze([dir], { parallel: true, workerRead: { idBytes: 3 } })).toEqual(serial);
+  });
+
+  it('`report | head`: a reader that closes the pipe early ends the CLI quietly', async () => {
+    const dir = failingRun();
+    const child = spawn(process.execPath, [CLI, 'report', dir, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
   });
 
   it('reports a file that cannot be read as an error', async () => {

@@ -25,6 +25,12 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// `shardline report … | head`: a reader that stops early is not an error of ours.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? EXIT.OK);
+  throw err;
+});
+
 void main(process.argv).then((code) => {
   process.exitCode = code;
 });
