@@ -3,12 +3,14 @@
 // side by side in one run, same concurrency, against the simulator in its own process.
 //
 //   node bench/runner.mjs [--scenario throughput|paced|all] [--requests N] [--concurrency C]
+//                         [--paced-lengths fixed|varied|both] [--paced-streams 512] [--paced-tokens 100]
 //
 // throughput: `fast` profile (no server latency), 256-token answers, streaming and not: requests/s,
 //   completion tokens/min, client CPU µs per request and per streamed token (event log on).
 // paced: every token its own SSE chunk 10 ms apart, 512 concurrent streams: client CPU µs per token
 //   and the TTFT the client adds on top of the server's own (from the simulator's per-request timings),
-//   for the openai client, shardline with 1 shard and with 2 shards, each with undici and --transport raw.
+//   for the openai client, shardline with 1 shard and with 2 shards, each with undici and --transport raw;
+//   once with every answer the same length (streams in lockstep) and once with lengths varied ±50%.
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,14 +28,18 @@ const { values } = parseArgs({
     'paced-streams': { type: 'string', default: '512' },
     'paced-tokens': { type: 'string', default: '100' },
     'paced-waves': { type: 'string', default: '4' },
+    'paced-lengths': { type: 'string', default: 'both' },
   },
 });
 const work = mkdtempSync(join(tmpdir(), 'sl-bench-'));
 
+/** `body`: fields for every request, or a function of the request's index giving them. */
+const bodyOf = (body, i) => (typeof body === 'function' ? body(i) : body);
+
 function writeInput(n, body) {
   const path = join(work, `in-${n}-${Math.random().toString(36).slice(2)}.jsonl`);
   const lines = [];
-  for (let i = 0; i < n; i++) lines.push(JSON.stringify({ custom_id: `r${i}`, body: { model: 'sim', messages: [{ role: 'user', content: `bench ${i}` }], ...body } }));
+  for (let i = 0; i < n; i++) lines.push(JSON.stringify({ custom_id: `r${i}`, body: { model: 'sim', messages: [{ role: 'user', content: `bench ${i}` }], ...bodyOf(body, i) } }));
   writeFileSync(path, `${lines.join('\n')}\n`);
   return path;
 }
@@ -70,7 +76,7 @@ async function openaiBaseline(url, n, body, concurrency, onFirst) {
   await Promise.all(
     Array.from({ length: n }, (_, i) =>
       limit(async () => {
-        const req = { model: 'sim', messages: [{ role: 'user', content: `bench ${i}` }], ...body };
+        const req = { model: 'sim', messages: [{ role: 'user', content: `bench ${i}` }], ...bodyOf(body, i) };
         if (!req.stream) {
           const res = await client.chat.completions.create(req);
           tokens += res.usage.completion_tokens;
@@ -131,8 +137,21 @@ async function paced() {
   const n = streams * Number(values['paced-waves']);
   const profile = join(work, 'paced.yaml');
   writeFileSync(profile, 'base: fast\nname: paced\ntokens_per_step: 1\nstep_ms_base: 10\nstep_ms_per_seq: 0\nprefill_ms_base: 0\n');
-  console.log(`\n## paced: each token its own chunk 10 ms apart, ${streams} concurrent streams × ${tokens} tokens, ${n} requests`);
-  const body = { max_tokens: tokens, stream: true };
+  // Equal answers keep every stream in step: a whole wave ends and the next starts within a few
+  // ms, once a second. Answers of varied length (as real ones are) spread that work out.
+  const lengths = values['paced-lengths'];
+  if (lengths === 'fixed' || lengths === 'both') {
+    console.log(`\n## paced: each token its own chunk 10 ms apart, ${streams} concurrent streams × ${tokens} tokens (in lockstep), ${n} requests`);
+    await pacedRun(profile, streams, n, { max_tokens: tokens, stream: true });
+  }
+  if (lengths === 'varied' || lengths === 'both') {
+    const lo = Math.ceil(tokens / 2);
+    console.log(`\n## paced: each token its own chunk 10 ms apart, ${streams} concurrent streams × ${lo}–${lo + tokens} tokens (out of step), ${n} requests`);
+    await pacedRun(profile, streams, n, (i) => ({ max_tokens: lo + ((i * 7919) % (tokens + 1)), stream: true }));
+  }
+}
+
+async function pacedRun(profile, streams, n, body) {
   const results = [];
   for (const [name, fn] of [
     ['openai + p-limit', async (url) => {
