@@ -73,8 +73,8 @@ const BLANK_BYTES = new Uint8Array(0);
 
 /**
  * One event as the report reads it: the fields it uses, as a view over one row of a Float64Array,
- * so reading a large log allocates nothing per line and a batch of events moves between threads
- * as one buffer. Absent numbers are NaN, absent strings ''. See docs/events.md for the fields.
+ * so reading a large log allocates nothing per line and a reader thread can decode rows straight
+ * into shared memory. Absent numbers are NaN, absent strings ''. See docs/events.md for the fields.
  */
 export class FlatEvent {
   /** The row's buffer: its own, or shared slots' (see shared-slots.ts). */
