@@ -4,6 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { completionText, parseProfile, run, startSim, type RunningSim, type SimProfileFile } from '../src/index.js';
+import { RawPool } from '../src/client/raw-pool.js';
 import { loadEvents, loadResults, ofType, tempDir, writeInput } from './helpers/run-dir.js';
 
 // The same behaviours the undici transport is tested for, through --transport raw.
@@ -109,5 +110,73 @@ describe('--transport raw', () => {
     expect(summary.requests.succeeded).toBe(20);
     expect(ofType(events, 'conn_open')).toHaveLength(20);
     expect(sim!.stats().connections).toBe(20);
+  });
+
+  it('never reuses a connection the server sent unasked-for bytes on', async () => {
+    // An OpenAI-shaped server that echoes each question, then misbehaves: `extra: 'same'` appends a
+    // second, valid-looking response to each one; `extra: 'idle'` sends it 30 ms later.
+    const connections: Socket[] = [];
+    const start = (extra: 'same' | 'idle') => {
+      const server = createNetServer((socket) => {
+        connections.push(socket);
+        let buf = '';
+        socket.on('data', (d: Buffer) => {
+          buf += d.toString('latin1');
+          for (;;) {
+            const end = buf.indexOf('\r\n\r\n');
+            const len = Number(/content-length: (\d+)/i.exec(buf)?.[1] ?? 0);
+            if (end < 0 || buf.length < end + 4 + len) return;
+            const body = JSON.parse(buf.slice(end + 4, end + 4 + len)) as { messages: { content: string }[] };
+            buf = buf.slice(end + 4 + len);
+            const question = body.messages[0]!.content;
+            const json = JSON.stringify({ id: 'c', object: 'chat.completion', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: `echo ${question}` }, finish_reason: 'stop' }], usage: { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 } });
+            const response = `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(json)}\r\n\r\n${json}`;
+            const stray = 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}';
+            if (extra === 'same') socket.write(response + stray);
+            else {
+              socket.write(response);
+              setTimeout(() => socket.writable && socket.write(stray), 30);
+            }
+          }
+        });
+        socket.on('error', () => undefined);
+      });
+      return new Promise<typeof server>((r) => server.listen(0, '127.0.0.1', () => r(server)));
+    };
+
+    const same = await start('same');
+    try {
+      const dir = tempDir();
+      const out = join(dir, 'out');
+      const summary = await run({ input: writeInput(dir, 6, { stream: false }), endpoint: `http://127.0.0.1:${(same.address() as AddressInfo).port}/v1`, out, concurrency: 1, ...raw });
+      expect(summary.requests.succeeded).toBe(6);
+      for (const r of loadResults(out)) expect(r.response!.body.choices[0]!.message.content).toBe(`echo question ${r.custom_id.slice(4)}`);
+      // Each connection was closed after its response instead of going back to the pool.
+      expect(connections).toHaveLength(6);
+    } finally {
+      for (const c of connections.splice(0)) c.destroy();
+      await new Promise((r) => same.close(r));
+    }
+
+    const idle = await start('idle');
+    const pool = new RawPool({ origin: `http://127.0.0.1:${(idle.address() as AddressInfo).port}`, connections: 4, connectTimeoutMs: 1000 });
+    try {
+      const ask = (question: string) =>
+        new Promise<string>((resolve, reject) => {
+          let text = '';
+          pool.dispatch(
+            { method: 'POST', path: '/v1/chat/completions', origin: '', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ messages: [{ content: question }] }) },
+            { onResponseData: (_c, chunk) => void (text += chunk.toString()), onResponseEnd: () => resolve(text), onResponseError: (_c, err) => reject(err) },
+          );
+        });
+      expect(await ask('one')).toContain('echo one');
+      await new Promise((r) => setTimeout(r, 100)); // the stray bytes arrive while the connection is idle
+      expect(await ask('two')).toContain('echo two');
+      expect(connections).toHaveLength(2);
+    } finally {
+      await pool.destroy();
+      for (const c of connections) c.destroy();
+      await new Promise((r) => idle.close(r));
+    }
   });
 });

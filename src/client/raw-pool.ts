@@ -40,6 +40,10 @@ class TransportError extends Error {
  * this path 2.3 µs (BENCHMARKS.md, "Runner vs the openai client"). It speaks only what the runner
  * needs — one request at a time per connection, Content-Length request bodies, chunked,
  * Content-Length or close-delimited responses — and undici stays the default transport.
+ * A connection the server sends unasked-for bytes on is closed, never reused. Unlike undici it
+ * writes a request on a reused connection at once rather than a loop turn later, so stray bytes
+ * still in flight at that moment would be read as the response (GHSA-35p6-xmwp-9g52 is undici's
+ * defence): meant for the runner's own endpoints, not for untrusted servers.
  */
 export class RawPool implements ChatDispatcher {
   private readonly url: URL;
@@ -169,6 +173,9 @@ export class RawConnection {
   private trailer = '';
   private keepAlive = true;
   private finished = false;
+  /** In onBytes (a response completed there is released once the read is through). */
+  private reading = false;
+  private releaseWhenRead = false;
 
   constructor(
     private readonly pool: RawPool,
@@ -227,6 +234,13 @@ export class RawConnection {
 
   /** Bytes read from the socket; `buf` may be a reused static buffer valid only during this call. */
   onBytes(buf: Buffer, n: number): void {
+    // Bytes on a connection with no request out were never asked for: a server or proxy out of
+    // step. Close it rather than let them be read as the next request's response.
+    if (!this.handler) {
+      if (n > 0) this.socket?.destroy();
+      return;
+    }
+    this.reading = true;
     let i = 0;
     while (i < n && this.handler) {
       switch (this.state) {
@@ -289,8 +303,16 @@ export class RawConnection {
           i = n;
           break;
         case State.Idle:
-          return;
+          i = n;
+          break;
       }
+    }
+    this.reading = false;
+    if (this.releaseWhenRead) {
+      this.releaseWhenRead = false;
+      // More bytes than the response: the same as bytes on an idle connection.
+      if (i < n) this.socket?.destroy();
+      else this.pool.release(this);
     }
   }
 
@@ -334,8 +356,10 @@ export class RawConnection {
     this.state = State.Idle;
     this.finished = true;
     handler?.onResponseEnd?.(this.controller, {});
-    if (this.keepAlive && this.socket && !this.socket.destroyed) this.pool.release(this);
-    else this.socket?.destroy();
+    if (!this.keepAlive || !this.socket || this.socket.destroyed) this.socket?.destroy();
+    // Inside a read, the rest of the read decides whether the connection can be reused.
+    else if (this.reading) this.releaseWhenRead = true;
+    else this.pool.release(this);
   }
 
   private fail(err: Error): void {
