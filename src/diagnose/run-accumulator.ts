@@ -1,5 +1,6 @@
 import { O, T, type EventRecord } from '../events/flat-event.js';
 import type { MinuteBucket } from '../metrics/tpm.js';
+import { NotableRequests } from './notable-requests.js';
 import { BUCKETS } from './report-types.js';
 import {
   ATTEMPT_CONNECT,
@@ -34,7 +35,7 @@ export class RunAccumulator {
   private done = new Uint8Array(1024);
   /** Sums of the BUCKETS over finished requests (a record is built at finish). */
   private readonly bucketSums = new Float64Array(BUCKETS.length);
-  private readonly slowest: { rid: number; e2e_ms: number; attempts: number; outcome: string }[] = [];
+  private readonly notable = new NotableRequests();
   private readonly limitByShard = new Map<number, number>();
   private readonly openByShard = new Map<number, number>();
   private readonly shardOfPid = new Map<number, number>();
@@ -50,9 +51,6 @@ export class RunAccumulator {
   private runStart = NaN;
   private runEnd = NaN;
   private bin: Bin | undefined;
-
-  /** The last 10 failed attempts; ids are named at finish. */
-  private readonly recentErrors: { rid: number; attempt: number; cause: string; status: number | null; error: string }[] = [];
 
   constructor(binMs = 1000) {
     this.f = {
@@ -200,8 +198,7 @@ export class RunAccumulator {
         if (e.outcome === O.error) {
           const c = e.cause || 'unknown';
           this.f.attemptErrorCauses[c] = (this.f.attemptErrorCauses[c] ?? 0) + 1;
-          this.recentErrors.push({ rid: e.rid, attempt: e.attempt || 0, cause: c, status: Number.isNaN(e.status) ? null : e.status, error: e.error });
-          if (this.recentErrors.length > 10) this.recentErrors.shift();
+          this.notable.noteFailedAttempt({ rid: e.rid, attempt: e.attempt || 0, cause: c, status: Number.isNaN(e.status) ? null : e.status, error: e.error });
           if (st >= 0 && r.get(st, ATTEMPT_START) >= 0) r.add(st, B.failed_attempts, ts - r.get(st, ATTEMPT_START) - r.get(st, ATTEMPT_CONNECT));
         } else if (st >= 0 && r.get(st, ATTEMPT_START) >= 0) {
           const first = r.get(st, FIRST_TOKEN) >= 0 ? r.get(st, FIRST_TOKEN) : ts;
@@ -265,7 +262,7 @@ export class RunAccumulator {
 
   /** The interned ids the report names (slowest requests, recent errors): look these up for finish. */
   ridsToName(): number[] {
-    return [...new Set([...this.slowest, ...this.recentErrors].map((x) => x.rid).filter((rid) => rid >= 0))];
+    return this.notable.rids();
   }
 
   /** The facts, once every event is in. `names` maps ridsToName()'s ids to their strings. */
@@ -278,9 +275,7 @@ export class RunAccumulator {
     f.minutes = [...this.minuteMap.values()];
     for (const ms of this.gaugeCpu.values()) f.shardCpuMs += ms;
     BUCKETS.forEach((b, i) => (f.buckets[b] = this.bucketSums[i]!));
-    const name = (rid: number) => names.get(rid) ?? '';
-    f.slowest = this.slowest.map(({ rid, ...rest }) => ({ id: name(rid), ...rest }));
-    f.recentErrors = this.recentErrors.map(({ rid, ...rest }) => ({ id: name(rid), ...rest }));
+    Object.assign(f, this.notable.named(names));
     this.gaugeCpu.clear();
     f.badLines = badLines;
     return f;
@@ -309,7 +304,7 @@ export class RunAccumulator {
     this.done[rid] = 1;
     const f = this.f;
     f.requests++;
-    if (st >= 0) this.trackSlowest(rid, ts - r.get(st, FIRST_ENQUEUE), e.attempts || 0, succeeded ? 'succeeded' : 'failed');
+    if (st >= 0) this.notable.noteFinished(rid, ts - r.get(st, FIRST_ENQUEUE), e.attempts || 0, succeeded ? 'succeeded' : 'failed');
     if (st >= 0) for (let i = 0; i < BUCKETS.length; i++) this.bucketSums[i]! += r.get(st, BUCKET0 + i);
     if (succeeded) {
       f.succeeded++;
@@ -355,17 +350,6 @@ export class RunAccumulator {
       const hi = Math.min(to, t0 + (i + 1) * binMs);
       bins[i]!.tokens += (tokens * Math.max(0, hi - lo)) / span;
     }
-  }
-
-  /** Keeps the 10 slowest, slowest first; ties keep arrival order. Ids are named at finish. */
-  private trackSlowest(rid: number, e2eMs: number, attempts: number, outcome: string): void {
-    const s = this.slowest;
-    if (s.length === 10 && e2eMs <= s[9]!.e2e_ms) return;
-    const e2e = Math.round(e2eMs * 1000) / 1000;
-    let at = s.length;
-    while (at > 0 && s[at - 1]!.e2e_ms < e2e) at--;
-    s.splice(at, 0, { rid, e2e_ms: e2e, attempts, outcome });
-    if (s.length > 10) s.pop();
   }
 
   private setLimit(shard: number, concurrency: number): void {
