@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { NotableRequests } from '../src/diagnose/notable-requests.js';
 import { analyze, type Mode, type Report } from '../src/index.js';
 import { tempDir } from './helpers/run-dir.js';
 import { writeSynthRun, type SynthOptions } from './helpers/synth-log.js';
@@ -110,5 +111,22 @@ describe('report figures from a generated log (hand-checkable)', () => {
     expect(r.detail.per_second.filter((b) => b.tokens > 0).length).toBeGreaterThan(1);
     // The generated log has no CPU figures: nothing is made up.
     expect(r.client_cpu).toEqual({ shard_cpu_ms: 0, us_per_request: null, us_per_completion_token: null });
+  });
+});
+
+describe('the requests a report names', () => {
+  it('keeps the 10 slowest (ties in arrival order) and the last 10 failed attempts, named once at the end', () => {
+    const n = new NotableRequests();
+    const e2e = [5, 50, 7, 50, 1, 90, 3, 8, 60, 2, 70, 4, 50.0004, 9];
+    e2e.forEach((ms, rid) => n.noteFinished(rid, ms, 1, 'succeeded'));
+    // 50.0004 rounds to 50.000 and ties with the earlier 50s, so it comes after them.
+    expect(n.slowest.map((s) => [s.rid, s.e2e_ms])).toEqual([
+      [5, 90], [10, 70], [8, 60], [1, 50], [3, 50], [12, 50], [13, 9], [7, 8], [2, 7], [0, 5],
+    ]);
+    for (let rid = 0; rid < 15; rid++) n.noteFailedAttempt({ rid, attempt: 1, cause: 'http_5xx', status: 503, error: `boom ${rid}` });
+    expect(n.recentErrors.map((x) => x.rid)).toEqual([5, 6, 7, 8, 9, 10, 11, 12, 13, 14]);
+    const named = n.named(new Map(n.rids().map((rid) => [rid, `req-${rid}`])));
+    expect(named.slowest[0]).toEqual({ id: 'req-5', e2e_ms: 90, attempts: 1, outcome: 'succeeded' });
+    expect(named.recentErrors.at(-1)).toEqual({ id: 'req-14', attempt: 1, cause: 'http_5xx', status: 503, error: 'boom 14' });
   });
 });
