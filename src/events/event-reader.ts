@@ -2,6 +2,7 @@ import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { BadInputError } from '../config/errors.js';
 import type { ShardlineEvent } from './event-types.js';
+import { earliest, earliestOthers } from './merge-order.js';
 
 /** One event file as the reader sees it. */
 export interface EventFile {
@@ -42,11 +43,17 @@ export function resolveEventFiles(args: readonly string[]): EventFile[] {
   return files;
 }
 
-interface Cursor {
-  file: EventFile;
-  iter: AsyncIterator<Batch>;
-  batch: Batch;
-  i: number;
+class Cursor {
+  constructor(
+    readonly file: EventFile,
+    readonly iter: AsyncIterator<Batch>,
+    public batch: Batch,
+    public i = 0,
+  ) {}
+
+  get ev(): ShardlineEvent {
+    return this.batch.events[this.i]!;
+  }
 }
 
 interface Batch {
@@ -74,30 +81,13 @@ export async function readEvents(
   for (const file of files) {
     const iter = batches(file.path, stats)[Symbol.asyncIterator]();
     const first = await iter.next();
-    if (!first.done) cursors.push({ file, iter, batch: first.value, i: 0 });
+    if (!first.done) cursors.push(new Cursor(file, iter, first.value));
   }
-  // A binary heap would win past a few dozen files; runs have one file per shard plus one.
   const origin: EventOrigin = { file: files[0]!, line: 0 };
   while (cursors.length > 0) {
-    let best = 0;
-    let bestTs = cursors[0]!.batch.events[cursors[0]!.i]!.ts;
-    for (let c = 1; c < cursors.length; c++) {
-      const cur = cursors[c]!;
-      const ts = cur.batch.events[cur.i]!.ts;
-      if (ts < bestTs) {
-        best = c;
-        bestTs = ts;
-      }
-    }
+    const best = earliest(cursors);
+    const limit = earliestOthers(cursors, best);
     const cur = cursors[best]!;
-    // Drain this file while it stays the earliest, without rescanning the others each time.
-    let limit = Infinity;
-    for (let c = 0; c < cursors.length; c++) {
-      if (c === best) continue;
-      const other = cursors[c]!;
-      const ts = other.batch.events[other.i]!.ts;
-      if (ts < limit) limit = ts;
-    }
     const { events, lines } = cur.batch;
     origin.file = cur.file;
     while (cur.i < events.length && events[cur.i]!.ts <= limit) {

@@ -2,6 +2,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import type { EventFile, ReadStats } from './event-reader.js';
 import { FlatEvent, fillFromObject } from './flat-event.js';
 import { decodeFlatLine } from './flat-line-decoder.js';
+import { earliest, earliestOthers } from './merge-order.js';
 
 const NEWLINE = 0x0a;
 
@@ -131,28 +132,4 @@ export async function readFlatEvents(files: readonly EventFile[], onEvent: (e: F
   } finally {
     await Promise.all(opened.map((c) => c.close()));
   }
-}
-
-/** Index of the head with the smallest ts (the first of equals). */
-export function earliest(heads: readonly { ev: FlatEvent }[]): number {
-  let best = 0;
-  let bestTs = heads[0]!.ev.ts;
-  for (let c = 1; c < heads.length; c++) {
-    const ts = heads[c]!.ev.ts;
-    if (ts < bestTs) {
-      best = c;
-      bestTs = ts;
-    }
-  }
-  return best;
-}
-
-/**
- * The smallest ts among the heads other than `best`: the earliest head can be drained while it
- * is not later than this, without rescanning the others for each event.
- */
-export function earliestOthers(heads: readonly { ev: FlatEvent }[], best: number): number {
-  let limit = Infinity;
-  for (let c = 0; c < heads.length; c++) if (c !== best && heads[c]!.ev.ts < limit) limit = heads[c]!.ev.ts;
-  return limit;
 }

@@ -3,8 +3,8 @@ import { distFile } from '../util/dist-file.js';
 import type { DecodeWorkerData, DecodeWorkerMessage, FillRequest } from './decode-worker.js';
 import type { EventFile, ReadStats } from './event-reader.js';
 import { SlotViews, newSharedSlots } from './shared-slots.js';
-import { earliest, earliestOthers } from './flat-event-reader.js';
 import { FlatEvent, ROW_WIDTH } from './flat-event.js';
+import { earliest, earliestOthers } from './merge-order.js';
 
 export interface WorkerReadOptions {
   /** Events per shared slot. @default 4096, less with many files (rows for ~64k events in all) */
