@@ -2,7 +2,7 @@ import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { BadInputError } from '../config/errors.js';
 import type { ShardlineEvent } from './event-types.js';
-import { earliest, earliestOthers } from './merge-order.js';
+import { mergeInOrder } from './merge-order.js';
 
 /** One event file as the reader sees it. */
 export interface EventFile {
@@ -84,27 +84,23 @@ export async function readEvents(
     if (!first.done) cursors.push(new Cursor(file, iter, first.value));
   }
   const origin: EventOrigin = { file: files[0]!, line: 0 };
-  while (cursors.length > 0) {
-    const best = earliest(cursors);
-    const limit = earliestOthers(cursors, best);
-    const cur = cursors[best]!;
-    const { events, lines } = cur.batch;
-    origin.file = cur.file;
-    while (cur.i < events.length && events[cur.i]!.ts <= limit) {
-      origin.line = lines[cur.i]!;
-      onEvent(events[cur.i]!, origin);
-      cur.i++;
+  await mergeInOrder(
+    cursors,
+    (cur) => {
+      origin.file = cur.file;
+      origin.line = cur.batch.lines[cur.i]!;
+      onEvent(cur.ev, origin);
       stats.events++;
-    }
-    if (cur.i >= events.length) {
+    },
+    (cur) => (++cur.i < cur.batch.events.length ? true : undefined),
+    async (cur) => {
       const next = await cur.iter.next();
-      if (next.done) cursors.splice(best, 1);
-      else {
-        cur.batch = next.value;
-        cur.i = 0;
-      }
-    }
-  }
+      if (next.done) return false;
+      cur.batch = next.value;
+      cur.i = 0;
+      return true;
+    },
+  );
   return stats;
 }
 

@@ -2,7 +2,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import type { EventFile, ReadStats } from './event-reader.js';
 import { FlatEvent, fillFromObject } from './flat-event.js';
 import { decodeFlatLine } from './flat-line-decoder.js';
-import { earliest, earliestOthers } from './merge-order.js';
+import { mergeInOrder } from './merge-order.js';
 
 const NEWLINE = 0x0a;
 
@@ -113,21 +113,20 @@ export async function readFlatEvents(files: readonly EventFile[], onEvent: (e: F
       opened.push(cur);
       if (await cur.next(stats)) live.push(cur);
     }
-    while (live.length > 0) {
-      const best = earliest(live);
-      const limit = earliestOthers(live, best);
-      const cur = live[best]!;
-      for (;;) {
+    await mergeInOrder(
+      live,
+      (cur) => {
         onEvent(cur.ev);
         stats.events++;
         // Strings of the event just handed over are no longer needed.
         if (cur.ev.strings.length > 0) cur.ev.strings.length = 0;
+      },
+      (cur) => {
         const step = cur.step(stats);
-        const more = step === Step.Ready || (step === Step.NeedBytes && (await cur.next(stats)));
-        if (!more) live.splice(best, 1);
-        if (!more || cur.ev.ts > limit) break;
-      }
-    }
+        return step === Step.NeedBytes ? undefined : step === Step.Ready;
+      },
+      (cur) => cur.next(stats),
+    );
     return stats;
   } finally {
     await Promise.all(opened.map((c) => c.close()));

@@ -31,3 +31,27 @@ export function earliestOthers(heads: readonly MergeHead[], best: number): numbe
   for (let c = 0; c < heads.length; c++) if (c !== best && heads[c]!.ev.ts < limit) limit = heads[c]!.ev.ts;
   return limit;
 }
+
+/**
+ * Hand every head's events to `emit` in time order, removing heads as they run out. `advance`
+ * moves a head to its next event without waiting (true), says it has none (false), or that more
+ * must be read first (undefined, then `refill` does so and says the same).
+ */
+export async function mergeInOrder<H extends MergeHead>(
+  live: H[],
+  emit: (head: H) => void,
+  advance: (head: H) => boolean | undefined,
+  refill: (head: H) => Promise<boolean>,
+): Promise<void> {
+  while (live.length > 0) {
+    const best = earliest(live);
+    const limit = earliestOthers(live, best);
+    const head = live[best]!;
+    for (;;) {
+      emit(head);
+      const more = advance(head) ?? (await refill(head));
+      if (!more) live.splice(best, 1);
+      if (!more || head.ev.ts > limit) break;
+    }
+  }
+}

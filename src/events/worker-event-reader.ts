@@ -4,7 +4,7 @@ import type { DecodeWorkerData, DecodeWorkerMessage, FillRequest } from './decod
 import type { EventFile, ReadStats } from './event-reader.js';
 import { SlotViews, newSharedSlots } from './shared-slots.js';
 import { FlatEvent, ROW_WIDTH } from './flat-event.js';
-import { earliest, earliestOthers } from './merge-order.js';
+import { mergeInOrder } from './merge-order.js';
 
 export interface WorkerReadOptions {
   /** Events per shared slot. @default 4096, less with many files (rows for ~64k events in all) */
@@ -108,29 +108,25 @@ export async function readFlatEventsInWorker(files: readonly EventFile[], onEven
     for (const st of states) ask(st);
     const live: FileState[] = [];
     for (const st of states) if (await head(st)) live.push(st);
-    while (live.length > 0) {
-      const best = earliest(live);
-      const limit = earliestOthers(live, best);
-      const st = live[best]!;
-      for (;;) {
+    await mergeInOrder(
+      live,
+      (st) => {
         onEvent(st.ev);
         stats.events++;
-        const slot = st.queue[0]!;
-        let more: boolean;
-        if (++st.at < slot.count) {
+      },
+      (st) => {
+        if (++st.at < st.queue[0]!.count) {
           st.ev.base += ROW_WIDTH;
-          more = true;
-        } else {
-          st.queue.shift();
-          st.at = 0;
-          free.push(slot.slot);
-          ask(st);
-          more = await head(st);
+          return true;
         }
-        if (!more) live.splice(best, 1);
-        if (!more || st.ev.ts > limit) break;
-      }
-    }
+        // The slot is read: give it back and ask for the file's next one.
+        free.push(st.queue.shift()!.slot);
+        st.at = 0;
+        ask(st);
+        return undefined;
+      },
+      head,
+    );
     if (failure) throw failure;
     return stats;
   } finally {
