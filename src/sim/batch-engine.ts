@@ -22,6 +22,8 @@ export interface Sequence {
   readonly maxTokens: number;
   readonly sink: SequenceSink;
   readonly arrivalMs: number;
+  /** See RequestTiming.ioTurnMs. */
+  readonly ioTurnMs: number;
   emitted: number;
   /** Token index at which the connection is reset; -1 for none. */
   resetAt: number;

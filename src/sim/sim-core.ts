@@ -5,6 +5,7 @@ import type { SimProfile } from './profile-schema.js';
 import { createRng, type Rng } from '../util/rng.js';
 import { SimMetrics, type FaultKind, type RejectionReason } from './sim-metrics.js';
 import { SimResponse } from './sim-response.js';
+import { IoTurnClock } from './io-turn-clock.js';
 import { TokenBucket } from './token-bucket.js';
 import { countPromptTokens } from './token-text.js';
 import { sendError, sendJson } from './http-replies.js';
@@ -21,7 +22,14 @@ export interface SimCoreOptions {
 /** Server-side timing of one request, for measuring what a client adds on top. */
 export interface RequestTiming {
   id: string;
+  /** The request's head was parsed. */
   arrivalMs: number;
+  /**
+   * The server's event loop began the I/O turn in which the head was parsed (≤ arrivalMs): the
+   * earliest the server could have seen the request. Server TTFT for client-side comparisons is
+   * `firstTokenMs − ioTurnMs`, so the server's own parse queue counts as server time.
+   */
+  ioTurnMs: number;
   admittedMs: number;
   firstTokenMs: number;
   endMs: number;
@@ -38,6 +46,12 @@ export interface SimStats {
   faults: Record<FaultKind, number>;
   active: number;
   queued: number;
+}
+
+/** When a request reached the server (see RequestTiming). */
+interface Arrival {
+  arrivalMs: number;
+  ioTurnMs: number;
 }
 
 const MAX_BODY_BYTES = 8 * 1024 * 1024;
@@ -60,6 +74,7 @@ export class SimCore {
   private readonly timings: RequestTiming[] = [];
   private timingCount = 0;
   private readonly counts: SimStats;
+  private readonly turnClock: IoTurnClock;
 
   constructor(options: SimCoreOptions) {
     this.profile = options.profile;
@@ -68,6 +83,7 @@ export class SimCore {
     // Jitter gets its own stream so fault draws stay aligned with request order whatever the timing.
     this.engine = new BatchEngine(this.profile, createRng((options.seed ?? 1) + 0x5bd1e995), this.now);
     this.startMs = this.now();
+    this.turnClock = new IoTurnClock(this.now);
     const rl = this.profile.faults.rate_limit;
     this.requestBucket = new TokenBucket(rl.requests_per_min, this.startMs, rl.burst_s);
     this.tokenBucket = new TokenBucket(rl.tokens_per_min, this.startMs, rl.burst_s);
@@ -102,7 +118,10 @@ export class SimCore {
     const q = req.url?.indexOf('?') ?? -1;
     const path = q >= 0 ? req.url!.slice(0, q) : (req.url ?? '/');
     // Arrival is when the request's head was parsed, so the body read counts as server time.
-    if (path === '/v1/chat/completions' && req.method === 'POST') return this.readBody(req, res, this.now());
+    if (path === '/v1/chat/completions' && req.method === 'POST') {
+      const arrival = this.now();
+      return this.readBody(req, res, { arrivalMs: arrival, ioTurnMs: this.turnClock.read(arrival) });
+    }
     if (req.method === 'GET' && path === '/v1/models') {
       return sendJson(res, 200, {
         object: 'list',
@@ -174,7 +193,7 @@ export class SimCore {
     sendError(res, status, type, reason, `Request refused (${reason}); retry after ${Math.ceil(retryAfterMs)} ms.`, headers, !this.profile.faults.keep_alive);
   }
 
-  private readBody(req: IncomingMessage, res: ServerResponse, arrivalMs: number): void {
+  private readBody(req: IncomingMessage, res: ServerResponse, at: Arrival): void {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (c: Buffer) => {
@@ -186,11 +205,11 @@ export class SimCore {
         this.countStatus(413);
         return sendError(res, 413, 'invalid_request_error', 'body_too_large', `Request body is ${size} bytes; the limit is ${MAX_BODY_BYTES}.`);
       }
-      this.onBody(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), res, arrivalMs);
+      this.onBody(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), res, at);
     });
   }
 
-  private onBody(raw: Buffer, res: ServerResponse, arrivalMs: number): void {
+  private onBody(raw: Buffer, res: ServerResponse, at: Arrival): void {
     let body: Record<string, unknown>;
     try {
       const parsed: unknown = JSON.parse(raw.toString('utf8'));
@@ -215,26 +234,26 @@ export class SimCore {
     if (socket && this.freshSockets.has(socket)) {
       this.freshSockets.delete(socket);
       setTimeout(() => {
-        if (!res.destroyed) this.afterSetup(body, res, arrivalMs, u);
+        if (!res.destroyed) this.afterSetup(body, res, at, u);
       }, f.new_connection_ms);
       return;
     }
-    this.afterSetup(body, res, arrivalMs, u);
+    this.afterSetup(body, res, at, u);
   }
 
-  private afterSetup(body: Record<string, unknown>, res: ServerResponse, arrivalMs: number, u: Record<'slow' | 'r429' | 'r5xx' | 'reset' | 'stall', number>): void {
+  private afterSetup(body: Record<string, unknown>, res: ServerResponse, at: Arrival, u: Record<'slow' | 'r429' | 'r5xx' | 'reset' | 'stall', number>): void {
     const f = this.profile.faults;
     if (u.slow < f.slow_headers.p) {
       this.countFault('slow_headers');
       setTimeout(() => {
-        if (!res.destroyed) this.admit(body, res, arrivalMs, u);
+        if (!res.destroyed) this.admit(body, res, at, u);
       }, f.slow_headers.delay_ms);
       return;
     }
-    this.admit(body, res, arrivalMs, u);
+    this.admit(body, res, at, u);
   }
 
-  private admit(body: Record<string, unknown>, res: ServerResponse, arrivalMs: number, u: Record<'r429' | 'r5xx' | 'reset' | 'stall', number>): void {
+  private admit(body: Record<string, unknown>, res: ServerResponse, at: Arrival, u: Record<'r429' | 'r5xx' | 'reset' | 'stall', number>): void {
     const f = this.profile.faults;
     const now = this.now();
     const messages = body.messages as unknown[];
@@ -273,7 +292,8 @@ export class SimCore {
       promptTokens,
       maxTokens,
       sink: response,
-      arrivalMs,
+      arrivalMs: at.arrivalMs,
+      ioTurnMs: at.ioTurnMs,
       emitted: 0,
       resetAt: u.reset < f.reset.p && f.reset.after_tokens < maxTokens ? f.reset.after_tokens : -1,
       stallAt: u.stall < f.stall.p && f.stall.after_tokens < maxTokens ? f.stall.after_tokens : -1,

@@ -115,6 +115,7 @@ export class SimResponse implements SequenceSink {
     this.core.recordTiming({
       id: this.init.id,
       arrivalMs: seq.arrivalMs,
+      ioTurnMs: seq.ioTurnMs,
       admittedMs: seq.admittedMs,
       firstTokenMs: seq.firstTokenMs,
       endMs: this.core.now(),
