@@ -129,25 +129,22 @@ export class StreamAssembler {
   }
 
   toCompletion(): ChatCompletion {
-    return {
+    // Optional keys by assignment rather than conditional spreads (several µs each per result).
+    const message: ChatCompletion['choices'][number]['message'] = {
+      role: this.role,
+      content: this.toolCalls && this.content === '' ? null : this.content,
+    };
+    if (this.toolCalls) message.tool_calls = this.toolCalls;
+    const completion: ChatCompletion = {
       id: this.id,
       object: 'chat.completion',
       created: this.created,
       model: this.model,
-      choices: [
-        {
-          index: 0,
-          message: {
-            role: this.role,
-            content: this.toolCalls && this.content === '' ? null : this.content,
-            ...(this.toolCalls ? { tool_calls: this.toolCalls } : {}),
-          },
-          finish_reason: this.finishReason,
-        },
-      ],
-      ...(this.usage ? { usage: this.usage } : {}),
-      ...(this.systemFingerprint ? { system_fingerprint: this.systemFingerprint } : {}),
+      choices: [{ index: 0, message, finish_reason: this.finishReason }],
     };
+    if (this.usage) completion.usage = this.usage;
+    if (this.systemFingerprint) completion.system_fingerprint = this.systemFingerprint;
+    return completion;
   }
 }
 

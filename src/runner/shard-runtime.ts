@@ -8,6 +8,7 @@ import { decideRetry, RetryBudget, type RetryPolicyOptions } from '../client/ret
 import { estimatePromptTokens, estimateTokens } from '../client/token-estimate.js';
 import type { Clock } from '../events/clock.js';
 import { EventWriter } from '../events/event-writer.js';
+import type { EventPayloads } from '../events/event-types.js';
 import { round3 } from '../metrics/percentiles.js';
 import { createRng } from '../util/rng.js';
 import { LoopLagSampler } from './loop-lag.js';
@@ -179,35 +180,25 @@ export class ShardRuntime {
   }
 
   private writeAttemptEnd(item: WorkItem, o: AttemptOutcome, tokens: TokenCounts | undefined, who: ConnAttribution, ts: number): void {
-    const common = { id: item.id, attempt: item.attempt, ...(who.connectMs !== undefined ? { connect_ms: round3(who.connectMs) } : {}) };
+    // Built by assignment, not spreads: conditional spreads cost ~7 µs per event here (a
+    // dictionary-mode object each), a visible share of a shard's per-request CPU.
+    const p: Record<string, unknown> = { id: item.id, attempt: item.attempt };
+    if (who.connectMs !== undefined) p.connect_ms = round3(who.connectMs);
     if (o.outcome === 'ok') {
-      this.events.write(
-        'attempt_end',
-        {
-          ...common,
-          outcome: 'ok',
-          status: o.status,
-          completion_tokens: tokens!.completion,
-          prompt_tokens: tokens!.prompt,
-          last_token_ts: round3(o.lastTokenTs),
-          ...(tokens!.estimated ? { tokens_estimated: true } : {}),
-        },
-        ts,
-      );
+      p.outcome = 'ok';
+      p.status = o.status;
+      p.completion_tokens = tokens!.completion;
+      p.prompt_tokens = tokens!.prompt;
+      p.last_token_ts = round3(o.lastTokenTs);
+      if (tokens!.estimated) p.tokens_estimated = true;
     } else {
-      this.events.write(
-        'attempt_end',
-        {
-          ...common,
-          outcome: 'error',
-          cause: o.cause,
-          error: this.redact(o.message).slice(0, 300),
-          ...(o.status !== undefined ? { status: o.status } : {}),
-          ...(o.retryAfterMs !== undefined ? { retry_after_ms: o.retryAfterMs } : {}),
-        },
-        ts,
-      );
+      p.outcome = 'error';
+      p.cause = o.cause;
+      p.error = this.redact(o.message).slice(0, 300);
+      if (o.status !== undefined) p.status = o.status;
+      if (o.retryAfterMs !== undefined) p.retry_after_ms = o.retryAfterMs;
     }
+    this.events.write('attempt_end', p as unknown as EventPayloads['attempt_end'], ts);
   }
 
   private async succeed(item: WorkItem, o: Extract<AttemptOutcome, { outcome: 'ok' }>, tokens: TokenCounts, startTs: number, endTs: number): Promise<void> {
@@ -232,17 +223,12 @@ export class ShardRuntime {
       }
     }
     const outcome = cause ? 'failed' : 'succeeded';
-    this.events.write('request_end', {
-      id,
-      outcome,
-      attempts: attempt,
-      completion_tokens: completionTokens,
-      prompt_tokens: promptTokens,
-      ...(cause ? { cause } : {}),
-      ...(estimated ? { tokens_estimated: true } : {}),
-    });
+    const end: EventPayloads['request_end'] = { id, outcome, attempts: attempt, completion_tokens: completionTokens, prompt_tokens: promptTokens };
+    if (cause) end.cause = cause;
+    if (estimated) end.tokens_estimated = true;
+    this.events.write('request_end', end);
     this.requests++;
-    this.outbox.done.push({
+    const done: DoneItem = {
       id,
       resultLine,
       outcome,
@@ -251,9 +237,10 @@ export class ShardRuntime {
       promptTokens,
       ttftMs: o.firstTokenTs - startTs,
       attemptMs: endTs - startTs,
-      ...(o.completion.model ? { model: o.completion.model } : {}),
-      ...(cause ? { cause } : {}),
-    });
+    };
+    if (o.completion.model) done.model = o.completion.model;
+    if (cause) done.cause = cause;
+    this.outbox.done.push(done);
     this.scheduleFlush();
   }
 
