@@ -65,6 +65,37 @@ describe('runner scheduling, proven from the event log', () => {
     expect(p99).toBeLessThan(30);
   });
 
+  it('keeps a full set of next items in each shard, so a freed slot never waits for the coordinator', async () => {
+    sim = await startSim({ profile: parseProfile({ base: 'fast', tokens_per_step: 1, step_ms_base: 10, step_ms_per_seq: 0, prefill_ms_base: 0 }) });
+    const dir = tempDir();
+    const shardBacklogs = async (prefetch?: number): Promise<number[]> => {
+      const out = join(dir, `out-${prefetch ?? 'default'}`);
+      const summary = await run({
+        input: writeInput(dir, 160, { max_tokens: 3 }),
+        endpoint: `${sim!.url}/v1`,
+        out,
+        shards: 2,
+        concurrency: 4,
+        gaugeIntervalMs: 20,
+        progress: 'off',
+        ...(prefetch !== undefined ? { prefetch } : {}),
+      });
+      expect(summary.requests.succeeded).toBe(160);
+      return ofType(loadEvents(out), 'gauge')
+        .filter((g) => g.shard >= 0)
+        .map((g) => g.backlog);
+    };
+    // Default: one prefetched item per slot; a shard's gauge counts them as its own backlog.
+    const held = await shardBacklogs();
+    expect(held.length).toBeGreaterThan(10);
+    expect(Math.max(...held)).toBe(4);
+    expect(Math.min(...held)).toBeGreaterThanOrEqual(0);
+    // Pure pull: nothing waits in a shard, every item starts the moment it arrives.
+    const none = await shardBacklogs(0);
+    expect(none.length).toBeGreaterThan(10);
+    expect(none.every((b) => b === 0)).toBe(true);
+  });
+
   it('backs off with full jitter under the doubling cap, and honours longer Retry-After', async () => {
     sim = await startSim({
       profile: parseProfile({ base: 'fast', faults: { errors: { p_503: 0.2 }, rate_limit: { random_429_p: 0.1, retry_after_s: 0.3 } } }),

@@ -53,6 +53,12 @@ export const runOptionsSchema = z
       .optional()
       .describe('Failed requests tolerated before exit code 3.'),
     readAhead: posInt.optional().describe('Backlog bound in closed-loop mode. @default 4 × shards × concurrency'),
+    prefetch: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe('Items a shard holds beyond its free slots, so a freed slot starts at once instead of after an IPC round trip. @default concurrency'),
     onInterrupt: z.enum(['drain', 'abandon']).default('drain').describe('On SIGINT/SIGTERM, finish or drop in-flight attempts. @default drain'),
     drainTimeoutS: positive.default(30).describe('How long a drain may take before in-flight work is abandoned. @default 30'),
     wedgeTimeoutS: positive.default(15).describe('A shard silent this long is killed and replaced. @default 15'),
@@ -95,6 +101,7 @@ export const flagOf: Record<string, string> = {
   resume: '--resume',
   allowFailures: '--allow-failures',
   readAhead: '--read-ahead',
+  prefetch: '--prefetch',
   onInterrupt: '--on-interrupt',
   drainTimeoutS: '--drain-timeout-s',
   wedgeTimeoutS: '--wedge-timeout-s',

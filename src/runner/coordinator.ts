@@ -95,7 +95,7 @@ export class Coordinator {
     this.o = deps.options;
     this.readAhead = this.o.readAhead ?? 4 * this.o.shards * this.o.concurrency;
     this.live = new LiveMetrics(
-      { backlog: () => this.backlog.length + this.delayed, inFlight: () => this.inFlight(), limit: () => this.o.shards * this.o.concurrency },
+      { backlog: () => this.waiting(), inFlight: () => this.inFlight(), limit: () => this.o.shards * this.o.concurrency },
       deps.clock,
       () => this.startedMs,
     );
@@ -153,7 +153,7 @@ export class Coordinator {
       tpm: this.live.stats.tokensPerMinute(now, this.startedMs),
       inFlight: this.inFlight(),
       limit: this.o.shards * this.o.concurrency,
-      backlog: this.backlog.length,
+      backlog: this.waiting(),
       retries: this.totals.retries,
       failed: this.totals.failed,
       ttftP95Ms: this.live.stats.ttftP95(),
@@ -168,6 +168,13 @@ export class Coordinator {
   private inFlight(): number {
     let n = 0;
     for (const s of this.shards) if (!s.exited) n += s.inFlight;
+    return n;
+  }
+
+  /** Requests waiting anywhere: the backlog, retries in backoff, and items prefetched by shards but not started. */
+  private waiting(): number {
+    let n = this.backlog.length + this.delayed;
+    for (const s of this.shards) if (!s.exited) n += s.local;
     return n;
   }
 

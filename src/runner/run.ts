@@ -192,7 +192,10 @@ function shardConfig(o: RunOptions, runId: string, out: string, index: number, r
     path: `${u.pathname.replace(/\/$/, '')}/chat/completions${u.search}`,
     headers,
     concurrency: o.concurrency,
-    prefetch: Math.ceil(o.concurrency / 8),
+    // One per slot by default: with concurrency/8, a shard answering fast (or sharing busy cores)
+    // emptied its prefetch between IPC round trips and left ~25% of its slots idle with work waiting
+    // (BENCHMARKS.md, "Prefetch"); unstarted items are handed back when another shard runs dry.
+    prefetch: o.prefetch ?? o.concurrency,
     maxAttempts: o.maxAttempts,
     backoffBaseMs: o.retryBackoffS * 1000,
     backoffCapMs: o.retryBackoffMaxS * 1000,

@@ -279,7 +279,8 @@ export class ShardRuntime {
     this.cpuMark = process.cpuUsage();
     const cpuMs = (cpu.user + cpu.system) / 1000;
     this.events.write('gauge', {
-      backlog: 0,
+      // Prefetched items not started yet: this shard holds them, so they are its backlog.
+      backlog: this.local.length,
       in_flight: this.inFlight,
       limit: this.config.concurrency,
       loop_lag_ms: round3(lagMs),
