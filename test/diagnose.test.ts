@@ -1,3 +1,5 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { NotableRequests } from '../src/diagnose/notable-requests.js';
 import { analyze, type Mode, type Report } from '../src/index.js';
@@ -111,6 +113,44 @@ describe('report figures from a generated log (hand-checkable)', () => {
     expect(r.detail.per_second.filter((b) => b.tokens > 0).length).toBeGreaterThan(1);
     // The generated log has no CPU figures: nothing is made up.
     expect(r.client_cpu).toEqual({ shard_cpu_ms: 0, us_per_request: null, us_per_completion_token: null });
+  });
+});
+
+describe('queue_wait vs admission_gap (hand-computed)', () => {
+  it('charges each waiting request the share of slots left free, not every free moment in full', async () => {
+    // 4 slots, 5 requests enqueued at once. A, B, C start at 0 (1 slot free, D and E wait); D starts
+    // at 100 (all busy); A ends at 200, and E starts at 300 (1 slot free meanwhile).
+    //   D: 0–100 with 1 of 4 slots free → 25 ms admission_gap, 75 ms queue_wait.
+    //   E: 0–100 ¼ free, 100–200 none, 200–300 ¼ free → 50 ms admission_gap, 250 ms queue_wait.
+    const t0 = Date.UTC(2026, 10, 27, 12, 0, 0);
+    const ev: object[] = [];
+    const at = (ms: number, shard: number, type: string, fields: object = {}) => ev.push({ v: 1, ts: t0 + ms, run: 'h', shard, type, ...fields });
+    at(0, -1, 'run_start', { config: {}, resumed: false, pid: 1 });
+    at(0, 0, 'shard_start', { pid: 2, concurrency: 4 });
+    for (const id of 'ABCDE') at(0, -1, 'enqueue', { id, line: 1 });
+    const attempt = (id: string, start: number, end: number) => {
+      at(start, 0, 'attempt_start', { id, attempt: 1 });
+      at(start + 10, 0, 'first_token', { id, attempt: 1 });
+      at(end, 0, 'attempt_end', { id, attempt: 1, outcome: 'ok', status: 200, completion_tokens: 5, prompt_tokens: 1, last_token_ts: t0 + end });
+      at(end, 0, 'request_end', { id, outcome: 'succeeded', attempts: 1, completion_tokens: 5, prompt_tokens: 1 });
+    };
+    attempt('A', 0, 200);
+    attempt('B', 0, 500);
+    attempt('C', 0, 500);
+    attempt('D', 100, 500);
+    attempt('E', 300, 500);
+    at(600, 0, 'shard_end', { requests: 5 });
+    at(600, -1, 'run_end', { status: 'finished', succeeded: 5, failed: 0, rejected: 0 });
+    const dir = tempDir('sl-gap-');
+    mkdirSync(join(dir, 'events'));
+    const lines = (shard: number) => `${(ev as { shard: number; ts: number }[]).filter((e) => e.shard === shard).sort((a, b) => a.ts - b.ts).map((e) => JSON.stringify(e)).join('\n')}\n`;
+    writeFileSync(join(dir, 'events', 'coordinator.jsonl'), lines(-1));
+    writeFileSync(join(dir, 'events', 'shard-000.jsonl'), lines(0));
+    const r = await analyze([dir]);
+    expect(r.buckets_ms.admission_gap).toBeCloseTo(25 + 50, 6);
+    expect(r.buckets_ms.queue_wait).toBeCloseTo(75 + 250, 6);
+    // The utilization figure stays plain time: a slot was free with work waiting for 0–100 and 200–300.
+    expect(r.utilization.admission_gap_s).toBeCloseTo(0.2, 6);
   });
 });
 

@@ -45,6 +45,7 @@ export class RunAccumulator {
   private limit = 0;
   private inFlight = 0;
   private backlog = 0;
+  /** Running integral of the free share of capacity, in ms (see advance). */
   private freeMs = 0;
   private lastTs = NaN;
   private firstTs = NaN;
@@ -369,7 +370,11 @@ export class RunAccumulator {
         f.backlogIntegral += this.backlog * dt;
         if (this.inFlight >= this.limit) f.busyMs += dt;
         else {
-          this.freeMs += dt;
+          // Idle slots slow the queue by the share of capacity they are: with every slot free no
+          // waiting request moves, with 1 of 64 free the queue drains 1/64 slower. Each waiting
+          // request is charged that share of the time, so a slot free for a moment between two
+          // requests is not billed in full to every request behind it.
+          this.freeMs += (dt * (this.limit - this.inFlight)) / this.limit;
           if (this.backlog > 0) f.gapMs += dt;
         }
       }
