@@ -179,4 +179,85 @@ describe('--transport raw', () => {
       await new Promise((r) => idle.close(r));
     }
   });
+
+  it('reads chunked and Content-Length responses delivered a byte at a time', async () => {
+    // Chunk sizes in upper and lower case, a chunk extension, trailers, and UTF-8 split mid-character:
+    // the framing a real server may send, each byte its own write.
+    const content = ['héllo ', 'wörld ', '😀'];
+    const sse = (o: object) => `data: ${JSON.stringify(o)}\n\n`;
+    const chunk = (id: string, delta: object, finish: string | null) => sse({ id, object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta, finish_reason: finish }] });
+    const events = (id: string) => [
+      chunk(id, { role: 'assistant', content: '' }, null),
+      ...content.map((c) => chunk(id, { content: c }, null)),
+      chunk(id, {}, 'stop'),
+      sse({ id, object: 'chat.completion.chunk', created: 1, model: 'm', choices: [], usage: { prompt_tokens: 3, completion_tokens: 3, total_tokens: 6 } }),
+      'data: [DONE]\n\n',
+    ];
+    const chunked = (parts: string[]) =>
+      parts.map((p, i) => {
+        const size = Buffer.byteLength(p).toString(16);
+        return `${i % 2 ? size.toUpperCase() : size}${i === 1 ? ';ext="x"' : ''}\r\n${p}\r\n`;
+      }).join('') + '0\r\nx-trailer: done\r\n\r\n';
+    const sockets: Socket[] = [];
+    let served = 0;
+    const server = createNetServer((socket) => {
+      sockets.push(socket);
+      let buf = '';
+      socket.on('data', (d: Buffer) => {
+        buf += d.toString('latin1');
+        const end = buf.indexOf('\r\n\r\n');
+        const len = Number(/content-length: (\d+)/i.exec(buf)?.[1] ?? 0);
+        if (end < 0 || buf.length < end + 4 + len) return;
+        const body = JSON.parse(buf.slice(end + 4, end + 4 + len)) as { stream?: boolean };
+        buf = buf.slice(end + 4 + len);
+        const id = `req-${++served}`;
+        let bytes: Buffer;
+        if (body.stream) {
+          bytes = Buffer.from(`HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nx-request-id: ${id}\r\n\r\n${chunked(events(id))}`);
+        } else {
+          const json = JSON.stringify({ id, object: 'chat.completion', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: content.join('') }, finish_reason: 'stop' }], usage: { prompt_tokens: 3, completion_tokens: 3, total_tokens: 6 } });
+          bytes = Buffer.from(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nContent-Length: ${Buffer.byteLength(json)}\r\nx-request-id: ${id}\r\n\r\n${json}`);
+        }
+        // A byte per write; the last 40 bytes (the final chunks, the trailers) a millisecond apart,
+        // so each is surely its own read.
+        let i = 0;
+        const dribble = () => {
+          if (i >= bytes.length || socket.destroyed) return;
+          socket.write(bytes.subarray(i, ++i));
+          if (bytes.length - i < 40) setTimeout(dribble, 1);
+          else setImmediate(dribble);
+        };
+        dribble();
+      });
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    try {
+      const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
+      // undici too: the same bytes must mean the same to both transports.
+      for (const [transport, stream] of [['raw', true], ['raw', false], ['undici', true], ['undici', false]] as const) {
+        const dir = tempDir();
+        const out = join(dir, 'out');
+        // One attempt, 10 s at most: a parse that loses its place fails here instead of hanging.
+        const summary = await run({ input: writeInput(dir, 3, { stream }), endpoint, out, concurrency: 1, transport, progress: 'off', maxAttempts: 1, timeoutTotalS: 10 });
+        expect(summary.requests.succeeded).toBe(3);
+        // No attempt failed on bytes left over from the response before it.
+        expect(summary.attempts).toBe(3);
+        for (const r of loadResults(out)) {
+          expect(r.response!.body.choices[0]!.message.content).toBe('héllo wörld 😀');
+          expect((r.response!.body.choices[0] as { finish_reason?: string }).finish_reason).toBe('stop');
+          expect(r.response!.body.usage).toEqual({ prompt_tokens: 3, completion_tokens: 3, total_tokens: 6 });
+        }
+        if (stream) {
+          // Three content chunks each: the first token is the first non-empty content.
+          expect(ofType(loadEvents(out), 'first_token')).toHaveLength(3);
+        }
+      }
+      // One keep-alive connection per run: trailers and exact lengths leave nothing unread.
+      expect(sockets).toHaveLength(4);
+    } finally {
+      for (const c of sockets) c.destroy();
+      await new Promise((r) => server.close(r));
+    }
+  });
 });

@@ -21,7 +21,6 @@ export interface RawPoolOptions {
   now?: () => number;
 }
 
-const CRLF_CRLF = Buffer.from('\r\n\r\n');
 
 class TransportError extends Error {
   constructor(
@@ -169,7 +168,13 @@ export class RawConnection {
   private controller: Dispatcher.DispatchController = abortedController();
   private head = '';
   private remaining = 0;
-  private sizeLine = '';
+  // Chunk-size line state (see onBytes).
+  private chunkSize = 0;
+  private sizeDigits = 0;
+  private sizeDone = false;
+  private crlfSeen = 0;
+  /** Bytes of the head's closing CRLFCRLF matched so far. */
+  private headMatch = 0;
   private trailer = '';
   private keepAlive = true;
   private finished = false;
@@ -202,6 +207,7 @@ export class RawConnection {
     this.finished = false;
     this.state = State.Head;
     this.head = '';
+    this.headMatch = 0;
     const controller = {
       aborted: false,
       paused: false,
@@ -245,28 +251,55 @@ export class RawConnection {
     while (i < n && this.handler) {
       switch (this.state) {
         case State.Head: {
-          // Headers are small: gather them as latin1 text until the blank line.
-          const end = buf.indexOf(CRLF_CRLF, i);
-          const stop = end === -1 || end >= n ? n : end + 4;
+          // Headers are small: gather them as latin1 text until the blank line, matching CRLFCRLF
+          // byte by byte so a terminator split across reads is found (an indexOf per read missed
+          // "\r\n\r" | "\n…" and swallowed the body into the head).
+          let stop = n;
+          for (let j = i; j < n; j++) {
+            const b = buf[j]!;
+            if (b === (this.headMatch & 1 ? 10 : 13)) this.headMatch++;
+            else this.headMatch = b === 13 ? 1 : 0;
+            if (this.headMatch === 4) {
+              stop = j + 1;
+              break;
+            }
+          }
           this.head += buf.toString('latin1', i, stop);
           i = stop;
-          if (this.head.endsWith('\r\n\r\n')) this.onHead();
+          if (this.headMatch === 4) {
+            this.headMatch = 0;
+            this.onHead();
+          }
           break;
         }
         case State.ChunkSize: {
-          const nl = buf.indexOf(10, i);
-          const stop = nl === -1 || nl >= n ? n : nl + 1;
-          this.sizeLine += buf.toString('latin1', i, stop);
-          i = stop;
-          if (this.sizeLine.endsWith('\n')) {
-            const size = parseInt(this.sizeLine, 16);
-            this.sizeLine = '';
-            if (Number.isNaN(size)) return this.fail(new TransportError('invalid chunk size', 'UND_ERR_RESPONSE'));
-            if (size === 0) this.state = State.Trailers;
-            else {
-              this.remaining = size;
-              this.state = State.ChunkData;
+          // Parsed from the bytes (no string per chunk): hex digits, then an optional extension
+          // (`;name=value`) or whitespace up to the line's end.
+          for (; i < n; i++) {
+            const b = buf[i]!;
+            if (b === 10) break;
+            if (this.sizeDone) continue;
+            const d = hexValue(b);
+            if (d >= 0 && this.sizeDigits < 12) {
+              this.chunkSize = this.chunkSize * 16 + d;
+              this.sizeDigits++;
+            } else if (b === 13 || b === 59 || b === 32 || b === 9) {
+              if (this.sizeDigits > 0) this.sizeDone = true;
+            } else {
+              return this.fail(new TransportError('invalid chunk size', 'UND_ERR_RESPONSE'));
             }
+          }
+          if (i === n) break;
+          i++; // the line feed
+          if (this.sizeDigits === 0) return this.fail(new TransportError('invalid chunk size', 'UND_ERR_RESPONSE'));
+          const size = this.chunkSize;
+          this.resetChunkSize();
+          if (size === 0) {
+            this.state = State.Trailers;
+            this.trailer = '';
+          } else {
+            this.remaining = size;
+            this.state = State.ChunkData;
           }
           break;
         }
@@ -280,16 +313,17 @@ export class RawConnection {
             if (this.state === State.Length) this.complete();
             else {
               this.state = State.ChunkCrlf;
-              this.trailer = '';
+              this.crlfSeen = 0;
             }
           }
           break;
         }
         case State.ChunkCrlf: {
-          this.trailer += String.fromCharCode(buf[i]!);
+          // The CRLF after a chunk's data, possibly split across reads.
+          const want = this.crlfSeen === 0 ? 13 : 10;
+          if (buf[i] !== want) return this.fail(new TransportError('invalid chunk framing', 'UND_ERR_RESPONSE'));
           i++;
-          if (this.trailer === '\r\n') this.state = State.ChunkSize;
-          else if (this.trailer.length >= 2) return this.fail(new TransportError('invalid chunk framing', 'UND_ERR_RESPONSE'));
+          if (++this.crlfSeen === 2) this.state = State.ChunkSize;
           break;
         }
         case State.Trailers: {
@@ -331,7 +365,7 @@ export class RawConnection {
     if (!this.handler) return;
     if (headers['transfer-encoding']?.toLowerCase().includes('chunked')) {
       this.state = State.ChunkSize;
-      this.sizeLine = '';
+      this.resetChunkSize();
     } else if (headers['content-length'] !== undefined) {
       this.remaining = Number(headers['content-length']);
       this.state = State.Length;
@@ -340,6 +374,12 @@ export class RawConnection {
       this.state = State.UntilClose;
       this.keepAlive = false;
     }
+  }
+
+  private resetChunkSize(): void {
+    this.chunkSize = 0;
+    this.sizeDigits = 0;
+    this.sizeDone = false;
   }
 
   private data(chunk: Buffer): void {
@@ -371,6 +411,14 @@ export class RawConnection {
     handler.onResponseError?.(this.controller, err);
     this.socket?.destroy();
   }
+}
+
+/** The value of an ASCII hex digit, or -1. */
+function hexValue(b: number): number {
+  if (b >= 48 && b <= 57) return b - 48;
+  if (b >= 97 && b <= 102) return b - 87;
+  if (b >= 65 && b <= 70) return b - 55;
+  return -1;
 }
 
 function abortedController(): Dispatcher.DispatchController {
