@@ -116,7 +116,7 @@ describe('--transport raw', () => {
     // An OpenAI-shaped server that echoes each question, then misbehaves: `extra: 'same'` appends a
     // second, valid-looking response to each one; `extra: 'idle'` sends it 30 ms later.
     const connections: Socket[] = [];
-    const start = (extra: 'same' | 'idle') => {
+    const start = (extra: 'same' | 'idle' | 'chunked') => {
       const server = createNetServer((socket) => {
         connections.push(socket);
         let buf = '';
@@ -130,9 +130,12 @@ describe('--transport raw', () => {
             buf = buf.slice(end + 4 + len);
             const question = body.messages[0]!.content;
             const json = JSON.stringify({ id: 'c', object: 'chat.completion', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: `echo ${question}` }, finish_reason: 'stop' }], usage: { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 } });
-            const response = `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(json)}\r\n\r\n${json}`;
+            const response =
+              extra === 'chunked'
+                ? `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n${Buffer.byteLength(json).toString(16)}\r\n${json}\r\n0\r\n\r\n`
+                : `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(json)}\r\n\r\n${json}`;
             const stray = 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}';
-            if (extra === 'same') socket.write(response + stray);
+            if (extra !== 'idle') socket.write(response + stray);
             else {
               socket.write(response);
               setTimeout(() => socket.writable && socket.write(stray), 30);
@@ -144,18 +147,21 @@ describe('--transport raw', () => {
       return new Promise<typeof server>((r) => server.listen(0, '127.0.0.1', () => r(server)));
     };
 
-    const same = await start('same');
-    try {
-      const dir = tempDir();
-      const out = join(dir, 'out');
-      const summary = await run({ input: writeInput(dir, 6, { stream: false }), endpoint: `http://127.0.0.1:${(same.address() as AddressInfo).port}/v1`, out, concurrency: 1, ...raw });
-      expect(summary.requests.succeeded).toBe(6);
-      for (const r of loadResults(out)) expect(r.response!.body.choices[0]!.message.content).toBe(`echo question ${r.custom_id.slice(4)}`);
-      // Each connection was closed after its response instead of going back to the pool.
-      expect(connections).toHaveLength(6);
-    } finally {
-      for (const c of connections.splice(0)) c.destroy();
-      await new Promise((r) => same.close(r));
+    // Content-Length and chunked framing alike: the stray bytes follow the response in the same write.
+    for (const framing of ['same', 'chunked'] as const) {
+      const same = await start(framing);
+      try {
+        const dir = tempDir();
+        const out = join(dir, 'out');
+        const summary = await run({ input: writeInput(dir, 6, { stream: false }), endpoint: `http://127.0.0.1:${(same.address() as AddressInfo).port}/v1`, out, concurrency: 1, ...raw });
+        expect(summary.requests.succeeded).toBe(6);
+        for (const r of loadResults(out)) expect(r.response!.body.choices[0]!.message.content).toBe(`echo question ${r.custom_id.slice(4)}`);
+        // Each connection was closed after its response instead of going back to the pool.
+        expect(connections).toHaveLength(6);
+      } finally {
+        for (const c of connections.splice(0)) c.destroy();
+        await new Promise((r) => same.close(r));
+      }
     }
 
     const idle = await start('idle');

@@ -175,7 +175,8 @@ export class RawConnection {
   private crlfSeen = 0;
   /** Bytes of the head's closing CRLFCRLF matched so far. */
   private headMatch = 0;
-  private trailer = '';
+  /** Bytes on the current trailer line (0 at a line's start). */
+  private trailerLine = 0;
   private keepAlive = true;
   private finished = false;
   /** In onBytes (a response completed there is released once the read is through). */
@@ -296,7 +297,7 @@ export class RawConnection {
           this.resetChunkSize();
           if (size === 0) {
             this.state = State.Trailers;
-            this.trailer = '';
+            this.trailerLine = 0;
           } else {
             this.remaining = size;
             this.state = State.ChunkData;
@@ -327,9 +328,18 @@ export class RawConnection {
           break;
         }
         case State.Trailers: {
-          this.trailer += buf.toString('latin1', i, n);
-          i = n;
-          if (this.trailer.startsWith('\r\n') || this.trailer.endsWith('\r\n\r\n')) this.complete();
+          // Trailer lines (ignored) up to an empty line; bytes after it are not this response's.
+          for (; i < n; i++) {
+            const b = buf[i]!;
+            if (b === 10) {
+              if (this.trailerLine === 0) {
+                i++;
+                this.complete();
+                break;
+              }
+              this.trailerLine = 0;
+            } else if (b !== 13) this.trailerLine++;
+          }
           break;
         }
         case State.UntilClose:
