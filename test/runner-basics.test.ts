@@ -121,13 +121,14 @@ describe('shardline run against the simulator', () => {
     const dir = tempDir();
     const input = join(dir, 'mixed.jsonl');
     const good = (i: number) => JSON.stringify({ custom_id: `ok-${i}`, body: { messages: [{ role: 'user', content: 'x' }], max_tokens: 4 } });
+    // Saved by a Windows editor: a byte-order mark before line 1, and CRLF line ends here and there.
     writeFileSync(
       input,
       [
-        good(1),
+        `\uFEFF${good(1)}\r`,
         '{"custom_id": "broken", ',
         JSON.stringify({ custom_id: 'nomsg', body: { model: 'm' } }),
-        good(2),
+        `${good(2)}\r`,
         good(1),
         '',
         JSON.stringify({ messages: [{ role: 'user', content: 'bare' }] }),

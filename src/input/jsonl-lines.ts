@@ -10,7 +10,8 @@ export const MAX_LINE_BYTES = 1024 * 1024;
 
 /**
  * Stream a JSONL file line by line without ever holding more than one line (≤ maxLineBytes) in
- * memory. Line numbers start at 1; a final line without a newline counts; `\r\n` is accepted.
+ * memory. Line numbers start at 1; a final line without a newline counts; `\r\n` and a leading UTF-8
+ * byte-order mark are accepted.
  * Over-long lines are yielded as `{tooLong: true}` after skipping to their end.
  */
 export async function* readJsonlLines(path: string, maxLineBytes = MAX_LINE_BYTES): AsyncGenerator<JsonlLine> {
@@ -50,5 +51,7 @@ function finishLine(lineNo: number, parts: Buffer[], bytes: number, tooLong: boo
   if (tooLong) return { lineNo, tooLong: true, bytes };
   let text = parts.length === 1 ? parts[0]!.toString('utf8') : Buffer.concat(parts).toString('utf8');
   if (text.endsWith('\r')) text = text.slice(0, -1);
+  // A byte-order mark (Windows editors write one) is not part of the first request.
+  if (lineNo === 1 && text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   return { lineNo, text, bytes };
 }
