@@ -194,7 +194,8 @@ describe('--transport raw', () => {
     const chunk = (id: string, delta: object, finish: string | null) => sse({ id, object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta, finish_reason: finish }] });
     const events = (id: string) => [
       chunk(id, { role: 'assistant', content: '' }, null),
-      ...content.map((c) => chunk(id, { content: c }, null)),
+      // One event with CRLF line ends, as some servers send them.
+      ...content.map((c, i) => (i === 1 ? chunk(id, { content: c }, null).replace(/\n/g, '\r\n') : chunk(id, { content: c }, null))),
       chunk(id, {}, 'stop'),
       sse({ id, object: 'chat.completion.chunk', created: 1, model: 'm', choices: [], usage: { prompt_tokens: 3, completion_tokens: 3, total_tokens: 6 } }),
       'data: [DONE]\n\n',
