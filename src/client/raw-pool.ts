@@ -21,7 +21,6 @@ export interface RawPoolOptions {
   now?: () => number;
 }
 
-
 class TransportError extends Error {
   constructor(
     message: string,

@@ -41,6 +41,7 @@ export interface EventPayloads {
   attempt_end: {
     id: string;
     attempt: number;
+    connect_ms?: number;
     outcome: 'ok' | 'error';
     status?: number;
     cause?: Cause;

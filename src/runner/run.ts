@@ -193,7 +193,7 @@ function shardConfig(o: RunOptions, runId: string, out: string, index: number, r
     headers,
     concurrency: o.concurrency,
     // One per slot by default: with concurrency/8, a shard answering fast (or sharing busy cores)
-    // emptied its prefetch between IPC round trips and left ~25% of its slots idle with work waiting
+    // emptied its prefetch between IPC round trips and left up to ~30% of its slots idle with work waiting
     // (BENCHMARKS.md, "Prefetch"); unstarted items are handed back when another shard runs dry.
     prefetch: o.prefetch ?? o.concurrency,
     maxAttempts: o.maxAttempts,

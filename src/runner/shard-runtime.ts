@@ -180,9 +180,10 @@ export class ShardRuntime {
   }
 
   private writeAttemptEnd(item: WorkItem, o: AttemptOutcome, tokens: TokenCounts | undefined, who: ConnAttribution, ts: number): void {
-    // Built by assignment, not spreads: conditional spreads cost ~7 µs per event here (a
-    // dictionary-mode object each), a visible share of a shard's per-request CPU.
-    const p: Record<string, unknown> = { id: item.id, attempt: item.attempt };
+    // Built by assignment, not spreads: conditional spreads made a dictionary-mode object, ~4 µs
+    // more per event to build and stringify, a visible share of a shard's per-request CPU.
+    // `outcome` is set below; it comes after connect_ms in the line, as before.
+    const p = { id: item.id, attempt: item.attempt } as EventPayloads['attempt_end'];
     if (who.connectMs !== undefined) p.connect_ms = round3(who.connectMs);
     if (o.outcome === 'ok') {
       p.outcome = 'ok';
@@ -198,7 +199,7 @@ export class ShardRuntime {
       if (o.status !== undefined) p.status = o.status;
       if (o.retryAfterMs !== undefined) p.retry_after_ms = o.retryAfterMs;
     }
-    this.events.write('attempt_end', p as unknown as EventPayloads['attempt_end'], ts);
+    this.events.write('attempt_end', p, ts);
   }
 
   private async succeed(item: WorkItem, o: Extract<AttemptOutcome, { outcome: 'ok' }>, tokens: TokenCounts, startTs: number, endTs: number): Promise<void> {
