@@ -96,6 +96,21 @@ describe('runner scheduling, proven from the event log', () => {
     expect(none.every((b) => b === 0)).toBe(true);
   });
 
+  it('counts prefetched, unstarted items in the live backlog', async () => {
+    // 200 ms answers, 4 slots, a read-ahead of 8: mid-run the coordinator holds 8 items and the shard
+    // 4 more it has prefetched; the progress line's backlog must show all 12 waiting.
+    sim = await startSim({ profile: parseProfile({ base: 'fast', tokens_per_step: 1, step_ms_base: 20, step_ms_per_seq: 0, prefill_ms_base: 0 }) });
+    const dir = tempDir();
+    const backlogs: number[] = [];
+    const summary = await run(
+      { input: writeInput(dir, 60, { max_tokens: 10 }), endpoint: `${sim.url}/v1`, out: join(dir, 'out'), concurrency: 4, readAhead: 8, gaugeIntervalMs: 50, progress: 'off' },
+      { onProgress: (p) => backlogs.push(p.backlog) },
+    );
+    expect(summary.requests.succeeded).toBe(60);
+    expect(backlogs.length).toBeGreaterThan(1);
+    expect(Math.max(...backlogs)).toBe(12);
+  });
+
   it('backs off with full jitter under the doubling cap, and honours longer Retry-After', async () => {
     sim = await startSim({
       profile: parseProfile({ base: 'fast', faults: { errors: { p_503: 0.2 }, rate_limit: { random_429_p: 0.1, retry_after_s: 0.3 } } }),
