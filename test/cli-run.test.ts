@@ -76,6 +76,32 @@ describe('shardline run (CLI)', () => {
     expect(allowed.code).toBe(0);
   });
 
+  it('points at the flag behind failures that mean a wrong endpoint: 404 and connection refused', async () => {
+    sim = await startSim({ profile: parseProfile({ base: 'fast' }) });
+    const dir = tempDir();
+    // The server's root instead of its API base URL: every request gets 404 from /chat/completions.
+    const noV1 = await runCli(['run', writeInput(dir, 3), '--endpoint', sim.url, '--out', join(dir, 'o'), '--max-attempts', '1']);
+    expect(noV1.code).toBe(3);
+    const summary = JSON.parse(noV1.stdout);
+    expect(summary.failure_statuses).toEqual({ 404: 3 });
+    expect(summary.hints).toHaveLength(1);
+    expect(noV1.stderr).toContain(`hint: 3 requests got HTTP 404 from ${sim.url}/chat/completions`);
+    expect(noV1.stderr).toMatch(/usually ending in \/v1/);
+    // Nothing listening: a port just freed.
+    const closed = await startSim({ profile: parseProfile({ base: 'fast' }) });
+    const port = closed.port;
+    await closed.close();
+    const refused = await runCli(['run', writeInput(dir, 2, {}, 'b.jsonl'), '--endpoint', `http://127.0.0.1:${port}/v1`, '--out', join(dir, 'o2'), '--max-attempts', '1']);
+    expect(refused.code).toBe(3);
+    expect(JSON.parse(refused.stdout)).toMatchObject({ failure_causes: { conn_refused: 2 }, failure_statuses: {} });
+    expect(refused.stderr).toContain(`hint: 2 requests found nothing listening at http://127.0.0.1:${port} (connection refused)`);
+    // A healthy run has no hints.
+    const ok = await runCli(['run', writeInput(dir, 2, {}, 'c.jsonl'), '--endpoint', `${sim.url}/v1`, '--out', join(dir, 'o3')]);
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout).hints).toEqual([]);
+    expect(ok.stderr).not.toContain('hint:');
+  });
+
   it('stops on SIGINT: drains in-flight work, writes what finished, exits 130 with a summary line', async () => {
     sim = await startSim({ profile: parseProfile({ base: 'fast', step_ms_base: 5, tokens_per_step: 1 }) });
     const dir = tempDir();

@@ -74,6 +74,7 @@ export function registerRunCommand(program: Command): void {
       }
       process.stdout.write(`${JSON.stringify(summary)}\n`);
       process.stderr.write(`${summaryLine(summary)}\n`);
+      for (const hint of summary.hints) process.stderr.write(`shardline: hint: ${hint}\n`);
       process.exitCode = summary.exit_code;
     });
 }

@@ -22,6 +22,8 @@ export interface RunTotals {
   completionTokens: number;
   promptTokens: number;
   causes: Record<string, number>;
+  /** Failed requests by the HTTP status of their final attempt (when they got one). */
+  statuses: Record<string, number>;
   shardRestarts: number;
 }
 
@@ -72,6 +74,7 @@ export class Coordinator {
     completionTokens: 0,
     promptTokens: 0,
     causes: {},
+    statuses: {},
     shardRestarts: 0,
   };
   private readonly o: RunOptions;
@@ -295,6 +298,7 @@ export class Coordinator {
             this.totals.failed++;
             const cause = d.cause ?? 'unknown';
             this.totals.causes[cause] = (this.totals.causes[cause] ?? 0) + 1;
+            if (d.status !== undefined) this.totals.statuses[d.status] = (this.totals.statuses[d.status] ?? 0) + 1;
           }
         }
         this.maybeFinish();

@@ -56,6 +56,8 @@ export interface DoneItem {
   attemptMs: number;
   /** Model the server answered with (successes). */
   model?: string;
+  /** HTTP status of the final attempt of a failed request, when it got one. */
+  status?: number;
 }
 
 export interface RetryItem {

@@ -14,6 +14,7 @@ import { DirResultSink } from './dir-result-sink.js';
 import type { ShardConfig } from './ipc-messages.js';
 import { JsonlWorkSource } from './jsonl-work-source.js';
 import { publicConfig, readManifest, redactUrl, writeManifest, type RunManifest } from './run-manifest.js';
+import { failureHints } from './failure-hints.js';
 
 /** What `run()` returns and `shardline run` prints on stdout. */
 export interface RunSummary {
@@ -24,6 +25,10 @@ export interface RunSummary {
   attempts: number;
   retries: number;
   failure_causes: Record<string, number>;
+  /** Failed requests by the HTTP status of their final attempt (those that got one). */
+  failure_statuses: Record<string, number>;
+  /** Plain-language pointers when failures look like a wrong flag (404, 401/403, connection refused). */
+  hints: string[];
   tokens: { completion: number; prompt: number };
   duration_s: number;
   tpm_average: number;
@@ -155,6 +160,8 @@ function buildSummary(
     attempts: t.attempts,
     retries: t.retries,
     failure_causes: t.causes,
+    failure_statuses: t.statuses,
+    hints: failureHints({ requestUrl: requestUrlOf(o.endpoint), failed: t.failed, causes: t.causes, statuses: t.statuses }),
     tokens: { completion: t.completionTokens, prompt: t.promptTokens },
     duration_s: Math.round(durationS * 1000) / 1000,
     tpm_average: durationS > 0 ? Math.round((t.completionTokens * 60) / durationS) : 0,
@@ -163,6 +170,12 @@ function buildSummary(
     exit_code: exit,
     ...(error ? { error: error.message } : {}),
   };
+}
+
+/** Where requests go, for messages: no credentials, no query. */
+function requestUrlOf(endpoint: string): string {
+  const u = new URL(endpoint);
+  return `${u.origin}${u.pathname.replace(/\/$/, '')}/chat/completions`;
 }
 
 /** `--allow-failures N|P%` as a count, given how many lines there were. */

@@ -260,7 +260,7 @@ export class ShardRuntime {
     } else {
       this.events.write('request_end', { id, outcome: 'failed', attempts: attempt, completion_tokens: 0, prompt_tokens: 0, cause: o.cause });
       this.requests++;
-      this.outbox.done.push({
+      const done: DoneItem = {
         id,
         resultLine: errorResultLine(this.config.runId, item, o.cause, this.redact(o.message), o.status),
         outcome: 'failed',
@@ -269,7 +269,9 @@ export class ShardRuntime {
         promptTokens: 0,
         cause: o.cause,
         attemptMs: now - startTs,
-      });
+      };
+      if (o.status !== undefined) done.status = o.status;
+      this.outbox.done.push(done);
     }
     this.scheduleFlush();
   }

@@ -1,0 +1,38 @@
+/** What a run's failures say about its configuration, for the failures an on-call engineer meets first. */
+export interface FailureFacts {
+  /** Where requests went, credentials and query removed: `<origin><path>/chat/completions`. */
+  requestUrl: string;
+  failed: number;
+  /** Failed requests by cause (`conn_refused`, `http_4xx`, …). */
+  causes: Record<string, number>;
+  /** Failed requests by the HTTP status of their final attempt. */
+  statuses: Record<string, number>;
+}
+
+/**
+ * Plain-language hints for failures that almost always mean a wrong flag rather than a bad server:
+ * 404 (the endpoint is not the API base URL), 401/403 (credentials) and refused connections (nothing
+ * listens there). A hint is given once a cause accounts for at least half the failed requests.
+ */
+export function failureHints(f: FailureFacts): string[] {
+  if (f.failed === 0) return [];
+  const hints: string[] = [];
+  const most = (n: number | undefined): n is number => n !== undefined && n * 2 >= f.failed;
+  const notFound = f.statuses['404'];
+  if (most(notFound)) {
+    hints.push(
+      `${notFound} requests got HTTP 404 from ${f.requestUrl}: --endpoint is the API base URL, as the OpenAI client's baseURL (usually ending in /v1, e.g. http://127.0.0.1:8000/v1)`,
+    );
+  }
+  const denied = (f.statuses['401'] ?? 0) + (f.statuses['403'] ?? 0);
+  if (most(denied || undefined)) {
+    hints.push(
+      `${denied} requests were refused with HTTP 401/403: set OPENAI_API_KEY or SHARDLINE_API_KEY (sent as Authorization: Bearer), or pass the header the server expects with --header (Azure: 'api-key: …')`,
+    );
+  }
+  const refused = f.causes.conn_refused;
+  if (most(refused)) {
+    hints.push(`${refused} requests found nothing listening at ${new URL(f.requestUrl).origin} (connection refused): is the server up, and are host and port right?`);
+  }
+  return hints;
+}
