@@ -43,6 +43,10 @@ describe('shardline run (CLI)', () => {
     const noEndpoint = await runCli(['run', input, '--out', join(dir, 'o')]);
     expect(noEndpoint.code).toBe(2);
     expect(noEndpoint.stderr).toMatch(/Expected `--endpoint` to be .*got nothing/);
+    const badEndpoint = await runCli(['run', input, '--endpoint', '127.0.0.1:8000/v1', '--out', join(dir, 'o')]);
+    expect(badEndpoint.code).toBe(2);
+    expect(badEndpoint.stderr.match(/`--endpoint`/g)).toHaveLength(1);
+    expect(badEndpoint.stderr).toMatch(/an http:\/\/ or https:\/\/ URL such as http:\/\/127\.0\.0\.1:8000\/v1\), got `127\.0\.0\.1:8000\/v1`/);
     const badShards = await runCli(['run', input, '--endpoint', 'http://127.0.0.1:9/v1', '--out', join(dir, 'o'), '--shards', 'two']);
     expect(badShards.code).toBe(2);
     expect(badShards.stderr).toMatch(/`--shards`/);

@@ -7,13 +7,22 @@ const posInt = z.coerce.number().int().positive();
  * `shardline run` / `run()` options, validated once here; inner code trusts the resolved type.
  * Every field has a default and a description; durations carry their unit in the name.
  */
+function isHttpUrl(value: string): boolean {
+  try {
+    const { protocol } = new URL(value);
+    return protocol === 'http:' || protocol === 'https:';
+  } catch {
+    return false;
+  }
+}
+
 export const runOptionsSchema = z
   .object({
     input: z.string().min(1).describe('Input JSONL file (OpenAI Batch lines or bare chat bodies).'),
     endpoint: z
       .string()
-      .url()
-      .refine((u) => /^https?:\/\//.test(u), 'an http:// or https:// URL')
+      // One check, so a bad value gets one message (url() and a scheme check both fired before).
+      .refine(isHttpUrl, 'an http:// or https:// URL such as http://127.0.0.1:8000/v1')
       .describe('API base URL as the OpenAI client\'s baseURL, e.g. http://127.0.0.1:8000/v1.'),
     out: z.string().min(1).describe('Output directory (results, events, rejects, run.json).'),
     model: z.string().min(1).optional().describe('Model to set on every request (overrides the body).'),
