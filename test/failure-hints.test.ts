@@ -8,6 +8,17 @@ describe('failure hints', () => {
     expect(failureHints({ requestUrl: url, failed: 4, causes: { http_4xx: 4 }, statuses: { 404: 2, 400: 2 } })).toEqual([
       `2 requests got HTTP 404 from ${url}: --endpoint is the API base URL, as the OpenAI client's baseURL (usually ending in /v1, e.g. http://127.0.0.1:8000/v1)`,
     ]);
+    // A 404 that names the model is about --model, not --endpoint.
+    const model = failureHints({
+      requestUrl: 'http://127.0.0.1:8000/v1/chat/completions',
+      failed: 3,
+      causes: { http_4xx: 3 },
+      statuses: { 404: 3 },
+      statusErrors: { 404: 'HTTP 404: The model `llama-9` does not exist.' },
+    });
+    expect(model).toEqual([
+      '3 requests got HTTP 404 naming the model ("HTTP 404: The model `llama-9` does not exist."): set --model to one the server serves (GET http://127.0.0.1:8000/v1/models lists them)',
+    ]);
     // 401 and 403 count together.
     const auth = failureHints({ requestUrl: url, failed: 5, causes: { http_4xx: 3, http_5xx: 2 }, statuses: { 401: 2, 403: 1, 500: 2 } });
     expect(auth).toHaveLength(1);

@@ -24,6 +24,8 @@ export interface RunTotals {
   causes: Record<string, number>;
   /** Failed requests by the HTTP status of their final attempt (when they got one). */
   statuses: Record<string, number>;
+  /** The first error message seen for each of those statuses. */
+  statusErrors: Record<string, string>;
   shardRestarts: number;
 }
 
@@ -75,6 +77,7 @@ export class Coordinator {
     promptTokens: 0,
     causes: {},
     statuses: {},
+    statusErrors: {},
     shardRestarts: 0,
   };
   private readonly o: RunOptions;
@@ -298,7 +301,10 @@ export class Coordinator {
             this.totals.failed++;
             const cause = d.cause ?? 'unknown';
             this.totals.causes[cause] = (this.totals.causes[cause] ?? 0) + 1;
-            if (d.status !== undefined) this.totals.statuses[d.status] = (this.totals.statuses[d.status] ?? 0) + 1;
+            if (d.status !== undefined) {
+              this.totals.statuses[d.status] = (this.totals.statuses[d.status] ?? 0) + 1;
+              this.totals.statusErrors[d.status] ??= d.error ?? '';
+            }
           }
         }
         this.maybeFinish();

@@ -7,6 +7,8 @@ export interface FailureFacts {
   causes: Record<string, number>;
   /** Failed requests by the HTTP status of their final attempt. */
   statuses: Record<string, number>;
+  /** An error message seen for each status (the server's own words), when known. */
+  statusErrors?: Record<string, string>;
 }
 
 /**
@@ -20,8 +22,13 @@ export function failureHints(f: FailureFacts): string[] {
   const most = (n: number | undefined): n is number => n !== undefined && n * 2 >= f.failed;
   const notFound = f.statuses['404'];
   if (most(notFound)) {
+    // Servers answer 404 for an unknown model too (OpenAI: model_not_found; vLLM: "The model … does
+    // not exist"): that is --model, not --endpoint.
+    const said = f.statusErrors?.['404'] ?? '';
     hints.push(
-      `${notFound} requests got HTTP 404 from ${f.requestUrl}: --endpoint is the API base URL, as the OpenAI client's baseURL (usually ending in /v1, e.g. http://127.0.0.1:8000/v1)`,
+      /\bmodel\b/i.test(said)
+        ? `${notFound} requests got HTTP 404 naming the model (${JSON.stringify(said.slice(0, 120))}): set --model to one the server serves (GET ${f.requestUrl.replace(/\/chat\/completions$/, '/models')} lists them)`
+        : `${notFound} requests got HTTP 404 from ${f.requestUrl}: --endpoint is the API base URL, as the OpenAI client's baseURL (usually ending in /v1, e.g. http://127.0.0.1:8000/v1)`,
     );
   }
   const denied = (f.statuses['401'] ?? 0) + (f.statuses['403'] ?? 0);

@@ -58,6 +58,8 @@ export interface DoneItem {
   model?: string;
   /** HTTP status of the final attempt of a failed request, when it got one. */
   status?: number;
+  /** Its error message (credentials removed), for the run summary's hints. */
+  error?: string;
 }
 
 export interface RetryItem {

@@ -161,7 +161,7 @@ function buildSummary(
     retries: t.retries,
     failure_causes: t.causes,
     failure_statuses: t.statuses,
-    hints: failureHints({ requestUrl: requestUrlOf(o.endpoint), failed: t.failed, causes: t.causes, statuses: t.statuses }),
+    hints: failureHints({ requestUrl: requestUrlOf(o.endpoint), failed: t.failed, causes: t.causes, statuses: t.statuses, statusErrors: t.statusErrors }),
     tokens: { completion: t.completionTokens, prompt: t.promptTokens },
     duration_s: Math.round(durationS * 1000) / 1000,
     tpm_average: durationS > 0 ? Math.round((t.completionTokens * 60) / durationS) : 0,

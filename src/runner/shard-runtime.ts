@@ -270,7 +270,10 @@ export class ShardRuntime {
         cause: o.cause,
         attemptMs: now - startTs,
       };
-      if (o.status !== undefined) done.status = o.status;
+      if (o.status !== undefined) {
+        done.status = o.status;
+        done.error = this.redact(o.message).slice(0, 300);
+      }
       this.outbox.done.push(done);
     }
     this.scheduleFlush();
