@@ -39,7 +39,8 @@ describe('simulator request timings', () => {
         s.once('error', reject);
       })),
     );
-    await new Promise((r) => setTimeout(r, 50)); // let the server accept every connection
+    // The server must have accepted every connection before the requests go out.
+    while (sim.stats().connections < n) await new Promise((r) => setTimeout(r, 5));
     const replies = sockets.map((s) => new Promise<string>((resolve) => {
       let text = '';
       s.setEncoding('latin1');
