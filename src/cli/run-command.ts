@@ -34,7 +34,7 @@ export function registerRunCommand(program: Command): void {
     .option('--allow-failures <n|p%>', 'failed or rejected requests tolerated before exit code 3')
     .option('--seed <n>', 'seed for arrivals and backoff jitter')
     .option('--read-ahead <n>', 'closed-loop backlog bound (default 4 × shards × concurrency)')
-    .option('--prefetch <n>', 'items a shard holds beyond its free slots so a freed slot starts at once (default concurrency)')
+    .option('--prefetch <n>', 'items a shard holds beyond its free slots so a freed slot starts at once (default concurrency, at most 1024)')
     .addOption(new Option('--on-interrupt <mode>', 'on SIGINT/SIGTERM: finish in-flight work or drop it (default drain)').choices(['drain', 'abandon']))
     .option('--drain-timeout-s <s>', 'longest drain before in-flight work is abandoned (default 30)')
     .option('--wedge-timeout-s <s>', 'a silent shard is killed and replaced after this long (default 15)')

@@ -67,7 +67,7 @@ export const runOptionsSchema = z
       .int()
       .min(0)
       .optional()
-      .describe('Items a shard holds beyond its free slots, so a freed slot starts at once instead of after an IPC round trip. @default concurrency'),
+      .describe('Items a shard holds beyond its free slots, so a freed slot starts at once instead of after an IPC round trip. @default min(concurrency, 1024)'),
     onInterrupt: z.enum(['drain', 'abandon']).default('drain').describe('On SIGINT/SIGTERM, finish or drop in-flight attempts. @default drain'),
     drainTimeoutS: positive.default(30).describe('How long a drain may take before in-flight work is abandoned. @default 30'),
     wedgeTimeoutS: positive.default(15).describe('A shard silent this long is killed and replaced. @default 15'),

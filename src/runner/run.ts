@@ -172,6 +172,9 @@ function buildSummary(
   };
 }
 
+/** Default prefetch ceiling (see shardConfig). */
+const MAX_DEFAULT_PREFETCH = 1024;
+
 /** Where requests go, for messages: no credentials, no query. */
 function requestUrlOf(endpoint: string): string {
   const u = new URL(endpoint);
@@ -208,7 +211,9 @@ function shardConfig(o: RunOptions, runId: string, out: string, index: number, r
     // One per slot by default: with concurrency/8, a shard answering fast (or sharing busy cores)
     // emptied its prefetch between IPC round trips and left up to ~30% of its slots idle with work waiting
     // (BENCHMARKS.md, "Prefetch"); unstarted items are handed back when another shard runs dry.
-    prefetch: o.prefetch ?? o.concurrency,
+    // Capped: 1,024 covers 100,000 starts/s over a 10 ms round trip, and an unbounded run
+    // (concurrency 100,000) should not ship its whole input to a shard in one message.
+    prefetch: o.prefetch ?? Math.min(o.concurrency, MAX_DEFAULT_PREFETCH),
     maxAttempts: o.maxAttempts,
     backoffBaseMs: o.retryBackoffS * 1000,
     backoffCapMs: o.retryBackoffMaxS * 1000,
