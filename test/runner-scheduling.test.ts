@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseProfile, run, startSim, type RunningSim, type ShardlineEvent } from '../src/index.js';
-import { loadEvents, ofType, tempDir, writeInput } from './helpers/run-dir.js';
+import { loadEvents, loadResults, ofType, tempDir, writeInput } from './helpers/run-dir.js';
 
 let sim: RunningSim | undefined;
 afterEach(async () => {
@@ -100,6 +100,19 @@ describe('runner scheduling, proven from the event log', () => {
     const none = await shardBacklogs(0);
     expect(none.length).toBeGreaterThan(10);
     expect(none.every((b) => b === 0)).toBe(true);
+  });
+
+  it('hands a shard more work than one message holds (256 items) without losing any', async () => {
+    // 300 slots + 300 prefetched: the first dispatch is split across several IPC messages.
+    sim = await startSim({ profile: parseProfile({ base: 'fast' }) });
+    const dir = tempDir();
+    const out = join(dir, 'out');
+    const summary = await run({ input: writeInput(dir, 900, { max_tokens: 2 }), endpoint: `${sim.url}/v1`, out, concurrency: 300, progress: 'off' });
+    expect(summary.requests.succeeded).toBe(900);
+    const ids = loadResults(out).map((r) => r.custom_id);
+    expect(new Set(ids).size).toBe(900);
+    const { maxInFlight } = replay(loadEvents(out));
+    expect(maxInFlight.get(0)).toBeLessThanOrEqual(300);
   });
 
   it('counts prefetched, unstarted items in the live backlog', async () => {

@@ -2,6 +2,9 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { distFile } from '../util/dist-file.js';
 import type { FromShard, ShardConfig, ToShard, WorkItem } from './ipc-messages.js';
 
+/** Work items per IPC message. */
+const MAX_ITEMS_PER_MESSAGE = 256;
+
 export interface ShardHandleEvents {
   onMessage(handle: ShardHandle, msg: FromShard): void;
   /** The process ended without being asked to (crash, kill -9, or killed as wedged). */
@@ -78,7 +81,8 @@ export class ShardHandle {
 
   dispatch(items: WorkItem[]): void {
     for (const item of items) this.assigned.set(item.id, item);
-    this.send({ t: 'work', items });
+    // Bounded messages: a run with a huge concurrency must not serialize its read-ahead as one.
+    for (let i = 0; i < items.length; i += MAX_ITEMS_PER_MESSAGE) this.send({ t: 'work', items: items.slice(i, i + MAX_ITEMS_PER_MESSAGE) });
   }
 
   /** Ask the shard to stop and wait for it to exit (killing it after `timeoutMs`). */
