@@ -63,6 +63,7 @@ describe('diagnosis of generated event logs, one per failure mode', () => {
     const r = await diagnoseSynth({ requests: 200, limit: 16, readAhead: 2, loopLagMs: 250 });
     expect(modes(r)).toEqual(['event_loop_stall']);
     expect(r.event_loop.lag_p99_ms).toBe(250);
+    expect(r.verdict.findings[0]!.action).toMatch(/--shards.*--transport raw/);
   });
 
   it('model saturation: server TTFT rises with the load the client puts on it', async () => {
