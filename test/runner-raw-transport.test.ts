@@ -186,7 +186,7 @@ describe('--transport raw', () => {
     }
   });
 
-  it('reads chunked and Content-Length responses delivered a byte at a time', async () => {
+  it('reads chunked, Content-Length and close-delimited responses delivered a byte at a time', async () => {
     // Chunk sizes in upper and lower case, a chunk extension, trailers, and UTF-8 split mid-character:
     // the framing a real server may send, each byte its own write.
     const content = ['héllo ', 'wörld ', '😀'];
@@ -215,7 +215,7 @@ describe('--transport raw', () => {
         const end = buf.indexOf('\r\n\r\n');
         const len = Number(/content-length: (\d+)/i.exec(buf)?.[1] ?? 0);
         if (end < 0 || buf.length < end + 4 + len) return;
-        const body = JSON.parse(buf.slice(end + 4, end + 4 + len)) as { stream?: boolean };
+        const body = JSON.parse(buf.slice(end + 4, end + 4 + len)) as { stream?: boolean; user?: string };
         buf = buf.slice(end + 4 + len);
         const id = `req-${++served}`;
         let bytes: Buffer;
@@ -223,13 +223,20 @@ describe('--transport raw', () => {
           bytes = Buffer.from(`HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nx-request-id: ${id}\r\n\r\n${chunked(events(id))}`);
         } else {
           const json = JSON.stringify({ id, object: 'chat.completion', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: content.join('') }, finish_reason: 'stop' }], usage: { prompt_tokens: 3, completion_tokens: 3, total_tokens: 6 } });
-          bytes = Buffer.from(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nContent-Length: ${Buffer.byteLength(json)}\r\nx-request-id: ${id}\r\n\r\n${json}`);
+          // `user: 'close'` asks for an HTTP/1.0-style body: no length, ended by closing the connection.
+          const framing = body.user === 'close' ? 'connection: close' : `Content-Length: ${Buffer.byteLength(json)}`;
+          bytes = Buffer.from(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n${framing}\r\nx-request-id: ${id}\r\n\r\n${json}`);
         }
+        const closeAfter = !body.stream && body.user === 'close';
         // A byte per write; the last 40 bytes (the final chunks, the trailers) a millisecond apart,
         // so each is surely its own read.
         let i = 0;
         const dribble = () => {
-          if (i >= bytes.length || socket.destroyed) return;
+          if (socket.destroyed) return;
+          if (i >= bytes.length) {
+            if (closeAfter) socket.end();
+            return;
+          }
           socket.write(bytes.subarray(i, ++i));
           if (bytes.length - i < 40) setTimeout(dribble, 1);
           else setImmediate(dribble);
@@ -242,11 +249,13 @@ describe('--transport raw', () => {
     try {
       const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
       // undici too: the same bytes must mean the same to both transports.
-      for (const [transport, stream] of [['raw', true], ['raw', false], ['undici', true], ['undici', false]] as const) {
+      const framings = [['raw', true, 'chunked'], ['raw', false, 'length'], ['raw', false, 'close'], ['undici', true, 'chunked'], ['undici', false, 'length'], ['undici', false, 'close']] as const;
+      for (const [transport, stream, framing] of framings) {
         const dir = tempDir();
         const out = join(dir, 'out');
         // One attempt, 10 s at most: a parse that loses its place fails here instead of hanging.
-        const summary = await run({ input: writeInput(dir, 3, { stream }), endpoint, out, concurrency: 1, transport, progress: 'off', maxAttempts: 1, timeoutTotalS: 10 });
+        const body = { stream, ...(framing === 'close' ? { user: 'close' } : {}) };
+        const summary = await run({ input: writeInput(dir, 3, body), endpoint, out, concurrency: 1, transport, progress: 'off', maxAttempts: 1, timeoutTotalS: 10 });
         expect(summary.requests.succeeded).toBe(3);
         // No attempt failed on bytes left over from the response before it.
         expect(summary.attempts).toBe(3);
@@ -260,8 +269,9 @@ describe('--transport raw', () => {
           expect(ofType(loadEvents(out), 'first_token')).toHaveLength(3);
         }
       }
-      // One keep-alive connection per run: trailers and exact lengths leave nothing unread.
-      expect(sockets).toHaveLength(4);
+      // One keep-alive connection per chunked or length-framed run (trailers and exact lengths leave
+      // nothing unread); a close-delimited body costs its connection: 4 + 2 × 3.
+      expect(sockets).toHaveLength(10);
     } finally {
       for (const c of sockets) c.destroy();
       await new Promise((r) => server.close(r));
