@@ -260,9 +260,10 @@ export class ShardRuntime {
     } else {
       this.events.write('request_end', { id, outcome: 'failed', attempts: attempt, completion_tokens: 0, prompt_tokens: 0, cause: o.cause });
       this.requests++;
+      const message = this.redact(o.message);
       const done: DoneItem = {
         id,
-        resultLine: errorResultLine(this.config.runId, item, o.cause, this.redact(o.message), o.status),
+        resultLine: errorResultLine(this.config.runId, item, o.cause, message, o.status),
         outcome: 'failed',
         attempts: attempt,
         completionTokens: 0,
@@ -272,7 +273,7 @@ export class ShardRuntime {
       };
       if (o.status !== undefined) {
         done.status = o.status;
-        done.error = this.redact(o.message).slice(0, 300);
+        done.error = message.slice(0, 300);
       }
       this.outbox.done.push(done);
     }
