@@ -183,7 +183,6 @@ async function pacedRun(profile, streams, n, body) {
       const down = [];
       byArrival.forEach((t, i) => {
         const c = r.clientTtft.get(t.id);
-        if (c === undefined) return;
         // The server's own TTFT runs from the start of the loop turn that read the request (its parse
         // queue behind other requests is server time), see RequestTiming.ioTurnMs.
         const a = c - (t.firstTokenMs - t.ioTurnMs);
