@@ -1,8 +1,8 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { NotableRequests } from '../src/diagnose/notable-requests.js';
-import { analyze, type Mode, type Report } from '../src/index.js';
+import { analyze, formatReport, type Mode, type Report } from '../src/index.js';
 import { tempDir } from './helpers/run-dir.js';
 import { writeSynthRun, type SynthOptions } from './helpers/synth-log.js';
 
@@ -152,6 +152,19 @@ describe('queue_wait vs admission_gap (hand-computed)', () => {
     expect(r.buckets_ms.queue_wait).toBeCloseTo(75 + 250, 6);
     // The utilization figure stays plain time: a slot was free with work waiting for 0–100 and 200–300.
     expect(r.utilization.admission_gap_s).toBeCloseTo(0.2, 6);
+  });
+});
+
+describe('torn event files', () => {
+  it('leaves out a line a crash tore, counts it, and says so in the printed report', async () => {
+    const dir = writeSynthRun(tempDir('sl-torn-'), { requests: 20, limit: 4 });
+    const clean = await analyze([dir]);
+    appendFileSync(join(dir, 'events', 'shard-000.jsonl'), '{"v":1,"ts":1795780801000,"run":"synth","sha');
+    const torn = await analyze([dir]);
+    expect(torn.detail.bad_lines).toBe(1);
+    expect(torn.requests).toEqual(clean.requests);
+    expect(formatReport(torn)).toContain('note: 1 event line was not valid JSON and left out');
+    expect(formatReport(clean)).not.toContain('note:');
   });
 });
 

@@ -37,6 +37,11 @@ export function formatReport(r: Report): string {
     const share = total > 0 ? r.buckets_ms[k] / total : 0;
     out.push(`  ${k.padEnd(16)} ${(share * 100).toFixed(1).padStart(5)}%  ${'█'.repeat(Math.round(share * 40))}`);
   }
+  const bad = r.detail.bad_lines;
+  if (bad > 0) {
+    out.push('');
+    out.push(`note: ${n(bad)} event line${bad === 1 ? ' was' : 's were'} not valid JSON and left out (a crash or a full disk can tear the last line of a file)`);
+  }
   return `${out.join('\n')}\n`;
 }
 
