@@ -1,5 +1,6 @@
 import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { dropTornTail } from '../util/torn-tail.js';
 import type { Clock } from './clock.js';
 import type { EventPayloads, EventType } from './event-types.js';
 
@@ -32,7 +33,9 @@ export class EventWriter {
 
   constructor(options: EventWriterOptions) {
     mkdirSync(dirname(options.path), { recursive: true });
-    this.fd = openSync(options.path, 'a');
+    // 'a+' to read the tail: a resumed run must not glue its first event onto a line a crash tore.
+    this.fd = openSync(options.path, 'a+');
+    dropTornTail(this.fd);
     this.now = options.now;
     this.prefix = `,"run":${JSON.stringify(options.run)},"shard":${options.shard},"type":"`;
     this.maxBufferBytes = options.maxBufferBytes ?? 256 * 1024;

@@ -1,9 +1,10 @@
-import { closeSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { dropTornTail } from '../util/torn-tail.js';
 
 /**
  * Appends whole lines to a file, batching the lines of one event-loop turn into one `write`. A line
- * handed to the kernel survives `kill -9` of this process; `repairTail` drops a torn last line left
- * by an earlier crash so every line in the file is whole.
+ * handed to the kernel survives `kill -9` of this process; a torn last line left by an earlier crash
+ * is dropped on open, so every line in the file is whole.
  */
 export class JsonlAppender {
   private readonly fd: number;
@@ -12,7 +13,7 @@ export class JsonlAppender {
 
   constructor(readonly path: string) {
     this.fd = openSync(path, 'a+');
-    this.repairTail();
+    dropTornTail(this.fd);
   }
 
   append(line: string): void {
@@ -34,17 +35,5 @@ export class JsonlAppender {
   close(): void {
     this.flush();
     closeSync(this.fd);
-  }
-
-  private repairTail(): void {
-    const size = fstatSync(this.fd).size;
-    if (size === 0) return;
-    const window = Math.min(size, 1 << 20);
-    const buf = Buffer.alloc(window);
-    readSync(this.fd, buf, 0, window, size - window);
-    if (buf[window - 1] === 10) return;
-    const lastNl = buf.lastIndexOf(10);
-    // No newline in the last MiB either: the whole tail is one torn line, or the file is one line.
-    ftruncateSync(this.fd, lastNl === -1 ? size - window : size - window + lastNl + 1);
   }
 }
