@@ -277,4 +277,33 @@ describe('--transport raw', () => {
       await new Promise((r) => server.close(r));
     }
   });
+
+  it('reads a JSON body when a server ignores stream: true, on both transports', async () => {
+    const server = createNetServer((socket) => {
+      let buf = '';
+      socket.on('data', (d: Buffer) => {
+        buf += d.toString('latin1');
+        const end = buf.indexOf('\r\n\r\n');
+        const len = Number(/content-length: (\d+)/i.exec(buf)?.[1] ?? 0);
+        if (end < 0 || buf.length < end + 4 + len) return;
+        buf = buf.slice(end + 4 + len);
+        const json = JSON.stringify({ id: 'c', object: 'chat.completion', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: 'whole answer' }, finish_reason: 'stop' }], usage: { prompt_tokens: 2, completion_tokens: 2, total_tokens: 4 } });
+        socket.write(`HTTP/1.1 200 OK\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(json)}\r\n\r\n${json}`);
+      });
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    try {
+      for (const transport of ['raw', 'undici'] as const) {
+        const dir = tempDir();
+        const out = join(dir, 'out');
+        const summary = await run({ input: writeInput(dir, 3, { stream: true }), endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`, out, concurrency: 1, transport, progress: 'off', maxAttempts: 1 });
+        expect(summary.requests.succeeded).toBe(3);
+        expect(summary.tokens.completion).toBe(6);
+        for (const r of loadResults(out)) expect(r.response!.body.choices[0]!.message.content).toBe('whole answer');
+      }
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  });
 });

@@ -72,6 +72,8 @@ export function runChatAttempt(
     let status = 0;
     let headers: Record<string, string | string[] | undefined> = {};
     let firstTs = 0; // first content (stream) or headers (non-stream): what ends the TTFT phase
+    // Read as SSE? A server (or proxy) that ignores `stream: true` answers with one JSON body.
+    let sse = stream;
     let lastTs = 0;
     let controller: Dispatcher.DispatchController | undefined;
     let settled = false;
@@ -138,7 +140,8 @@ export function runChatAttempt(
         const now = clock();
         observer.onHeaders?.(statusCode, now);
         if (statusCode < 200 || statusCode >= 300) return;
-        if (stream) {
+        if (sse && /^\s*application\/json/i.test(firstHeader(headers['content-type']) ?? '')) sse = false;
+        if (sse) {
           parser = createParser({
             onEvent(ev) {
               if (parseError) return;
@@ -166,7 +169,7 @@ export function runChatAttempt(
           if (errorText.length < MAX_ERROR_BODY) errorText += decoder.write(chunk);
           return;
         }
-        if (!stream) {
+        if (!sse) {
           plainBody += decoder.write(chunk);
           lastTs = clock();
           return;
@@ -188,7 +191,7 @@ export function runChatAttempt(
           return fail(causeOfStatus(status), errorMessage(status, errorText), parseRetryAfterMs(headers, Date.now()));
         }
         const requestId = firstHeader(headers['x-request-id']);
-        if (!stream) {
+        if (!sse) {
           plainBody += decoder.end();
           let completion: ChatCompletion;
           try {
