@@ -278,7 +278,7 @@ describe('--transport raw', () => {
     }
   });
 
-  it('reads a JSON body when a server ignores stream: true, on both transports', async () => {
+  it('reads a JSON body when a server ignores stream: true, and names any other content type, on both transports', async () => {
     const server = createNetServer((socket) => {
       let buf = '';
       socket.on('data', (d: Buffer) => {
@@ -286,7 +286,14 @@ describe('--transport raw', () => {
         const end = buf.indexOf('\r\n\r\n');
         const len = Number(/content-length: (\d+)/i.exec(buf)?.[1] ?? 0);
         if (end < 0 || buf.length < end + 4 + len) return;
+        const asked = JSON.parse(buf.slice(end + 4, end + 4 + len)) as { user?: string };
         buf = buf.slice(end + 4 + len);
+        if (asked.user === 'html') {
+          // A proxy's login page, with status 200.
+          const page = '<html><body>Please sign in</body></html>';
+          socket.write(`HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: ${page.length}\r\n\r\n${page}`);
+          return;
+        }
         const json = JSON.stringify({ id: 'c', object: 'chat.completion', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: 'whole answer' }, finish_reason: 'stop' }], usage: { prompt_tokens: 2, completion_tokens: 2, total_tokens: 4 } });
         socket.write(`HTTP/1.1 200 OK\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(json)}\r\n\r\n${json}`);
       });
@@ -301,6 +308,11 @@ describe('--transport raw', () => {
         expect(summary.requests.succeeded).toBe(3);
         expect(summary.tokens.completion).toBe(6);
         for (const r of loadResults(out)) expect(r.response!.body.choices[0]!.message.content).toBe('whole answer');
+        // Neither JSON nor an event stream: the failure says what came instead.
+        const htmlOut = join(dir, 'html');
+        const html = await run({ input: writeInput(dir, 1, { stream: true, user: 'html' }, 'html.jsonl'), endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`, out: htmlOut, transport, progress: 'off', maxAttempts: 1 });
+        expect(html.failure_causes).toEqual({ protocol_error: 1 });
+        expect(ofType(loadEvents(htmlOut), 'attempt_end')[0]!.error).toBe('expected an event stream, got content-type text/html');
       }
     } finally {
       await new Promise((r) => server.close(r));

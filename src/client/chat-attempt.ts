@@ -205,7 +205,12 @@ export function runChatAttempt(
         }
         parser!.feed(decoder.end());
         if (parseError) return fail('protocol_error', parseError.message);
-        if (!assembler.complete) return fail('protocol_error', 'stream ended before [DONE] or a finish_reason');
+        if (!assembler.complete) {
+          const type = firstHeader(headers['content-type']) ?? '(none)';
+          // A 200 that is not an event stream at all (a proxy's HTML page, say) deserves saying so.
+          const what = /text\/event-stream/i.test(type) ? 'stream ended before [DONE] or a finish_reason' : `expected an event stream, got content-type ${type.slice(0, 80)}`;
+          return fail('protocol_error', what);
+        }
         settle({
           outcome: 'ok',
           status,
