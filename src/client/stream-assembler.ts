@@ -44,9 +44,18 @@ interface ChunkShape {
   usage?: Usage | null;
 }
 
+/** One choice beyond the first, when a request asks for several (`n` > 1). */
+interface ChoiceState {
+  role: string;
+  content: string;
+  finishReason: string | null;
+  toolCalls: ToolCall[] | undefined;
+}
+
 /**
- * Rebuilds a `chat.completion` from `chat.completion.chunk` events, counting content chunks. Only the
- * first choice is assembled (shardline sends n = 1).
+ * Rebuilds a `chat.completion` from `chat.completion.chunk` events, counting content chunks. Every
+ * choice is assembled by its `index`; the first lives in this object's own fields (the hot path),
+ * others (`n` > 1) in `others`.
  */
 export class StreamAssembler {
   id = '';
@@ -60,6 +69,8 @@ export class StreamAssembler {
   toolCalls: ToolCall[] | undefined;
   contentChunks = 0;
   done = false;
+  /** Choices with index ≥ 1, by index. */
+  private others: ChoiceState[] | undefined;
 
   private appendContent(text: string): void {
     this.content += text;
@@ -97,21 +108,37 @@ export class StreamAssembler {
       this.systemFingerprint = chunk.system_fingerprint;
     }
     if (chunk.usage) this.usage = chunk.usage;
-    const choice = chunk.choices?.[0];
-    if (!choice) return false;
-    if (choice.finish_reason) this.finishReason = choice.finish_reason;
+    let token = false;
+    for (const choice of chunk.choices ?? []) {
+      const index = choice.index ?? 0;
+      if (index === 0) {
+        if (this.applyChoice(this, choice)) token = true;
+        continue;
+      }
+      this.others ??= [];
+      const state = (this.others[index] ??= { role: 'assistant', content: '', finishReason: null, toolCalls: undefined });
+      if (this.applyChoice(state, choice)) token = true;
+    }
+    return token;
+  }
+
+  /** Apply one choice's delta to its state; returns whether it carried content or tool-call arguments. */
+  private applyChoice(state: ChoiceState, choice: NonNullable<ChunkShape['choices']>[number]): boolean {
+    if (choice.finish_reason) state.finishReason = choice.finish_reason;
     const delta = choice.delta;
     if (!delta) return false;
-    if (delta.role) this.role = delta.role;
+    if (delta.role) state.role = delta.role;
     let token = false;
     if (delta.content) {
-      this.appendContent(delta.content);
+      // The first choice counts content chunks (its first is the first token) and keeps its string flat.
+      if (state === this) this.appendContent(delta.content);
+      else state.content += delta.content;
       token = true;
     }
     if (delta.tool_calls) {
-      this.toolCalls ??= [];
+      state.toolCalls ??= [];
       for (const tc of delta.tool_calls) {
-        const slot = (this.toolCalls[tc.index] ??= { id: '', type: 'function', function: { name: '', arguments: '' } });
+        const slot = (state.toolCalls[tc.index] ??= { id: '', type: 'function', function: { name: '', arguments: '' } });
         if (tc.id) slot.id = tc.id;
         if (tc.function?.name) slot.function.name += tc.function.name;
         if (tc.function?.arguments) {
@@ -129,23 +156,29 @@ export class StreamAssembler {
   }
 
   toCompletion(): ChatCompletion {
-    // Optional keys by assignment rather than conditional spreads (several µs each per result).
-    const message: ChatCompletion['choices'][number]['message'] = {
-      role: this.role,
-      content: this.toolCalls && this.content === '' ? null : this.content,
-    };
-    if (this.toolCalls) message.tool_calls = this.toolCalls;
+    const choices = [choiceOf(0, this)];
+    if (this.others) this.others.forEach((state, index) => choices.push(choiceOf(index, state)));
     const completion: ChatCompletion = {
       id: this.id,
       object: 'chat.completion',
       created: this.created,
       model: this.model,
-      choices: [{ index: 0, message, finish_reason: this.finishReason }],
+      choices,
     };
     if (this.usage) completion.usage = this.usage;
     if (this.systemFingerprint) completion.system_fingerprint = this.systemFingerprint;
     return completion;
   }
+}
+
+function choiceOf(index: number, state: ChoiceState): ChatCompletion['choices'][number] {
+  // Optional keys by assignment rather than conditional spreads (several µs each per result).
+  const message: ChatCompletion['choices'][number]['message'] = {
+    role: state.role,
+    content: state.toolCalls && state.content === '' ? null : state.content,
+  };
+  if (state.toolCalls) message.tool_calls = state.toolCalls;
+  return { index, message, finish_reason: state.finishReason };
 }
 
 const CHOICE = '"choices":[{"index":0,"delta":{"content":"';

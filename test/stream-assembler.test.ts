@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import { fastContent, StreamAssembler } from '../src/client/stream-assembler.js';
+
+const chunk = (choices: object[], extra: object = {}) => JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 7, model: 'm', choices, ...extra });
+
+describe('StreamAssembler', () => {
+  it('assembles every choice of an n > 1 stream by its index, in order', () => {
+    const a = new StreamAssembler();
+    const feed = [
+      chunk([{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }]),
+      chunk([{ index: 1, delta: { role: 'assistant', content: '' }, finish_reason: null }]),
+      chunk([{ index: 0, delta: { content: 'Hel' }, logprobs: null, finish_reason: null }]),
+      chunk([{ index: 1, delta: { content: 'Bon' }, logprobs: null, finish_reason: null }]),
+      chunk([{ index: 1, delta: { content: 'jour' }, logprobs: null, finish_reason: null }]),
+      chunk([{ index: 0, delta: { content: 'lo' }, logprobs: null, finish_reason: null }]),
+      chunk([{ index: 1, delta: {}, finish_reason: 'stop' }]),
+      chunk([{ index: 0, delta: {}, finish_reason: 'length' }]),
+      chunk([], { usage: { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 } }),
+      '[DONE]',
+    ];
+    const tokens = feed.map((d) => a.push(d));
+    expect(tokens).toEqual([false, false, true, true, true, true, false, false, false, false]);
+    // The first choice's chunks are what TTFT and content-chunk counts are about.
+    expect(a.contentChunks).toBe(2);
+    expect(a.complete).toBe(true);
+    expect(a.toCompletion()).toEqual({
+      id: 'c1',
+      object: 'chat.completion',
+      created: 7,
+      model: 'm',
+      choices: [
+        { index: 0, message: { role: 'assistant', content: 'Hello' }, finish_reason: 'length' },
+        { index: 1, message: { role: 'assistant', content: 'Bonjour' }, finish_reason: 'stop' },
+      ],
+      usage: { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 },
+    });
+  });
+
+  it('reads a plain first-choice token without JSON.parse, and leaves every other shape to it', () => {
+    expect(fastContent(chunk([{ index: 0, delta: { content: ' tok' }, logprobs: null, finish_reason: null }]))).toBe(' tok');
+    expect(fastContent(chunk([{ index: 1, delta: { content: ' tok' }, logprobs: null, finish_reason: null }]))).toBeUndefined();
+    expect(fastContent(chunk([{ index: 0, delta: { content: 'a\\"b' }, finish_reason: null }]))).toBeUndefined();
+    expect(fastContent(chunk([{ index: 0, delta: { content: 'x' }, finish_reason: 'stop' }]))).toBeUndefined();
+  });
+});
