@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { fastContent, StreamAssembler } from '../src/client/stream-assembler.js';
+import { estimateCompletionTokens, estimateTokens } from '../src/client/token-estimate.js';
 
 const chunk = (choices: object[], extra: object = {}) => JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 7, model: 'm', choices, ...extra });
 
@@ -41,5 +42,22 @@ describe('StreamAssembler', () => {
     expect(fastContent(chunk([{ index: 1, delta: { content: ' tok' }, logprobs: null, finish_reason: null }]))).toBeUndefined();
     expect(fastContent(chunk([{ index: 0, delta: { content: 'a\\"b' }, finish_reason: null }]))).toBeUndefined();
     expect(fastContent(chunk([{ index: 0, delta: { content: 'x' }, finish_reason: 'stop' }]))).toBeUndefined();
+  });
+});
+
+describe('completion token estimate (servers that send no usage)', () => {
+  it('counts the content and tool-call arguments of every choice', async () => {
+    const one = await estimateTokens('Hello world, how are you?');
+    const two = await estimateTokens('Bonjour tout le monde');
+    const args = await estimateTokens('{"city":"Paris"}');
+    expect(one).toBeGreaterThan(3);
+    const total = await estimateCompletionTokens({
+      choices: [
+        { message: { content: 'Hello world, how are you?' } },
+        { message: { content: 'Bonjour tout le monde' } },
+        { message: { content: null, tool_calls: [{ function: { arguments: '{"city":"Paris"}' } }] } },
+      ],
+    });
+    expect(total).toBe(one + two + args);
   });
 });

@@ -15,6 +15,16 @@ export async function estimateTokens(text: string): Promise<number> {
   return (await getEncoder())(text).length;
 }
 
+/** Completion estimate: the content and tool-call arguments of every choice (`n` > 1 included). */
+export async function estimateCompletionTokens(completion: { choices: { message: { content: string | null; tool_calls?: { function: { arguments: string } }[] } }[] }): Promise<number> {
+  let n = 0;
+  for (const c of completion.choices) {
+    n += await estimateTokens(c.message.content ?? '');
+    for (const tc of c.message.tool_calls ?? []) n += await estimateTokens(tc.function.arguments);
+  }
+  return n;
+}
+
 /** Prompt estimate: content tokens plus OpenAI's chat framing (3 per request, 4 per message). */
 export async function estimatePromptTokens(bodyJson: string): Promise<number> {
   const body = JSON.parse(bodyJson) as { messages?: { content?: unknown }[] };

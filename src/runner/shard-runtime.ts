@@ -5,7 +5,7 @@ import { RawPool } from '../client/raw-pool.js';
 import { trustedCas } from '../client/trusted-cas.js';
 import { createRedactor, headerSecrets } from '../client/redact.js';
 import { decideRetry, RetryBudget, type RetryPolicyOptions } from '../client/retry-policy.js';
-import { estimatePromptTokens, estimateTokens } from '../client/token-estimate.js';
+import { estimateCompletionTokens, estimatePromptTokens } from '../client/token-estimate.js';
 import type { Clock } from '../events/clock.js';
 import { EventWriter } from '../events/event-writer.js';
 import type { EventPayloads } from '../events/event-types.js';
@@ -173,7 +173,7 @@ export class ShardRuntime {
       return { completion: usage.completion_tokens, prompt: usage.prompt_tokens, estimated: false };
     }
     return {
-      completion: usage?.completion_tokens ?? (await estimateTokens(o.completion.choices[0]?.message.content ?? '')),
+      completion: usage?.completion_tokens ?? (await estimateCompletionTokens(o.completion)),
       prompt: usage?.prompt_tokens ?? (await estimatePromptTokens(item.body)),
       estimated: true,
     };
