@@ -46,7 +46,7 @@ describe('StreamAssembler', () => {
 });
 
 describe('completion token estimate (servers that send no usage)', () => {
-  it('counts the content and tool-call arguments of every choice', async () => {
+  it('counts the content, reasoning and tool-call arguments of every choice', async () => {
     const one = await estimateTokens('Hello world, how are you?');
     const two = await estimateTokens('Bonjour tout le monde');
     const args = await estimateTokens('{"city":"Paris"}');
@@ -56,8 +56,28 @@ describe('completion token estimate (servers that send no usage)', () => {
         { message: { content: 'Hello world, how are you?' } },
         { message: { content: 'Bonjour tout le monde' } },
         { message: { content: null, tool_calls: [{ function: { arguments: '{"city":"Paris"}' } }] } },
+        { message: { content: '', reasoning_content: 'Hello world, how are you?' } },
       ],
     });
-    expect(total).toBe(one + two + args);
+    expect(total).toBe(one + two + args + one);
+  });
+});
+
+describe('reasoning models', () => {
+  it('keeps the reasoning a model streams before its answer, and starts the answer at its first content', () => {
+    const a = new StreamAssembler();
+    const tokens = [
+      chunk([{ index: 0, delta: { role: 'assistant', reasoning_content: 'The user greets; ' }, finish_reason: null }]),
+      chunk([{ index: 0, delta: { reasoning_content: 'greet back.' }, finish_reason: null }]),
+      chunk([{ index: 0, delta: { content: 'Hi!' }, finish_reason: null }]),
+      chunk([{ index: 0, delta: {}, finish_reason: 'stop' }]),
+    ].map((d) => a.push(d));
+    expect(tokens).toEqual([false, false, true, false]);
+    expect(a.toCompletion().choices[0]!.message).toEqual({ role: 'assistant', content: 'Hi!', reasoning_content: 'The user greets; greet back.' });
+    // Servers that name the field `reasoning` (newer vLLM) are read the same way.
+    const b = new StreamAssembler();
+    b.push(chunk([{ index: 0, delta: { reasoning: 'think' }, finish_reason: null }]));
+    b.push(chunk([{ index: 0, delta: { content: 'ok' }, finish_reason: 'stop' }]));
+    expect(b.toCompletion().choices[0]!.message.reasoning_content).toBe('think');
   });
 });

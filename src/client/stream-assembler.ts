@@ -6,7 +6,8 @@ export interface ChatCompletion {
   model: string;
   choices: {
     index: number;
-    message: { role: string; content: string | null; tool_calls?: ToolCall[] };
+    /** `reasoning_content`: what reasoning models (vLLM's reasoning parsers, DeepSeek) stream before the answer. */
+    message: { role: string; content: string | null; tool_calls?: ToolCall[]; reasoning_content?: string };
     finish_reason: string | null;
   }[];
   usage?: Usage;
@@ -38,7 +39,7 @@ interface ChunkShape {
   error?: { message?: string };
   choices?: {
     index?: number;
-    delta?: { role?: string; content?: string | null; tool_calls?: { index: number; id?: string; function?: { name?: string; arguments?: string } }[] };
+    delta?: { role?: string; content?: string | null; reasoning_content?: string | null; reasoning?: string | null; tool_calls?: { index: number; id?: string; function?: { name?: string; arguments?: string } }[] };
     finish_reason?: string | null;
   }[];
   usage?: Usage | null;
@@ -48,6 +49,7 @@ interface ChunkShape {
 interface ChoiceState {
   role: string;
   content: string;
+  reasoning?: string;
   finishReason: string | null;
   toolCalls: ToolCall[] | undefined;
 }
@@ -64,6 +66,7 @@ export class StreamAssembler {
   systemFingerprint: string | undefined;
   role = 'assistant';
   content = '';
+  reasoning: string | undefined;
   finishReason: string | null = null;
   usage: Usage | undefined;
   toolCalls: ToolCall[] | undefined;
@@ -128,6 +131,9 @@ export class StreamAssembler {
     const delta = choice.delta;
     if (!delta) return false;
     if (delta.role) state.role = delta.role;
+    // Kept, not counted as tokens: the first token is the first chunk of answer content.
+    const reasoning = delta.reasoning_content ?? delta.reasoning;
+    if (reasoning) state.reasoning = (state.reasoning ?? '') + reasoning;
     let token = false;
     if (delta.content) {
       // The first choice counts content chunks (its first is the first token) and keeps its string flat.
@@ -178,6 +184,7 @@ function choiceOf(index: number, state: ChoiceState): ChatCompletion['choices'][
     content: state.toolCalls && state.content === '' ? null : state.content,
   };
   if (state.toolCalls) message.tool_calls = state.toolCalls;
+  if (state.reasoning) message.reasoning_content = state.reasoning;
   return { index, message, finish_reason: state.finishReason };
 }
 

@@ -15,11 +15,17 @@ export async function estimateTokens(text: string): Promise<number> {
   return (await getEncoder())(text).length;
 }
 
-/** Completion estimate: the content and tool-call arguments of every choice (`n` > 1 included). */
-export async function estimateCompletionTokens(completion: { choices: { message: { content: string | null; tool_calls?: { function: { arguments: string } }[] } }[] }): Promise<number> {
+/**
+ * Completion estimate: the content, reasoning and tool-call arguments of every choice (`n` > 1
+ * included), as servers count reasoning tokens among completion tokens.
+ */
+export async function estimateCompletionTokens(completion: {
+  choices: { message: { content: string | null; reasoning_content?: string; tool_calls?: { function: { arguments: string } }[] } }[];
+}): Promise<number> {
   let n = 0;
   for (const c of completion.choices) {
     n += await estimateTokens(c.message.content ?? '');
+    n += await estimateTokens(c.message.reasoning_content ?? '');
     for (const tc of c.message.tool_calls ?? []) n += await estimateTokens(tc.function.arguments);
   }
   return n;
