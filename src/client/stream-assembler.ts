@@ -45,7 +45,7 @@ interface ChunkShape {
   usage?: Usage | null;
 }
 
-/** One choice beyond the first, when a request asks for several (`n` > 1). */
+/** The assembled state of one choice (the assembler holds the first choice's itself). */
 interface ChoiceState {
   role: string;
   content: string;
