@@ -61,6 +61,10 @@ describe('shardline run (CLI)', () => {
     const missingInput = await runCli(['run', join(dir, 'nope.jsonl'), '--endpoint', 'http://127.0.0.1:9/v1', '--out', join(dir, 'o')]);
     expect(missingInput.code).toBe(1);
     expect(missingInput.stderr).toMatch(/Cannot read input/);
+    const dirInput = await runCli(['run', dir, '--endpoint', 'http://127.0.0.1:9/v1', '--out', join(dir, 'o')]);
+    expect(dirInput.code).toBe(1);
+    expect(dirInput.stderr).toContain(`Cannot read input \`${dir}\`: it is a directory, expected a JSONL file`);
+    expect(dirInput.stderr).not.toMatch(/unexpected error/);
   });
 
   it('prints the summary JSON on stdout, progress and logs on stderr, and exits 3 on failed requests', async () => {

@@ -1,4 +1,4 @@
-import { accessSync, constants, existsSync, mkdirSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
@@ -65,6 +65,7 @@ export async function run(input: RunOptionsInput | RunOptions, hooks: RunHooks =
   } catch (cause) {
     throw new BadInputError(`Cannot read input \`${o.input}\`: ${(cause as Error).message}`, { cause });
   }
+  if (statSync(o.input).isDirectory()) throw new BadInputError(`Cannot read input \`${o.input}\`: it is a directory, expected a JSONL file`);
   if (o.postprocess && !existsSync(o.postprocess)) {
     throw new ConfigError(`Expected \`--postprocess\` to be a module file, got \`${o.postprocess}\` (not found)`);
   }
