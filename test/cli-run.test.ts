@@ -61,6 +61,9 @@ describe('shardline run (CLI)', () => {
     const missingInput = await runCli(['run', join(dir, 'nope.jsonl'), '--endpoint', 'http://127.0.0.1:9/v1', '--out', join(dir, 'o')]);
     expect(missingInput.code).toBe(1);
     expect(missingInput.stderr).toMatch(/Cannot read input/);
+    const outIsFile = await runCli(['run', input, '--endpoint', 'http://127.0.0.1:9/v1', '--out', input]);
+    expect(outIsFile.code).toBe(2);
+    expect(outIsFile.stderr).toContain(`Expected \`--out\` to be a directory, got \`${input}\` (a file is in the way)`);
     const dirInput = await runCli(['run', dir, '--endpoint', 'http://127.0.0.1:9/v1', '--out', join(dir, 'o')]);
     expect(dirInput.code).toBe(1);
     expect(dirInput.stderr).toContain(`Cannot read input \`${dir}\`: it is a directory, expected a JSONL file`);

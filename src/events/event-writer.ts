@@ -1,4 +1,5 @@
-import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { ensureDir } from '../util/ensure-dir.js';
 import { dirname } from 'node:path';
 import { dropTornTail } from '../util/torn-tail.js';
 import type { Clock } from './clock.js';
@@ -32,7 +33,7 @@ export class EventWriter {
   readonly now: Clock;
 
   constructor(options: EventWriterOptions) {
-    mkdirSync(dirname(options.path), { recursive: true });
+    ensureDir(dirname(options.path));
     // 'a+' to read the tail: a resumed run must not glue its first event onto a line a crash tore.
     this.fd = openSync(options.path, 'a+');
     dropTornTail(this.fd);

@@ -1,4 +1,5 @@
-import { existsSync, mkdirSync, truncateSync } from 'node:fs';
+import { existsSync, truncateSync } from 'node:fs';
+import { ensureDir } from '../util/ensure-dir.js';
 import { join } from 'node:path';
 import { readJsonlLines } from '../input/jsonl-lines.js';
 import type { RejectedLine } from '../input/request-line.js';
@@ -11,7 +12,7 @@ export class DirResultSink implements ResultSink {
   private readonly rejects: JsonlAppender;
 
   constructor(readonly dir: string) {
-    mkdirSync(dir, { recursive: true });
+    ensureDir(dir);
     const rejectsPath = join(dir, 'rejects.jsonl');
     // The input is unchanged on resume, so its rejects are found again: start the file afresh.
     if (existsSync(rejectsPath)) truncateSync(rejectsPath, 0);

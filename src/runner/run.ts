@@ -1,8 +1,8 @@
-import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { ConfigError, BadInputError, InputChangedError } from '../config/errors.js';
+import { ConfigError, BadInputError, InputChangedError, IoError } from '../config/errors.js';
 import { runOptionsSchema, type RunOptions, type RunOptionsInput } from '../config/run-options.js';
 import { formatZodIssues } from '../config/zod-issues.js';
 import { monotonicEpochMs, type Clock } from '../events/clock.js';
@@ -15,6 +15,7 @@ import type { ShardConfig } from './ipc-messages.js';
 import { JsonlWorkSource } from './jsonl-work-source.js';
 import { publicConfig, readManifest, redactUrl, writeManifest, type RunManifest } from './run-manifest.js';
 import { failureHints } from './failure-hints.js';
+import { ensureDir } from '../util/ensure-dir.js';
 
 /** What `run()` returns and `shardline run` prints on stdout. */
 export interface RunSummary {
@@ -70,7 +71,13 @@ export async function run(input: RunOptionsInput | RunOptions, hooks: RunHooks =
     throw new ConfigError(`Expected \`--postprocess\` to be a module file, got \`${o.postprocess}\` (not found)`);
   }
   const out = resolve(o.out);
-  mkdirSync(out, { recursive: true });
+  try {
+    ensureDir(out);
+  } catch (cause) {
+    const e = cause as NodeJS.ErrnoException;
+    if (e.code === 'ENOTDIR') throw new ConfigError(`Expected \`--out\` to be a directory, got \`${o.out}\` (a file is in the way)`, { cause });
+    throw new IoError(`Cannot create output directory \`${o.out}\`: ${e.message}`, { cause });
+  }
   const inputHash = await hashFile(o.input);
   const previous = readManifest(out);
   if (o.resume && !previous) throw new ConfigError(`Nothing to resume: \`--out\` ${out} has no run.json`);
