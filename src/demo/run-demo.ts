@@ -1,4 +1,5 @@
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
+import { ensureDir } from '../util/ensure-dir.js';
 import { join, resolve } from 'node:path';
 import { analyze } from '../diagnose/analyze.js';
 import { compareReports, type Comparison } from '../diagnose/compare-reports.js';
@@ -59,7 +60,7 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
   const maxTokens = o.quick ? 64 : 128;
   const seed = o.seed ?? 1;
   const log = o.log ?? (() => {});
-  mkdirSync(out, { recursive: true });
+  ensureDir(out);
   const input = join(out, 'requests.jsonl');
   const lines: string[] = [];
   for (let i = 0; i < n; i++) {
