@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { parseProfile, resolveRunOptions, startSim, type RunningSim } from '../src/index.js';
 import { CLI, runCli } from './helpers/cli.js';
 import { loadResults, tempDir, writeInput } from './helpers/run-dir.js';
+import { writeSynthRun } from './helpers/synth-log.js';
 
 let sim: RunningSim | undefined;
 afterEach(async () => {
@@ -159,5 +160,19 @@ describe('shardline run (CLI)', () => {
       '--metrics-port', '--metrics-host', '--retry-mode', '--no-keep-alive']) {
       expect(r.stdout).toContain(flag);
     }
+  });
+});
+
+describe('CLI errors from the filesystem', () => {
+  it('say what failed on which path, in one line, with exit 1', async () => {
+    const dir = writeSynthRun(tempDir('sl-fs-'), { requests: 10, limit: 2 });
+    const missing = join(dir, 'no-such-dir', 'report.html');
+    const r = await runCli(['report', dir, '--html', missing]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`shardline: ENOENT: no such file or directory, open '${missing}'\n`);
+    const s = await runCli(['sample', dir, '-o', missing]);
+    expect(s.code).toBe(1);
+    expect(s.stderr).toContain(`ENOENT: no such file or directory, open '${missing}'`);
+    expect(s.stderr).not.toMatch(/unexpected error|\n\s+at /);
   });
 });

@@ -20,6 +20,13 @@ async function main(argv: string[]): Promise<number> {
         ? EXIT.USAGE
         : EXIT.FAILURE;
     }
+    const sys = err as NodeJS.ErrnoException;
+    if (typeof sys.code === 'string' && typeof sys.syscall === 'string') {
+      // A filesystem or OS refusal (a missing directory for --html or -o, a full disk, no permission):
+      // its message already names the operation and the path; a stack trace would only hide it.
+      process.stderr.write(`shardline: ${sys.message}\n`);
+      return EXIT.FAILURE;
+    }
     process.stderr.write(`shardline: unexpected error: ${(err as Error).stack ?? String(err)}\n`);
     return EXIT.FAILURE;
   }
