@@ -41,6 +41,26 @@ describe('post-processing hook', () => {
     expect(overlapped.length).toBeGreaterThan(5);
   });
 
+  it('refuses a hook that cannot load before any request goes out', async () => {
+    sim = await startSim({ profile: parseProfile({ base: 'fast' }) });
+    const dir = tempDir();
+    const cases: [string, string, RegExp][] = [
+      ['no-default.mjs', 'export const transform = (r) => r;\n', /\(its default export is missing\)/],
+      ['not-a-function.mjs', 'export default 42;\n', /\(its default export is a number\)/],
+      ['throws.mjs', "throw new Error('cannot find my model file');\n", /loading it failed: cannot find my model file/],
+      ['syntax.mjs', 'export default (r) => {\n', /loading it failed: /],
+    ];
+    for (const [name, code, why] of cases) {
+      const hook = join(dir, name);
+      writeFileSync(hook, code);
+      const attempt = run({ input: writeInput(dir, 3), endpoint: `${sim.url}/v1`, out: join(dir, `out-${name}`), postprocess: hook, progress: 'off' });
+      await expect(attempt).rejects.toThrow(/Expected `--postprocess` to be a module whose default export is a function/);
+      await expect(attempt).rejects.toThrow(why);
+    }
+    // Nothing reached the server: the check runs before the run starts.
+    expect(sim.stats().requests).toBe(0);
+  });
+
   it('a failing hook fails that request with cause postprocess_error and keeps going', async () => {
     sim = await startSim({ profile: parseProfile({ base: 'fast' }) });
     const dir = tempDir();

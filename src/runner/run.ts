@@ -15,6 +15,7 @@ import type { ShardConfig } from './ipc-messages.js';
 import { JsonlWorkSource } from './jsonl-work-source.js';
 import { publicConfig, readManifest, redactUrl, writeManifest, type RunManifest } from './run-manifest.js';
 import { failureHints } from './failure-hints.js';
+import { checkPostprocessModule } from './postprocessor.js';
 import { ensureDir } from '../util/ensure-dir.js';
 
 /** What `run()` returns and `shardline run` prints on stdout. */
@@ -70,6 +71,7 @@ export async function run(input: RunOptionsInput | RunOptions, hooks: RunHooks =
   if (o.postprocess && !existsSync(o.postprocess)) {
     throw new ConfigError(`Expected \`--postprocess\` to be a module file, got \`${o.postprocess}\` (not found)`);
   }
+  if (o.postprocess) await checkPostprocessModule(o.postprocess);
   const out = resolve(o.out);
   try {
     ensureDir(out);
