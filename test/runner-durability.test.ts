@@ -1,8 +1,9 @@
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, appendFileSync } from 'node:fs';
+import { existsSync, readFileSync, appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseProfile, run, startSim, type RunningSim } from '../src/index.js';
+import { LOCK_FILE } from '../src/runner/out-lock.js';
 import { CLI, runCli } from './helpers/cli.js';
 import { loadEvents, loadResults, ofType, tempDir, writeInput } from './helpers/run-dir.js';
 
@@ -104,6 +105,30 @@ describe('durability: nothing lost, nothing duplicated', () => {
     const manifest = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'));
     expect(manifest.status).toBe('finished');
     expect(manifest.resumes).toBeGreaterThanOrEqual(1);
+  });
+
+  it('lets one run at a time use an output directory, and takes over a lock its killed owner left', async () => {
+    sim = await startSim({ profile: paced });
+    const dir = tempDir();
+    const out = join(dir, 'out');
+    const input = writeInput(dir, 40);
+    const first = run({ input, endpoint: `${sim.url}/v1`, out, concurrency: 4, progress: 'off' });
+    // While the first runs, a second into the same directory is refused and changes nothing there.
+    while (!existsSync(join(out, LOCK_FILE))) await new Promise((r) => setTimeout(r, 5));
+    await expect(run({ input, endpoint: `${sim.url}/v1`, out, concurrency: 4, progress: 'off' })).rejects.toThrow(
+      new RegExp(`Another shardline run \\(pid ${process.pid}\\) is using \`--out\``),
+    );
+    const summary = await first;
+    expect(summary.requests.succeeded).toBe(40);
+    expect(loadResults(out)).toHaveLength(40);
+    expect(existsSync(join(out, LOCK_FILE))).toBe(false);
+    // A lock whose process is gone (a run killed with kill -9) does not block the next run.
+    const gone = spawn(process.execPath, ['-e', '']);
+    await new Promise((r) => gone.on('exit', r));
+    writeFileSync(join(out, LOCK_FILE), `${gone.pid}\n`);
+    const again = await run({ input, endpoint: `${sim.url}/v1`, out, progress: 'off' });
+    expect(again.requests.skipped).toBe(40);
+    expect(existsSync(join(out, LOCK_FILE))).toBe(false);
   });
 
   it('refuses to resume when the input changed', async () => {

@@ -16,6 +16,7 @@ import { JsonlWorkSource } from './jsonl-work-source.js';
 import { publicConfig, readManifest, redactUrl, writeManifest, type RunManifest } from './run-manifest.js';
 import { failureHints } from './failure-hints.js';
 import { checkPostprocessModule } from './postprocessor.js';
+import { acquireOutLock } from './out-lock.js';
 import { ensureDir } from '../util/ensure-dir.js';
 
 /** What `run()` returns and `shardline run` prints on stdout. */
@@ -80,6 +81,16 @@ export async function run(input: RunOptionsInput | RunOptions, hooks: RunHooks =
     if (e.code === 'ENOTDIR') throw new ConfigError(`Expected \`--out\` to be a directory, got \`${o.out}\` (a file is in the way)`, { cause });
     throw new IoError(`Cannot create output directory \`${o.out}\`: ${e.message}`, { cause });
   }
+  const release = acquireOutLock(out);
+  try {
+    return await runInDir(o, out, hooks, clock);
+  } finally {
+    release();
+  }
+}
+
+/** The run proper, once `out` exists and this process holds its lock. */
+async function runInDir(o: RunOptions, out: string, hooks: RunHooks, clock: Clock): Promise<RunSummary> {
   const inputHash = await hashFile(o.input);
   const previous = readManifest(out);
   if (o.resume && !previous) throw new ConfigError(`Nothing to resume: \`--out\` ${out} has no run.json`);
