@@ -48,6 +48,9 @@ describe('shardline run (CLI)', () => {
     expect(badEndpoint.code).toBe(2);
     expect(badEndpoint.stderr.match(/`--endpoint`/g)).toHaveLength(1);
     expect(badEndpoint.stderr).toMatch(/an http:\/\/ or https:\/\/ URL such as http:\/\/127\.0\.0\.1:8000\/v1\), got `127\.0\.0\.1:8000\/v1`/);
+    const fullUrl = await runCli(['run', input, '--endpoint', 'http://127.0.0.1:8000/v1/chat/completions', '--out', join(dir, 'o')]);
+    expect(fullUrl.code).toBe(2);
+    expect(fullUrl.stderr).toMatch(/`--endpoint` to be valid \(the API base URL without \/chat\/completions: requests go to <endpoint>\/chat\/completions\)/);
     const badShards = await runCli(['run', input, '--endpoint', 'http://127.0.0.1:9/v1', '--out', join(dir, 'o'), '--shards', 'two']);
     expect(badShards.code).toBe(2);
     expect(badShards.stderr).toMatch(/`--shards`/);

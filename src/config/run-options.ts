@@ -23,6 +23,8 @@ export const runOptionsSchema = z
       .string()
       // One check, so a bad value gets one message (url() and a scheme check both fired before).
       .refine(isHttpUrl, 'an http:// or https:// URL such as http://127.0.0.1:8000/v1')
+      // The full request URL is a common slip: requests would go to …/chat/completions/chat/completions.
+      .refine((u) => !isHttpUrl(u) || !/\/chat\/completions\/?$/.test(new URL(u).pathname), 'the API base URL without /chat/completions: requests go to <endpoint>/chat/completions')
       .describe('API base URL as the OpenAI client\'s baseURL, e.g. http://127.0.0.1:8000/v1.'),
     out: z.string().min(1).describe('Output directory (results, events, rejects, run.json).'),
     model: z.string().min(1).optional().describe('Model to set on every request (overrides the body).'),
