@@ -24,6 +24,26 @@ async function runOn(profile: SimProfileFile, n: number, extra: Record<string, u
   return { summary, out, events: loadEvents(out) };
 }
 
+/**
+ * For the hand-written servers below: read Content-Length requests off `socket` and call `answer`
+ * with each one's JSON body, in order.
+ */
+function onRequests<T>(socket: Socket, answer: (body: T) => void): void {
+  let buf = '';
+  socket.on('data', (d: Buffer) => {
+    buf += d.toString('latin1');
+    for (;;) {
+      const end = buf.indexOf('\r\n\r\n');
+      const len = Number(/content-length: (\d+)/i.exec(buf)?.[1] ?? 0);
+      if (end < 0 || buf.length < end + 4 + len) return;
+      const body = JSON.parse(buf.slice(end + 4, end + 4 + len)) as T;
+      buf = buf.slice(end + 4 + len);
+      answer(body);
+    }
+  });
+  socket.on('error', () => undefined);
+}
+
 describe('--transport raw', () => {
   it('one result per line, assembled from the stream, over reused keep-alive connections', async () => {
     const { summary, out, events } = await runOn({ base: 'fast' }, 120, { shards: 2, concurrency: 8 });
@@ -119,30 +139,20 @@ describe('--transport raw', () => {
     const start = (extra: 'same' | 'idle' | 'chunked') => {
       const server = createNetServer((socket) => {
         connections.push(socket);
-        let buf = '';
-        socket.on('data', (d: Buffer) => {
-          buf += d.toString('latin1');
-          for (;;) {
-            const end = buf.indexOf('\r\n\r\n');
-            const len = Number(/content-length: (\d+)/i.exec(buf)?.[1] ?? 0);
-            if (end < 0 || buf.length < end + 4 + len) return;
-            const body = JSON.parse(buf.slice(end + 4, end + 4 + len)) as { messages: { content: string }[] };
-            buf = buf.slice(end + 4 + len);
-            const question = body.messages[0]!.content;
-            const json = JSON.stringify({ id: 'c', object: 'chat.completion', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: `echo ${question}` }, finish_reason: 'stop' }], usage: { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 } });
-            const response =
-              extra === 'chunked'
-                ? `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n${Buffer.byteLength(json).toString(16)}\r\n${json}\r\n0\r\n\r\n`
-                : `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(json)}\r\n\r\n${json}`;
-            const stray = 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}';
-            if (extra !== 'idle') socket.write(response + stray);
-            else {
-              socket.write(response);
-              setTimeout(() => socket.writable && socket.write(stray), 30);
-            }
+        onRequests<{ messages: { content: string }[] }>(socket, (body) => {
+          const question = body.messages[0]!.content;
+          const json = JSON.stringify({ id: 'c', object: 'chat.completion', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: `echo ${question}` }, finish_reason: 'stop' }], usage: { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 } });
+          const response =
+            extra === 'chunked'
+              ? `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n${Buffer.byteLength(json).toString(16)}\r\n${json}\r\n0\r\n\r\n`
+              : `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(json)}\r\n\r\n${json}`;
+          const stray = 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}';
+          if (extra !== 'idle') socket.write(response + stray);
+          else {
+            socket.write(response);
+            setTimeout(() => socket.writable && socket.write(stray), 30);
           }
         });
-        socket.on('error', () => undefined);
       });
       return new Promise<typeof server>((r) => server.listen(0, '127.0.0.1', () => r(server)));
     };
@@ -209,14 +219,7 @@ describe('--transport raw', () => {
     let served = 0;
     const server = createNetServer((socket) => {
       sockets.push(socket);
-      let buf = '';
-      socket.on('data', (d: Buffer) => {
-        buf += d.toString('latin1');
-        const end = buf.indexOf('\r\n\r\n');
-        const len = Number(/content-length: (\d+)/i.exec(buf)?.[1] ?? 0);
-        if (end < 0 || buf.length < end + 4 + len) return;
-        const body = JSON.parse(buf.slice(end + 4, end + 4 + len)) as { stream?: boolean; user?: string };
-        buf = buf.slice(end + 4 + len);
+      onRequests<{ stream?: boolean; user?: string }>(socket, (body) => {
         const id = `req-${++served}`;
         let bytes: Buffer;
         if (body.stream) {
@@ -243,7 +246,6 @@ describe('--transport raw', () => {
         };
         dribble();
       });
-      socket.on('error', () => undefined);
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
     try {
@@ -280,14 +282,7 @@ describe('--transport raw', () => {
 
   it('reads a JSON body when a server ignores stream: true, and names any other content type, on both transports', async () => {
     const server = createNetServer((socket) => {
-      let buf = '';
-      socket.on('data', (d: Buffer) => {
-        buf += d.toString('latin1');
-        const end = buf.indexOf('\r\n\r\n');
-        const len = Number(/content-length: (\d+)/i.exec(buf)?.[1] ?? 0);
-        if (end < 0 || buf.length < end + 4 + len) return;
-        const asked = JSON.parse(buf.slice(end + 4, end + 4 + len)) as { user?: string };
-        buf = buf.slice(end + 4 + len);
+      onRequests<{ user?: string }>(socket, (asked) => {
         if (asked.user === 'html') {
           // A proxy's login page, with status 200.
           const page = '<html><body>Please sign in</body></html>';
@@ -297,7 +292,6 @@ describe('--transport raw', () => {
         const json = JSON.stringify({ id: 'c', object: 'chat.completion', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: 'whole answer' }, finish_reason: 'stop' }], usage: { prompt_tokens: 2, completion_tokens: 2, total_tokens: 4 } });
         socket.write(`HTTP/1.1 200 OK\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(json)}\r\n\r\n${json}`);
       });
-      socket.on('error', () => undefined);
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
     try {
