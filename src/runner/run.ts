@@ -196,10 +196,15 @@ function buildSummary(
 /** Default prefetch ceiling (see shardConfig). */
 const MAX_DEFAULT_PREFETCH = 1024;
 
+/** The path requests go to under the API base URL (`<endpoint>/chat/completions`), without query. */
+function chatPath(u: URL): string {
+  return `${u.pathname.replace(/\/$/, '')}/chat/completions`;
+}
+
 /** Where requests go, for messages: no credentials, no query. */
 function requestUrlOf(endpoint: string): string {
   const u = new URL(endpoint);
-  return `${u.origin}${u.pathname.replace(/\/$/, '')}/chat/completions`;
+  return `${u.origin}${chatPath(u)}`;
 }
 
 /** `--allow-failures N|P%` as a count, given how many lines there were. */
@@ -226,7 +231,7 @@ function shardConfig(o: RunOptions, runId: string, out: string, index: number, r
     runId,
     eventsPath: join(out, 'events', `shard-${String(index).padStart(3, '0')}.jsonl`),
     origin: u.origin,
-    path: `${u.pathname.replace(/\/$/, '')}/chat/completions${u.search}`,
+    path: `${chatPath(u)}${u.search}`,
     headers,
     concurrency: o.concurrency,
     // One per slot by default: with concurrency/8, a shard answering fast (or sharing busy cores)
