@@ -3,7 +3,7 @@ import type { Clock } from '../events/clock.js';
 import type { EventWriter } from '../events/event-writer.js';
 import { createRng } from '../util/rng.js';
 import { LoopLagSampler } from './loop-lag.js';
-import { Deque } from './deque.js';
+import { Deque } from '../util/deque.js';
 import type { FromShard, ShardConfig, WorkItem } from './ipc-messages.js';
 import type { ResultSink } from './result-sink.js';
 import { LiveMetrics } from './live-metrics.js';

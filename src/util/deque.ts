@@ -28,6 +28,11 @@ export class Deque<T> {
     this.size++;
   }
 
+  /** The first item, left in place. */
+  peek(): T | undefined {
+    return this.size === 0 ? undefined : this.buf[this.head];
+  }
+
   shift(): T | undefined {
     if (this.size === 0) return undefined;
     const item = this.buf[this.head];
