@@ -33,7 +33,8 @@ function expectation(issue: z.core.$ZodIssue): string {
     case 'invalid_value':
       return `to be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
     case 'invalid_union':
-      return 'to be one of the accepted forms';
+      // A union given its own message (`{ error: '…' }`) says what it accepts better than this.
+      return issue.message && issue.message !== 'Invalid input' ? `to be ${issue.message}` : 'to be one of the accepted forms';
     default:
       return `to be valid (${issue.message})`;
   }
