@@ -62,6 +62,9 @@ describe('shardline run (CLI)', () => {
     const badChoice = await runCli(['run', input, '--endpoint', 'http://127.0.0.1:9/v1', '--out', join(dir, 'o'), '--on-interrupt', 'panic']);
     expect(badChoice.code).toBe(2);
     expect(badChoice.stderr).toMatch(/--on-interrupt.*drain, abandon/);
+    const badHold = await runCli(['run', input, '--endpoint', 'http://127.0.0.1:9/v1', '--out', join(dir, 'o'), '--read-coalesce-ms', 'soon']);
+    expect(badHold.code).toBe(2);
+    expect(badHold.stderr).toContain("Expected `--read-coalesce-ms` to be 'auto' or a number of milliseconds from 0 to 1000, got `soon`");
     const missingInput = await runCli(['run', join(dir, 'nope.jsonl'), '--endpoint', 'http://127.0.0.1:9/v1', '--out', join(dir, 'o')]);
     expect(missingInput.code).toBe(1);
     expect(missingInput.stderr).toMatch(/Cannot read input/);

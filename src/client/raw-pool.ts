@@ -49,6 +49,8 @@ export class RawPool implements ChatDispatcher {
   private readonly waiting: ((c: RawConnection | Error) => void)[] = [];
   private open = 0;
   private closed = false;
+  /** Socket reads so far (each a read callback), for CPU-per-read accounting. */
+  reads = 0;
   readonly now: () => number;
 
   constructor(readonly options: RawPoolOptions) {
@@ -136,10 +138,12 @@ export class RawPool implements ChatDispatcher {
       };
       if (https) {
         socket = tlsConnect({ host, port, servername: isIP(host) ? undefined : host, ALPNProtocols: ['http/1.1'], ca: trustedCas() }, onConnected);
-        socket.on('data', (chunk: Buffer) => conn.onBytes(chunk, chunk.length));
+        socket.on('data', (chunk: Buffer) => {
+          if (!conn.onBytes(chunk, chunk.length)) socket.pause();
+        });
       } else {
         const buffer = Buffer.allocUnsafe(64 * 1024);
-        socket = netConnect({ host, port, onread: { buffer, callback: (n: number, buf: Uint8Array) => (conn.onBytes(buf as Buffer, n), true) } }, onConnected);
+        socket = netConnect({ host, port, onread: { buffer, callback: (n: number, buf: Uint8Array) => conn.onBytes(buf as Buffer, n) } }, onConnected);
       }
       socket.once('error', onError);
     });
@@ -181,6 +185,8 @@ export class RawConnection {
   /** In onBytes (a response completed there is released once the read is through). */
   private reading = false;
   private releaseWhenRead = false;
+  /** The handler asked to pause reading (the controller's pause()); see onBytes' return value. */
+  private holdReads = false;
 
   constructor(
     private readonly pool: RawPool,
@@ -219,8 +225,14 @@ export class RawConnection {
         this.fail(err);
         this.socket?.destroy();
       },
-      pause() {},
-      resume() {},
+      pause: () => {
+        if (this.controller === controller) this.holdReads = true;
+      },
+      resume: () => {
+        if (this.controller !== controller || !this.holdReads) return;
+        this.holdReads = false;
+        this.socket?.resume();
+      },
     };
     this.controller = controller;
     handler.onRequestStart?.(this.controller, {});
@@ -238,13 +250,17 @@ export class RawConnection {
     this.socket!.write(text);
   }
 
-  /** Bytes read from the socket; `buf` may be a reused static buffer valid only during this call. */
-  onBytes(buf: Buffer, n: number): void {
+  /**
+   * Bytes read from the socket; `buf` may be a reused static buffer valid only during this call.
+   * Returns false when the handler paused reading (the socket stops reading until resume()).
+   */
+  onBytes(buf: Buffer, n: number): boolean {
+    this.pool.reads++;
     // Bytes on a connection with no request out were never asked for: a server or proxy out of
     // step. Close it rather than let them be read as the next request's response.
     if (!this.handler) {
       if (n > 0) this.socket?.destroy();
-      return;
+      return true;
     }
     this.reading = true;
     let i = 0;
@@ -286,12 +302,12 @@ export class RawConnection {
             } else if (b === 13 || b === 59 || b === 32 || b === 9) {
               if (this.sizeDigits > 0) this.sizeDone = true;
             } else {
-              return this.fail(new TransportError('invalid chunk size', 'UND_ERR_RESPONSE'));
+              return this.failRead(new TransportError('invalid chunk size', 'UND_ERR_RESPONSE'));
             }
           }
           if (i === n) break;
           i++; // the line feed
-          if (this.sizeDigits === 0) return this.fail(new TransportError('invalid chunk size', 'UND_ERR_RESPONSE'));
+          if (this.sizeDigits === 0) return this.failRead(new TransportError('invalid chunk size', 'UND_ERR_RESPONSE'));
           const size = this.chunkSize;
           this.resetChunkSize();
           if (size === 0) {
@@ -321,7 +337,7 @@ export class RawConnection {
         case State.ChunkCrlf: {
           // The CRLF after a chunk's data, possibly split across reads.
           const want = this.crlfSeen === 0 ? 13 : 10;
-          if (buf[i] !== want) return this.fail(new TransportError('invalid chunk framing', 'UND_ERR_RESPONSE'));
+          if (buf[i] !== want) return this.failRead(new TransportError('invalid chunk framing', 'UND_ERR_RESPONSE'));
           i++;
           if (++this.crlfSeen === 2) this.state = State.ChunkSize;
           break;
@@ -357,6 +373,7 @@ export class RawConnection {
       if (i < n) this.socket?.destroy();
       else this.pool.release(this);
     }
+    return !this.holdReads;
   }
 
   private onHead(): void {
@@ -399,9 +416,17 @@ export class RawConnection {
     if (this.state === State.UntilClose && this.handler) this.complete();
   }
 
+  private failRead(err: Error): boolean {
+    this.reading = false;
+    this.fail(err);
+    return true;
+  }
+
   private complete(): void {
     const handler = this.handler;
     this.handler = undefined;
+    // A response ends at this read: the connection reads on (for its next response or a FIN).
+    this.holdReads = false;
     this.state = State.Idle;
     this.finished = true;
     handler?.onResponseEnd?.(this.controller, {});

@@ -67,7 +67,11 @@ export function buildReport(f: RunFacts): Report {
       per_request: attempted > 0 ? round3(f.connsOpened / attempted) : null,
       connect_ms: summarize(f.connectMs),
     },
-    event_loop: { lag_p99_ms: summarize(f.loopLag).p99 },
+    event_loop: {
+      lag_p99_ms: summarize(f.loopLag).p99,
+      busy_p50: summarize(f.loopBusy).p50,
+      read_hold: f.holdGauges > 0 ? { held_fraction: round3(f.heldGauges / f.holdGauges), max_ms: f.readHoldMaxMs } : null,
+    },
     client_cpu: {
       shard_cpu_ms: round3(f.shardCpuMs),
       us_per_request: f.attempts > 0 && f.shardCpuMs > 0 ? round3((f.shardCpuMs * 1000) / f.attempts) : null,

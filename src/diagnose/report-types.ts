@@ -46,7 +46,16 @@ export interface Report {
     timeline: { t: string; backlog: number; in_flight: number; limit: number }[];
   };
   connections: { opened: number; per_request: number | null; connect_ms: PercentileSummary };
-  event_loop: { lag_p99_ms: number | null };
+  event_loop: {
+    lag_p99_ms: number | null;
+    /** Median share of each gauge interval a shard's event loop was busy (0–1); null in logs without it. */
+    busy_p50: number | null;
+    /**
+     * Read holds (--read-coalesce-ms, raw transport): the share of shard gauge intervals with a
+     * hold in force and the longest hold. Stream ends were read up to that late, inside decode time.
+     */
+    read_hold: { held_fraction: number; max_ms: number } | null;
+  };
   /** The client measuring itself: shard CPU (coordinator excluded), per request and per completion token. */
   client_cpu: { shard_cpu_ms: number; us_per_request: number | null; us_per_completion_token: number | null };
   buckets_ms: Record<Bucket, number>;

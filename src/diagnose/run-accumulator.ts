@@ -79,6 +79,10 @@ export class RunAccumulator {
       connectMs: [],
       connsOpened: 0,
       loopLag: [],
+      loopBusy: [],
+      holdGauges: 0,
+      heldGauges: 0,
+      readHoldMaxMs: 0,
       shardCpuMs: 0,
       buckets: zeroBuckets(),
       limitMax: 0,
@@ -253,7 +257,15 @@ export class RunAccumulator {
         // first gauge covers its start-up (module loading, forking shards) and is left out, or it
         // would dominate the p99 of a short run.
         if (!this.gaugedShards.has(e.shard)) this.gaugedShards.add(e.shard);
-        else if (!Number.isNaN(e.loopLagMs)) this.f.loopLag.push(e.loopLagMs);
+        else {
+          if (!Number.isNaN(e.loopLagMs)) this.f.loopLag.push(e.loopLagMs);
+          if (e.shard >= 0 && !Number.isNaN(e.loopBusy)) this.f.loopBusy.push(e.loopBusy);
+        }
+        if (!Number.isNaN(e.readHoldMs)) {
+          this.f.holdGauges++;
+          if (e.readHoldMs > 0) this.f.heldGauges++;
+          if (e.readHoldMs > this.f.readHoldMaxMs) this.f.readHoldMaxMs = e.readHoldMs;
+        }
         if (e.shard >= 0 && !Number.isNaN(e.cpuMs)) this.gaugeCpu.set(e.shard, (this.gaugeCpu.get(e.shard) ?? 0) + e.cpuMs);
         break;
       default:

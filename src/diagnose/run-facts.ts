@@ -28,6 +28,12 @@ export interface RunFacts {
   connectMs: number[];
   connsOpened: number;
   loopLag: number[];
+  /** Shard gauges' event-loop utilization (0–1), start-up gauges left out like loopLag's. */
+  loopBusy: number[];
+  /** Shard gauges that report a read hold, and how many of them had one in force. */
+  holdGauges: number;
+  heldGauges: number;
+  readHoldMaxMs: number;
   /** Shard CPU in ms: from shard_end where a shard ended cleanly, else the sum of its gauges. */
   shardCpuMs: number;
   buckets: Record<Bucket, number>;

@@ -145,7 +145,8 @@ export function diagnose(r: Report): Verdict {
         (r.client_cpu.us_per_completion_token !== null ? ` (client CPU ${r.client_cpu.us_per_completion_token.toFixed(1)} µs per completion token)` : ''),
       action:
         'add --shards to spread the load over more event loops, and keep CPU-heavy work (parsing, hooks) off the dispatch loop; ' +
-        'when every token arrives in its own read, --transport raw spends about a third less CPU per chunk (for endpoints you run or trust)',
+        'when every token arrives in its own read, --transport raw spends about a third less CPU per chunk (for endpoints you run or trust), ' +
+        'and its read holds (--read-coalesce-ms, auto by default) gather several paced tokens per read while the loop is busy',
     });
   }
 

@@ -64,8 +64,21 @@ export interface EventPayloads {
     cause?: Cause | 'postprocess_error';
     tokens_estimated?: boolean;
   };
-  gauge: { backlog: number; in_flight: number; limit: number; loop_lag_ms: number; conns_open: number; cpu_ms?: number; rss_mb?: number };
-  shard_end: { requests: number; cpu_user_ms?: number; cpu_system_ms?: number };
+  gauge: {
+    backlog: number;
+    in_flight: number;
+    limit: number;
+    loop_lag_ms: number;
+    conns_open: number;
+    cpu_ms?: number;
+    rss_mb?: number;
+    /** Share of the interval the event loop was not idle (Node's event-loop utilization), 0–1. */
+    loop_busy?: number;
+    /** The read hold in force over the interval (raw transport; see --read-coalesce-ms). */
+    read_hold_ms?: number;
+  };
+  /** socket_reads: read callbacks over the shard's life (raw transport), to put CPU per read beside CPU per token. */
+  shard_end: { requests: number; cpu_user_ms?: number; cpu_system_ms?: number; socket_reads?: number };
   shard_exit: { pid: number; code: number | null; signal: string | null; reason: string; requeued: number };
   run_end: { status: 'finished' | 'interrupted' | 'failed'; succeeded: number; failed: number; rejected: number };
 }

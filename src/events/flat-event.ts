@@ -45,21 +45,23 @@ export const NUMERIC_FIELDS = {
   concurrency: 'concurrency',
   cpu_user_ms: 'cpuUserMs',
   cpu_system_ms: 'cpuSystemMs',
+  loop_busy: 'loopBusy',
+  read_hold_ms: 'readHoldMs',
 } as const;
 
 /** Row columns after the numeric fields. */
-export const C_TYPE = 16;
-export const C_OUTCOME = 17;
-export const C_ESTIMATED = 18;
+export const C_TYPE = 18;
+export const C_OUTCOME = 19;
+export const C_ESTIMATED = 20;
 /** Interned request id, -1 when none (set by whoever interns, from the id's bytes). */
-export const C_RID = 19;
+export const C_RID = 21;
 /** The id's bytes: [start, end) in `idBuf` (or in a batch's id bytes), -1 when the event has none. */
-export const C_ID_START = 20;
-export const C_ID_END = 21;
+export const C_ID_START = 22;
+export const C_ID_END = 23;
 /** Index of the event's [cause, error, run] in `strings`, -1 when it has none of them. */
-export const C_STRINGS = 22;
+export const C_STRINGS = 24;
 /** Numbers per event row. */
-export const ROW_WIDTH = 23;
+export const ROW_WIDTH = 25;
 
 const BLANK = new Float64Array(ROW_WIDTH).fill(NaN);
 BLANK[C_TYPE] = 0;
@@ -125,6 +127,8 @@ export class FlatEvent {
   get concurrency(): number { return this.col(13); }
   get cpuUserMs(): number { return this.col(14); }
   get cpuSystemMs(): number { return this.col(15); }
+  get loopBusy(): number { return this.col(16); }
+  get readHoldMs(): number { return this.col(17); }
   /** Type code (`T`), 0 for a type this version does not know. */
   get type(): number { return this.col(C_TYPE); }
   /** Outcome code (`O`), 0 when absent. */
@@ -181,6 +185,8 @@ export class EventRecord {
   concurrency = NaN;
   cpuUserMs = NaN;
   cpuSystemMs = NaN;
+  loopBusy = NaN;
+  readHoldMs = NaN;
   type = 0;
   outcome = 0;
   tokensEstimated = false;
@@ -210,6 +216,8 @@ export class EventRecord {
     this.concurrency = r[b + 13]!;
     this.cpuUserMs = r[b + 14]!;
     this.cpuSystemMs = r[b + 15]!;
+    this.loopBusy = r[b + 16]!;
+    this.readHoldMs = r[b + 17]!;
     this.type = r[b + C_TYPE]!;
     this.outcome = r[b + C_OUTCOME]!;
     this.tokensEstimated = r[b + C_ESTIMATED] === 1;

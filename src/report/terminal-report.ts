@@ -27,7 +27,13 @@ export function formatReport(r: Report): string {
   const u = r.utilization;
   out.push(`slots       limit ${u.limit}, mean in-flight ${u.mean_in_flight.toFixed(1)}, mean backlog ${u.mean_backlog.toFixed(1)}, all busy ${(u.busy_fraction * 100).toFixed(0)}% of the time, admission gaps ${u.admission_gap_s.toFixed(2)} s`);
   out.push(`connections ${n(r.connections.opened)} opened (${r.connections.per_request?.toFixed(2) ?? '–'} per request), connect ${p(r.connections.connect_ms)}`);
-  out.push(`event loop  lag p99 ${r.event_loop.lag_p99_ms === null ? '–' : `${r.event_loop.lag_p99_ms.toFixed(1)} ms`}`);
+  const loop = r.event_loop;
+  const hold = loop.read_hold;
+  out.push(
+    `event loop  lag p99 ${loop.lag_p99_ms === null ? '–' : `${loop.lag_p99_ms.toFixed(1)} ms`}` +
+      (loop.busy_p50 === null ? '' : `, shards busy ${(loop.busy_p50 * 100).toFixed(0)}% (median)`) +
+      (hold && hold.held_fraction > 0 ? `; reads held up to ${hold.max_ms} ms ${(hold.held_fraction * 100).toFixed(0)}% of the time` : ''),
+  );
   const cpu = r.client_cpu;
   out.push(`client CPU  ${n(cpu.shard_cpu_ms)} ms in shards${cpu.us_per_request === null ? '' : ` (${n(cpu.us_per_request)} µs per attempt${cpu.us_per_completion_token === null ? '' : `, ${cpu.us_per_completion_token.toFixed(2)} µs per completion token`})`}`);
   out.push('');
@@ -36,6 +42,10 @@ export function formatReport(r: Report): string {
   for (const k of BUCKETS) {
     const share = total > 0 ? r.buckets_ms[k] / total : 0;
     out.push(`  ${k.padEnd(16)} ${(share * 100).toFixed(1).padStart(5)}%  ${'█'.repeat(Math.round(share * 40))}`);
+  }
+  if (hold && hold.held_fraction > 0) {
+    out.push('');
+    out.push(`note: reads were held (--read-coalesce-ms) to spend less CPU per token; a stream's end was read up to ${hold.max_ms} ms late, which is in its decode time`);
   }
   const bad = r.detail.bad_lines;
   if (bad > 0) {

@@ -249,6 +249,7 @@ function shardConfig(o: RunOptions, runId: string, out: string, index: number, r
     retryMode: o.retryMode,
     keepAlive: o.keepAlive,
     transport: o.transport,
+    readCoalesceMs: o.readCoalesceMs,
     timeoutConnectMs: o.timeoutConnectS * 1000,
     timeoutTtftMs: o.timeoutTtftS * 1000,
     timeoutIdleMs: o.timeoutIdleS * 1000,

@@ -1,7 +1,9 @@
+import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import { runChatAttempt, type AttemptOutcome, type ChatTarget, type PhaseTimeouts } from '../client/chat-attempt.js';
 import { ConnTracker, type ConnAttribution } from '../client/conn-tracker.js';
 import { RawPool } from '../client/raw-pool.js';
+import { ReadCoalescer } from '../client/read-coalescer.js';
 import { trustedCas } from '../client/trusted-cas.js';
 import { createRedactor, headerSecrets } from '../client/redact.js';
 import { decideRetry, RetryBudget, type RetryPolicyOptions } from '../client/retry-policy.js';
@@ -12,9 +14,13 @@ import type { EventPayloads } from '../events/event-types.js';
 import { round3 } from '../metrics/percentiles.js';
 import { createRng } from '../util/rng.js';
 import { LoopLagSampler } from './loop-lag.js';
+import { nextReadHoldMs } from './read-hold-policy.js';
 import type { DoneItem, FromShard, RetryItem, ShardConfig, WorkItem } from './ipc-messages.js';
 import { errorResultLine, successResultLine } from './result-line.js';
 import type { Postprocessor } from './postprocessor.js';
+
+/** How often `--read-coalesce-ms auto` re-decides. */
+const READ_HOLD_DECIDE_MS = 250;
 
 /**
  * One shard: executes attempts with at most `concurrency` in flight over its own keep-alive pool,
@@ -32,8 +38,15 @@ export class ShardRuntime {
   private readonly target: ChatTarget;
   private readonly timeouts: PhaseTimeouts;
   private readonly loopLag: LoopLagSampler;
+  private readonly coalescer: ReadCoalescer | undefined;
   private readonly gaugeTimer: NodeJS.Timeout;
   private cpuMark = process.cpuUsage();
+  private gaugeEluMark = performance.eventLoopUtilization();
+  private holdEluMark = performance.eventLoopUtilization();
+  /** Re-decides the auto read hold, more often than gauges so a short run gets it too. */
+  private readonly holdTimer: NodeJS.Timeout | undefined;
+  /** Streams that ended since the last gauge, for the read-hold policy. */
+  private streamStats = { streams: 0, decodeMs: 0, gaps: 0 };
   private stopping: 'drain' | 'abandon' | undefined;
   /**
    * Prefetched work: up to `prefetch` items beyond the free slots, so a slot that frees starts its
@@ -73,6 +86,8 @@ export class ShardRuntime {
             bodyTimeout: 0,
             connect: this.tracker.connector({ timeout: config.timeoutConnectMs, ...(config.origin.startsWith('https:') ? { ca: trustedCas() } : {}) }),
           });
+    // undici reads on into its socket buffer while a response is paused: a hold would only delay.
+    this.coalescer = config.transport === 'raw' ? new ReadCoalescer(config.readCoalesceMs === 'auto' ? 0 : config.readCoalesceMs) : undefined;
     this.target = { origin: config.origin, path: config.path, headers: config.headers, keepAlive: config.keepAlive };
     this.timeouts = { ttftMs: config.timeoutTtftMs, idleMs: config.timeoutIdleMs, totalMs: config.timeoutTotalMs };
     this.retry = {
@@ -86,6 +101,7 @@ export class ShardRuntime {
     this.loopLag = new LoopLagSampler(this.clock);
     this.redact = createRedactor(headerSecrets(config.headers));
     this.gaugeTimer = setInterval(() => this.gauge(), config.gaugeIntervalMs);
+    if (this.coalescer && config.readCoalesceMs === 'auto') this.holdTimer = setInterval(() => this.decideReadHold(), READ_HOLD_DECIDE_MS);
   }
 
   start(): void {
@@ -126,9 +142,13 @@ export class ShardRuntime {
     }
     this.flushOutbox();
     clearInterval(this.gaugeTimer);
+    clearInterval(this.holdTimer);
     this.loopLag.stop();
     const cpu = process.cpuUsage();
-    this.events.write('shard_end', { requests: this.requests, cpu_user_ms: cpu.user / 1000, cpu_system_ms: cpu.system / 1000 });
+    const end: EventPayloads['shard_end'] = { requests: this.requests, cpu_user_ms: cpu.user / 1000, cpu_system_ms: cpu.system / 1000 };
+    if (this.pool instanceof RawPool) end.socket_reads = this.pool.reads;
+    this.events.write('shard_end', end);
+    this.coalescer?.close();
     this.events.close();
     this.tracker.close();
     if (mode === 'drain') await this.pool.close();
@@ -148,7 +168,7 @@ export class ShardRuntime {
       onRequestStart: () => this.tracker.mark(who),
       onHeaders: (status, ts) => this.events.write('response_headers', { id, attempt, status }, ts),
       onFirstToken: (ts) => this.events.write('first_token', { id, attempt }, ts),
-    });
+    }, this.coalescer);
     // The slot is held until attempt_end is written, so the log never shows more than
     // `concurrency` attempts open on this shard.
     const tokens = outcome.outcome === 'ok' ? await this.countTokens(item, outcome) : undefined;
@@ -162,7 +182,15 @@ export class ShardRuntime {
       this.outbox.pull++;
       this.scheduleFlush();
     }
-    if (outcome.outcome === 'ok') await this.succeed(item, outcome, tokens!, startTs, endTs);
+    if (outcome.outcome === 'ok') {
+      if (outcome.contentChunks > 1) {
+        const s = this.streamStats;
+        s.streams++;
+        s.decodeMs += outcome.lastTokenTs - outcome.firstTokenTs;
+        s.gaps += outcome.contentChunks - 1;
+      }
+      await this.succeed(item, outcome, tokens!, startTs, endTs);
+    }
     else this.failAttempt(item, outcome, startTs, endTs);
   }
 
@@ -285,7 +313,9 @@ export class ShardRuntime {
     const cpu = process.cpuUsage(this.cpuMark);
     this.cpuMark = process.cpuUsage();
     const cpuMs = (cpu.user + cpu.system) / 1000;
-    this.events.write('gauge', {
+    const elu = performance.eventLoopUtilization(this.gaugeEluMark);
+    this.gaugeEluMark = performance.eventLoopUtilization();
+    const p: EventPayloads['gauge'] = {
       // Prefetched items not started yet: this shard holds them, so they are its backlog.
       backlog: this.local.length,
       in_flight: this.inFlight,
@@ -293,8 +323,20 @@ export class ShardRuntime {
       loop_lag_ms: round3(lagMs),
       conns_open: this.tracker.open,
       cpu_ms: round3(cpuMs),
-    });
+      loop_busy: round3(elu.utilization),
+    };
+    if (this.coalescer) p.read_hold_ms = this.coalescer.window;
+    this.events.write('gauge', p);
     this.send({ t: 'beat', inFlight: this.inFlight, loopLagMs: lagMs, connsOpen: this.tracker.open, connsOpened: this.tracker.opened });
+  }
+
+  private decideReadHold(): void {
+    const busy = performance.eventLoopUtilization(this.holdEluMark).utilization;
+    this.holdEluMark = performance.eventLoopUtilization();
+    const s = this.streamStats;
+    this.streamStats = { streams: 0, decodeMs: 0, gaps: 0 };
+    const inputs = { loopBusy: busy, streams: s.streams, decodeMs: s.streams ? s.decodeMs / s.streams : 0, chunkGapMs: s.gaps ? s.decodeMs / s.gaps : 0 };
+    this.coalescer!.setWindow(nextReadHoldMs(this.config.readCoalesceMs, this.coalescer!.window, inputs));
   }
 
   // Batch IPC: at most one message of each kind per turn of the event loop.

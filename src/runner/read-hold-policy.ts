@@ -1,0 +1,39 @@
+/** The hold `--read-coalesce-ms auto` uses when it holds. */
+export const AUTO_READ_HOLD_MS = 50;
+/** Event-loop utilization at which auto starts holding reads… */
+export const AUTO_HOLD_ON_BUSY = 0.6;
+/** …and below which it stops (apart, so a shard near the line does not flip every second). */
+export const AUTO_HOLD_OFF_BUSY = 0.3;
+/** Streams must deliver content chunks at least this far apart: closer chunks share reads anyway. */
+export const AUTO_MIN_CHUNK_GAP_MS = 2;
+/** Streams must last this many holds, so reading each end up to a hold late costs them ≤ ~5%. */
+export const AUTO_MIN_DECODE_HOLDS = 10;
+
+/** What the shard saw over the last gauge interval. */
+export interface ReadHoldInputs {
+  /** Event-loop utilization, 0–1. */
+  loopBusy: number;
+  /** Streams that ended in the interval after at least two content chunks. */
+  streams: number;
+  /** Their mean first → last content chunk time. */
+  decodeMs: number;
+  /** Their mean gap between content chunks. */
+  chunkGapMs: number;
+}
+
+/**
+ * The read hold for the next gauge interval. A number is used as is. `auto` holds
+ * AUTO_READ_HOLD_MS when the loop was busy ≥ AUTO_HOLD_ON_BUSY and the streams that ended were
+ * paced (chunks ≥ 2 ms apart, so each was its own socket read) and long (≥ 10 holds), and lets go
+ * when the loop is busy < AUTO_HOLD_OFF_BUSY or the streams stop looking like that. Why so
+ * narrow: a hold reads each stream's end up to the hold late. With 512 paced streams that buys a
+ * quarter less CPU per token for ~2.5% of slot time; with fast short streams (many tokens per read
+ * already) the same hold cost 45% of the requests/s (BENCHMARKS.md, "Read coalescing").
+ */
+export function nextReadHoldMs(setting: number | 'auto', currentMs: number, s: ReadHoldInputs): number {
+  if (setting !== 'auto') return setting;
+  if (s.loopBusy < AUTO_HOLD_OFF_BUSY) return 0;
+  if (s.streams > 0 && (s.chunkGapMs < AUTO_MIN_CHUNK_GAP_MS || s.decodeMs < AUTO_MIN_DECODE_HOLDS * AUTO_READ_HOLD_MS)) return 0;
+  if (s.loopBusy >= AUTO_HOLD_ON_BUSY && s.streams > 0) return AUTO_READ_HOLD_MS;
+  return currentMs;
+}

@@ -1,0 +1,192 @@
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { runChatAttempt, type AttemptOutcome } from '../src/client/chat-attempt.js';
+import { RawPool } from '../src/client/raw-pool.js';
+import { ReadCoalescer } from '../src/client/read-coalescer.js';
+import { monotonicEpochMs } from '../src/events/clock.js';
+import { nextReadHoldMs, AUTO_READ_HOLD_MS } from '../src/runner/read-hold-policy.js';
+import { analyze, completionText, formatReport, parseProfile, run, startSim, type RunningSim } from '../src/index.js';
+import { loadEvents, loadResults, ofType, tempDir, writeInput } from './helpers/run-dir.js';
+
+const TOKENS = ['alpha ', 'beta ', 'gamma ', 'delta ', 'epsilon ', 'zeta ', 'eta ', 'theta'];
+const sse = (o: unknown) => `data: ${JSON.stringify(o)}\n\n`;
+const chunk = (delta: Record<string, string>) => sse({ id: 'c', object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: null }] });
+
+interface Script {
+  /** ms between the role chunk and the first token (nothing on the wire meanwhile). */
+  beforeFirstMs: number;
+  /** ms between content tokens; each token is its own write. */
+  gapMs: number;
+  /** Cut the connection after this many tokens instead of finishing. */
+  cutAfter?: number;
+}
+
+let server: Server | undefined;
+afterEach(async () => {
+  server?.closeAllConnections();
+  await new Promise((r) => (server ? server.close(r) : r(undefined)));
+  server = undefined;
+});
+
+/** An SSE server writing each token as its own chunk, `gapMs` apart, on keep-alive connections. */
+async function pacedServer(script: Script): Promise<{ origin: string; connections: () => number }> {
+  let connections = 0;
+  server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => void answer(res));
+  });
+  server.on('connection', () => connections++);
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  const answer = async (res: ServerResponse) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write(chunk({ role: 'assistant' }));
+    await sleep(script.beforeFirstMs);
+    for (let i = 0; i < TOKENS.length; i++) {
+      if (i > 0) await sleep(script.gapMs);
+      if (script.cutAfter === i) return res.socket?.destroy();
+      res.write(chunk({ content: TOKENS[i]! }));
+    }
+    res.write(sse({ id: 'c', object: 'chat.completion.chunk', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] }));
+    res.write(sse({ id: 'c', object: 'chat.completion.chunk', choices: [], usage: { prompt_tokens: 3, completion_tokens: TOKENS.length, total_tokens: 3 + TOKENS.length } }));
+    res.end('data: [DONE]\n\n');
+  };
+  await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
+  return { origin: `http://127.0.0.1:${(server!.address() as AddressInfo).port}`, connections: () => connections };
+}
+
+async function attempt(pool: RawPool, origin: string, coalescer: ReadCoalescer | undefined) {
+  let headersTs = 0;
+  let firstTs = 0;
+  const outcome: AttemptOutcome = await runChatAttempt(
+    pool,
+    { origin, path: '/v1/chat/completions', headers: { 'content-type': 'application/json' } },
+    JSON.stringify({ messages: [{ role: 'user', content: 'q' }], stream: true }),
+    true,
+    { ttftMs: 10_000, idleMs: 10_000, totalMs: 20_000 },
+    monotonicEpochMs,
+    { onHeaders: (_s, ts) => (headersTs = ts), onFirstToken: (ts) => (firstTs = ts) },
+    coalescer,
+  );
+  return { outcome, headersTs, firstTs };
+}
+
+describe('read coalescing (raw transport)', () => {
+  it('reads a paced stream in fewer reads, loses nothing, and reuses the connection', async () => {
+    const { origin, connections } = await pacedServer({ beforeFirstMs: 0, gapMs: 25 });
+    const pool = new RawPool({ origin, connections: 1, connectTimeoutMs: 5000 });
+    const plain = await attempt(pool, origin, undefined);
+    const plainReads = pool.reads;
+    // A hold longer than the whole stream after its first token: the rest comes in one or two reads.
+    const coalescer = new ReadCoalescer(400);
+    const held = await attempt(pool, origin, coalescer);
+    const heldReads = pool.reads - plainReads;
+    await pool.close();
+    coalescer.close();
+
+    for (const r of [plain, held]) {
+      expect(r.outcome.outcome).toBe('ok');
+      if (r.outcome.outcome !== 'ok') return;
+      expect(r.outcome.completion.choices[0]!.message.content).toBe(TOKENS.join(''));
+      expect(r.outcome.completion.usage?.completion_tokens).toBe(TOKENS.length);
+      expect(r.outcome.contentChunks).toBe(TOKENS.length);
+    }
+    // Head + role + first token take one to three reads; everything after the first token arrives
+    // while held. A slower machine only gathers more per read, so this bound cannot flake upwards.
+    expect(heldReads).toBeLessThanOrEqual(5);
+    expect(plainReads).toBeGreaterThan(heldReads);
+    // Both attempts on one keep-alive connection: the held response released it cleanly.
+    expect(connections()).toBe(1);
+  });
+
+  it('never holds before the first token', async () => {
+    // Nothing but a role chunk for 60 ms, then the first token: a hold begun before it would
+    // delay its read by the whole 1 s window.
+    const { origin } = await pacedServer({ beforeFirstMs: 60, gapMs: 5 });
+    const pool = new RawPool({ origin, connections: 1, connectTimeoutMs: 5000 });
+    const coalescer = new ReadCoalescer(1000);
+    const r = await attempt(pool, origin, coalescer);
+    await pool.close();
+    coalescer.close();
+    expect(r.outcome.outcome).toBe('ok');
+    expect(r.firstTs - r.headersTs).toBeLessThan(900);
+    expect(r.firstTs - r.headersTs).toBeGreaterThanOrEqual(50);
+  });
+
+  it('a connection cut while held fails the attempt with a cause once it resumes', async () => {
+    const { origin } = await pacedServer({ beforeFirstMs: 0, gapMs: 10, cutAfter: 3 });
+    const pool = new RawPool({ origin, connections: 1, connectTimeoutMs: 5000 });
+    const coalescer = new ReadCoalescer(200);
+    const r = await attempt(pool, origin, coalescer);
+    await pool.close();
+    coalescer.close();
+    expect(r.outcome).toMatchObject({ outcome: 'error', cause: 'conn_reset' });
+  });
+});
+
+describe('nextReadHoldMs (auto policy)', () => {
+  const paced = { streams: 40, decodeMs: 1000, chunkGapMs: 10 };
+  it('a number is used as is', () => {
+    expect(nextReadHoldMs(0, 50, { loopBusy: 0.9, ...paced })).toBe(0);
+    expect(nextReadHoldMs(20, 0, { loopBusy: 0, ...paced })).toBe(20);
+  });
+  it('holds when the loop is busy with long paced streams, with hysteresis', () => {
+    expect(nextReadHoldMs('auto', 0, { loopBusy: 0.6, ...paced })).toBe(AUTO_READ_HOLD_MS);
+    expect(nextReadHoldMs('auto', 0, { loopBusy: 0.59, ...paced })).toBe(0);
+    // Between the two lines the current setting stays.
+    expect(nextReadHoldMs('auto', AUTO_READ_HOLD_MS, { loopBusy: 0.45, ...paced })).toBe(AUTO_READ_HOLD_MS);
+    expect(nextReadHoldMs('auto', 0, { loopBusy: 0.45, ...paced })).toBe(0);
+    expect(nextReadHoldMs('auto', AUTO_READ_HOLD_MS, { loopBusy: 0.29, ...paced })).toBe(0);
+    // No stream ended in the interval (long answers): keep what was decided.
+    expect(nextReadHoldMs('auto', AUTO_READ_HOLD_MS, { loopBusy: 0.9, streams: 0, decodeMs: 0, chunkGapMs: 0 })).toBe(AUTO_READ_HOLD_MS);
+    expect(nextReadHoldMs('auto', 0, { loopBusy: 0.9, streams: 0, decodeMs: 0, chunkGapMs: 0 })).toBe(0);
+  });
+  it('never holds fast or short streams, however busy the loop', () => {
+    // Chunks 0.1 ms apart share reads already (the `fast` profile: a hold cost 45% of requests/s).
+    expect(nextReadHoldMs('auto', AUTO_READ_HOLD_MS, { loopBusy: 1, streams: 40, decodeMs: 1000, chunkGapMs: 0.1 })).toBe(0);
+    // 200 ms answers: a 50 ms hold would stretch each by up to a quarter.
+    expect(nextReadHoldMs('auto', 0, { loopBusy: 1, streams: 40, decodeMs: 200, chunkGapMs: 10 })).toBe(0);
+  });
+});
+
+describe('--read-coalesce-ms in a run', () => {
+  let sim: RunningSim | undefined;
+  afterEach(async () => {
+    await sim?.close();
+    sim = undefined;
+  });
+
+  it('a fixed hold reads paced streams several tokens per read; gauges and shard_end say so', async () => {
+    // One token per 10 ms decode step, each its own write.
+    sim = await startSim({ profile: parseProfile({ base: 'fast', tokens_per_step: 1, step_ms_base: 10, step_ms_per_seq: 0 }), seed: 3 });
+    const dir = tempDir();
+    const results: Record<string, { reads: number; tokens: number }> = {};
+    for (const hold of [0, 80]) {
+      const out = join(dir, `out-${hold}`);
+      const summary = await run({ input: writeInput(dir, 24, { max_tokens: 30 }, `in-${hold}.jsonl`), endpoint: `${sim.url}/v1`, out, concurrency: 12, transport: 'raw', readCoalesceMs: hold, gaugeIntervalMs: 100, progress: 'off' });
+      expect(summary.requests.succeeded).toBe(24);
+      for (const r of loadResults(out)) expect(r.response!.body.choices[0]!.message.content).toBe(completionText(30));
+      const events = loadEvents(out);
+      const gauges = ofType(events, 'gauge').filter((g) => g.shard >= 0);
+      expect(gauges.length).toBeGreaterThan(0);
+      for (const g of gauges) {
+        expect(g.read_hold_ms).toBe(hold);
+        expect(g.loop_busy).toBeGreaterThanOrEqual(0);
+        expect(g.loop_busy).toBeLessThanOrEqual(1);
+      }
+      const end = ofType(events, 'shard_end')[0]!;
+      results[hold] = { reads: end.socket_reads as number, tokens: summary.tokens.completion };
+      // The report says whether reads were held, and how long, next to how busy the loop was.
+      const report = await analyze([out]);
+      expect(report.event_loop.read_hold).toEqual({ held_fraction: hold > 0 ? 1 : 0, max_ms: hold });
+      expect(report.event_loop.busy_p50).not.toBeNull();
+      const text = formatReport(report);
+      if (hold > 0) expect(text).toContain('reads were held (--read-coalesce-ms)');
+      else expect(text).not.toContain('reads were held');
+    }
+    // Without a hold a paced token is mostly its own read; with 80 ms about eight share one.
+    expect(results[80]!.reads).toBeLessThan(results[80]!.tokens * 0.4);
+    expect(results[80]!.reads).toBeLessThan(results[0]!.reads / 2);
+  });
+});
