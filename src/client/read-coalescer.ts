@@ -11,7 +11,7 @@ interface Held {
  * Holds a stream's socket reads for `windowMs` after a read, so a stream whose server writes a
  * token every few ms is read several tokens per syscall. With 512 streams of one-token chunks, a
  * read per token is most of a shard's CPU (kernel, libuv, the read callback) while the parsing is
- * a fraction of it; a 50 ms hold cut CPU per token by about a quarter (BENCHMARKS.md, "Read
+ * a fraction of it; a 50 ms hold cut CPU per token by a sixth to a quarter (BENCHMARKS.md, "Read
  * coalescing"). Each stream resumes on its own schedule rather than all from one timer tick: one
  * shared tick made every held stream read in the same loop turn, and those bursts delayed the
  * first tokens of other streams. Holds are a FIFO (the same window for all, so due times are in

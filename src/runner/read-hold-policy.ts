@@ -27,8 +27,8 @@ export interface ReadHoldInputs {
  * paced (chunks ≥ 2 ms apart, so each was its own socket read) and long (≥ 10 holds), and lets go
  * when the loop is busy < AUTO_HOLD_OFF_BUSY or the streams stop looking like that. Why so
  * narrow: a hold reads each stream's end up to the hold late. With 512 paced streams that buys a
- * quarter less CPU per token for ~2.5% of slot time; with fast short streams (many tokens per read
- * already) the same hold cost 45% of the requests/s (BENCHMARKS.md, "Read coalescing").
+ * sixth to a quarter less CPU per token for 0–2% of the throughput; with fast short streams (many
+ * tokens per read already) the same hold cost 41–47% of it (BENCHMARKS.md, "Read coalescing").
  */
 export function nextReadHoldMs(setting: number | 'auto', currentMs: number, s: ReadHoldInputs): number {
   if (setting !== 'auto') return setting;
