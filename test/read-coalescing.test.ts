@@ -189,4 +189,14 @@ describe('--read-coalesce-ms in a run', () => {
     expect(results[80]!.reads).toBeLessThan(results[80]!.tokens * 0.4);
     expect(results[80]!.reads).toBeLessThan(results[0]!.reads / 2);
   });
+  it('a hold is capped at a quarter of the idle timeout, so it cannot time out a healthy stream', async () => {
+    sim = await startSim({ profile: parseProfile({ base: 'fast', tokens_per_step: 1, step_ms_base: 10, step_ms_per_seq: 0 }), seed: 4 });
+    const dir = tempDir();
+    const out = join(dir, 'out');
+    const summary = await run({ input: writeInput(dir, 6, { max_tokens: 40 }), endpoint: `${sim.url}/v1`, out, transport: 'raw', readCoalesceMs: 400, timeoutIdleS: 0.2, maxAttempts: 1, gaugeIntervalMs: 100, progress: 'off' });
+    expect(summary.failure_causes).toEqual({});
+    expect(summary.requests.succeeded).toBe(6);
+    const holds = ofType(loadEvents(out), 'gauge').filter((g) => g.shard >= 0).map((g) => g.read_hold_ms);
+    expect(new Set(holds)).toEqual(new Set([50]));
+  });
 });

@@ -4,8 +4,8 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseProfile, run, SimCore } from '../src/index.js';
-import { tempDir, writeInput } from './helpers/run-dir.js';
+import { completionText, parseProfile, run, SimCore } from '../src/index.js';
+import { loadResults, tempDir, writeInput } from './helpers/run-dir.js';
 
 let server: Server;
 let core: SimCore;
@@ -41,6 +41,13 @@ describe('https endpoints', () => {
         process.env.NODE_EXTRA_CA_CERTS = certFile;
         const trusted = await run({ input: writeInput(dir, 3, {}, 'b.jsonl'), endpoint: url, out: join(dir, 'b'), transport, progress: 'off' });
         expect(trusted.requests.succeeded).toBe(3);
+        if (transport === 'raw') {
+          // Read holds pause a TLS socket through its stream (no onread buffer there): nothing lost.
+          const out = join(dir, 'c');
+          const held = await run({ input: writeInput(dir, 4, { max_tokens: 64 }, 'c.jsonl'), endpoint: url, out, transport, readCoalesceMs: 40, progress: 'off' });
+          expect(held.requests.succeeded).toBe(4);
+          for (const r of loadResults(out)) expect(r.response!.body.choices[0]!.message.content).toBe(completionText(64));
+        }
       } finally {
         if (before === undefined) delete process.env.NODE_EXTRA_CA_CERTS;
         else process.env.NODE_EXTRA_CA_CERTS = before;

@@ -87,7 +87,7 @@ export class ShardRuntime {
             connect: this.tracker.connector({ timeout: config.timeoutConnectMs, ...(config.origin.startsWith('https:') ? { ca: trustedCas() } : {}) }),
           });
     // undici reads on into its socket buffer while a response is paused: a hold would only delay.
-    this.coalescer = config.transport === 'raw' ? new ReadCoalescer(config.readCoalesceMs === 'auto' ? 0 : config.readCoalesceMs) : undefined;
+    this.coalescer = config.transport === 'raw' ? new ReadCoalescer(this.capHold(config.readCoalesceMs === 'auto' ? 0 : config.readCoalesceMs)) : undefined;
     this.target = { origin: config.origin, path: config.path, headers: config.headers, keepAlive: config.keepAlive };
     this.timeouts = { ttftMs: config.timeoutTtftMs, idleMs: config.timeoutIdleMs, totalMs: config.timeoutTotalMs };
     this.retry = {
@@ -336,7 +336,12 @@ export class ShardRuntime {
     const s = this.streamStats;
     this.streamStats = { streams: 0, decodeMs: 0, gaps: 0 };
     const inputs = { loopBusy: busy, streams: s.streams, decodeMs: s.streams ? s.decodeMs / s.streams : 0, chunkGapMs: s.gaps ? s.decodeMs / s.gaps : 0 };
-    this.coalescer!.setWindow(nextReadHoldMs(this.config.readCoalesceMs, this.coalescer!.window, inputs));
+    this.coalescer!.setWindow(this.capHold(nextReadHoldMs(this.config.readCoalesceMs, this.coalescer!.window, inputs)));
+  }
+
+  /** A hold never nears the idle timeout, which it would otherwise trip on a healthy stream. */
+  private capHold(ms: number): number {
+    return Math.min(ms, this.config.timeoutIdleMs / 4);
   }
 
   // Batch IPC: at most one message of each kind per turn of the event loop.
