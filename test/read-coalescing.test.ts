@@ -199,4 +199,18 @@ describe('--read-coalesce-ms in a run', () => {
     const holds = ofType(loadEvents(out), 'gauge').filter((g) => g.shard >= 0).map((g) => g.read_hold_ms);
     expect(new Set(holds)).toEqual(new Set([50]));
   });
+  it('with undici, a set hold does nothing and the summary says so', async () => {
+    sim = await startSim({ profile: parseProfile({ base: 'fast' }), seed: 5 });
+    const dir = tempDir();
+    const out = join(dir, 'out');
+    const summary = await run({ input: writeInput(dir, 4), endpoint: `${sim.url}/v1`, out, readCoalesceMs: 30, progress: 'off' });
+    expect(summary.requests.succeeded).toBe(4);
+    expect(summary.hints).toEqual(['--read-coalesce-ms 30 had no effect: read holds apply to --transport raw only (undici reads into its own buffer regardless)']);
+    const events = loadEvents(out);
+    for (const g of ofType(events, 'gauge')) expect(g.read_hold_ms).toBeUndefined();
+    expect(ofType(events, 'shard_end')[0]!.socket_reads).toBeUndefined();
+    // The default (auto) is no reason for a hint.
+    const plain = await run({ input: writeInput(dir, 2, {}, 'b.jsonl'), endpoint: `${sim.url}/v1`, out: join(dir, 'b'), progress: 'off' });
+    expect(plain.hints).toEqual([]);
+  });
 });

@@ -182,7 +182,7 @@ function buildSummary(
     retries: t.retries,
     failure_causes: t.causes,
     failure_statuses: t.statuses,
-    hints: failureHints({ requestUrl: requestUrlOf(o.endpoint), failed: t.failed, causes: t.causes, statuses: t.statuses, statusErrors: t.statusErrors }),
+    hints: [...failureHints({ requestUrl: requestUrlOf(o.endpoint), failed: t.failed, causes: t.causes, statuses: t.statuses, statusErrors: t.statusErrors }), ...optionHints(o)],
     tokens: { completion: t.completionTokens, prompt: t.promptTokens },
     duration_s: Math.round(durationS * 1000) / 1000,
     tpm_average: durationS > 0 ? Math.round((t.completionTokens * 60) / durationS) : 0,
@@ -191,6 +191,14 @@ function buildSummary(
     exit_code: exit,
     ...(error ? { error: error.message } : {}),
   };
+}
+
+/** Options that were set but did nothing in this run, said once at the end rather than silently ignored. */
+function optionHints(o: RunOptions): string[] {
+  if (o.transport !== 'raw' && o.readCoalesceMs !== 'auto' && o.readCoalesceMs > 0) {
+    return [`--read-coalesce-ms ${o.readCoalesceMs} had no effect: read holds apply to --transport raw only (undici reads into its own buffer regardless)`];
+  }
+  return [];
 }
 
 /** Default prefetch ceiling (see shardConfig). */
