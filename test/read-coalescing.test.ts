@@ -6,7 +6,7 @@ import { runChatAttempt, type AttemptOutcome } from '../src/client/chat-attempt.
 import { RawPool } from '../src/client/raw-pool.js';
 import { ReadCoalescer } from '../src/client/read-coalescer.js';
 import { monotonicEpochMs } from '../src/events/clock.js';
-import { nextReadHoldMs, AUTO_READ_HOLD_MS } from '../src/runner/read-hold-policy.js';
+import { nextReadHoldMs, AUTO_READ_HOLD_MS, ReadHoldTracker } from '../src/runner/read-hold-policy.js';
 import { analyze, completionText, formatReport, parseProfile, run, startSim, type RunningSim } from '../src/index.js';
 import { loadEvents, loadResults, ofType, tempDir, writeInput } from './helpers/run-dir.js';
 
@@ -147,6 +147,36 @@ describe('nextReadHoldMs (auto policy)', () => {
     expect(nextReadHoldMs('auto', AUTO_READ_HOLD_MS, { loopBusy: 1, streams: 40, decodeMs: 1000, chunkGapMs: 0.1 })).toBe(0);
     // 200 ms answers: a 50 ms hold would stretch each by up to a quarter.
     expect(nextReadHoldMs('auto', 0, { loopBusy: 1, streams: 40, decodeMs: 200, chunkGapMs: 10 })).toBe(0);
+  });
+});
+
+describe('ReadHoldTracker (what a shard feeds the policy)', () => {
+  it('averages the streams that ended since the last decision, then starts over', () => {
+    const t = new ReadHoldTracker('auto', 1000);
+    // Three paced streams: 100 chunks over ~1 s, 10 ms apart.
+    for (let i = 0; i < 3; i++) t.noteStream(i * 5, i * 5 + 990, 100);
+    expect(t.decide(0.7)).toBe(AUTO_READ_HOLD_MS);
+    // Nothing ended since: the decision stands while the loop is between the lines…
+    expect(t.decide(0.45)).toBe(AUTO_READ_HOLD_MS);
+    // …and fast streams (256 chunks in 10 ms) end it.
+    t.noteStream(0, 10, 256);
+    expect(t.decide(0.9)).toBe(0);
+  });
+  it('streams of one chunk say nothing about pacing; a quiet loop lets go', () => {
+    const t = new ReadHoldTracker('auto', 1000);
+    t.noteStream(0, 0, 1);
+    expect(t.decide(0.95)).toBe(0);
+    for (let i = 0; i < 2; i++) t.noteStream(0, 2000, 80);
+    expect(t.decide(0.95)).toBe(AUTO_READ_HOLD_MS);
+    expect(t.decide(0.1)).toBe(0);
+  });
+  it('caps any hold at its maximum (a quarter of the idle timeout)', () => {
+    const auto = new ReadHoldTracker('auto', 20);
+    auto.noteStream(0, 1000, 100);
+    expect(auto.decide(0.9)).toBe(20);
+    const fixed = new ReadHoldTracker(400, 50, 400);
+    expect(fixed.holdMs).toBe(50);
+    expect(fixed.decide(0)).toBe(50);
   });
 });
 

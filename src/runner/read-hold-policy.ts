@@ -37,3 +37,45 @@ export function nextReadHoldMs(setting: number | 'auto', currentMs: number, s: R
   if (s.loopBusy >= AUTO_HOLD_ON_BUSY && s.streams > 0) return AUTO_READ_HOLD_MS;
   return currentMs;
 }
+
+/**
+ * The auto policy's state: streams that ended since the last decision, folded into the means
+ * nextReadHoldMs takes. The shard notes each stream as it ends and decides every 250 ms.
+ */
+export class ReadHoldTracker {
+  private streams = 0;
+  private decodeMs = 0;
+  private gaps = 0;
+
+  constructor(
+    private readonly setting: number | 'auto',
+    /** Holds above this are cut to it (a quarter of the idle timeout). */
+    private readonly maxMs: number,
+    private currentMs = 0,
+  ) {}
+
+  get holdMs(): number {
+    return Math.min(this.currentMs, this.maxMs);
+  }
+
+  /** A stream ended after `chunks` content chunks, the first and last read at these times. */
+  noteStream(firstTs: number, lastTs: number, chunks: number): void {
+    if (chunks < 2) return;
+    this.streams++;
+    this.decodeMs += lastTs - firstTs;
+    this.gaps += chunks - 1;
+  }
+
+  /** Decide the hold from the loop's utilization since the last call; returns it. */
+  decide(loopBusy: number): number {
+    const inputs: ReadHoldInputs = {
+      loopBusy,
+      streams: this.streams,
+      decodeMs: this.streams ? this.decodeMs / this.streams : 0,
+      chunkGapMs: this.gaps ? this.decodeMs / this.gaps : 0,
+    };
+    this.streams = this.decodeMs = this.gaps = 0;
+    this.currentMs = nextReadHoldMs(this.setting, this.currentMs, inputs);
+    return this.holdMs;
+  }
+}

@@ -14,7 +14,7 @@ import type { EventPayloads } from '../events/event-types.js';
 import { round3 } from '../metrics/percentiles.js';
 import { createRng } from '../util/rng.js';
 import { LoopLagSampler } from './loop-lag.js';
-import { nextReadHoldMs } from './read-hold-policy.js';
+import { ReadHoldTracker } from './read-hold-policy.js';
 import type { DoneItem, FromShard, RetryItem, ShardConfig, WorkItem } from './ipc-messages.js';
 import { errorResultLine, successResultLine } from './result-line.js';
 import type { Postprocessor } from './postprocessor.js';
@@ -45,8 +45,7 @@ export class ShardRuntime {
   private holdEluMark = performance.eventLoopUtilization();
   /** Re-decides the auto read hold, more often than gauges so a short run gets it too. */
   private readonly holdTimer: NodeJS.Timeout | undefined;
-  /** Streams that ended since the last gauge, for the read-hold policy. */
-  private streamStats = { streams: 0, decodeMs: 0, gaps: 0 };
+  private readonly holds: ReadHoldTracker;
   private stopping: 'drain' | 'abandon' | undefined;
   /**
    * Prefetched work: up to `prefetch` items beyond the free slots, so a slot that frees starts its
@@ -86,8 +85,10 @@ export class ShardRuntime {
             bodyTimeout: 0,
             connect: this.tracker.connector({ timeout: config.timeoutConnectMs, ...(config.origin.startsWith('https:') ? { ca: trustedCas() } : {}) }),
           });
+    // A hold never nears the idle timeout, which it would otherwise trip on a healthy stream.
+    this.holds = new ReadHoldTracker(config.readCoalesceMs, config.timeoutIdleMs / 4, config.readCoalesceMs === 'auto' ? 0 : config.readCoalesceMs);
     // undici reads on into its socket buffer while a response is paused: a hold would only delay.
-    this.coalescer = config.transport === 'raw' ? new ReadCoalescer(this.capHold(config.readCoalesceMs === 'auto' ? 0 : config.readCoalesceMs)) : undefined;
+    this.coalescer = config.transport === 'raw' ? new ReadCoalescer(this.holds.holdMs) : undefined;
     this.target = { origin: config.origin, path: config.path, headers: config.headers, keepAlive: config.keepAlive };
     this.timeouts = { ttftMs: config.timeoutTtftMs, idleMs: config.timeoutIdleMs, totalMs: config.timeoutTotalMs };
     this.retry = {
@@ -183,15 +184,9 @@ export class ShardRuntime {
       this.scheduleFlush();
     }
     if (outcome.outcome === 'ok') {
-      if (outcome.contentChunks > 1) {
-        const s = this.streamStats;
-        s.streams++;
-        s.decodeMs += outcome.lastTokenTs - outcome.firstTokenTs;
-        s.gaps += outcome.contentChunks - 1;
-      }
+      if (this.holdTimer) this.holds.noteStream(outcome.firstTokenTs, outcome.lastTokenTs, outcome.contentChunks);
       await this.succeed(item, outcome, tokens!, startTs, endTs);
-    }
-    else this.failAttempt(item, outcome, startTs, endTs);
+    } else this.failAttempt(item, outcome, startTs, endTs);
   }
 
   /** Completion and prompt tokens from `usage`, or from a real tokenizer when the server sent none. */
@@ -333,15 +328,7 @@ export class ShardRuntime {
   private decideReadHold(): void {
     const busy = performance.eventLoopUtilization(this.holdEluMark).utilization;
     this.holdEluMark = performance.eventLoopUtilization();
-    const s = this.streamStats;
-    this.streamStats = { streams: 0, decodeMs: 0, gaps: 0 };
-    const inputs = { loopBusy: busy, streams: s.streams, decodeMs: s.streams ? s.decodeMs / s.streams : 0, chunkGapMs: s.gaps ? s.decodeMs / s.gaps : 0 };
-    this.coalescer!.setWindow(this.capHold(nextReadHoldMs(this.config.readCoalesceMs, this.coalescer!.window, inputs)));
-  }
-
-  /** A hold never nears the idle timeout, which it would otherwise trip on a healthy stream. */
-  private capHold(ms: number): number {
-    return Math.min(ms, this.config.timeoutIdleMs / 4);
+    this.coalescer!.setWindow(this.holds.decide(busy));
   }
 
   // Batch IPC: at most one message of each kind per turn of the event loop.
