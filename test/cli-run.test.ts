@@ -1,8 +1,9 @@
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseProfile, resolveRunOptions, startSim, type RunningSim } from '../src/index.js';
+import { flagOf } from '../src/config/run-options.js';
 import { CLI, runCli } from './helpers/cli.js';
 import { loadResults, tempDir, writeInput } from './helpers/run-dir.js';
 import { writeSynthRun } from './helpers/synth-log.js';
@@ -65,6 +66,9 @@ describe('shardline run (CLI)', () => {
     const badHold = await runCli(['run', input, '--endpoint', 'http://127.0.0.1:9/v1', '--out', join(dir, 'o'), '--read-coalesce-ms', 'soon']);
     expect(badHold.code).toBe(2);
     expect(badHold.stderr).toContain("Expected `--read-coalesce-ms` to be 'auto' or a number of milliseconds from 0 to 1000, got `soon`");
+    const badBudget = await runCli(['run', input, '--endpoint', 'http://127.0.0.1:9/v1', '--out', join(dir, 'o'), '--retry-budget', '1.5']);
+    expect(badBudget.code).toBe(2);
+    expect(badBudget.stderr).toContain('Expected `--retry-budget` to be a number ≤ 1, got `1.5`');
     const missingInput = await runCli(['run', join(dir, 'nope.jsonl'), '--endpoint', 'http://127.0.0.1:9/v1', '--out', join(dir, 'o')]);
     expect(missingInput.code).toBe(1);
     expect(missingInput.stderr).toMatch(/Cannot read input/);
@@ -158,13 +162,16 @@ describe('shardline run (CLI)', () => {
     }
   });
 
-  it('documents every flag in --help', async () => {
+  it('documents every option as a flag in --help and in docs/run.md', async () => {
     const r = await runCli(['run', '--help']);
     expect(r.code).toBe(0);
-    for (const flag of ['--endpoint', '--out', '--model', '--shards', '--concurrency', '--max-attempts', '--retry-backoff-s', '--retry-backoff-max-s',
-      '--timeout-connect-s', '--timeout-ttft-s', '--timeout-idle-s', '--timeout-total-s', '--rate', '--postprocess', '--header', '--config', '--resume', '--allow-failures',
-      '--metrics-port', '--metrics-host', '--retry-mode', '--no-keep-alive']) {
-      expect(r.stdout).toContain(flag);
+    const doc = readFileSync(join(import.meta.dirname, '..', 'docs', 'run.md'), 'utf8');
+    // Every option the schema accepts, by the flag users type (INPUT and the API key are not flags).
+    const flags = Object.values(flagOf).filter((f) => f.startsWith('--'));
+    expect(flags.length).toBeGreaterThan(30);
+    for (const flag of [...flags, '--config']) {
+      expect(r.stdout, `--help lists ${flag}`).toContain(flag);
+      expect(doc, `docs/run.md documents ${flag}`).toContain(`\`${flag}`);
     }
   });
 });

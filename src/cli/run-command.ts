@@ -19,6 +19,9 @@ export function registerRunCommand(program: Command): void {
     .option('--max-attempts <n>', 'attempts per request, first included (env LLM_MAX_ATTEMPTS; default 5)')
     .option('--retry-backoff-s <s>', 'base backoff, doubled per retry, full jitter (env LLM_RETRY_BACKOFF_S; default 1.0)')
     .option('--retry-backoff-max-s <s>', 'backoff cap (default 30)')
+    .option('--retry-budget <share>', 'most retries as a share of attempts over the budget window, per shard; when spent a failure waits the full backoff cap (default 0.2)')
+    .option('--retry-budget-window-s <s>', 'retry budget window (default 30)')
+    .option('--retry-budget-min-retries <n>', 'retries always allowed per window, so a small run can still retry (default 10)')
     .addOption(new Option('--retry-mode <mode>', 'backoff (exponential, full jitter, Retry-After, budget) or fixed (the naive loop: a constant delay) (default backoff)').choices(['backoff', 'fixed']))
     .addOption(new Option('--transport <client>', 'undici, or raw: a minimal HTTP/1.1 client with less CPU per streamed chunk (default undici)').choices(['undici', 'raw']))
     .option('--read-coalesce-ms <ms|auto>', "with --transport raw: hold a stream's reads after its first token so several tokens come per read (default auto: 50 ms while the shard's loop is busy; 0 never)")
@@ -41,6 +44,7 @@ export function registerRunCommand(program: Command): void {
     .option('--wedge-timeout-s <s>', 'a silent shard is killed and replaced after this long (default 15)')
     .option('--metrics-port <port>', 'serve Prometheus /metrics (OpenTelemetry GenAI names) during the run; 0 picks a port')
     .option('--metrics-host <host>', 'address for --metrics-port (default 127.0.0.1)')
+    .option('--gauge-interval-ms <ms>', 'how often each process writes a gauge event (default 1000)')
     .addOption(new Option('--progress <mode>', 'progress on stderr (default auto: in place on a TTY, a line every 10 s otherwise)').choices(['auto', 'tty', 'lines', 'off']))
     .action(async (input: string, raw: Record<string, unknown>) => {
       const { config, header, keepAlive, ...flags } = raw;
