@@ -202,9 +202,12 @@ describe('--read-coalesce-ms in a run', () => {
       expect(gauges.length).toBeGreaterThan(0);
       for (const g of gauges) {
         expect(g.read_hold_ms).toBe(hold);
+        expect(g.rss_mb).toBeGreaterThan(10);
         expect(g.loop_busy).toBeGreaterThanOrEqual(0);
         expect(g.loop_busy).toBeLessThanOrEqual(1);
       }
+      // The coordinator's gauges carry its memory too.
+      for (const g of ofType(events, 'gauge').filter((x) => x.shard === -1)) expect(g.rss_mb).toBeGreaterThan(10);
       const end = ofType(events, 'shard_end')[0]!;
       results[hold] = { reads: end.socket_reads as number, tokens: summary.tokens.completion };
       // The report says whether reads were held, and how long, next to how busy the loop was.

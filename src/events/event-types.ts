@@ -71,6 +71,7 @@ export interface EventPayloads {
     loop_lag_ms: number;
     conns_open: number;
     cpu_ms?: number;
+    /** The process's resident memory, MiB. */
     rss_mb?: number;
     /** Share of the interval the event loop was not idle (Node's event-loop utilization), 0–1. */
     loop_busy?: number;

@@ -2,7 +2,7 @@ import type { RunOptions } from '../config/run-options.js';
 import type { Clock } from '../events/clock.js';
 import type { EventWriter } from '../events/event-writer.js';
 import { createRng } from '../util/rng.js';
-import { LoopLagSampler } from './loop-lag.js';
+import { LoopLagSampler, rssMb } from './loop-lag.js';
 import { Deque } from '../util/deque.js';
 import type { FromShard, ShardConfig, WorkItem } from './ipc-messages.js';
 import type { ResultSink } from './result-sink.js';
@@ -408,6 +408,7 @@ export class Coordinator {
       limit: this.o.shards * this.o.concurrency,
       loop_lag_ms: Math.round(lag * 1000) / 1000,
       conns_open: conns,
+      rss_mb: rssMb(),
     });
   }
 

@@ -13,7 +13,7 @@ import { EventWriter } from '../events/event-writer.js';
 import type { EventPayloads } from '../events/event-types.js';
 import { round3 } from '../metrics/percentiles.js';
 import { createRng } from '../util/rng.js';
-import { LoopLagSampler } from './loop-lag.js';
+import { LoopLagSampler, rssMb } from './loop-lag.js';
 import { ReadHoldTracker } from './read-hold-policy.js';
 import type { DoneItem, FromShard, RetryItem, ShardConfig, WorkItem } from './ipc-messages.js';
 import { errorResultLine, successResultLine } from './result-line.js';
@@ -319,6 +319,7 @@ export class ShardRuntime {
       conns_open: this.tracker.open,
       cpu_ms: round3(cpuMs),
       loop_busy: round3(elu.utilization),
+      rss_mb: rssMb(),
     };
     if (this.coalescer) p.read_hold_ms = this.coalescer.window;
     this.events.write('gauge', p);
