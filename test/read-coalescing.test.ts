@@ -1,5 +1,6 @@
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runChatAttempt, type AttemptOutcome } from '../src/client/chat-attempt.js';
@@ -7,6 +8,7 @@ import { RawPool } from '../src/client/raw-pool.js';
 import { ReadCoalescer } from '../src/client/read-coalescer.js';
 import { monotonicEpochMs } from '../src/events/clock.js';
 import { nextReadHoldMs, AUTO_READ_HOLD_MS, ReadHoldTracker } from '../src/runner/read-hold-policy.js';
+import { HostCpu } from '../src/runner/host-cpu.js';
 import { analyze, completionText, formatReport, parseProfile, run, startSim, type RunningSim } from '../src/index.js';
 import { loadEvents, loadResults, ofType, tempDir, writeInput } from './helpers/run-dir.js';
 
@@ -126,27 +128,55 @@ describe('read coalescing (raw transport)', () => {
 });
 
 describe('nextReadHoldMs (auto policy)', () => {
-  const paced = { streams: 40, decodeMs: 1000, chunkGapMs: 10 };
+  // Long paced streams, on an otherwise quiet machine unless a test says otherwise.
+  const paced = { streams: 40, decodeMs: 1000, chunkGapMs: 10, hostBusy: 0.2 };
   it('a number is used as is', () => {
-    expect(nextReadHoldMs(0, 50, { loopBusy: 0.9, ...paced })).toBe(0);
-    expect(nextReadHoldMs(20, 0, { loopBusy: 0, ...paced })).toBe(20);
+    expect(nextReadHoldMs(0, 50, { ...paced, loopBusy: 0.9 })).toBe(0);
+    expect(nextReadHoldMs(20, 0, { ...paced, loopBusy: 0 })).toBe(20);
   });
   it('holds when the loop is busy with long paced streams, with hysteresis', () => {
-    expect(nextReadHoldMs('auto', 0, { loopBusy: 0.6, ...paced })).toBe(AUTO_READ_HOLD_MS);
-    expect(nextReadHoldMs('auto', 0, { loopBusy: 0.59, ...paced })).toBe(0);
+    expect(nextReadHoldMs('auto', 0, { ...paced, loopBusy: 0.6 })).toBe(AUTO_READ_HOLD_MS);
+    expect(nextReadHoldMs('auto', 0, { ...paced, loopBusy: 0.59 })).toBe(0);
     // Between the two lines the current setting stays.
-    expect(nextReadHoldMs('auto', AUTO_READ_HOLD_MS, { loopBusy: 0.45, ...paced })).toBe(AUTO_READ_HOLD_MS);
-    expect(nextReadHoldMs('auto', 0, { loopBusy: 0.45, ...paced })).toBe(0);
-    expect(nextReadHoldMs('auto', AUTO_READ_HOLD_MS, { loopBusy: 0.29, ...paced })).toBe(0);
+    expect(nextReadHoldMs('auto', AUTO_READ_HOLD_MS, { ...paced, loopBusy: 0.45 })).toBe(AUTO_READ_HOLD_MS);
+    expect(nextReadHoldMs('auto', 0, { ...paced, loopBusy: 0.45 })).toBe(0);
+    expect(nextReadHoldMs('auto', AUTO_READ_HOLD_MS, { ...paced, loopBusy: 0.29 })).toBe(0);
     // No stream ended in the interval (long answers): keep what was decided.
-    expect(nextReadHoldMs('auto', AUTO_READ_HOLD_MS, { loopBusy: 0.9, streams: 0, decodeMs: 0, chunkGapMs: 0 })).toBe(AUTO_READ_HOLD_MS);
-    expect(nextReadHoldMs('auto', 0, { loopBusy: 0.9, streams: 0, decodeMs: 0, chunkGapMs: 0 })).toBe(0);
+    const none = { streams: 0, decodeMs: 0, chunkGapMs: 0, hostBusy: 0.2 };
+    expect(nextReadHoldMs('auto', AUTO_READ_HOLD_MS, { ...none, loopBusy: 0.9 })).toBe(AUTO_READ_HOLD_MS);
+    expect(nextReadHoldMs('auto', 0, { ...none, loopBusy: 0.9 })).toBe(0);
+  });
+  it('on a saturated machine, holds for a loop half as busy, and keeps holding until the machine eases', () => {
+    // Two shards and a server on two cores: each loop ~45% busy, the machine ~90%.
+    expect(nextReadHoldMs('auto', 0, { ...paced, loopBusy: 0.45, hostBusy: 0.9 })).toBe(AUTO_READ_HOLD_MS);
+    expect(nextReadHoldMs('auto', 0, { ...paced, loopBusy: 0.45, hostBusy: 0.84 })).toBe(0);
+    // A loop under 30% is not worth relieving to start with…
+    expect(nextReadHoldMs('auto', 0, { ...paced, loopBusy: 0.25, hostBusy: 0.95 })).toBe(0);
+    // …but once holding, a loop the holds made quieter keeps them while the machine stays busy…
+    expect(nextReadHoldMs('auto', AUTO_READ_HOLD_MS, { ...paced, loopBusy: 0.25, hostBusy: 0.7 })).toBe(AUTO_READ_HOLD_MS);
+    // …and lets go when the machine eases, or when the loop is all but idle.
+    expect(nextReadHoldMs('auto', AUTO_READ_HOLD_MS, { ...paced, loopBusy: 0.25, hostBusy: 0.55 })).toBe(0);
+    expect(nextReadHoldMs('auto', AUTO_READ_HOLD_MS, { ...paced, loopBusy: 0.1, hostBusy: 1 })).toBe(0);
   });
   it('never holds fast or short streams, however busy the loop', () => {
-    // Chunks 0.1 ms apart share reads already (the `fast` profile: a hold cost 45% of requests/s).
-    expect(nextReadHoldMs('auto', AUTO_READ_HOLD_MS, { loopBusy: 1, streams: 40, decodeMs: 1000, chunkGapMs: 0.1 })).toBe(0);
+    // Chunks 0.1 ms apart share reads already (the `fast` profile: a hold cost 41–47% of throughput).
+    expect(nextReadHoldMs('auto', AUTO_READ_HOLD_MS, { loopBusy: 1, hostBusy: 1, streams: 40, decodeMs: 1000, chunkGapMs: 0.1 })).toBe(0);
     // 200 ms answers: a 50 ms hold would stretch each by up to a quarter.
-    expect(nextReadHoldMs('auto', 0, { loopBusy: 1, streams: 40, decodeMs: 200, chunkGapMs: 10 })).toBe(0);
+    expect(nextReadHoldMs('auto', 0, { loopBusy: 1, hostBusy: 1, streams: 40, decodeMs: 200, chunkGapMs: 10 })).toBe(0);
+  });
+});
+
+describe('HostCpu', () => {
+  it('sees a core kept busy', () => {
+    const host = new HostCpu();
+    const until = performance.now() + 300;
+    let x = 0;
+    while (performance.now() < until) x += Math.sqrt(x + 1);
+    const busy = host.take();
+    expect(x).toBeGreaterThan(0);
+    // This thread alone kept one of the machine's cores busy for the whole window.
+    expect(busy).toBeGreaterThanOrEqual(0.9 / cpus().length);
+    expect(busy).toBeLessThanOrEqual(1);
   });
 });
 
@@ -155,28 +185,28 @@ describe('ReadHoldTracker (what a shard feeds the policy)', () => {
     const t = new ReadHoldTracker('auto', 1000);
     // Three paced streams: 100 chunks over ~1 s, 10 ms apart.
     for (let i = 0; i < 3; i++) t.noteStream(i * 5, i * 5 + 990, 100);
-    expect(t.decide(0.7)).toBe(AUTO_READ_HOLD_MS);
+    expect(t.decide(0.7, 0.2)).toBe(AUTO_READ_HOLD_MS);
     // Nothing ended since: the decision stands while the loop is between the lines…
-    expect(t.decide(0.45)).toBe(AUTO_READ_HOLD_MS);
+    expect(t.decide(0.45, 0.2)).toBe(AUTO_READ_HOLD_MS);
     // …and fast streams (256 chunks in 10 ms) end it.
     t.noteStream(0, 10, 256);
-    expect(t.decide(0.9)).toBe(0);
+    expect(t.decide(0.9, 0.2)).toBe(0);
   });
   it('streams of one chunk say nothing about pacing; a quiet loop lets go', () => {
     const t = new ReadHoldTracker('auto', 1000);
     t.noteStream(0, 0, 1);
-    expect(t.decide(0.95)).toBe(0);
+    expect(t.decide(0.95, 0.2)).toBe(0);
     for (let i = 0; i < 2; i++) t.noteStream(0, 2000, 80);
-    expect(t.decide(0.95)).toBe(AUTO_READ_HOLD_MS);
-    expect(t.decide(0.1)).toBe(0);
+    expect(t.decide(0.95, 0.2)).toBe(AUTO_READ_HOLD_MS);
+    expect(t.decide(0.1, 0.2)).toBe(0);
   });
   it('caps any hold at its maximum (a quarter of the idle timeout)', () => {
     const auto = new ReadHoldTracker('auto', 20);
     auto.noteStream(0, 1000, 100);
-    expect(auto.decide(0.9)).toBe(20);
+    expect(auto.decide(0.9, 0.2)).toBe(20);
     const fixed = new ReadHoldTracker(400, 50, 400);
     expect(fixed.holdMs).toBe(50);
-    expect(fixed.decide(0)).toBe(50);
+    expect(fixed.decide(0, 0)).toBe(50);
   });
 });
 
@@ -205,6 +235,8 @@ describe('--read-coalesce-ms in a run', () => {
         expect(g.rss_mb).toBeGreaterThan(10);
         expect(g.loop_busy).toBeGreaterThanOrEqual(0);
         expect(g.loop_busy).toBeLessThanOrEqual(1);
+        expect(g.host_busy).toBeGreaterThanOrEqual(0);
+        expect(g.host_busy).toBeLessThanOrEqual(1);
       }
       // The coordinator's gauges carry its memory too.
       for (const g of ofType(events, 'gauge').filter((x) => x.shard === -1)) expect(g.rss_mb).toBeGreaterThan(10);
@@ -214,6 +246,8 @@ describe('--read-coalesce-ms in a run', () => {
       const report = await analyze([out]);
       expect(report.event_loop.read_hold).toEqual({ held_fraction: hold > 0 ? 1 : 0, max_ms: hold });
       expect(report.event_loop.busy_p50).not.toBeNull();
+      expect(report.event_loop.host_busy_p50).toBeGreaterThanOrEqual(0);
+      expect(report.event_loop.host_busy_p50).toBeLessThanOrEqual(1);
       const text = formatReport(report);
       if (hold > 0) expect(text).toContain('reads were held (--read-coalesce-ms)');
       else expect(text).not.toContain('reads were held');

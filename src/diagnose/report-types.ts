@@ -50,6 +50,8 @@ export interface Report {
     lag_p99_ms: number | null;
     /** Median share of each gauge interval a shard's event loop was busy (0–1); null in logs without it. */
     busy_p50: number | null;
+    /** Median machine CPU utilization over all cores (0–1) seen by the shards; null in logs without it. */
+    host_busy_p50: number | null;
     /**
      * Read holds (--read-coalesce-ms, raw transport): the share of shard gauge intervals with a
      * hold in force and the longest hold. Stream ends were read up to that late, inside decode time.

@@ -80,6 +80,7 @@ export class RunAccumulator {
       connsOpened: 0,
       loopLag: [],
       loopBusy: [],
+      hostBusy: [],
       holdGauges: 0,
       heldGauges: 0,
       readHoldMaxMs: 0,
@@ -260,6 +261,7 @@ export class RunAccumulator {
         else {
           if (!Number.isNaN(e.loopLagMs)) this.f.loopLag.push(e.loopLagMs);
           if (e.shard >= 0 && !Number.isNaN(e.loopBusy)) this.f.loopBusy.push(e.loopBusy);
+          if (e.shard >= 0 && !Number.isNaN(e.hostBusy)) this.f.hostBusy.push(e.hostBusy);
         }
         if (!Number.isNaN(e.readHoldMs)) {
           this.f.holdGauges++;

@@ -30,6 +30,8 @@ export interface RunFacts {
   loopLag: number[];
   /** Shard gauges' event-loop utilization (0–1), start-up gauges left out like loopLag's. */
   loopBusy: number[];
+  /** Shard gauges' machine CPU utilization (0–1), start-up gauges left out. */
+  hostBusy: number[];
   /** Shard gauges that report a read hold, and how many of them had one in force. */
   holdGauges: number;
   heldGauges: number;

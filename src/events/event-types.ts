@@ -75,6 +75,8 @@ export interface EventPayloads {
     rss_mb?: number;
     /** Share of the interval the event loop was not idle (Node's event-loop utilization), 0–1. */
     loop_busy?: number;
+    /** The machine's CPU utilization over all cores in the interval, 0–1 (shard gauges). */
+    host_busy?: number;
     /** The read hold in force over the interval (raw transport; see --read-coalesce-ms). */
     read_hold_ms?: number;
   };

@@ -47,21 +47,22 @@ export const NUMERIC_FIELDS = {
   cpu_system_ms: 'cpuSystemMs',
   loop_busy: 'loopBusy',
   read_hold_ms: 'readHoldMs',
+  host_busy: 'hostBusy',
 } as const;
 
 /** Row columns after the numeric fields. */
-export const C_TYPE = 18;
-export const C_OUTCOME = 19;
-export const C_ESTIMATED = 20;
+export const C_TYPE = 19;
+export const C_OUTCOME = 20;
+export const C_ESTIMATED = 21;
 /** Interned request id, -1 when none (set by whoever interns, from the id's bytes). */
-export const C_RID = 21;
+export const C_RID = 22;
 /** The id's bytes: [start, end) in `idBuf` (or in a batch's id bytes), -1 when the event has none. */
-export const C_ID_START = 22;
-export const C_ID_END = 23;
+export const C_ID_START = 23;
+export const C_ID_END = 24;
 /** Index of the event's [cause, error, run] in `strings`, -1 when it has none of them. */
-export const C_STRINGS = 24;
+export const C_STRINGS = 25;
 /** Numbers per event row. */
-export const ROW_WIDTH = 25;
+export const ROW_WIDTH = 26;
 
 const BLANK = new Float64Array(ROW_WIDTH).fill(NaN);
 BLANK[C_TYPE] = 0;
@@ -129,6 +130,7 @@ export class FlatEvent {
   get cpuSystemMs(): number { return this.col(15); }
   get loopBusy(): number { return this.col(16); }
   get readHoldMs(): number { return this.col(17); }
+  get hostBusy(): number { return this.col(18); }
   /** Type code (`T`), 0 for a type this version does not know. */
   get type(): number { return this.col(C_TYPE); }
   /** Outcome code (`O`), 0 when absent. */
@@ -187,6 +189,7 @@ export class EventRecord {
   cpuSystemMs = NaN;
   loopBusy = NaN;
   readHoldMs = NaN;
+  hostBusy = NaN;
   type = 0;
   outcome = 0;
   tokensEstimated = false;
@@ -218,6 +221,7 @@ export class EventRecord {
     this.cpuSystemMs = r[b + 15]!;
     this.loopBusy = r[b + 16]!;
     this.readHoldMs = r[b + 17]!;
+    this.hostBusy = r[b + 18]!;
     this.type = r[b + C_TYPE]!;
     this.outcome = r[b + C_OUTCOME]!;
     this.tokensEstimated = r[b + C_ESTIMATED] === 1;

@@ -2,8 +2,14 @@
 export const AUTO_READ_HOLD_MS = 50;
 /** Event-loop utilization at which auto starts holding reads… */
 export const AUTO_HOLD_ON_BUSY = 0.6;
-/** …and below which it stops (apart, so a shard near the line does not flip every second). */
+/** …and below which it stops (apart, so a shard near the line does not flip every second)… */
 export const AUTO_HOLD_OFF_BUSY = 0.3;
+/** …unless the machine's cores are this busy: then a loop half as busy is worth relieving too… */
+export const AUTO_HOLD_ON_HOST = 0.85;
+/** …until the machine is below this. */
+export const AUTO_HOLD_OFF_HOST = 0.6;
+/** A loop this idle has nothing worth saving, however busy the machine. */
+export const AUTO_HOLD_MIN_BUSY = 0.15;
 /** Streams must deliver content chunks at least this far apart: closer chunks share reads anyway. */
 export const AUTO_MIN_CHUNK_GAP_MS = 2;
 /** Streams must last this many holds, so reading each end up to a hold late costs them ≤ ~5%. */
@@ -13,6 +19,8 @@ export const AUTO_MIN_DECODE_HOLDS = 10;
 export interface ReadHoldInputs {
   /** Event-loop utilization, 0–1. */
   loopBusy: number;
+  /** The machine's CPU utilization over all cores, 0–1 (other shards, the coordinator, anything else). */
+  hostBusy: number;
   /** Streams that ended in the interval after at least two content chunks. */
   streams: number;
   /** Their mean first → last content chunk time. */
@@ -22,19 +30,22 @@ export interface ReadHoldInputs {
 }
 
 /**
- * The read hold for the next gauge interval. A number is used as is. `auto` holds
- * AUTO_READ_HOLD_MS when the loop was busy ≥ AUTO_HOLD_ON_BUSY and the streams that ended were
- * paced (chunks ≥ 2 ms apart, so each was its own socket read) and long (≥ 10 holds), and lets go
- * when the loop is busy < AUTO_HOLD_OFF_BUSY or the streams stop looking like that. Why so
- * narrow: a hold reads each stream's end up to the hold late. With 512 paced streams that buys a
- * sixth to a quarter less CPU per token for 0–2% of the throughput; with fast short streams (many
- * tokens per read already) the same hold cost 41–47% of it (BENCHMARKS.md, "Read coalescing").
+ * The read hold for the next decision window. A number is used as is. `auto` holds
+ * AUTO_READ_HOLD_MS while CPU is scarce — the shard's loop busy ≥ 60%, or the machine's cores
+ * ≥ 85% busy with the loop ≥ 30% (two shards and a server sharing two cores) — and the streams that
+ * ended were paced (chunks ≥ 2 ms apart, so each was its own socket read) and long (≥ 10 holds).
+ * It lets go when the loop is < 15% busy, or < 30% with the machine < 60%, or the streams stop
+ * looking like that. Why so narrow: a hold reads each stream's end up to the hold late. With 512
+ * paced streams that buys a sixth to a third less CPU per token for 0–2% of the throughput; with
+ * fast short streams (many tokens per read already) the same hold cost 41–47% of it
+ * (BENCHMARKS.md, "Read coalescing").
  */
 export function nextReadHoldMs(setting: number | 'auto', currentMs: number, s: ReadHoldInputs): number {
   if (setting !== 'auto') return setting;
-  if (s.loopBusy < AUTO_HOLD_OFF_BUSY) return 0;
+  if (s.loopBusy < AUTO_HOLD_MIN_BUSY || (s.loopBusy < AUTO_HOLD_OFF_BUSY && s.hostBusy < AUTO_HOLD_OFF_HOST)) return 0;
   if (s.streams > 0 && (s.chunkGapMs < AUTO_MIN_CHUNK_GAP_MS || s.decodeMs < AUTO_MIN_DECODE_HOLDS * AUTO_READ_HOLD_MS)) return 0;
-  if (s.loopBusy >= AUTO_HOLD_ON_BUSY && s.streams > 0) return AUTO_READ_HOLD_MS;
+  const scarce = s.loopBusy >= AUTO_HOLD_ON_BUSY || (s.hostBusy >= AUTO_HOLD_ON_HOST && s.loopBusy >= AUTO_HOLD_OFF_BUSY);
+  if (scarce && s.streams > 0) return AUTO_READ_HOLD_MS;
   return currentMs;
 }
 
@@ -66,10 +77,11 @@ export class ReadHoldTracker {
     this.gaps += chunks - 1;
   }
 
-  /** Decide the hold from the loop's utilization since the last call; returns it. */
-  decide(loopBusy: number): number {
+  /** Decide the hold from the loop's and the machine's utilization since the last call; returns it. */
+  decide(loopBusy: number, hostBusy: number): number {
     const inputs: ReadHoldInputs = {
       loopBusy,
+      hostBusy,
       streams: this.streams,
       decodeMs: this.streams ? this.decodeMs / this.streams : 0,
       chunkGapMs: this.gaps ? this.decodeMs / this.gaps : 0,

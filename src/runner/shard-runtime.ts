@@ -14,6 +14,7 @@ import type { EventPayloads } from '../events/event-types.js';
 import { round3 } from '../metrics/percentiles.js';
 import { createRng } from '../util/rng.js';
 import { LoopLagSampler, rssMb } from './loop-lag.js';
+import { HostCpu } from './host-cpu.js';
 import { ReadHoldTracker } from './read-hold-policy.js';
 import type { DoneItem, FromShard, RetryItem, ShardConfig, WorkItem } from './ipc-messages.js';
 import { errorResultLine, successResultLine } from './result-line.js';
@@ -43,6 +44,8 @@ export class ShardRuntime {
   private cpuMark = process.cpuUsage();
   private gaugeEluMark = performance.eventLoopUtilization();
   private holdEluMark = performance.eventLoopUtilization();
+  private readonly gaugeHost = new HostCpu();
+  private readonly holdHost = new HostCpu();
   /** Re-decides the auto read hold, more often than gauges so a short run gets it too. */
   private readonly holdTimer: NodeJS.Timeout | undefined;
   private readonly holds: ReadHoldTracker;
@@ -319,6 +322,7 @@ export class ShardRuntime {
       conns_open: this.tracker.open,
       cpu_ms: round3(cpuMs),
       loop_busy: round3(elu.utilization),
+      host_busy: round3(this.gaugeHost.take()),
       rss_mb: rssMb(),
     };
     if (this.coalescer) p.read_hold_ms = this.coalescer.window;
@@ -329,7 +333,8 @@ export class ShardRuntime {
   private decideReadHold(): void {
     const busy = performance.eventLoopUtilization(this.holdEluMark).utilization;
     this.holdEluMark = performance.eventLoopUtilization();
-    this.coalescer!.setWindow(this.holds.decide(busy));
+    const host = this.holdHost.take();
+    this.coalescer!.setWindow(this.holds.decide(busy, host));
   }
 
   // Batch IPC: at most one message of each kind per turn of the event loop.
