@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // What read holds (`--read-coalesce-ms`, raw transport) buy and cost: no hold, a fixed 50 ms hold
 // and `auto` (the default) side by side, alternating within each round, against the simulator in
-// its own process, one shard.
+// its own process, one shard (and two for the paced streams).
 //
 //   node bench/read-hold.mjs [--rounds 3] [--paced-requests 2048] [--fast-requests 8000]
 //
@@ -37,8 +37,10 @@ function writeInput(name, n, body) {
 const pacedProfile = join(work, 'paced.yaml');
 writeFileSync(pacedProfile, 'base: fast\nname: paced\ntokens_per_step: 1\nstep_ms_base: 10\nstep_ms_per_seq: 0\nprefill_ms_base: 0\n');
 const scenarios = [
-  { name: `paced: 512 streams × 50–150 tokens, a chunk per token 10 ms apart, ${values['paced-requests']} requests`, profile: pacedProfile, concurrency: 512, n: Number(values['paced-requests']), body: (i) => ({ max_tokens: 50 + ((i * 7919) % 101) }) },
-  { name: `fast: 256-token answers, 16 tokens per write, concurrency 64, ${values['fast-requests']} requests`, profile: 'fast', concurrency: 64, n: Number(values['fast-requests']), body: () => ({ max_tokens: 256 }) },
+  { name: `paced: 512 streams × 50–150 tokens, a chunk per token 10 ms apart, ${values['paced-requests']} requests`, profile: pacedProfile, shards: 1, concurrency: 512, n: Number(values['paced-requests']), body: (i) => ({ max_tokens: 50 + ((i * 7919) % 101) }) },
+  // The same streams over two shards: each loop is about half as busy, the machine no less.
+  { name: `paced, 2 shards × 256 streams, ${values['paced-requests']} requests`, profile: pacedProfile, shards: 2, concurrency: 256, n: Number(values['paced-requests']), body: (i) => ({ max_tokens: 50 + ((i * 7919) % 101) }) },
+  { name: `fast: 256-token answers, 16 tokens per write, concurrency 64, ${values['fast-requests']} requests`, profile: 'fast', shards: 1, concurrency: 64, n: Number(values['fast-requests']), body: () => ({ max_tokens: 256 }) },
 ];
 const variants = [
   ['no hold (0)', 0],
@@ -46,11 +48,11 @@ const variants = [
   ['auto (default)', 'auto'],
 ];
 
-async function once(url, input, n, concurrency, readCoalesceMs) {
+async function once(url, input, n, shards, concurrency, readCoalesceMs) {
   const out = join(work, `out-${Math.random().toString(36).slice(2)}`);
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  const s = await run({ input, endpoint: `${url}/v1`, out, concurrency, transport: 'raw', readCoalesceMs, progress: 'off' });
+  const s = await run({ input, endpoint: `${url}/v1`, out, shards, concurrency, transport: 'raw', readCoalesceMs, progress: 'off' });
   const wallS = (performance.now() - t0) / 1000;
   const coord = process.cpuUsage(cpu0);
   if (s.requests.succeeded !== n) throw new Error(`${readCoalesceMs}: ${s.requests.succeeded}/${n} succeeded`);
@@ -75,20 +77,20 @@ async function once(url, input, n, concurrency, readCoalesceMs) {
   return { rps: n / wallS, tpm: (tokens / wallS) * 60, cpu: (coord.user + coord.system + shardUs) / tokens, rpt: reads / tokens, held: gauges ? held / gauges : 0 };
 }
 
-console.log(`shardline read-hold bench — node ${process.version}, ${new Date().toISOString()}, ${rounds} rounds, raw transport, 1 shard`);
-for (const sc of scenarios) {
-  const input = writeInput(sc.name.split(':')[0], sc.n, sc.body);
+console.log(`shardline read-hold bench — node ${process.version}, ${new Date().toISOString()}, ${rounds} rounds, raw transport`);
+for (const [k, sc] of scenarios.entries()) {
+  const input = writeInput(`scenario-${k}`, sc.n, sc.body);
   const sim = await startSimProcess(sc.profile);
   console.log(`\n## ${sc.name}`);
   const rows = new Map(variants.map(([name]) => [name, []]));
   try {
-    await once(sim.url, input, sc.n, sc.concurrency, 0); // warm-up: JIT on both sides, left out
+    await once(sim.url, input, sc.n, sc.shards, sc.concurrency, 0); // warm-up: JIT on both sides, left out
     // Variants alternate within each round, and each round starts with the next one, so drift in
     // the machine and what a run leaves behind (sockets in TIME_WAIT, the server's heap) hit all alike.
     for (let r = 0; r < rounds; r++) {
       for (let k = 0; k < variants.length; k++) {
         const [name, setting] = variants[(r + k) % variants.length];
-        rows.get(name).push(await once(sim.url, input, sc.n, sc.concurrency, setting));
+        rows.get(name).push(await once(sim.url, input, sc.n, sc.shards, sc.concurrency, setting));
       }
     }
   } finally {
