@@ -64,6 +64,17 @@ describe('diagnosis of generated event logs, one per failure mode', () => {
     expect(modes(r)).toEqual(['event_loop_stall']);
     expect(r.event_loop.lag_p99_ms).toBe(250);
     expect(r.verdict.findings[0]!.action).toMatch(/--shards.*--transport raw/);
+    expect(r.verdict.findings[0]!.evidence).not.toMatch(/machine/);
+  });
+
+  it('event-loop stall on a saturated machine: says the shards waited for a core, and not to add shards', async () => {
+    const r = await diagnoseSynth({ requests: 200, limit: 16, readAhead: 2, loopLagMs: 250, hostBusy: 0.97 });
+    expect(modes(r)).toEqual(['event_loop_stall']);
+    expect(r.event_loop.host_busy_p50).toBe(0.97);
+    const f = r.verdict.findings[0]!;
+    expect(f.evidence).toMatch(/the machine's cores were 97% busy \(median\), so the shards also waited for a core/);
+    expect(f.action).toMatch(/^give the client CPU of its own/);
+    expect(f.action).not.toMatch(/^add --shards/);
   });
 
   it('model saturation: server TTFT rises with the load the client puts on it', async () => {

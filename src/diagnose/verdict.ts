@@ -14,6 +14,8 @@ export const THRESHOLDS = {
   queueingShare: 0.25,
   postprocessShare: 0.1,
   loopLagMs: 50,
+  /** Median machine CPU utilization from which a lagging loop is put down to a saturated machine. */
+  hostBusy: 0.9,
   saturationTtftShare: 0.3,
   saturationLoadRatio: 2,
   saturationTtftPerTpot: 20,
@@ -136,15 +138,19 @@ export function diagnose(r: Report): Verdict {
   }
 
   const lag = r.event_loop.lag_p99_ms;
+  const hostSaturated = r.event_loop.host_busy_p50 !== null && r.event_loop.host_busy_p50 >= T.hostBusy;
   if (lag !== null && lag >= T.loopLagMs) {
     findings.push({
       mode: 'event_loop_stall',
       severity: lag >= 200 ? 'high' : 'medium',
       evidence:
         `client event-loop lag p99 ${ms(lag)}: the client itself delayed reading responses and dispatching work` +
-        (r.client_cpu.us_per_completion_token !== null ? ` (client CPU ${r.client_cpu.us_per_completion_token.toFixed(1)} µs per completion token)` : ''),
+        (r.client_cpu.us_per_completion_token !== null ? ` (client CPU ${r.client_cpu.us_per_completion_token.toFixed(1)} µs per completion token)` : '') +
+        (hostSaturated ? `; the machine's cores were ${pct(r.event_loop.host_busy_p50!)} busy (median), so the shards also waited for a core` : ''),
       action:
-        'add --shards to spread the load over more event loops, and keep CPU-heavy work (parsing, hooks) off the dispatch loop; ' +
+        (hostSaturated
+          ? 'give the client CPU of its own (a machine or cores not shared with the server or other work); more shards than free cores only add to the queue for them; '
+          : 'add --shards to spread the load over more event loops, and keep CPU-heavy work (parsing, hooks) off the dispatch loop; ') +
         'when every token arrives in its own read, --transport raw spends about a third less CPU per chunk (for endpoints you run or trust), ' +
         'and its read holds (--read-coalesce-ms, auto by default) gather several paced tokens per read while the loop is busy',
     });
