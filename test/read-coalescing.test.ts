@@ -159,7 +159,7 @@ describe('nextReadHoldMs (auto policy)', () => {
     expect(nextReadHoldMs('auto', AUTO_READ_HOLD_MS, { ...paced, loopBusy: 0.1, hostBusy: 1 })).toBe(0);
   });
   it('never holds fast or short streams, however busy the loop', () => {
-    // Chunks 0.1 ms apart share reads already (the `fast` profile: a hold cost 41–47% of throughput).
+    // Chunks 0.1 ms apart share reads already (the `fast` profile: a hold cost 41–52% of throughput).
     expect(nextReadHoldMs('auto', AUTO_READ_HOLD_MS, { loopBusy: 1, hostBusy: 1, streams: 40, decodeMs: 1000, chunkGapMs: 0.1 })).toBe(0);
     // 200 ms answers: a 50 ms hold would stretch each by up to a quarter.
     expect(nextReadHoldMs('auto', 0, { loopBusy: 1, hostBusy: 1, streams: 40, decodeMs: 200, chunkGapMs: 10 })).toBe(0);

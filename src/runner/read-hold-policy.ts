@@ -37,7 +37,7 @@ export interface ReadHoldInputs {
  * It lets go when the loop is < 15% busy, or < 30% with the machine < 60%, or the streams stop
  * looking like that. Why so narrow: a hold reads each stream's end up to the hold late. With 512
  * paced streams that buys a sixth to a third less CPU per token for 0–2% of the throughput; with
- * fast short streams (many tokens per read already) the same hold cost 41–47% of it
+ * fast short streams (many tokens per read already) the same hold cost 41–52% of it
  * (BENCHMARKS.md, "Read coalescing").
  */
 export function nextReadHoldMs(setting: number | 'auto', currentMs: number, s: ReadHoldInputs): number {
