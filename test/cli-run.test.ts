@@ -35,6 +35,9 @@ describe('run options: precedence flag > environment > config file > default', (
     expect(() => resolveRunOptions({ flags: base, configFile: config })).toThrow(/Unknown key `concurency`/);
     writeFileSync(config, 'shards: -1\n');
     expect(() => resolveRunOptions({ flags: base, configFile: config })).toThrow(/Expected `shards in .*run\.yaml` to be/);
+    // A bad value is named as the file spells its key, not by the option's inner name.
+    writeFileSync(config, 'max-attempts: 0\nread-coalesce-ms: soon\n');
+    expect(() => resolveRunOptions({ flags: base, configFile: config })).toThrow(/Expected `max-attempts in .*run\.yaml` to be .*\n.*Expected `read-coalesce-ms in .*run\.yaml` to be 'auto' or a number/);
   });
 });
 

@@ -21,9 +21,10 @@ export function resolveRunOptions(sources: RunOptionSources): RunOptions {
   const raw: Record<string, unknown> = {};
   const origin: Record<string, string> = {};
   if (sources.configFile) {
-    for (const [key, value] of Object.entries(readConfigFile(sources.configFile))) {
+    for (const [key, { name, value }] of Object.entries(readConfigFile(sources.configFile))) {
       raw[key] = value;
-      origin[key] = `${key} in ${sources.configFile}`;
+      // Named as the file spells it (`max-attempts`), not as the option is called inside.
+      origin[key] = `${name} in ${sources.configFile}`;
     }
   }
   // SHARDLINE_API_KEY wins over OPENAI_API_KEY: apply the generic one first.
@@ -52,7 +53,8 @@ export function resolveRunOptions(sources: RunOptionSources): RunOptions {
   return result.data;
 }
 
-function readConfigFile(path: string): Record<string, unknown> {
+/** The file's entries by option key, each with the name the file used for it. */
+function readConfigFile(path: string): Record<string, { name: string; value: unknown }> {
   let doc: unknown;
   try {
     doc = parseYaml(readFileSync(path, 'utf8'));
@@ -64,11 +66,11 @@ function readConfigFile(path: string): Record<string, unknown> {
   const byFlag = new Map(Object.entries(flagOf).map(([key, flag]) => [flag.replace(/^--/, ''), key]));
   byFlag.set('api-key', 'apiKey');
   byFlag.set('headers', 'headers');
-  const out: Record<string, unknown> = {};
+  const out: Record<string, { name: string; value: unknown }> = {};
   for (const [name, value] of Object.entries(doc as Record<string, unknown>)) {
     const key = byFlag.get(name) ?? (name in flagOf ? name : undefined);
     if (!key) throw new ConfigError(`Unknown key \`${name}\` in config file \`${path}\` (keys are flag names without --, e.g. concurrency, max-attempts)`);
-    out[key] = key === 'headers' && typeof value === 'string' ? [value] : value;
+    out[key] = { name, value: key === 'headers' && typeof value === 'string' ? [value] : value };
   }
   return out;
 }
