@@ -77,6 +77,16 @@ describe('diagnosis of generated event logs, one per failure mode', () => {
     expect(f.action).not.toMatch(/^add --shards/);
   });
 
+  it('event-loop stall where every token cost a read: the evidence says so', async () => {
+    const r = await diagnoseSynth({ requests: 200, limit: 16, readAhead: 2, loopLagMs: 250, socketReads: 0 });
+    expect(r.client_cpu.reads_per_completion_token).toBe(0);
+    expect(r.verdict.findings[0]!.evidence).not.toMatch(/socket reads per token/);
+    const tokens = r.tokens.completion;
+    const perToken = await diagnoseSynth({ requests: 200, limit: 16, readAhead: 2, loopLagMs: 250, socketReads: tokens });
+    expect(perToken.client_cpu.reads_per_completion_token).toBe(1);
+    expect(perToken.verdict.findings[0]!.evidence).toMatch(/1\.00 socket reads per token: tokens mostly arrive one per read/);
+  });
+
   it('model saturation: server TTFT rises with the load the client puts on it', async () => {
     const r = await diagnoseSynth({ requests: 400, limit: 32, readAhead: 8, serverTtftMs: (n) => 40 + 60 * Math.max(0, n - 8), decodeMs: 400 });
     expect(modes(r)).toContain('model_saturation');
@@ -124,7 +134,7 @@ describe('report figures from a generated log (hand-checkable)', () => {
     expect(perSecond).toBeCloseTo(r.tokens.completion, 0);
     expect(r.detail.per_second.filter((b) => b.tokens > 0).length).toBeGreaterThan(1);
     // The generated log has no CPU figures: nothing is made up.
-    expect(r.client_cpu).toEqual({ shard_cpu_ms: 0, us_per_request: null, us_per_completion_token: null });
+    expect(r.client_cpu).toEqual({ shard_cpu_ms: 0, us_per_request: null, us_per_completion_token: null, reads_per_completion_token: null });
   });
 });
 

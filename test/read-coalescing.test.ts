@@ -12,6 +12,8 @@ import { HostCpu } from '../src/runner/host-cpu.js';
 import { analyze, completionText, formatReport, parseProfile, run, startSim, type RunningSim } from '../src/index.js';
 import { loadEvents, loadResults, ofType, tempDir, writeInput } from './helpers/run-dir.js';
 
+const end0 = (events: ReturnType<typeof loadEvents>) => ofType(events, 'shard_end')[0]!;
+
 const TOKENS = ['alpha ', 'beta ', 'gamma ', 'delta ', 'epsilon ', 'zeta ', 'eta ', 'theta'];
 const sse = (o: unknown) => `data: ${JSON.stringify(o)}\n\n`;
 const chunk = (delta: Record<string, string>) => sse({ id: 'c', object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: null }] });
@@ -246,6 +248,8 @@ describe('--read-coalesce-ms in a run', () => {
       const report = await analyze([out]);
       expect(report.event_loop.read_hold).toEqual({ held_fraction: hold > 0 ? 1 : 0, max_ms: hold });
       expect(report.event_loop.busy_p50).not.toBeNull();
+      // The socket reads shard_end counted, per completion token.
+      expect(report.client_cpu.reads_per_completion_token).toBeCloseTo((end0(events).socket_reads as number) / summary.tokens.completion, 3);
       expect(report.event_loop.host_busy_p50).toBeGreaterThanOrEqual(0);
       expect(report.event_loop.host_busy_p50).toBeLessThanOrEqual(1);
       const text = formatReport(report);

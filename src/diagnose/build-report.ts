@@ -77,6 +77,7 @@ export function buildReport(f: RunFacts): Report {
       shard_cpu_ms: round3(f.shardCpuMs),
       us_per_request: f.attempts > 0 && f.shardCpuMs > 0 ? round3((f.shardCpuMs * 1000) / f.attempts) : null,
       us_per_completion_token: f.completionTokens > 0 && f.shardCpuMs > 0 ? round3((f.shardCpuMs * 1000) / f.completionTokens) : null,
+      reads_per_completion_token: f.completionTokens > 0 && f.socketReadShards > 0 ? round3(f.socketReads / f.completionTokens) : null,
     },
     buckets_ms: buckets,
     verdict: { bound: 'healthy', dominant: null, findings: [] },

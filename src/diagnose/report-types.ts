@@ -59,7 +59,13 @@ export interface Report {
     read_hold: { held_fraction: number; max_ms: number } | null;
   };
   /** The client measuring itself: shard CPU (coordinator excluded), per request and per completion token. */
-  client_cpu: { shard_cpu_ms: number; us_per_request: number | null; us_per_completion_token: number | null };
+  client_cpu: {
+    shard_cpu_ms: number;
+    us_per_request: number | null;
+    us_per_completion_token: number | null;
+    /** Socket reads per completion token (raw transport's shard_end.socket_reads); ~1 means every token cost a read. */
+    reads_per_completion_token: number | null;
+  };
   buckets_ms: Record<Bucket, number>;
   verdict: Verdict;
   /** Extra detail the verdict uses; not part of the fixed keys above. */

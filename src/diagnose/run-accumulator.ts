@@ -81,6 +81,8 @@ export class RunAccumulator {
       loopLag: [],
       loopBusy: [],
       hostBusy: [],
+      socketReads: 0,
+      socketReadShards: 0,
       holdGauges: 0,
       heldGauges: 0,
       readHoldMaxMs: 0,
@@ -136,6 +138,10 @@ export class RunAccumulator {
         if (!Number.isNaN(e.cpuUserMs)) {
           this.f.shardCpuMs += e.cpuUserMs + (e.cpuSystemMs || 0);
           this.gaugeCpu.delete(e.shard);
+        }
+        if (!Number.isNaN(e.socketReads)) {
+          this.f.socketReads += e.socketReads;
+          this.f.socketReadShards++;
         }
         break;
       case T.shard_exit: {

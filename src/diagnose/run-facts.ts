@@ -32,6 +32,9 @@ export interface RunFacts {
   loopBusy: number[];
   /** Shard gauges' machine CPU utilization (0–1), start-up gauges left out. */
   hostBusy: number[];
+  /** Socket reads reported by shards' shard_end (raw transport), and how many shards reported them. */
+  socketReads: number;
+  socketReadShards: number;
   /** Shard gauges that report a read hold, and how many of them had one in force. */
   holdGauges: number;
   heldGauges: number;

@@ -146,6 +146,9 @@ export function diagnose(r: Report): Verdict {
       evidence:
         `client event-loop lag p99 ${ms(lag)}: the client itself delayed reading responses and dispatching work` +
         (r.client_cpu.us_per_completion_token !== null ? ` (client CPU ${r.client_cpu.us_per_completion_token.toFixed(1)} µs per completion token)` : '') +
+        (r.client_cpu.reads_per_completion_token !== null && r.client_cpu.reads_per_completion_token >= 0.5
+          ? `; ${r.client_cpu.reads_per_completion_token.toFixed(2)} socket reads per token: tokens mostly arrive one per read`
+          : '') +
         (hostSaturated ? `; the machine's cores were ${pct(r.event_loop.host_busy_p50!)} busy (median), so the shards also waited for a core` : ''),
       action:
         (hostSaturated

@@ -48,21 +48,22 @@ export const NUMERIC_FIELDS = {
   loop_busy: 'loopBusy',
   read_hold_ms: 'readHoldMs',
   host_busy: 'hostBusy',
+  socket_reads: 'socketReads',
 } as const;
 
 /** Row columns after the numeric fields. */
-export const C_TYPE = 19;
-export const C_OUTCOME = 20;
-export const C_ESTIMATED = 21;
+export const C_TYPE = 20;
+export const C_OUTCOME = 21;
+export const C_ESTIMATED = 22;
 /** Interned request id, -1 when none (set by whoever interns, from the id's bytes). */
-export const C_RID = 22;
+export const C_RID = 23;
 /** The id's bytes: [start, end) in `idBuf` (or in a batch's id bytes), -1 when the event has none. */
-export const C_ID_START = 23;
-export const C_ID_END = 24;
+export const C_ID_START = 24;
+export const C_ID_END = 25;
 /** Index of the event's [cause, error, run] in `strings`, -1 when it has none of them. */
-export const C_STRINGS = 25;
+export const C_STRINGS = 26;
 /** Numbers per event row. */
-export const ROW_WIDTH = 26;
+export const ROW_WIDTH = 27;
 
 const BLANK = new Float64Array(ROW_WIDTH).fill(NaN);
 BLANK[C_TYPE] = 0;
@@ -131,6 +132,7 @@ export class FlatEvent {
   get loopBusy(): number { return this.col(16); }
   get readHoldMs(): number { return this.col(17); }
   get hostBusy(): number { return this.col(18); }
+  get socketReads(): number { return this.col(19); }
   /** Type code (`T`), 0 for a type this version does not know. */
   get type(): number { return this.col(C_TYPE); }
   /** Outcome code (`O`), 0 when absent. */
@@ -190,6 +192,7 @@ export class EventRecord {
   loopBusy = NaN;
   readHoldMs = NaN;
   hostBusy = NaN;
+  socketReads = NaN;
   type = 0;
   outcome = 0;
   tokensEstimated = false;
@@ -222,6 +225,7 @@ export class EventRecord {
     this.loopBusy = r[b + 16]!;
     this.readHoldMs = r[b + 17]!;
     this.hostBusy = r[b + 18]!;
+    this.socketReads = r[b + 19]!;
     this.type = r[b + C_TYPE]!;
     this.outcome = r[b + C_OUTCOME]!;
     this.tokensEstimated = r[b + C_ESTIMATED] === 1;

@@ -36,7 +36,10 @@ export function formatReport(r: Report): string {
       (hold && hold.held_fraction > 0 ? `; reads held up to ${hold.max_ms} ms ${(hold.held_fraction * 100).toFixed(0)}% of the time` : ''),
   );
   const cpu = r.client_cpu;
-  out.push(`client CPU  ${n(cpu.shard_cpu_ms)} ms in shards${cpu.us_per_request === null ? '' : ` (${n(cpu.us_per_request)} µs per attempt${cpu.us_per_completion_token === null ? '' : `, ${cpu.us_per_completion_token.toFixed(2)} µs per completion token`})`}`);
+  out.push(
+    `client CPU  ${n(cpu.shard_cpu_ms)} ms in shards${cpu.us_per_request === null ? '' : ` (${n(cpu.us_per_request)} µs per attempt${cpu.us_per_completion_token === null ? '' : `, ${cpu.us_per_completion_token.toFixed(2)} µs per completion token`})`}` +
+      (cpu.reads_per_completion_token === null ? '' : `; ${cpu.reads_per_completion_token.toFixed(2)} socket reads per completion token`),
+  );
   out.push('');
   const total = BUCKETS.reduce((a, k) => a + r.buckets_ms[k], 0);
   out.push('where request time went (summed over requests):');
