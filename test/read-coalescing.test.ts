@@ -1,5 +1,6 @@
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { spawn } from 'node:child_process';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -131,7 +132,7 @@ describe('read coalescing (raw transport)', () => {
 
 describe('nextReadHoldMs (auto policy)', () => {
   // Long paced streams, on an otherwise quiet machine unless a test says otherwise.
-  const paced = { streams: 40, decodeMs: 1000, chunkGapMs: 10, hostBusy: 0.2 };
+  const paced = { streams: 40, decodeMs: 1000, chunkGapMs: 10, hostBusy: 0.2, cpuWait: 0 };
   it('a number is used as is', () => {
     expect(nextReadHoldMs(0, 50, { ...paced, loopBusy: 0.9 })).toBe(0);
     expect(nextReadHoldMs(20, 0, { ...paced, loopBusy: 0 })).toBe(20);
@@ -144,7 +145,7 @@ describe('nextReadHoldMs (auto policy)', () => {
     expect(nextReadHoldMs('auto', 0, { ...paced, loopBusy: 0.45 })).toBe(0);
     expect(nextReadHoldMs('auto', AUTO_READ_HOLD_MS, { ...paced, loopBusy: 0.29 })).toBe(0);
     // No stream ended in the interval (long answers): keep what was decided.
-    const none = { streams: 0, decodeMs: 0, chunkGapMs: 0, hostBusy: 0.2 };
+    const none = { streams: 0, decodeMs: 0, chunkGapMs: 0, hostBusy: 0.2, cpuWait: 0 };
     expect(nextReadHoldMs('auto', AUTO_READ_HOLD_MS, { ...none, loopBusy: 0.9 })).toBe(AUTO_READ_HOLD_MS);
     expect(nextReadHoldMs('auto', 0, { ...none, loopBusy: 0.9 })).toBe(0);
   });
@@ -160,11 +161,54 @@ describe('nextReadHoldMs (auto policy)', () => {
     expect(nextReadHoldMs('auto', AUTO_READ_HOLD_MS, { ...paced, loopBusy: 0.25, hostBusy: 0.55 })).toBe(0);
     expect(nextReadHoldMs('auto', AUTO_READ_HOLD_MS, { ...paced, loopBusy: 0.1, hostBusy: 1 })).toBe(0);
   });
+  it('counts time waiting for a core as demand: a loop that cannot get one looks idle', () => {
+    // Two shards and a server on two cores: each loop ~40% busy, waiting ~29% for a core.
+    expect(nextReadHoldMs('auto', 0, { ...paced, loopBusy: 0.4, cpuWait: 0.29, hostBusy: 0.65 })).toBe(AUTO_READ_HOLD_MS);
+    expect(nextReadHoldMs('auto', 0, { ...paced, loopBusy: 0.4, cpuWait: 0.1, hostBusy: 0.65 })).toBe(0);
+    // Holding, demand between the lines keeps it; a quiet loop with the machine eased lets go.
+    expect(nextReadHoldMs('auto', AUTO_READ_HOLD_MS, { ...paced, loopBusy: 0.3, cpuWait: 0.1, hostBusy: 0.5 })).toBe(AUTO_READ_HOLD_MS);
+    expect(nextReadHoldMs('auto', AUTO_READ_HOLD_MS, { ...paced, loopBusy: 0.2, cpuWait: 0.05, hostBusy: 0.5 })).toBe(0);
+    // Waiting alone is no reason: a loop under 15% busy has nothing worth saving.
+    expect(nextReadHoldMs('auto', 0, { ...paced, loopBusy: 0.1, cpuWait: 0.9, hostBusy: 1 })).toBe(0);
+  });
   it('never holds fast or short streams, however busy the loop', () => {
     // Chunks 0.1 ms apart share reads already (the `fast` profile: a hold cost 41–52% of throughput).
-    expect(nextReadHoldMs('auto', AUTO_READ_HOLD_MS, { loopBusy: 1, hostBusy: 1, streams: 40, decodeMs: 1000, chunkGapMs: 0.1 })).toBe(0);
+    expect(nextReadHoldMs('auto', AUTO_READ_HOLD_MS, { loopBusy: 1, hostBusy: 1, cpuWait: 0.5, streams: 40, decodeMs: 1000, chunkGapMs: 0.1 })).toBe(0);
     // 200 ms answers: a 50 ms hold would stretch each by up to a quarter.
-    expect(nextReadHoldMs('auto', 0, { loopBusy: 1, hostBusy: 1, streams: 40, decodeMs: 200, chunkGapMs: 10 })).toBe(0);
+    expect(nextReadHoldMs('auto', 0, { loopBusy: 1, hostBusy: 1, cpuWait: 0.5, streams: 40, decodeMs: 200, chunkGapMs: 10 })).toBe(0);
+  });
+});
+
+describe('CpuWait', () => {
+  it.runIf(process.platform === 'linux')('sees a thread wait for its core while another thread on the same core is busy', async () => {
+    // In a child pinned to one core (taskset, util-linux): the main thread spins and measures,
+    // first alone, then while a worker thread spins too — the scheduler then shares the core.
+    const script = `
+      const { Worker } = require('node:worker_threads');
+      const spin = (ms) => { const until = performance.now() + ms; let x = 0; while (performance.now() < until) x += Math.sqrt(x + 1); return x; };
+      (async () => {
+        const { CpuWait } = await import(${JSON.stringify(join(import.meta.dirname, '..', 'dist', 'runner', 'cpu-wait.js'))});
+        const wait = new CpuWait();
+        spin(300);
+        const alone = wait.take();
+        const w = new Worker('const end = Date.now() + 1500; while (Date.now() < end);', { eval: true });
+        await new Promise((r) => w.on('online', r));
+        wait.take();
+        spin(400);
+        console.log(JSON.stringify({ alone, shared: wait.take() }));
+        process.exit(0);
+      })();`;
+    const child = spawn('taskset', ['-c', '0', process.execPath, '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    await new Promise((r) => child.on('exit', r));
+    const { alone, shared } = JSON.parse(out) as { alone: number | null; shared: number | null };
+    // Alone on its core it hardly waits; sharing it with a spinning thread it waits about half.
+    expect(alone).not.toBeNull();
+    expect(shared).not.toBeNull();
+    expect(alone!).toBeLessThan(0.15);
+    expect(shared!).toBeGreaterThan(0.25);
+    expect(shared!).toBeLessThanOrEqual(1);
   });
 });
 

@@ -77,6 +77,8 @@ export interface EventPayloads {
     loop_busy?: number;
     /** The machine's CPU utilization over all cores in the interval, 0–1 (shard gauges). */
     host_busy?: number;
+    /** Share of the interval the shard's loop thread was runnable but waiting for a core, 0–1 (Linux). */
+    cpu_wait?: number;
     /** The read hold in force over the interval (raw transport; see --read-coalesce-ms). */
     read_hold_ms?: number;
   };

@@ -1,6 +1,6 @@
 /** The hold `--read-coalesce-ms auto` uses when it holds. */
 export const AUTO_READ_HOLD_MS = 50;
-/** Event-loop utilization at which auto starts holding reads… */
+/** CPU demand (loop utilization + time waiting for a core) at which auto starts holding reads… */
 export const AUTO_HOLD_ON_BUSY = 0.6;
 /** …and below which it stops (apart, so a shard near the line does not flip every second)… */
 export const AUTO_HOLD_OFF_BUSY = 0.3;
@@ -19,6 +19,8 @@ export const AUTO_MIN_DECODE_HOLDS = 10;
 export interface ReadHoldInputs {
   /** Event-loop utilization, 0–1. */
   loopBusy: number;
+  /** Share of the time the loop's thread was runnable but waiting for a core (0 where unknown). */
+  cpuWait: number;
   /** The machine's CPU utilization over all cores, 0–1 (other shards, the coordinator, anything else). */
   hostBusy: number;
   /** Streams that ended in the interval after at least two content chunks. */
@@ -31,20 +33,23 @@ export interface ReadHoldInputs {
 
 /**
  * The read hold for the next decision window. A number is used as is. `auto` holds
- * AUTO_READ_HOLD_MS while CPU is scarce — the shard's loop busy ≥ 60%, or the machine's cores
- * ≥ 85% busy with the loop ≥ 30% (two shards and a server sharing two cores) — and the streams that
- * ended were paced (chunks ≥ 2 ms apart, so each was its own socket read) and long (≥ 10 holds).
- * It lets go when the loop is < 15% busy, or < 30% with the machine < 60%, or the streams stop
- * looking like that. Why so narrow: a hold reads each stream's end up to the hold late. With 512
+ * AUTO_READ_HOLD_MS while CPU is scarce — the shard's demand (loop utilization plus the time its
+ * thread waited for a core) ≥ 60%, or the machine's cores ≥ 85% busy with the loop ≥ 30% — and
+ * the streams that ended were paced (chunks ≥ 2 ms apart, so each was its own socket read) and
+ * long (≥ 10 holds). It lets go when the loop is < 15% busy, or demand < 30% with the machine
+ * < 60%, or the streams stop looking like that. The wait counts because a loop that cannot get a
+ * core looks idle to utilization: two shards and a server on two cores each ran at ~40% while
+ * waiting ~29% of the time, and holds there cut the TTFT tail. Why so narrow: a hold reads each stream's end up to the hold late. With 512
  * paced streams that buys a sixth to a third less CPU per token for 0–2% of the throughput; with
  * fast short streams (many tokens per read already) the same hold cost 41–52% of it
  * (BENCHMARKS.md, "Read coalescing").
  */
 export function nextReadHoldMs(setting: number | 'auto', currentMs: number, s: ReadHoldInputs): number {
   if (setting !== 'auto') return setting;
-  if (s.loopBusy < AUTO_HOLD_MIN_BUSY || (s.loopBusy < AUTO_HOLD_OFF_BUSY && s.hostBusy < AUTO_HOLD_OFF_HOST)) return 0;
+  const demand = s.loopBusy + s.cpuWait;
+  if (s.loopBusy < AUTO_HOLD_MIN_BUSY || (demand < AUTO_HOLD_OFF_BUSY && s.hostBusy < AUTO_HOLD_OFF_HOST)) return 0;
   if (s.streams > 0 && (s.chunkGapMs < AUTO_MIN_CHUNK_GAP_MS || s.decodeMs < AUTO_MIN_DECODE_HOLDS * AUTO_READ_HOLD_MS)) return 0;
-  const scarce = s.loopBusy >= AUTO_HOLD_ON_BUSY || (s.hostBusy >= AUTO_HOLD_ON_HOST && s.loopBusy >= AUTO_HOLD_OFF_BUSY);
+  const scarce = demand >= AUTO_HOLD_ON_BUSY || (s.hostBusy >= AUTO_HOLD_ON_HOST && s.loopBusy >= AUTO_HOLD_OFF_BUSY);
   if (scarce && s.streams > 0) return AUTO_READ_HOLD_MS;
   return currentMs;
 }
@@ -77,10 +82,11 @@ export class ReadHoldTracker {
     this.gaps += chunks - 1;
   }
 
-  /** Decide the hold from the loop's and the machine's utilization since the last call; returns it. */
-  decide(loopBusy: number, hostBusy: number): number {
+  /** Decide the hold from the loop's and the machine's load since the last call; returns it. */
+  decide(loopBusy: number, hostBusy: number, cpuWait = 0): number {
     const inputs: ReadHoldInputs = {
       loopBusy,
+      cpuWait,
       hostBusy,
       streams: this.streams,
       decodeMs: this.streams ? this.decodeMs / this.streams : 0,

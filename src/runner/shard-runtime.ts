@@ -14,6 +14,7 @@ import type { EventPayloads } from '../events/event-types.js';
 import { round3 } from '../metrics/percentiles.js';
 import { createRng } from '../util/rng.js';
 import { LoopLagSampler, rssMb } from './loop-lag.js';
+import { CpuWait } from './cpu-wait.js';
 import { HostCpu } from './host-cpu.js';
 import { ReadHoldTracker } from './read-hold-policy.js';
 import type { DoneItem, FromShard, RetryItem, ShardConfig, WorkItem } from './ipc-messages.js';
@@ -46,6 +47,8 @@ export class ShardRuntime {
   private holdEluMark = performance.eventLoopUtilization();
   private readonly gaugeHost = new HostCpu();
   private readonly holdHost = new HostCpu();
+  private readonly gaugeWait = new CpuWait();
+  private readonly holdWait = new CpuWait();
   /** Re-decides the auto read hold, more often than gauges so a short run gets it too. */
   private readonly holdTimer: NodeJS.Timeout | undefined;
   private readonly holds: ReadHoldTracker;
@@ -147,6 +150,8 @@ export class ShardRuntime {
     this.flushOutbox();
     clearInterval(this.gaugeTimer);
     clearInterval(this.holdTimer);
+    this.gaugeWait.close();
+    this.holdWait.close();
     this.loopLag.stop();
     const cpu = process.cpuUsage();
     const end: EventPayloads['shard_end'] = { requests: this.requests, cpu_user_ms: cpu.user / 1000, cpu_system_ms: cpu.system / 1000 };
@@ -325,6 +330,8 @@ export class ShardRuntime {
       host_busy: round3(this.gaugeHost.take()),
       rss_mb: rssMb(),
     };
+    const wait = this.gaugeWait.take();
+    if (wait !== null) p.cpu_wait = round3(wait);
     if (this.coalescer) p.read_hold_ms = this.coalescer.window;
     this.events.write('gauge', p);
     this.send({ t: 'beat', inFlight: this.inFlight, loopLagMs: lagMs, connsOpen: this.tracker.open, connsOpened: this.tracker.opened });
@@ -334,7 +341,7 @@ export class ShardRuntime {
     const busy = performance.eventLoopUtilization(this.holdEluMark).utilization;
     this.holdEluMark = performance.eventLoopUtilization();
     const host = this.holdHost.take();
-    this.coalescer!.setWindow(this.holds.decide(busy, host));
+    this.coalescer!.setWindow(this.holds.decide(busy, host, this.holdWait.take() ?? 0));
   }
 
   // Batch IPC: at most one message of each kind per turn of the event loop.
