@@ -72,9 +72,20 @@ describe('diagnosis of generated event logs, one per failure mode', () => {
     expect(modes(r)).toEqual(['event_loop_stall']);
     expect(r.event_loop.host_busy_p50).toBe(0.97);
     const f = r.verdict.findings[0]!;
-    expect(f.evidence).toMatch(/the machine's cores were 97% busy \(median\), so the shards also waited for a core/);
+    expect(f.evidence).toMatch(/the shards also waited for a core \(medians: machine CPU 97% busy\)/);
     expect(f.action).toMatch(/^give the client CPU of its own/);
     expect(f.action).not.toMatch(/^add --shards/);
+  });
+
+  it('event-loop stall while the shards wait for a core: the same, from the run-queue wait', async () => {
+    const r = await diagnoseSynth({ requests: 200, limit: 16, readAhead: 2, loopLagMs: 250, hostBusy: 0.7, cpuWait: 0.3 });
+    expect(r.event_loop.cpu_wait_p50).toBe(0.3);
+    const f = r.verdict.findings[0]!;
+    expect(f.evidence).toMatch(/the shards also waited for a core \(medians: waiting 30% of the time, machine CPU 70% busy\)/);
+    expect(f.action).toMatch(/^give the client CPU of its own/);
+    // Neither signal high: the plain advice.
+    const calm = await diagnoseSynth({ requests: 200, limit: 16, readAhead: 2, loopLagMs: 250, hostBusy: 0.7, cpuWait: 0.05 });
+    expect(calm.verdict.findings[0]!.action).toMatch(/^add --shards/);
   });
 
   it('event-loop stall where every token cost a read: the evidence says so', async () => {

@@ -71,6 +71,7 @@ export function buildReport(f: RunFacts): Report {
       lag_p99_ms: summarize(f.loopLag).p99,
       busy_p50: summarize(f.loopBusy).p50,
       host_busy_p50: summarize(f.hostBusy).p50,
+      cpu_wait_p50: summarize(f.cpuWait).p50,
       read_hold: f.holdGauges > 0 ? { held_fraction: round3(f.heldGauges / f.holdGauges), max_ms: f.readHoldMaxMs } : null,
     },
     client_cpu: {

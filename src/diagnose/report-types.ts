@@ -52,6 +52,8 @@ export interface Report {
     busy_p50: number | null;
     /** Median machine CPU utilization over all cores (0–1) seen by the shards; null in logs without it. */
     host_busy_p50: number | null;
+    /** Median share of time the shards' loop threads waited for a core (0–1, Linux); null in logs without it. */
+    cpu_wait_p50: number | null;
     /**
      * Read holds (--read-coalesce-ms, raw transport): the share of shard gauge intervals with a
      * hold in force and the longest hold. Stream ends were read up to that late, inside decode time.

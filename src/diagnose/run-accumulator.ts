@@ -81,6 +81,7 @@ export class RunAccumulator {
       loopLag: [],
       loopBusy: [],
       hostBusy: [],
+      cpuWait: [],
       socketReads: 0,
       socketReadShards: 0,
       holdGauges: 0,
@@ -268,6 +269,7 @@ export class RunAccumulator {
           if (!Number.isNaN(e.loopLagMs)) this.f.loopLag.push(e.loopLagMs);
           if (e.shard >= 0 && !Number.isNaN(e.loopBusy)) this.f.loopBusy.push(e.loopBusy);
           if (e.shard >= 0 && !Number.isNaN(e.hostBusy)) this.f.hostBusy.push(e.hostBusy);
+          if (e.shard >= 0 && !Number.isNaN(e.cpuWait)) this.f.cpuWait.push(e.cpuWait);
         }
         if (!Number.isNaN(e.readHoldMs)) {
           this.f.holdGauges++;

@@ -32,6 +32,8 @@ export interface RunFacts {
   loopBusy: number[];
   /** Shard gauges' machine CPU utilization (0–1), start-up gauges left out. */
   hostBusy: number[];
+  /** Shard gauges' share of time waiting for a core (0–1, Linux), start-up gauges left out. */
+  cpuWait: number[];
   /** Socket reads reported by shards' shard_end (raw transport), and how many shards reported them. */
   socketReads: number;
   socketReadShards: number;

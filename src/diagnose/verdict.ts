@@ -16,6 +16,8 @@ export const THRESHOLDS = {
   loopLagMs: 50,
   /** Median machine CPU utilization from which a lagging loop is put down to a saturated machine. */
   hostBusy: 0.9,
+  /** Median share of time the shards waited for a core from which the same holds. */
+  cpuWait: 0.2,
   saturationTtftShare: 0.3,
   saturationLoadRatio: 2,
   saturationTtftPerTpot: 20,
@@ -138,7 +140,8 @@ export function diagnose(r: Report): Verdict {
   }
 
   const lag = r.event_loop.lag_p99_ms;
-  const hostSaturated = r.event_loop.host_busy_p50 !== null && r.event_loop.host_busy_p50 >= T.hostBusy;
+  const { host_busy_p50: hostBusy, cpu_wait_p50: cpuWait } = r.event_loop;
+  const hostSaturated = (hostBusy !== null && hostBusy >= T.hostBusy) || (cpuWait !== null && cpuWait >= T.cpuWait);
   if (lag !== null && lag >= T.loopLagMs) {
     findings.push({
       mode: 'event_loop_stall',
@@ -149,7 +152,9 @@ export function diagnose(r: Report): Verdict {
         (r.client_cpu.reads_per_completion_token !== null && r.client_cpu.reads_per_completion_token >= 0.5
           ? `; ${r.client_cpu.reads_per_completion_token.toFixed(2)} socket reads per token: tokens mostly arrive one per read`
           : '') +
-        (hostSaturated ? `; the machine's cores were ${pct(r.event_loop.host_busy_p50!)} busy (median), so the shards also waited for a core` : ''),
+        (hostSaturated
+          ? `; the shards also waited for a core (medians: ${[cpuWait !== null ? `waiting ${pct(cpuWait)} of the time` : '', hostBusy !== null ? `machine CPU ${pct(hostBusy)} busy` : ''].filter(Boolean).join(', ')})`
+          : ''),
       action:
         (hostSaturated
           ? 'give the client CPU of its own (a machine or cores not shared with the server or other work); more shards than free cores only add to the queue for them; '

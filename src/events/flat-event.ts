@@ -49,21 +49,22 @@ export const NUMERIC_FIELDS = {
   read_hold_ms: 'readHoldMs',
   host_busy: 'hostBusy',
   socket_reads: 'socketReads',
+  cpu_wait: 'cpuWait',
 } as const;
 
 /** Row columns after the numeric fields. */
-export const C_TYPE = 20;
-export const C_OUTCOME = 21;
-export const C_ESTIMATED = 22;
+export const C_TYPE = 21;
+export const C_OUTCOME = 22;
+export const C_ESTIMATED = 23;
 /** Interned request id, -1 when none (set by whoever interns, from the id's bytes). */
-export const C_RID = 23;
+export const C_RID = 24;
 /** The id's bytes: [start, end) in `idBuf` (or in a batch's id bytes), -1 when the event has none. */
-export const C_ID_START = 24;
-export const C_ID_END = 25;
+export const C_ID_START = 25;
+export const C_ID_END = 26;
 /** Index of the event's [cause, error, run] in `strings`, -1 when it has none of them. */
-export const C_STRINGS = 26;
+export const C_STRINGS = 27;
 /** Numbers per event row. */
-export const ROW_WIDTH = 27;
+export const ROW_WIDTH = 28;
 
 const BLANK = new Float64Array(ROW_WIDTH).fill(NaN);
 BLANK[C_TYPE] = 0;
@@ -133,6 +134,7 @@ export class FlatEvent {
   get readHoldMs(): number { return this.col(17); }
   get hostBusy(): number { return this.col(18); }
   get socketReads(): number { return this.col(19); }
+  get cpuWait(): number { return this.col(20); }
   /** Type code (`T`), 0 for a type this version does not know. */
   get type(): number { return this.col(C_TYPE); }
   /** Outcome code (`O`), 0 when absent. */
@@ -193,6 +195,7 @@ export class EventRecord {
   readHoldMs = NaN;
   hostBusy = NaN;
   socketReads = NaN;
+  cpuWait = NaN;
   type = 0;
   outcome = 0;
   tokensEstimated = false;
@@ -226,6 +229,7 @@ export class EventRecord {
     this.readHoldMs = r[b + 17]!;
     this.hostBusy = r[b + 18]!;
     this.socketReads = r[b + 19]!;
+    this.cpuWait = r[b + 20]!;
     this.type = r[b + C_TYPE]!;
     this.outcome = r[b + C_OUTCOME]!;
     this.tokensEstimated = r[b + C_ESTIMATED] === 1;

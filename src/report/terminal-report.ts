@@ -33,6 +33,7 @@ export function formatReport(r: Report): string {
     `event loop  lag p99 ${loop.lag_p99_ms === null ? '–' : `${loop.lag_p99_ms.toFixed(1)} ms`}` +
       (loop.busy_p50 === null ? '' : `, shards busy ${(loop.busy_p50 * 100).toFixed(0)}% (median)`) +
       (loop.host_busy_p50 === null ? '' : `, machine CPU ${(loop.host_busy_p50 * 100).toFixed(0)}% busy`) +
+      (loop.cpu_wait_p50 === null ? '' : `, waiting for a core ${(loop.cpu_wait_p50 * 100).toFixed(0)}% of the time`) +
       (hold && hold.held_fraction > 0 ? `; reads held up to ${hold.max_ms} ms ${(hold.held_fraction * 100).toFixed(0)}% of the time` : ''),
   );
   const cpu = r.client_cpu;

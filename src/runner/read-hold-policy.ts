@@ -41,7 +41,7 @@ export interface ReadHoldInputs {
  * core looks idle to utilization: two shards and a server on two cores each ran at ~40% while
  * waiting ~29% of the time, and holds there cut the TTFT tail. Why so narrow: a hold reads each stream's end up to the hold late. With 512
  * paced streams that buys a sixth to a third less CPU per token for 0–2% of the throughput; with
- * fast short streams (many tokens per read already) the same hold cost 41–52% of it
+ * fast short streams (many tokens per read already) the same hold cost 41–55% of it
  * (BENCHMARKS.md, "Read coalescing").
  */
 export function nextReadHoldMs(setting: number | 'auto', currentMs: number, s: ReadHoldInputs): number {

@@ -29,6 +29,8 @@ export interface SynthOptions {
   loopLagMs?: number;
   /** The shard gauges' machine CPU utilization (0–1); absent when not given, as in older logs. */
   hostBusy?: number;
+  /** The shard gauges' cpu_wait (0–1); absent when not given. */
+  cpuWait?: number;
   /** shard_end.socket_reads (raw transport); absent when not given. */
   socketReads?: number;
   seed?: number;
@@ -130,7 +132,7 @@ export function synthEvents(o: SynthOptions): ShardlineEvent[] {
   const last = Math.max(...ends) + 50;
   for (let s = t0 + 1000; s < last; s += 1000) {
     push(-1, s, 'gauge', { backlog: 0, in_flight: 0, limit: o.limit, loop_lag_ms: 1, conns_open: 1 });
-    push(0, s + 0.5, 'gauge', { backlog: 0, in_flight: 0, limit: o.limit, loop_lag_ms: o.loopLagMs ?? 2, conns_open: 1, ...(o.hostBusy !== undefined ? { host_busy: o.hostBusy } : {}) });
+    push(0, s + 0.5, 'gauge', { backlog: 0, in_flight: 0, limit: o.limit, loop_lag_ms: o.loopLagMs ?? 2, conns_open: 1, ...(o.hostBusy !== undefined ? { host_busy: o.hostBusy } : {}), ...(o.cpuWait !== undefined ? { cpu_wait: o.cpuWait } : {}) });
   }
   push(0, last, 'shard_end', { requests: o.requests, ...(o.socketReads !== undefined ? { socket_reads: o.socketReads } : {}) });
   push(-1, last + 1, 'run_end', { status: 'finished', succeeded: 0, failed: 0, rejected: 0 });
