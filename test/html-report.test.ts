@@ -34,7 +34,7 @@ describe('HTML report in real headless Chromium', () => {
     );
     writeFileSync(input, `${lines.join('\n')}\n`);
     const out = join(dir, 'run');
-    await run({ input, endpoint: `${sim.url}/v1`, out, concurrency: 4, retryBackoffS: 0.01, maxAttempts: 10, progress: 'off' });
+    await run({ input, endpoint: `${sim.url}/v1`, out, concurrency: 4, retryBackoffS: 0.01, maxAttempts: 10, progress: 'off', gaugeIntervalMs: 100 });
     const html = join(dir, 'report.html');
     const cli = await runCli(['report', out, '--html', html]);
     expect(cli.code).toBe(0);
@@ -65,6 +65,14 @@ describe('HTML report in real headless Chromium', () => {
     expect(report.detail.slowest[0]!.id).toBe(EVIL);
     expect(await page.textContent('body')).toContain(EVIL);
     expect(await page.textContent('body')).toContain('Verifiable minute sample');
+    // The client's own cost and its loop's load sit among the headline figures.
+    const kpis = Object.fromEntries(
+      await page.$$eval('.kpi', (els) => els.map((e) => [e.querySelector('.k')!.textContent, e.querySelector('.v')!.textContent])),
+    ) as Record<string, string>;
+    expect(Number(kpis['client CPU µs / token']!.replace(/,/g, ''))).toBeCloseTo(report.client_cpu.us_per_completion_token!, 1);
+    const pct = (x: number | null) => (x === null ? '–' : `${(x * 100).toFixed(1)}%`);
+    expect(kpis['shard loop busy / waiting for a core']).toBe(`${pct(report.event_loop.busy_p50)} / ${pct(report.event_loop.cpu_wait_p50)}`);
+    expect(report.event_loop.busy_p50).not.toBeNull();
     await page.screenshot({ path: join(artifactDir(), 'report.png'), fullPage: true });
   });
 });

@@ -86,7 +86,8 @@ export const PAGE_SCRIPT = String.raw`
      ['TPM run average', fmt(r.tpm.run_average)], ['TTFT e2e p95 / p99 ms', fmt(r.ttft_ms.e2e.p95) + ' / ' + fmt(r.ttft_ms.e2e.p99)],
      ['TTFT server p95 ms', fmt(r.ttft_ms.server.p95)], ['connections / request', fmt(r.connections.per_request, 2)],
      ['in-flight (mean / limit)', fmt(r.utilization.mean_in_flight, 1) + ' / ' + r.utilization.limit], ['event-loop lag p99 ms', fmt(r.event_loop.lag_p99_ms, 1)],
-     ['client CPU µs / attempt', fmt(r.client_cpu.us_per_request)]
+     ['client CPU µs / attempt', fmt(r.client_cpu.us_per_request)], ['client CPU µs / token', fmt(r.client_cpu.us_per_completion_token, 2)],
+     ['shard loop busy / waiting for a core', pct(r.event_loop.busy_p50) + ' / ' + pct(r.event_loop.cpu_wait_p50)]
     ].forEach(function (kv) { var k = append(g, el('div', 'kpi')); append(k, el('div', 'v', kv[1]), el('div', 'k', kv[0])); });
 
     append(sec, el('h3', null, 'Throughput, latency, work conservation'));
