@@ -90,6 +90,18 @@ describe('live Prometheus metrics during a run', () => {
     expect(last.samples.get('shardline_connections_opened_total')!).toBeGreaterThanOrEqual(2);
     expect(last.samples.has('shardline_event_loop_lag_seconds{shard="0"}')).toBe(true);
     expect(last.samples.has('shardline_event_loop_lag_seconds{shard="-1"}')).toBe(true);
+    // Each shard's loop load: how busy, and (Linux) how long it waited for a core.
+    for (const shard of ['0', '1']) {
+      const busy = last.samples.get(`shardline_event_loop_utilization_ratio{shard="${shard}"}`);
+      expect(busy, `utilization of shard ${shard}`).toBeGreaterThan(0);
+      expect(busy!).toBeLessThanOrEqual(1);
+      if (process.platform === 'linux') {
+        const wait = last.samples.get(`shardline_cpu_wait_ratio{shard="${shard}"}`);
+        expect(wait, `cpu wait of shard ${shard}`).toBeGreaterThanOrEqual(0);
+        expect(wait!).toBeLessThanOrEqual(1);
+      }
+    }
+    expect(last.types.get('shardline_event_loop_utilization_ratio')).toBe('gauge');
     // Histogram buckets are cumulative.
     let prev = 0;
     for (const le of ['0.001', '0.01', '0.1', '1', '10', '+Inf']) {

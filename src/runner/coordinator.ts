@@ -344,6 +344,7 @@ export class Coordinator {
         this.live.recordConnections(msg.connsOpened - shard.connsOpened);
         shard.connsOpened = msg.connsOpened;
         this.live.recordLoopLag(shard.index, msg.loopLagMs);
+        this.live.recordLoopLoad(shard.index, msg.loopBusy, msg.cpuWait);
         break;
       case 'release':
         shard.stealPending = false;

@@ -89,6 +89,16 @@ export type FromShard =
   | { t: 'pull'; n: number; running: number; local: number }
   | { t: 'done'; items: DoneItem[] }
   | { t: 'retry'; items: RetryItem[] }
-  | { t: 'beat'; inFlight: number; loopLagMs: number; connsOpen: number; connsOpened: number }
+  | {
+      t: 'beat';
+      inFlight: number;
+      loopLagMs: number;
+      connsOpen: number;
+      connsOpened: number;
+      /** Event-loop utilization over the last gauge interval, 0–1. */
+      loopBusy: number;
+      /** Share of it the loop thread waited for a core (Linux), 0–1; null where unknown. */
+      cpuWait: number | null;
+    }
   | { t: 'release'; ids: string[] }
   | { t: 'stopped' };

@@ -31,6 +31,8 @@ export class LiveMetrics {
   private readonly requests: Counter<'outcome'>;
   private readonly connections: Counter;
   private readonly loopLag: Gauge<'shard'>;
+  private readonly loopBusy: Gauge<'shard'>;
+  private readonly cpuWait: Gauge<'shard'>;
   private server: Server | undefined;
 
   constructor(state: LiveState, now: () => number, startedMs: () => number) {
@@ -64,6 +66,8 @@ export class LiveMetrics {
     this.requests = new Counter({ name: 'shardline_requests_total', help: 'Requests finished, by outcome.', labelNames: ['outcome'], registers });
     this.connections = new Counter({ name: 'shardline_connections_opened_total', help: 'Connections opened by all shards.', registers });
     this.loopLag = new Gauge({ name: 'shardline_event_loop_lag_seconds', help: 'Worst event-loop lag in the last interval, by shard (-1 = coordinator).', labelNames: ['shard'], registers });
+    this.loopBusy = new Gauge({ name: 'shardline_event_loop_utilization_ratio', help: 'Share of the last interval a shard\'s event loop was busy.', labelNames: ['shard'], registers });
+    this.cpuWait = new Gauge({ name: 'shardline_cpu_wait_ratio', help: 'Share of the last interval a shard\'s loop thread waited for a core (Linux): the client starved of CPU.', labelNames: ['shard'], registers });
     new Gauge({
       name: 'shardline_completion_tokens_per_minute',
       help: 'Aggregate completion tokens over the last 60 s, across shards.',
@@ -103,6 +107,12 @@ export class LiveMetrics {
 
   recordLoopLag(shard: number, lagMs: number): void {
     this.loopLag.set({ shard: String(shard) }, lagMs / 1000);
+  }
+
+  /** A shard's loop utilization and wait for a core over its last gauge interval. */
+  recordLoopLoad(shard: number, busy: number, cpuWait: number | null): void {
+    this.loopBusy.set({ shard: String(shard) }, busy);
+    if (cpuWait !== null) this.cpuWait.set({ shard: String(shard) }, cpuWait);
   }
 
   /** Serve `/metrics` (Prometheus text) on host:port; resolves with the URL. */

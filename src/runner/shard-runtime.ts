@@ -334,7 +334,7 @@ export class ShardRuntime {
     if (wait !== null) p.cpu_wait = round3(wait);
     if (this.coalescer) p.read_hold_ms = this.coalescer.window;
     this.events.write('gauge', p);
-    this.send({ t: 'beat', inFlight: this.inFlight, loopLagMs: lagMs, connsOpen: this.tracker.open, connsOpened: this.tracker.opened });
+    this.send({ t: 'beat', inFlight: this.inFlight, loopLagMs: lagMs, connsOpen: this.tracker.open, connsOpened: this.tracker.opened, loopBusy: elu.utilization, cpuWait: wait });
   }
 
   private decideReadHold(): void {
