@@ -15,7 +15,7 @@ export const AUTO_MIN_CHUNK_GAP_MS = 2;
 /** Streams must last this many holds, so reading each end up to a hold late costs them ≤ ~5%. */
 export const AUTO_MIN_DECODE_HOLDS = 10;
 
-/** What the shard saw over the last gauge interval. */
+/** What the shard saw over the last decision window (250 ms). */
 export interface ReadHoldInputs {
   /** Event-loop utilization, 0–1. */
   loopBusy: number;
@@ -39,10 +39,10 @@ export interface ReadHoldInputs {
  * long (≥ 10 holds). It lets go when the loop is < 15% busy, or demand < 30% with the machine
  * < 60%, or the streams stop looking like that. The wait counts because a loop that cannot get a
  * core looks idle to utilization: two shards and a server on two cores each ran at ~40% while
- * waiting ~29% of the time, and holds there cut the TTFT tail. Why so narrow: a hold reads each stream's end up to the hold late. With 512
- * paced streams that buys a sixth to a third less CPU per token for 0–2% of the throughput; with
- * fast short streams (many tokens per read already) the same hold cost 41–55% of it
- * (BENCHMARKS.md, "Read coalescing").
+ * waiting ~29% of the time, and holding there saved a quarter of their CPU per token. Why so
+ * narrow: a hold reads each stream's end up to the hold late. With 512 paced streams that buys a
+ * sixth to a third less CPU per token for 0–2% of the throughput; with fast short streams (many
+ * tokens per read already) the same hold cost 41–55% of it (BENCHMARKS.md, "Read coalescing").
  */
 export function nextReadHoldMs(setting: number | 'auto', currentMs: number, s: ReadHoldInputs): number {
   if (setting !== 'auto') return setting;
