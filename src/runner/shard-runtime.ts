@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import { runChatAttempt, type AttemptOutcome, type ChatTarget, type PhaseTimeouts } from '../client/chat-attempt.js';
 import { ConnTracker, type ConnAttribution } from '../client/conn-tracker.js';
@@ -14,8 +13,7 @@ import type { EventPayloads } from '../events/event-types.js';
 import { round3 } from '../metrics/percentiles.js';
 import { createRng } from '../util/rng.js';
 import { LoopLagSampler, rssMb } from './loop-lag.js';
-import { CpuWait } from './cpu-wait.js';
-import { HostCpu } from './host-cpu.js';
+import { LoadSampler } from './load-sampler.js';
 import { ReadHoldTracker } from './read-hold-policy.js';
 import type { DoneItem, FromShard, RetryItem, ShardConfig, WorkItem } from './ipc-messages.js';
 import { errorResultLine, successResultLine } from './result-line.js';
@@ -43,12 +41,8 @@ export class ShardRuntime {
   private readonly coalescer: ReadCoalescer | undefined;
   private readonly gaugeTimer: NodeJS.Timeout;
   private cpuMark = process.cpuUsage();
-  private gaugeEluMark = performance.eventLoopUtilization();
-  private holdEluMark = performance.eventLoopUtilization();
-  private readonly gaugeHost = new HostCpu();
-  private readonly holdHost = new HostCpu();
-  private readonly gaugeWait = new CpuWait();
-  private readonly holdWait = new CpuWait();
+  private readonly gaugeLoad = new LoadSampler();
+  private readonly holdLoad = new LoadSampler();
   /** Re-decides the auto read hold, more often than gauges so a short run gets it too. */
   private readonly holdTimer: NodeJS.Timeout | undefined;
   private readonly holds: ReadHoldTracker;
@@ -150,8 +144,8 @@ export class ShardRuntime {
     this.flushOutbox();
     clearInterval(this.gaugeTimer);
     clearInterval(this.holdTimer);
-    this.gaugeWait.close();
-    this.holdWait.close();
+    this.gaugeLoad.close();
+    this.holdLoad.close();
     this.loopLag.stop();
     const cpu = process.cpuUsage();
     const end: EventPayloads['shard_end'] = { requests: this.requests, cpu_user_ms: cpu.user / 1000, cpu_system_ms: cpu.system / 1000 };
@@ -316,8 +310,7 @@ export class ShardRuntime {
     const cpu = process.cpuUsage(this.cpuMark);
     this.cpuMark = process.cpuUsage();
     const cpuMs = (cpu.user + cpu.system) / 1000;
-    const elu = performance.eventLoopUtilization(this.gaugeEluMark);
-    this.gaugeEluMark = performance.eventLoopUtilization();
+    const load = this.gaugeLoad.take();
     const p: EventPayloads['gauge'] = {
       // Prefetched items not started yet: this shard holds them, so they are its backlog.
       backlog: this.local.length,
@@ -326,22 +319,19 @@ export class ShardRuntime {
       loop_lag_ms: round3(lagMs),
       conns_open: this.tracker.open,
       cpu_ms: round3(cpuMs),
-      loop_busy: round3(elu.utilization),
-      host_busy: round3(this.gaugeHost.take()),
+      loop_busy: round3(load.loopBusy),
+      host_busy: round3(load.hostBusy),
       rss_mb: rssMb(),
     };
-    const wait = this.gaugeWait.take();
-    if (wait !== null) p.cpu_wait = round3(wait);
+    if (load.cpuWait !== null) p.cpu_wait = round3(load.cpuWait);
     if (this.coalescer) p.read_hold_ms = this.coalescer.window;
     this.events.write('gauge', p);
-    this.send({ t: 'beat', inFlight: this.inFlight, loopLagMs: lagMs, connsOpen: this.tracker.open, connsOpened: this.tracker.opened, loopBusy: elu.utilization, cpuWait: wait });
+    this.send({ t: 'beat', inFlight: this.inFlight, loopLagMs: lagMs, connsOpen: this.tracker.open, connsOpened: this.tracker.opened, loopBusy: load.loopBusy, cpuWait: load.cpuWait });
   }
 
   private decideReadHold(): void {
-    const busy = performance.eventLoopUtilization(this.holdEluMark).utilization;
-    this.holdEluMark = performance.eventLoopUtilization();
-    const host = this.holdHost.take();
-    this.coalescer!.setWindow(this.holds.decide(busy, host, this.holdWait.take() ?? 0));
+    const load = this.holdLoad.take();
+    this.coalescer!.setWindow(this.holds.decide(load.loopBusy, load.hostBusy, load.cpuWait ?? 0));
   }
 
   // Batch IPC: at most one message of each kind per turn of the event loop.
