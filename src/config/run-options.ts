@@ -48,7 +48,7 @@ export const runOptionsSchema = z
       .union([z.literal('auto'), z.coerce.number().finite().min(0).max(1000)], { error: "'auto' or a number of milliseconds from 0 to 1000" })
       .default('auto')
       .describe(
-        'With --transport raw: after a stream\'s first token, hold its socket reads this long so several tokens arrive per read (less client CPU per token; a stream\'s end is read up to this late). auto holds 50 ms only while the shard\'s event loop is busy; 0 never holds. No effect with undici. @default auto',
+        'With --transport raw: after a stream\'s first token, hold its socket reads this long so several tokens arrive per read (less client CPU per token; a stream\'s end is read up to this late). auto holds 50 ms only while CPU is scarce (the loop busy, or its thread waiting for a core) and the streams are paced and long; 0 never holds. No effect with undici. @default auto',
       ),
     keepAlive: z.boolean().default(true).describe('Reuse connections; false sends Connection: close on every request. @default true'),
     timeoutConnectS: positive.default(10).describe('TCP/TLS connect timeout. @default 10'),

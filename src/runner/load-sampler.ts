@@ -2,6 +2,11 @@ import { performance } from 'node:perf_hooks';
 import { CpuWait } from './cpu-wait.js';
 import { HostCpu } from './host-cpu.js';
 
+/** This process's resident memory in MiB, one decimal (for gauges: a long run's memory growth). */
+export function rssMb(): number {
+  return Math.round(process.memoryUsage.rss() / 104857.6) / 10;
+}
+
 /** How loaded a shard and its machine were between two samples. */
 export interface LoadSample {
   /** The event loop's utilization, 0–1. */

@@ -1,10 +1,5 @@
 import type { Clock } from '../events/clock.js';
 
-/** This process's resident memory in MiB, one decimal (for gauges: a long run's memory growth). */
-export function rssMb(): number {
-  return Math.round(process.memoryUsage.rss() / 104857.6) / 10;
-}
-
 /**
  * Event-loop lag: a timer that should fire every `intervalMs` records how late it fires; `take()`
  * returns the worst lateness since the last call. (perf_hooks' monitorEventLoopDelay on Node 20
