@@ -13,7 +13,7 @@ export { runOptionsSchema, type RunOptions, type RunOptionsInput } from './confi
 export { resolveRunOptions } from './config/resolve-run-options.js';
 export type { ShardlineEvent, EventType, EventPayloads, Cause } from './events/event-types.js';
 export { CAUSES } from './events/event-types.js';
-export { analyze, type AnalyzeOptions } from './diagnose/analyze.js';
+export { analyze, type AnalyzeOptions, type AnalyzeProgress } from './diagnose/analyze.js';
 export { diagnose, THRESHOLDS } from './diagnose/verdict.js';
 export type { Report, Finding, Verdict, Bucket, Mode } from './diagnose/report-types.js';
 export { BUCKETS, MODES } from './diagnose/report-types.js';

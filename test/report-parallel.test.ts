@@ -105,3 +105,48 @@ describe('reading on a second thread', () => {
     await expect(readFlatEventsInWorker(files, () => undefined)).rejects.toThrow(/missing\.jsonl/);
   });
 });
+
+describe('reading progress', () => {
+  it('reports the share of the log read, in order, ending at 1, on both readers', async () => {
+    const dir = writeSynthRun(tempDir('sl-prog-'), { requests: 4000, limit: 16 });
+    for (const parallel of [false, true]) {
+      const seen: { fraction: number; events: number }[] = [];
+      const report = await analyze([dir], { parallel, progressEvery: 2000, onProgress: (p) => seen.push(p) });
+      expect(seen.length, `parallel ${parallel}`).toBeGreaterThan(5);
+      for (let i = 1; i < seen.length; i++) {
+        expect(seen[i]!.fraction).toBeGreaterThanOrEqual(seen[i - 1]!.fraction);
+        expect(seen[i]!.events).toBeGreaterThan(seen[i - 1]!.events);
+      }
+      expect(seen[0]!.fraction).toBeGreaterThanOrEqual(0);
+      // Midway through the read, midway through the time span (the synthetic run is evenly paced).
+      const mid = seen[Math.floor(seen.length / 2)]!;
+      expect(mid.fraction).toBeGreaterThan(0.2);
+      expect(mid.fraction).toBeLessThan(0.8);
+      expect(seen[seen.length - 1]).toEqual({ fraction: 1, events: report.detail.events });
+    }
+  });
+
+  it('CLI: --progress tty draws the read in place and clears it; the report itself is unchanged', async () => {
+    const dir = writeSynthRun(tempDir('sl-prog-'), { requests: 20000, limit: 16 });
+    const run = (args: string[]) =>
+      new Promise<{ stdout: string; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, [CLI, 'report', dir, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        child.on('exit', () => resolve({ stdout, stderr }));
+      });
+    const tty = await run(['--progress', 'tty']);
+    const CLEAR = '\r\x1b[2K';
+    expect(tty.stderr.startsWith(`${CLEAR}shardline: reading events `)).toBe(true);
+    for (const drawn of tty.stderr.split(CLEAR).filter(Boolean)) expect(drawn).toMatch(/^shardline: reading events \d+% \([\d,]+ so far, \d+ s\)$/);
+    expect(tty.stderr.endsWith(CLEAR)).toBe(true);
+    const quiet = await run([]);
+    // Not a terminal: never drawn in place; at most whole progress lines (none if the read is quick).
+    expect(quiet.stderr).not.toContain('\r');
+    for (const line of quiet.stderr.split('\n').filter(Boolean)) expect(line).toMatch(/^shardline: reading events \d+%/);
+    expect(tty.stdout).toBe(quiet.stdout);
+    expect(quiet.stdout).toMatch(/^shardline report — run/);
+  });
+});

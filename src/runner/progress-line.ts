@@ -11,24 +11,43 @@ export function formatProgress(p: ProgressSnapshot): string {
   );
 }
 
+/** How a command shows progress on stderr: `auto` is `tty` on a terminal, `lines` otherwise. */
+export type ProgressMode = 'auto' | 'tty' | 'lines' | 'off';
+
 /**
- * Progress on stderr: redrawn in place on a TTY, else one line every `everyMs` (10 s default) so
- * CI logs stay readable.
+ * A status line on stderr: redrawn in place on a TTY, else one line every `everyMs` (10 s default)
+ * so CI logs stay readable. `end()` leaves the last line (`keep`) or clears it.
  */
-export function createProgressReporter(mode: 'auto' | 'tty' | 'lines' | 'off', stream: NodeJS.WriteStream = process.stderr, everyMs = 10_000) {
+export function createStatusLine(mode: ProgressMode, stream: NodeJS.WriteStream = process.stderr, everyMs = 10_000) {
   const tty = mode === 'tty' || (mode === 'auto' && stream.isTTY === true);
   let last = -Infinity;
+  let shown = false;
+  return {
+    show(text: string, elapsedMs: number): void {
+      if (mode === 'off') return;
+      if (tty) stream.write(`\r\x1b[2K${text}`);
+      else if (elapsedMs - last >= everyMs) {
+        last = elapsedMs;
+        stream.write(`${text}\n`);
+      } else return;
+      shown = true;
+    },
+    end(keep = true): void {
+      if (mode === 'off' || !tty || !shown) return;
+      stream.write(keep ? '\n' : '\r\x1b[2K');
+    },
+  };
+}
+
+/** The run's progress line (see formatProgress) on a status line. */
+export function createProgressReporter(mode: ProgressMode, stream: NodeJS.WriteStream = process.stderr, everyMs = 10_000) {
+  const line = createStatusLine(mode, stream, everyMs);
   return {
     update(p: ProgressSnapshot): void {
-      if (mode === 'off') return;
-      if (tty) stream.write(`\r\x1b[2K${formatProgress(p)}`);
-      else if (p.elapsedMs - last >= everyMs) {
-        last = p.elapsedMs;
-        stream.write(`${formatProgress(p)}\n`);
-      }
+      line.show(formatProgress(p), p.elapsedMs);
     },
     end(): void {
-      if (mode !== 'off' && tty) stream.write('\n');
+      line.end();
     },
   };
 }
