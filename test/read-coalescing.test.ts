@@ -319,6 +319,20 @@ describe('--read-coalesce-ms in a run', () => {
     const holds = ofType(loadEvents(out), 'gauge').filter((g) => g.shard >= 0).map((g) => g.read_hold_ms);
     expect(new Set(holds)).toEqual(new Set([50]));
   });
+
+  it('and at a twentieth of the total timeout, so a stream that ends in time is read in time', async () => {
+    // 170 tokens 10 ms apart end at ~1.7 s, inside a 2 s total. 800 ms holds (from ~10 ms, then
+    // ~810 and ~1,610 ms) would read the end at ~2.4 s, failing every stream with timeout_total;
+    // capped at 100 ms, each end is read by ~1.8 s.
+    sim = await startSim({ profile: parseProfile({ base: 'fast', tokens_per_step: 1, step_ms_base: 10, step_ms_per_seq: 0 }), seed: 6 });
+    const dir = tempDir();
+    const out = join(dir, 'out');
+    const summary = await run({ input: writeInput(dir, 6, { max_tokens: 170 }), endpoint: `${sim.url}/v1`, out, transport: 'raw', readCoalesceMs: 800, timeoutTotalS: 2, maxAttempts: 1, gaugeIntervalMs: 100, progress: 'off' });
+    expect(summary.failure_causes).toEqual({});
+    expect(summary.requests.succeeded).toBe(6);
+    const holds = ofType(loadEvents(out), 'gauge').filter((g) => g.shard >= 0).map((g) => g.read_hold_ms);
+    expect(new Set(holds)).toEqual(new Set([100]));
+  });
   it('with undici, a set hold does nothing and the summary says so', async () => {
     sim = await startSim({ profile: parseProfile({ base: 'fast' }), seed: 5 });
     const dir = tempDir();

@@ -65,7 +65,7 @@ export class ReadHoldTracker {
 
   constructor(
     private readonly setting: number | 'auto',
-    /** Holds above this are cut to it (a quarter of the idle timeout). */
+    /** Holds above this are cut to it (a quarter of the idle timeout, a twentieth of the total). */
     private readonly maxMs: number,
     private currentMs = 0,
   ) {}

@@ -85,8 +85,8 @@ export class ShardRuntime {
             bodyTimeout: 0,
             connect: this.tracker.connector({ timeout: config.timeoutConnectMs, ...(config.origin.startsWith('https:') ? { ca: trustedCas() } : {}) }),
           });
-    // A hold never nears the idle timeout, which it would otherwise trip on a healthy stream.
-    this.holds = new ReadHoldTracker(config.readCoalesceMs, config.timeoutIdleMs / 4, config.readCoalesceMs === 'auto' ? 0 : config.readCoalesceMs);
+    // A hold never nears the idle or total timeout, which it would otherwise trip on a healthy stream.
+    this.holds = new ReadHoldTracker(config.readCoalesceMs, Math.min(config.timeoutIdleMs / 4, config.timeoutTotalMs / 20), config.readCoalesceMs === 'auto' ? 0 : config.readCoalesceMs);
     // undici reads on into its socket buffer while a response is paused: a hold would only delay.
     this.coalescer = config.transport === 'raw' ? new ReadCoalescer(this.holds.holdMs) : undefined;
     this.target = { origin: config.origin, path: config.path, headers: config.headers, keepAlive: config.keepAlive };
