@@ -16,13 +16,14 @@ export async function optionalSample(dirs: readonly string[]): Promise<MinuteSam
 }
 
 /**
- * Progress of a report's read, for logs that take a while (1.6 M events a second here): quiet for
- * the first second in `auto`, so a quick report prints nothing extra; cleared when done.
+ * Progress of a report's read, for logs that take a while (1.6 M events a second here). In `auto`
+ * it stays quiet for the first second on a terminal and for the first 10 s elsewhere, so a quick
+ * report prints nothing extra; cleared when done.
  */
 export function readingProgress(mode: ProgressMode, stream: NodeJS.WriteStream = process.stderr): (p: AnalyzeProgress) => void {
   const line = createStatusLine(mode, stream);
   const t0 = performance.now();
-  const quietMs = mode === 'auto' ? 1000 : 0;
+  const quietMs = mode === 'auto' ? (stream.isTTY ? 1000 : 10_000) : 0;
   return (p) => {
     const elapsedMs = performance.now() - t0;
     if (p.fraction < 1) {
@@ -43,7 +44,11 @@ export function registerReportCommand(program: Command): void {
     .action(async (dirs: string[], opts: { json?: boolean; html?: string; progress?: ProgressMode }) => {
       const report = await analyze(dirs, { onProgress: readingProgress(opts.progress ?? 'auto') });
       if (opts.html) {
+        // The page's minute sample hashes every event file: on a large log that is seconds more.
+        const status = createStatusLine(opts.progress ?? 'auto');
+        if (report.detail.events >= 1_000_000) status.show('shardline: hashing the event files for the verifiable minute sample', 0);
         const sample = await optionalSample(dirs);
+        status.end(false);
         writeHtmlReport(opts.html, { title: `shardline report: ${report.run_id ?? dirs.join(', ')}`, runs: [{ label: 'run', report }], ...(sample ? { sample } : {}) });
         process.stderr.write(`shardline: HTML report written to ${opts.html}\n`);
       }
