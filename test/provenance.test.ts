@@ -2,6 +2,8 @@ import { cpSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { analyze, sampleMinute, verifySample } from '../src/index.js';
+import { countedLinesSha256, scanRunFiles, sortCanonical } from '../src/provenance/minute-scan.js';
+import { eventFilesOf } from '../src/provenance/sample.js';
 import { runCli } from './helpers/cli.js';
 import { tempDir } from './helpers/run-dir.js';
 import { writeSynthRun } from './helpers/synth-log.js';
@@ -87,5 +89,22 @@ describe('sample → verify', () => {
     const tampered = await runCli(['verify', file]);
     expect(tampered.code).toBe(1);
     expect(tampered.stdout).toMatch(/^mismatch: file events\/shard-000\.jsonl/);
+  });
+});
+
+describe('scanRunFiles', () => {
+  it('tallies every minute in one pass as the two-pass sample would, and refuses unsorted files for it', async () => {
+    const dir = longRun();
+    const files = eventFilesOf(dir);
+    const all = await scanRunFiles(dir, files, undefined, true);
+    expect(all.tallies.size).toBeGreaterThan(2);
+    for (const [minute, tally] of all.tallies) {
+      // What the second pass of the old sample computed for that minute, from the lines' text.
+      const counted = sortCanonical((await scanRunFiles(dir, files, minute)).counted);
+      expect(tally.refs).toEqual(counted.map((c) => ({ file: c.file, line: c.line })));
+      expect(tally.tokens).toBe(counted.reduce((a, c) => a + c.tokens, 0));
+      expect(tally.sha256.digest('hex')).toBe(countedLinesSha256(counted));
+    }
+    await expect(scanRunFiles(dir, [...files].reverse(), undefined, true)).rejects.toThrow(/sorted/);
   });
 });

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
@@ -20,6 +20,15 @@ export interface FileScan {
   sha256: string;
 }
 
+/** Everything a sample needs of one minute, gathered in the same pass as the file hashes. */
+export interface MinuteTally {
+  tokens: number;
+  perShard: Record<string, number>;
+  refs: { file: string; line: number }[];
+  /** sha256 over the counted lines, each + "\n", in canonical order (see countedLinesSha256). */
+  sha256: Hash;
+}
+
 export interface ScanResult {
   files: FileScan[];
   runIds: Set<string>;
@@ -29,15 +38,21 @@ export interface ScanResult {
   minuteTokens: Map<number, number>;
   /** Counted lines of the minute asked for (if any). */
   counted: CountedLine[];
+  /** With `tallyAll`: every minute's figures, refs and refs hash, so no second pass is needed. */
+  tallies: Map<number, MinuteTally>;
 }
 
 /**
  * Read every event file once, raw: its sha256, byte size and line count, and the succeeded
  * `request_end` lines — totals per UTC minute, and the exact lines of `minute` if given. Works on
- * raw lines, so what is hashed is exactly what is on disk.
+ * raw lines, so what is hashed is exactly what is on disk. `tallyAll` also keeps, for every
+ * minute, what a sample of it records (refs, per-shard tokens, the refs hash) without the lines'
+ * text: `relPaths` must then be in canonical (sorted) order, as eventFilesOf gives them, so the
+ * lines reach each minute's hash in the order countedLinesSha256 would sort them into.
  */
-export async function scanRunFiles(runDir: string, relPaths: readonly string[], minute?: number): Promise<ScanResult> {
-  const result: ScanResult = { files: [], runIds: new Set(), minTs: Infinity, maxTs: -Infinity, minuteTokens: new Map(), counted: [] };
+export async function scanRunFiles(runDir: string, relPaths: readonly string[], minute?: number, tallyAll = false): Promise<ScanResult> {
+  const result: ScanResult = { files: [], runIds: new Set(), minTs: Infinity, maxTs: -Infinity, minuteTokens: new Map(), counted: [], tallies: new Map() };
+  if (tallyAll && relPaths.some((p, i) => i > 0 && relPaths[i - 1]! >= p)) throw new Error('scanRunFiles: tallyAll needs relPaths sorted');
   for (const rel of relPaths) {
     const hash = createHash('sha256');
     let bytes = 0;
@@ -60,7 +75,16 @@ export async function scanRunFiles(runDir: string, relPaths: readonly string[], 
       const m = Math.floor(e.ts / 60_000);
       const tokens = typeof e.completion_tokens === 'number' ? e.completion_tokens : 0;
       result.minuteTokens.set(m, (result.minuteTokens.get(m) ?? 0) + tokens);
-      if (m === minute) result.counted.push({ file: rel, line: lineNo, text, tokens, shard: typeof e.shard === 'number' ? e.shard : -1 });
+      const shard = typeof e.shard === 'number' ? e.shard : -1;
+      if (m === minute) result.counted.push({ file: rel, line: lineNo, text, tokens, shard });
+      if (tallyAll) {
+        let t = result.tallies.get(m);
+        if (!t) result.tallies.set(m, (t = { tokens: 0, perShard: {}, refs: [], sha256: createHash('sha256') }));
+        t.tokens += tokens;
+        t.perShard[String(shard)] = (t.perShard[String(shard)] ?? 0) + tokens;
+        t.refs.push({ file: rel, line: lineNo });
+        t.sha256.update(`${text}\n`);
+      }
     };
     for await (const chunk of createReadStream(join(runDir, rel)) as AsyncIterable<Buffer>) {
       hash.update(chunk);

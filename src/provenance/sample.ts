@@ -2,7 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { BadInputError, ConfigError } from '../config/errors.js';
 import { VERSION } from '../version.js';
-import { countedLinesSha256, scanRunFiles, sortCanonical, type FileScan } from './minute-scan.js';
+import { countedLinesSha256, scanRunFiles, type FileScan } from './minute-scan.js';
 
 /** A publishable minute of throughput: figures, the exact lines behind them, and file hashes. */
 export interface MinuteSample {
@@ -43,14 +43,15 @@ export function eventFilesOf(runDir: string): string[] {
  */
 export async function sampleMinute(runDir: string, minute: 'best' | string = 'best'): Promise<MinuteSample> {
   const files = eventFilesOf(runDir);
-  const first = await scanRunFiles(runDir, files);
-  if (first.minuteTokens.size === 0) throw new BadInputError(`\`${runDir}\` has no succeeded requests to sample`);
+  // One pass: file hashes, and every minute's tally, so the chosen minute needs no second read.
+  const scan = await scanRunFiles(runDir, files, undefined, true);
+  if (scan.minuteTokens.size === 0) throw new BadInputError(`\`${runDir}\` has no succeeded requests to sample`);
   let chosen: number;
   let partial: boolean;
-  const isFull = (m: number) => m * 60_000 >= first.minTs && (m + 1) * 60_000 <= first.maxTs;
+  const isFull = (m: number) => m * 60_000 >= scan.minTs && (m + 1) * 60_000 <= scan.maxTs;
   if (minute === 'best') {
-    const full = [...first.minuteTokens].filter(([m]) => isFull(m));
-    const pool = full.length ? full : [...first.minuteTokens];
+    const full = [...scan.minuteTokens].filter(([m]) => isFull(m));
+    const pool = full.length ? full : [...scan.minuteTokens];
     chosen = pool.sort((a, b) => b[1] - a[1] || a[0] - b[0])[0]![0];
     partial = full.length === 0;
   } else {
@@ -61,11 +62,8 @@ export async function sampleMinute(runDir: string, minute: 'best' | string = 'be
     chosen = ms / 60_000;
     partial = !isFull(chosen);
   }
-  const scan = await scanRunFiles(runDir, files, chosen);
-  const counted = sortCanonical(scan.counted);
-  const perShard: Record<string, number> = {};
-  for (const c of counted) perShard[String(c.shard)] = (perShard[String(c.shard)] ?? 0) + c.tokens;
-  const tokens = counted.reduce((a, c) => a + c.tokens, 0);
+  const tally = scan.tallies.get(chosen);
+  const tokens = tally?.tokens ?? 0;
   return {
     schema: 'shardline.sample/v1',
     run_id: scan.runIds.size === 1 ? [...scan.runIds][0]! : scan.runIds.size ? [...scan.runIds].sort().join('+') : null,
@@ -73,8 +71,8 @@ export async function sampleMinute(runDir: string, minute: 'best' | string = 'be
     run_dir: resolve(runDir),
     minute: { start: new Date(chosen * 60_000).toISOString(), end: new Date((chosen + 1) * 60_000).toISOString(), partial },
     files: scan.files,
-    figures: { completion_tokens: tokens, completed_requests: counted.length, aggregate_tpm: tokens, per_shard_tpm: perShard },
-    refs: counted.map((c) => ({ file: c.file, line: c.line })),
-    refs_sha256: countedLinesSha256(counted),
+    figures: { completion_tokens: tokens, completed_requests: tally?.refs.length ?? 0, aggregate_tpm: tokens, per_shard_tpm: tally?.perShard ?? {} },
+    refs: tally?.refs ?? [],
+    refs_sha256: tally ? tally.sha256.digest('hex') : countedLinesSha256([]),
   };
 }
