@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { analyze, builtinProfiles, run, startSim, type Mode, type RunningSim } from '../src/index.js';
+import { analyze, builtinProfiles, parseProfile, run, startSim, type Mode, type RunningSim, type SimProfileFile } from '../src/index.js';
 import { tempDir, writeInput } from './helpers/run-dir.js';
 
 let sim: RunningSim | undefined;
@@ -9,8 +9,8 @@ afterEach(async () => {
   sim = undefined;
 });
 
-async function runProfile(name: string, requests: number, maxTokens: number) {
-  sim = await startSim({ profile: builtinProfiles.get(name)!, seed: 1 });
+async function runProfile(name: string, requests: number, maxTokens: number, override?: SimProfileFile) {
+  sim = await startSim({ profile: override ? parseProfile({ base: name, ...override }) : builtinProfiles.get(name)!, seed: 1 });
   const dir = tempDir();
   const out = join(dir, 'out');
   await run({
@@ -43,7 +43,10 @@ describe('end to end: runs against simulator profiles are diagnosed by their cau
   });
 
   it('rate-limited → retry_loop on 429s', async () => {
-    const r = await runProfile('rate-limited', 250, 32);
+    // The built-in limit, a sixth lower: at 120k tokens/min a run slowed by a busy machine (other
+    // test files share its two cores) could stay under the limit and see too few 429s to diagnose;
+    // at 100k the retry rate is ~50%, five times the finding's threshold.
+    const r = await runProfile('rate-limited', 250, 32, { faults: { rate_limit: { requests_per_min: 2500, tokens_per_min: 100_000 } } });
     expect(modes(r)).toContain('retry_loop');
     expect(Object.keys(r.retries.causes)).toEqual(['http_429']);
     expect(r.verdict.bound).toBe('control-plane');
