@@ -329,25 +329,27 @@ describe('--read-coalesce-ms in a run', () => {
     sim = await startSim({ profile: parseProfile({ base: 'fast', tokens_per_step: 1, step_ms_base: 10, step_ms_per_seq: 0 }), seed: 4 });
     const dir = tempDir();
     const out = join(dir, 'out');
-    const summary = await run({ input: writeInput(dir, 6, { max_tokens: 40 }), endpoint: `${sim.url}/v1`, out, transport: 'raw', readCoalesceMs: 400, timeoutIdleS: 0.2, maxAttempts: 1, gaugeIntervalMs: 100, progress: 'off' });
-    expect(summary.failure_causes).toEqual({});
-    expect(summary.requests.succeeded).toBe(6);
-    const holds = ofType(loadEvents(out), 'gauge').filter((g) => g.shard >= 0).map((g) => g.read_hold_ms);
-    expect(new Set(holds)).toEqual(new Set([50]));
-  });
-
-  it('and at a twentieth of the total timeout, so a stream that ends in time is read in time', async () => {
-    // 170 tokens 10 ms apart end at ~1.7 s, inside a 2 s total. 800 ms holds (from ~10 ms, then
-    // ~810 and ~1,610 ms) would read the end at ~2.4 s, failing every stream with timeout_total;
-    // capped at 100 ms, each end is read by ~1.8 s.
-    sim = await startSim({ profile: parseProfile({ base: 'fast', tokens_per_step: 1, step_ms_base: 10, step_ms_per_seq: 0 }), seed: 6 });
-    const dir = tempDir();
-    const out = join(dir, 'out');
-    const summary = await run({ input: writeInput(dir, 6, { max_tokens: 170 }), endpoint: `${sim.url}/v1`, out, transport: 'raw', readCoalesceMs: 800, timeoutTotalS: 2, maxAttempts: 1, gaugeIntervalMs: 100, progress: 'off' });
+    // An 800 ms hold against a 400 ms idle timeout would fail every stream; capped at 100 ms, the
+    // gaps the client sees stay far inside it (room for a loaded machine's lag).
+    const summary = await run({ input: writeInput(dir, 6, { max_tokens: 40 }), endpoint: `${sim.url}/v1`, out, transport: 'raw', readCoalesceMs: 800, timeoutIdleS: 0.4, maxAttempts: 1, gaugeIntervalMs: 100, progress: 'off' });
     expect(summary.failure_causes).toEqual({});
     expect(summary.requests.succeeded).toBe(6);
     const holds = ofType(loadEvents(out), 'gauge').filter((g) => g.shard >= 0).map((g) => g.read_hold_ms);
     expect(new Set(holds)).toEqual(new Set([100]));
+  });
+
+  it('and at a twentieth of the total timeout, so a stream that ends in time is read in time', async () => {
+    // 215 tokens 10 ms apart end at ~2.15 s, inside a 2.5 s total. 1 s holds (from ~10 ms, then
+    // ~1.0 and ~2.0 s) would read the end at ~3.0 s, failing every stream with timeout_total;
+    // capped at 125 ms, each end is read by ~2.3 s.
+    sim = await startSim({ profile: parseProfile({ base: 'fast', tokens_per_step: 1, step_ms_base: 10, step_ms_per_seq: 0 }), seed: 6 });
+    const dir = tempDir();
+    const out = join(dir, 'out');
+    const summary = await run({ input: writeInput(dir, 6, { max_tokens: 215 }), endpoint: `${sim.url}/v1`, out, transport: 'raw', readCoalesceMs: 1000, timeoutTotalS: 2.5, maxAttempts: 1, gaugeIntervalMs: 100, progress: 'off' });
+    expect(summary.failure_causes).toEqual({});
+    expect(summary.requests.succeeded).toBe(6);
+    const holds = ofType(loadEvents(out), 'gauge').filter((g) => g.shard >= 0).map((g) => g.read_hold_ms);
+    expect(new Set(holds)).toEqual(new Set([125]));
   });
   it('with undici, a set hold does nothing and the summary says so', async () => {
     sim = await startSim({ profile: parseProfile({ base: 'fast' }), seed: 5 });
