@@ -34,7 +34,7 @@ describe('HTML report in real headless Chromium', () => {
     );
     writeFileSync(input, `${lines.join('\n')}\n`);
     const out = join(dir, 'run');
-    await run({ input, endpoint: `${sim.url}/v1`, out, concurrency: 4, retryBackoffS: 0.01, maxAttempts: 10, progress: 'off', gaugeIntervalMs: 100 });
+    await run({ input, endpoint: `${sim.url}/v1`, out, concurrency: 4, retryBackoffS: 0.01, maxAttempts: 10, progress: 'off', gaugeIntervalMs: 25 });
     const html = join(dir, 'report.html');
     const cli = await runCli(['report', out, '--html', html]);
     expect(cli.code).toBe(0);
