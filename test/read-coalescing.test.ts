@@ -266,7 +266,7 @@ describe('ReadHoldTracker (what a shard feeds the policy)', () => {
     const auto = new ReadHoldTracker('auto', 20);
     auto.noteStream(0, 1000, 100);
     expect(auto.decide(0.9, 0.2)).toBe(20);
-    const fixed = new ReadHoldTracker(400, 50, 400);
+    const fixed = new ReadHoldTracker(400, 50);
     expect(fixed.holdMs).toBe(50);
     expect(fixed.decide(0, 0)).toBe(50);
   });
@@ -325,32 +325,35 @@ describe('--read-coalesce-ms in a run', () => {
     expect(results[80]!.reads).toBeLessThan(results[80]!.tokens * 0.4);
     expect(results[80]!.reads).toBeLessThan(results[0]!.reads / 2);
   });
-  it('a hold is capped at a quarter of the idle timeout, so it cannot time out a healthy stream', async () => {
-    sim = await startSim({ profile: parseProfile({ base: 'fast', tokens_per_step: 1, step_ms_base: 10, step_ms_per_seq: 0 }), seed: 4 });
+  /** Six paced streams (a token per 10 ms step) through raw with a fixed hold; the holds the gauges saw. */
+  async function heldRun(seed: number, maxTokens: number, options: Record<string, number>) {
+    sim = await startSim({ profile: parseProfile({ base: 'fast', tokens_per_step: 1, step_ms_base: 10, step_ms_per_seq: 0 }), seed });
     const dir = tempDir();
     const out = join(dir, 'out');
+    const summary = await run({ input: writeInput(dir, 6, { max_tokens: maxTokens }), endpoint: `${sim.url}/v1`, out, transport: 'raw', maxAttempts: 1, gaugeIntervalMs: 100, progress: 'off', ...options });
+    const holds = ofType(loadEvents(out), 'gauge').filter((g) => g.shard >= 0).map((g) => g.read_hold_ms);
+    return { summary, holds: new Set(holds) };
+  }
+
+  it('a hold is capped at a quarter of the idle timeout, so it cannot time out a healthy stream', async () => {
     // An 800 ms hold against a 400 ms idle timeout would fail every stream; capped at 100 ms, the
     // gaps the client sees stay far inside it (room for a loaded machine's lag).
-    const summary = await run({ input: writeInput(dir, 6, { max_tokens: 40 }), endpoint: `${sim.url}/v1`, out, transport: 'raw', readCoalesceMs: 800, timeoutIdleS: 0.4, maxAttempts: 1, gaugeIntervalMs: 100, progress: 'off' });
+    const { summary, holds } = await heldRun(4, 40, { readCoalesceMs: 800, timeoutIdleS: 0.4 });
     expect(summary.failure_causes).toEqual({});
     expect(summary.requests.succeeded).toBe(6);
-    const holds = ofType(loadEvents(out), 'gauge').filter((g) => g.shard >= 0).map((g) => g.read_hold_ms);
-    expect(new Set(holds)).toEqual(new Set([100]));
+    expect(holds).toEqual(new Set([100]));
   });
 
   it('and at a twentieth of the total timeout, so a stream that ends in time is read in time', async () => {
     // 215 tokens 10 ms apart end at ~2.15 s, inside a 2.5 s total. 1 s holds (from ~10 ms, then
     // ~1.0 and ~2.0 s) would read the end at ~3.0 s, failing every stream with timeout_total;
     // capped at 125 ms, each end is read by ~2.3 s.
-    sim = await startSim({ profile: parseProfile({ base: 'fast', tokens_per_step: 1, step_ms_base: 10, step_ms_per_seq: 0 }), seed: 6 });
-    const dir = tempDir();
-    const out = join(dir, 'out');
-    const summary = await run({ input: writeInput(dir, 6, { max_tokens: 215 }), endpoint: `${sim.url}/v1`, out, transport: 'raw', readCoalesceMs: 1000, timeoutTotalS: 2.5, maxAttempts: 1, gaugeIntervalMs: 100, progress: 'off' });
+    const { summary, holds } = await heldRun(6, 215, { readCoalesceMs: 1000, timeoutTotalS: 2.5 });
     expect(summary.failure_causes).toEqual({});
     expect(summary.requests.succeeded).toBe(6);
-    const holds = ofType(loadEvents(out), 'gauge').filter((g) => g.shard >= 0).map((g) => g.read_hold_ms);
-    expect(new Set(holds)).toEqual(new Set([125]));
+    expect(holds).toEqual(new Set([125]));
   });
+
   it('with undici, a set hold does nothing and the summary says so', async () => {
     sim = await startSim({ profile: parseProfile({ base: 'fast' }), seed: 5 });
     const dir = tempDir();

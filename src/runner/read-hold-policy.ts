@@ -62,13 +62,16 @@ export class ReadHoldTracker {
   private streams = 0;
   private decodeMs = 0;
   private gaps = 0;
+  /** The hold decided last, before the cap (`auto` starts unheld). */
+  private currentMs: number;
 
   constructor(
     private readonly setting: number | 'auto',
     /** Holds above this are cut to it (a quarter of the idle timeout, a twentieth of the total). */
     private readonly maxMs: number,
-    private currentMs = 0,
-  ) {}
+  ) {
+    this.currentMs = setting === 'auto' ? 0 : setting;
+  }
 
   get holdMs(): number {
     return Math.min(this.currentMs, this.maxMs);

@@ -42,9 +42,9 @@ export class ShardRuntime {
   private readonly gaugeTimer: NodeJS.Timeout;
   private cpuMark = process.cpuUsage();
   private readonly gaugeLoad = new LoadSampler();
-  private readonly holdLoad = new LoadSampler();
   /** Re-decides the auto read hold, more often than gauges so a short run gets it too. */
   private readonly holdTimer: NodeJS.Timeout | undefined;
+  private readonly holdLoad: LoadSampler | undefined;
   private readonly holds: ReadHoldTracker;
   private stopping: 'drain' | 'abandon' | undefined;
   /**
@@ -86,7 +86,7 @@ export class ShardRuntime {
             connect: this.tracker.connector({ timeout: config.timeoutConnectMs, ...(config.origin.startsWith('https:') ? { ca: trustedCas() } : {}) }),
           });
     // A hold never nears the idle or total timeout, which it would otherwise trip on a healthy stream.
-    this.holds = new ReadHoldTracker(config.readCoalesceMs, Math.min(config.timeoutIdleMs / 4, config.timeoutTotalMs / 20), config.readCoalesceMs === 'auto' ? 0 : config.readCoalesceMs);
+    this.holds = new ReadHoldTracker(config.readCoalesceMs, Math.min(config.timeoutIdleMs / 4, config.timeoutTotalMs / 20));
     // undici reads on into its socket buffer while a response is paused: a hold would only delay.
     this.coalescer = config.transport === 'raw' ? new ReadCoalescer(this.holds.holdMs) : undefined;
     this.target = { origin: config.origin, path: config.path, headers: config.headers, keepAlive: config.keepAlive };
@@ -102,7 +102,10 @@ export class ShardRuntime {
     this.loopLag = new LoopLagSampler(this.clock);
     this.redact = createRedactor(headerSecrets(config.headers));
     this.gaugeTimer = setInterval(() => this.gauge(), config.gaugeIntervalMs);
-    if (this.coalescer && config.readCoalesceMs === 'auto') this.holdTimer = setInterval(() => this.decideReadHold(), READ_HOLD_DECIDE_MS);
+    if (this.coalescer && config.readCoalesceMs === 'auto') {
+      this.holdLoad = new LoadSampler();
+      this.holdTimer = setInterval(() => this.decideReadHold(), READ_HOLD_DECIDE_MS);
+    }
   }
 
   start(): void {
@@ -145,7 +148,7 @@ export class ShardRuntime {
     clearInterval(this.gaugeTimer);
     clearInterval(this.holdTimer);
     this.gaugeLoad.close();
-    this.holdLoad.close();
+    this.holdLoad?.close();
     this.loopLag.stop();
     const cpu = process.cpuUsage();
     const end: EventPayloads['shard_end'] = { requests: this.requests, cpu_user_ms: cpu.user / 1000, cpu_system_ms: cpu.system / 1000 };
@@ -330,7 +333,7 @@ export class ShardRuntime {
   }
 
   private decideReadHold(): void {
-    const load = this.holdLoad.take();
+    const load = this.holdLoad!.take();
     this.coalescer!.setWindow(this.holds.decide(load.loopBusy, load.hostBusy, load.cpuWait ?? 0));
   }
 
