@@ -42,10 +42,11 @@ export function registerReportCommand(program: Command): void {
     .option('--html <file>', 'also write a self-contained HTML report (charts inlined, no network requests)')
     .addOption(new Option('--progress <mode>', 'reading progress on stderr (default auto: in place on a TTY once a read takes over a second, a line every 10 s otherwise)').choices(['auto', 'tty', 'lines', 'off']))
     .action(async (dirs: string[], opts: { json?: boolean; html?: string; progress?: ProgressMode }) => {
-      const report = await analyze(dirs, { onProgress: readingProgress(opts.progress ?? 'auto') });
+      const progress = opts.progress ?? 'auto';
+      const report = await analyze(dirs, { onProgress: readingProgress(progress) });
       if (opts.html) {
         // The page's minute sample hashes every event file: on a large log that is seconds more.
-        const status = createStatusLine(opts.progress ?? 'auto');
+        const status = createStatusLine(progress);
         if (report.detail.events >= 1_000_000) status.show('shardline: hashing the event files for the verifiable minute sample', 0);
         const sample = await optionalSample(dirs);
         status.end(false);

@@ -3,10 +3,6 @@ import { z } from 'zod';
 const positive = z.coerce.number().finite().positive();
 const posInt = z.coerce.number().int().positive();
 
-/**
- * `shardline run` / `run()` options, validated once here; inner code trusts the resolved type.
- * Every field has a default and a description; durations carry their unit in the name.
- */
 function isHttpUrl(value: string): boolean {
   try {
     const { protocol } = new URL(value);
@@ -16,6 +12,10 @@ function isHttpUrl(value: string): boolean {
   }
 }
 
+/**
+ * `shardline run` / `run()` options, validated once here; inner code trusts the resolved type.
+ * Every field has a default and a description; durations carry their unit in the name.
+ */
 export const runOptionsSchema = z
   .object({
     input: z.string().min(1).describe('Input JSONL file (OpenAI Batch lines or bare chat bodies).'),

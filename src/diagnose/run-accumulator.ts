@@ -267,9 +267,11 @@ export class RunAccumulator {
         if (!this.gaugedShards.has(e.shard)) this.gaugedShards.add(e.shard);
         else {
           if (!Number.isNaN(e.loopLagMs)) this.f.loopLag.push(e.loopLagMs);
-          if (e.shard >= 0 && !Number.isNaN(e.loopBusy)) this.f.loopBusy.push(e.loopBusy);
-          if (e.shard >= 0 && !Number.isNaN(e.hostBusy)) this.f.hostBusy.push(e.hostBusy);
-          if (e.shard >= 0 && !Number.isNaN(e.cpuWait)) this.f.cpuWait.push(e.cpuWait);
+          if (e.shard >= 0) {
+            if (!Number.isNaN(e.loopBusy)) this.f.loopBusy.push(e.loopBusy);
+            if (!Number.isNaN(e.hostBusy)) this.f.hostBusy.push(e.hostBusy);
+            if (!Number.isNaN(e.cpuWait)) this.f.cpuWait.push(e.cpuWait);
+          }
         }
         if (!Number.isNaN(e.readHoldMs)) {
           this.f.holdGauges++;
