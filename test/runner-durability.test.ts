@@ -72,6 +72,27 @@ describe('durability: nothing lost, nothing duplicated', () => {
     expect(ofType(loadEvents(out), 'shard_exit')[0]).toMatchObject({ pid: victim, reason: 'wedged' });
   });
 
+  it('stops at once, saying why, when shard processes cannot start at all', async () => {
+    sim = await startSim({ profile: paced });
+    const dir = tempDir();
+    const out = join(dir, 'out');
+    // Node runs the -e script instead of the shard: every shard exits before it says ready.
+    const env = { ...process.env, SHARDLINE_SHARD_NODE_OPTIONS: '-e process.exit(7)' };
+    const r = await runCli(['run', writeInput(dir, 20), '--endpoint', `${sim.url}/v1`, '--out', out, '--shards', '2', '--progress', 'off'], { env });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('exited before it started (exit 7)');
+    expect(r.stderr).toContain('shard processes exit before they start (3 in a row, last: exit 7)');
+    const summary = JSON.parse(r.stdout) as { status: string; shard_restarts: number; error: string };
+    expect(summary.status).toBe('failed');
+    // Three failed starts, not the twenty restarts a crashing shard gets.
+    expect(summary.shard_restarts).toBe(3);
+    const exits = ofType(loadEvents(out), 'shard_exit');
+    expect(exits.map((e) => e.reason)).toEqual(['failed_start', 'failed_start', 'failed_start']);
+    expect(exits.every((e) => e.code === 7)).toBe(true);
+    // Nothing ran, so a resume with a working shard still has every line to do.
+    expect(existsSync(join(out, 'results.jsonl')) ? loadResults(out) : []).toHaveLength(0);
+  });
+
   it('kill -9 of the whole run at random moments, then --resume: exactly one result per input line', async () => {
     sim = await startSim({ profile: paced });
     const dir = tempDir();

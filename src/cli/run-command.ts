@@ -79,6 +79,8 @@ export function registerRunCommand(program: Command): void {
       }
       process.stdout.write(`${JSON.stringify(summary)}\n`);
       process.stderr.write(`${summaryLine(summary)}\n`);
+      // Why the run could not go on: in the JSON on stdout too, but stderr is what a person reads.
+      if (summary.error) process.stderr.write(`shardline: error: ${summary.error}\n`);
       for (const hint of summary.hints) process.stderr.write(`shardline: hint: ${hint}\n`);
       process.exitCode = summary.exit_code;
     });

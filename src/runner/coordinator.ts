@@ -58,6 +58,11 @@ export interface CoordinatorDeps {
 }
 
 const MAX_SHARD_RESTARTS = 20;
+/**
+ * Shard processes in a row that exit before saying `ready`: they cannot start at all (a bad
+ * NODE_OPTIONS, a broken install), so replacing them again would only loop.
+ */
+const MAX_FAILED_STARTS = 3;
 
 /**
  * Owns input reading, the backlog, dispatch and results. Dispatch is pull-based and
@@ -97,6 +102,8 @@ export class Coordinator {
   private readonly timers: NodeJS.Timeout[] = [];
   private startedMs = 0;
   private failure: Error | undefined;
+  /** Shard processes in a row that exited before `ready` (reset by any shard that starts). */
+  private failedStarts = 0;
 
   constructor(private readonly deps: CoordinatorDeps) {
     this.o = deps.options;
@@ -363,6 +370,9 @@ export class Coordinator {
         this.dispatch();
         break;
       case 'ready':
+        shard.started = true;
+        this.failedStarts = 0;
+        break;
       case 'stopped':
         break;
     }
@@ -377,12 +387,22 @@ export class Coordinator {
       this.deps.events.write('enqueue', { id: item.id, line: item.lineNo, attempt: item.attempt });
       this.backlog.unshift(item);
     }
-    const reason = shard.wedged ? 'wedged' : 'crashed';
+    const reason = shard.wedged ? 'wedged' : shard.started ? 'crashed' : 'failed_start';
+    const how = signal ?? `exit ${code}`;
     this.deps.events.write('shard_exit', { pid: shard.pid, code, signal, reason, requeued: requeued.length });
-    process.stderr.write(`shardline: shard ${shard.index} (pid ${shard.pid}) ${reason} (${signal ?? `exit ${code}`}); ${requeued.length} in-flight request(s) re-queued, starting a replacement\n`);
     this.totals.shardRestarts++;
+    if (reason === 'failed_start' && ++this.failedStarts >= MAX_FAILED_STARTS) {
+      return this.fail(
+        new Error(
+          `shard processes exit before they start (${this.failedStarts} in a row, last: ${how}); ` +
+            'check NODE_OPTIONS and SHARDLINE_SHARD_NODE_OPTIONS, and that shardline is built (dist/runner/shard-main.js)',
+        ),
+      );
+    }
+    const what = reason === 'failed_start' ? 'exited before it started' : reason;
+    process.stderr.write(`shardline: shard ${shard.index} (pid ${shard.pid}) ${what} (${how}); ${requeued.length} in-flight request(s) re-queued, starting a replacement\n`);
     if (this.totals.shardRestarts > MAX_SHARD_RESTARTS) {
-      return this.fail(new Error(`shards crashed ${this.totals.shardRestarts} times; giving up (last: ${reason}, ${signal ?? `exit ${code}`})`));
+      return this.fail(new Error(`shards crashed ${this.totals.shardRestarts} times; giving up (last: ${reason}, ${how})`));
     }
     if (idx >= 0 && !this.stopping) this.shards[idx] = this.spawn(shard.index, shard.pid);
     this.dispatch();

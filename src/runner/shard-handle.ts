@@ -28,6 +28,8 @@ export class ShardHandle {
   expectedExit = false;
   /** Killed by the watchdog for missing heartbeats (reported as `wedged`, not `crashed`). */
   wedged = false;
+  /** The process said `ready`: it loaded and took its config (until then an exit is a failed start). */
+  started = false;
   /** A steal request is out and not yet answered. */
   stealPending = false;
   /** Attempts running and prefetched items waiting, as of the last pull (plus dispatches since). */
