@@ -280,6 +280,66 @@ describe('--transport raw', () => {
     }
   });
 
+  it('skips interim 1xx answers, ends a 204 without a body, and fails a head that never ends, on both transports', async () => {
+    // `user` picks the misbehaviour: 'hints' sends 103 Early Hints before the real streamed answer,
+    // 'empty' a 204 on a kept-alive connection, 'endless' a head that goes on past 64 KiB and never ends.
+    const sockets: Socket[] = [];
+    const sse = (o: object) => `data: ${JSON.stringify(o)}\n\n`;
+    const streamed = (id: string) =>
+      [
+        sse({ id, object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta: { role: 'assistant', content: 'hi' }, finish_reason: null }] }),
+        sse({ id, object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }], usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } }),
+        'data: [DONE]\n\n',
+      ].join('');
+    const server = createNetServer((socket) => {
+      sockets.push(socket);
+      onRequests<{ user: string; messages: { content: string }[] }>(socket, (body) => {
+        const id = body.messages[0]!.content.replace(' ', '-');
+        if (body.user === 'hints') {
+          const text = streamed(id);
+          socket.write('HTTP/1.1 103 Early Hints\r\nlink: </hints.css>; rel=preload\r\n\r\n');
+          setTimeout(() => socket.write(`HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: ${Buffer.byteLength(text)}\r\n\r\n${text}`), 5);
+        } else if (body.user === 'empty') socket.write('HTTP/1.1 204 No Content\r\n\r\n');
+        else socket.write(`HTTP/1.1 200 OK\r\nx-junk: ${'a'.repeat(100 * 1024)}`);
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    try {
+      const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
+      for (const transport of ['raw', 'undici'] as const) {
+        const go = async (user: string) => {
+          const dir = tempDir();
+          const out = join(dir, 'out');
+          // One attempt, 10 s at most: an answer the transport loses its place in fails here instead of hanging.
+          const summary = await run({ input: writeInput(dir, 3, { user, stream: true }), endpoint, out, concurrency: 1, transport, progress: 'off', maxAttempts: 1, timeoutTotalS: 10 });
+          return { summary, out };
+        };
+        const hints = await go('hints');
+        expect(hints.summary.requests.succeeded, transport).toBe(3);
+        for (const r of loadResults(hints.out)) expect(r.response!.body.choices[0]!.message.content).toBe('hi');
+        expect(ofType(loadEvents(hints.out), 'response_headers').map((e) => e.status)).toEqual([200, 200, 200]);
+
+        // A 204 has no body: each attempt ends at once as a protocol error (no chat answer), and the
+        // connection stays usable, so the three run one after another on one socket.
+        const before = sockets.length;
+        const empty = await go('empty');
+        expect(empty.summary.requests.failed, transport).toBe(3);
+        expect(empty.summary.failure_causes).toEqual({ protocol_error: 3 });
+        expect(ofType(loadEvents(empty.out), 'attempt_end')[0]!.error).toContain('HTTP 204 No Content');
+        expect(empty.summary.duration_s).toBeLessThan(5);
+        if (transport === 'raw') expect(sockets.length - before).toBe(1);
+
+        const endless = await go('endless');
+        expect(endless.summary.failure_causes, transport).toEqual({ protocol_error: 3 });
+        const err = ofType(loadEvents(endless.out), 'attempt_end')[0]!.error;
+        expect(err).toMatch(transport === 'raw' ? /response head over 65536 bytes/ : /header/i);
+      }
+    } finally {
+      for (const c of sockets) c.destroy();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
   it('reads a JSON body when a server ignores stream: true, and names any other content type, on both transports', async () => {
     const server = createNetServer((socket) => {
       onRequests<{ user?: string }>(socket, (asked) => {

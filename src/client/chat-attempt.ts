@@ -142,6 +142,8 @@ export function runChatAttempt(
         observer.onRequestStart?.();
       },
       onResponseStart(_c, statusCode, h) {
+        // undici hands over interim answers (103 Early Hints) too; the real one follows.
+        if (statusCode >= 100 && statusCode < 200 && statusCode !== 101) return;
         status = statusCode;
         headers = h as Record<string, string | string[] | undefined>;
         const now = clock();
@@ -203,6 +205,7 @@ export function runChatAttempt(
           return fail(causeOfStatus(status), errorMessage(status, errorText), parseRetryAfterMs(headers, Date.now()));
         }
         const requestId = firstHeader(headers['x-request-id']);
+        if (status === 204) return fail('protocol_error', 'HTTP 204 No Content: the server answered without a completion');
         if (!sse) {
           plainBody += decoder.end();
           let completion: ChatCompletion;

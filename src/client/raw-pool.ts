@@ -150,6 +150,9 @@ export class RawPool implements ChatDispatcher {
   }
 }
 
+/** The most a response head may take (status line and headers); a longer one fails the attempt. */
+const MAX_HEAD_BYTES = 64 * 1024;
+
 const enum State {
   Idle,
   Head,
@@ -285,6 +288,9 @@ export class RawConnection {
           if (this.headMatch === 4) {
             this.headMatch = 0;
             this.onHead();
+          } else if (this.head.length > MAX_HEAD_BYTES) {
+            // A head that never ends would grow until a timeout; undici stops at 16 KiB.
+            return this.failRead(new TransportError(`response head over ${MAX_HEAD_BYTES} bytes`, 'UND_ERR_HEADERS_OVERFLOW'));
           }
           break;
         }
@@ -386,10 +392,17 @@ export class RawConnection {
       if (c > 0) headers[line.slice(0, c).trim().toLowerCase()] = line.slice(c + 1).trim();
     }
     if (!Number.isInteger(status)) return this.fail(new TransportError('invalid status line', 'UND_ERR_RESPONSE'));
+    // An interim answer (100 Continue, 103 Early Hints) comes before the real one: read on for it.
+    if (status >= 100 && status < 200 && status !== 101) {
+      this.head = '';
+      return;
+    }
     if (headers.connection?.toLowerCase() === 'close') this.keepAlive = false;
     this.handler!.onResponseStart?.(this.controller, status, headers, '');
     if (!this.handler) return;
-    if (headers['transfer-encoding']?.toLowerCase().includes('chunked')) {
+    // No body by definition, whatever the headers say (RFC 9112 §6.3).
+    if (status === 204 || status === 304) this.complete();
+    else if (headers['transfer-encoding']?.toLowerCase().includes('chunked')) {
       this.state = State.ChunkSize;
       this.resetChunkSize();
     } else if (headers['content-length'] !== undefined) {
