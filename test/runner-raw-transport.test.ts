@@ -282,7 +282,8 @@ describe('--transport raw', () => {
 
   it('skips interim 1xx answers, ends a 204 without a body, and fails a head that never ends, on both transports', async () => {
     // `user` picks the misbehaviour: 'hints' sends 103 Early Hints before the real streamed answer,
-    // 'empty' a 204 on a kept-alive connection, 'endless' a head that goes on past 64 KiB and never ends.
+    // 'empty' a 204 on a kept-alive connection, 'badlength' a Content-Length that is not a number,
+    // 'endless' a head that goes on past 64 KiB and never ends.
     const sockets: Socket[] = [];
     const sse = (o: object) => `data: ${JSON.stringify(o)}\n\n`;
     const streamed = (id: string) =>
@@ -300,6 +301,7 @@ describe('--transport raw', () => {
           socket.write('HTTP/1.1 103 Early Hints\r\nlink: </hints.css>; rel=preload\r\n\r\n');
           setTimeout(() => socket.write(`HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: ${Buffer.byteLength(text)}\r\n\r\n${text}`), 5);
         } else if (body.user === 'empty') socket.write('HTTP/1.1 204 No Content\r\n\r\n');
+        else if (body.user === 'badlength') socket.write('HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: 12abc\r\n\r\ndata: [DONE]\n\n');
         else socket.write(`HTTP/1.1 200 OK\r\nx-junk: ${'a'.repeat(100 * 1024)}`);
       });
     });
@@ -328,6 +330,11 @@ describe('--transport raw', () => {
         expect(ofType(loadEvents(empty.out), 'attempt_end')[0]!.error).toContain('HTTP 204 No Content');
         expect(empty.summary.duration_s).toBeLessThan(5);
         if (transport === 'raw') expect(sockets.length - before).toBe(1);
+
+        const badLength = await go('badlength');
+        expect(badLength.summary.failure_causes, transport).toEqual({ protocol_error: 3 });
+        expect(badLength.summary.duration_s).toBeLessThan(5);
+        if (transport === 'raw') expect(ofType(loadEvents(badLength.out), 'attempt_end')[0]!.error).toContain('invalid content-length: 12abc');
 
         const endless = await go('endless');
         expect(endless.summary.failure_causes, transport).toEqual({ protocol_error: 3 });

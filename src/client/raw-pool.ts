@@ -406,7 +406,10 @@ export class RawConnection {
       this.state = State.ChunkSize;
       this.resetChunkSize();
     } else if (headers['content-length'] !== undefined) {
-      this.remaining = Number(headers['content-length']);
+      // Digits only: `Number()` would take '', ' 1e3' or '0x10', and NaN would stall the read loop.
+      const length = headers['content-length'];
+      if (!/^\d{1,15}$/.test(length)) return this.fail(new TransportError(`invalid content-length: ${length.slice(0, 40)}`, 'UND_ERR_RESPONSE'));
+      this.remaining = Number(length);
       this.state = State.Length;
       if (this.remaining === 0) this.complete();
     } else {
