@@ -35,6 +35,7 @@ export function registerRunCommand(program: Command): void {
     .option('--header <header>', "extra request header 'Name: value' (repeatable)", collect)
     .option('--config <file>', 'YAML config; keys are flag names without -- (flags and env override it)')
     .option('--resume', 'continue an interrupted run in --out (re-running into the same --out also resumes)')
+    .option('--retry-failed [causes]', 'resume --out and run again the requests whose result there is a failure: all, or those with the listed causes (e.g. http_5xx,timeout_total); their old results move to retried.jsonl')
     .option('--allow-failures <n|p%>', 'failed or rejected requests tolerated before exit code 3')
     .option('--seed <n>', 'seed for arrivals and backoff jitter')
     .option('--read-ahead <n>', 'closed-loop backlog bound (default 4 × shards × concurrency)')
@@ -93,7 +94,8 @@ function summaryLine(s: RunSummary): string {
     .join(', ');
   return (
     `shardline: ${s.status} in ${s.duration_s.toFixed(1)}s: ${r.succeeded} succeeded, ${r.failed} failed${causes ? ` (${causes})` : ''}, ` +
-    `${r.rejected} rejected${r.rejected ? ' (see rejects.jsonl)' : ''}, ${r.skipped} already done; ${s.retries} retries; ` +
+    `${r.rejected} rejected${r.rejected ? ' (see rejects.jsonl)' : ''}, ${r.skipped} already done` +
+    `${r.rerun ? `, ${r.rerun} failed earlier, run again (old results in retried.jsonl)` : ''}; ${s.retries} retries; ` +
     `${s.tpm_average.toLocaleString('en-US')} completion tok/min; results in ${s.out}`
   );
 }

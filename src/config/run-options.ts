@@ -1,7 +1,13 @@
 import { z } from 'zod';
+import { CAUSES } from '../events/event-types.js';
 
 const positive = z.coerce.number().finite().positive();
 const posInt = z.coerce.number().int().positive();
+
+/** What a failed result's `error.code` can be: a request's failure cause, or the post-processing hook's. */
+export const RETRYABLE_RESULT_CODES = [...CAUSES, 'postprocess_error'] as const;
+const RETRY_FAILED_EXPECTED = `true, or failure causes separated by commas (${RETRYABLE_RESULT_CODES.join(', ')})`;
+const RETRY_FAILED_RE = new RegExp(`^(${RETRYABLE_RESULT_CODES.join('|')})(,(${RETRYABLE_RESULT_CODES.join('|')}))*$`);
 
 function isHttpUrl(value: string): boolean {
   try {
@@ -64,6 +70,12 @@ export const runOptionsSchema = z
       .describe('Extra request headers.'),
     apiKey: z.string().min(1).optional().describe('Sent as Authorization: Bearer (OPENAI_API_KEY / SHARDLINE_API_KEY). Never written anywhere.'),
     resume: z.boolean().default(false).describe('Skip ids that already have a result in OUT.'),
+    retryFailed: z
+      .union([z.boolean(), z.string().regex(RETRY_FAILED_RE, RETRY_FAILED_EXPECTED)], { error: RETRY_FAILED_EXPECTED })
+      .default(false)
+      .describe(
+        'Resume OUT and run again the requests whose result there is a failure: all of them (true), or those whose cause is listed (e.g. http_5xx,timeout_total). Their old result lines move to OUT/retried.jsonl, so results.jsonl keeps one line per request. @default false',
+      ),
     allowFailures: z
       .string()
       .regex(/^\d+%?$|^\d+(\.\d+)?%$/, 'a count N or a percentage P%')
@@ -117,6 +129,7 @@ export const flagOf: Record<string, string> = {
   headers: '--header',
   apiKey: 'OPENAI_API_KEY',
   resume: '--resume',
+  retryFailed: '--retry-failed',
   allowFailures: '--allow-failures',
   readAhead: '--read-ahead',
   prefetch: '--prefetch',

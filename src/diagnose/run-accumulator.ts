@@ -27,12 +27,21 @@ import { zeroBuckets, type Bin, type RunFacts } from './run-facts.js';
  * integral of "a slot was free" time — so a request's wait splits in O(1) into queue_wait (all
  * slots busy) and admission_gap (a slot was free) — and per-request state until request_end.
  */
+const DONE_OK = 1;
+const DONE_FAILED = 2;
+
 export class RunAccumulator {
   private readonly f: RunFacts;
   /** Open requests' state by interned id; dropped at request_end. */
   private readonly reqs = new RequestTable();
-  /** Which interned ids have had a request_end (re-run requests count once). */
+  /**
+   * How each interned id's requests ended so far: 0 not yet, DONE_OK, DONE_FAILED. A request counts
+   * once: a second success (re-run after its shard died) is not counted again, but an outcome after a
+   * failure (re-run by --retry-failed, or after its shard died) replaces the failure, as its result did.
+   */
   private done = new Uint8Array(1024);
+  /** The cause counted for each failed id, to take back if the request runs again. */
+  private readonly failedCause = new Map<number, string>();
   /** Sums of the BUCKETS over finished requests (a record is built at finish). */
   private readonly bucketSums = new Float64Array(BUCKETS.length);
   private readonly notable = new NotableRequests();
@@ -325,10 +334,16 @@ export class RunAccumulator {
       bigger.set(this.done);
       this.done = bigger;
     }
-    if (this.done[rid] === 1) return;
-    this.done[rid] = 1;
+    const before = this.done[rid];
+    if (before === DONE_OK) return;
     const f = this.f;
-    f.requests++;
+    if (before === DONE_FAILED) {
+      f.failed--;
+      const c = this.failedCause.get(rid)!;
+      this.failedCause.delete(rid);
+      if (--f.failureCauses[c]! === 0) delete f.failureCauses[c];
+    } else f.requests++;
+    this.done[rid] = succeeded ? DONE_OK : DONE_FAILED;
     if (st >= 0) this.notable.noteFinished(rid, ts - r.get(st, FIRST_ENQUEUE), e.attempts || 0, succeeded ? 'succeeded' : 'failed');
     if (st >= 0) for (let i = 0; i < BUCKETS.length; i++) this.bucketSums[i]! += r.get(st, BUCKET0 + i);
     if (succeeded) {
@@ -347,6 +362,7 @@ export class RunAccumulator {
       f.failed++;
       const c = e.cause || 'unknown';
       f.failureCauses[c] = (f.failureCauses[c] ?? 0) + 1;
+      this.failedCause.set(rid, c);
     }
   }
 

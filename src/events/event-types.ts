@@ -31,7 +31,8 @@ export interface EventBase {
 
 /** Payloads by event type (beyond EventBase). */
 export interface EventPayloads {
-  run_start: { config: Record<string, unknown>; resumed?: boolean; pid?: number };
+  /** `rerun`: failed results set aside by --retry-failed, whose requests this run runs again. */
+  run_start: { config: Record<string, unknown>; resumed?: boolean; pid?: number; rerun?: number };
   shard_start: { pid: number; concurrency: number; replaces?: number };
   enqueue: { id: string; line?: number; attempt?: number };
   attempt_start: { id: string; attempt: number };

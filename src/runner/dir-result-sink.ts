@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { readJsonlLines } from '../input/jsonl-lines.js';
 import type { RejectedLine } from '../input/request-line.js';
 import { JsonlAppender } from './jsonl-appender.js';
+import { MAX_RESULT_LINE_BYTES } from './set-aside-failures.js';
 import type { ResultSink } from './result-sink.js';
 
 /** results.jsonl and rejects.jsonl in the run directory. */
@@ -22,7 +23,8 @@ export class DirResultSink implements ResultSink {
 
   async doneIds(): Promise<Set<string>> {
     const ids = new Set<string>();
-    for await (const line of readJsonlLines(this.results.path)) {
+    // A result over the input's 1 MiB line limit is still a result: skipping it would run it twice.
+    for await (const line of readJsonlLines(this.results.path, MAX_RESULT_LINE_BYTES)) {
       if ('tooLong' in line || line.text === '') continue;
       try {
         const id = (JSON.parse(line.text) as { custom_id?: unknown }).custom_id;

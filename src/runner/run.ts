@@ -11,6 +11,7 @@ import { hashFile } from '../events/hashing.js';
 import { VERSION } from '../version.js';
 import { Coordinator, type ProgressSnapshot, type RunTotals } from './coordinator.js';
 import { DirResultSink } from './dir-result-sink.js';
+import { setAsideFailures } from './set-aside-failures.js';
 import type { ShardConfig } from './ipc-messages.js';
 import { JsonlWorkSource } from './jsonl-work-source.js';
 import { publicConfig, readManifest, redactUrl, writeManifest, type RunManifest } from './run-manifest.js';
@@ -24,7 +25,11 @@ export interface RunSummary {
   run_id: string;
   status: 'finished' | 'interrupted' | 'failed';
   out: string;
-  requests: { total: number; succeeded: number; failed: number; rejected: number; skipped: number };
+  /**
+   * `skipped`: already had a result in OUT (a resume); `rerun`: failed results set aside by
+   * `retryFailed` to run again (also counted in `total`).
+   */
+  requests: { total: number; succeeded: number; failed: number; rejected: number; skipped: number; rerun: number };
   attempts: number;
   retries: number;
   failure_causes: Record<string, number>;
@@ -94,12 +99,15 @@ async function runInDir(o: RunOptions, out: string, hooks: RunHooks, clock: Cloc
   const inputHash = await hashFile(o.input);
   const previous = readManifest(out);
   if (o.resume && !previous) throw new ConfigError(`Nothing to resume: \`--out\` ${out} has no run.json`);
+  if (o.retryFailed !== false && !previous) throw new ConfigError(`Nothing to retry: \`--out\` ${out} has no run.json (--retry-failed runs again the failures of an earlier run there)`);
   if (previous && previous.input.sha256 !== inputHash.sha256) {
     throw new InputChangedError(
       `Refusing to resume into ${out}: the input changed (sha256 ${inputHash.sha256.slice(0, 12)}… now, ${previous.input.sha256.slice(0, 12)}… when the run started). Use a new --out.`,
     );
   }
   const runId = previous?.run_id ?? newRunId();
+  // Before the sink opens results.jsonl: the failures to run again must not count as done.
+  const setAside = o.retryFailed === false ? undefined : await setAsideFailures(join(out, 'results.jsonl'), o.retryFailed === true ? 'all' : o.retryFailed.split(','));
   const sink = new DirResultSink(out);
   const doneIds = await sink.doneIds();
   const events = new EventWriter({ path: join(out, 'events', 'coordinator.jsonl'), run: runId, shard: -1, now: clock });
@@ -118,7 +126,7 @@ async function runInDir(o: RunOptions, out: string, hooks: RunHooks, clock: Cloc
     totals: null,
   };
   writeManifest(out, manifest);
-  events.write('run_start', { config: manifest.config, resumed: previous !== undefined, pid: process.pid });
+  events.write('run_start', { config: manifest.config, resumed: previous !== undefined, pid: process.pid, ...(setAside ? { rerun: setAside.moved } : {}) });
 
   const source = new JsonlWorkSource(o.input, o.model);
   const coordinator = new Coordinator({
@@ -153,7 +161,7 @@ async function runInDir(o: RunOptions, out: string, hooks: RunHooks, clock: Cloc
   const t = coordinator.totals;
   events.write('run_end', { status, succeeded: t.succeeded, failed: t.failed, rejected: t.rejected });
   events.close();
-  const summary = buildSummary(o, runId, out, status, t, durationS, coordinator.snapshot().ttftP95Ms, error);
+  const summary = buildSummary(o, runId, out, status, t, durationS, coordinator.snapshot().ttftP95Ms, error, setAside?.moved ?? 0);
   writeManifest(out, { ...manifest, status, ended_at: new Date().toISOString(), totals: { ...summary } });
   return summary;
 }
@@ -167,6 +175,7 @@ function buildSummary(
   durationS: number,
   ttftP95: number | undefined,
   error: Error | undefined,
+  rerun: number,
 ): RunSummary {
   const failures = t.failed + t.rejected;
   let exit = 0;
@@ -177,7 +186,7 @@ function buildSummary(
     run_id: runId,
     status,
     out,
-    requests: { total: t.requests, succeeded: t.succeeded, failed: t.failed, rejected: t.rejected, skipped: t.skipped },
+    requests: { total: t.requests, succeeded: t.succeeded, failed: t.failed, rejected: t.rejected, skipped: t.skipped, rerun },
     attempts: t.attempts,
     retries: t.retries,
     failure_causes: t.causes,
