@@ -24,7 +24,7 @@ describe('shardline run against the simulator', () => {
     const summary = await run({ input, endpoint: `${sim.url}/v1`, out, shards: 2, concurrency: 8, ...quiet });
     expect(summary.status).toBe('finished');
     expect(summary.exit_code).toBe(0);
-    expect(summary.requests).toEqual({ total: 120, succeeded: 120, failed: 0, rejected: 0, skipped: 0 });
+    expect(summary.requests).toEqual({ total: 120, succeeded: 120, failed: 0, rejected: 0, skipped: 0, rerun: 0 });
     expect(summary.tokens.completion).toBe(120 * 16);
     const results = loadResults(out);
     expect(results).toHaveLength(120);

@@ -47,7 +47,7 @@ function onRequests<T>(socket: Socket, answer: (body: T) => void): void {
 describe('--transport raw', () => {
   it('one result per line, assembled from the stream, over reused keep-alive connections', async () => {
     const { summary, out, events } = await runOn({ base: 'fast' }, 120, { shards: 2, concurrency: 8 });
-    expect(summary.requests).toEqual({ total: 120, succeeded: 120, failed: 0, rejected: 0, skipped: 0 });
+    expect(summary.requests).toEqual({ total: 120, succeeded: 120, failed: 0, rejected: 0, skipped: 0, rerun: 0 });
     const results = loadResults(out);
     expect(new Set(results.map((r) => r.custom_id)).size).toBe(120);
     for (const r of results) {
