@@ -90,6 +90,37 @@ describe('sample → verify', () => {
     expect(tampered.code).toBe(1);
     expect(tampered.stdout).toMatch(/^mismatch: file events\/shard-000\.jsonl/);
   });
+
+  it('reports how far the hashing has read, for sample and verify, in the library and on the CLI', async () => {
+    const run = longRun();
+    const total = eventFilesOf(run).reduce((n, f) => n + readFileSync(join(run, f)).length, 0);
+    const file = join(tempDir(), 's.json');
+    for (const step of ['sample', 'verify'] as const) {
+      const seen: { bytes: number; fraction: number }[] = [];
+      const onProgress = (p: { bytes: number; totalBytes: number; fraction: number }) => {
+        expect(p.totalBytes).toBe(total);
+        seen.push({ bytes: p.bytes, fraction: p.fraction });
+      };
+      if (step === 'sample') writeFileSync(file, JSON.stringify(await sampleMinute(run, 'best', onProgress)));
+      else expect(await verifySample(file, undefined, onProgress)).toMatchObject({ ok: true });
+      expect(seen.length, step).toBeGreaterThan(2);
+      for (let i = 1; i < seen.length; i++) expect(seen[i]!.fraction).toBeGreaterThanOrEqual(seen[i - 1]!.fraction);
+      expect(seen.slice(0, -1).every((p) => p.fraction < 1)).toBe(true);
+      expect(seen[seen.length - 1]).toEqual({ bytes: total, fraction: 1 });
+    }
+    // On the CLI: drawn in place on a terminal, then cleared; the sample itself is the same.
+    const CLEAR = '\r\x1b[2K';
+    const drawn = await runCli(['sample', run, '--progress', 'tty']);
+    expect(drawn.stderr.startsWith(`${CLEAR}shardline: hashing the event files to sample a minute `)).toBe(true);
+    for (const d of drawn.stderr.split(CLEAR).filter(Boolean)) expect(d).toMatch(/^shardline: hashing the event files to sample a minute \d+% \([\d,]+ of [\d,]+ MB, \d+ s\)$/);
+    expect(drawn.stderr.endsWith(CLEAR)).toBe(true);
+    const quiet = await runCli(['sample', run]);
+    expect(quiet.stderr).toBe('');
+    expect(drawn.stdout).toBe(quiet.stdout);
+    const checked = await runCli(['verify', file, '--progress', 'tty']);
+    expect(checked.code).toBe(0);
+    expect(checked.stderr).toContain('shardline: hashing the event files to verify the sample');
+  });
 });
 
 describe('scanRunFiles', () => {

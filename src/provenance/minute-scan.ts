@@ -1,5 +1,5 @@
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 
@@ -50,9 +50,17 @@ export interface ScanResult {
  * text: `relPaths` must then be in canonical (sorted) order, as eventFilesOf gives them, so the
  * lines reach each minute's hash in the order countedLinesSha256 would sort them into.
  */
-export async function scanRunFiles(runDir: string, relPaths: readonly string[], minute?: number, tallyAll = false): Promise<ScanResult> {
+export async function scanRunFiles(
+  runDir: string,
+  relPaths: readonly string[],
+  minute?: number,
+  tallyAll = false,
+  onProgress?: (p: ScanProgress) => void,
+): Promise<ScanResult> {
   const result: ScanResult = { files: [], runIds: new Set(), minTs: Infinity, maxTs: -Infinity, minuteTokens: new Map(), counted: [], tallies: new Map() };
   if (tallyAll && relPaths.some((p, i) => i > 0 && relPaths[i - 1]! >= p)) throw new Error('scanRunFiles: tallyAll needs relPaths sorted');
+  const progress: ScanProgress = { bytes: 0, totalBytes: 0, fraction: 0 };
+  if (onProgress) for (const rel of relPaths) progress.totalBytes += statSync(join(runDir, rel)).size;
   for (const rel of relPaths) {
     const hash = createHash('sha256');
     let bytes = 0;
@@ -89,6 +97,12 @@ export async function scanRunFiles(runDir: string, relPaths: readonly string[], 
     for await (const chunk of createReadStream(join(runDir, rel)) as AsyncIterable<Buffer>) {
       hash.update(chunk);
       bytes += chunk.length;
+      if (onProgress) {
+        progress.bytes += chunk.length;
+        // A file that grew since its size was taken must not push the fraction past 1 before the end.
+        progress.fraction = Math.min(0.999, progress.bytes / Math.max(1, progress.totalBytes));
+        onProgress(progress);
+      }
       const text = rest + decoder.write(chunk);
       let start = 0;
       for (let nl = text.indexOf('\n'); nl !== -1; nl = text.indexOf('\n', start)) {
@@ -101,7 +115,18 @@ export async function scanRunFiles(runDir: string, relPaths: readonly string[], 
     if (rest) onLine(rest, ++lines);
     result.files.push({ path: rel, bytes, lines, sha256: hash.digest('hex') });
   }
+  if (onProgress) {
+    progress.fraction = 1;
+    onProgress(progress);
+  }
   return result;
+}
+
+/** How far a scan has read: bytes of all its files, and the share of them (1 once done). */
+export interface ScanProgress {
+  bytes: number;
+  totalBytes: number;
+  fraction: number;
 }
 
 /** sha256 over the counted lines in canonical order (file path, then line number), each + "\n". */

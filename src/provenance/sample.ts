@@ -2,7 +2,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { BadInputError, ConfigError } from '../config/errors.js';
 import { VERSION } from '../version.js';
-import { countedLinesSha256, scanRunFiles, type FileScan } from './minute-scan.js';
+import { countedLinesSha256, scanRunFiles, type FileScan, type ScanProgress } from './minute-scan.js';
 
 /** A publishable minute of throughput: figures, the exact lines behind them, and file hashes. */
 export interface MinuteSample {
@@ -39,12 +39,13 @@ export function eventFilesOf(runDir: string): string[] {
 /**
  * Pick a full UTC minute — the peak by default, or the one starting at `minute` (ISO) — and record
  * everything needed to recompute its figures. Runs without a full minute fall back to their best
- * partial minute, flagged `partial`.
+ * partial minute, flagged `partial`. `onProgress` follows the read of the event files (they are all
+ * hashed: on a large log, seconds).
  */
-export async function sampleMinute(runDir: string, minute: 'best' | string = 'best'): Promise<MinuteSample> {
+export async function sampleMinute(runDir: string, minute: 'best' | string = 'best', onProgress?: (p: ScanProgress) => void): Promise<MinuteSample> {
   const files = eventFilesOf(runDir);
   // One pass: file hashes, and every minute's tally, so the chosen minute needs no second read.
-  const scan = await scanRunFiles(runDir, files, undefined, true);
+  const scan = await scanRunFiles(runDir, files, undefined, true, onProgress);
   if (scan.minuteTokens.size === 0) throw new BadInputError(`\`${runDir}\` has no succeeded requests to sample`);
   let chosen: number;
   let partial: boolean;

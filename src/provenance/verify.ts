@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { BadInputError } from '../config/errors.js';
-import { countedLinesSha256, scanRunFiles, sortCanonical } from './minute-scan.js';
+import { countedLinesSha256, scanRunFiles, sortCanonical, type ScanProgress } from './minute-scan.js';
 import type { MinuteSample } from './sample.js';
 
 export type VerifyResult = { ok: true; summary: string } | { ok: false; mismatch: string };
@@ -9,9 +9,10 @@ export type VerifyResult = { ok: true; summary: string } | { ok: false; mismatch
 /**
  * Re-hash every file of a sample, re-read every referenced line, find every line that should have
  * been counted, and recompute every figure. The first mismatch is named (file hash, line, figure).
- * `eventsDir` is the run directory (or its events/ directory) if it moved since sampling.
+ * `eventsDir` is the run directory (or its events/ directory) if it moved since sampling;
+ * `onProgress` follows the read of the files.
  */
-export async function verifySample(samplePath: string, eventsDir?: string): Promise<VerifyResult> {
+export async function verifySample(samplePath: string, eventsDir?: string, onProgress?: (p: ScanProgress) => void): Promise<VerifyResult> {
   let sample: MinuteSample;
   try {
     sample = JSON.parse(readFileSync(samplePath, 'utf8')) as MinuteSample;
@@ -24,7 +25,7 @@ export async function verifySample(samplePath: string, eventsDir?: string): Prom
     if (!existsSync(join(runDir, f.path))) return { ok: false, mismatch: `file ${f.path}: missing under ${runDir}` };
   }
   const minute = Date.parse(sample.minute.start) / 60_000;
-  const scan = await scanRunFiles(runDir, sample.files.map((f) => f.path), minute);
+  const scan = await scanRunFiles(runDir, sample.files.map((f) => f.path), minute, false, onProgress);
   for (let i = 0; i < sample.files.length; i++) {
     const want = sample.files[i]!;
     const got = scan.files[i]!;

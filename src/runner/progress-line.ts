@@ -39,6 +39,26 @@ export function createStatusLine(mode: ProgressMode, stream: NodeJS.WriteStream 
   };
 }
 
+/**
+ * Progress of a long read, as the share done, for commands that are quick on small logs and take a
+ * while on large ones. In `auto` it stays quiet for the first second on a terminal and for the first
+ * 10 s elsewhere, so a quick command prints nothing extra; redrawn at most every 100 ms; cleared at 1.
+ * `describe` builds the text only when it is shown.
+ */
+export function createReadProgress(mode: ProgressMode, stream: NodeJS.WriteStream = process.stderr) {
+  const line = createStatusLine(mode, stream);
+  const t0 = performance.now();
+  const quietMs = mode === 'auto' ? (stream.isTTY ? 1000 : 10_000) : 0;
+  let drawnMs = -Infinity;
+  return (fraction: number, describe: (elapsedS: number) => string): void => {
+    const elapsedMs = performance.now() - t0;
+    if (fraction >= 1) return line.end(false);
+    if (elapsedMs < quietMs || elapsedMs - drawnMs < 100) return;
+    drawnMs = elapsedMs;
+    line.show(describe(elapsedMs / 1000), elapsedMs);
+  };
+}
+
 /** The run's progress line (see formatProgress) on a status line. */
 export function createProgressReporter(mode: ProgressMode, stream: NodeJS.WriteStream = process.stderr, everyMs = 10_000) {
   const line = createStatusLine(mode, stream, everyMs);
