@@ -202,6 +202,24 @@ describe('runner scheduling, proven from the event log', () => {
     expect(backoffs.filter((b) => !b.budget_exhausted).length).toBeLessThanOrEqual(2);
   });
 
+  it('does not park a request for a Retry-After over --retry-after-max-s: it fails at once, saying why', async () => {
+    // Every request is told to come back in ten minutes, as a spent quota is.
+    sim = await startSim({ profile: parseProfile({ base: 'fast', faults: { rate_limit: { random_429_p: 1, retry_after_s: 600 } } }) });
+    const dir = tempDir();
+    const out = join(dir, 'out');
+    const summary = await run({ input: writeInput(dir, 6), endpoint: `${sim.url}/v1`, out, retryAfterMaxS: 120, progress: 'off' });
+    expect(summary.requests.failed).toBe(6);
+    expect(summary.failure_causes).toEqual({ http_429: 6 });
+    expect(summary.duration_s).toBeLessThan(30);
+    expect(summary.hints).toContain(
+      '6 requests were not retried: the server asked to wait up to 600 s, over --retry-after-max-s 120 (a spent quota?); run again later with --retry-failed, or raise --retry-after-max-s to wait it out',
+    );
+    const events = loadEvents(out);
+    expect(ofType(events, 'backoff')).toHaveLength(0);
+    for (const e of ofType(events, 'attempt_end')) expect(e).toMatchObject({ outcome: 'error', status: 429, retry_after_ms: 600_000 });
+    for (const r of loadResults(out)) expect(r.error!.message).toMatch(/\(not retried: the server asked to wait 600 s, over --retry-after-max-s 120\)$/);
+  });
+
   it('fails non-retryable errors on the first attempt', async () => {
     sim = await startSim({ profile: parseProfile({ base: 'fast' }) });
     const dir = tempDir();

@@ -19,6 +19,7 @@ export function registerRunCommand(program: Command): void {
     .option('--max-attempts <n>', 'attempts per request, first included (env LLM_MAX_ATTEMPTS; default 5)')
     .option('--retry-backoff-s <s>', 'base backoff, doubled per retry, full jitter (env LLM_RETRY_BACKOFF_S; default 1.0)')
     .option('--retry-backoff-max-s <s>', 'backoff cap (default 30)')
+    .option('--retry-after-max-s <s>', "longest server Retry-After honoured; a request told to wait longer fails at once, to run again later with --retry-failed (default 300)")
     .option('--retry-budget <share>', 'most retries as a share of attempts over the budget window, per shard; when spent a failure waits the full backoff cap (default 0.2)')
     .option('--retry-budget-window-s <s>', 'retry budget window (default 30)')
     .option('--retry-budget-min-retries <n>', 'retries always allowed per window, so a small run can still retry (default 10)')

@@ -81,7 +81,8 @@ export interface RetryDecisionInput {
   nowMs: number;
 }
 
-export type RetryDecision = { retry: false } | { retry: true; delayMs: number; budgetExhausted: boolean };
+/** `retryAfterTooLongMs`: not retried because the server asked to wait this long, over `retryAfterMaxMs`. */
+export type RetryDecision = { retry: false; retryAfterTooLongMs?: number } | { retry: true; delayMs: number; budgetExhausted: boolean };
 
 export interface RetryPolicyOptions {
   maxAttempts: number;
@@ -91,15 +92,21 @@ export interface RetryPolicyOptions {
   random: () => number;
   /** The naive loop some clients run: always `backoffBaseMs`, no jitter, no budget, Retry-After ignored. */
   fixed?: boolean;
+  /**
+   * The longest server `Retry-After` honoured; a longer one (a spent daily quota, say) fails the
+   * request instead of parking it for hours. @default Infinity
+   */
+  retryAfterMaxMs?: number;
 }
 
 /**
  * Decide whether and when to retry. Delay = full-jitter backoff, or the cap when the retry budget is
- * spent; a longer server `Retry-After` always wins.
+ * spent; a longer server `Retry-After` wins, up to `retryAfterMaxMs`, past which there is no retry.
  */
 export function decideRetry(input: RetryDecisionInput, policy: RetryPolicyOptions): RetryDecision {
   if (!isRetryable(input.cause, input.status) || input.attempt >= policy.maxAttempts) return { retry: false };
   if (policy.fixed) return { retry: true, delayMs: policy.backoffBaseMs, budgetExhausted: false };
+  if (input.retryAfterMs !== undefined && input.retryAfterMs > (policy.retryAfterMaxMs ?? Infinity)) return { retry: false, retryAfterTooLongMs: input.retryAfterMs };
   const budgetExhausted = !policy.budget.canRetry(input.nowMs);
   if (!budgetExhausted) policy.budget.recordRetry(input.nowMs);
   let delayMs = budgetExhausted

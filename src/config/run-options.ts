@@ -39,6 +39,9 @@ export const runOptionsSchema = z
     maxAttempts: posInt.max(100).default(5).describe('Attempts per request, first included (LLM_MAX_ATTEMPTS). @default 5'),
     retryBackoffS: positive.default(1).describe('Base backoff, doubled each retry, full jitter (LLM_RETRY_BACKOFF_S). @default 1'),
     retryBackoffMaxS: positive.default(30).describe('Backoff cap. @default 30'),
+    retryAfterMaxS: positive
+      .default(300)
+      .describe('Longest server Retry-After honoured; a request told to wait longer (a spent quota) fails at once with its cause, to run again later (--retry-failed). @default 300'),
     retryBudget: z.coerce.number().min(0).max(1).default(0.2).describe('Max share of attempts that may be retries over the window, per shard. @default 0.2'),
     retryBudgetWindowS: positive.default(30).describe('Retry budget window. @default 30'),
     retryBudgetMinRetries: z.coerce.number().int().min(0).default(10).describe('Retries always allowed per window, so a small run can still retry. @default 10'),
@@ -112,6 +115,7 @@ export const flagOf: Record<string, string> = {
   maxAttempts: '--max-attempts',
   retryBackoffS: '--retry-backoff-s',
   retryBackoffMaxS: '--retry-backoff-max-s',
+  retryAfterMaxS: '--retry-after-max-s',
   retryBudget: '--retry-budget',
   retryBudgetWindowS: '--retry-budget-window-s',
   retryBudgetMinRetries: '--retry-budget-min-retries',

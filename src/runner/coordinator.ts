@@ -27,6 +27,9 @@ export interface RunTotals {
   statuses: Record<string, number>;
   /** The first error message seen for each of those statuses. */
   statusErrors: Record<string, string>;
+  /** Failed requests not retried because the server's Retry-After was over --retry-after-max-s, and the longest (ms). */
+  retryAfterTooLong: number;
+  retryAfterTooLongMaxMs: number;
   shardRestarts: number;
 }
 
@@ -84,6 +87,8 @@ export class Coordinator {
     causes: {},
     statuses: {},
     statusErrors: {},
+    retryAfterTooLong: 0,
+    retryAfterTooLongMaxMs: 0,
     shardRestarts: 0,
   };
   private readonly o: RunOptions;
@@ -312,6 +317,10 @@ export class Coordinator {
             if (d.status !== undefined) {
               this.totals.statuses[d.status] = (this.totals.statuses[d.status] ?? 0) + 1;
               this.totals.statusErrors[d.status] ??= d.error ?? '';
+            }
+            if (d.retryAfterTooLongMs !== undefined) {
+              this.totals.retryAfterTooLong++;
+              this.totals.retryAfterTooLongMaxMs = Math.max(this.totals.retryAfterTooLongMaxMs, d.retryAfterTooLongMs);
             }
           }
         }

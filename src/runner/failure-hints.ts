@@ -9,6 +9,8 @@ export interface FailureFacts {
   statuses: Record<string, number>;
   /** An error message seen for each status (the server's own words), when known. */
   statusErrors?: Record<string, string>;
+  /** Failed requests the server told to wait longer than --retry-after-max-s, and the longest wait (ms). */
+  retryAfterTooLong?: { count: number; maxMs: number; limitS: number };
 }
 
 /**
@@ -35,6 +37,14 @@ export function failureHints(f: FailureFacts): string[] {
   if (most(denied || undefined)) {
     hints.push(
       `${denied} requests were refused with HTTP 401/403: set OPENAI_API_KEY or SHARDLINE_API_KEY (sent as Authorization: Bearer), or pass the header the server expects with --header (Azure: 'api-key: …')`,
+    );
+  }
+  const waited = f.retryAfterTooLong;
+  if (waited && waited.count > 0) {
+    // Not a wrong flag, but the same kind of news: nothing to gain by retrying now.
+    hints.push(
+      `${waited.count} requests were not retried: the server asked to wait up to ${Math.round(waited.maxMs / 1000)} s, over --retry-after-max-s ${waited.limitS} ` +
+        '(a spent quota?); run again later with --retry-failed, or raise --retry-after-max-s to wait it out',
     );
   }
   const refused = f.causes.conn_refused;

@@ -24,6 +24,7 @@ export interface ShardConfig {
   maxAttempts: number;
   backoffBaseMs: number;
   backoffCapMs: number;
+  retryAfterMaxMs: number;
   retryBudget: number;
   retryBudgetWindowMs: number;
   retryBudgetMinRetries: number;
@@ -62,6 +63,8 @@ export interface DoneItem {
   status?: number;
   /** Its error message (credentials removed), for the run summary's hints. */
   error?: string;
+  /** Not retried because the server's Retry-After (ms) was over --retry-after-max-s. */
+  retryAfterTooLongMs?: number;
 }
 
 export interface RetryItem {

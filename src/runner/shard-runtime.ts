@@ -95,6 +95,7 @@ export class ShardRuntime {
       maxAttempts: config.maxAttempts,
       backoffBaseMs: config.backoffBaseMs,
       backoffCapMs: config.backoffCapMs,
+      retryAfterMaxMs: config.retryAfterMaxMs,
       budget: new RetryBudget(config.retryBudget, config.retryBudgetWindowMs, config.retryBudgetMinRetries),
       random: config.seed >= 0 ? createRng(config.seed * 7919 + config.shard) : Math.random,
       fixed: config.retryMode === 'fixed',
@@ -288,7 +289,10 @@ export class ShardRuntime {
     } else {
       this.events.write('request_end', { id, outcome: 'failed', attempts: attempt, completion_tokens: 0, prompt_tokens: 0, cause: o.cause });
       this.requests++;
-      const message = this.redact(o.message);
+      const tooLong = decision.retryAfterTooLongMs;
+      const message =
+        this.redact(o.message) +
+        (tooLong === undefined ? '' : ` (not retried: the server asked to wait ${round3(tooLong / 1000)} s, over --retry-after-max-s ${this.retry.retryAfterMaxMs! / 1000})`);
       const done: DoneItem = {
         id,
         resultLine: errorResultLine(this.config.runId, item, o.cause, message, o.status),
@@ -303,6 +307,7 @@ export class ShardRuntime {
         done.status = o.status;
         done.error = message.slice(0, 300);
       }
+      if (tooLong !== undefined) done.retryAfterTooLongMs = tooLong;
       this.outbox.done.push(done);
     }
     this.scheduleFlush();
