@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseProfile, run, startSim, type RunningSim } from '../src/index.js';
 import { runCli } from './helpers/cli.js';
-import { tempDir, writeInput } from './helpers/run-dir.js';
+import { loadEvents, ofType, tempDir, writeInput } from './helpers/run-dir.js';
 
 let sim: RunningSim | undefined;
 afterEach(async () => {
@@ -109,6 +109,42 @@ describe('live Prometheus metrics during a run', () => {
       expect(v).toBeGreaterThanOrEqual(prev);
       prev = v;
     }
+  });
+
+  it('says apart the retries waiting out their backoff: progress, gauge events and Prometheus', async () => {
+    // Every first attempt fails; each retry then waits exactly 1 s (fixed mode: no jitter).
+    sim = await startSim({ profile: parseProfile({ base: 'fast', faults: { errors: { p_500: 1 } } }) });
+    const dir = tempDir();
+    const out = join(dir, 'out');
+    let url: string | undefined;
+    const inBackoff: number[] = [];
+    const scraped: number[] = [];
+    let done = false;
+    const running = run(
+      { input: writeInput(dir, 6), endpoint: `${sim.url}/v1`, out, concurrency: 8, maxAttempts: 2, retryMode: 'fixed', retryBackoffS: 1, metricsPort: 0, progress: 'off', gaugeIntervalMs: 100 },
+      { onMetrics: (u) => (url = u), onProgress: (p) => inBackoff.push(p.inBackoff) },
+    ).finally(() => (done = true));
+    while (!done) {
+      await new Promise((r) => setTimeout(r, 100));
+      if (!url || done) continue;
+      try {
+        const text = await (await fetch(url)).text();
+        scraped.push(parseExposition(text).samples.get('shardline_retries_waiting')!);
+      } catch {
+        // the run may have just closed the server
+      }
+    }
+    const summary = await running;
+    expect(summary.requests.failed).toBe(6);
+    // All six wait at once for a second: seen by the progress callback and the scrapes alike.
+    expect(Math.max(...inBackoff)).toBe(6);
+    expect(Math.max(...scraped)).toBe(6);
+    // The coordinator's gauges: the backlog then is all backoff, with nothing in flight.
+    const gauges = ofType(loadEvents(out), 'gauge').filter((g) => g.shard === -1);
+    const waiting = gauges.filter((g) => g.backoff === 6);
+    expect(waiting.length).toBeGreaterThan(3);
+    for (const g of waiting) expect(g).toMatchObject({ backlog: 6, in_flight: 0 });
+    for (const g of gauges) expect(g.backoff!).toBeLessThanOrEqual(g.backlog);
   });
 
   it('CLI: --metrics-port prints where it serves; a bad port exits 2', async () => {

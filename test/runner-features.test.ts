@@ -115,9 +115,13 @@ describe('progress line', () => {
   it('shows done/total, aggregate TPM, in-flight/limit, backlog, retries, failures and TTFT p95', async () => {
     const { formatProgress } = await import('../src/runner/progress-line.js');
     expect(
-      formatProgress({ done: 1234, total: 5000, tpm: 1_210_000, inFlight: 64, limit: 64, backlog: 256, retries: 31, failed: 2, ttftP95Ms: 412.4, elapsedMs: 42_000 }),
+      formatProgress({ done: 1234, total: 5000, tpm: 1_210_000, inFlight: 64, limit: 64, backlog: 256, inBackoff: 0, retries: 31, failed: 2, ttftP95Ms: 412.4, elapsedMs: 42_000 }),
     ).toBe('[42s] 1,234/5,000 done · 1.21M tok/min (60s) · in-flight 64/64 · backlog 256 · retries 31 · failed 2 · TTFT p95 412 ms');
-    expect(formatProgress({ done: 0, total: undefined, tpm: 0, inFlight: 0, limit: 16, backlog: 0, retries: 0, failed: 0, ttftP95Ms: undefined, elapsedMs: 900 })).toBe(
+    // Retries waiting out their backoff are said apart from the rest of the backlog.
+    expect(formatProgress({ done: 10, total: 16, tpm: 0, inFlight: 0, limit: 16, backlog: 6, inBackoff: 6, retries: 6, failed: 0, ttftP95Ms: 80, elapsedMs: 5_000 })).toBe(
+      '[5s] 10/16 done · 0 tok/min (60s) · in-flight 0/16 · backlog 6 (6 in backoff) · retries 6 · failed 0 · TTFT p95 80 ms',
+    );
+    expect(formatProgress({ done: 0, total: undefined, tpm: 0, inFlight: 0, limit: 16, backlog: 0, inBackoff: 0, retries: 0, failed: 0, ttftP95Ms: undefined, elapsedMs: 900 })).toBe(
       '[1s] 0/? done · 0 tok/min (60s) · in-flight 0/16 · backlog 0 · retries 0 · failed 0 · TTFT p95 –',
     );
   });

@@ -67,6 +67,8 @@ export interface EventPayloads {
   };
   gauge: {
     backlog: number;
+    /** Coordinator: retries waiting out their backoff, counted in `backlog` too. */
+    backoff?: number;
     in_flight: number;
     limit: number;
     loop_lag_ms: number;

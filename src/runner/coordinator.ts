@@ -41,6 +41,8 @@ export interface ProgressSnapshot {
   inFlight: number;
   limit: number;
   backlog: number;
+  /** Retries waiting out their backoff: part of the backlog, but not ready to run. */
+  inBackoff: number;
   retries: number;
   failed: number;
   ttftP95Ms: number | undefined;
@@ -114,7 +116,7 @@ export class Coordinator {
     this.o = deps.options;
     this.readAhead = this.o.readAhead ?? 4 * this.o.shards * this.o.concurrency;
     this.live = new LiveMetrics(
-      { backlog: () => this.waiting(), inFlight: () => this.inFlight(), limit: () => this.o.shards * this.o.concurrency },
+      { backlog: () => this.waiting(), inBackoff: () => this.delayed, inFlight: () => this.inFlight(), limit: () => this.o.shards * this.o.concurrency },
       deps.clock,
       () => this.startedMs,
     );
@@ -173,6 +175,7 @@ export class Coordinator {
       inFlight: this.inFlight(),
       limit: this.o.shards * this.o.concurrency,
       backlog: this.waiting(),
+      inBackoff: this.delayed,
       retries: this.totals.retries,
       failed: this.totals.failed,
       ttftP95Ms: this.live.stats.ttftP95(),
@@ -435,6 +438,7 @@ export class Coordinator {
     this.live.recordLoopLag(-1, lag);
     this.deps.events.write('gauge', {
       backlog: this.backlog.length + this.delayed,
+      backoff: this.delayed,
       in_flight: this.inFlight(),
       limit: this.o.shards * this.o.concurrency,
       loop_lag_ms: Math.round(lag * 1000) / 1000,

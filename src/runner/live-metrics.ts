@@ -6,6 +6,8 @@ import { RollingStats } from './rolling-stats.js';
 /** Instantaneous state the coordinator owns, read at scrape time. */
 export interface LiveState {
   backlog: () => number;
+  /** Retries waiting out their backoff (part of the backlog). */
+  inBackoff: () => number;
   inFlight: () => number;
   limit: () => number;
 }
@@ -60,6 +62,7 @@ export class LiveMetrics {
       registers,
     });
     new Gauge({ name: 'shardline_backlog', help: 'Requests waiting for a slot (retries in backoff included).', registers, collect() { this.set(state.backlog()); } });
+    new Gauge({ name: 'shardline_retries_waiting', help: 'Retries waiting out their backoff (counted in shardline_backlog too): a backlog that is all backoff is not an admission gap.', registers, collect() { this.set(state.inBackoff()); } });
     new Gauge({ name: 'shardline_in_flight', help: 'Requests dispatched to shards and not finished.', registers, collect() { this.set(state.inFlight()); } });
     new Gauge({ name: 'shardline_in_flight_limit', help: 'Slots across shards (shards × concurrency).', registers, collect() { this.set(state.limit()); } });
     this.retries = new Counter({ name: 'shardline_retries_total', help: 'Retries scheduled, by cause.', labelNames: ['cause'], registers });

@@ -6,7 +6,9 @@ export function formatProgress(p: ProgressSnapshot): string {
   const ttft = p.ttftP95Ms === undefined ? '–' : `${Math.round(p.ttftP95Ms)} ms`;
   return (
     `[${(p.elapsedMs / 1000).toFixed(0)}s] ${fmtInt(p.done)}/${total} done · ${fmtTokens(p.tpm)} tok/min (60s) · ` +
-    `in-flight ${p.inFlight}/${p.limit} · backlog ${fmtInt(p.backlog)} · retries ${fmtInt(p.retries)} · ` +
+    // Retries waiting out a backoff are backlog that no free slot can take: said apart, or in-flight
+    // 0 beside a backlog reads as an admission gap.
+    `in-flight ${p.inFlight}/${p.limit} · backlog ${fmtInt(p.backlog)}${p.inBackoff ? ` (${fmtInt(p.inBackoff)} in backoff)` : ''} · retries ${fmtInt(p.retries)} · ` +
     `failed ${fmtInt(p.failed)} · TTFT p95 ${ttft}`
   );
 }
