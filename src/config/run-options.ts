@@ -5,9 +5,9 @@ const positive = z.coerce.number().finite().positive();
 const posInt = z.coerce.number().int().positive();
 
 /** What a failed result's `error.code` can be: a request's failure cause, or the post-processing hook's. */
-export const RETRYABLE_RESULT_CODES = [...CAUSES, 'postprocess_error'] as const;
-const RETRY_FAILED_EXPECTED = `true, or failure causes separated by commas (${RETRYABLE_RESULT_CODES.join(', ')})`;
-const RETRY_FAILED_RE = new RegExp(`^(${RETRYABLE_RESULT_CODES.join('|')})(,(${RETRYABLE_RESULT_CODES.join('|')}))*$`);
+export const RESULT_ERROR_CODES = [...CAUSES, 'postprocess_error'] as const;
+const RETRY_FAILED_EXPECTED = `true, or failure causes separated by commas (${RESULT_ERROR_CODES.join(', ')})`;
+const RETRY_FAILED_RE = new RegExp(`^(${RESULT_ERROR_CODES.join('|')})(,(${RESULT_ERROR_CODES.join('|')}))*$`);
 
 function isHttpUrl(value: string): boolean {
   try {

@@ -21,15 +21,16 @@ import {
 } from './request-table.js';
 import { zeroBuckets, type Bin, type RunFacts } from './run-facts.js';
 
+/** How a request id has ended so far (see RunAccumulator.done). */
+const DONE_OK = 1;
+const DONE_FAILED = 2;
+
 /**
  * Consumes events in timestamp order and keeps: global in-flight, backlog and slot count (from
  * attempt_start/attempt_end, enqueue/attempt_start, shard_start/shard_end/shard_exit), the running
  * integral of "a slot was free" time — so a request's wait splits in O(1) into queue_wait (all
  * slots busy) and admission_gap (a slot was free) — and per-request state until request_end.
  */
-const DONE_OK = 1;
-const DONE_FAILED = 2;
-
 export class RunAccumulator {
   private readonly f: RunFacts;
   /** Open requests' state by interned id; dropped at request_end. */
