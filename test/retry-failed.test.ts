@@ -1,7 +1,9 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { analyze, parseProfile, run, startSim, type RunningSim } from '../src/index.js';
+import { DirResultSink } from '../src/runner/dir-result-sink.js';
+import { setAsideFailures } from '../src/runner/set-aside-failures.js';
 import { runCli } from './helpers/cli.js';
 import { loadEvents, loadResults, ofType, tempDir, writeInput } from './helpers/run-dir.js';
 
@@ -102,5 +104,44 @@ describe('--retry-failed: run the failures of an earlier run again', () => {
     expect(typo.code).toBe(2);
     expect(typo.stderr).toMatch(/--retry-failed.*http_500/);
     expect(typo.stderr).toContain('http_5xx');
+  });
+});
+
+describe('setAsideFailures', () => {
+  const ok = (id: string) => JSON.stringify({ id: `b_${id}`, custom_id: id, response: { status_code: 200, request_id: null, body: {} }, error: null });
+  const failed = (id: string, code: string) => JSON.stringify({ id: `b_${id}`, custom_id: id, response: null, error: { code, message: 'x' } });
+
+  it('moves the asked-for failures, keeps the rest in order, and drops a torn last line', async () => {
+    const dir = tempDir();
+    const results = join(dir, 'results.jsonl');
+    // A long success (over the input's 1 MiB line limit) must survive the rewrite too.
+    const long = JSON.stringify({ id: 'b_long', custom_id: 'long', response: { status_code: 200, request_id: null, body: { text: 'x'.repeat(1_500_000) } }, error: null });
+    writeFileSync(results, [ok('a'), failed('b', 'http_5xx'), long, failed('c', 'http_4xx'), failed('d', 'http_5xx')].join('\n') + '\n{"id":"b_e","custom_id":"e","resp');
+    expect(await setAsideFailures(results, ['http_5xx'])).toEqual({ moved: 2, kept: 1 });
+    expect(readFileSync(results, 'utf8')).toBe([ok('a'), long, failed('c', 'http_4xx')].join('\n') + '\n');
+    expect(readFileSync(join(dir, 'retried.jsonl'), 'utf8')).toBe([failed('b', 'http_5xx'), failed('d', 'http_5xx')].join('\n') + '\n');
+    // Then every failure left; retried.jsonl grows.
+    expect(await setAsideFailures(results, 'all')).toEqual({ moved: 1, kept: 0 });
+    expect(readFileSync(results, 'utf8')).toBe([ok('a'), long].join('\n') + '\n');
+    expect(readLines(join(dir, 'retried.jsonl')).map((r) => r.custom_id)).toEqual(['b', 'd', 'c']);
+    // Nothing to move: the file is left as it was, and no temporary file stays behind.
+    expect(await setAsideFailures(results, 'all')).toEqual({ moved: 0, kept: 0 });
+    expect(readFileSync(results, 'utf8')).toBe([ok('a'), long].join('\n') + '\n');
+    expect(readdirSync(dir).sort()).toEqual(['results.jsonl', 'retried.jsonl']);
+    expect(await setAsideFailures(join(dir, 'none.jsonl'), 'all')).toEqual({ moved: 0, kept: 0 });
+  });
+});
+
+describe('results read back on resume', () => {
+  it('counts a result line over the input\'s 1 MiB limit as done, so its request is not run twice', async () => {
+    const dir = tempDir();
+    const long = JSON.stringify({ id: 'b_long', custom_id: 'long', response: { status_code: 200, request_id: null, body: { text: 'x'.repeat(1_500_000) } }, error: null });
+    writeFileSync(join(dir, 'results.jsonl'), `${long}\n${JSON.stringify({ id: 'b_s', custom_id: 'short', response: null, error: { code: 'http_5xx', message: 'x' } })}\n`);
+    const sink = new DirResultSink(dir);
+    try {
+      expect([...(await sink.doneIds())].sort()).toEqual(['long', 'short']);
+    } finally {
+      await sink.close();
+    }
   });
 });
