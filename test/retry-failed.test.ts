@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { analyze, parseProfile, run, startSim, type RunningSim } from '../src/index.js';
 import { DirResultSink } from '../src/runner/dir-result-sink.js';
 import { setAsideFailures } from '../src/runner/set-aside-failures.js';
+import { retryFailedArgv } from '../src/cli/run-command.js';
 import { runCli } from './helpers/cli.js';
 import { loadEvents, loadResults, ofType, tempDir, writeInput } from './helpers/run-dir.js';
 
@@ -63,7 +64,7 @@ describe('--retry-failed: run the failures of an earlier run again', () => {
     expect(report.detail.failure_causes).toEqual({});
 
     // Nothing failed now: running it again has nothing to set aside, and runs nothing.
-    const third = await run({ input, endpoint: `${healthy.url}/v1`, out, progress: 'off', retryFailed: true });
+    const third = await run({ input, endpoint: `${healthy.url}/v1`, out, progress: 'off', retryFailed: 'all' });
     expect(third.requests).toMatchObject({ rerun: 0, skipped: 60, total: 60 });
     expect(loadResults(out)).toHaveLength(60);
   });
@@ -100,6 +101,14 @@ describe('--retry-failed: run the failures of an earlier run again', () => {
     expect(fresh.code).toBe(2);
     expect(fresh.stderr).toContain('Nothing to retry');
     expect(existsSync(join(dir, 'new', 'results.jsonl'))).toBe(false);
+    // Before the input, the flag does not take the input's path for its causes.
+    const first = await runCli(['run', '--retry-failed', input, '--endpoint', 'http://127.0.0.1:9/v1', '--out', join(dir, 'new')]);
+    expect(first.code).toBe(2);
+    expect(first.stderr).toContain('Nothing to retry');
+    expect(retryFailedArgv(['run', '--retry-failed', 'in.jsonl'])).toEqual(['run', '--retry-failed=all', 'in.jsonl']);
+    expect(retryFailedArgv(['run', '--retry-failed', 'data/in', '--out', 'o'])).toEqual(['run', '--retry-failed=all', 'data/in', '--out', 'o']);
+    expect(retryFailedArgv(['run', 'in.jsonl', '--retry-failed', 'http_5xx,timeout_total'])).toEqual(['run', 'in.jsonl', '--retry-failed', 'http_5xx,timeout_total']);
+    expect(retryFailedArgv(['run', 'in.jsonl', '--retry-failed', '--out', 'o'])).toEqual(['run', 'in.jsonl', '--retry-failed', '--out', 'o']);
     const typo = await runCli(['run', input, '--endpoint', 'http://127.0.0.1:9/v1', '--out', join(dir, 'new'), '--retry-failed', 'http_500']);
     expect(typo.code).toBe(2);
     expect(typo.stderr).toMatch(/--retry-failed.*http_500/);

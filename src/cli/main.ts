@@ -3,11 +3,12 @@ import { CommanderError } from 'commander';
 import { ShardlineError } from '../config/errors.js';
 import { EXIT } from './exit-codes.js';
 import { createProgram } from './program.js';
+import { retryFailedArgv } from './run-command.js';
 
 async function main(argv: string[]): Promise<number> {
   const program = createProgram();
   try {
-    await program.parseAsync(argv);
+    await program.parseAsync(retryFailedArgv(argv));
     return typeof process.exitCode === 'number' ? process.exitCode : EXIT.OK;
   } catch (err) {
     if (err instanceof CommanderError) {

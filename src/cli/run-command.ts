@@ -5,6 +5,19 @@ import { run, type RunSummary } from '../runner/run.js';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
+/**
+ * `--retry-failed` takes an optional value, so `run --retry-failed in.jsonl …` would take the input
+ * for causes. Causes are words of letters, digits and underscores: a next word that could not be a
+ * list of them (a path: `in.jsonl`, `data/in`) is left as an argument, and the flag means all
+ * failures. A misspelt cause (`http_500`) is still taken as one, so its error names the flag.
+ */
+export function retryFailedArgv(argv: readonly string[]): string[] {
+  return argv.map((arg, i) => {
+    const next = argv[i + 1];
+    return arg === '--retry-failed' && next !== undefined && !next.startsWith('-') && !/^\w+(,\w+)*$/.test(next) ? '--retry-failed=all' : arg;
+  });
+}
+
 /** `shardline run`: the runner over the library's `run()`. */
 export function registerRunCommand(program: Command): void {
   program
@@ -36,7 +49,7 @@ export function registerRunCommand(program: Command): void {
     .option('--header <header>', "extra request header 'Name: value' (repeatable)", collect)
     .option('--config <file>', 'YAML config; keys are flag names without -- (flags and env override it)')
     .option('--resume', 'continue an interrupted run in --out (re-running into the same --out also resumes)')
-    .option('--retry-failed [causes]', 'resume --out and run again the requests whose result there is a failure: all, or those with the listed causes (e.g. http_5xx,timeout_total); their old results move to retried.jsonl')
+    .option('--retry-failed [causes]', 'resume --out and run again the requests whose result there is a failure: all (the default), or those with the listed causes (e.g. http_5xx,timeout_total); their old results move to retried.jsonl')
     .option('--allow-failures <n|p%>', 'failed or rejected requests tolerated before exit code 3')
     .option('--seed <n>', 'seed for arrivals and backoff jitter')
     .option('--read-ahead <n>', 'closed-loop backlog bound (default 4 × shards × concurrency)')

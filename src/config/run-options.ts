@@ -6,8 +6,9 @@ const posInt = z.coerce.number().int().positive();
 
 /** What a failed result's `error.code` can be: a request's failure cause, or the post-processing hook's. */
 export const RESULT_ERROR_CODES = [...CAUSES, 'postprocess_error'] as const;
-const RETRY_FAILED_EXPECTED = `true, or failure causes separated by commas (${RESULT_ERROR_CODES.join(', ')})`;
-const RETRY_FAILED_RE = new RegExp(`^(${RESULT_ERROR_CODES.join('|')})(,(${RESULT_ERROR_CODES.join('|')}))*$`);
+const RETRY_FAILED_EXPECTED = `all (or true), or failure causes separated by commas (${RESULT_ERROR_CODES.join(', ')})`;
+/** What `--retry-failed` takes: `all`, or a comma-separated list of result error codes. */
+const RETRY_FAILED_RE = new RegExp(`^(all|(${RESULT_ERROR_CODES.join('|')})(,(${RESULT_ERROR_CODES.join('|')}))*)$`);
 
 function isHttpUrl(value: string): boolean {
   try {
@@ -77,7 +78,7 @@ export const runOptionsSchema = z
       .union([z.boolean(), z.string().regex(RETRY_FAILED_RE, RETRY_FAILED_EXPECTED)], { error: RETRY_FAILED_EXPECTED })
       .default(false)
       .describe(
-        'Resume OUT and run again the requests whose result there is a failure: all of them (true), or those whose cause is listed (e.g. http_5xx,timeout_total). Their old result lines move to OUT/retried.jsonl, so results.jsonl keeps one line per request. @default false',
+        'Resume OUT and run again the requests whose result there is a failure: all of them (true or all), or those whose cause is listed (e.g. http_5xx,timeout_total). Their old result lines move to OUT/retried.jsonl, so results.jsonl keeps one line per request. @default false',
       ),
     allowFailures: z
       .string()

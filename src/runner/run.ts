@@ -107,7 +107,7 @@ async function runInDir(o: RunOptions, out: string, hooks: RunHooks, clock: Cloc
   }
   const runId = previous?.run_id ?? newRunId();
   // Before the sink opens results.jsonl: the failures to run again must not count as done.
-  const setAside = o.retryFailed === false ? undefined : await setAsideFailures(join(out, 'results.jsonl'), o.retryFailed === true ? 'all' : o.retryFailed.split(','));
+  const setAside = o.retryFailed === false ? undefined : await setAsideFailures(join(out, 'results.jsonl'), o.retryFailed === true || o.retryFailed === 'all' ? 'all' : o.retryFailed.split(','));
   const sink = new DirResultSink(out);
   const doneIds = await sink.doneIds();
   const events = new EventWriter({ path: join(out, 'events', 'coordinator.jsonl'), run: runId, shard: -1, now: clock });
