@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseProfile, run, startSim, type RunningSim, type ShardlineEvent } from '../src/index.js';
+import { analyze, parseProfile, run, startSim, type RunningSim, type ShardlineEvent } from '../src/index.js';
 import { loadEvents, loadResults, ofType, tempDir, writeInput } from './helpers/run-dir.js';
 
 let sim: RunningSim | undefined;
@@ -218,6 +218,20 @@ describe('runner scheduling, proven from the event log', () => {
     expect(ofType(events, 'backoff')).toHaveLength(0);
     for (const e of ofType(events, 'attempt_end')) expect(e).toMatchObject({ outcome: 'error', status: 429, retry_after_ms: 600_000 });
     for (const r of loadResults(out)) expect(r.error!.message).toMatch(/\(not retried: the server asked to wait 600 s, over --retry-after-max-s 120\)$/);
+    // The report, from the events alone, says it is a quota to wait out, not a pace to stay under.
+    const report = await analyze([out]);
+    expect(report.detail.max_retry_after_ms).toBe(600_000);
+    const errors = report.verdict.findings.find((f) => f.mode === 'errors')!;
+    expect(errors.action).toMatch(/^the server asked to wait up to 600 s before retrying — a spent quota/);
+    expect(errors.action).toContain('--retry-failed http_429');
+    // A short Retry-After is a pace to stay under: the same failures get the rate-limit advice.
+    await sim.close();
+    sim = await startSim({ profile: parseProfile({ base: 'fast', faults: { rate_limit: { random_429_p: 1, retry_after_s: 2 } } }) });
+    const paced = join(dir, 'paced');
+    await run({ input: writeInput(dir, 6, {}, 'paced.jsonl'), endpoint: `${sim.url}/v1`, out: paced, maxAttempts: 1, progress: 'off' });
+    const pacedReport = await analyze([paced]);
+    expect(pacedReport.detail.max_retry_after_ms).toBe(2000);
+    expect(pacedReport.verdict.findings.find((f) => f.mode === 'errors')!.action).toMatch(/^stay under the rate limit/);
   });
 
   it('fails non-retryable errors on the first attempt', async () => {

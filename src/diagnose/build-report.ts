@@ -86,6 +86,7 @@ export function buildReport(f: RunFacts): Report {
       failure_causes: f.failureCauses,
       max_in_flight: f.maxInFlight,
       attempt_error_causes: f.attemptErrorCauses,
+      max_retry_after_ms: f.maxRetryAfterMs > 0 ? f.maxRetryAfterMs : null,
       bad_lines: f.badLines,
       events: f.events,
       server_ttft_by_load: { low_p50: q > 0 ? p50Of(loadOrder.slice(0, q)) : null, high_p50: q > 0 ? p50Of(loadOrder.slice(-q)) : null },

@@ -79,6 +79,8 @@ export interface ReportDetail {
   /** Most attempts open at once. */
   max_in_flight: number;
   attempt_error_causes: Record<string, number>;
+  /** The longest Retry-After (or retry-after-ms) a failed attempt was given, ms; null when none. */
+  max_retry_after_ms: number | null;
   bad_lines: number;
   events: number;
   /** Server TTFT p50 (ms) of attempts started at low vs high client in-flight (quartiles of in-flight). */

@@ -76,6 +76,7 @@ export class RunAccumulator {
       retryCauses: {},
       failureCauses: {},
       attemptErrorCauses: {},
+      maxRetryAfterMs: 0,
       completionTokens: 0,
       promptTokens: 0,
       estimatedTokens: 0,
@@ -221,6 +222,7 @@ export class RunAccumulator {
         if (e.outcome === O.error) {
           const c = e.cause || 'unknown';
           this.f.attemptErrorCauses[c] = (this.f.attemptErrorCauses[c] ?? 0) + 1;
+          if (e.retryAfterMs > this.f.maxRetryAfterMs) this.f.maxRetryAfterMs = e.retryAfterMs;
           this.notable.noteFailedAttempt({ rid: e.rid, attempt: e.attempt || 0, cause: c, status: Number.isNaN(e.status) ? null : e.status, error: e.error });
           if (st >= 0 && r.get(st, ATTEMPT_START) >= 0) r.add(st, B.failed_attempts, ts - r.get(st, ATTEMPT_START) - r.get(st, ATTEMPT_CONNECT));
         } else if (st >= 0 && r.get(st, ATTEMPT_START) >= 0) {

@@ -14,6 +14,8 @@ export interface RunFacts {
   retryCauses: Record<string, number>;
   failureCauses: Record<string, number>;
   attemptErrorCauses: Record<string, number>;
+  /** The longest Retry-After a failed attempt was given, ms (0: none). */
+  maxRetryAfterMs: number;
   completionTokens: number;
   promptTokens: number;
   estimatedTokens: number;

@@ -54,7 +54,7 @@ export function diagnose(r: Report): Verdict {
       mode: 'errors',
       severity: (r.requests.success_rate ?? 0) < 0.9 ? 'high' : 'medium',
       evidence: `${r.requests.failed} of ${finished} requests failed (${pct(r.requests.failed / finished)}): ${topCauses(causes)}`,
-      action: errorAction(main, L),
+      action: errorAction(main, L, r.detail.max_retry_after_ms),
     });
   }
 
@@ -178,8 +178,17 @@ export function diagnose(r: Report): Verdict {
   return { bound, dominant, findings };
 }
 
-function errorAction(cause: string, limit: number): string {
+/** A Retry-After this long is not a rate limit to pace under but a quota to wait out. */
+const QUOTA_RETRY_AFTER_MS = 60_000;
+
+function errorAction(cause: string, limit: number, maxRetryAfterMs: number | null): string {
   if (cause === 'http_4xx') return 'fix the requests: the server rejected them as invalid (see the error messages in results.jsonl); retrying cannot help';
+  if (cause === 'http_429' && maxRetryAfterMs !== null && maxRetryAfterMs >= QUOTA_RETRY_AFTER_MS) {
+    return (
+      `the server asked to wait up to ${Math.round(maxRetryAfterMs / 1000)} s before retrying — a spent quota rather than a pace to stay under: ` +
+      'run the failures again once it resets (`shardline run … --retry-failed http_429`), or raise --retry-after-max-s to wait it out; lowering --concurrency will not bring it back sooner'
+    );
+  }
   if (cause === 'http_429') return `stay under the rate limit: lower --concurrency (now ${limit}) or pace with --rate; raise --max-attempts only if the limit is bursty`;
   if (cause === 'http_5xx') return 'the server errs under this load: check its health and logs, lower --concurrency, or raise --max-attempts if errors are transient';
   if (cause.startsWith('timeout_')) return `requests time out (${cause}): raise --${cause.replace('_', '-')}-s if the server is just slow, or lower --concurrency if it is overloaded`;
