@@ -8,30 +8,9 @@ import { Deque } from '../util/deque.js';
 import type { FromShard, ShardConfig, WorkItem } from './ipc-messages.js';
 import type { ResultSink } from './result-sink.js';
 import { LiveMetrics } from './live-metrics.js';
+import { newRunTotals, tallyDone, type RunTotals } from './run-totals.js';
 import { ShardHandle } from './shard-handle.js';
 import type { WorkSource } from './work-source.js';
-
-/** Counts a run accumulates; the summary and run.json are built from these. */
-export interface RunTotals {
-  requests: number;
-  rejected: number;
-  skipped: number;
-  succeeded: number;
-  failed: number;
-  attempts: number;
-  retries: number;
-  completionTokens: number;
-  promptTokens: number;
-  causes: Record<string, number>;
-  /** Failed requests by the HTTP status of their final attempt (when they got one). */
-  statuses: Record<string, number>;
-  /** The first error message seen for each of those statuses. */
-  statusErrors: Record<string, string>;
-  /** Failed requests not retried because the server's Retry-After was over --retry-after-max-s, and the longest (ms). */
-  retryAfterTooLong: number;
-  retryAfterTooLongMaxMs: number;
-  shardRestarts: number;
-}
 
 /** What the progress line shows, once a second. */
 export interface ProgressSnapshot {
@@ -76,23 +55,7 @@ const MAX_FAILED_STARTS = 3;
  * Retries come back here and wait out their backoff off the shards, then re-enter the backlog first.
  */
 export class Coordinator {
-  readonly totals: RunTotals = {
-    requests: 0,
-    rejected: 0,
-    skipped: 0,
-    succeeded: 0,
-    failed: 0,
-    attempts: 0,
-    retries: 0,
-    completionTokens: 0,
-    promptTokens: 0,
-    causes: {},
-    statuses: {},
-    statusErrors: {},
-    retryAfterTooLong: 0,
-    retryAfterTooLongMaxMs: 0,
-    shardRestarts: 0,
-  };
+  readonly totals: RunTotals = newRunTotals();
   private readonly o: RunOptions;
   private readonly backlog = new Deque<WorkItem>(1024);
   private readonly shards: ShardHandle[] = [];
@@ -307,25 +270,8 @@ export class Coordinator {
           // was declared dead must not produce a second result.
           if (!shard.assigned.delete(d.id)) continue;
           this.deps.sink.writeResult(d.id, d.resultLine);
-          this.totals.attempts += d.attempts;
           this.live.recordDone(d, this.deps.clock());
-          if (d.outcome === 'succeeded') {
-            this.totals.succeeded++;
-            this.totals.completionTokens += d.completionTokens;
-            this.totals.promptTokens += d.promptTokens;
-          } else {
-            this.totals.failed++;
-            const cause = d.cause ?? 'unknown';
-            this.totals.causes[cause] = (this.totals.causes[cause] ?? 0) + 1;
-            if (d.status !== undefined) {
-              this.totals.statuses[d.status] = (this.totals.statuses[d.status] ?? 0) + 1;
-              this.totals.statusErrors[d.status] ??= d.error ?? '';
-            }
-            if (d.retryAfterTooLongMs !== undefined) {
-              this.totals.retryAfterTooLong++;
-              this.totals.retryAfterTooLongMaxMs = Math.max(this.totals.retryAfterTooLongMaxMs, d.retryAfterTooLongMs);
-            }
-          }
+          tallyDone(this.totals, d);
         }
         this.maybeFinish();
         break;

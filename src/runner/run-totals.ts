@@ -1,0 +1,66 @@
+import type { DoneItem } from './ipc-messages.js';
+
+/** Counts a run accumulates; the summary and run.json are built from these. */
+export interface RunTotals {
+  requests: number;
+  rejected: number;
+  skipped: number;
+  succeeded: number;
+  failed: number;
+  attempts: number;
+  retries: number;
+  completionTokens: number;
+  promptTokens: number;
+  causes: Record<string, number>;
+  /** Failed requests by the HTTP status of their final attempt (when they got one). */
+  statuses: Record<string, number>;
+  /** The first error message seen for each of those statuses. */
+  statusErrors: Record<string, string>;
+  /** Failed requests not retried because the server's Retry-After was over --retry-after-max-s, and the longest (ms). */
+  retryAfterTooLong: number;
+  retryAfterTooLongMaxMs: number;
+  shardRestarts: number;
+}
+
+/** All counts at zero. */
+export function newRunTotals(): RunTotals {
+  return {
+    requests: 0,
+    rejected: 0,
+    skipped: 0,
+    succeeded: 0,
+    failed: 0,
+    attempts: 0,
+    retries: 0,
+    completionTokens: 0,
+    promptTokens: 0,
+    causes: {},
+    statuses: {},
+    statusErrors: {},
+    retryAfterTooLong: 0,
+    retryAfterTooLongMaxMs: 0,
+    shardRestarts: 0,
+  };
+}
+
+/** Count a finished request (its result was written). */
+export function tallyDone(t: RunTotals, d: DoneItem): void {
+  t.attempts += d.attempts;
+  if (d.outcome === 'succeeded') {
+    t.succeeded++;
+    t.completionTokens += d.completionTokens;
+    t.promptTokens += d.promptTokens;
+    return;
+  }
+  t.failed++;
+  const cause = d.cause ?? 'unknown';
+  t.causes[cause] = (t.causes[cause] ?? 0) + 1;
+  if (d.status !== undefined) {
+    t.statuses[d.status] = (t.statuses[d.status] ?? 0) + 1;
+    t.statusErrors[d.status] ??= d.error ?? '';
+  }
+  if (d.retryAfterTooLongMs !== undefined) {
+    t.retryAfterTooLong++;
+    t.retryAfterTooLongMaxMs = Math.max(t.retryAfterTooLongMaxMs, d.retryAfterTooLongMs);
+  }
+}
