@@ -138,4 +138,60 @@ describe('scanRunFiles', () => {
     }
     await expect(scanRunFiles(dir, [...files].reverse(), undefined, true)).rejects.toThrow(/sorted/);
   });
+
+  it('reads ts and run off the writer prefix exactly as JSON.parse would, and parses whatever else', async () => {
+    const dir = tempDir('sl-scan-');
+    const write = (name: string, lines: string[], torn = '') => writeFileSync(join(dir, name), lines.map((l) => `${l}\n`).join('') + torn);
+    const ev = (ts: string, run: string, shard: string, type: string, extra = '') => `{"v":1,"ts":${ts},"run":"${run}","shard":${shard},"type":"${type}"${extra}}`;
+    const end = (ts: string, run: string, tokens: number) => ev(ts, run, '0', 'request_end', `,"id":"r","outcome":"succeeded","attempts":1,"completion_tokens":${tokens},"prompt_tokens":1`);
+    write('a.jsonl', [
+      ev('1795780800005.125', 'run-a', '0', 'attempt_start', ',"id":"r1","attempt":1'),
+      ev('1795780799000', 'run-a', '-1', 'gauge', ',"backlog":0'),
+      // Decimals that round: what Number() gives must be what JSON.parse gives.
+      ev('1795780800010.1234567891', 'run-a', '0', 'first_token', ',"id":"r1","attempt":1'),
+      end('1795780860000.5', 'run-a', 7),
+      // Not the writer's shape (exponent, escaped run, spaces): parsed in full, still counted.
+      ev('1.7957808e12', 'run-a', '0', 'gauge'),
+      ev('1795780861000', 'run-\\u0062', '0', 'gauge'),
+      '{ "v":1, "ts":1795780900000, "run":"run-c", "shard":0, "type":"gauge" }',
+      end('1795780870000', 'run-b', 5),
+    ]);
+    // The last line has no newline: a crash may have torn it, so it must parse in full, and a torn
+    // one counts for nothing.
+    write('b.jsonl', [ev('1795780700000', 'run-b', '1', 'shard_start', ',"pid":1,"concurrency":2')], '{"v":1,"ts":1795780999999,"run":"run-x","sh');
+    write('c.jsonl', [ev('1795780800000', 'run-b', '2', 'gauge')], ev('1795780950000', 'run-b', '2', 'gauge'));
+    const files = ['a.jsonl', 'b.jsonl', 'c.jsonl'];
+    const scan = await scanRunFiles(dir, files, undefined, true);
+    // The reference: every line through JSON.parse.
+    let minTs = Infinity;
+    let maxTs = -Infinity;
+    const runIds = new Set<string>();
+    const minuteTokens = new Map<number, number>();
+    for (const f of files) {
+      for (const line of readFileSync(join(dir, f), 'utf8').split('\n')) {
+        let e: { ts?: unknown; run?: unknown; type?: unknown; outcome?: unknown; completion_tokens?: number };
+        try {
+          e = JSON.parse(line) as typeof e;
+        } catch {
+          continue;
+        }
+        if (typeof e.ts !== 'number') continue;
+        minTs = Math.min(minTs, e.ts);
+        maxTs = Math.max(maxTs, e.ts);
+        if (typeof e.run === 'string') runIds.add(e.run);
+        if (e.type === 'request_end' && e.outcome === 'succeeded') {
+          const m = Math.floor(e.ts / 60_000);
+          minuteTokens.set(m, (minuteTokens.get(m) ?? 0) + (e.completion_tokens ?? 0));
+        }
+      }
+    }
+    expect(scan.minTs).toBe(minTs);
+    expect(scan.maxTs).toBe(maxTs);
+    expect(scan.maxTs).toBe(1795780950000);
+    expect([...scan.runIds].sort()).toEqual([...runIds].sort());
+    expect([...scan.runIds].sort()).toEqual(['run-a', 'run-b', 'run-c']);
+    expect(scan.minuteTokens).toEqual(minuteTokens);
+    expect([...scan.minuteTokens.values()].reduce((a, b) => a + b, 0)).toBe(12);
+    expect(scan.files.map((f) => f.lines)).toEqual([8, 2, 2]);
+  });
 });
