@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { failureHints } from '../src/runner/failure-hints.js';
+import { misconfiguredHalt, newRunTotals, type RunTotals } from '../src/runner/run-totals.js';
 
 const url = 'https://example.test/openai/deployments/d/chat/completions';
 
@@ -32,5 +33,24 @@ describe('failure hints', () => {
     expect(failureHints({ requestUrl: url, failed: 5, causes: { http_4xx: 2, http_5xx: 3 }, statuses: { 404: 2, 503: 3 } })).toEqual([]);
     expect(failureHints({ requestUrl: url, failed: 3, causes: { http_429: 3 }, statuses: { 429: 3 } })).toEqual([]);
     expect(failureHints({ requestUrl: url, failed: 0, causes: {}, statuses: {} })).toEqual([]);
+  });
+});
+
+describe('--fail-fast: stop when every request so far was refused', () => {
+  const totals = (over: Partial<RunTotals>): RunTotals => ({ ...newRunTotals(), ...over });
+
+  it('stops once the first N to finish all failed with 401, 403 or 404, and only then', () => {
+    const refused = totals({ failed: 20, statuses: { 401: 15, 403: 5 } });
+    expect(misconfiguredHalt(refused, 20)).toBe(
+      'the first 20 requests to finish all failed with HTTP 401 (15), 403 (5): stopped before sending the rest (--fail-fast). ' +
+        'Check the API key, --model and --endpoint, then run again into the same --out with --retry-failed',
+    );
+    expect(misconfiguredHalt(totals({ failed: 25, statuses: { 404: 25 } }), 20)).toMatch(/^the first 25 requests to finish all failed with HTTP 404 \(25\)/);
+    // Too few yet; switched off; one success; one failure of another kind (a 500 or no status at all).
+    expect(misconfiguredHalt(totals({ failed: 19, statuses: { 401: 19 } }), 20)).toBeUndefined();
+    expect(misconfiguredHalt(refused, 0)).toBeUndefined();
+    expect(misconfiguredHalt({ ...refused, succeeded: 1 }, 20)).toBeUndefined();
+    expect(misconfiguredHalt(totals({ failed: 20, statuses: { 401: 19, 500: 1 } }), 20)).toBeUndefined();
+    expect(misconfiguredHalt(totals({ failed: 20, statuses: { 401: 19 } }), 20)).toBeUndefined();
   });
 });

@@ -94,6 +94,40 @@ describe('--retry-failed: run the failures of an earlier run again', () => {
     expect(report.detail.failure_causes).toEqual({ http_5xx: errored.length });
   });
 
+  it('--fail-fast stops a run whose every request is refused, and --retry-failed then finishes it', async () => {
+    const dir = tempDir();
+    const out = join(dir, 'out');
+    const input = writeInput(dir, 300);
+    const server = await sim();
+    // The server's root instead of its API base URL: every request gets 404.
+    const r = await runCli(['run', input, '--endpoint', server.url, '--out', out, '--concurrency', '4', '--progress', 'off']);
+    expect(r.code, r.stderr).toBe(1);
+    const summary = JSON.parse(r.stdout) as { status: string; requests: { failed: number; succeeded: number }; error: string; hints: string[] };
+    expect(summary.status).toBe('failed');
+    expect(summary.requests.succeeded).toBe(0);
+    // Stopped once 20 had failed: what was in flight then finished, nothing more was sent.
+    expect(summary.requests.failed).toBeGreaterThanOrEqual(20);
+    expect(summary.requests.failed).toBeLessThan(60);
+    expect(summary.error).toMatch(/^the first \d+ requests to finish all failed with HTTP 404 \(\d+\): stopped before sending the rest \(--fail-fast\)/);
+    expect(r.stderr).toContain('shardline: error: the first');
+    expect(summary.hints.some((h) => h.includes('--endpoint is the API base URL'))).toBe(true);
+    expect(loadResults(out).length).toBe(summary.requests.failed);
+    expect(ofType(loadEvents(out), 'attempt_start').length).toBeLessThan(60);
+
+    // Fixed: the failures run again and the rest for the first time; one result per line.
+    const fixed = await run({ input, endpoint: `${server.url}/v1`, out, progress: 'off', retryFailed: true, concurrency: 16 });
+    expect(fixed.status).toBe('finished');
+    expect(fixed.requests).toMatchObject({ rerun: summary.requests.failed, succeeded: 300, failed: 0 });
+    const results = loadResults(out);
+    expect(results).toHaveLength(300);
+    expect(results.every((x) => x.error === null)).toBe(true);
+
+    // Switched off, a refused run goes to the end (exit 3).
+    const all = await runCli(['run', writeInput(dir, 30, {}, 'b.jsonl'), '--endpoint', server.url, '--out', join(dir, 'off'), '--fail-fast', '0', '--progress', 'off']);
+    expect(all.code).toBe(3);
+    expect(JSON.parse(all.stdout).requests.failed).toBe(30);
+  });
+
   it('says what is wrong when there is nothing to retry or a cause is misspelt (exit 2)', async () => {
     const dir = tempDir();
     const input = writeInput(dir, 2);

@@ -50,6 +50,7 @@ export function registerRunCommand(program: Command): void {
     .option('--config <file>', 'YAML config; keys are flag names without -- (flags and env override it)')
     .option('--resume', 'continue an interrupted run in --out (re-running into the same --out also resumes)')
     .option('--retry-failed [causes]', 'resume --out and run again the requests whose result there is a failure: all (the default), or those with the listed causes (e.g. http_5xx,timeout_total); their old results move to retried.jsonl')
+    .option('--fail-fast <n>', 'stop (exit 1) when the first N requests to finish all failed with HTTP 401, 403 or 404 — a wrong key, --model or --endpoint; 0 never stops (default 20)')
     .option('--allow-failures <n|p%>', 'failed or rejected requests tolerated before exit code 3')
     .option('--seed <n>', 'seed for arrivals and backoff jitter')
     .option('--read-ahead <n>', 'closed-loop backlog bound (default 4 × shards × concurrency)')

@@ -80,6 +80,14 @@ export const runOptionsSchema = z
       .describe(
         'Resume OUT and run again the requests whose result there is a failure: all of them (true or all), or those whose cause is listed (e.g. http_5xx,timeout_total). Their old result lines move to OUT/retried.jsonl, so results.jsonl keeps one line per request. @default false',
       ),
+    failFast: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .default(20)
+      .describe(
+        'Stop the run (exit 1) when the first N requests to finish all failed with HTTP 401, 403 or 404: a wrong API key, --model or --endpoint, with which every further request would fail the same way. 0 never stops. @default 20',
+      ),
     allowFailures: z
       .string()
       .regex(/^\d+%?$|^\d+(\.\d+)?%$/, 'a count N or a percentage P%')
@@ -135,6 +143,7 @@ export const flagOf: Record<string, string> = {
   apiKey: 'OPENAI_API_KEY',
   resume: '--resume',
   retryFailed: '--retry-failed',
+  failFast: '--fail-fast',
   allowFailures: '--allow-failures',
   readAhead: '--read-ahead',
   prefetch: '--prefetch',

@@ -8,7 +8,7 @@ import { Deque } from '../util/deque.js';
 import type { FromShard, ShardConfig, WorkItem } from './ipc-messages.js';
 import type { ResultSink } from './result-sink.js';
 import { LiveMetrics } from './live-metrics.js';
-import { newRunTotals, tallyDone, type RunTotals } from './run-totals.js';
+import { misconfiguredHalt, newRunTotals, tallyDone, type RunTotals } from './run-totals.js';
 import { ShardHandle } from './shard-handle.js';
 import type { WorkSource } from './work-source.js';
 
@@ -272,6 +272,10 @@ export class Coordinator {
           this.deps.sink.writeResult(d.id, d.resultLine);
           this.live.recordDone(d, this.deps.clock());
           tallyDone(this.totals, d);
+        }
+        if (!this.stopping) {
+          const halt = misconfiguredHalt(this.totals, this.o.failFast);
+          if (halt) return this.fail(new Error(halt));
         }
         this.maybeFinish();
         break;

@@ -43,6 +43,24 @@ export function newRunTotals(): RunTotals {
   };
 }
 
+/** Statuses that mean the run is misconfigured (key, model, endpoint), not that a request is bad. */
+const REFUSED_STATUSES = ['401', '403', '404'] as const;
+
+/**
+ * Why to stop the run now, when the first `n` requests to finish all failed with HTTP 401, 403 or
+ * 404: a wrong API key, `--model` or `--endpoint`, with which every further request would fail the
+ * same way (and a provider sees a burst of refused calls). Undefined to go on; `n` 0 never stops.
+ */
+export function misconfiguredHalt(t: RunTotals, n: number): string | undefined {
+  if (n <= 0 || t.succeeded > 0 || t.failed < n) return undefined;
+  const refused = REFUSED_STATUSES.map((s) => [s, t.statuses[s] ?? 0] as const).filter(([, c]) => c > 0);
+  if (refused.reduce((a, [, c]) => a + c, 0) !== t.failed) return undefined;
+  return (
+    `the first ${t.failed} requests to finish all failed with HTTP ${refused.map(([s, c]) => `${s} (${c})`).join(', ')}: ` +
+    'stopped before sending the rest (--fail-fast). Check the API key, --model and --endpoint, then run again into the same --out with --retry-failed'
+  );
+}
+
 /** Count a finished request (its result was written). */
 export function tallyDone(t: RunTotals, d: DoneItem): void {
   t.attempts += d.attempts;
