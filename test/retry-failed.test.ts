@@ -1,10 +1,10 @@
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { analyze, parseProfile, run, startSim, type RunningSim } from '../src/index.js';
+import { analyze, parseProfile, run, startSim, type RunningSim, type RunStage } from '../src/index.js';
 import { DirResultSink } from '../src/runner/dir-result-sink.js';
 import { setAsideFailures } from '../src/runner/set-aside-failures.js';
-import { retryFailedArgv } from '../src/cli/run-command.js';
+import { retryFailedArgv, stageNotice } from '../src/cli/run-command.js';
 import { runCli } from './helpers/cli.js';
 import { loadEvents, loadResults, ofType, tempDir, writeInput } from './helpers/run-dir.js';
 
@@ -47,6 +47,7 @@ describe('--retry-failed: run the failures of an earlier run again', () => {
     const second = JSON.parse(r.stdout) as { requests: { rerun: number; skipped: number; succeeded: number; failed: number } };
     expect(second.requests).toMatchObject({ rerun: failedIds.length, skipped: 60 - failedIds.length, succeeded: failedIds.length, failed: 0 });
     expect(r.stderr).toContain(`${failedIds.length} failed earlier, run again`);
+    expect(r.stderr).toContain(`shardline: set ${failedIds.length} failed results aside in retried.jsonl to run them again\n`);
 
     // One result per input line, all successes; the old failures are kept, verbatim, in retried.jsonl.
     const results = loadResults(out);
@@ -82,7 +83,12 @@ describe('--retry-failed: run the failures of an earlier run again', () => {
     expect(errored.length).toBeGreaterThan(3);
 
     const healthy = await sim();
-    const s = await run({ input, endpoint: `${healthy.url}/v1`, out, progress: 'off', retryFailed: 'http_429,timeout_total' });
+    const stages: RunStage[] = [];
+    const s = await run({ input, endpoint: `${healthy.url}/v1`, out, progress: 'off', retryFailed: 'http_429,timeout_total' }, { onStage: (st) => stages.push(st) });
+    // What ran before the first request, with the sizes a large job would be told about.
+    expect(stages.map((st) => st.stage)).toEqual(['hash_input', 'read_results', 'set_aside']);
+    expect(stages[0]).toEqual({ stage: 'hash_input', bytes: readFileSync(input).length });
+    expect(stages[2]).toEqual({ stage: 'set_aside', moved: limited.length, kept: errored.length });
     expect(s.requests).toMatchObject({ rerun: limited.length, succeeded: limited.length, failed: 0 });
     const after = readLines(join(out, 'results.jsonl'));
     expect(after).toHaveLength(80);
@@ -147,6 +153,18 @@ describe('--retry-failed: run the failures of an earlier run again', () => {
     expect(typo.code).toBe(2);
     expect(typo.stderr).toMatch(/--retry-failed.*http_500/);
     expect(typo.stderr).toContain('http_5xx');
+  });
+});
+
+describe('start-up notices', () => {
+  it('speaks of reading only when it takes a while, and always of failures set aside', () => {
+    expect(stageNotice({ stage: 'hash_input', bytes: 10_000_000 })).toBeUndefined();
+    expect(stageNotice({ stage: 'hash_input', bytes: 2_100_000_000 })).toBe('hashing the input (2.1 GB), so that a resume can tell whether it changed…');
+    expect(stageNotice({ stage: 'read_results', bytes: 100_000_000 })).toBeUndefined();
+    expect(stageNotice({ stage: 'read_results', bytes: 5_000_000_000 })).toBe('reading the earlier results in --out (5.0 GB) to skip what is done…');
+    expect(stageNotice({ stage: 'set_aside', moved: 12, kept: 3 })).toBe('set 12 failed results aside in retried.jsonl to run them again (3 failures of other causes kept)');
+    expect(stageNotice({ stage: 'set_aside', moved: 0, kept: 3 })).toBe('no failed results with the causes asked for (3 others kept)');
+    expect(stageNotice({ stage: 'set_aside', moved: 0, kept: 0 })).toBe('no failed results to run again');
   });
 });
 

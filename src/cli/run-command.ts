@@ -1,7 +1,7 @@
 import { Command, Option } from 'commander';
 import { resolveRunOptions } from '../config/resolve-run-options.js';
 import { createProgressReporter } from '../runner/progress-line.js';
-import { run, type RunSummary } from '../runner/run.js';
+import { run, type RunStage, type RunSummary } from '../runner/run.js';
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
@@ -87,6 +87,10 @@ export function registerRunCommand(program: Command): void {
           abandonSignal: abandon.signal,
           onProgress: (p) => progress.update(p),
           onMetrics: (url) => process.stderr.write(`shardline: metrics on ${url}\n`),
+          onStage: (stage) => {
+            const notice = stageNotice(stage);
+            if (notice) process.stderr.write(`shardline: ${notice}\n`);
+          },
         });
       } finally {
         progress.end();
@@ -100,6 +104,18 @@ export function registerRunCommand(program: Command): void {
       for (const hint of summary.hints) process.stderr.write(`shardline: hint: ${hint}\n`);
       process.exitCode = summary.exit_code;
     });
+}
+
+/** Start-up work worth a line before a large job's first request: reading a GiB takes seconds. */
+const NOTICE_BYTES = 256 * 1024 * 1024;
+
+/** The stderr line for a start-up stage, or undefined when it is quick enough to pass unsaid. */
+export function stageNotice(s: RunStage): string | undefined {
+  const gb = (bytes: number) => `${(bytes / 1e9).toFixed(1)} GB`;
+  if (s.stage === 'hash_input') return s.bytes >= NOTICE_BYTES ? `hashing the input (${gb(s.bytes)}), so that a resume can tell whether it changed…` : undefined;
+  if (s.stage === 'read_results') return s.bytes >= NOTICE_BYTES ? `reading the earlier results in --out (${gb(s.bytes)}) to skip what is done…` : undefined;
+  if (s.moved === 0) return s.kept ? `no failed results with the causes asked for (${s.kept} others kept)` : 'no failed results to run again';
+  return `set ${s.moved} failed results aside in retried.jsonl to run them again${s.kept ? ` (${s.kept} failures of other causes kept)` : ''}`;
 }
 
 function summaryLine(s: RunSummary): string {

@@ -56,8 +56,19 @@ export interface RunHooks {
   onProgress?: (p: ProgressSnapshot) => void;
   /** Called with the /metrics URL once it serves (with `metricsPort`). */
   onMetrics?: (url: string) => void;
+  /** Start-up work before the first request, which takes a while on a large job (see RunStage). */
+  onStage?: (stage: RunStage) => void;
   clock?: Clock;
 }
+
+/**
+ * What a run does before its first request: hash the input (to refuse a resume over a changed
+ * one), read the results of an earlier run in OUT (to skip them), set failures aside (retryFailed).
+ */
+export type RunStage =
+  | { stage: 'hash_input'; bytes: number }
+  | { stage: 'read_results'; bytes: number }
+  | { stage: 'set_aside'; moved: number; kept: number };
 
 /**
  * Run every request of a JSONL file against an OpenAI-compatible endpoint with sharded workers,
@@ -97,6 +108,7 @@ export async function run(input: RunOptionsInput | RunOptions, hooks: RunHooks =
 
 /** The run proper, once `out` exists and this process holds its lock. */
 async function runInDir(o: RunOptions, out: string, hooks: RunHooks, clock: Clock): Promise<RunSummary> {
+  hooks.onStage?.({ stage: 'hash_input', bytes: statSync(o.input).size });
   const inputHash = await hashFile(o.input);
   const previous = readManifest(out);
   if (o.resume && !previous) throw new ConfigError(`Nothing to resume: \`--out\` ${out} has no run.json`);
@@ -108,7 +120,10 @@ async function runInDir(o: RunOptions, out: string, hooks: RunHooks, clock: Cloc
   }
   const runId = previous?.run_id ?? newRunId();
   // Before the sink opens results.jsonl: the failures to run again must not count as done.
-  const setAside = o.retryFailed === false ? undefined : await setAsideFailures(join(out, 'results.jsonl'), o.retryFailed === true || o.retryFailed === 'all' ? 'all' : o.retryFailed.split(','));
+  const resultsPath = join(out, 'results.jsonl');
+  if (existsSync(resultsPath)) hooks.onStage?.({ stage: 'read_results', bytes: statSync(resultsPath).size });
+  const setAside = o.retryFailed === false ? undefined : await setAsideFailures(resultsPath, o.retryFailed === true || o.retryFailed === 'all' ? 'all' : o.retryFailed.split(','));
+  if (setAside) hooks.onStage?.({ stage: 'set_aside', ...setAside });
   const sink = new DirResultSink(out);
   const doneIds = await sink.doneIds();
   const events = new EventWriter({ path: join(out, 'events', 'coordinator.jsonl'), run: runId, shard: -1, now: clock });
