@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseProfile, run, startSim, type RunningSim } from '../src/index.js';
 import { LOCK_FILE } from '../src/runner/out-lock.js';
+import { expectBooksAgree } from './helpers/books.js';
 import { CLI, runCli } from './helpers/cli.js';
 import { loadEvents, loadResults, ofType, tempDir, writeInput } from './helpers/run-dir.js';
 
@@ -123,6 +124,7 @@ describe('durability: nothing lost, nothing duplicated', () => {
     expect(summary.requests.skipped).toBe(before);
     expect(summary.requests.succeeded).toBe(n - before);
     expectExactlyOnce(out, n);
+    await expectBooksAgree(out);
     const manifest = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'));
     expect(manifest.status).toBe('finished');
     expect(manifest.resumes).toBeGreaterThanOrEqual(1);

@@ -4,6 +4,7 @@ import type { ProgressMode } from '../runner/progress-line.js';
 import { hashingProgress, readingProgress } from './read-progress.js';
 import { writeHtmlReport } from '../report/html-report.js';
 import { formatReport } from '../report/terminal-report.js';
+import { describeDisagreement } from '../diagnose/results-check.js';
 import type { ScanProgress } from '../provenance/minute-scan.js';
 import { sampleMinute, type MinuteSample } from '../provenance/sample.js';
 
@@ -36,5 +37,8 @@ export function registerReportCommand(program: Command): void {
         process.stderr.write(`shardline: HTML report written to ${opts.html}\n`);
       }
       process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
+      // The terminal summary says it too; with --json stdout is only the document.
+      const disagreement = opts.json && report.results ? describeDisagreement(report.results) : undefined;
+      if (disagreement) process.stderr.write(`shardline: warning: ${disagreement}\n`);
     });
 }

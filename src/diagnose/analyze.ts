@@ -8,6 +8,7 @@ import { eventTimeSpan } from '../events/time-span.js';
 import { IdTooLongError, readFlatEventsInWorker, type WorkerReadOptions } from '../events/worker-event-reader.js';
 import { buildReport } from './build-report.js';
 import type { Report } from './report-types.js';
+import { checkResults, runDirsWithResults } from './results-check.js';
 import { RunAccumulator } from './run-accumulator.js';
 
 export interface AnalyzeOptions {
@@ -27,6 +28,11 @@ export interface AnalyzeOptions {
   onProgress?: (p: AnalyzeProgress) => void;
   /** @default 65536 */
   progressEvery?: number;
+  /**
+   * Run directories whose results.jsonl to check against the events (`report.results`). `analyze`
+   * takes those of its arguments given as directories. @default none for analyzeFiles
+   */
+  resultsDirs?: readonly string[];
 }
 
 /** Where a report's read of the events stands. */
@@ -43,7 +49,8 @@ const PARALLEL_MIN_BYTES = 32 * 1024 * 1024;
  * @example const report = await analyze(['runs/a']); report.verdict.bound
  */
 export async function analyze(paths: readonly string[], options: AnalyzeOptions = {}): Promise<Report> {
-  return analyzeFiles(resolveEventFiles(paths), options);
+  const files = resolveEventFiles(paths);
+  return analyzeFiles(files, { ...options, resultsDirs: options.resultsDirs ?? runDirsWithResults(paths) });
 }
 
 export async function analyzeFiles(files: readonly EventFile[], options: AnalyzeOptions = {}): Promise<Report> {
@@ -61,13 +68,13 @@ async function analyzeWith(files: readonly EventFile[], options: AnalyzeOptions,
       : mode;
   if (parallel) {
     try {
-      return await aggregate((take) => readFlatEventsInWorker(files, take, options.workerRead), note);
+      return await aggregate((take) => readFlatEventsInWorker(files, take, options.workerRead), options.resultsDirs, note);
     } catch (err) {
       // Ids beyond the slots' room (hundreds of KiB each): rare enough to simply read again here.
       if (!(err instanceof IdTooLongError)) throw err;
     }
   }
-  return aggregate((take) => readFlatEvents(files, take), note);
+  return aggregate((take) => readFlatEvents(files, take), options.resultsDirs, note);
 }
 
 /** Counts events and reports, every `every` of them, how far into the log's time span the read is. */
@@ -86,7 +93,11 @@ function progressTracker(files: readonly EventFile[], onProgress: (p: AnalyzePro
   };
 }
 
-async function aggregate(read: (take: (e: FlatEvent) => void) => Promise<ReadStats>, note?: (e: FlatEvent) => void): Promise<Report> {
+async function aggregate(
+  read: (take: (e: FlatEvent) => void) => Promise<ReadStats>,
+  resultsDirs: readonly string[] = [],
+  note?: (e: FlatEvent) => void,
+): Promise<Report> {
   const acc = new RunAccumulator();
   const ids = new IdInterner();
   const rec = new EventRecord();
@@ -97,5 +108,7 @@ async function aggregate(read: (take: (e: FlatEvent) => void) => Promise<ReadSta
     note?.(e);
   });
   const names = new Map(acc.ridsToName().map((rid) => [rid, ids.name(rid)]));
-  return buildReport(acc.finish(stats.badLines, names));
+  const report = buildReport(acc.finish(stats.badLines, names));
+  if (resultsDirs.length > 0) report.results = await checkResults(resultsDirs, (id) => acc.outcomeOf(ids.find(id)), report.requests.total);
+  return report;
 }

@@ -81,6 +81,7 @@ export function buildReport(f: RunFacts): Report {
       reads_per_completion_token: f.completionTokens > 0 && f.socketReadShards > 0 ? round3(f.socketReads / f.completionTokens) : null,
     },
     buckets_ms: buckets,
+    results: null,
     verdict: { bound: 'healthy', dominant: null, findings: [] },
     detail: {
       failure_causes: f.failureCauses,

@@ -1,5 +1,6 @@
 import type { PercentileSummary } from '../metrics/percentiles.js';
 import type { TpmFigures } from '../metrics/tpm.js';
+import type { ResultsCheck } from './results-check.js';
 
 /** The latency decomposition buckets, summed over requests, in ms. */
 export const BUCKETS = ['queue_wait', 'admission_gap', 'connect', 'retry_backoff', 'failed_attempts', 'server_ttft', 'decode', 'postprocess'] as const;
@@ -69,6 +70,8 @@ export interface Report {
     reads_per_completion_token: number | null;
   };
   buckets_ms: Record<Bucket, number>;
+  /** The run directories' results.jsonl checked against the events; null when none was given. */
+  results: ResultsCheck | null;
   verdict: Verdict;
   /** Extra detail the verdict uses; not part of the fixed keys above. */
   detail: ReportDetail;

@@ -37,10 +37,14 @@ export class RunAccumulator {
   private readonly reqs = new RequestTable();
   /**
    * How each interned id's requests ended so far: 0 not yet, DONE_OK, DONE_FAILED. A request counts
-   * once: a second success (re-run after its shard died) is not counted again, but an outcome after a
-   * failure (re-run by --retry-failed, or after its shard died) replaces the failure, as its result did.
+   * once, by its last request_end, as its result line does: a re-run (after a crash lost its result
+   * line, or by --retry-failed) replaces the earlier outcome and tokens.
    */
   private done = new Uint8Array(1024);
+  /** The counted request_end's tokens per interned id, to take back if the request ends again. */
+  private endCompletion = new Float64Array(1024);
+  private endPrompt = new Float64Array(1024);
+  private endEstimated = new Uint8Array(1024);
   /** The cause counted for each failed id, to take back if the request runs again. */
   private readonly failedCause = new Map<number, string>();
   /** Sums of the BUCKETS over finished requests (a record is built at finish). */
@@ -297,6 +301,29 @@ export class RunAccumulator {
     }
   }
 
+  /**
+   * How the request with interned id `rid` counts: `undefined` if no request_end was read for it,
+   * else its counted outcome and completion tokens (what its result line should say).
+   */
+  outcomeOf(rid: number): { succeeded: boolean; completionTokens: number } | undefined {
+    const d = rid >= 0 && rid < this.done.length ? this.done[rid] : 0;
+    if (!d) return undefined;
+    return { succeeded: d === DONE_OK, completionTokens: this.endCompletion[rid]! };
+  }
+
+  private growDone(rid: number): void {
+    const size = Math.max(rid + 1, this.done.length * 2);
+    const grow = <A extends Uint8Array | Float64Array>(a: A, make: (n: number) => A): A => {
+      const b = make(size);
+      b.set(a);
+      return b;
+    };
+    this.done = grow(this.done, (n) => new Uint8Array(n));
+    this.endEstimated = grow(this.endEstimated, (n) => new Uint8Array(n));
+    this.endCompletion = grow(this.endCompletion, (n) => new Float64Array(n));
+    this.endPrompt = grow(this.endPrompt, (n) => new Float64Array(n));
+  }
+
   /** The interned ids the report names (slowest requests, recent errors): look these up for finish. */
   ridsToName(): number[] {
     return this.notable.rids();
@@ -332,21 +359,33 @@ export class RunAccumulator {
       m.perShard.set(e.shard, (m.perShard.get(e.shard) ?? 0) + tokens);
       this.spreadTokens(st, tokens, ts);
     }
-    if (rid >= this.done.length) {
-      const bigger = new Uint8Array(Math.max(rid + 1, this.done.length * 2));
-      bigger.set(this.done);
-      this.done = bigger;
-    }
+    if (rid >= this.done.length) this.growDone(rid);
     const before = this.done[rid];
-    if (before === DONE_OK) return;
     const f = this.f;
-    if (before === DONE_FAILED) {
+    if (before === DONE_OK) {
+      // A second success (re-run because its result line was lost in a crash): its result line is
+      // the one kept, so its tokens replace the first's. Latency samples stay the first success's.
+      f.succeeded--;
+      f.completionTokens -= this.endCompletion[rid]!;
+      f.promptTokens -= this.endPrompt[rid]!;
+      if (this.endEstimated[rid]) f.estimatedTokens -= this.endCompletion[rid]!;
+    } else if (before === DONE_FAILED) {
       f.failed--;
       const c = this.failedCause.get(rid)!;
       this.failedCause.delete(rid);
       if (--f.failureCauses[c]! === 0) delete f.failureCauses[c];
     } else f.requests++;
     this.done[rid] = succeeded ? DONE_OK : DONE_FAILED;
+    this.endCompletion[rid] = succeeded ? tokens : 0;
+    this.endPrompt[rid] = succeeded ? e.promptTokens || 0 : 0;
+    this.endEstimated[rid] = succeeded && e.tokensEstimated ? 1 : 0;
+    if (before === DONE_OK && succeeded) {
+      f.succeeded++;
+      f.completionTokens += tokens;
+      f.promptTokens += e.promptTokens || 0;
+      if (e.tokensEstimated) f.estimatedTokens += tokens;
+      return;
+    }
     if (st >= 0) this.notable.noteFinished(rid, ts - r.get(st, FIRST_ENQUEUE), e.attempts || 0, succeeded ? 'succeeded' : 'failed');
     if (st >= 0) for (let i = 0; i < BUCKETS.length; i++) this.bucketSums[i]! += r.get(st, BUCKET0 + i);
     if (succeeded) {

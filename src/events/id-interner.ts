@@ -31,8 +31,7 @@ export class IdInterner {
 
   /** The index of the id in `buf[start, end)`, adding it if new. */
   intern(buf: Uint8Array, start: number, end: number): number {
-    let h = 0x811c9dc5;
-    for (let i = start; i < end; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
+    const h = hashBytes(buf, start, end);
     const len = end - start;
     const slots = this.slots;
     const mask = this.mask;
@@ -53,6 +52,17 @@ export class IdInterner {
   internString(id: string): number {
     const bytes = Buffer.from(id, 'utf8');
     return this.intern(bytes, 0, bytes.length);
+  }
+
+  /** The index of a string id, or -1 if it was never interned (adds nothing). */
+  find(id: string): number {
+    const bytes = Buffer.from(id, 'utf8');
+    const h = hashBytes(bytes, 0, bytes.length);
+    for (let slot = h & this.mask; ; slot = (slot + 1) & this.mask) {
+      const idx = this.slots[slot]!;
+      if (idx === -1) return -1;
+      if (this.hashes[idx] === h && this.lengths[idx] === bytes.length && this.sameBytes(idx, bytes, 0, bytes.length)) return idx;
+    }
   }
 
   /** The id string of an index. */
@@ -101,6 +111,13 @@ export class IdInterner {
     this.slots = slots;
     this.mask = mask;
   }
+}
+
+/** FNV-1a over the bytes. */
+function hashBytes(buf: Uint8Array, start: number, end: number): number {
+  let h = 0x811c9dc5;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
+  return h;
 }
 
 function grow(a: Int32Array<ArrayBuffer>): Int32Array<ArrayBuffer> {

@@ -1,5 +1,6 @@
 import type { PercentileSummary } from '../metrics/percentiles.js';
 import { BUCKETS, type Report } from '../diagnose/report-types.js';
+import { describeDisagreement } from '../diagnose/results-check.js';
 
 /** The human summary `shardline report` prints. */
 export function formatReport(r: Report): string {
@@ -51,6 +52,11 @@ export function formatReport(r: Report): string {
   if (hold && hold.held_fraction > 0) {
     out.push('');
     out.push(`note: reads were held (--read-coalesce-ms) to spend less CPU per token; a stream's end was read up to ${hold.max_ms} ms late, which is in its decode time`);
+  }
+  const disagreement = r.results ? describeDisagreement(r.results) : undefined;
+  if (disagreement) {
+    out.push('');
+    out.push(`warning: ${disagreement}`);
   }
   const bad = r.detail.bad_lines;
   if (bad > 0) {

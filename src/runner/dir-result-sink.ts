@@ -1,10 +1,9 @@
 import { existsSync, truncateSync } from 'node:fs';
 import { ensureDir } from '../util/ensure-dir.js';
 import { join } from 'node:path';
-import { readJsonlLines } from '../input/jsonl-lines.js';
+import { readResults, RESULTS_FILE } from '../events/results-file.js';
 import type { RejectedLine } from '../input/request-line.js';
 import { JsonlAppender } from './jsonl-appender.js';
-import { MAX_RESULT_LINE_BYTES } from './set-aside-failures.js';
 import type { ResultSink } from './result-sink.js';
 
 /** results.jsonl and rejects.jsonl in the run directory. */
@@ -17,22 +16,14 @@ export class DirResultSink implements ResultSink {
     const rejectsPath = join(dir, 'rejects.jsonl');
     // The input is unchanged on resume, so its rejects are found again: start the file afresh.
     if (existsSync(rejectsPath)) truncateSync(rejectsPath, 0);
-    this.results = new JsonlAppender(join(dir, 'results.jsonl'));
+    this.results = new JsonlAppender(join(dir, RESULTS_FILE));
     this.rejects = new JsonlAppender(rejectsPath);
   }
 
   async doneIds(): Promise<Set<string>> {
     const ids = new Set<string>();
     // A result over the input's 1 MiB line limit is still a result: skipping it would run it twice.
-    for await (const line of readJsonlLines(this.results.path, MAX_RESULT_LINE_BYTES)) {
-      if ('tooLong' in line || line.text === '') continue;
-      try {
-        const id = (JSON.parse(line.text) as { custom_id?: unknown }).custom_id;
-        if (typeof id === 'string') ids.add(id);
-      } catch {
-        // a torn line was repaired away on open; anything else unparsable is not a result
-      }
-    }
+    for await (const r of readResults(this.results.path)) ids.add(r.id);
     return ids;
   }
 

@@ -1,13 +1,8 @@
 import { closeSync, existsSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { MAX_RESULT_LINE_BYTES, parseResultLine } from '../events/results-file.js';
 import { readJsonlLines } from '../input/jsonl-lines.js';
 import { dropTornTail } from '../util/torn-tail.js';
-
-/**
- * The longest results.jsonl line read back (a long completion, JSON-escaped, can pass the 1 MiB
- * input-line limit; a result line skipped as too long would be run again). @default 256 MiB
- */
-export const MAX_RESULT_LINE_BYTES = 256 * 1024 * 1024;
 
 /** Where results set aside for a re-run go, beside results.jsonl. */
 export const RETRIED_FILE = 'retried.jsonl';
@@ -51,7 +46,7 @@ export async function setAsideFailures(resultsPath: string, causes: readonly str
   try {
     for await (const line of readJsonlLines(resultsPath, MAX_RESULT_LINE_BYTES)) {
       if ('tooLong' in line || line.text === '') continue;
-      const code = failureCode(line.text);
+      const code = parseResultLine(line.text)?.code;
       if (code !== undefined && (causes === 'all' || causes.includes(code))) {
         moved.push(line.text);
         movedCount++;
@@ -81,14 +76,4 @@ export async function setAsideFailures(resultsPath: string, causes: readonly str
     closeSync(dirFd);
   }
   return { moved: movedCount, kept };
-}
-
-/** The `error.code` of a failed result line, or undefined for a success (or a line that is not a result). */
-function failureCode(text: string): string | undefined {
-  try {
-    const r = JSON.parse(text) as { error?: { code?: unknown } | null };
-    return r.error && typeof r.error.code === 'string' ? r.error.code : undefined;
-  } catch {
-    return undefined;
-  }
 }

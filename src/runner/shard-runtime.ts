@@ -353,7 +353,12 @@ export class ShardRuntime {
     this.flushScheduled = false;
     const { pull, done, retry } = this.outbox;
     this.outbox = { pull: 0, done: [], retry: [] };
-    if (done.length) this.send({ t: 'done', items: done });
+    if (done.length) {
+      // Each request_end reaches the kernel before the coordinator can write its result line, so a
+      // kill -9 at any moment never leaves a result the event log does not count (docs/run.md).
+      this.events.flush();
+      this.send({ t: 'done', items: done });
+    }
     if (retry.length) this.send({ t: 'retry', items: retry });
     if (pull && !this.stopping) this.send({ t: 'pull', n: pull, running: this.inFlight, local: this.local.length });
   }
