@@ -2,7 +2,8 @@
 export { VERSION } from './version.js';
 export * from './config/errors.js';
 export { startSim, type StartSimOptions, type RunningSim } from './sim/start-sim.js';
-export { SimCore, type SimCoreOptions, type SimStats, type RequestTiming } from './sim/sim-core.js';
+export { SimCore, type SimCoreOptions, type SimStats } from './sim/sim-core.js';
+export type { RequestTiming } from './sim/sim-metrics.js';
 export { simProfileSchema, type SimProfile, type SimProfileInput, type SimProfileFile } from './sim/profile-schema.js';
 export { builtinProfiles } from './sim/builtin-profiles.js';
 export { loadProfile, parseProfile } from './sim/load-profile.js';

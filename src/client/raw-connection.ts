@@ -1,6 +1,5 @@
 import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
-import type { RawPool } from './raw-pool.js';
 
 /** A transport failure with undici's error code, so error causes map the same on both transports. */
 export class TransportError extends Error {
@@ -24,6 +23,17 @@ const enum State {
   Trailers,
   Length,
   UntilClose,
+}
+
+/** What a connection needs of the pool that owns it (RawPool), declared here so the two files do not import each other. */
+export interface ConnectionOwner {
+  readonly options: { onFreshRequest?: (connectMs: number) => void };
+  /** Socket reads so far, counted by each connection. */
+  reads: number;
+  /** The connection finished a response and can take the next request. */
+  release(conn: RawConnection): void;
+  /** The connection is closed: drop it. */
+  forget(conn: RawConnection): void;
 }
 
 /** One keep-alive connection running one request at a time. */
@@ -54,7 +64,7 @@ export class RawConnection {
   private holdReads = false;
 
   constructor(
-    private readonly pool: RawPool,
+    private readonly pool: ConnectionOwner,
     private readonly hostHeader: string,
   ) {}
 

@@ -1,7 +1,7 @@
 import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { Dispatcher } from 'undici';
-import { abortedController, RawConnection, TransportError } from './raw-connection.js';
+import { abortedController, RawConnection, TransportError, type ConnectionOwner } from './raw-connection.js';
 import { trustedCas } from './trusted-cas.js';
 
 /** The part of undici's Dispatcher that runChatAttempt uses; undici's Pool and RawPool both have it. */
@@ -35,7 +35,7 @@ export interface RawPoolOptions {
  * still in flight at that moment would be read as the response (GHSA-35p6-xmwp-9g52 is undici's
  * defence): meant for the runner's own endpoints, not for untrusted servers.
  */
-export class RawPool implements ChatDispatcher {
+export class RawPool implements ChatDispatcher, ConnectionOwner {
   private readonly url: URL;
   private readonly idle: RawConnection[] = [];
   private readonly waiting: ((c: RawConnection | Error) => void)[] = [];

@@ -3,8 +3,8 @@ import type { Socket } from 'node:net';
 import { BatchEngine, type Sequence } from './batch-engine.js';
 import type { SimProfile } from './profile-schema.js';
 import { createRng, type Rng } from '../util/rng.js';
-import { SimMetrics, type FaultKind, type RejectionReason } from './sim-metrics.js';
-import { SimResponse } from './sim-response.js';
+import { SimMetrics, type FaultKind, type RejectionReason, type RequestTiming } from './sim-metrics.js';
+import { SimResponse, type ResponseHost } from './sim-response.js';
 import { IoTurnClock } from './io-turn-clock.js';
 import { TokenBucket } from './token-bucket.js';
 import { countPromptTokens } from './token-text.js';
@@ -17,23 +17,6 @@ export interface SimCoreOptions {
   seed?: number;
   /** Monotonic clock in ms. @default performance.now */
   now?: () => number;
-}
-
-/** Server-side timing of one request, for measuring what a client adds on top. */
-export interface RequestTiming {
-  id: string;
-  /** The request's head was parsed. */
-  arrivalMs: number;
-  /**
-   * The server's event loop began the I/O turn in which the head was parsed (≤ arrivalMs): the
-   * earliest the server could have seen the request. Server TTFT for client-side comparisons is
-   * `firstTokenMs − ioTurnMs`, so the server's own parse queue counts as server time.
-   */
-  ioTurnMs: number;
-  admittedMs: number;
-  firstTokenMs: number;
-  endMs: number;
-  completionTokens: number;
 }
 
 /** Plain counters mirrored from /metrics, for in-process callers. */
@@ -61,7 +44,7 @@ const TIMING_CAP = 200_000;
  * The simulator as a plain request handler (`handle(req, res)`), so tests can drive it in-process
  * and `startSim` only binds it to a port.
  */
-export class SimCore {
+export class SimCore implements ResponseHost {
   readonly profile: SimProfile;
   readonly metrics: SimMetrics;
   readonly engine: BatchEngine;

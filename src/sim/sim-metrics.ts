@@ -7,6 +7,23 @@ export type RejectionReason = 'queue_full' | 'rate_limit_requests' | 'rate_limit
 /** Faults the simulator injects; each is counted when it actually fires. */
 export type FaultKind = 'http_500' | 'http_502' | 'http_503' | 'reset' | 'stall' | 'slow_headers';
 
+/** Server-side timing of one request, for measuring what a client adds on top. */
+export interface RequestTiming {
+  id: string;
+  /** The request's head was parsed. */
+  arrivalMs: number;
+  /**
+   * The server's event loop began the I/O turn in which the head was parsed (≤ arrivalMs): the
+   * earliest the server could have seen the request. Server TTFT for client-side comparisons is
+   * `firstTokenMs − ioTurnMs`, so the server's own parse queue counts as server time.
+   */
+  ioTurnMs: number;
+  admittedMs: number;
+  firstTokenMs: number;
+  endMs: number;
+  completionTokens: number;
+}
+
 /** Prometheus metrics of one simulator instance (its own registry, never the global one). */
 export class SimMetrics {
   readonly registry = new Registry();

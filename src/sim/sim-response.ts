@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
-import type { Sequence, SequenceSink } from './batch-engine.js';
-import type { SimCore } from './sim-core.js';
+import type { BatchEngine, Sequence, SequenceSink } from './batch-engine.js';
+import type { SimProfile } from './profile-schema.js';
+import type { FaultKind, RequestTiming, SimMetrics } from './sim-metrics.js';
 import { completionText, tokenText } from './token-text.js';
 
 export interface SimResponseInit {
@@ -15,6 +16,17 @@ export interface SimResponseInit {
 
 const SUFFIX = ',"logprobs":null,"finish_reason":null}]}\n\n';
 
+/** What a response needs of the simulator (SimCore), declared here so the two files do not import each other. */
+export interface ResponseHost {
+  readonly profile: SimProfile;
+  readonly engine: BatchEngine;
+  readonly metrics: SimMetrics;
+  now(): number;
+  countStatus(code: number | 'reset'): void;
+  countFault(kind: FaultKind): void;
+  recordTiming(t: RequestTiming): void;
+}
+
 /**
  * Turns engine progress into the OpenAI wire format. Hot path: one `res.write` per step per
  * sequence, with every chunk of that step built by string concatenation over a precomputed prefix.
@@ -25,7 +37,7 @@ export class SimResponse implements SequenceSink {
   private done = false;
 
   constructor(
-    private readonly core: SimCore,
+    private readonly core: ResponseHost,
     private readonly res: ServerResponse,
     private readonly init: SimResponseInit,
   ) {

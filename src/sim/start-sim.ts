@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { Socket } from 'node:net';
-import { SimCore, type RequestTiming, type SimStats } from './sim-core.js';
+import { SimCore, type SimStats } from './sim-core.js';
+import type { RequestTiming } from './sim-metrics.js';
 import type { SimProfile } from './profile-schema.js';
 
 /** Options of `startSim`. */
