@@ -9,8 +9,7 @@
 //   completion tokens/min, client CPU µs per request and per streamed token (event log on).
 // paced: every token its own SSE chunk 10 ms apart, 512 concurrent streams: client CPU µs per token
 //   and the TTFT the client adds on top of the server's own (from the simulator's per-request timings),
-//   for the openai client, shardline with 1 shard and with 2 shards, each with undici and --transport raw
-//   (raw with its default read holds, and once more with --read-coalesce-ms 0);
+//   for the openai client, shardline with 1 shard and with 2 shards, each with undici and --transport raw;
 //   once with every answer the same length (streams in lockstep) and once with lengths varied ±50%.
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -65,21 +64,15 @@ async function shardline(url, n, body, shards, concurrency, transport = 'undici'
   const events = readEvents(out);
   let shardCpuUs = 0;
   let reads = 0;
-  let gauges = 0;
-  let held = 0;
   for (const e of events) {
     if (e.type === 'shard_end') {
       shardCpuUs += (e.cpu_user_ms + e.cpu_system_ms) * 1000;
       reads += e.socket_reads ?? 0;
     }
-    if (e.type === 'gauge' && e.shard >= 0 && e.read_hold_ms !== undefined) {
-      gauges++;
-      if (e.read_hold_ms > 0) held++;
-    }
   }
   if (s.requests.succeeded !== n) throw new Error(`shardline: ${s.requests.succeeded}/${n} succeeded`);
-  // Raw transport: socket reads per token, and the share of gauge intervals with a read hold on.
-  const reading = reads > 0 ? { readsPerToken: reads / s.tokens.completion, heldShare: gauges ? held / gauges : 0 } : undefined;
+  // Raw transport: socket reads per token.
+  const reading = reads > 0 ? { readsPerToken: reads / s.tokens.completion } : undefined;
   return { wallS, tokens: s.tokens.completion, requests: n, cpuUs: coord.user + coord.system + shardCpuUs, out, events, reading };
 }
 
@@ -178,8 +171,6 @@ async function pacedRun(profile, streams, n, body) {
     ['shardline, 1 shard', async (url) => withTtft(await shardline(url, n, body, 1, streams))],
     ['shardline, 2 shards', async (url) => withTtft(await shardline(url, n, body, 2, streams / 2))],
     ['shardline raw, 1 shard', async (url) => withTtft(await shardline(url, n, body, 1, streams, 'raw'))],
-    // The same without read holds (--read-coalesce-ms 0): what the auto holds buy and cost.
-    ['raw, 1 shard, no read hold', async (url) => withTtft(await shardline(url, n, body, 1, streams, 'raw', { readCoalesceMs: 0 }))],
     ['shardline raw, 2 shards', async (url) => withTtft(await shardline(url, n, body, 2, streams / 2, 'raw'))],
   ]) {
     const sim = await startSimProcess(profile);
@@ -223,7 +214,7 @@ async function pacedRun(profile, streams, n, body) {
           `after the first wave p50 ${fmt(pct(steady, 50), 1)} ms, p99 ${fmt(pct(steady, 99), 1)} ms (n=${steady.length})`,
       );
       if (r.reading) {
-        console.log(`${''.padEnd(30)} socket reads per token ${fmt(r.reading.readsPerToken, 2)}; read hold on in ${fmt(r.reading.heldShare * 100, 0)}% of shard gauge intervals`);
+        console.log(`${''.padEnd(30)} socket reads per token ${fmt(r.reading.readsPerToken, 2)}`);
       }
       if (up.length) {
         console.log(

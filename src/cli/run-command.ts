@@ -38,7 +38,7 @@ export function registerRunCommand(program: Command): void {
     .option('--retry-budget-min-retries <n>', 'retries always allowed per window, so a small run can still retry (default 10)')
     .addOption(new Option('--retry-mode <mode>', 'backoff (exponential, full jitter, Retry-After, budget) or fixed (the naive loop: a constant delay) (default backoff)').choices(['backoff', 'fixed']))
     .addOption(new Option('--transport <client>', 'undici, or raw: a minimal HTTP/1.1 client with less CPU per streamed chunk (default undici)').choices(['undici', 'raw']))
-    .option('--read-coalesce-ms <ms|auto>', "with --transport raw: hold a stream's reads after its first token so several tokens come per read (default auto: 50 ms while CPU is scarce and streams are paced and long; 0 never)")
+    .option('--read-coalesce-ms <ms|auto>', 'no effect (read holds were removed); accepted so scripts written for earlier versions still run')
     .option('--no-keep-alive', 'send Connection: close on every request (to reproduce connection churn)')
     .option('--timeout-connect-s <s>', 'connect timeout (default 10)')
     .option('--timeout-ttft-s <s>', 'request sent → first token timeout (default 120)')

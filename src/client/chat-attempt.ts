@@ -2,7 +2,6 @@ import { StringDecoder } from 'node:string_decoder';
 import { createParser, type EventSourceParser } from 'eventsource-parser';
 import type { Dispatcher } from 'undici';
 import type { ChatDispatcher } from './raw-pool.js';
-import type { ReadCoalescer } from './read-coalescer.js';
 import type { Cause } from '../events/event-types.js';
 import type { Clock } from '../events/clock.js';
 import { causeOfError, causeOfStatus, PhaseTimeoutError } from './error-cause.js';
@@ -67,8 +66,6 @@ export function runChatAttempt(
   timeouts: PhaseTimeouts,
   clock: Clock,
   observer: AttemptObserver = {},
-  /** Holds the stream's reads after its first token (see ReadCoalescer); none by default. */
-  coalescer?: ReadCoalescer,
 ): Promise<AttemptOutcome> {
   return new Promise((resolve) => {
     const startTs = clock();
@@ -88,10 +85,6 @@ export function runChatAttempt(
     let plainBody = '';
     let parser: EventSourceParser | undefined;
     let parseError: Error | undefined;
-    let holding = false;
-    const release = (): void => {
-      holding = false;
-    };
 
     const settle = (o: AttemptOutcome): void => {
       if (settled) return;
@@ -191,11 +184,6 @@ export function runChatAttempt(
           return;
         }
         if (assembler.contentChunks !== before) lastTs = clock();
-        // Past the first token nothing waits on each token: let a few gather per read.
-        if (coalescer?.active && firstTs !== 0 && !holding) {
-          holding = true;
-          coalescer.hold(c, release);
-        }
       },
       onResponseEnd() {
         if (settled) return;

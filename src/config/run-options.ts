@@ -56,10 +56,8 @@ export const runOptionsSchema = z
       .describe('HTTP client: undici, or raw (a minimal HTTP/1.1 client reading sockets into a static buffer; less CPU per streamed chunk at high concurrency). @default undici'),
     readCoalesceMs: z
       .union([z.literal('auto'), z.coerce.number().finite().min(0).max(1000)], { error: "'auto' or a number of milliseconds from 0 to 1000" })
-      .default('auto')
-      .describe(
-        'With --transport raw: after a stream\'s first token, hold its socket reads this long so several tokens arrive per read (less client CPU per token; a stream\'s end is read up to this late). auto holds 50 ms only while CPU is scarce (the loop busy, or its thread waiting for a core) and the streams are paced and long; 0 never holds. No effect with undici. @default auto',
-      ),
+      .optional()
+      .describe('Accepted for scripts written for earlier versions; no effect (read holds were removed: BENCHMARKS.md says why).'),
     keepAlive: z.boolean().default(true).describe('Reuse connections; false sends Connection: close on every request. @default true'),
     timeoutConnectS: positive.default(10).describe('TCP/TLS connect timeout. @default 10'),
     timeoutTtftS: positive.default(120).describe('Request sent → first content token. @default 120'),

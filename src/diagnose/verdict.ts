@@ -159,8 +159,7 @@ export function diagnose(r: Report): Verdict {
         (hostSaturated
           ? 'give the client CPU of its own (a machine or cores not shared with the server or other work); more shards than free cores only add to the queue for them; '
           : 'add --shards to spread the load over more event loops, and keep CPU-heavy work (parsing, hooks) off the dispatch loop; ') +
-        'when every token arrives in its own read, --transport raw spends about a third less CPU per chunk (for endpoints you run or trust), ' +
-        'and its read holds (--read-coalesce-ms, auto by default) gather several paced tokens per read while the loop is busy',
+        'when every token arrives in its own read, --transport raw spends about a third less CPU per chunk (for endpoints you run or trust)',
     });
   }
 

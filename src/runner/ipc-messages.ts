@@ -31,8 +31,6 @@ export interface ShardConfig {
   retryMode: 'backoff' | 'fixed';
   keepAlive: boolean;
   transport: 'undici' | 'raw';
-  /** Read hold after a stream's first token (raw transport only); see ReadCoalescer. */
-  readCoalesceMs: number | 'auto';
   timeoutConnectMs: number;
   timeoutTtftMs: number;
   timeoutIdleMs: number;

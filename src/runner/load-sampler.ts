@@ -18,9 +18,8 @@ export interface LoadSample {
 }
 
 /**
- * The three load figures a shard reports and decides read holds by, each measured since the
- * previous `take()`. Independent samplers can run on different periods (gauges every second,
- * hold decisions every 250 ms).
+ * The three load figures a shard reports in its gauges, each measured since the
+ * previous `take()`.
  */
 export class LoadSampler {
   private elu = performance.eventLoopUtilization();

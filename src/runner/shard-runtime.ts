@@ -2,7 +2,6 @@ import { Pool } from 'undici';
 import { runChatAttempt, type AttemptOutcome, type ChatTarget, type PhaseTimeouts } from '../client/chat-attempt.js';
 import { ConnTracker, type ConnAttribution } from '../client/conn-tracker.js';
 import { RawPool } from '../client/raw-pool.js';
-import { ReadCoalescer } from '../client/read-coalescer.js';
 import { trustedCas } from '../client/trusted-cas.js';
 import { createRedactor, headerSecrets } from '../client/redact.js';
 import { decideRetry, RetryBudget, type RetryPolicyOptions } from '../client/retry-policy.js';
@@ -14,13 +13,9 @@ import { round3 } from '../metrics/percentiles.js';
 import { createRng } from '../util/rng.js';
 import { LoopLagSampler } from './loop-lag.js';
 import { LoadSampler, rssMb } from './load-sampler.js';
-import { ReadHoldTracker } from './read-hold-policy.js';
 import type { DoneItem, FromShard, RetryItem, ShardConfig, WorkItem } from './ipc-messages.js';
 import { errorResultLine, successResultLine } from './result-line.js';
 import type { Postprocessor } from './postprocessor.js';
-
-/** How often `--read-coalesce-ms auto` re-decides. */
-const READ_HOLD_DECIDE_MS = 250;
 
 /**
  * One shard: executes attempts with at most `concurrency` in flight over its own keep-alive pool,
@@ -38,14 +33,9 @@ export class ShardRuntime {
   private readonly target: ChatTarget;
   private readonly timeouts: PhaseTimeouts;
   private readonly loopLag: LoopLagSampler;
-  private readonly coalescer: ReadCoalescer | undefined;
   private readonly gaugeTimer: NodeJS.Timeout;
   private cpuMark = process.cpuUsage();
   private readonly gaugeLoad = new LoadSampler();
-  /** Re-decides the auto read hold, more often than gauges so a short run gets it too. */
-  private readonly holdTimer: NodeJS.Timeout | undefined;
-  private readonly holdLoad: LoadSampler | undefined;
-  private readonly holds: ReadHoldTracker;
   private stopping: 'drain' | 'abandon' | undefined;
   /**
    * Prefetched work: up to `prefetch` items beyond the free slots, so a slot that frees starts its
@@ -85,10 +75,6 @@ export class ShardRuntime {
             bodyTimeout: 0,
             connect: this.tracker.connector({ timeout: config.timeoutConnectMs, ...(config.origin.startsWith('https:') ? { ca: trustedCas() } : {}) }),
           });
-    // A hold never nears the idle or total timeout, which it would otherwise trip on a healthy stream.
-    this.holds = new ReadHoldTracker(config.readCoalesceMs, Math.min(config.timeoutIdleMs / 4, config.timeoutTotalMs / 20));
-    // undici reads on into its socket buffer while a response is paused: a hold would only delay.
-    this.coalescer = config.transport === 'raw' ? new ReadCoalescer(this.holds.holdMs) : undefined;
     this.target = { origin: config.origin, path: config.path, headers: config.headers, keepAlive: config.keepAlive };
     this.timeouts = { ttftMs: config.timeoutTtftMs, idleMs: config.timeoutIdleMs, totalMs: config.timeoutTotalMs };
     this.retry = {
@@ -103,10 +89,6 @@ export class ShardRuntime {
     this.loopLag = new LoopLagSampler(this.clock);
     this.redact = createRedactor(headerSecrets(config.headers));
     this.gaugeTimer = setInterval(() => this.gauge(), config.gaugeIntervalMs);
-    if (this.coalescer && config.readCoalesceMs === 'auto') {
-      this.holdLoad = new LoadSampler();
-      this.holdTimer = setInterval(() => this.decideReadHold(), READ_HOLD_DECIDE_MS);
-    }
   }
 
   start(): void {
@@ -147,15 +129,12 @@ export class ShardRuntime {
     }
     this.flushOutbox();
     clearInterval(this.gaugeTimer);
-    clearInterval(this.holdTimer);
     this.gaugeLoad.close();
-    this.holdLoad?.close();
     this.loopLag.stop();
     const cpu = process.cpuUsage();
     const end: EventPayloads['shard_end'] = { requests: this.requests, cpu_user_ms: cpu.user / 1000, cpu_system_ms: cpu.system / 1000 };
     if (this.pool instanceof RawPool) end.socket_reads = this.pool.reads;
     this.events.write('shard_end', end);
-    this.coalescer?.close();
     this.events.close();
     this.tracker.close();
     if (mode === 'drain') await this.pool.close();
@@ -175,7 +154,7 @@ export class ShardRuntime {
       onRequestStart: () => this.tracker.mark(who),
       onHeaders: (status, ts) => this.events.write('response_headers', { id, attempt, status }, ts),
       onFirstToken: (ts) => this.events.write('first_token', { id, attempt }, ts),
-    }, this.coalescer);
+    });
     // The slot is held until attempt_end is written, so the log never shows more than
     // `concurrency` attempts open on this shard.
     const tokens = outcome.outcome === 'ok' ? await this.countTokens(item, outcome) : undefined;
@@ -190,7 +169,6 @@ export class ShardRuntime {
       this.scheduleFlush();
     }
     if (outcome.outcome === 'ok') {
-      if (this.holdTimer) this.holds.noteStream(outcome.firstTokenTs, outcome.lastTokenTs, outcome.contentChunks);
       await this.succeed(item, outcome, tokens!, startTs, endTs);
     } else this.failAttempt(item, outcome, startTs, endTs);
   }
@@ -332,14 +310,8 @@ export class ShardRuntime {
       rss_mb: rssMb(),
     };
     if (load.cpuWait !== null) p.cpu_wait = round3(load.cpuWait);
-    if (this.coalescer) p.read_hold_ms = this.coalescer.window;
     this.events.write('gauge', p);
     this.send({ t: 'beat', inFlight: this.inFlight, loopLagMs: lagMs, connsOpen: this.tracker.open, connsOpened: this.tracker.opened, loopBusy: load.loopBusy, cpuWait: load.cpuWait });
-  }
-
-  private decideReadHold(): void {
-    const load = this.holdLoad!.take();
-    this.coalescer!.setWindow(this.holds.decide(load.loopBusy, load.hostBusy, load.cpuWait ?? 0));
   }
 
   // Batch IPC: at most one message of each kind per turn of the event loop.
