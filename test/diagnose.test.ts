@@ -1,4 +1,4 @@
-import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { NotableRequests } from '../src/diagnose/notable-requests.js';
@@ -124,6 +124,26 @@ describe('diagnosis of generated event logs, one per failure mode', () => {
 });
 
 describe('report figures from a generated log (hand-checkable)', () => {
+  it('--json carries exact ratios, recomputable from the events, not rounded ones', async () => {
+    const dir = writeSynthRun(tempDir(), { requests: 300, limit: 8, readAhead: 4, failP: 0.37, backoffMs: 5, fatalP: 0.13 });
+    const events = readdirSync(join(dir, 'events')).flatMap((f) =>
+      readFileSync(join(dir, 'events', f), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string; id?: string; outcome?: string }),
+    );
+    const attempts = events.filter((e) => e.type === 'attempt_start').length;
+    const ends = events.filter((e) => e.type === 'request_end');
+    const requests = new Set(ends.map((e) => e.id)).size;
+    const succeeded = ends.filter((e) => e.outcome === 'succeeded').length;
+    const r = await analyze([dir]);
+    expect(r.retries.rate).toBe((attempts - requests) / attempts);
+    expect(r.retries.per_request).toBe((attempts - requests) / requests);
+    expect(r.requests.success_rate).toBe(succeeded / requests);
+    // The ratios are not round numbers: a 3-decimal rounding would have changed them.
+    expect(r.retries.rate! * 1000 % 1).not.toBe(0);
+    // Views still round.
+    expect(formatReport(r)).toContain(`rate ${((r.retries.rate ?? 0) * 100).toFixed(1)}%`);
+  });
+
+
   it('counts, retries, buckets and the JSON keys', async () => {
     const r = await diagnoseSynth({ requests: 50, limit: 5, readAhead: 1, serverTtftMs: () => 100, decodeMs: 200, tokens: 10, newConnP: 0 });
     expect(r.schema).toBe('shardline.report/v1');

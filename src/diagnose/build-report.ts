@@ -6,7 +6,11 @@ import type { Bin, RunFacts } from './run-facts.js';
 
 const MAX_POINTS = 1200;
 
-/** Turn one pass of facts into the report document (pure: no I/O, no clock). */
+/**
+ * Turn one pass of facts into the report document (pure: no I/O, no clock). Ratios and rates are
+ * exact; only millisecond figures measured between two event timestamps are rounded, to the event
+ * clock's resolution (µs), which removes floating-point noise and loses nothing. Views round.
+ */
 export function buildReport(f: RunFacts): Report {
   const durationMs = Math.max(0, f.endMs - f.startMs);
   const attempted = f.requests;
@@ -33,20 +37,20 @@ export function buildReport(f: RunFacts): Report {
     window: {
       start: f.events ? new Date(f.startMs).toISOString() : null,
       end: f.events ? new Date(f.endMs).toISOString() : null,
-      duration_s: round3(durationMs / 1000),
+      duration_s: durationMs / 1000,
     },
     requests: {
       total: f.requests,
       succeeded: f.succeeded,
       failed: f.failed,
-      success_rate: f.succeeded + f.failed > 0 ? round3(f.succeeded / (f.succeeded + f.failed)) : null,
+      success_rate: f.succeeded + f.failed > 0 ? f.succeeded / (f.succeeded + f.failed) : null,
     },
     attempts: f.attempts,
     retries: {
       count: f.retries,
       // (attempts − requests attempted) / attempts
-      rate: f.attempts > 0 ? round3(Math.max(0, f.attempts - attempted) / f.attempts) : null,
-      per_request: attempted > 0 ? round3(Math.max(0, f.attempts - attempted) / attempted) : null,
+      rate: f.attempts > 0 ? Math.max(0, f.attempts - attempted) / f.attempts : null,
+      per_request: attempted > 0 ? Math.max(0, f.attempts - attempted) / attempted : null,
       causes: f.retryCauses,
     },
     tokens: { completion: f.completionTokens, prompt: f.promptTokens, estimated: f.estimatedTokens },
@@ -56,15 +60,15 @@ export function buildReport(f: RunFacts): Report {
     tpot_ms: summarize(f.tpot),
     utilization: {
       limit: f.limitMax,
-      mean_in_flight: f.activeMs > 0 ? round3(f.inFlightIntegral / f.activeMs) : 0,
-      mean_backlog: f.activeMs > 0 ? round3(f.backlogIntegral / f.activeMs) : 0,
-      busy_fraction: f.activeMs > 0 ? round3(f.busyMs / f.activeMs) : 0,
-      admission_gap_s: round3(f.gapMs / 1000),
+      mean_in_flight: f.activeMs > 0 ? f.inFlightIntegral / f.activeMs : 0,
+      mean_backlog: f.activeMs > 0 ? f.backlogIntegral / f.activeMs : 0,
+      busy_fraction: f.activeMs > 0 ? f.busyMs / f.activeMs : 0,
+      admission_gap_s: f.gapMs / 1000,
       timeline: bins.map((b) => ({ t: new Date(b.t).toISOString(), backlog: b.backlog, in_flight: b.inFlight, limit: b.limit })),
     },
     connections: {
       opened: f.connsOpened,
-      per_request: attempted > 0 ? round3(f.connsOpened / attempted) : null,
+      per_request: attempted > 0 ? f.connsOpened / attempted : null,
       connect_ms: summarize(f.connectMs),
     },
     event_loop: {
@@ -72,13 +76,13 @@ export function buildReport(f: RunFacts): Report {
       busy_p50: summarize(f.loopBusy).p50,
       host_busy_p50: summarize(f.hostBusy).p50,
       cpu_wait_p50: summarize(f.cpuWait).p50,
-      read_hold: f.holdGauges > 0 ? { held_fraction: round3(f.heldGauges / f.holdGauges), max_ms: f.readHoldMaxMs } : null,
+      read_hold: f.holdGauges > 0 ? { held_fraction: f.heldGauges / f.holdGauges, max_ms: f.readHoldMaxMs } : null,
     },
     client_cpu: {
-      shard_cpu_ms: round3(f.shardCpuMs),
-      us_per_request: f.attempts > 0 && f.shardCpuMs > 0 ? round3((f.shardCpuMs * 1000) / f.attempts) : null,
-      us_per_completion_token: f.completionTokens > 0 && f.shardCpuMs > 0 ? round3((f.shardCpuMs * 1000) / f.completionTokens) : null,
-      reads_per_completion_token: f.completionTokens > 0 && f.socketReadShards > 0 ? round3(f.socketReads / f.completionTokens) : null,
+      shard_cpu_ms: f.shardCpuMs,
+      us_per_request: f.attempts > 0 && f.shardCpuMs > 0 ? (f.shardCpuMs * 1000) / f.attempts : null,
+      us_per_completion_token: f.completionTokens > 0 && f.shardCpuMs > 0 ? (f.shardCpuMs * 1000) / f.completionTokens : null,
+      reads_per_completion_token: f.completionTokens > 0 && f.socketReadShards > 0 ? f.socketReads / f.completionTokens : null,
     },
     buckets_ms: buckets,
     results: null,
@@ -91,11 +95,11 @@ export function buildReport(f: RunFacts): Report {
       bad_lines: f.badLines,
       events: f.events,
       server_ttft_by_load: { low_p50: q > 0 ? p50Of(loadOrder.slice(0, q)) : null, high_p50: q > 0 ? p50Of(loadOrder.slice(-q)) : null },
-      not_work_conserving_fraction: underBacklog.length ? round3(notConserving / underBacklog.length) : 0,
-      in_flight_cv_under_backlog: inflights.length > 1 && mean > 0 ? round3(sd / mean) : null,
+      not_work_conserving_fraction: underBacklog.length ? notConserving / underBacklog.length : 0,
+      in_flight_cv_under_backlog: inflights.length > 1 && mean > 0 ? sd / mean : null,
       per_second: bins.map((b) => {
         const s = summarize(b.ttft);
-        return { t: b.t, tokens: round3(b.tokens), retries: b.retries, conns: b.conns, ttft_p50: s.p50, ttft_p95: s.p95, ttft_p99: s.p99 };
+        return { t: b.t, tokens: b.tokens, retries: b.retries, conns: b.conns, ttft_p50: s.p50, ttft_p95: s.p95, ttft_p99: s.p99 };
       }),
       retry_causes_over_time: bins.filter((b) => b.retries > 0).map((b) => ({ t: b.t, causes: b.retryCauses })),
       slowest: f.slowest,

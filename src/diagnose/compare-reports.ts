@@ -76,15 +76,14 @@ export function compareReports(a: Report, b: Report): Comparison {
 }
 
 function row(name: string, a: number | null, b: number | null, better: 'higher' | 'lower'): CompareRow {
-  const delta = a !== null && b !== null ? round(b - a) : null;
-  const deltaPct = a !== null && b !== null && a !== 0 ? round(((b - a) / Math.abs(a)) * 100) : null;
-  const improved = delta === null || delta === 0 ? null : better === 'higher' ? delta > 0 : delta < 0;
+  const delta = a !== null && b !== null ? b - a : null;
+  const deltaPct = a !== null && b !== null && a !== 0 ? ((b - a) / Math.abs(a)) * 100 : null;
+  // Exact in the JSON; a difference below a billionth of the value is floating-point noise, not a change.
+  const same = delta === null || Math.abs(delta) <= 1e-9 * Math.max(Math.abs(a ?? 0), Math.abs(b ?? 0), 1);
+  const improved = same ? null : better === 'higher' ? delta > 0 : delta < 0;
   return { name, a, b, delta, delta_pct: deltaPct, better, improved };
 }
 
-function round(x: number): number {
-  return Math.round(x * 1000) / 1000;
-}
 function fmt(x: number | null): string {
   return x === null ? '–' : Math.round(x).toLocaleString('en-US');
 }

@@ -47,14 +47,14 @@ export function computeTpm(buckets: readonly MinuteBucket[], startMs: number, en
   for (const b of candidates) {
     for (const [shard, tokens] of b.perShard) {
       const r = rate(b, tokens);
-      if (r > (perShardPeak[shard] ?? 0)) perShardPeak[shard] = Math.round(r);
+      if (r > (perShardPeak[shard] ?? 0)) perShardPeak[shard] = r;
     }
   }
   return {
-    aggregate_peak: Math.round(peak),
+    aggregate_peak: peak,
     aggregate_peak_minute: peakMinute === null ? null : minuteIso(peakMinute),
     aggregate_peak_partial: partial,
-    run_average: durationMs > 0 ? Math.round((total * 60_000) / durationMs) : 0,
+    run_average: durationMs > 0 ? (total * 60_000) / durationMs : 0,
     per_minute: sorted.map((b) => ({
       minute: minuteIso(b.minute),
       completion_tokens: b.tokens,
