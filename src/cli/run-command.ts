@@ -45,6 +45,8 @@ export function registerRunCommand(program: Command): void {
     .option('--timeout-idle-s <s>', 'longest gap between content chunks (default 30)')
     .option('--timeout-total-s <s>', 'whole-attempt timeout (default 600)')
     .option('--rate <r>', 'open-loop Poisson arrivals at R requests/s (default: closed loop)')
+    .option('--rpm <n>', "request budget per minute for the whole run, kept under the provider's x-ratelimit-* headers too (default: none)")
+    .option('--tpm <n>', 'token budget per minute for the whole run: prompt + max_tokens per request, corrected by usage (default: none)')
     .option('--postprocess <module>', 'module whose default export (result) => result runs in a worker pool')
     .option('--header <header>', "extra request header 'Name: value' (repeatable)", collect)
     .option('--config <file>', 'YAML config; keys are flag names without -- (flags and env override it)')

@@ -28,7 +28,8 @@ export interface PhaseTimeouts {
 export interface AttemptObserver {
   /** The request is about to be written to a socket (synchronously before undici's sendHeaders). */
   onRequestStart?(): void;
-  onHeaders?(status: number, ts: number): void;
+  /** The answer's status and headers (the real answer: interim 1xx are skipped). */
+  onHeaders?(status: number, ts: number, headers: Record<string, string | string[] | undefined>): void;
   onFirstToken?(ts: number): void;
 }
 
@@ -140,7 +141,7 @@ export function runChatAttempt(
         status = statusCode;
         headers = h as Record<string, string | string[] | undefined>;
         const now = clock();
-        observer.onHeaders?.(statusCode, now);
+        observer.onHeaders?.(statusCode, now, headers);
         if (statusCode < 200 || statusCode >= 300) return;
         if (sse && /^\s*application\/json/i.test(firstHeader(headers['content-type']) ?? '')) sse = false;
         if (sse) {

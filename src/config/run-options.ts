@@ -64,6 +64,10 @@ export const runOptionsSchema = z
     timeoutIdleS: positive.default(30).describe('Longest gap between content chunks (keep-alive comments do not count). @default 30'),
     timeoutTotalS: positive.default(600).describe('Whole attempt. @default 600'),
     rate: positive.optional().describe('Open-loop Poisson arrivals, requests/s; closed-loop when absent.'),
+    rpm: positive.optional().describe('Request budget per minute for the whole run (all shards): requests are enqueued only as it allows, and the provider\'s x-ratelimit-* headers are honoured too. No budget when absent.'),
+    tpm: positive
+      .optional()
+      .describe('Token budget per minute for the whole run: each request costs its prompt (counted with the o200k tokenizer, corrected by usage) plus max_tokens, as providers count it. No budget when absent.'),
     seed: z.coerce.number().int().min(0).optional().describe('Seed for arrivals and backoff jitter; random when absent.'),
     postprocess: z.string().min(1).optional().describe('Module whose default export transforms each result, run in a worker pool.'),
     headers: z
@@ -135,6 +139,8 @@ export const flagOf: Record<string, string> = {
   timeoutIdleS: '--timeout-idle-s',
   timeoutTotalS: '--timeout-total-s',
   rate: '--rate',
+  rpm: '--rpm',
+  tpm: '--tpm',
   seed: '--seed',
   postprocess: '--postprocess',
   headers: '--header',

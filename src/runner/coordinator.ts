@@ -10,6 +10,7 @@ import type { ResultSink } from './result-sink.js';
 import { LiveMetrics } from './live-metrics.js';
 import { misconfiguredHalt, newRunTotals, tallyDone, type RunTotals } from './run-totals.js';
 import { ShardHandle } from './shard-handle.js';
+import { RateBudget, tokenCharge } from './rate-budget.js';
 import type { WorkSource } from './work-source.js';
 
 /** What the progress line shows, once a second. */
@@ -74,6 +75,8 @@ export class Coordinator {
   private failure: Error | undefined;
   /** Shard processes in a row that exited before `ready` (reset by any shard that starts). */
   private failedStarts = 0;
+  /** --rpm/--tpm: a request is enqueued only once the budget has room for it. */
+  private readonly budget: RateBudget;
 
   constructor(private readonly deps: CoordinatorDeps) {
     this.o = deps.options;
@@ -84,6 +87,7 @@ export class Coordinator {
       () => this.startedMs,
     );
     this.finished = new Promise((resolve) => (this.finish = resolve));
+    this.budget = new RateBudget({ rpm: this.o.rpm, tpm: this.o.tpm }, deps.clock());
   }
 
   /** Run to the end (or interruption); resolves with how it ended. */
@@ -201,6 +205,12 @@ export class Coordinator {
         if (this.stopping) break;
       }
       const item: WorkItem = { id: next.id, lineNo: next.lineNo, body: next.body, stream: next.stream, attempt: 1 };
+      if (this.budget.active) {
+        // Waiting for the budget happens before the enqueue event: it is pacing, not queueing.
+        if (this.budget.countsTokens) item.charge = await tokenCharge(item.body);
+        await new Promise<void>((go) => this.whenBudgetAllows(item, go));
+        if (this.stopping) break;
+      }
       // Open loop: the request arrived when the schedule said, even if this loop woke up late; the
       // lateness is then client-side waiting, visible in queue_wait, not a shift of the arrivals.
       if (this.o.rate !== undefined) events.write('enqueue', { id: item.id, line: item.lineNo }, arrivalAt);
@@ -268,7 +278,14 @@ export class Coordinator {
         for (const d of msg.items) {
           // Only the shard a request is assigned to may finish it: a late answer from a shard that
           // was declared dead must not produce a second result.
-          if (!shard.assigned.delete(d.id)) continue;
+          const item = shard.assigned.get(d.id);
+          if (!item) continue;
+          shard.assigned.delete(d.id);
+          if (item.charge && d.outcome === 'succeeded') {
+            // Providers count the prompt as their tokenizer does and max_tokens when set (the completion otherwise).
+            const charged = item.charge.promptTokens + (item.charge.maxTokens ?? 0);
+            this.budget.adjust(d.promptTokens + (item.charge.maxTokens ?? d.completionTokens) - charged);
+          }
           this.deps.sink.writeResult(d.id, d.resultLine);
           this.live.recordDone(d, this.deps.clock());
           tallyDone(this.totals, d);
@@ -297,11 +314,13 @@ export class Coordinator {
               setTimeout(due, Math.max(1, left));
               return;
             }
-            this.delayed--;
-            if (this.stopping) return this.maybeFinish();
-            this.deps.events.write('enqueue', { id: item.id, line: item.lineNo, attempt: item.attempt });
-            this.backlog.unshift(item);
-            this.dispatch();
+            this.whenBudgetAllows(item, () => {
+              this.delayed--;
+              if (this.stopping) return this.maybeFinish();
+              this.deps.events.write('enqueue', { id: item.id, line: item.lineNo, attempt: item.attempt });
+              this.backlog.unshift(item);
+              this.dispatch();
+            });
           };
           due();
         }
@@ -330,6 +349,9 @@ export class Coordinator {
           }
         }
         this.dispatch();
+        break;
+      case 'quota':
+        for (const q of msg.items) this.budget.observe(q);
         break;
       case 'ready':
         shard.started = true;
@@ -395,6 +417,14 @@ export class Coordinator {
       conns_open: conns,
       rss_mb: rssMb(),
     });
+  }
+
+  /** Call `go` once the run's budget has room for the item (at once without budgets, or when stopping). */
+  private whenBudgetAllows(item: WorkItem, go: () => void): void {
+    const tokens = item.charge ? item.charge.promptTokens + (item.charge.maxTokens ?? 0) : 0;
+    const waitMs = this.stopping ? 0 : this.budget.tryTake(tokens, this.deps.clock());
+    if (waitMs === 0) return go();
+    setTimeout(() => this.whenBudgetAllows(item, go), waitMs);
   }
 
   private fail(err: Error): void {

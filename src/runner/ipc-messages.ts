@@ -1,3 +1,4 @@
+import type { QuotaObservation } from './rate-budget.js';
 import type { Cause } from '../events/event-types.js';
 
 /** A request as the coordinator hands it to a shard. */
@@ -8,6 +9,8 @@ export interface WorkItem {
   stream: boolean;
   /** The attempt number this dispatch makes (1 for a first try). */
   attempt: number;
+  /** With a token budget: what the request was charged (prompt estimate, and max_tokens when set). */
+  charge?: { promptTokens: number; maxTokens: number | undefined };
 }
 
 /** Everything a shard process needs; sent once in `init`. Holds the API key: IPC only, never written. */
@@ -19,6 +22,8 @@ export interface ShardConfig {
   path: string;
   headers: Record<string, string>;
   concurrency: number;
+  /** Send the answers' x-ratelimit-* state to the coordinator (the run has a budget). */
+  reportQuota: boolean;
   /** Items a shard holds beyond its free slots (see ShardRuntime). */
   prefetch: number;
   maxAttempts: number;
@@ -90,6 +95,8 @@ export type FromShard =
   | { t: 'pull'; n: number; running: number; local: number }
   | { t: 'done'; items: DoneItem[] }
   | { t: 'retry'; items: RetryItem[] }
+  /** The newest x-ratelimit-* state the shard's answers carried (sent only when the run has a budget). */
+  | { t: 'quota'; items: QuotaObservation[] }
   | {
       t: 'beat';
       inFlight: number;

@@ -293,6 +293,7 @@ function shardConfig(o: RunOptions, runId: string, out: string, index: number, r
     retryMode: o.retryMode,
     keepAlive: o.keepAlive,
     transport: o.transport,
+    reportQuota: o.rpm !== undefined || o.tpm !== undefined,
     timeoutConnectMs: o.timeoutConnectS * 1000,
     timeoutTtftMs: o.timeoutTtftS * 1000,
     timeoutIdleMs: o.timeoutIdleS * 1000,

@@ -16,6 +16,7 @@ import { LoadSampler, rssMb } from './load-sampler.js';
 import type { DoneItem, FromShard, RetryItem, ShardConfig, WorkItem } from './ipc-messages.js';
 import { errorResultLine, successResultLine } from './result-line.js';
 import type { Postprocessor } from './postprocessor.js';
+import { quotaFromHeaders, type QuotaObservation } from './rate-budget.js';
 
 /**
  * One shard: executes attempts with at most `concurrency` in flight over its own keep-alive pool,
@@ -43,6 +44,8 @@ export class ShardRuntime {
    */
   private readonly local: WorkItem[] = [];
   private outbox: { pull: number; done: DoneItem[]; retry: RetryItem[] } = { pull: 0, done: [], retry: [] };
+  /** The newest rate-limit state seen, by budget kind, until the next flush. */
+  private quota = new Map<string, QuotaObservation>();
   private flushScheduled = false;
   /** Error text is written to events and results: credentials a server echoes back are removed. */
   private readonly redact: (text: string) => string;
@@ -152,7 +155,10 @@ export class ShardRuntime {
     const who: ConnAttribution = { id, attempt };
     const outcome = await runChatAttempt(this.pool, this.target, item.body, item.stream, this.timeouts, this.clock, {
       onRequestStart: () => this.tracker.mark(who),
-      onHeaders: (status, ts) => this.events.write('response_headers', { id, attempt, status }, ts),
+      onHeaders: (status, ts, headers) => {
+        this.events.write('response_headers', { id, attempt, status }, ts);
+        if (this.config.reportQuota) this.noteQuota(headers, ts);
+      },
       onFirstToken: (ts) => this.events.write('first_token', { id, attempt }, ts),
     });
     // The slot is held until attempt_end is written, so the log never shows more than
@@ -321,8 +327,17 @@ export class ShardRuntime {
     setImmediate(() => this.flushOutbox());
   }
 
+  private noteQuota(headers: Record<string, string | string[] | undefined>, ts: number): void {
+    for (const q of quotaFromHeaders(headers, ts)) this.quota.set(q.kind, q);
+    if (this.quota.size > 0) this.scheduleFlush();
+  }
+
   private flushOutbox(): void {
     this.flushScheduled = false;
+    if (this.quota.size > 0) {
+      this.send({ t: 'quota', items: [...this.quota.values()] });
+      this.quota.clear();
+    }
     const { pull, done, retry } = this.outbox;
     this.outbox = { pull: 0, done: [], retry: [] };
     if (done.length) {

@@ -18,6 +18,10 @@ export const rateLimitSchema = z
       .describe('Bucket size in seconds of budget: 60 lets a full minute through at once; 1 enforces the per-second rate, as large APIs quantize limits.'),
     random_429_p: prob.default(0).describe('Probability that any request is answered 429 regardless of budget.'),
     retry_after_s: nonNeg.default(1).describe('Retry-After for random 429s and queue overflow, in seconds.'),
+    headers: z
+      .boolean()
+      .default(false)
+      .describe('Send OpenAI\'s x-ratelimit-{limit,remaining,reset}-{requests,tokens} headers on every answer (a budget of 0 sends none for it).'),
   })
   .strict();
 

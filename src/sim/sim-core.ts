@@ -167,11 +167,27 @@ export class SimCore implements ResponseHost {
     this.metrics.faults.inc({ fault: kind });
   }
 
+  /** OpenAI's rate-limit headers, when the profile asks for them: what is left of each budget and when it is full again. */
+  private rateLimitHeaders(): Record<string, string> {
+    const rl = this.profile.faults.rate_limit;
+    if (!rl.headers) return {};
+    const now = this.now();
+    const h: Record<string, string> = {};
+    for (const [kind, perMin, bucket] of [['requests', rl.requests_per_min, this.requestBucket], ['tokens', rl.tokens_per_min, this.tokenBucket]] as const) {
+      if (perMin <= 0) continue;
+      const { remaining, resetMs } = bucket.peek(now);
+      h[`x-ratelimit-limit-${kind}`] = String(perMin);
+      h[`x-ratelimit-remaining-${kind}`] = String(remaining);
+      h[`x-ratelimit-reset-${kind}`] = formatResetDuration(resetMs);
+    }
+    return h;
+  }
+
   private reject(res: ServerResponse, reason: RejectionReason, status: number, retryAfterMs: number): void {
     this.counts.rejections[reason]++;
     this.metrics.rejections.inc({ reason });
     this.countStatus(status);
-    const headers = { 'retry-after': String(Math.max(1, Math.ceil(retryAfterMs / 1000))), 'retry-after-ms': String(Math.ceil(retryAfterMs)) };
+    const headers = { 'retry-after': String(Math.max(1, Math.ceil(retryAfterMs / 1000))), 'retry-after-ms': String(Math.ceil(retryAfterMs)), ...this.rateLimitHeaders() };
     const type = status === 429 ? 'rate_limit_error' : 'server_error';
     sendError(res, status, type, reason, `Request refused (${reason}); retry after ${Math.ceil(retryAfterMs)} ms.`, headers, !this.profile.faults.keep_alive);
   }
@@ -270,6 +286,7 @@ export class SimCore implements ResponseHost {
       usage: f.usage,
       promptTokens,
       finishReason: body.max_completion_tokens !== undefined || body.max_tokens !== undefined ? 'length' : 'stop',
+      headers: this.rateLimitHeaders(),
     });
     const seq: Sequence = {
       promptTokens,
@@ -289,6 +306,14 @@ export class SimCore implements ResponseHost {
     response.start(seq);
     this.engine.submit(seq);
   }
+}
+
+/** A duration as OpenAI writes x-ratelimit-reset-*: `1s`, `6m0s`, `20ms`. */
+export function formatResetDuration(ms: number): string {
+  if (ms < 1000) return `${Math.max(0, Math.round(ms))}ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${Number(s.toFixed(3))}s`;
+  return `${Math.floor(s / 60)}m${Number((s % 60).toFixed(3))}s`;
 }
 
 function validateChatBody(body: Record<string, unknown>): string | undefined {

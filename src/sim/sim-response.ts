@@ -12,6 +12,8 @@ export interface SimResponseInit {
   usage: boolean;
   promptTokens: number;
   finishReason: 'length' | 'stop';
+  /** Extra response headers (rate-limit state). */
+  headers: Record<string, string>;
 }
 
 const SUFFIX = ',"logprobs":null,"finish_reason":null}]}\n\n';
@@ -51,6 +53,7 @@ export class SimResponse implements SequenceSink {
         'content-type': 'text/event-stream; charset=utf-8',
         'cache-control': 'no-cache',
         'x-request-id': this.init.id,
+        ...this.init.headers,
         ...(close ? { connection: 'close' } : {}),
       });
       this.res.flushHeaders();
@@ -119,6 +122,7 @@ export class SimResponse implements SequenceSink {
         'content-type': 'application/json',
         'content-length': Buffer.byteLength(body),
         'x-request-id': this.init.id,
+        ...this.init.headers,
         ...(this.core.profile.faults.keep_alive ? {} : { connection: 'close' }),
       });
       this.res.end(body);

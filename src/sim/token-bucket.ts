@@ -18,6 +18,15 @@ export class TokenBucket {
     this.lastMs = nowMs;
   }
 
+  /** The budget left now (whole units) and the ms until the bucket is full again: what x-ratelimit-* headers say. */
+  peek(nowMs: number): { remaining: number; resetMs: number } {
+    if (this.perMin <= 0) return { remaining: 0, resetMs: 0 };
+    const perMs = this.perMin / 60_000;
+    this.level = Math.min(this.capacity, this.level + (nowMs - this.lastMs) * perMs);
+    this.lastMs = nowMs;
+    return { remaining: Math.floor(this.level), resetMs: Math.ceil((this.capacity - this.level) / perMs) };
+  }
+
   /** Take `amount` if available; otherwise return the ms until it would be (nothing is taken). */
   take(amount: number, nowMs: number): { ok: true } | { ok: false; retryAfterMs: number } {
     if (this.perMin <= 0) return { ok: true };
