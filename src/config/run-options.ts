@@ -3,12 +3,34 @@ import { CAUSES } from '../events/event-types.js';
 
 const positive = z.coerce.number().finite().positive();
 const posInt = z.coerce.number().int().positive();
+const AUTO_CONCURRENCY = /^auto(?::(\d+)-(\d+)(?::(\d+))?)?$/;
+
+/** A shard's slots: the most it may run (its pool size) and, for `auto`, the adaptive range. */
+export interface SlotBounds {
+  max: number;
+  adaptive: { min: number; max: number; start: number } | undefined;
+}
+
+/** Resolve `concurrency` (a number, or `auto[:MIN-MAX[:START]]`). */
+export function slotBounds(concurrency: number | string): SlotBounds {
+  if (typeof concurrency === 'number') return { max: concurrency, adaptive: undefined };
+  const m = AUTO_CONCURRENCY.exec(concurrency)!;
+  const min = Math.max(1, Number(m[1] ?? 1));
+  const max = Math.max(min, Number(m[2] ?? 256));
+  const start = Math.min(max, Math.max(min, Number(m[3] ?? 16)));
+  return { max, adaptive: { min, max, start } };
+}
 
 /** What a failed result's `error.code` can be: a request's failure cause, or the post-processing hook's. */
 export const RESULT_ERROR_CODES = [...CAUSES, 'postprocess_error'] as const;
 const RETRY_FAILED_EXPECTED = `all (or true), or failure causes separated by commas (${RESULT_ERROR_CODES.join(', ')})`;
 /** What `--retry-failed` takes: `all`, or a comma-separated list of result error codes. */
 const RETRY_FAILED_RE = new RegExp(`^(all|(${RESULT_ERROR_CODES.join('|')})(,(${RESULT_ERROR_CODES.join('|')}))*)$`);
+
+const CONCURRENCY_EXPECTED = 'an integer from 1 to 100000, or auto, auto:MIN-MAX or auto:MIN-MAX:START';
+function isConcurrency(v: number | string): boolean {
+  return typeof v === 'number' ? Number.isInteger(v) && v >= 1 && v <= 100_000 : AUTO_CONCURRENCY.test(v);
+}
 
 function isHttpUrl(value: string): boolean {
   try {
@@ -36,7 +58,16 @@ export const runOptionsSchema = z
     out: z.string().min(1).describe('Output directory (results, events, rejects, run.json).'),
     model: z.string().min(1).optional().describe('Model to set on every request (overrides the body).'),
     shards: posInt.max(256).default(1).describe('Worker processes (SHARD_COUNT). @default 1'),
-    concurrency: posInt.max(100_000).default(16).describe('In-flight requests per shard (LLM_CONCURRENCY). @default 16'),
+    concurrency: z
+      // One check rather than a union, so a bad value gets one message naming both forms.
+      .preprocess(
+        (v) => (typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : v),
+        z.union([z.number(), z.string()]).refine(isConcurrency, CONCURRENCY_EXPECTED),
+      )
+      .default(16)
+      .describe(
+        'In-flight requests per shard (LLM_CONCURRENCY), or auto[:MIN-MAX[:START]]: a limit that adapts to server TTFT and backs off on 429/5xx/timeouts (default range 1-256, start 16). @default 16',
+      ),
     maxAttempts: posInt.max(100).default(5).describe('Attempts per request, first included (LLM_MAX_ATTEMPTS). @default 5'),
     retryBackoffS: positive.default(1).describe('Base backoff, doubled each retry, full jitter (LLM_RETRY_BACKOFF_S). @default 1'),
     retryBackoffMaxS: positive.default(30).describe('Backoff cap. @default 30'),

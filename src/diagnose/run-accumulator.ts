@@ -148,6 +148,10 @@ export class RunAccumulator {
         this.shardOfPid.set(e.pid, e.shard);
         this.setLimit(e.shard, e.concurrency || 0);
         break;
+      case T.limit:
+        // An adaptive limit moved: slots count from here at the new size.
+        if (!Number.isNaN(e.concurrency)) this.setLimit(e.shard, e.concurrency);
+        break;
       case T.shard_end:
         this.setLimit(e.shard, 0);
         // The process's whole CPU, start-up included, replaces what its gauges summed.

@@ -88,6 +88,8 @@ export interface EventPayloads {
   /** socket_reads: read callbacks over the shard's life (raw transport), to put CPU per read beside CPU per token. */
   shard_end: { requests: number; cpu_user_ms?: number; cpu_system_ms?: number; socket_reads?: number };
   shard_exit: { pid: number; code: number | null; signal: string | null; reason: string; requeued: number };
+  /** An adaptive limit (--concurrency auto) changed; `concurrency` repeats `new` for readers that track slots by it. */
+  limit: { old: number; new: number; reason: 'probe' | 'ttft_gradient' | 'overload'; concurrency: number };
   run_end: { status: 'finished' | 'interrupted' | 'failed'; succeeded: number; failed: number; rejected: number };
 }
 

@@ -16,6 +16,7 @@ export const EVENT_TYPE_CODES = [
   'shard_end',
   'shard_exit',
   'run_end',
+  'limit',
 ] as const;
 
 /** Numeric type codes, e.g. `T.attempt_end`. */

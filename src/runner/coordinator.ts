@@ -1,4 +1,4 @@
-import type { RunOptions } from '../config/run-options.js';
+import { slotBounds, type RunOptions } from '../config/run-options.js';
 import type { Clock } from '../events/clock.js';
 import type { EventWriter } from '../events/event-writer.js';
 import { createRng } from '../util/rng.js';
@@ -80,9 +80,9 @@ export class Coordinator {
 
   constructor(private readonly deps: CoordinatorDeps) {
     this.o = deps.options;
-    this.readAhead = this.o.readAhead ?? 4 * this.o.shards * this.o.concurrency;
+    this.readAhead = this.o.readAhead ?? 4 * this.o.shards * slotBounds(this.o.concurrency).max;
     this.live = new LiveMetrics(
-      { backlog: () => this.waiting(), inBackoff: () => this.delayed, inFlight: () => this.inFlight(), limit: () => this.o.shards * this.o.concurrency },
+      { backlog: () => this.waiting(), inBackoff: () => this.delayed, inFlight: () => this.inFlight(), limit: () => this.limit() },
       deps.clock,
       () => this.startedMs,
     );
@@ -140,7 +140,7 @@ export class Coordinator {
           : undefined,
       tpm: this.live.stats.tokensPerMinute(now, this.startedMs),
       inFlight: this.inFlight(),
-      limit: this.o.shards * this.o.concurrency,
+      limit: this.limit(),
       backlog: this.waiting(),
       inBackoff: this.delayed,
       retries: this.totals.retries,
@@ -157,6 +157,13 @@ export class Coordinator {
   private inFlight(): number {
     let n = 0;
     for (const s of this.shards) if (!s.exited) n += s.inFlight;
+    return n;
+  }
+
+  /** In-flight limit across shards: each shard's concurrency, or its adaptive limit from its latest heartbeat. */
+  private limit(): number {
+    let n = 0;
+    for (const s of this.shards) if (!s.exited) n += s.limit;
     return n;
   }
 
@@ -328,6 +335,7 @@ export class Coordinator {
         break;
       case 'beat':
         shard.inFlight = msg.inFlight;
+        shard.limit = msg.limit;
         shard.connsOpen = msg.connsOpen;
         // Counts are per shard process: a replacement starts from zero, so add deltas.
         this.live.recordConnections(msg.connsOpened - shard.connsOpened);
@@ -412,7 +420,7 @@ export class Coordinator {
       backlog: this.backlog.length + this.delayed,
       backoff: this.delayed,
       in_flight: this.inFlight(),
-      limit: this.o.shards * this.o.concurrency,
+      limit: this.limit(),
       loop_lag_ms: Math.round(lag * 1000) / 1000,
       conns_open: conns,
       rss_mb: rssMb(),

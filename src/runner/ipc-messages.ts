@@ -21,7 +21,10 @@ export interface ShardConfig {
   origin: string;
   path: string;
   headers: Record<string, string>;
+  /** The most attempts in flight (the pool's size; the fixed limit unless `adaptive`). */
   concurrency: number;
+  /** `--concurrency auto`: the limit adapts within this range, from `start`. */
+  adaptive: { min: number; max: number; start: number } | undefined;
   /** Send the answers' x-ratelimit-* state to the coordinator (the run has a budget). */
   reportQuota: boolean;
   /** Items a shard holds beyond its free slots (see ShardRuntime). */
@@ -100,6 +103,8 @@ export type FromShard =
   | {
       t: 'beat';
       inFlight: number;
+      /** The shard's in-flight limit now (its concurrency, or the adaptive limit). */
+      limit: number;
       loopLagMs: number;
       connsOpen: number;
       connsOpened: number;

@@ -64,7 +64,7 @@ export class LiveMetrics {
     new Gauge({ name: 'shardline_backlog', help: 'Requests waiting for a slot (retries in backoff included).', registers, collect() { this.set(state.backlog()); } });
     new Gauge({ name: 'shardline_retries_waiting', help: 'Retries waiting out their backoff (counted in shardline_backlog too): a backlog that is all backoff is not an admission gap.', registers, collect() { this.set(state.inBackoff()); } });
     new Gauge({ name: 'shardline_in_flight', help: 'Requests dispatched to shards and not finished.', registers, collect() { this.set(state.inFlight()); } });
-    new Gauge({ name: 'shardline_in_flight_limit', help: 'Slots across shards (shards × concurrency).', registers, collect() { this.set(state.limit()); } });
+    new Gauge({ name: 'shardline_in_flight_limit', help: 'In-flight limit across shards: shards × concurrency, or the sum of their adaptive limits (--concurrency auto).', registers, collect() { this.set(state.limit()); } });
     this.retries = new Counter({ name: 'shardline_retries_total', help: 'Retries scheduled, by cause.', labelNames: ['cause'], registers });
     this.requests = new Counter({ name: 'shardline_requests_total', help: 'Requests finished, by outcome.', labelNames: ['outcome'], registers });
     this.connections = new Counter({ name: 'shardline_connections_opened_total', help: 'Connections opened by all shards.', registers });

@@ -1,9 +1,9 @@
-import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { ConfigError, BadInputError, InputChangedError, IoError } from '../config/errors.js';
-import { runOptionsSchema, type RunOptions, type RunOptionsInput } from '../config/run-options.js';
+import { ConfigError, InputChangedError, IoError } from '../config/errors.js';
+import { runOptionsSchema, slotBounds, type RunOptions, type RunOptionsInput } from '../config/run-options.js';
 import { formatZodIssues } from '../config/zod-issues.js';
 import { monotonicEpochMs, type Clock } from '../events/clock.js';
 import { EventWriter } from '../events/event-writer.js';
@@ -20,6 +20,7 @@ import { failureHints } from './failure-hints.js';
 import { checkPostprocessModule } from './postprocessor.js';
 import { acquireOutLock } from './out-lock.js';
 import { ensureDir } from '../util/ensure-dir.js';
+import { checkReadableInput } from '../input/check-readable.js';
 
 /** What `run()` returns and `shardline run` prints on stdout. */
 export interface RunSummary {
@@ -80,12 +81,7 @@ export async function run(input: RunOptionsInput | RunOptions, hooks: RunHooks =
   if (!parsed.success) throw new ConfigError(formatZodIssues(parsed.error, input));
   const o = parsed.data;
   const clock = hooks.clock ?? monotonicEpochMs;
-  try {
-    accessSync(o.input, constants.R_OK);
-  } catch (cause) {
-    throw new BadInputError(`Cannot read input \`${o.input}\`: ${(cause as Error).message}`, { cause });
-  }
-  if (statSync(o.input).isDirectory()) throw new BadInputError(`Cannot read input \`${o.input}\`: it is a directory, expected a JSONL file`);
+  checkReadableInput(o.input);
   if (o.postprocess && !existsSync(o.postprocess)) {
     throw new ConfigError(`Expected \`--postprocess\` to be a module file, got \`${o.postprocess}\` (not found)`);
   }
@@ -269,6 +265,7 @@ function shardConfig(o: RunOptions, runId: string, out: string, index: number, r
     const i = h.indexOf(':');
     headers[h.slice(0, i).trim().toLowerCase()] = h.slice(i + 1).trim();
   }
+  const slots = slotBounds(o.concurrency);
   return {
     shard: index,
     runId,
@@ -276,13 +273,14 @@ function shardConfig(o: RunOptions, runId: string, out: string, index: number, r
     origin: u.origin,
     path: `${chatPath(u)}${u.search}`,
     headers,
-    concurrency: o.concurrency,
+    concurrency: slots.max,
+    adaptive: slots.adaptive,
     // One per slot by default: with concurrency/8, a shard answering fast (or sharing busy cores)
     // emptied its prefetch between IPC round trips and left up to ~30% of its slots idle with work waiting
     // (BENCHMARKS.md, "Prefetch"); unstarted items are handed back when another shard runs dry.
     // Capped: 1,024 covers 100,000 starts/s over a 10 ms round trip, and an unbounded run
     // (concurrency 100,000) should not ship its whole input to a shard in one message.
-    prefetch: o.prefetch ?? Math.min(o.concurrency, MAX_DEFAULT_PREFETCH),
+    prefetch: o.prefetch ?? Math.min(slots.max, MAX_DEFAULT_PREFETCH),
     maxAttempts: o.maxAttempts,
     backoffBaseMs: o.retryBackoffS * 1000,
     backoffCapMs: o.retryBackoffMaxS * 1000,

@@ -36,9 +36,12 @@ export class ShardHandle {
   running = 0;
   local = 0;
 
+  /** The shard's in-flight limit, from its heartbeats (its concurrency, or its adaptive limit). */
+  limit: number;
+
   /** Slots that would start an item at once. */
   get freeSlots(): number {
-    return Math.max(0, this.config.concurrency - this.running - this.local);
+    return Math.max(0, this.limit - this.running - this.local);
   }
   exited = false;
   private readonly exitPromise: Promise<void>;
@@ -49,6 +52,7 @@ export class ShardHandle {
     nowMs: number,
   ) {
     this.lastBeatMs = nowMs;
+    this.limit = config.adaptive?.start ?? config.concurrency;
     this.child = fork(distFile('runner/shard-main.js'), [], {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       // A shard must not inherit a debugger or test-runner loader meant for the coordinator;

@@ -17,6 +17,7 @@ import type { DoneItem, FromShard, RetryItem, ShardConfig, WorkItem } from './ip
 import { errorResultLine, successResultLine } from './result-line.js';
 import type { Postprocessor } from './postprocessor.js';
 import { quotaFromHeaders, type QuotaObservation } from './rate-budget.js';
+import { AdaptiveLimit } from './adaptive-limit.js';
 
 /**
  * One shard: executes attempts with at most `concurrency` in flight over its own keep-alive pool,
@@ -44,6 +45,12 @@ export class ShardRuntime {
    */
   private readonly local: WorkItem[] = [];
   private outbox: { pull: number; done: DoneItem[]; retry: RetryItem[] } = { pull: 0, done: [], retry: [] };
+  /** `--concurrency auto`; undefined for a fixed limit. */
+  private readonly adaptive: AdaptiveLimit | undefined;
+  /** In-flight limit now: the fixed concurrency, or the adaptive limit. */
+  private limit: number;
+  /** Pulls to skip after the limit came down: the coordinator is owed fewer slots. */
+  private pullDebt = 0;
   /** The newest rate-limit state seen, by budget kind, until the next flush. */
   private quota = new Map<string, QuotaObservation>();
   private flushScheduled = false;
@@ -90,6 +97,8 @@ export class ShardRuntime {
       fixed: config.retryMode === 'fixed',
     };
     this.loopLag = new LoopLagSampler(this.clock);
+    this.adaptive = config.adaptive ? new AdaptiveLimit(config.adaptive, this.clock()) : undefined;
+    this.limit = this.adaptive?.limit ?? config.concurrency;
     this.redact = createRedactor(headerSecrets(config.headers));
     this.gaugeTimer = setInterval(() => this.gauge(), config.gaugeIntervalMs);
   }
@@ -97,17 +106,17 @@ export class ShardRuntime {
   start(): void {
     this.events.write('shard_start', {
       pid: process.pid,
-      concurrency: this.config.concurrency,
+      concurrency: this.limit,
       ...(this.config.replaces !== undefined ? { replaces: this.config.replaces } : {}),
     });
     this.send({ t: 'ready', pid: process.pid });
-    this.outbox.pull += this.config.concurrency + this.config.prefetch;
+    this.outbox.pull += this.limit + this.config.prefetch;
     this.scheduleFlush();
   }
 
   onWork(items: WorkItem[]): void {
     for (const item of items) {
-      if (this.inFlight < this.config.concurrency && !this.stopping) void this.execute(item);
+      if (this.inFlight < this.limit && !this.stopping) void this.execute(item);
       else this.local.push(item);
     }
   }
@@ -149,6 +158,7 @@ export class ShardRuntime {
   private async execute(item: WorkItem): Promise<void> {
     const { id, attempt } = item;
     this.inFlight++;
+    this.adaptive?.noteStart(this.inFlight);
     const startTs = this.clock();
     this.events.write('attempt_start', { id, attempt }, startTs);
     this.retry.budget.recordAttempt(startTs);
@@ -168,10 +178,11 @@ export class ShardRuntime {
     this.writeAttemptEnd(item, outcome, tokens, who, endTs);
     this.inFlight--;
     if (this.stopping === 'abandon') return;
+    if (this.adaptive) this.adapt(outcome, startTs, endTs);
     if (!this.stopping) {
-      const next = this.local.shift();
-      if (next) void this.execute(next);
-      this.outbox.pull++;
+      while (this.inFlight < this.limit && this.local.length > 0) void this.execute(this.local.shift()!);
+      if (this.pullDebt > 0) this.pullDebt--;
+      else this.outbox.pull++;
       this.scheduleFlush();
     }
     if (outcome.outcome === 'ok') {
@@ -307,7 +318,7 @@ export class ShardRuntime {
       // Prefetched items not started yet: this shard holds them, so they are its backlog.
       backlog: this.local.length,
       in_flight: this.inFlight,
-      limit: this.config.concurrency,
+      limit: this.limit,
       loop_lag_ms: round3(lagMs),
       conns_open: this.tracker.open,
       cpu_ms: round3(cpuMs),
@@ -317,7 +328,7 @@ export class ShardRuntime {
     };
     if (load.cpuWait !== null) p.cpu_wait = round3(load.cpuWait);
     this.events.write('gauge', p);
-    this.send({ t: 'beat', inFlight: this.inFlight, loopLagMs: lagMs, connsOpen: this.tracker.open, connsOpened: this.tracker.opened, loopBusy: load.loopBusy, cpuWait: load.cpuWait });
+    this.send({ t: 'beat', inFlight: this.inFlight, limit: this.limit, loopLagMs: lagMs, connsOpen: this.tracker.open, connsOpened: this.tracker.opened, loopBusy: load.loopBusy, cpuWait: load.cpuWait });
   }
 
   // Batch IPC: at most one message of each kind per turn of the event loop.
@@ -325,6 +336,22 @@ export class ShardRuntime {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     setImmediate(() => this.flushOutbox());
+  }
+
+  /** Feed the adaptive limit one finished attempt; apply and record a change. */
+  private adapt(outcome: AttemptOutcome, startTs: number, endTs: number): void {
+    const ttftMs = outcome.outcome === 'ok' ? outcome.firstTokenTs - startTs : undefined;
+    const change = this.adaptive!.noteEnd(startTs, ttftMs, outcome.outcome === 'error' ? outcome.cause : undefined, endTs);
+    if (!change) return;
+    this.limit = change.new;
+    this.events.write('limit', { old: change.old, new: change.new, reason: change.reason, concurrency: change.new }, endTs);
+    const delta = change.new - change.old;
+    if (delta > 0) {
+      // Owed pulls first absorb the rise; the rest asks the coordinator for more.
+      const fromDebt = Math.min(this.pullDebt, delta);
+      this.pullDebt -= fromDebt;
+      this.outbox.pull += delta - fromDebt;
+    } else this.pullDebt -= delta;
   }
 
   private noteQuota(headers: Record<string, string | string[] | undefined>, ts: number): void {
