@@ -10,6 +10,8 @@ export { loadProfile, parseProfile } from './sim/load-profile.js';
 export { capacityTpm, decodeCapacityTpm, stepMs, prefillMs } from './sim/capacity.js';
 export { tokenText, completionText, countPromptTokens } from './sim/token-text.js';
 export { run, type RunSummary, type RunHooks, type RunStage } from './runner/run.js';
+export { sweep, type SweepOptions, type SweepResult } from './runner/sweep.js';
+export { findKnee, type Knee, type SweepStage } from './diagnose/knee.js';
 export { runOptionsSchema, type RunOptions, type RunOptionsInput } from './config/run-options.js';
 export { resolveRunOptions } from './config/resolve-run-options.js';
 export type { ShardlineEvent, EventType, EventPayloads, Cause } from './events/event-types.js';

@@ -6,6 +6,7 @@ import { registerProvenanceCommands } from './provenance-commands.js';
 import { registerReportCommand } from './report-command.js';
 import { registerRunCommand } from './run-command.js';
 import { registerSimCommand } from './sim-command.js';
+import { registerSweepCommand } from './sweep-command.js';
 
 /** Build the `shardline` command tree (no side effects until parsed). */
 export function createProgram(): Command {
@@ -20,5 +21,6 @@ export function createProgram(): Command {
   registerDemoCommand(program);
   registerProvenanceCommands(program);
   registerSimCommand(program);
+  registerSweepCommand(program);
   return program;
 }

@@ -1,0 +1,60 @@
+/** One stage of a sweep: a run at a fixed concurrency, summed up from its report. */
+export interface SweepStage {
+  level: number;
+  /** The stage's run directory. */
+  dir: string;
+  /** Completion tokens per minute over the stage (the report's run average). */
+  tpm: number;
+  ttftP95Ms: number | null;
+  ttftP99Ms: number | null;
+  /** (attempts − requests) / attempts. */
+  retryRate: number | null;
+  successRate: number | null;
+}
+
+export interface Knee {
+  /** The level to run at; null when no stage met the SLO with a low retry rate. */
+  level: number | null;
+  /** The TTFT p95 bound the stages were held to, ms. */
+  sloTtftP95Ms: number;
+  /** Whether the SLO was given or derived (3 × the lightest stage's TTFT p95). */
+  sloDerived: boolean;
+  why: string;
+}
+
+/** A stage retrying more than this is fighting the server or a quota, whatever its throughput. @default 0.05 */
+export const MAX_RETRY_RATE = 0.05;
+/** Throughputs within this share of the best count as the same: the lower level wins. */
+const SAME_TPM = 0.05;
+/** Without an SLO, TTFT p95 may be this multiple of the lightest stage's. */
+const DERIVED_SLO_FACTOR = 3;
+
+/**
+ * The knee of a sweep: the highest throughput among stages whose TTFT p95 meets the SLO and whose
+ * retry rate stays under 5%, taking the lowest level within 5% of it (past the knee more in flight
+ * adds only queueing). Pure: stages in, answer out.
+ */
+export function findKnee(stages: readonly SweepStage[], sloTtftP95Ms?: number): Knee {
+  const lightest = [...stages].sort((a, b) => a.level - b.level).find((s) => s.ttftP95Ms !== null);
+  const derived = sloTtftP95Ms === undefined;
+  const slo = sloTtftP95Ms ?? (lightest ? lightest.ttftP95Ms! * DERIVED_SLO_FACTOR : Infinity);
+  const ok = stages.filter((s) => s.ttftP95Ms !== null && s.ttftP95Ms <= slo && (s.retryRate ?? 0) <= MAX_RETRY_RATE);
+  if (ok.length === 0) {
+    return { level: null, sloTtftP95Ms: slo, sloDerived: derived, why: `no stage kept TTFT p95 ≤ ${fmt(slo)} ms with under ${MAX_RETRY_RATE * 100}% retries` };
+  }
+  const best = Math.max(...ok.map((s) => s.tpm));
+  const knee = ok.filter((s) => s.tpm >= best * (1 - SAME_TPM)).sort((a, b) => a.level - b.level)[0]!;
+  return {
+    level: knee.level,
+    sloTtftP95Ms: slo,
+    sloDerived: derived,
+    why:
+      `${fmt(knee.tpm)} tokens/min with TTFT p95 ${fmt(knee.ttftP95Ms!)} ms ≤ ${fmt(slo)} ms` +
+      (derived ? ` (3 × the lightest stage's, as no --slo-ttft-p95-ms was given)` : '') +
+      ` and ${((knee.retryRate ?? 0) * 100).toFixed(1)}% retries; no higher level met the SLO with over ${SAME_TPM * 100}% more throughput`,
+  };
+}
+
+function fmt(x: number): string {
+  return Math.round(x).toLocaleString('en-US');
+}
