@@ -45,6 +45,32 @@ describe('adaptive limit (pure)', () => {
     expect(round(a, 200, 400, 60)).toEqual({ old: 60, new: 59, reason: 'ttft_gradient' });
   });
 
+  it('comes down by the count of attempts that waited in the server queue, and holds at that knee before probing past it', () => {
+    const a = new AdaptiveLimit({ min: 1, max: 100, start: 26 }, 0);
+    // Rounds of 26 attempts over 400 ms: floor 30 ms; two waited ~300 ms for a slot (> 3 × floor and > floor + 400/5).
+    expect(round(a, 0, 400, (i) => (i < 2 ? 300 : 30))).toEqual({ old: 26, new: 24, reason: 'ttft_gradient' });
+    let t = 400;
+    const clean = () => {
+      const c = round(a, t, t + 400, 30);
+      t += 400;
+      return c;
+    };
+    // Four clean rounds at the knee, then one step past it.
+    for (let i = 0; i < 3; i++) expect(clean()).toBeUndefined();
+    expect(clean()).toEqual({ old: 24, new: 25, reason: 'probe' });
+    // The probe queued one: back to 24 at its first queued answer, and the next probe waits twice as long.
+    expect(round(a, t, t + 400, (i) => (i === 0 ? 300 : 30))).toEqual({ old: 25, new: 24, reason: 'ttft_gradient' });
+    t += 400;
+    for (let i = 0; i < 7; i++) expect(clean()).toBeUndefined();
+    expect(clean()).toEqual({ old: 24, new: 25, reason: 'probe' });
+  });
+
+  it('does not take a long prompt\'s slower first token for a queue', () => {
+    const a = new AdaptiveLimit({ min: 1, max: 100, start: 20 }, 0);
+    // Answers take 2 s; one prompt's prefill takes 150 ms (5 × floor), far below floor + 2000/5.
+    expect(round(a, 0, 2000, (i) => (i === 0 ? 150 : 30))).toEqual({ old: 20, new: 24, reason: 'probe' });
+  });
+
   it('leaves out attempts started under the old limit', () => {
     const a = new AdaptiveLimit({ min: 1, max: 100, start: 10 }, 0);
     expect(round(a, 0, 200, 30)).toMatchObject({ new: 13 });

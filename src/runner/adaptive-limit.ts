@@ -27,6 +27,16 @@ const BACKOFF_RATIO = 0.7;
 const SMOOTHING = 0.2;
 /** Below this mean/floor ratio the server is clearly idle: grow by √limit a round, else by 1. */
 const GROW_FAST_RATIO = 1.25;
+/**
+ * An attempt waited in the server's queue when its TTFT is over 3 × the floor and over the floor plus
+ * a fifth of the round's mean attempt duration: a queued request waits for a running one to finish,
+ * so its wait is on the scale of whole answers, while a long prompt's extra prefill is not.
+ */
+const QUEUED_FLOOR_FACTOR = 3;
+const QUEUED_E2E_SHARE = 0.2;
+/** Clean rounds at a known knee before probing one past it; doubled after each probe that queued. */
+const HOLD_ROUNDS_MIN = 4;
+const HOLD_ROUNDS_MAX = 32;
 
 /**
  * `--concurrency auto`: an in-flight limit driven by server TTFT, in the manner of Netflix's
@@ -41,15 +51,28 @@ const GROW_FAST_RATIO = 1.25;
  *   twice that bound (deep in the server's queue), else a fifth of the way. Past the server's batch
  *   size the excess requests wait in its queue and the mean climbs steeply, so the limit settles
  *   just above the knee;
+ * - else, when some attempts waited in the server's queue (TTFT far above the floor, see
+ *   QUEUED_FLOOR_FACTOR), the limit was past the server's batch size by about that many: it comes down
+ *   by their count (`ttft_gradient`), and that level becomes the known knee;
  * - else, if in-flight reached the limit, it grows: by √limit while the mean is within 1.25 × the
- *   floor, by 1 closer to the bound (`probe`).
- * The mean, not a percentile: a few requests queued behind a full batch barely move the median.
+ *   floor, by 1 closer to the bound (`probe`); never past the known knee until it has held there for
+ *   4 clean rounds (8, 16, … 32 after each probe that queued), so the few requests a probe sends into
+ *   the server's queue stay well under 1% and TTFT p99 stays at the knee's.
+ * The mean, not a percentile, for the gradient: a few requests queued behind a full batch barely
+ * move the median, and the queued count catches those.
  */
 export class AdaptiveLimit {
   private current: number;
   private floorMs = Infinity;
   private ttftSum = 0;
   private ttftCount = 0;
+  private e2eSum = 0;
+  /** This round's TTFTs, to count the queued ones once the round's mean duration is known. */
+  private readonly ttfts: number[] = [];
+  /** The highest level that ran without queueing before a level above it queued. */
+  private kneeLimit = Infinity;
+  private holdRounds = HOLD_ROUNDS_MIN;
+  private cleanRounds = 0;
   private finished = 0;
   private overloaded = false;
   private peakInFlight = 0;
@@ -83,41 +106,83 @@ export class AdaptiveLimit {
   noteEnd(startMs: number, ttftMs: number | undefined, cause: string | undefined, nowMs: number): LimitChange | undefined {
     if (startMs < this.roundStartMs) return undefined;
     this.finished++;
+    this.e2eSum += nowMs - startMs;
     if (ttftMs !== undefined) {
       this.ttftSum += ttftMs;
       this.ttftCount++;
+      this.ttfts.push(ttftMs);
       if (ttftMs < this.floorMs) this.floorMs = ttftMs;
     }
     if (cause !== undefined && OVERLOAD_CAUSES.has(cause)) this.overloaded = true;
-    if (this.finished < Math.min(this.current, MAX_ROUND_SAMPLES) || nowMs - this.roundStartMs < MIN_ROUND_MS) return undefined;
-    return this.endRound(nowMs);
+    // A probe past the known knee ends at its first queued answer: every further one costs TTFT p99.
+    const probeQueued = this.current > this.kneeLimit && ttftMs !== undefined && ttftMs > this.queuedBoundMs();
+    if (!probeQueued && (this.finished < Math.min(this.current, MAX_ROUND_SAMPLES) || nowMs - this.roundStartMs < MIN_ROUND_MS)) return undefined;
+    return this.endRound(nowMs, probeQueued);
   }
 
-  private endRound(nowMs: number): LimitChange | undefined {
+  private endRound(nowMs: number, probeQueued: boolean): LimitChange | undefined {
     const old = this.current;
     const used = this.peakInFlight >= old;
     let next = old;
     let reason: LimitReason = 'probe';
-    if (this.overloaded) {
+    if (probeQueued && !this.overloaded) {
+      // Back to the knee; the mean of a round cut this short says nothing.
+      next = this.kneeLimit;
+      reason = 'ttft_gradient';
+      this.holdRounds = Math.min(HOLD_ROUNDS_MAX, this.holdRounds * 2);
+      this.cleanRounds = 0;
+    } else if (this.overloaded) {
       next = old * BACKOFF_RATIO;
       reason = 'overload';
     } else if (this.ttftCount > 0) {
       const ratio = this.ttftSum / this.ttftCount / this.floorMs;
-      if (ratio > this.tolerance) {
-        const target = old * Math.max(0.5, this.tolerance / ratio) + Math.sqrt(old);
-        // Deep in the server's queue, go straight to the target; near the knee, a fifth of the way.
-        next = ratio > 2 * this.tolerance ? target : old * (1 - SMOOTHING) + SMOOTHING * target;
+      const queued = this.queuedCount();
+      if (ratio > 2 * this.tolerance) {
+        // Deep in the server's queue: straight to the gradient's target.
+        next = old * Math.max(0.5, this.tolerance / ratio) + Math.sqrt(old);
         reason = 'ttft_gradient';
-      } else if (used) next = old + (ratio < GROW_FAST_RATIO ? Math.sqrt(old) : 1);
+      } else if (queued > 0) {
+        next = Math.max(old - queued, old * 0.5);
+        reason = 'ttft_gradient';
+        if (old > this.kneeLimit) this.holdRounds = Math.min(HOLD_ROUNDS_MAX, this.holdRounds * 2);
+        this.kneeLimit = Math.round(next);
+        this.cleanRounds = 0;
+      } else if (ratio > this.tolerance) {
+        // Slower everywhere without a queue (longer prompts, a busier server): a fifth of the way.
+        const target = old * (this.tolerance / ratio) + Math.sqrt(old);
+        next = old * (1 - SMOOTHING) + SMOOTHING * target;
+        reason = 'ttft_gradient';
+      } else if (used) {
+        this.cleanRounds++;
+        const grown = old + (ratio < GROW_FAST_RATIO ? Math.sqrt(old) : 1);
+        if (old < this.kneeLimit) next = Math.min(grown, this.kneeLimit);
+        else if (this.cleanRounds >= this.holdRounds) {
+          next = old + 1;
+          this.cleanRounds = 0;
+        }
+      }
     }
     this.finished = 0;
     this.ttftSum = 0;
     this.ttftCount = 0;
+    this.e2eSum = 0;
+    this.ttfts.length = 0;
     this.overloaded = false;
     this.peakInFlight = 0;
     this.roundStartMs = nowMs;
     this.current = clamp(Math.round(next), this.o.min, this.o.max);
     return this.current === old ? undefined : { old, new: this.current, reason };
+  }
+
+  private queuedBoundMs(): number {
+    return Math.max(QUEUED_FLOOR_FACTOR * this.floorMs, this.floorMs + (QUEUED_E2E_SHARE * this.e2eSum) / this.finished);
+  }
+
+  private queuedCount(): number {
+    const bound = this.queuedBoundMs();
+    let n = 0;
+    for (const t of this.ttfts) if (t > bound) n++;
+    return n;
   }
 }
 
