@@ -8,7 +8,8 @@ export type ShardlineErrorCode =
   | 'SL_ERR_BAD_INPUT'
   | 'SL_ERR_IO'
   | 'SL_ERR_INPUT_CHANGED'
-  | 'SL_ERR_VERIFY';
+  | 'SL_ERR_VERIFY'
+  | 'SL_ERR_REDIS';
 
 export class ShardlineError extends Error {
   readonly code: ShardlineErrorCode;
@@ -44,5 +45,12 @@ export class IoError extends ShardlineError {
 export class InputChangedError extends ShardlineError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('SL_ERR_INPUT_CHANGED', message, options);
+  }
+}
+
+/** Redis unreachable, too old, or speaking another shardline protocol than this build. CLI exit 1. */
+export class RedisError extends ShardlineError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('SL_ERR_REDIS', message, options);
   }
 }

@@ -1,0 +1,105 @@
+import { Queue, Worker, type Job } from 'bullmq';
+import { redactRedisUrl } from './redis-check.js';
+
+/**
+ * The distributed run's work unit: a chunk of input lines, not one job per request, so BullMQ's
+ * per-job cost (a Lua script per state change, a lock renewed while it runs) stays off the
+ * per-request path.
+ */
+export interface Chunk<T> {
+  runId: string;
+  /** Chunk number within the run, from 0; with the run id it names the job. */
+  index: number;
+  /** Bumped when the job data's shape changes: a worker refuses chunks of another protocol. */
+  protocol: number;
+  items: T[];
+}
+
+/** The chunk format this build reads and writes. */
+export const CHUNK_PROTOCOL = 1;
+/** Requests per chunk. @default 256 */
+export const DEFAULT_CHUNK_SIZE = 256;
+/** The BullMQ queue every run's chunks go to (one queue per Redis; chunks carry their run id). */
+export const QUEUE_NAME = 'shardline-chunks';
+
+/** The job id of a chunk: the same chunk enqueued twice (a coordinator restarted) is one job. */
+export function chunkJobId(runId: string, index: number): string {
+  // BullMQ reserves ':' in ids (its key separator).
+  return `${runId.replace(/:/g, '_')}.${index}`;
+}
+
+/** Split items into chunks of `size`, numbered from `firstIndex`. */
+export function toChunks<T>(runId: string, items: readonly T[], size = DEFAULT_CHUNK_SIZE, firstIndex = 0): Chunk<T>[] {
+  const out: Chunk<T>[] = [];
+  for (let i = 0; i < items.length; i += size) out.push({ runId, index: firstIndex + i / size, protocol: CHUNK_PROTOCOL, items: items.slice(i, i + size) });
+  return out;
+}
+
+function connection(url: string): { url: string; maxRetriesPerRequest: null } {
+  // BullMQ workers need maxRetriesPerRequest null (blocking commands must wait out a Redis restart).
+  return { url, maxRetriesPerRequest: null };
+}
+
+/** The coordinator's side: enqueue chunks idempotently. */
+export class ChunkQueue<T> {
+  readonly queue: Queue<Chunk<T>>;
+
+  constructor(redisUrl: string, { prefix = 'shardline' }: { prefix?: string } = {}) {
+    this.queue = new Queue<Chunk<T>>(QUEUE_NAME, { connection: connection(redisUrl), prefix });
+    this.queue.on('error', (err) => process.stderr.write(`shardline: Redis at ${redactRedisUrl(redisUrl)}: ${err.message}\n`));
+  }
+
+  /** Add chunks; one already there (same run and index) is left as it is, done or not. */
+  async add(chunks: readonly Chunk<T>[]): Promise<void> {
+    await this.queue.addBulk(
+      chunks.map((c) => ({
+        name: 'chunk',
+        data: c,
+        // Kept after completion so a re-add of a finished chunk stays a no-op; removed with the run.
+        opts: { jobId: chunkJobId(c.runId, c.index), removeOnComplete: false, removeOnFail: false, attempts: 1 },
+      })),
+    );
+  }
+
+  close(): Promise<void> {
+    return this.queue.close();
+  }
+}
+
+export interface ChunkWorkerOptions {
+  /** Chunks a worker process runs at once. @default 1 */
+  concurrency?: number;
+  /** How long a chunk's lock lasts without renewal; a worker gone this long loses its chunk. @default 30000 */
+  lockDurationMs?: number;
+  /** How often stalled chunks (a lock expired: the worker died or wedged) are looked for. @default 5000 */
+  stalledIntervalMs?: number;
+  prefix?: string;
+}
+
+/**
+ * A worker's side: run each chunk with `handle`. A worker killed mid-chunk stops renewing its lock;
+ * once it expires BullMQ's stalled-job check moves the chunk back to wait and another worker takes
+ * it, so `handle` may see a chunk twice: whatever it writes must be idempotent by item.
+ */
+export function startChunkWorker<T, R>(redisUrl: string, handle: (chunk: Chunk<T>, job: Job<Chunk<T>>) => Promise<R>, o: ChunkWorkerOptions = {}): Worker<Chunk<T>, R> {
+  const worker = new Worker<Chunk<T>, R>(
+    QUEUE_NAME,
+    async (job) => {
+      if (job.data.protocol !== CHUNK_PROTOCOL) {
+        throw new Error(`chunk ${job.id ?? '?'} uses shardline chunk protocol ${job.data.protocol}; this worker speaks ${CHUNK_PROTOCOL}: run the same shardline version on the coordinator and every worker`);
+      }
+      return handle(job.data, job);
+    },
+    {
+      connection: connection(redisUrl),
+      prefix: o.prefix ?? 'shardline',
+      concurrency: o.concurrency ?? 1,
+      lockDuration: o.lockDurationMs ?? 30_000,
+      stalledInterval: o.stalledIntervalMs ?? 5_000,
+      // A chunk may stall more than once (two workers killed in a row) and must still run.
+      maxStalledCount: 10,
+    },
+  );
+  worker.on('error', (err) => process.stderr.write(`shardline: Redis at ${redactRedisUrl(redisUrl)}: ${err.message}\n`));
+  return worker;
+}
