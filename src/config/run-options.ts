@@ -50,7 +50,7 @@ export const runOptionsSchema = z
     input: z.string().min(1).describe('Input JSONL file (OpenAI Batch lines or bare chat bodies).'),
     endpoint: z
       .string()
-      // One check, so a bad value gets one message (url() and a scheme check both fired before).
+      // One check, so a bad value gets one message rather than one per failed check.
       .refine(isHttpUrl, 'an http:// or https:// URL such as http://127.0.0.1:8000/v1')
       // The full request URL is a common slip: requests would go to …/chat/completions/chat/completions.
       .refine((u) => !isHttpUrl(u) || !/\/chat\/completions\/?$/.test(new URL(u).pathname), 'the API base URL without /chat/completions: requests go to <endpoint>/chat/completions')
