@@ -11,6 +11,7 @@ export { capacityTpm, decodeCapacityTpm, stepMs, prefillMs } from './sim/capacit
 export { tokenText, completionText, countPromptTokens } from './sim/token-text.js';
 export { run, type RunSummary, type RunHooks, type RunStage } from './runner/run.js';
 export { sweep, type SweepOptions, type SweepResult } from './runner/sweep.js';
+export { runWorker, type WorkerOptions } from './runner/redis/run-worker.js';
 export { findKnee, type Knee, type SweepStage } from './diagnose/knee.js';
 export { runOptionsSchema, type RunOptions, type RunOptionsInput } from './config/run-options.js';
 export { resolveRunOptions } from './config/resolve-run-options.js';

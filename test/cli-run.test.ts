@@ -160,7 +160,7 @@ describe('shardline run (CLI)', () => {
   });
 
   it('answers --help on every command', async () => {
-    for (const cmd of ['run', 'report', 'compare', 'sample', 'verify', 'demo', 'sim', 'sweep']) {
+    for (const cmd of ['run', 'report', 'compare', 'sample', 'verify', 'demo', 'sim', 'sweep', 'worker']) {
       const r = await runCli([cmd, '--help']);
       expect(r.code, cmd).toBe(0);
       expect(r.stdout, cmd).toMatch(new RegExp(`^Usage: shardline ${cmd}`));

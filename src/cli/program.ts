@@ -7,6 +7,7 @@ import { registerReportCommand } from './report-command.js';
 import { registerRunCommand } from './run-command.js';
 import { registerSimCommand } from './sim-command.js';
 import { registerSweepCommand } from './sweep-command.js';
+import { registerWorkerCommand } from './worker-command.js';
 
 /** Build the `shardline` command tree (no side effects until parsed). */
 export function createProgram(): Command {
@@ -22,5 +23,6 @@ export function createProgram(): Command {
   registerProvenanceCommands(program);
   registerSimCommand(program);
   registerSweepCommand(program);
+  registerWorkerCommand(program);
   return program;
 }

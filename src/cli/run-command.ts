@@ -63,6 +63,8 @@ export function registerRunCommand(program: Command): void {
     .option('--metrics-port <port>', 'serve Prometheus /metrics (OpenTelemetry GenAI names) during the run; 0 picks a port')
     .option('--metrics-host <host>', 'address for --metrics-port (default 127.0.0.1)')
     .option('--gauge-interval-ms <ms>', 'how often each process writes a gauge event (default 1000)')
+    .option('--redis <url>', 'coordinate a distributed run over this Redis: requests go out in chunks to `shardline worker` processes (docs/distributed.md)')
+    .option('--local-workers <n>', 'with --redis: also start this many workers on this machine (default 0)')
     .addOption(new Option('--progress <mode>', 'progress on stderr (default auto: in place on a TTY, a line every 10 s otherwise)').choices(['auto', 'tty', 'lines', 'off']))
     .action(async (input: string, raw: Record<string, unknown>) => {
       const { config, header, keepAlive, ...flags } = raw;

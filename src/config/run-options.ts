@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { CAUSES } from '../events/event-types.js';
+import { redisUrlSchema } from './redis-url.js';
 
 const positive = z.coerce.number().finite().positive();
 const posInt = z.coerce.number().int().positive();
@@ -140,6 +141,8 @@ export const runOptionsSchema = z
     metricsHost: z.string().min(1).default('127.0.0.1').describe('Address for --metrics-port. @default 127.0.0.1'),
     progress: z.enum(['auto', 'tty', 'lines', 'off']).default('auto').describe('Progress display on stderr. @default auto'),
     gaugeIntervalMs: posInt.default(1000).describe('Gauge event period. @default 1000'),
+    redis: redisUrlSchema.optional(),
+    localWorkers: z.coerce.number().int().min(0).max(64).default(0).describe('With --redis: worker processes to start on this machine too (shardline worker). @default 0'),
   })
   .strict();
 
@@ -189,6 +192,8 @@ export const flagOf: Record<string, string> = {
   metricsPort: '--metrics-port',
   metricsHost: '--metrics-host',
   gaugeIntervalMs: '--gauge-interval-ms',
+  redis: '--redis',
+  localWorkers: '--local-workers',
 };
 
 /** Environment variables teams already use, mapped to option keys. */

@@ -38,6 +38,8 @@ export interface CoordinatorDeps {
   /** Lines in the input (from the hashing pass): the progress total until the input is read. */
   inputLines?: number;
   shardConfig: (index: number, replaces?: number) => ShardConfig;
+  /** Number of the first shard (a distributed worker's shards are numbered run-wide). @default 0 */
+  firstShard?: number;
   clock: Clock;
   onProgress?: (p: ProgressSnapshot) => void;
 }
@@ -94,7 +96,7 @@ export class Coordinator {
   async run(): Promise<{ status: 'finished' | 'interrupted' | 'failed'; error?: Error }> {
     this.startedMs = this.deps.clock();
     this.loopLag = new LoopLagSampler(this.deps.clock);
-    for (let i = 0; i < this.o.shards; i++) this.shards.push(this.spawn(i));
+    for (let i = 0; i < this.o.shards; i++) this.shards.push(this.spawn((this.deps.firstShard ?? 0) + i));
     this.timers.push(setInterval(() => this.gauge(), this.o.gaugeIntervalMs));
     this.timers.push(setInterval(() => this.watchdog(), 500));
     if (this.deps.onProgress) this.timers.push(setInterval(() => this.deps.onProgress!(this.snapshot()), 1000));

@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { ConfigError, InputChangedError, IoError } from '../config/errors.js';
-import { runOptionsSchema, slotBounds, type RunOptions, type RunOptionsInput } from '../config/run-options.js';
+import { runOptionsSchema, type RunOptions, type RunOptionsInput } from '../config/run-options.js';
 import { formatZodIssues } from '../config/zod-issues.js';
 import { monotonicEpochMs, type Clock } from '../events/clock.js';
 import { EventWriter } from '../events/event-writer.js';
@@ -13,14 +13,15 @@ import { Coordinator, type ProgressSnapshot } from './coordinator.js';
 import type { RunTotals } from './run-totals.js';
 import { DirResultSink } from './dir-result-sink.js';
 import { setAsideFailures } from './set-aside-failures.js';
-import type { ShardConfig } from './ipc-messages.js';
 import { JsonlWorkSource } from './jsonl-work-source.js';
 import { publicConfig, readManifest, redactUrl, writeManifest, type RunManifest } from './run-manifest.js';
 import { failureHints } from './failure-hints.js';
 import { checkPostprocessModule } from './postprocessor.js';
 import { acquireOutLock } from './out-lock.js';
 import { ensureDir } from '../util/ensure-dir.js';
+import { chatPath, shardConfig } from './shard-config.js';
 import { checkReadableInput } from '../input/check-readable.js';
+import { runDistributed } from './redis/distributed-run.js';
 
 /** What `run()` returns and `shardline run` prints on stdout. */
 export interface RunSummary {
@@ -82,6 +83,7 @@ export async function run(input: RunOptionsInput | RunOptions, hooks: RunHooks =
   const o = parsed.data;
   const clock = hooks.clock ?? monotonicEpochMs;
   checkReadableInput(o.input);
+  if (o.localWorkers > 0 && o.redis === undefined) throw new ConfigError(`Expected \`--local-workers\` only with \`--redis\`, got \`${o.localWorkers}\` without it`);
   if (o.postprocess && !existsSync(o.postprocess)) {
     throw new ConfigError(`Expected \`--postprocess\` to be a module file, got \`${o.postprocess}\` (not found)`);
   }
@@ -140,6 +142,16 @@ async function runInDir(o: RunOptions, out: string, hooks: RunHooks, clock: Cloc
   writeManifest(out, manifest);
   events.write('run_start', { config: manifest.config, resumed: previous !== undefined, pid: process.pid, ...(setAside ? { rerun: setAside.moved } : {}) });
 
+  if (o.redis !== undefined) {
+    const t0 = clock();
+    const { status, totals: t, error } = await runDistributed({ options: { ...o, redis: o.redis }, runId, out, sink, doneIds, clock, signal: hooks.signal });
+    await sink.close();
+    events.write('run_end', { status, succeeded: t.succeeded, failed: t.failed, rejected: t.rejected });
+    events.close();
+    const summary = buildSummary(o, runId, out, status, t, (clock() - t0) / 1000, undefined, error, setAside?.moved ?? 0);
+    writeManifest(out, { ...manifest, status, ended_at: new Date().toISOString(), totals: { ...summary } });
+    return summary;
+  }
   const source = new JsonlWorkSource(o.input, o.model);
   const coordinator = new Coordinator({
     options: o,
@@ -232,14 +244,6 @@ function optionHints(o: RunOptions): string[] {
   return [];
 }
 
-/** Default prefetch ceiling (see shardConfig). */
-const MAX_DEFAULT_PREFETCH = 1024;
-
-/** The path requests go to under the API base URL (`<endpoint>/chat/completions`), without query. */
-function chatPath(u: URL): string {
-  return `${u.pathname.replace(/\/$/, '')}/chat/completions`;
-}
-
 /** Where requests go, for messages: no credentials, no query. */
 function requestUrlOf(endpoint: string): string {
   const u = new URL(endpoint);
@@ -253,57 +257,7 @@ export function allowedFailures(spec: string | undefined, lines: number): number
   return Number(spec);
 }
 
-function shardConfig(o: RunOptions, runId: string, out: string, index: number, replaces?: number): ShardConfig {
-  const u = new URL(o.endpoint);
-  const headers: Record<string, string> = {
-    'content-type': 'application/json',
-    accept: 'application/json, text/event-stream',
-    'user-agent': `shardline/${VERSION}`,
-  };
-  if (o.apiKey) headers.authorization = `Bearer ${o.apiKey}`;
-  for (const h of o.headers) {
-    const i = h.indexOf(':');
-    headers[h.slice(0, i).trim().toLowerCase()] = h.slice(i + 1).trim();
-  }
-  const slots = slotBounds(o.concurrency);
-  return {
-    shard: index,
-    runId,
-    eventsPath: join(out, 'events', `shard-${String(index).padStart(3, '0')}.jsonl`),
-    origin: u.origin,
-    path: `${chatPath(u)}${u.search}`,
-    headers,
-    concurrency: slots.max,
-    adaptive: slots.adaptive,
-    // One per slot by default: with concurrency/8, a shard answering fast (or sharing busy cores)
-    // emptied its prefetch between IPC round trips and left up to ~30% of its slots idle with work waiting
-    // (BENCHMARKS.md, "Prefetch"); unstarted items are handed back when another shard runs dry.
-    // Capped: 1,024 covers 100,000 starts/s over a 10 ms round trip, and an unbounded run
-    // (concurrency 100,000) should not ship its whole input to a shard in one message.
-    prefetch: o.prefetch ?? Math.min(slots.max, MAX_DEFAULT_PREFETCH),
-    maxAttempts: o.maxAttempts,
-    backoffBaseMs: o.retryBackoffS * 1000,
-    backoffCapMs: o.retryBackoffMaxS * 1000,
-    retryAfterMaxMs: o.retryAfterMaxS * 1000,
-    retryBudget: o.retryBudget,
-    retryBudgetWindowMs: o.retryBudgetWindowS * 1000,
-    retryBudgetMinRetries: o.retryBudgetMinRetries,
-    retryMode: o.retryMode,
-    keepAlive: o.keepAlive,
-    transport: o.transport,
-    reportQuota: o.rpm !== undefined || o.tpm !== undefined,
-    timeoutConnectMs: o.timeoutConnectS * 1000,
-    timeoutTtftMs: o.timeoutTtftS * 1000,
-    timeoutIdleMs: o.timeoutIdleS * 1000,
-    timeoutTotalMs: o.timeoutTotalS * 1000,
-    seed: o.seed ?? -1,
-    postprocess: o.postprocess ? resolve(o.postprocess) : undefined,
-    gaugeIntervalMs: o.gaugeIntervalMs,
-    ...(replaces !== undefined ? { replaces } : {}),
-  };
-}
-
-function newRunId(): string {
+export function newRunId(): string {
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
   return `${stamp}-${randomBytes(3).toString('hex')}`;
 }

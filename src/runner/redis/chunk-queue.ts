@@ -1,4 +1,4 @@
-import { Queue, Worker, type Job } from 'bullmq';
+import { DelayedError, Queue, Worker, type Job } from 'bullmq';
 import { redactRedisUrl } from './redis-check.js';
 
 /**
@@ -69,7 +69,7 @@ export class ChunkQueue<T> {
 export interface ChunkWorkerOptions {
   /** Chunks a worker process runs at once. @default 1 */
   concurrency?: number;
-  /** How long a chunk's lock lasts without renewal; a worker gone this long loses its chunk. @default 30000 */
+  /** How long a chunk's lock lasts without renewal; a worker gone this long loses its chunk. @default 10000 */
   lockDurationMs?: number;
   /** How often stalled chunks (a lock expired: the worker died or wedged) are looked for. @default 5000 */
   stalledIntervalMs?: number;
@@ -81,20 +81,20 @@ export interface ChunkWorkerOptions {
  * once it expires BullMQ's stalled-job check moves the chunk back to wait and another worker takes
  * it, so `handle` may see a chunk twice: whatever it writes must be idempotent by item.
  */
-export function startChunkWorker<T, R>(redisUrl: string, handle: (chunk: Chunk<T>, job: Job<Chunk<T>>) => Promise<R>, o: ChunkWorkerOptions = {}): Worker<Chunk<T>, R> {
+export function startChunkWorker<T, R>(redisUrl: string, handle: (chunk: Chunk<T>, job: Job<Chunk<T>>, token: string | undefined) => Promise<R>, o: ChunkWorkerOptions = {}): Worker<Chunk<T>, R> {
   const worker = new Worker<Chunk<T>, R>(
     QUEUE_NAME,
-    async (job) => {
+    async (job, token) => {
       if (job.data.protocol !== CHUNK_PROTOCOL) {
         throw new Error(`chunk ${job.id ?? '?'} uses shardline chunk protocol ${job.data.protocol}; this worker speaks ${CHUNK_PROTOCOL}: run the same shardline version on the coordinator and every worker`);
       }
-      return handle(job.data, job);
+      return handle(job.data, job, token);
     },
     {
       connection: connection(redisUrl),
       prefix: o.prefix ?? 'shardline',
       concurrency: o.concurrency ?? 1,
-      lockDuration: o.lockDurationMs ?? 30_000,
+      lockDuration: o.lockDurationMs ?? 10_000,
       stalledInterval: o.stalledIntervalMs ?? 5_000,
       // A chunk may stall more than once (two workers killed in a row) and must still run.
       maxStalledCount: 10,
@@ -102,4 +102,10 @@ export function startChunkWorker<T, R>(redisUrl: string, handle: (chunk: Chunk<T
   );
   worker.on('error', (err) => process.stderr.write(`shardline: Redis at ${redactRedisUrl(redisUrl)}: ${err.message}\n`));
   return worker;
+}
+
+/** Put a chunk this worker will not run back in the queue after `delayMs`, neither done nor failed. */
+export async function putBack(job: Job, token: string | undefined, delayMs: number): Promise<never> {
+  await job.moveToDelayed(Date.now() + delayMs, token);
+  throw new DelayedError();
 }

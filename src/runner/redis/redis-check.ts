@@ -1,33 +1,11 @@
 import { Redis } from 'ioredis';
-import { z } from 'zod';
 import { ConfigError, RedisError } from '../../config/errors.js';
+import { redactRedisUrl, redisUrlSchema } from '../../config/redis-url.js';
+
+export { redactRedisUrl } from '../../config/redis-url.js';
 
 /** Oldest Redis BullMQ 5 supports fully (it warns below 6.2 and some commands fail before 6.0). */
 export const MIN_REDIS_VERSION = '6.2.0';
-
-/** A `--redis` value: redis:// or rediss:// (TLS), optionally with user, password and db. */
-export const redisUrlSchema = z
-  .string()
-  .refine((v) => {
-    try {
-      const u = new URL(v);
-      return (u.protocol === 'redis:' || u.protocol === 'rediss:') && u.hostname !== '';
-    } catch {
-      return false;
-    }
-  }, 'a redis:// or rediss:// URL such as redis://127.0.0.1:6379')
-  .describe('Redis for a distributed run, e.g. redis://127.0.0.1:6379 (rediss:// for TLS).');
-
-/** The URL without its password, for messages and logs. */
-export function redactRedisUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return '(unparsable URL)';
-  }
-}
 
 /** `redis_version` from an `INFO server` reply. */
 export function redisVersionOf(info: string): string | undefined {

@@ -1,0 +1,179 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import type { RunOptions } from '../../config/run-options.js';
+import type { Clock } from '../../events/clock.js';
+import { IdInterner } from '../../events/id-interner.js';
+import { parseResultLine } from '../../events/results-file.js';
+import type { RequestSpec } from '../../input/request-line.js';
+import { distFile } from '../../util/dist-file.js';
+import { JsonlWorkSource } from '../jsonl-work-source.js';
+import { redactUrl } from '../run-manifest.js';
+import type { ResultSink } from '../result-sink.js';
+import { newRunTotals, type RunTotals } from '../run-totals.js';
+import { ChunkQueue, chunkJobId, CHUNK_PROTOCOL, DEFAULT_CHUNK_SIZE } from './chunk-queue.js';
+import { checkRedis, redactRedisUrl } from './redis-check.js';
+import { LOCAL_ONLY_OPTIONS, RunChannel } from './run-channel.js';
+
+export interface DistributedRunDeps {
+  options: RunOptions & { redis: string };
+  runId: string;
+  out: string;
+  sink: ResultSink;
+  /** Requests with a result in `out` already (a resumed run): not sent again. */
+  doneIds: Set<string>;
+  clock: Clock;
+  signal?: AbortSignal | undefined;
+  log?: (line: string) => void;
+}
+
+/** Chunks enqueued ahead of the results: enough to keep every worker busy, bounded so Redis holds a window of the input, not all of it. */
+const CHUNKS_AHEAD = 32;
+const PROGRESS_EVERY_MS = 10_000;
+
+/**
+ * The coordinator of a distributed run: reads the input, enqueues it in chunks for
+ * `shardline worker` processes on any machine, and drains the results they send into
+ * `results.jsonl`, keeping the first result per custom_id (a chunk run again after its worker died
+ * sends some twice). Chunks are numbered by input order, so a coordinator started again after a
+ * crash adds the same jobs, which BullMQ ignores when they exist; results not yet in `results.jsonl`
+ * are still in the stream, which is trimmed only behind what was written.
+ */
+export async function runDistributed(d: DistributedRunDeps): Promise<{ status: 'finished' | 'interrupted' | 'failed'; totals: RunTotals; error?: Error }> {
+  const o = d.options;
+  const log = d.log ?? ((line: string) => process.stderr.write(`shardline: ${line}\n`));
+  await checkRedis(o.redis);
+  const channel = new RunChannel(o.redis);
+  const queue = new ChunkQueue<RequestSpec>(o.redis);
+  const totals = newRunTotals();
+  const published = Object.fromEntries(Object.entries(o).filter(([k]) => !(LOCAL_ONLY_OPTIONS as readonly string[]).includes(k)));
+  // An endpoint with credentials in it (user:pass@, a key in the query) stays on this machine too.
+  if (redactUrl(o.endpoint) !== new URL(o.endpoint).toString()) delete published.endpoint;
+  await channel.publish({ runId: d.runId, options: published });
+  const workers = startLocalWorkers(o, d.out);
+  log(`distributed run ${d.runId} on ${redactRedisUrl(o.redis)}: chunks of ${DEFAULT_CHUNK_SIZE}; start workers with: shardline worker --redis ${redactRedisUrl(o.redis)} --out ${d.out}`);
+
+  let expected = 0;
+  let chunks = 0;
+  let inputDone = false;
+  const written = new IdInterner(1 << 16);
+  let progress: (() => void) | undefined;
+  const stopped = () => d.signal?.aborted === true;
+  d.signal?.addEventListener('abort', () => progress?.(), { once: true });
+
+  const produce = async () => {
+    const source = new JsonlWorkSource(o.input, o.model);
+    let buf: RequestSpec[] = [];
+    const flush = async () => {
+      const items = buf.filter((s) => !d.doneIds.has(s.id));
+      totals.skipped += buf.length - items.length;
+      if (items.length > 0) await queue.add([{ runId: d.runId, index: chunks, protocol: CHUNK_PROTOCOL, items }]);
+      expected += items.length;
+      chunks++;
+      buf = [];
+    };
+    try {
+      for (;;) {
+        while (!stopped() && expected - written.size >= CHUNKS_AHEAD * DEFAULT_CHUNK_SIZE) await new Promise<void>((r) => (progress = r));
+        if (stopped()) return;
+        const next = await source.next();
+        if (next === null) break;
+        if ('reason' in next) {
+          totals.rejected++;
+          d.sink.writeReject(next);
+          continue;
+        }
+        totals.requests++;
+        buf.push(next);
+        if (buf.length === DEFAULT_CHUNK_SIZE) await flush();
+      }
+      if (buf.length > 0) await flush();
+      inputDone = true;
+    } finally {
+      await source.close();
+    }
+  };
+
+  const collect = async () => {
+    let after = '0';
+    let lastProgressMs = d.clock();
+    let lastCount = -1;
+    while (!stopped() && !(inputDone && written.size >= expected)) {
+      const batch = await channel.readResults(d.runId, after, 500);
+      for (const r of batch) {
+        if (d.doneIds.has(r.id)) continue;
+        const before = written.size;
+        written.internString(r.id);
+        if (written.size === before) continue;
+        d.sink.writeResult(r.id, r.line);
+        tally(totals, r.line);
+      }
+      if (batch.length > 0) {
+        // Written to the file before the stream forgets them: a crash here reads them again.
+        d.sink.flush();
+        after = batch[batch.length - 1]!.streamId;
+        await channel.trimResults(d.runId, after);
+        progress?.();
+      }
+      const now = d.clock();
+      if (now - lastProgressMs >= PROGRESS_EVERY_MS) {
+        lastProgressMs = now;
+        if (written.size === lastCount && written.size < expected) log(`no results for ${PROGRESS_EVERY_MS / 1000} s: is a \`shardline worker --redis …\` running and able to reach the endpoint?`);
+        else log(`distributed: ${written.size.toLocaleString('en-US')} of ${inputDone ? expected.toLocaleString('en-US') : `${expected.toLocaleString('en-US')}+`} results, ${chunks} chunks enqueued`);
+        lastCount = written.size;
+      }
+    }
+  };
+
+  try {
+    await Promise.all([produce(), collect()]);
+    if (stopped()) return { status: 'interrupted', totals };
+    await channel.finish(d.runId);
+    // The run's chunks, done: nothing of this run stays in Redis.
+    for (let i = 0; i < chunks; i += 100) {
+      await Promise.all(Array.from({ length: Math.min(100, chunks - i) }, (_, k) => queue.queue.remove(chunkJobId(d.runId, i + k))));
+    }
+    return { status: 'finished', totals };
+  } catch (err) {
+    return { status: 'failed', totals, error: err as Error };
+  } finally {
+    await stopWorkers(workers);
+    await queue.close();
+    await channel.close();
+  }
+}
+
+function tally(t: RunTotals, line: string): void {
+  const r = parseResultLine(line);
+  if (!r) return;
+  if (r.code === undefined) {
+    t.succeeded++;
+    t.completionTokens += r.completionTokens ?? 0;
+  } else {
+    t.failed++;
+    t.causes[r.code] = (t.causes[r.code] ?? 0) + 1;
+  }
+}
+
+/** `--local-workers N`: workers on this machine, serving this run only, writing into its directory. */
+function startLocalWorkers(o: RunOptions & { redis: string }, out: string): ChildProcess[] {
+  return Array.from({ length: o.localWorkers }, () =>
+    spawn(process.execPath, [distFile('cli/main.js'), 'worker', '--redis', o.redis, '--out', out, '--once'], { stdio: ['ignore', 'ignore', 'inherit'] }),
+  );
+}
+
+async function stopWorkers(workers: ChildProcess[]): Promise<void> {
+  await Promise.all(
+    workers.map(
+      (w) =>
+        new Promise<void>((resolve) => {
+          if (w.exitCode !== null || w.signalCode !== null) return resolve();
+          const kill = setTimeout(() => w.kill('SIGKILL'), 10_000);
+          w.once('exit', () => {
+            clearTimeout(kill);
+            resolve();
+          });
+          // A --once worker exits by itself once it sees the run finished; this covers an interrupted run.
+          setTimeout(() => w.exitCode === null && w.kill('SIGTERM'), 2_000);
+        }),
+    ),
+  );
+}

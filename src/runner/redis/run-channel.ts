@@ -1,0 +1,116 @@
+import { Redis } from 'ioredis';
+import { VERSION } from '../../version.js';
+import { CHUNK_PROTOCOL } from './chunk-queue.js';
+import { redactRedisUrl } from './redis-check.js';
+
+/**
+ * What a distributed run's coordinator publishes for its workers: the run id and the options a
+ * worker cannot know (everything but secrets: API keys and headers stay on each machine).
+ */
+export interface PublishedRun {
+  runId: string;
+  /** shardline version and chunk protocol of the coordinator: a worker of another refuses the run. */
+  version: string;
+  protocol: number;
+  /** The run's options as the coordinator resolved them, minus input, out, API key and headers. */
+  options: Record<string, unknown>;
+}
+
+/** One result a worker sent: the request's custom_id and its results.jsonl line. */
+export interface StreamedResult {
+  streamId: string;
+  id: string;
+  line: string;
+}
+
+/** Options a coordinator does not publish: they are per machine, or secrets. */
+export const LOCAL_ONLY_OPTIONS = ['input', 'out', 'apiKey', 'headers', 'redis', 'localWorkers', 'resume', 'retryFailed', 'metricsPort', 'metricsHost', 'progress', 'postprocess'] as const;
+
+const CURRENT = 'shardline:run:current';
+const key = (runId: string, what: string) => `shardline:run:${runId}:${what}`;
+
+/**
+ * The run-level keys beside the chunk queue: the current run and its options, run-wide shard
+ * numbers, the stream of results workers send and the coordinator drains into results.jsonl, and
+ * the finished flag that tells workers to stop asking for chunks.
+ */
+export class RunChannel {
+  readonly redis: Redis;
+
+  constructor(readonly url: string) {
+    // maxRetriesPerRequest null: commands wait out a Redis restart instead of failing the run.
+    this.redis = new Redis(url, { maxRetriesPerRequest: null });
+    this.redis.on('error', (err: Error) => process.stderr.write(`shardline: Redis at ${redactRedisUrl(url)}: ${err.message}\n`));
+  }
+
+  async publish(run: Omit<PublishedRun, 'version' | 'protocol'>): Promise<void> {
+    const full: PublishedRun = { ...run, version: VERSION, protocol: CHUNK_PROTOCOL };
+    await this.redis.multi().set(key(run.runId, 'config'), JSON.stringify(full)).del(key(run.runId, 'finished')).set(CURRENT, run.runId).exec();
+  }
+
+  /** The current run, once one is published and not finished; undefined otherwise. */
+  async current(): Promise<PublishedRun | undefined> {
+    const runId = await this.redis.get(CURRENT);
+    if (!runId || (await this.redis.exists(key(runId, 'finished')))) return undefined;
+    const text = await this.redis.get(key(runId, 'config'));
+    return text ? (JSON.parse(text) as PublishedRun) : undefined;
+  }
+
+  /** The id of the run last published, finished or not. */
+  async currentRunId(): Promise<string | null> {
+    return this.redis.get(CURRENT);
+  }
+
+  /** Reserve `n` run-wide shard numbers; returns the first. */
+  async allocShards(runId: string, n: number): Promise<number> {
+    return (await this.redis.incrby(key(runId, 'shards'), n)) - n;
+  }
+
+  /** Send results (pipelined: one round trip for a batch). */
+  async sendResults(runId: string, results: readonly { id: string; line: string }[]): Promise<void> {
+    const p = this.redis.pipeline();
+    for (const r of results) p.xadd(key(runId, 'results'), '*', 'id', r.id, 'line', r.line);
+    await p.exec();
+  }
+
+  /** Results after `afterId` ('0' for all), waiting up to `blockMs` for the first. */
+  async readResults(runId: string, afterId: string, blockMs: number, count = 4096): Promise<StreamedResult[]> {
+    const reply = (await this.redis.xread('COUNT', count, 'BLOCK', blockMs, 'STREAMS', key(runId, 'results'), afterId)) as [string, [string, string[]][]][] | null;
+    const out: StreamedResult[] = [];
+    for (const [, entries] of reply ?? []) {
+      for (const [streamId, fields] of entries) {
+        let id = '';
+        let line = '';
+        for (let i = 0; i + 1 < fields.length; i += 2) {
+          if (fields[i] === 'id') id = fields[i + 1]!;
+          else if (fields[i] === 'line') line = fields[i + 1]!;
+        }
+        out.push({ streamId, id, line });
+      }
+    }
+    return out;
+  }
+
+  /** Drop results up to and including `streamId`: they are in results.jsonl. */
+  async trimResults(runId: string, streamId: string): Promise<void> {
+    await this.redis.xtrim(key(runId, 'results'), 'MINID', nextStreamId(streamId));
+  }
+
+  async finish(runId: string): Promise<void> {
+    await this.redis.multi().set(key(runId, 'finished'), '1').del(key(runId, 'results')).exec();
+  }
+
+  async isFinished(runId: string): Promise<boolean> {
+    return (await this.redis.exists(key(runId, 'finished'))) === 1;
+  }
+
+  async close(): Promise<void> {
+    await this.redis.quit().catch(() => this.redis.disconnect());
+  }
+}
+
+/** The smallest stream id after `id` ("ms-seq"). */
+function nextStreamId(id: string): string {
+  const [ms, seq] = id.split('-');
+  return `${ms}-${Number(seq) + 1}`;
+}

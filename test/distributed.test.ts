@@ -1,0 +1,180 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { analyze, parseProfile, startSim, type RunningSim } from '../src/index.js';
+import type { RequestSpec } from '../src/input/request-line.js';
+import { ChunkQueue, CHUNK_PROTOCOL, chunkJobId } from '../src/runner/redis/chunk-queue.js';
+import { expectBooksAgree } from './helpers/books.js';
+import { CLI, runCli } from './helpers/cli.js';
+import { startRedis, type TestRedis } from './helpers/redis.js';
+import { loadEvents, loadResults, ofType, tempDir, writeInput } from './helpers/run-dir.js';
+
+let redis: TestRedis;
+let sim: RunningSim;
+beforeAll(async () => {
+  // ~100 ms a request (20 tokens, 5 ms each), so a run lasts long enough to kill things in it.
+  [redis, sim] = await Promise.all([startRedis(), startSim({ profile: parseProfile({ base: 'fast', step_ms_base: 5, tokens_per_step: 1 }) })]);
+});
+afterAll(async () => {
+  await Promise.all([redis.stop(), sim.close()]);
+});
+
+const procs: ChildProcess[] = [];
+afterEach(async () => {
+  await Promise.all(procs.splice(0).map((p) => killed(p, 'SIGKILL')));
+});
+
+function killed(p: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  return new Promise((resolve) => {
+    if (p.exitCode !== null || p.signalCode !== null) return resolve();
+    p.once('exit', () => resolve());
+    p.kill(signal);
+  });
+}
+
+function exited(p: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => (p.exitCode !== null || p.signalCode !== null ? resolve(p.exitCode) : p.once('exit', (code) => resolve(code))));
+}
+
+function start(args: string[]): ChildProcess & { err: () => string } {
+  const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  p.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  p.stdout!.resume();
+  procs.push(p);
+  return Object.assign(p, { err: () => err });
+}
+
+function worker(out: string): ChildProcess & { err: () => string } {
+  return start(['worker', '--redis', redis.url, '--out', out, '--concurrency', '8']);
+}
+
+function resultLines(out: string): number {
+  const p = join(out, 'results.jsonl');
+  return existsSync(p) ? readFileSync(p, 'utf8').split('\n').filter(Boolean).length : 0;
+}
+
+async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Exactly one result per input line, all succeeded, and the report counts each once. */
+async function expectExactlyOnce(out: string, n: number): Promise<void> {
+  const results = loadResults(out);
+  expect(results).toHaveLength(n);
+  expect(new Set(results.map((r) => r.custom_id)).size).toBe(n);
+  expect(results.every((r) => r.error === null)).toBe(true);
+  await expectBooksAgree(out);
+}
+
+describe('distributed runs on BullMQ + a real Redis', () => {
+  it('three workers, five of them killed with kill -9 at random moments: exactly one result per line, one report', { timeout: 150_000 }, async () => {
+    const dir = tempDir();
+    const out = join(dir, 'out');
+    const n = 2400;
+    const input = writeInput(dir, n, { max_tokens: 20 });
+    const coordinator = start(['run', input, '--endpoint', `${sim.url}/v1`, '--out', out, '--redis', redis.url, '--progress', 'off']);
+    const workers = [worker(out), worker(out), worker(out)];
+    await until(() => resultLines(out) > 100, 30_000, 'the first results');
+    for (let round = 0; round < 5; round++) {
+      await new Promise((r) => setTimeout(r, 300 + Math.random() * 900));
+      const alive = workers.filter((w) => w.exitCode === null && w.signalCode === null);
+      await killed(alive[Math.floor(Math.random() * alive.length)]!, 'SIGKILL');
+      workers.push(worker(out));
+    }
+    expect(resultLines(out)).toBeLessThan(n);
+    const code = await exited(coordinator);
+    expect(code, coordinator.err()).toBe(0);
+    await expectExactlyOnce(out, n);
+    // One report over every machine's files: shards numbered run-wide, events under one run id.
+    const events = loadEvents(out);
+    expect(new Set(events.map((e) => e.run)).size).toBe(1);
+    // Eight workers started (a killed one may die before its shard starts); no number used twice.
+    const pidsOf = new Map<number, Set<number>>();
+    for (const e of ofType(events, 'shard_start')) pidsOf.set(e.shard, (pidsOf.get(e.shard) ?? new Set()).add(e.pid));
+    expect(pidsOf.size).toBeGreaterThanOrEqual(4);
+    expect(pidsOf.size).toBeLessThanOrEqual(8);
+    for (const pids of pidsOf.values()) expect(pids.size).toBe(1);
+    const report = await analyze([out]);
+    expect(report.requests.succeeded).toBe(n);
+    expect(report.results?.agree).toBe(true);
+  });
+
+  it('a coordinator killed with kill -9 and started again finishes the run without running finished requests again', { timeout: 120_000 }, async () => {
+    const dir = tempDir();
+    const out = join(dir, 'out');
+    const n = 1500;
+    const input = writeInput(dir, n, { max_tokens: 20 });
+    const args = ['run', input, '--endpoint', `${sim.url}/v1`, '--out', out, '--redis', redis.url, '--progress', 'off'];
+    const first = start(args);
+    worker(out);
+    worker(out);
+    worker(out);
+    await until(() => resultLines(out) > 400, 30_000, 'a third of the results');
+    await killed(first, 'SIGKILL');
+    const before = loadResults(out).length;
+    expect(before).toBeLessThan(n);
+    const again = await runCli(args, { timeoutMs: 90_000 });
+    expect(again.code, again.stderr).toBe(0);
+    await expectExactlyOnce(out, n);
+    const summary = JSON.parse(again.stdout) as { requests: { skipped: number } };
+    // The resumed coordinator skipped what results.jsonl already held when it started.
+    expect(summary.requests.skipped).toBeGreaterThanOrEqual(before);
+  });
+
+  it('survives Redis killed with kill -9 and restarted mid-run (AOF)', { timeout: 120_000 }, async () => {
+    const dir = tempDir();
+    const out = join(dir, 'out');
+    const n = 1500;
+    const input = writeInput(dir, n, { max_tokens: 20 });
+    const coordinator = start(['run', input, '--endpoint', `${sim.url}/v1`, '--out', out, '--redis', redis.url, '--progress', 'off']);
+    worker(out);
+    worker(out);
+    worker(out);
+    await until(() => resultLines(out) > 300, 30_000, 'the first results');
+    await redis.restart();
+    const code = await exited(coordinator);
+    expect(code, coordinator.err()).toBe(0);
+    await expectExactlyOnce(out, n);
+  });
+
+  it('runs with --local-workers in one command, and puts a chunk of another run back untouched', { timeout: 90_000 }, async () => {
+    const leftover = new ChunkQueue<RequestSpec>(redis.url);
+    try {
+      await leftover.add([{ runId: 'an-abandoned-run', index: 0, protocol: CHUNK_PROTOCOL, items: [{ id: 'x', lineNo: 1, body: '{}', stream: true }] }]);
+      const dir = tempDir();
+      const out = join(dir, 'out');
+      const r = await runCli(['run', writeInput(dir, 600, { max_tokens: 20 }), '--endpoint', `${sim.url}/v1`, '--out', out, '--redis', redis.url, '--local-workers', '2', '--progress', 'off'], { timeoutMs: 80_000 });
+      expect(r.code, r.stderr).toBe(0);
+      await expectExactlyOnce(out, 600);
+      const job = await leftover.queue.getJob(chunkJobId('an-abandoned-run', 0));
+      expect(await job!.getState()).toBe('delayed');
+    } finally {
+      await leftover.queue.remove(chunkJobId('an-abandoned-run', 0));
+      await leftover.close();
+    }
+  });
+
+  it('exits 2 naming a bad --redis URL, and 1 naming the URL when Redis is down, password hidden', async () => {
+    const dir = tempDir();
+    const input = writeInput(dir, 3);
+    const bad = await runCli(['run', input, '--endpoint', `${sim.url}/v1`, '--out', join(dir, 'a'), '--redis', 'http://127.0.0.1:6379']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/`--redis` to be a redis:\/\/ or rediss:\/\/ URL/);
+    const down = await runCli(['run', input, '--endpoint', `${sim.url}/v1`, '--out', join(dir, 'b'), '--redis', 'redis://:hunter2@127.0.0.1:1']);
+    expect(down.code).toBe(1);
+    expect(down.stderr).toMatch(/Cannot reach Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1/);
+    expect(down.stderr).not.toContain('hunter2');
+    const w = await runCli(['worker', '--redis', 'redis://127.0.0.1:1', '--out', join(dir, 'c')]);
+    expect(w.code).toBe(1);
+    expect(w.stderr).toMatch(/Cannot reach Redis at redis:\/\/127\.0\.0\.1:1/);
+    const lw = await runCli(['run', input, '--endpoint', `${sim.url}/v1`, '--out', join(dir, 'd'), '--local-workers', '2']);
+    expect(lw.code).toBe(2);
+    expect(lw.stderr).toMatch(/`--local-workers` only with `--redis`/);
+  });
+});
