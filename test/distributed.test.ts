@@ -7,6 +7,7 @@ import type { RequestSpec } from '../src/input/request-line.js';
 import { ChunkQueue, CHUNK_PROTOCOL, chunkJobId } from '../src/runner/redis/chunk-queue.js';
 import { expectBooksAgree } from './helpers/books.js';
 import { CLI, runCli } from './helpers/cli.js';
+import { scrape } from './helpers/http.js';
 import { startRedis, type TestRedis } from './helpers/redis.js';
 import { loadEvents, loadResults, ofType, tempDir, writeInput } from './helpers/run-dir.js';
 
@@ -46,8 +47,8 @@ function start(args: string[]): ChildProcess & { err: () => string } {
   return Object.assign(p, { err: () => err });
 }
 
-function worker(out: string): ChildProcess & { err: () => string } {
-  return start(['worker', '--redis', redis.url, '--out', out, '--concurrency', '8']);
+function worker(out: string, ...extra: string[]): ChildProcess & { err: () => string } {
+  return start(['worker', '--redis', redis.url, '--out', out, '--concurrency', '8', ...extra]);
 }
 
 function resultLines(out: string): number {
@@ -79,8 +80,12 @@ describe('distributed runs on BullMQ + a real Redis', () => {
     const n = 2400;
     const input = writeInput(dir, n, { max_tokens: 20 });
     const coordinator = start(['run', input, '--endpoint', `${sim.url}/v1`, '--out', out, '--redis', redis.url, '--progress', 'off']);
-    const workers = [worker(out), worker(out), worker(out)];
+    const workers = [worker(out, '--metrics-port', '0'), worker(out), worker(out)];
     await until(() => resultLines(out) > 100, 30_000, 'the first results');
+    // Each worker serves its own /metrics.
+    const metricsUrl = /worker metrics on (\S+)/.exec(workers[0]!.err())?.[1];
+    expect(metricsUrl, workers[0]!.err()).toBeDefined();
+    expect((await scrape(metricsUrl!.replace(/\/metrics$/, ''))).get('shardline_in_flight_limit')).toBe(8);
     for (let round = 0; round < 5; round++) {
       await new Promise((r) => setTimeout(r, 300 + Math.random() * 900));
       const alive = workers.filter((w) => w.exitCode === null && w.signalCode === null);
@@ -176,5 +181,8 @@ describe('distributed runs on BullMQ + a real Redis', () => {
     const lw = await runCli(['run', input, '--endpoint', `${sim.url}/v1`, '--out', join(dir, 'd'), '--local-workers', '2']);
     expect(lw.code).toBe(2);
     expect(lw.stderr).toMatch(/`--local-workers` only with `--redis`/);
+    const mp = await runCli(['run', input, '--endpoint', `${sim.url}/v1`, '--out', join(dir, 'e'), '--redis', redis.url, '--metrics-port', '0']);
+    expect(mp.code).toBe(2);
+    expect(mp.stderr).toMatch(/`--metrics-port` without `--redis`.*shardline worker --metrics-port/);
   });
 });

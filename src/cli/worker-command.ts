@@ -14,6 +14,7 @@ export function registerWorkerCommand(program: Command): void {
     .option('--endpoint <url>', "API base URL as seen from this machine (default: the run's)")
     .addOption(new Option('--transport <client>', "undici or raw (default: the run's)").choices(['undici', 'raw']))
     .option('--header <h>', 'extra request header "Name: value" (repeatable; headers are never sent through Redis)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--metrics-port <port>', "serve this worker's Prometheus /metrics on 127.0.0.1 while it runs a run; 0 picks a port")
     .option('--once', 'serve one run, then exit (default: serve runs until SIGINT/SIGTERM)')
     .action(async (raw: Record<string, unknown>) => {
       const o = parseWorkerOptions({
@@ -24,6 +25,7 @@ export function registerWorkerCommand(program: Command): void {
         endpoint: raw.endpoint,
         transport: raw.transport,
         headers: raw.header,
+        metricsPort: raw.metricsPort,
         once: raw.once === true,
       });
       const stop = new AbortController();

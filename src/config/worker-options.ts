@@ -16,12 +16,13 @@ export const workerOptionsSchema = z
     endpoint: run.endpoint.optional(),
     transport: run.transport.optional(),
     headers: run.headers.optional(),
+    metricsPort: run.metricsPort,
     once: z.boolean().default(false).describe('Serve one run, then exit. @default false'),
   })
   .strict();
 export type WorkerCliOptions = z.output<typeof workerOptionsSchema>;
 
-const FLAGS: Record<string, string> = { redis: '--redis', out: '--out', shards: '--shards', concurrency: '--concurrency', endpoint: '--endpoint', transport: '--transport', headers: '--header', once: '--once' };
+const FLAGS: Record<string, string> = { redis: '--redis', out: '--out', shards: '--shards', concurrency: '--concurrency', endpoint: '--endpoint', transport: '--transport', headers: '--header', metricsPort: '--metrics-port', once: '--once' };
 
 /** Validate raw CLI values; errors name the flag (exit 2). */
 export function parseWorkerOptions(raw: Record<string, unknown>): WorkerCliOptions {

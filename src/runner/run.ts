@@ -83,6 +83,9 @@ export async function run(input: RunOptionsInput | RunOptions, hooks: RunHooks =
   const o = parsed.data;
   const clock = hooks.clock ?? monotonicEpochMs;
   checkReadableInput(o.input);
+  if (o.redis !== undefined && o.metricsPort !== undefined) {
+    throw new ConfigError('Expected `--metrics-port` without `--redis`: a distributed run serves metrics from each worker (`shardline worker --metrics-port N`), not yet from its coordinator');
+  }
   if (o.localWorkers > 0 && o.redis === undefined) throw new ConfigError(`Expected \`--local-workers\` only with \`--redis\`, got \`${o.localWorkers}\` without it`);
   if (o.postprocess && !existsSync(o.postprocess)) {
     throw new ConfigError(`Expected \`--postprocess\` to be a module file, got \`${o.postprocess}\` (not found)`);

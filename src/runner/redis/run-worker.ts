@@ -27,6 +27,8 @@ export interface WorkerOptions {
   transport?: 'undici' | 'raw' | undefined;
   apiKey?: string | undefined;
   headers?: string[] | undefined;
+  /** Serve this worker's Prometheus /metrics on 127.0.0.1 during each run (0 picks a port). */
+  metricsPort?: number | undefined;
   /** Serve one run, then exit. @default false: serve runs until stopped */
   once?: boolean | undefined;
   /** Chunk lock (ms): a worker silent this long loses its chunk to another. @default 10000 */
@@ -110,6 +112,7 @@ async function serveRun(o: WorkerOptions, run: PublishedRun, channel: RunChannel
     firstShard,
     shardConfig: (index, replaces) => shardConfig(options, run.runId, o.out, index, replaces),
   });
+  if (o.metricsPort !== undefined) log(`worker metrics on ${await coordinator.live.serve('127.0.0.1', o.metricsPort)}`);
   const onAbort = () => coordinator.interrupt();
   signal?.addEventListener('abort', onAbort, { once: true });
   log(`worker serving run ${run.runId} with shards ${firstShard}–${firstShard + options.shards - 1} (${hostname()}, pid ${process.pid})`);
@@ -119,6 +122,7 @@ async function serveRun(o: WorkerOptions, run: PublishedRun, channel: RunChannel
     log(`worker ${status} with run ${run.runId}: ${t.succeeded} succeeded, ${t.failed} failed here`);
   } finally {
     signal?.removeEventListener('abort', onAbort);
+    await coordinator.live.close();
     await source.close();
     events.close();
   }

@@ -1,0 +1,150 @@
+#!/usr/bin/env node
+// What Redis costs: requests/s and client CPU per request for one local shard (no Redis), one
+// worker over Redis, and three workers over Redis, side by side in one run against the `fast`
+// simulator; then how many results/s the coordinator's side drains from the Redis stream into
+// results.jsonl on its own (results pre-loaded, no workers), the ceiling of a distributed run.
+//
+//   node bench/distributed.mjs [--requests 20000] [--concurrency 64] [--drain 200000]
+//
+// Client CPU is every shardline process's user+system time (coordinator, workers, shards), read as
+// this process's reaped-children time (/proc/self/stat cutime+cstime) around each run; the simulator
+// and redis-server run for the whole bench and are not counted (Redis's own CPU is shown apart).
+// Targets (issue #12): Redis adds ≤ 10% client CPU per request at chunk size 256; the coordinator
+// drains ≥ 20,000 results/s. Needs redis-server (Debian's package).
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { startSimProcess } from './sim-process.mjs';
+
+const { values } = parseArgs({
+  options: {
+    requests: { type: 'string', default: '20000' },
+    concurrency: { type: 'string', default: '64' },
+    drain: { type: 'string', default: '200000' },
+  },
+});
+const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+const RUN_LIMIT_MS = 5 * 60_000;
+const TICK_MS = 1000 / Number(spawnSync('getconf', ['CLK_TCK']).stdout.toString().trim() || 100);
+
+function childrenCpuMs() {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // After the command name: field 3 is f[0]; cutime and cstime are fields 16 and 17.
+  return (Number(f[13]) + Number(f[14])) * TICK_MS;
+}
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function cli(args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let stdout = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), RUN_LIMIT_MS);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      if (code !== 0) reject(new Error(`shardline ${args[0]} exited ${code}`));
+      else resolve(stdout);
+    });
+  });
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'sl-bench-dist-'));
+const port = await freePort();
+const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+await new Promise((r) => setTimeout(r, 500));
+const redisUrl = `redis://127.0.0.1:${port}`;
+const sim = await startSimProcess('fast');
+const n = Number(values.requests);
+const input = join(dir, 'in.jsonl');
+const lines = [];
+for (let i = 0; i < n; i++) lines.push(JSON.stringify({ custom_id: `r${i}`, body: { model: 'sim', messages: [{ role: 'user', content: `q ${i}` }], max_tokens: 8, stream: false } }));
+writeFileSync(input, `${lines.join('\n')}\n`);
+
+const { Redis } = await import('ioredis');
+const rc = new Redis(redisUrl);
+const redisCpuMs = async () => {
+  const info = await rc.info('cpu');
+  return (Number(/used_cpu_user:([\d.]+)/.exec(info)[1]) + Number(/used_cpu_sys:([\d.]+)/.exec(info)[1])) * 1000;
+};
+
+const configs = [
+  { name: '1 local shard (no Redis)', args: [] },
+  { name: '1 worker over Redis', args: ['--redis', redisUrl, '--local-workers', '1'] },
+  { name: '3 workers over Redis', args: ['--redis', redisUrl, '--local-workers', '3'] },
+];
+const rows = [];
+let drain;
+try {
+  for (const c of configs) {
+    const out = join(dir, `out-${rows.length}`);
+    const cpu0 = childrenCpuMs();
+    const r0 = await redisCpuMs();
+    const t0 = performance.now();
+    await cli(['run', input, '--endpoint', `${sim.url}/v1`, '--out', out, '--concurrency', values.concurrency, '--progress', 'off', ...c.args]);
+    const s = (performance.now() - t0) / 1000;
+    rows.push({ name: c.name, s, cpuUsPerReq: ((childrenCpuMs() - cpu0) * 1000) / n, redisUsPerReq: (((await redisCpuMs()) - r0) * 1000) / n });
+    rmSync(out, { recursive: true, force: true });
+  }
+  drain = await measureDrain();
+} finally {
+  await rc.quit();
+  sim.stop();
+  redis.kill('SIGTERM');
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** The coordinator's side alone: results pre-loaded in the run's stream, drained into results.jsonl. */
+async function measureDrain() {
+  const { RunChannel } = await import('../dist/runner/redis/run-channel.js');
+  const { DirResultSink } = await import('../dist/runner/dir-result-sink.js');
+  const { IdInterner } = await import('../dist/events/id-interner.js');
+  const channel = new RunChannel(redisUrl);
+  const runId = 'drain-bench';
+  const total = Number(values.drain);
+  // A result line as a `fast`-profile run writes it (8-token answer).
+  const line = '{"id":"batch_req_x","custom_id":"ID","response":{"status_code":200,"request_id":"c","body":{"choices":[{"index":0,"message":{"role":"assistant","content":" the of and to in is that for"},"finish_reason":"length"}],"usage":{"prompt_tokens":8,"completion_tokens":8,"total_tokens":16}}},"error":null}';
+  for (let i = 0; i < total; i += 1000) {
+    await channel.sendResults(runId, Array.from({ length: Math.min(1000, total - i) }, (_, k) => ({ id: `r${i + k}`, line: line.replace('ID', `r${i + k}`) })));
+  }
+  const sink = new DirResultSink(join(dir, 'drain'));
+  const seen = new IdInterner(1 << 16);
+  const t0 = performance.now();
+  let after = '0';
+  let got = 0;
+  while (got < total) {
+    const batch = await channel.readResults(runId, after, 500);
+    for (const r of batch) {
+      seen.internString(r.id);
+      sink.writeResult(r.id, r.line);
+      got++;
+    }
+    sink.flush();
+    after = batch[batch.length - 1].streamId;
+    await channel.trimResults(runId, after);
+  }
+  const s = (performance.now() - t0) / 1000;
+  await sink.close();
+  await channel.close();
+  return { total, s };
+}
+
+const fmt = (x, d = 0) => x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
+console.log(`shardline distributed bench — node ${process.version}, ${new Date().toISOString()}, ${fmt(n)} requests, fast profile, 8-token answers, concurrency ${values.concurrency} per shard, chunks of 256`);
+for (const r of rows) console.log(`${r.name.padEnd(26)} ${fmt(n / r.s).padStart(7)} req/s   client CPU ${fmt(r.cpuUsPerReq).padStart(5)} µs/req   Redis CPU ${fmt(r.redisUsPerReq).padStart(4)} µs/req`);
+const extra = rows[1].cpuUsPerReq / rows[0].cpuUsPerReq - 1;
+console.log(`Redis adds ${fmt(extra * 100, 1)}% client CPU per request (1 worker vs 1 local shard; target ≤ 10%): ${extra <= 0.1 ? 'met' : 'not met'}`);
+console.log(`coordinator drains ${fmt(drain.total / drain.s)} results/s from the stream into results.jsonl (target ≥ 20,000): ${drain.total / drain.s >= 20000 ? 'met' : 'not met'}`);
