@@ -165,6 +165,30 @@ describe('distributed runs on BullMQ + a real Redis', () => {
     }
   });
 
+  it('holds --global-concurrency across workers, checked from the merged event log', { timeout: 90_000 }, async () => {
+    const dir = tempDir();
+    const out = join(dir, 'out');
+    const n = 900;
+    const input = writeInput(dir, n, { max_tokens: 20 });
+    const coordinator = start(['run', input, '--endpoint', `${sim.url}/v1`, '--out', out, '--redis', redis.url, '--global-concurrency', '10', '--progress', 'off']);
+    // Three workers that could hold 24 in flight between them.
+    worker(out);
+    worker(out);
+    worker(out);
+    expect(await exited(coordinator), coordinator.err()).toBe(0);
+    await expectExactlyOnce(out, n);
+    const events = loadEvents(out);
+    const steps = [...ofType(events, 'attempt_start').map((e) => ({ ts: e.ts, d: 1 })), ...ofType(events, 'attempt_end').map((e) => ({ ts: e.ts, d: -1 }))].sort((a, b) => a.ts - b.ts || a.d - b.d);
+    let open = 0;
+    let peak = 0;
+    for (const s of steps) peak = Math.max(peak, (open += s.d));
+    expect(peak).toBeLessThanOrEqual(10);
+    // The bound is used, not undercut: at some moment all 10 were in flight.
+    expect(peak).toBe(10);
+    // And more than one worker took part.
+    expect(new Set(ofType(events, 'attempt_start').map((e) => e.shard)).size).toBeGreaterThan(1);
+  });
+
   it('exits 2 naming a bad --redis URL, and 1 naming the URL when Redis is down, password hidden', async () => {
     const dir = tempDir();
     const input = writeInput(dir, 3);
@@ -184,5 +208,8 @@ describe('distributed runs on BullMQ + a real Redis', () => {
     const mp = await runCli(['run', input, '--endpoint', `${sim.url}/v1`, '--out', join(dir, 'e'), '--redis', redis.url, '--metrics-port', '0']);
     expect(mp.code).toBe(2);
     expect(mp.stderr).toMatch(/`--metrics-port` without `--redis`.*shardline worker --metrics-port/);
+    const gc = await runCli(['run', input, '--endpoint', `${sim.url}/v1`, '--out', join(dir, 'f'), '--global-concurrency', '8']);
+    expect(gc.code).toBe(2);
+    expect(gc.stderr).toMatch(/`--global-concurrency` only with `--redis`/);
   });
 });

@@ -65,6 +65,7 @@ export function registerRunCommand(program: Command): void {
     .option('--gauge-interval-ms <ms>', 'how often each process writes a gauge event (default 1000)')
     .option('--redis <url>', 'coordinate a distributed run over this Redis: requests go out in chunks to `shardline worker` processes (docs/distributed.md)')
     .option('--local-workers <n>', 'with --redis: also start this many workers on this machine (default 0)')
+    .option('--global-concurrency <n>', 'with --redis: most requests in flight across all workers together (default: no bound but each worker\'s own)')
     .addOption(new Option('--progress <mode>', 'progress on stderr (default auto: in place on a TTY, a line every 10 s otherwise)').choices(['auto', 'tty', 'lines', 'off']))
     .action(async (input: string, raw: Record<string, unknown>) => {
       const { config, header, keepAlive, ...flags } = raw;

@@ -142,6 +142,7 @@ export const runOptionsSchema = z
     progress: z.enum(['auto', 'tty', 'lines', 'off']).default('auto').describe('Progress display on stderr. @default auto'),
     gaugeIntervalMs: posInt.default(1000).describe('Gauge event period. @default 1000'),
     redis: redisUrlSchema.optional(),
+    globalConcurrency: posInt.max(1_000_000).optional().describe('With --redis: most requests in flight across all workers together (each worker still holds its own --concurrency per shard).'),
     localWorkers: z.coerce.number().int().min(0).max(64).default(0).describe('With --redis: worker processes to start on this machine too (shardline worker). @default 0'),
   })
   .strict();
@@ -194,6 +195,7 @@ export const flagOf: Record<string, string> = {
   gaugeIntervalMs: '--gauge-interval-ms',
   redis: '--redis',
   localWorkers: '--local-workers',
+  globalConcurrency: '--global-concurrency',
 };
 
 /** Environment variables teams already use, mapped to option keys. */

@@ -40,6 +40,11 @@ export interface CoordinatorDeps {
   shardConfig: (index: number, replaces?: number) => ShardConfig;
   /** Number of the first shard (a distributed worker's shards are numbered run-wide). @default 0 */
   firstShard?: number;
+  /**
+   * Most requests assigned to shards at once (running or prefetched), read at each dispatch: a
+   * distributed worker's share of `--global-concurrency`. Call `kick()` when it rises. @default no cap
+   */
+  assignedCap?: () => number;
   clock: Clock;
   onProgress?: (p: ProgressSnapshot) => void;
 }
@@ -231,11 +236,19 @@ export class Coordinator {
     this.maybeFinish();
   }
 
+  /** Dispatch again: a cap on assigned work (`assignedCap`) has risen. */
+  kick(): void {
+    this.dispatch();
+  }
+
   private dispatch(): void {
     if (this.stopping) return;
     if (this.backlog.length > 0) {
       const batches = new Map<ShardHandle, WorkItem[]>();
-      while (this.backlog.length > 0) {
+      const cap = this.deps.assignedCap?.() ?? Infinity;
+      let assigned = 0;
+      if (cap !== Infinity) for (const s of this.shards) if (!s.exited) assigned += s.assigned.size;
+      while (this.backlog.length > 0 && assigned < cap) {
         // A shard with a free slot starts the item at once; only then fill prefetch places.
         let best: ShardHandle | undefined;
         for (const s of this.shards) {
@@ -244,6 +257,7 @@ export class Coordinator {
         }
         if (!best) break;
         const item = this.backlog.shift()!;
+        assigned++;
         best.demand--;
         if (best.freeSlots > 0) best.running++;
         else best.local++;

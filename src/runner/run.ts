@@ -86,6 +86,7 @@ export async function run(input: RunOptionsInput | RunOptions, hooks: RunHooks =
   if (o.redis !== undefined && o.metricsPort !== undefined) {
     throw new ConfigError('Expected `--metrics-port` without `--redis`: a distributed run serves metrics from each worker (`shardline worker --metrics-port N`), not yet from its coordinator');
   }
+  if (o.globalConcurrency !== undefined && o.redis === undefined) throw new ConfigError(`Expected \`--global-concurrency\` only with \`--redis\`, got \`${o.globalConcurrency}\` without it (one machine: --shards × --concurrency is the bound)`);
   if (o.localWorkers > 0 && o.redis === undefined) throw new ConfigError(`Expected \`--local-workers\` only with \`--redis\`, got \`${o.localWorkers}\` without it`);
   if (o.postprocess && !existsSync(o.postprocess)) {
     throw new ConfigError(`Expected \`--postprocess\` to be a module file, got \`${o.postprocess}\` (not found)`);

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, RedisError } from '../../config/errors.js';
-import { runOptionsSchema, type RunOptions } from '../../config/run-options.js';
+import { runOptionsSchema, slotBounds, type RunOptions } from '../../config/run-options.js';
 import { monotonicEpochMs } from '../../events/clock.js';
 import { EventWriter } from '../../events/event-writer.js';
 import { ensureDir } from '../../util/ensure-dir.js';
@@ -9,6 +9,7 @@ import { VERSION } from '../../version.js';
 import { Coordinator } from '../coordinator.js';
 import { shardConfig } from '../shard-config.js';
 import { CHUNK_PROTOCOL } from './chunk-queue.js';
+import { GlobalLease } from './global-lease.js';
 import { checkRedis, redactRedisUrl } from './redis-check.js';
 import { RedisWorkSource } from './redis-work-source.js';
 import { RunChannel, type PublishedRun } from './run-channel.js';
@@ -102,6 +103,8 @@ async function serveRun(o: WorkerOptions, run: PublishedRun, channel: RunChannel
   // run_start and run_end are the run coordinator's: one run, one pair, whatever the worker count.
   const events = new EventWriter({ path: join(o.out, 'events', `worker-${String(firstShard).padStart(3, '0')}.jsonl`), run: run.runId, shard: -1, now: clock });
   const source = new RedisWorkSource(o.redis, run.runId, channel, { lockDurationMs: o.lockDurationMs, stalledIntervalMs: o.stalledIntervalMs });
+  const slots = slotBounds(options.concurrency).max * options.shards;
+  let lease: GlobalLease | undefined;
   const coordinator = new Coordinator({
     options,
     source,
@@ -111,7 +114,12 @@ async function serveRun(o: WorkerOptions, run: PublishedRun, channel: RunChannel
     clock,
     firstShard,
     shardConfig: (index, replaces) => shardConfig(options, run.runId, o.out, index, replaces),
+    ...(options.globalConcurrency !== undefined ? { assignedCap: () => lease?.lease ?? 0 } : {}),
   });
+  if (options.globalConcurrency !== undefined) {
+    lease = new GlobalLease(channel.redis, run.runId, `${hostname()}:${process.pid}:${firstShard}`, options.globalConcurrency, () => slots, () => coordinator.kick());
+    await lease.start();
+  }
   if (o.metricsPort !== undefined) log(`worker metrics on ${await coordinator.live.serve('127.0.0.1', o.metricsPort)}`);
   const onAbort = () => coordinator.interrupt();
   signal?.addEventListener('abort', onAbort, { once: true });
@@ -122,6 +130,7 @@ async function serveRun(o: WorkerOptions, run: PublishedRun, channel: RunChannel
     log(`worker ${status} with run ${run.runId}: ${t.succeeded} succeeded, ${t.failed} failed here`);
   } finally {
     signal?.removeEventListener('abort', onAbort);
+    await lease?.stop();
     await coordinator.live.close();
     await source.close();
     events.close();
