@@ -5,6 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { analyze, parseProfile, startSim, type RunningSim } from '../src/index.js';
 import type { RequestSpec } from '../src/input/request-line.js';
 import { ChunkQueue, CHUNK_PROTOCOL, chunkJobId } from '../src/runner/redis/chunk-queue.js';
+import { RunChannel } from '../src/runner/redis/run-channel.js';
 import { expectBooksAgree } from './helpers/books.js';
 import { CLI, runCli } from './helpers/cli.js';
 import { scrape } from './helpers/http.js';
@@ -170,11 +171,18 @@ describe('distributed runs on BullMQ + a real Redis', () => {
     const out = join(dir, 'out');
     const n = 900;
     const input = writeInput(dir, n, { max_tokens: 20 });
-    const coordinator = start(['run', input, '--endpoint', `${sim.url}/v1`, '--out', out, '--redis', redis.url, '--global-concurrency', '10', '--progress', 'off']);
+    const coordinator = start(['run', input, '--endpoint', `${sim.url}/v1`, '--out', out, '--redis', redis.url, '--global-concurrency', '10', '--metrics-port', '0', '--progress', 'off']);
     // Three workers that could hold 24 in flight between them.
     worker(out);
     worker(out);
     worker(out);
+    // The coordinator serves the run's aggregate /metrics, from every worker's results.
+    await until(() => resultLines(out) > 100, 30_000, 'the first results');
+    const metricsUrl = /metrics on (\S+)/.exec(coordinator.err())?.[1];
+    expect(metricsUrl, coordinator.err()).toBeDefined();
+    const m = await scrape(metricsUrl!.replace(/\/metrics$/, ''));
+    expect(m.get('shardline_requests_total{outcome="succeeded"}')).toBeGreaterThan(100);
+    expect(m.get('shardline_completion_tokens_per_minute')).toBeGreaterThan(0);
     expect(await exited(coordinator), coordinator.err()).toBe(0);
     await expectExactlyOnce(out, n);
     const events = loadEvents(out);
@@ -189,7 +197,7 @@ describe('distributed runs on BullMQ + a real Redis', () => {
     expect(new Set(ofType(events, 'attempt_start').map((e) => e.shard)).size).toBeGreaterThan(1);
   });
 
-  it('exits 2 naming a bad --redis URL, and 1 naming the URL when Redis is down, password hidden', async () => {
+  it('exits 2 naming a bad --redis URL, and 1 naming the URL when Redis is down (password hidden) or the coordinator runs another version', async () => {
     const dir = tempDir();
     const input = writeInput(dir, 3);
     const bad = await runCli(['run', input, '--endpoint', `${sim.url}/v1`, '--out', join(dir, 'a'), '--redis', 'http://127.0.0.1:6379']);
@@ -205,9 +213,17 @@ describe('distributed runs on BullMQ + a real Redis', () => {
     const lw = await runCli(['run', input, '--endpoint', `${sim.url}/v1`, '--out', join(dir, 'd'), '--local-workers', '2']);
     expect(lw.code).toBe(2);
     expect(lw.stderr).toMatch(/`--local-workers` only with `--redis`/);
-    const mp = await runCli(['run', input, '--endpoint', `${sim.url}/v1`, '--out', join(dir, 'e'), '--redis', redis.url, '--metrics-port', '0']);
-    expect(mp.code).toBe(2);
-    expect(mp.stderr).toMatch(/`--metrics-port` without `--redis`.*shardline worker --metrics-port/);
+    // A coordinator of another chunk protocol (another shardline version): the worker names both.
+    const channel = new RunChannel(redis.url);
+    try {
+      await channel.redis.multi().set('shardline:run:from-the-future:config', JSON.stringify({ runId: 'from-the-future', version: '9.9.9', protocol: 999, options: {} })).set('shardline:run:current', 'from-the-future').exec();
+      const old = await runCli(['worker', '--redis', redis.url, '--out', join(dir, 'g')]);
+      expect(old.code).toBe(1);
+      expect(old.stderr).toMatch(/shardline 9\.9\.9 \(chunk protocol 999\); this worker is shardline \S+ \(protocol 1\)/);
+      await channel.finish('from-the-future');
+    } finally {
+      await channel.close();
+    }
     const gc = await runCli(['run', input, '--endpoint', `${sim.url}/v1`, '--out', join(dir, 'f'), '--global-concurrency', '8']);
     expect(gc.code).toBe(2);
     expect(gc.stderr).toMatch(/`--global-concurrency` only with `--redis`/);

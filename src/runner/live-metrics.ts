@@ -1,6 +1,6 @@
-import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { DoneItem, RetryItem } from './ipc-messages.js';
+import { serveMetrics, type ServedMetrics } from './metrics-server.js';
 import { RollingStats } from './rolling-stats.js';
 
 /** Instantaneous state the coordinator owns, read at scrape time. */
@@ -35,7 +35,7 @@ export class LiveMetrics {
   private readonly loopLag: Gauge<'shard'>;
   private readonly loopBusy: Gauge<'shard'>;
   private readonly cpuWait: Gauge<'shard'>;
-  private server: Server | undefined;
+  private served: ServedMetrics | undefined;
 
   constructor(state: LiveState, now: () => number, startedMs: () => number) {
     const registers = [this.registry];
@@ -120,34 +120,13 @@ export class LiveMetrics {
 
   /** Serve `/metrics` (Prometheus text) on host:port; resolves with the URL. */
   async serve(host: string, port: number): Promise<string> {
-    const server = createServer((req, res) => {
-      if (req.method === 'GET' && req.url?.split('?')[0] === '/metrics') {
-        void this.registry.metrics().then((text) => {
-          res.writeHead(200, { 'content-type': this.registry.contentType });
-          res.end(text);
-        });
-        return;
-      }
-      res.writeHead(404, { 'content-type': 'text/plain' });
-      res.end('not found: try /metrics\n');
-    });
-    this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => resolve());
-    });
-    const address = server.address();
-    const actual = typeof address === 'object' && address ? address.port : port;
-    return `http://${host.includes(':') ? `[${host}]` : host}:${actual}/metrics`;
+    this.served = await serveMetrics(this.registry, host, port);
+    return this.served.url;
   }
 
   async close(): Promise<void> {
-    const server = this.server;
-    if (!server) return;
-    this.server = undefined;
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
+    const served = this.served;
+    this.served = undefined;
+    await served?.close();
   }
 }

@@ -83,9 +83,6 @@ export async function run(input: RunOptionsInput | RunOptions, hooks: RunHooks =
   const o = parsed.data;
   const clock = hooks.clock ?? monotonicEpochMs;
   checkReadableInput(o.input);
-  if (o.redis !== undefined && o.metricsPort !== undefined) {
-    throw new ConfigError('Expected `--metrics-port` without `--redis`: a distributed run serves metrics from each worker (`shardline worker --metrics-port N`), not yet from its coordinator');
-  }
   if (o.globalConcurrency !== undefined && o.redis === undefined) throw new ConfigError(`Expected \`--global-concurrency\` only with \`--redis\`, got \`${o.globalConcurrency}\` without it (one machine: --shards × --concurrency is the bound)`);
   if (o.localWorkers > 0 && o.redis === undefined) throw new ConfigError(`Expected \`--local-workers\` only with \`--redis\`, got \`${o.localWorkers}\` without it`);
   if (o.postprocess && !existsSync(o.postprocess)) {
@@ -148,7 +145,7 @@ async function runInDir(o: RunOptions, out: string, hooks: RunHooks, clock: Cloc
 
   if (o.redis !== undefined) {
     const t0 = clock();
-    const { status, totals: t, error } = await runDistributed({ options: { ...o, redis: o.redis }, runId, out, sink, doneIds, clock, signal: hooks.signal });
+    const { status, totals: t, error } = await runDistributed({ options: { ...o, redis: o.redis }, runId, out, sink, doneIds, clock, signal: hooks.signal, ...(hooks.onMetrics ? { onMetrics: hooks.onMetrics } : {}) });
     await sink.close();
     events.write('run_end', { status, succeeded: t.succeeded, failed: t.failed, rejected: t.rejected });
     events.close();

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import type { RunOptions } from '../../config/run-options.js';
 import type { Clock } from '../../events/clock.js';
 import { IdInterner } from '../../events/id-interner.js';
-import { parseResultLine } from '../../events/results-file.js';
+import { parseResultLine, type ResultSummary } from '../../events/results-file.js';
 import type { RequestSpec } from '../../input/request-line.js';
 import { distFile } from '../../util/dist-file.js';
 import { JsonlWorkSource } from '../jsonl-work-source.js';
@@ -10,6 +10,7 @@ import { redactUrl } from '../run-manifest.js';
 import type { ResultSink } from '../result-sink.js';
 import { newRunTotals, type RunTotals } from '../run-totals.js';
 import { ChunkQueue, chunkJobId, CHUNK_PROTOCOL, DEFAULT_CHUNK_SIZE } from './chunk-queue.js';
+import { DistributedMetrics } from './distributed-metrics.js';
 import { checkRedis, redactRedisUrl } from './redis-check.js';
 import { LOCAL_ONLY_OPTIONS, RunChannel } from './run-channel.js';
 
@@ -23,6 +24,8 @@ export interface DistributedRunDeps {
   clock: Clock;
   signal?: AbortSignal | undefined;
   log?: (line: string) => void;
+  /** Called with the URL once `/metrics` is served (`--metrics-port`). */
+  onMetrics?: (url: string) => void;
 }
 
 /** Chunks enqueued ahead of the results: enough to keep every worker busy, bounded so Redis holds a window of the input, not all of it. */
@@ -41,6 +44,12 @@ export async function runDistributed(d: DistributedRunDeps): Promise<{ status: '
   const o = d.options;
   const log = d.log ?? ((line: string) => process.stderr.write(`shardline: ${line}\n`));
   await checkRedis(o.redis);
+  let expected = 0;
+  let chunks = 0;
+  let inputDone = false;
+  const written = new IdInterner(1 << 16);
+  const metrics = new DistributedMetrics({ backlog: () => expected - written.size }, d.clock, d.clock());
+  if (o.metricsPort !== undefined) d.onMetrics?.(await metrics.serve(o.metricsHost, o.metricsPort));
   const channel = new RunChannel(o.redis);
   const queue = new ChunkQueue<RequestSpec>(o.redis);
   const totals = newRunTotals();
@@ -51,10 +60,6 @@ export async function runDistributed(d: DistributedRunDeps): Promise<{ status: '
   const workers = startLocalWorkers(o, d.out);
   log(`distributed run ${d.runId} on ${redactRedisUrl(o.redis)}: chunks of ${DEFAULT_CHUNK_SIZE}; start workers with: shardline worker --redis ${redactRedisUrl(o.redis)} --out ${d.out}`);
 
-  let expected = 0;
-  let chunks = 0;
-  let inputDone = false;
-  const written = new IdInterner(1 << 16);
   let progress: (() => void) | undefined;
   const stopped = () => d.signal?.aborted === true;
   d.signal?.addEventListener('abort', () => progress?.(), { once: true });
@@ -104,7 +109,8 @@ export async function runDistributed(d: DistributedRunDeps): Promise<{ status: '
         written.internString(r.id);
         if (written.size === before) continue;
         d.sink.writeResult(r.id, r.line);
-        tally(totals, r.line);
+        const res = tally(totals, r.line);
+        if (res) metrics.record(res.code === undefined ? 'succeeded' : 'failed', res.completionTokens ?? 0, d.clock());
       }
       if (batch.length > 0) {
         // Written to the file before the stream forgets them: a crash here reads them again.
@@ -136,14 +142,15 @@ export async function runDistributed(d: DistributedRunDeps): Promise<{ status: '
     return { status: 'failed', totals, error: err as Error };
   } finally {
     await stopWorkers(workers);
+    await metrics.close();
     await queue.close();
     await channel.close();
   }
 }
 
-function tally(t: RunTotals, line: string): void {
+function tally(t: RunTotals, line: string): ResultSummary | undefined {
   const r = parseResultLine(line);
-  if (!r) return;
+  if (!r) return undefined;
   if (r.code === undefined) {
     t.succeeded++;
     t.completionTokens += r.completionTokens ?? 0;
@@ -151,6 +158,7 @@ function tally(t: RunTotals, line: string): void {
     t.failed++;
     t.causes[r.code] = (t.causes[r.code] ?? 0) + 1;
   }
+  return r;
 }
 
 /** `--local-workers N`: workers on this machine, serving this run only, writing into its directory. */
