@@ -9,13 +9,11 @@
 // over all of them. Reports completion TPM (run average), server TTFT p99 and retry rate per run, and
 // the medians across rounds. Target (issue #14): auto within 10% of the best fixed bound's TPM with
 // TTFT p99 no worse than 1.2× that bound's.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { fileURLToPath } from 'node:url';
-import { startSimProcess } from './sim-process.mjs';
+import { runShardline, startSimProcess } from './sim-process.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -24,8 +22,6 @@ const { values } = parseArgs({
     'max-tokens': { type: 'string', default: '32' },
   },
 });
-const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
-const RUN_LIMIT_MS = 5 * 60_000;
 const CONFIGS = [
   { name: 'fixed 16 (default)', concurrency: '16' },
   { name: 'fixed 24 (the knee)', concurrency: '24' },
@@ -42,19 +38,6 @@ for (let i = 0; i < Number(values.requests); i++) {
 }
 writeFileSync(input, `${lines.join('\n')}\n`);
 
-function cli(args) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let stdout = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), RUN_LIMIT_MS);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      if (code !== 0) reject(new Error(`shardline ${args[0]} exited ${code}`));
-      else resolve(stdout);
-    });
-  });
-}
 
 const sim = await startSimProcess(profile);
 const rows = new Map(CONFIGS.map((c) => [c.name, []]));
@@ -63,8 +46,8 @@ try {
     for (let k = 0; k < CONFIGS.length; k++) {
       const c = CONFIGS[(k + round) % CONFIGS.length];
       const out = join(dir, `r${round}-${c.concurrency}`);
-      await cli(['run', input, '--endpoint', `${sim.url}/v1`, '--out', out, '--concurrency', c.concurrency, '--progress', 'off']);
-      const r = JSON.parse(await cli(['report', out, '--json']));
+      await runShardline(['run', input, '--endpoint', `${sim.url}/v1`, '--out', out, '--concurrency', c.concurrency, '--progress', 'off']);
+      const r = JSON.parse(await runShardline(['report', out, '--json']));
       const row = { tpm: r.tpm.run_average, ttftP99Ms: r.ttft_ms.server.p99, retryRate: r.retries.rate ?? 0, meanLimit: r.utilization.mean_in_flight };
       rows.get(c.name).push(row);
       console.error(`round ${round + 1} ${c.name}: ${Math.round(row.tpm)} tok/min, TTFT p99 ${row.ttftP99Ms.toFixed(0)} ms, retries ${(row.retryRate * 100).toFixed(1)}%, mean in flight ${row.meanLimit.toFixed(1)}`);

@@ -17,8 +17,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { fileURLToPath } from 'node:url';
-import { startSimProcess } from './sim-process.mjs';
+import { runShardline, startSimProcess } from './sim-process.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -27,8 +26,6 @@ const { values } = parseArgs({
     drain: { type: 'string', default: '200000' },
   },
 });
-const CLI = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
-const RUN_LIMIT_MS = 5 * 60_000;
 const TICK_MS = 1000 / Number(spawnSync('getconf', ['CLK_TCK']).stdout.toString().trim() || 100);
 
 function childrenCpuMs() {
@@ -48,19 +45,6 @@ function freePort() {
   });
 }
 
-function cli(args) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'ignore'] });
-    let stdout = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), RUN_LIMIT_MS);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      if (code !== 0) reject(new Error(`shardline ${args[0]} exited ${code}`));
-      else resolve(stdout);
-    });
-  });
-}
 
 const dir = mkdtempSync(join(tmpdir(), 'sl-bench-dist-'));
 const port = await freePort();
@@ -94,7 +78,7 @@ try {
     const cpu0 = childrenCpuMs();
     const r0 = await redisCpuMs();
     const t0 = performance.now();
-    await cli(['run', input, '--endpoint', `${sim.url}/v1`, '--out', out, '--concurrency', values.concurrency, '--progress', 'off', ...c.args]);
+    await runShardline(['run', input, '--endpoint', `${sim.url}/v1`, '--out', out, '--concurrency', values.concurrency, '--progress', 'off', ...c.args], { stderr: 'ignore' });
     const s = (performance.now() - t0) / 1000;
     rows.push({ name: c.name, s, cpuUsPerReq: ((childrenCpuMs() - cpu0) * 1000) / n, redisUsPerReq: (((await redisCpuMs()) - r0) * 1000) / n });
     rmSync(out, { recursive: true, force: true });

@@ -17,3 +17,18 @@ export async function startSimProcess(profileArg) {
   });
   return { url, pid: child.pid, stop: () => child.kill('SIGTERM') };
 }
+
+/** Run the built CLI to completion (killed after `limitMs`); resolves with its stdout, rejects on a non-zero exit. */
+export function runShardline(args, { limitMs = 5 * 60_000, stderr = 'inherit' } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', stderr] });
+    let stdout = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), limitMs);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      if (code !== 0) reject(new Error(`shardline ${args[0]} exited ${code}`));
+      else resolve(stdout);
+    });
+  });
+}
