@@ -158,12 +158,14 @@ export class Coordinator {
   }
 
   /**
-   * Attempts running on the shards, from their latest heartbeats (at most a gauge interval old).
-   * What is assigned also counts prefetched work that has not started, so it can exceed the limit.
+   * Attempts running on the shards, from their latest heartbeats (at most a gauge interval old),
+   * bounded by what is still assigned to them and not prefetched: a beat sent just before its
+   * attempts failed into backoff must not count them in flight. (Assigned alone also counts
+   * prefetched work that has not started, so it can exceed the limit.)
    */
   private inFlight(): number {
     let n = 0;
-    for (const s of this.shards) if (!s.exited) n += s.inFlight;
+    for (const s of this.shards) if (!s.exited) n += Math.min(s.inFlight, Math.max(0, s.assigned.size - s.local));
     return n;
   }
 
