@@ -4,35 +4,78 @@
 // simulator; then how many results/s the coordinator's side drains from the Redis stream into
 // results.jsonl on its own (results pre-loaded, no workers), the ceiling of a distributed run.
 //
-//   node bench/distributed.mjs [--requests 20000] [--concurrency 64] [--drain 200000]
+//   node bench/distributed.mjs [--requests 100000] [--concurrency 64] [--drain 200000]
 //
-// Client CPU is every shardline process's user+system time (coordinator, workers, shards), read as
-// this process's reaped-children time (/proc/self/stat cutime+cstime) around each run; the simulator
-// and redis-server run for the whole bench and are not counted (Redis's own CPU is shown apart).
+// Client CPU is every shardline process's user+system time (coordinator, workers, shards): the
+// process tree under each run polled from /proc every 50 ms, keeping each process's last reading
+// (reaped-children time would miss shards that outlive their parent by a moment). The simulator and
+// redis-server run for the whole bench and are not counted (Redis's own CPU is shown apart).
 // Targets (issue #12): Redis adds ≤ 10% client CPU per request at chunk size 256; the coordinator
 // drains ≥ 20,000 results/s. Needs redis-server (Debian's package).
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { runShardline, startSimProcess } from './sim-process.mjs';
+import { startSimProcess } from './sim-process.mjs';
 
 const { values } = parseArgs({
   options: {
-    requests: { type: 'string', default: '20000' },
+    requests: { type: 'string', default: '100000' },
     concurrency: { type: 'string', default: '64' },
     drain: { type: 'string', default: '200000' },
   },
 });
+const CLI = new URL('../dist/cli/main.js', import.meta.url).pathname;
 const TICK_MS = 1000 / Number(spawnSync('getconf', ['CLK_TCK']).stdout.toString().trim() || 100);
 
-function childrenCpuMs() {
-  const stat = readFileSync('/proc/self/stat', 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // After the command name: field 3 is f[0]; cutime and cstime are fields 16 and 17.
-  return (Number(f[13]) + Number(f[14])) * TICK_MS;
+/** CPU ms of every process in the tree under `rootPid`, by pid, read from /proc now. */
+function treeCpuMs(rootPid) {
+  const stats = new Map();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // After the command name: ppid is f[1]; utime and stime (fields 14 and 15) are f[11], f[12].
+      stats.set(Number(d), { ppid: Number(f[1]), ms: (Number(f[11]) + Number(f[12])) * TICK_MS });
+    } catch {
+      // gone already
+    }
+  }
+  const tree = new Map();
+  const members = new Set([rootPid]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [pid, st] of stats) {
+      if (members.has(st.ppid) && !members.has(pid)) {
+        members.add(pid);
+        grew = true;
+      }
+    }
+  }
+  for (const pid of members) if (stats.has(pid)) tree.set(pid, stats.get(pid).ms);
+  return tree;
+}
+
+/** Run shardline, polling its process tree's CPU; resolves with the wall time and total CPU ms. */
+function measuredRun(args) {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: 'ignore' });
+    const last = new Map();
+    const poll = setInterval(() => {
+      for (const [pid, ms] of treeCpuMs(child.pid)) last.set(pid, ms);
+    }, 50);
+    const limit = setTimeout(() => child.kill('SIGKILL'), 5 * 60_000);
+    child.on('exit', (code) => {
+      clearInterval(poll);
+      clearTimeout(limit);
+      if (code !== 0) return reject(new Error(`shardline run exited ${code}`));
+      resolve({ s: (performance.now() - t0) / 1000, cpuMs: [...last.values()].reduce((a, b) => a + b, 0) });
+    });
+  });
 }
 
 function freePort() {
@@ -75,12 +118,9 @@ let drain;
 try {
   for (const c of configs) {
     const out = join(dir, `out-${rows.length}`);
-    const cpu0 = childrenCpuMs();
     const r0 = await redisCpuMs();
-    const t0 = performance.now();
-    await runShardline(['run', input, '--endpoint', `${sim.url}/v1`, '--out', out, '--concurrency', values.concurrency, '--progress', 'off', ...c.args], { stderr: 'ignore' });
-    const s = (performance.now() - t0) / 1000;
-    rows.push({ name: c.name, s, cpuUsPerReq: ((childrenCpuMs() - cpu0) * 1000) / n, redisUsPerReq: (((await redisCpuMs()) - r0) * 1000) / n });
+    const { s, cpuMs } = await measuredRun(['run', input, '--endpoint', `${sim.url}/v1`, '--out', out, '--concurrency', values.concurrency, '--progress', 'off', ...c.args]);
+    rows.push({ name: c.name, s, cpuUsPerReq: (cpuMs * 1000) / n, redisUsPerReq: (((await redisCpuMs()) - r0) * 1000) / n });
     rmSync(out, { recursive: true, force: true });
   }
   drain = await measureDrain();
