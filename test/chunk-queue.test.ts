@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ChunkQueue, chunkJobId, toChunks } from '../src/runner/redis/chunk-queue.js';
 import { checkRedis, redisVersionOf, versionAtLeast } from '../src/runner/redis/redis-check.js';
+import { killed, until } from './helpers/processes.js';
 import { startRedis, type TestRedis } from './helpers/redis.js';
 import { tempDir } from './helpers/run-dir.js';
 
@@ -19,16 +20,7 @@ afterAll(async () => {
 
 const workers: ChildProcess[] = [];
 afterEach(async () => {
-  await Promise.all(
-    workers.splice(0).map(
-      (w) =>
-        new Promise<void>((resolve) => {
-          if (w.exitCode !== null || w.signalCode !== null) return resolve();
-          w.once('exit', () => resolve());
-          w.kill('SIGKILL');
-        }),
-    ),
-  );
+  await Promise.all(workers.splice(0).map((w) => killed(w, 'SIGKILL')));
 });
 
 function startWorker(log: string, itemMs: number, prefix = 'shardline'): Promise<ChildProcess> {
@@ -49,14 +41,6 @@ function logLines(log: string): { pid: number; chunk: number; item: string }[] {
       const [pid, chunk, item] = l.split(' ');
       return { pid: Number(pid), chunk: Number(chunk), item: item! };
     });
-}
-
-async function until(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe('Redis checks before a distributed run', () => {

@@ -9,6 +9,7 @@ import { RunChannel } from '../src/runner/redis/run-channel.js';
 import { expectBooksAgree } from './helpers/books.js';
 import { CLI, runCli } from './helpers/cli.js';
 import { scrape } from './helpers/http.js';
+import { exited, killed, until } from './helpers/processes.js';
 import { startRedis, type TestRedis } from './helpers/redis.js';
 import { loadEvents, loadResults, ofType, tempDir, writeInput } from './helpers/run-dir.js';
 
@@ -27,18 +28,6 @@ afterEach(async () => {
   await Promise.all(procs.splice(0).map((p) => killed(p, 'SIGKILL')));
 });
 
-function killed(p: ChildProcess, signal: NodeJS.Signals): Promise<void> {
-  return new Promise((resolve) => {
-    if (p.exitCode !== null || p.signalCode !== null) return resolve();
-    p.once('exit', () => resolve());
-    p.kill(signal);
-  });
-}
-
-function exited(p: ChildProcess): Promise<number | null> {
-  return new Promise((resolve) => (p.exitCode !== null || p.signalCode !== null ? resolve(p.exitCode) : p.once('exit', (code) => resolve(code))));
-}
-
 function start(args: string[]): ChildProcess & { err: () => string } {
   const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
@@ -55,14 +44,6 @@ function worker(out: string, ...extra: string[]): ChildProcess & { err: () => st
 function resultLines(out: string): number {
   const p = join(out, 'results.jsonl');
   return existsSync(p) ? readFileSync(p, 'utf8').split('\n').filter(Boolean).length : 0;
-}
-
-async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /** Exactly one result per input line, all succeeded, and the report counts each once. */

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { killed } from './processes.js';
 
 /** A real redis-server (Debian's package, installed by .ci/run) on 127.0.0.1, in a temp dir, AOF on. */
 export interface TestRedis {
@@ -51,12 +52,7 @@ export async function startRedis(): Promise<TestRedis> {
   const dir = mkdtempSync(join(tmpdir(), 'sl-redis-'));
   const port = await freePort();
   let child = await launch(port, dir);
-  const kill = (signal: NodeJS.Signals) =>
-    new Promise<void>((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) return resolve();
-      child.once('exit', () => resolve());
-      child.kill(signal);
-    });
+  const kill = (signal: NodeJS.Signals) => killed(child, signal);
   return {
     url: `redis://127.0.0.1:${port}`,
     port,

@@ -1,5 +1,5 @@
 import { DelayedError, Queue, Worker, type Job } from 'bullmq';
-import { redactRedisUrl } from './redis-check.js';
+import { redactRedisUrl } from '../../config/redis-url.js';
 
 /**
  * The distributed run's work unit: a chunk of input lines, not one job per request, so BullMQ's

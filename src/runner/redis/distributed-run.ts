@@ -11,7 +11,8 @@ import type { ResultSink } from '../result-sink.js';
 import { newRunTotals, type RunTotals } from '../run-totals.js';
 import { ChunkQueue, chunkJobId, CHUNK_PROTOCOL, DEFAULT_CHUNK_SIZE } from './chunk-queue.js';
 import { DistributedMetrics } from './distributed-metrics.js';
-import { checkRedis, redactRedisUrl } from './redis-check.js';
+import { redactRedisUrl } from '../../config/redis-url.js';
+import { checkRedis } from './redis-check.js';
 import { LOCAL_ONLY_OPTIONS, RunChannel } from './run-channel.js';
 
 export interface DistributedRunDeps {

@@ -2,8 +2,6 @@ import { Redis } from 'ioredis';
 import { ConfigError, RedisError } from '../../config/errors.js';
 import { redactRedisUrl, redisUrlSchema } from '../../config/redis-url.js';
 
-export { redactRedisUrl } from '../../config/redis-url.js';
-
 /** Oldest Redis BullMQ 5 supports fully (it warns below 6.2 and some commands fail before 6.0). */
 export const MIN_REDIS_VERSION = '6.2.0';
 

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { VERSION } from '../../version.js';
 import { CHUNK_PROTOCOL } from './chunk-queue.js';
-import { redactRedisUrl } from './redis-check.js';
+import { redactRedisUrl } from '../../config/redis-url.js';
 
 /**
  * What a distributed run's coordinator publishes for its workers: the run id and the options a

@@ -10,7 +10,8 @@ import { Coordinator } from '../coordinator.js';
 import { shardConfig } from '../shard-config.js';
 import { CHUNK_PROTOCOL } from './chunk-queue.js';
 import { GlobalLease } from './global-lease.js';
-import { checkRedis, redactRedisUrl } from './redis-check.js';
+import { redactRedisUrl } from '../../config/redis-url.js';
+import { checkRedis } from './redis-check.js';
 import { RedisWorkSource } from './redis-work-source.js';
 import { RunChannel, type PublishedRun } from './run-channel.js';
 
