@@ -238,6 +238,13 @@ export class Coordinator {
     this.maybeFinish();
   }
 
+  /** Requests this coordinator could run now: assigned to shards (running or prefetched) plus the backlog. */
+  demand(): number {
+    let n = this.backlog.length;
+    for (const s of this.shards) if (!s.exited) n += s.assigned.size;
+    return n;
+  }
+
   /** Dispatch again: a cap on assigned work (`assignedCap`) has risen. */
   kick(): void {
     this.dispatch();

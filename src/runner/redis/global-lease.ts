@@ -47,7 +47,11 @@ export class GlobalLease {
     private readonly runId: string,
     private readonly workerId: string,
     private readonly bound: number,
-    /** What this worker can use: its shards × their concurrency. */
+    /**
+     * What this worker can use now: its shards' slots, but no more than the work it holds. Asking
+     * for idle slots would keep the bound from a worker holding chunks it cannot start, and the run
+     * would never finish; asking for what it holds, a worker gives its lease back as its work runs out.
+     */
     private readonly want: () => number,
     private readonly onRise: () => void,
   ) {}

@@ -118,7 +118,7 @@ async function serveRun(o: WorkerOptions, run: PublishedRun, channel: RunChannel
     ...(options.globalConcurrency !== undefined ? { assignedCap: () => lease?.lease ?? 0 } : {}),
   });
   if (options.globalConcurrency !== undefined) {
-    lease = new GlobalLease(channel.redis, run.runId, `${hostname()}:${process.pid}:${firstShard}`, options.globalConcurrency, () => slots, () => coordinator.kick());
+    lease = new GlobalLease(channel.redis, run.runId, `${hostname()}:${process.pid}:${firstShard}`, options.globalConcurrency, () => Math.min(slots, coordinator.demand()), () => coordinator.kick());
     await lease.start();
   }
   if (o.metricsPort !== undefined) log(`worker metrics on ${await coordinator.live.serve('127.0.0.1', o.metricsPort)}`);
