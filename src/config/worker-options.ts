@@ -11,10 +11,11 @@ export const workerOptionsSchema = z
   .object({
     redis: redisUrlSchema,
     out: z.string().min(1).describe("Directory for this worker's event files: the run directory on a shared volume, or one to gather from."),
-    shards: run.shards.optional(),
-    concurrency: run.concurrency.optional(),
+    // Without their defaults: a flag not given must leave the run's value, not put back run's default.
+    shards: run.shards.unwrap().optional(),
+    concurrency: run.concurrency.unwrap().optional(),
     endpoint: run.endpoint.optional(),
-    transport: run.transport.optional(),
+    transport: run.transport.unwrap().optional(),
     headers: run.headers.optional(),
     metricsPort: run.metricsPort,
     once: z.boolean().default(false).describe('Serve one run, then exit. @default false'),
