@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { analyze, parseProfile, startSim, type RunningSim } from '../src/index.js';
@@ -99,9 +100,8 @@ describe('distributed runs on BullMQ + a real Redis', () => {
     const input = writeInput(dir, n, { max_tokens: 20 });
     const args = ['run', input, '--endpoint', `${sim.url}/v1`, '--out', out, '--redis', redis.url, '--progress', 'off'];
     const first = start(args);
-    worker(out);
-    worker(out);
-    worker(out);
+    // One worker keeps a child process per shard (--shards 2); the others run their one shard in process.
+    const workers = [worker(out, '--shards', '2'), worker(out), worker(out)];
     await until(() => resultLines(out) > 400, 30_000, 'a third of the results');
     await killed(first, 'SIGKILL');
     const before = loadResults(out).length;
@@ -112,6 +112,9 @@ describe('distributed runs on BullMQ + a real Redis', () => {
     const summary = JSON.parse(again.stdout) as { requests: { skipped: number } };
     // The resumed coordinator skipped what results.jsonl already held when it started.
     expect(summary.requests.skipped).toBeGreaterThanOrEqual(before);
+    const shardPids = ofType(loadEvents(out), 'shard_start').map((e) => e.pid);
+    expect(shardPids).toHaveLength(4);
+    expect(shardPids.filter((pid) => workers.some((w) => w.pid === pid))).toHaveLength(2);
   });
 
   it('survives Redis killed with kill -9 and restarted mid-run (AOF)', { timeout: 120_000 }, async () => {
@@ -136,9 +139,15 @@ describe('distributed runs on BullMQ + a real Redis', () => {
       await leftover.add([{ runId: 'an-abandoned-run', index: 0, protocol: CHUNK_PROTOCOL, items: [{ id: 'x', lineNo: 1, body: '{}', stream: true }] }]);
       const dir = tempDir();
       const out = join(dir, 'out');
-      const r = await runCli(['run', writeInput(dir, 600, { max_tokens: 20 }), '--endpoint', `${sim.url}/v1`, '--out', out, '--redis', redis.url, '--local-workers', '2', '--progress', 'off'], { timeoutMs: 80_000 });
+      const r = await runCli(['run', writeInput(dir, 600, { max_tokens: 20 }), '--endpoint', `${sim.url}/v1`, '--out', out, '--redis', redis.url, '--local-workers', '2', '--concurrency', '5', '--progress', 'off'], { timeoutMs: 80_000 });
       expect(r.code, r.stderr).toBe(0);
       await expectExactlyOnce(out, 600);
+      // Workers given no --concurrency take the run's, not the default; each names its host.
+      const starts = ofType(loadEvents(out), 'shard_start');
+      expect(starts.map((e) => [e.shard, e.concurrency, e.host]).sort()).toEqual([
+        [0, 5, hostname()],
+        [1, 5, hostname()],
+      ]);
       const job = await leftover.queue.getJob(chunkJobId('an-abandoned-run', 0));
       expect(await job!.getState()).toBe('delayed');
     } finally {
@@ -208,5 +217,8 @@ describe('distributed runs on BullMQ + a real Redis', () => {
     const gc = await runCli(['run', input, '--endpoint', `${sim.url}/v1`, '--out', join(dir, 'f'), '--global-concurrency', '8']);
     expect(gc.code).toBe(2);
     expect(gc.stderr).toMatch(/`--global-concurrency` only with `--redis`/);
+    const rpm = await runCli(['run', input, '--endpoint', `${sim.url}/v1`, '--out', join(dir, 'h'), '--redis', redis.url, '--rpm', '600']);
+    expect(rpm.code).toBe(2);
+    expect(rpm.stderr).toMatch(/Expected no `--rpm` with `--redis`, got `600`: every worker would apply it/);
   });
 });

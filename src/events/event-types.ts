@@ -33,7 +33,7 @@ export interface EventBase {
 export interface EventPayloads {
   /** `rerun`: failed results set aside by --retry-failed, whose requests this run runs again. */
   run_start: { config: Record<string, unknown>; resumed?: boolean; pid?: number; rerun?: number };
-  shard_start: { pid: number; concurrency: number; replaces?: number };
+  shard_start: { pid: number; concurrency: number; replaces?: number; /** The machine's hostname: shards of a distributed run come from several. */ host?: string };
   enqueue: { id: string; line?: number; attempt?: number };
   attempt_start: { id: string; attempt: number };
   conn_open: { connect_ms: number; id?: string; attempt?: number };

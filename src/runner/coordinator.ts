@@ -10,6 +10,7 @@ import type { ResultSink } from './result-sink.js';
 import { LiveMetrics } from './live-metrics.js';
 import { misconfiguredHalt, newRunTotals, tallyDone, type RunTotals } from './run-totals.js';
 import { ShardHandle } from './shard-handle.js';
+import type { ShardLauncher } from './shard-link.js';
 import { RateBudget, tokenCharge } from './rate-budget.js';
 import type { WorkSource } from './work-source.js';
 
@@ -45,6 +46,8 @@ export interface CoordinatorDeps {
    * distributed worker's share of `--global-concurrency`. Call `kick()` when it rises. @default no cap
    */
   assignedCap?: () => number;
+  /** How shards start. @default forkShard: a child process each */
+  launchShard?: ShardLauncher;
   clock: Clock;
   onProgress?: (p: ProgressSnapshot) => void;
 }
@@ -188,6 +191,7 @@ export class Coordinator {
       this.deps.shardConfig(index, replaces),
       { onMessage: (h, m) => this.onMessage(h, m), onExit: (h, code, signal) => this.onShardExit(h, code, signal) },
       this.deps.clock(),
+      this.deps.launchShard,
     );
   }
 
@@ -429,7 +433,7 @@ export class Coordinator {
   private watchdog(): void {
     const now = this.deps.clock();
     for (const s of this.shards) {
-      if (!s.exited && !s.expectedExit && now - s.lastBeatMs > this.o.wedgeTimeoutS * 1000) {
+      if (s.isolated && !s.exited && !s.expectedExit && now - s.lastBeatMs > this.o.wedgeTimeoutS * 1000) {
         s.wedged = true;
         s.kill();
       }

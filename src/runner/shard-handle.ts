@@ -1,6 +1,5 @@
-import { fork, type ChildProcess } from 'node:child_process';
-import { distFile } from '../util/dist-file.js';
 import type { FromShard, ShardConfig, ToShard, WorkItem } from './ipc-messages.js';
+import { forkShard, type ShardLauncher, type ShardLink } from './shard-link.js';
 
 /** Work items per IPC message. */
 const MAX_ITEMS_PER_MESSAGE = 256;
@@ -12,12 +11,13 @@ export interface ShardHandleEvents {
 }
 
 /**
- * The coordinator's view of one shard process: its pull credits, the requests assigned to it, and
- * a heartbeat for wedge detection. Shards are child processes rather than worker threads so each
- * has its own heap and event loop, and a crash (or `kill -9`) takes down one shard, not the run.
+ * The coordinator's view of one shard: its pull credits, the requests assigned to it, and a
+ * heartbeat for wedge detection. Shards are child processes by default (see `forkShard`) rather
+ * than worker threads so each has its own heap and event loop, and a crash (or `kill -9`) takes
+ * down one shard, not the run.
  */
 export class ShardHandle {
-  readonly child: ChildProcess;
+  private link!: ShardLink;
   /** Free slots the shard has asked work for. */
   demand = 0;
   readonly assigned = new Map<string, WorkItem>();
@@ -50,31 +50,30 @@ export class ShardHandle {
     readonly config: ShardConfig,
     events: ShardHandleEvents,
     nowMs: number,
+    launch: ShardLauncher = forkShard,
   ) {
     this.lastBeatMs = nowMs;
     this.limit = config.adaptive?.start ?? config.concurrency;
-    this.child = fork(distFile('runner/shard-main.js'), [], {
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      // A shard must not inherit a debugger or test-runner loader meant for the coordinator;
-      // SHARDLINE_SHARD_NODE_OPTIONS (e.g. `--cpu-prof`) is for profiling shards on purpose.
-      execArgv: (process.env.SHARDLINE_SHARD_NODE_OPTIONS ?? '').split(' ').filter(Boolean),
-    });
-    this.child.on('message', (msg: FromShard) => events.onMessage(this, msg));
     this.exitPromise = new Promise((resolve) => {
-      this.child.on('exit', (code, signal) => {
-        this.exited = true;
-        resolve();
-        if (!this.expectedExit) events.onExit(this, code, signal);
+      this.link = launch({
+        onMessage: (msg) => events.onMessage(this, msg),
+        onExit: (code, signal) => {
+          this.exited = true;
+          resolve();
+          if (!this.expectedExit) events.onExit(this, code, signal);
+        },
       });
-    });
-    this.child.on('error', () => {
-      // 'exit' follows; a send on a dead channel is reported here and handled there.
     });
     this.send({ t: 'init', config });
   }
 
   get pid(): number {
-    return this.child.pid ?? -1;
+    return this.link.pid;
+  }
+
+  /** In its own process: the watchdog can kill it alone when it stops beating. */
+  get isolated(): boolean {
+    return this.link.isolated;
   }
 
   get index(): number {
@@ -82,7 +81,7 @@ export class ShardHandle {
   }
 
   send(msg: ToShard): void {
-    if (this.child.connected) this.child.send(msg);
+    this.link.send(msg);
   }
 
   dispatch(items: WorkItem[]): void {
@@ -95,15 +94,15 @@ export class ShardHandle {
   async stop(mode: 'drain' | 'abandon', timeoutMs: number): Promise<void> {
     this.expectedExit = true;
     if (this.exited) return;
-    if (mode === 'abandon' && !this.child.connected) this.child.kill('SIGKILL');
+    if (mode === 'abandon' && !this.link.connected) this.link.kill();
     this.send({ t: 'stop', mode });
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
+    const timer = setTimeout(() => this.link.kill(), timeoutMs);
     await this.exitPromise;
     clearTimeout(timer);
   }
 
   kill(): void {
-    this.child.kill('SIGKILL');
+    this.link.kill();
   }
 
 }

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { Pool } from 'undici';
 import { runChatAttempt, type AttemptOutcome, type ChatTarget, type PhaseTimeouts } from '../client/chat-attempt.js';
 import { ConnTracker, type ConnAttribution } from '../client/conn-tracker.js';
@@ -39,6 +40,7 @@ export class ShardRuntime {
   private cpuMark = process.cpuUsage();
   private readonly gaugeLoad = new LoadSampler();
   private stopping: 'drain' | 'abandon' | undefined;
+  private stopped: Promise<void> | undefined;
   /**
    * Prefetched work: up to `prefetch` items beyond the free slots, so a slot that frees starts its
    * next request at once instead of after an IPC round trip to the coordinator.
@@ -62,6 +64,8 @@ export class ShardRuntime {
     private readonly send: (msg: FromShard) => void,
     private readonly clock: Clock,
     private readonly postprocessor: Postprocessor | undefined,
+    /** CPU use already counted elsewhere (a process that hosts run after run). @default none */
+    private readonly cpuSince?: NodeJS.CpuUsage,
   ) {
     this.events = new EventWriter({ path: config.eventsPath, run: config.runId, shard: config.shard, now: clock });
     this.tracker = new ConnTracker(clock, (connectMs, who) =>
@@ -106,6 +110,7 @@ export class ShardRuntime {
   start(): void {
     this.events.write('shard_start', {
       pid: process.pid,
+      host: hostname(),
       concurrency: this.limit,
       ...(this.config.replaces !== undefined ? { replaces: this.config.replaces } : {}),
     });
@@ -131,25 +136,33 @@ export class ShardRuntime {
   }
 
   /** Stop pulling work; `drain` finishes in-flight attempts, `abandon` drops them. */
-  async stop(mode: 'drain' | 'abandon'): Promise<void> {
+  stop(mode: 'drain' | 'abandon'): Promise<void> {
+    if (this.stopped) {
+      // Asked again while draining: abandon what is left (ends the drain wait below).
+      if (mode === 'abandon') this.stopping = 'abandon';
+      return this.stopped;
+    }
     this.stopping = mode;
+    this.stopped = this.finishStop();
+    return this.stopped;
+  }
+
+  private async finishStop(): Promise<void> {
     // Prefetched work never started: hand it back so it is not counted as in flight.
     const unstarted = this.local.splice(0).map((w) => w.id);
     if (unstarted.length) this.send({ t: 'release', ids: unstarted });
-    if (mode === 'drain') {
-      while (this.inFlight > 0 || this.postPending > 0) await new Promise((r) => setTimeout(r, 5));
-    }
+    while (this.stopping === 'drain' && (this.inFlight > 0 || this.postPending > 0)) await new Promise((r) => setTimeout(r, 5));
     this.flushOutbox();
     clearInterval(this.gaugeTimer);
     this.gaugeLoad.close();
     this.loopLag.stop();
-    const cpu = process.cpuUsage();
+    const cpu = process.cpuUsage(this.cpuSince);
     const end: EventPayloads['shard_end'] = { requests: this.requests, cpu_user_ms: cpu.user / 1000, cpu_system_ms: cpu.system / 1000 };
     if (this.pool instanceof RawPool) end.socket_reads = this.pool.reads;
     this.events.write('shard_end', end);
     this.events.close();
     this.tracker.close();
-    if (mode === 'drain') await this.pool.close();
+    if (this.stopping === 'drain') await this.pool.close();
     else void this.pool.destroy();
     await this.postprocessor?.close();
     this.send({ t: 'stopped' });

@@ -7,6 +7,7 @@ import { EventWriter } from '../../events/event-writer.js';
 import { ensureDir } from '../../util/ensure-dir.js';
 import { VERSION } from '../../version.js';
 import { Coordinator } from '../coordinator.js';
+import { inProcessShard } from '../in-process-shard.js';
 import { shardConfig } from '../shard-config.js';
 import { CHUNK_PROTOCOL } from './chunk-queue.js';
 import { GlobalLease } from './global-lease.js';
@@ -114,6 +115,8 @@ async function serveRun(o: WorkerOptions, run: PublishedRun, channel: RunChannel
     doneIds: new Set(),
     clock,
     firstShard,
+    // One shard: run it in this process (see inProcessShard); several keep a process each.
+    ...(options.shards === 1 ? { launchShard: inProcessShard } : {}),
     shardConfig: (index, replaces) => shardConfig(options, run.runId, o.out, index, replaces),
     ...(options.globalConcurrency !== undefined ? { assignedCap: () => lease?.lease ?? 0 } : {}),
   });
