@@ -1,6 +1,5 @@
 import { Option, type Command } from 'commander';
 import { parseWorkerOptions } from '../config/worker-options.js';
-import { runWorker } from '../runner/redis/run-worker.js';
 
 /** `shardline worker`: take a distributed run's chunks from Redis and run them here. */
 export function registerWorkerCommand(program: Command): void {
@@ -35,6 +34,8 @@ export function registerWorkerCommand(program: Command): void {
       try {
         // The API key is read here, on each machine; it never goes through Redis.
         const apiKey = process.env.SHARDLINE_API_KEY ?? process.env.OPENAI_API_KEY;
+        // Loaded here, not at startup: every other command would pay for loading BullMQ.
+        const { runWorker } = await import('../runner/redis/run-worker.js');
         await runWorker({ ...o, apiKey }, stop.signal);
       } finally {
         process.off('SIGINT', onSignal);

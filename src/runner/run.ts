@@ -21,7 +21,6 @@ import { acquireOutLock } from './out-lock.js';
 import { ensureDir } from '../util/ensure-dir.js';
 import { chatPath, shardConfig } from './shard-config.js';
 import { checkReadableInput } from '../input/check-readable.js';
-import { runDistributed } from './redis/distributed-run.js';
 
 /** What `run()` returns and `shardline run` prints on stdout. */
 export interface RunSummary {
@@ -149,6 +148,8 @@ async function runInDir(o: RunOptions, out: string, hooks: RunHooks, clock: Cloc
 
   if (o.redis !== undefined) {
     const t0 = clock();
+    // Loaded only for a distributed run: BullMQ and ioredis cost every other command ~0.3 s of CPU to load.
+    const { runDistributed } = await import('./redis/distributed-run.js');
     const { status, totals: t, error } = await runDistributed({ options: { ...o, redis: o.redis }, runId, out, sink, doneIds, clock, signal: hooks.signal, ...(hooks.onMetrics ? { onMetrics: hooks.onMetrics } : {}) });
     await sink.close();
     events.write('run_end', { status, succeeded: t.succeeded, failed: t.failed, rejected: t.rejected });
