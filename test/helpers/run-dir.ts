@@ -25,12 +25,17 @@ export function writeInput(dir: string, n: number, body: Record<string, unknown>
   return path;
 }
 
-/** All events of a run directory, every file merged and sorted by timestamp. */
+/**
+ * All events of a run directory, every file merged and sorted by timestamp. Only complete lines count:
+ * tests poll this while shards are still writing, and a line caught half-written has no newline yet.
+ */
 export function loadEvents(outDir: string): ShardlineEvent[] {
   const dir = join(outDir, 'events');
   const all: ShardlineEvent[] = [];
   for (const f of readdirSync(dir)) {
-    for (const line of readFileSync(join(dir, f), 'utf8').split('\n')) if (line) all.push(JSON.parse(line) as ShardlineEvent);
+    const lines = readFileSync(join(dir, f), 'utf8').split('\n');
+    lines.pop(); // after the last newline: empty, or a line still being written
+    for (const line of lines) if (line) all.push(JSON.parse(line) as ShardlineEvent);
   }
   return all.sort((a, b) => a.ts - b.ts);
 }
