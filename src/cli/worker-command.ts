@@ -8,7 +8,7 @@ export function registerWorkerCommand(program: Command): void {
     .description("Serve distributed runs: take chunks of a `run --redis` coordinator's requests from Redis and run them on this machine")
     .requiredOption('--redis <url>', 'the Redis the coordinator uses, e.g. redis://10.0.0.5:6379')
     .requiredOption('--out <dir>', "where this worker's event files go: the run directory on a shared volume, or a local one to gather later")
-    .option('--shards <n>', 'shard processes on this machine (default 1)')
+    .option('--shards <n>', 'shards in this worker (default 1: run in this process; prefer one worker per core to several shards)')
     .option('--concurrency <n>', "in-flight requests per shard, or auto (default: the run's)")
     .option('--endpoint <url>', "API base URL as seen from this machine (default: the run's)")
     .addOption(new Option('--transport <client>', "undici or raw (default: the run's)").choices(['undici', 'raw']))
