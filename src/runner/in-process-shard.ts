@@ -1,7 +1,5 @@
-import { monotonicEpochMs } from '../events/clock.js';
-import type { FromShard, ToShard } from './ipc-messages.js';
-import { createPostprocessor } from './postprocessor.js';
-import { ShardRuntime } from './shard-runtime.js';
+import type { FromShard } from './ipc-messages.js';
+import { shardInbox } from './shard-inbox.js';
 import type { ShardLauncher } from './shard-link.js';
 
 /**
@@ -12,7 +10,6 @@ import type { ShardLauncher } from './shard-link.js';
  * Messages go through microtasks, never synchronously, so neither side re-enters the other.
  */
 export const inProcessShard: ShardLauncher = (events) => {
-  let runtime: ShardRuntime | undefined;
   let ended = false;
   const end = (code: number | null, signal: NodeJS.Signals | null) => {
     if (ended) return;
@@ -22,27 +19,8 @@ export const inProcessShard: ShardLauncher = (events) => {
   const fromShard = (msg: FromShard) => {
     if (!ended) queueMicrotask(() => !ended && events.onMessage(msg));
   };
-  const handle = (msg: ToShard) => {
-    if (ended) return;
-    switch (msg.t) {
-      case 'init': {
-        const post = msg.config.postprocess ? createPostprocessor(msg.config.postprocess) : undefined;
-        // CPU counted from here: a worker process serves run after run.
-        runtime = new ShardRuntime(msg.config, fromShard, monotonicEpochMs, post, process.cpuUsage());
-        runtime.start();
-        break;
-      }
-      case 'work':
-        runtime?.onWork(msg.items);
-        break;
-      case 'steal':
-        runtime?.giveBack(msg.n);
-        break;
-      case 'stop':
-        void (runtime?.stop(msg.mode) ?? Promise.resolve()).then(() => end(0, null));
-        break;
-    }
-  };
+  // CPU counted from init: a worker process serves run after run.
+  const inbox = shardInbox(fromShard, () => end(0, null), () => process.cpuUsage());
   return {
     pid: process.pid,
     get connected() {
@@ -50,11 +28,11 @@ export const inProcessShard: ShardLauncher = (events) => {
     },
     isolated: false,
     send(msg) {
-      queueMicrotask(() => handle(msg));
+      queueMicrotask(() => !ended && inbox.handle(msg));
     },
     kill() {
       // Past its drain timeout: drop what is in flight (the chunks' locks hand it to another worker).
-      void runtime?.stop('abandon');
+      void inbox.runtime?.stop('abandon');
       end(null, 'SIGKILL');
     },
   };
