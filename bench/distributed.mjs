@@ -18,11 +18,12 @@
 // size 256 (judged on the steady state); the coordinator drains ≥ 20,000 results/s. Needs
 // redis-server (Debian's package).
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { procStats, treeOf } from './proc-stat.mjs';
 import { startSimProcess } from './sim-process.mjs';
 
 const { values } = parseArgs({
@@ -34,7 +35,6 @@ const { values } = parseArgs({
   },
 });
 const CLI = new URL('../dist/cli/main.js', import.meta.url).pathname;
-const TICK_MS = 1000 / Number(spawnSync('getconf', ['CLK_TCK']).stdout.toString().trim() || 100);
 
 const roles = new Map();
 /** What a process is, from its command line (read once per pid). */
@@ -49,33 +49,11 @@ function roleOf(pid) {
   return role ?? 'other';
 }
 
-/** CPU ms of every process in the tree under `rootPid`, by pid, read from /proc now. */
+/** Every process in the tree under `rootPid`, by pid: its CPU ms so far and its kind, read from /proc now. */
 function treeCpuMs(rootPid) {
-  const stats = new Map();
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      // After the command name: ppid is f[1]; utime and stime (fields 14 and 15) are f[11], f[12].
-      const role = roleOf(d);
-      stats.set(Number(d), { ppid: Number(f[1]), ms: (Number(f[11]) + Number(f[12])) * TICK_MS, role });
-    } catch {
-      // gone already
-    }
-  }
+  const stats = procStats();
   const tree = new Map();
-  const members = new Set([rootPid]);
-  for (let grew = true; grew; ) {
-    grew = false;
-    for (const [pid, st] of stats) {
-      if (members.has(st.ppid) && !members.has(pid)) {
-        members.add(pid);
-        grew = true;
-      }
-    }
-  }
-  for (const pid of members) if (stats.has(pid)) tree.set(pid, stats.get(pid));
+  for (const pid of treeOf(rootPid, stats)) tree.set(pid, { ms: stats.get(pid).cpuMs, role: roleOf(pid) });
   return tree;
 }
 

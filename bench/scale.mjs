@@ -8,11 +8,12 @@
 // Peak RSS is each process's own VmHWM, polled from /proc every 200 ms while it lives (Linux).
 // Targets (issue #13): every process < 300 MB and flat from the small job to the large one; report < 10 s.
 import { spawn } from 'node:child_process';
-import { createWriteStream, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import { procStats } from './proc-stat.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -37,16 +38,7 @@ function hwmMb(pid) {
 
 function childrenOf(pid) {
   const out = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) out.push(Number(d));
-    } catch {
-      // gone already
-    }
-  }
+  for (const [child, st] of procStats()) if (st.ppid === pid) out.push(child);
   return out;
 }
 
