@@ -187,6 +187,40 @@ describe('distributed runs on BullMQ + a real Redis', () => {
     expect(new Set(ofType(events, 'attempt_start').map((e) => e.shard)).size).toBeGreaterThan(1);
   });
 
+  it("counts attempts, retries, prompt tokens, failure statuses and TTFT in the summary by a local run's definitions", { timeout: 120_000 }, async () => {
+    const flaky = await startSim({ profile: parseProfile({ base: 'fast', faults: { errors: { p_500: 0.3 } } }) });
+    try {
+      const dir = tempDir();
+      const input = writeInput(dir, 400, { max_tokens: 4 });
+      const args = ['run', input, '--endpoint', `${flaky.url}/v1`, '--progress', 'off', '--max-attempts', '2', '--retry-backoff-s', '0.01', '--retry-budget', '1', '--allow-failures', '100%'];
+      const runs = await Promise.all([
+        runCli([...args, '--out', join(dir, 'distributed'), '--redis', redis.url, '--local-workers', '2'], { timeoutMs: 100_000 }),
+        runCli([...args, '--out', join(dir, 'local')], { timeoutMs: 100_000 }),
+      ]);
+      for (const [i, name] of ['distributed', 'local'].entries()) {
+        const r = runs[i]!;
+        expect(r.code, r.stderr).toBe(0);
+        const out = join(dir, name);
+        const summary = JSON.parse(r.stdout) as { requests: { succeeded: number; failed: number }; attempts: number; retries: number; tokens: { prompt: number; completion: number }; failure_statuses: Record<string, number>; ttft_p95_ms: number | null };
+        const results = loadResults(out);
+        const starts = ofType(loadEvents(out), 'attempt_start');
+        // What the results and the merged events say, counted here by hand.
+        const statuses: Record<string, number> = {};
+        for (const e of results) if (e.error?.status !== undefined) statuses[e.error.status] = (statuses[e.error.status] ?? 0) + 1;
+        expect(summary.requests.failed, name).toBeGreaterThan(0);
+        expect(summary.attempts, name).toBe(starts.length);
+        expect(summary.retries, name).toBe(starts.length - results.length);
+        expect(summary.retries, name).toBeGreaterThan(0);
+        expect(summary.tokens.prompt, name).toBe(results.reduce((a, e) => a + (e.response?.body.usage?.prompt_tokens ?? 0), 0));
+        expect(summary.tokens.prompt, name).toBeGreaterThan(0);
+        expect(summary.failure_statuses, name).toEqual(statuses);
+        expect(summary.ttft_p95_ms, name).toBeGreaterThan(0);
+      }
+    } finally {
+      await flaky.close();
+    }
+  });
+
   it('exits 2 naming a bad --redis URL, and 1 naming the URL when Redis is down (password hidden) or the coordinator runs another version', async () => {
     const dir = tempDir();
     const input = writeInput(dir, 3);
@@ -209,7 +243,7 @@ describe('distributed runs on BullMQ + a real Redis', () => {
       await channel.redis.multi().set('shardline:run:from-the-future:config', JSON.stringify({ runId: 'from-the-future', version: '9.9.9', protocol: 999, options: {} })).set('shardline:run:current', 'from-the-future').exec();
       const old = await runCli(['worker', '--redis', redis.url, '--out', join(dir, 'g')]);
       expect(old.code).toBe(1);
-      expect(old.stderr).toMatch(/shardline 9\.9\.9 \(chunk protocol 999\); this worker is shardline \S+ \(protocol 1\)/);
+      expect(old.stderr).toMatch(new RegExp(`shardline 9\\.9\\.9 \\(chunk protocol 999\\); this worker is shardline \\S+ \\(protocol ${CHUNK_PROTOCOL}\\)`));
       await channel.finish('from-the-future');
     } finally {
       await channel.close();

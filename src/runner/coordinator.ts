@@ -322,7 +322,7 @@ export class Coordinator {
             const charged = item.charge.promptTokens + (item.charge.maxTokens ?? 0);
             this.budget.adjust(d.promptTokens + (item.charge.maxTokens ?? d.completionTokens) - charged);
           }
-          this.deps.sink.writeResult(d.id, d.resultLine);
+          this.deps.sink.writeResult(d.id, d.resultLine, d);
           this.live.recordDone(d, this.deps.clock());
           tallyDone(this.totals, d);
         }

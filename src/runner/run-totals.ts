@@ -61,8 +61,11 @@ export function misconfiguredHalt(t: RunTotals, n: number): string | undefined {
   );
 }
 
+/** What the totals count of a finished request. */
+export type TalliedFacts = Pick<DoneItem, 'outcome' | 'attempts' | 'promptTokens' | 'completionTokens' | 'cause' | 'status' | 'error' | 'retryAfterTooLongMs'>;
+
 /** Count a finished request (its result was written). */
-export function tallyDone(t: RunTotals, d: DoneItem): void {
+export function tallyDone(t: RunTotals, d: TalliedFacts): void {
   t.attempts += d.attempts;
   if (d.outcome === 'succeeded') {
     t.succeeded++;

@@ -150,11 +150,11 @@ async function runInDir(o: RunOptions, out: string, hooks: RunHooks, clock: Cloc
     const t0 = clock();
     // Loaded only for a distributed run: BullMQ and ioredis cost every other command ~0.3 s of CPU to load.
     const { runDistributed } = await import('./redis/distributed-run.js');
-    const { status, totals: t, error } = await runDistributed({ options: { ...o, redis: o.redis }, runId, out, sink, doneIds, clock, signal: hooks.signal, ...(hooks.onMetrics ? { onMetrics: hooks.onMetrics } : {}) });
+    const { status, totals: t, ttftP95Ms, error } = await runDistributed({ options: { ...o, redis: o.redis }, runId, out, sink, doneIds, clock, signal: hooks.signal, ...(hooks.onMetrics ? { onMetrics: hooks.onMetrics } : {}) });
     await sink.close();
     events.write('run_end', { status, succeeded: t.succeeded, failed: t.failed, rejected: t.rejected });
     events.close();
-    const summary = buildSummary(o, runId, out, status, t, (clock() - t0) / 1000, undefined, error, setAside?.moved ?? 0);
+    const summary = buildSummary(o, runId, out, status, t, (clock() - t0) / 1000, ttftP95Ms, error, setAside?.moved ?? 0);
     writeManifest(out, { ...manifest, status, ended_at: new Date().toISOString(), totals: { ...summary } });
     return summary;
   }

@@ -46,7 +46,7 @@ export function ofType<T extends ShardlineEvent['type']>(events: ShardlineEvent[
 
 export interface ResultRow {
   custom_id: string;
-  response: { status_code: number; body: { choices: { message: { content: string } }[]; usage?: { completion_tokens: number } } } | null;
+  response: { status_code: number; body: { choices: { message: { content: string } }[]; usage?: { completion_tokens: number; prompt_tokens?: number } } } | null;
   error: { code: string; message: string; status?: number } | null;
 }
 

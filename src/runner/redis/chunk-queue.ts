@@ -15,8 +15,11 @@ export interface Chunk<T> {
   items: T[];
 }
 
-/** The chunk format this build reads and writes. */
-export const CHUNK_PROTOCOL = 1;
+/**
+ * The chunk and result format this build reads and writes. 2: results carry their facts (attempts,
+ * prompt tokens, TTFT...) beside their lines, so a distributed run's summary counts what a local one does.
+ */
+export const CHUNK_PROTOCOL = 2;
 /** Requests per chunk. @default 256 */
 export const DEFAULT_CHUNK_SIZE = 256;
 /** The BullMQ queue every run's chunks go to (one queue per Redis; chunks carry their run id). */

@@ -1,6 +1,7 @@
 import { Counter, Gauge, Registry } from 'prom-client';
 import { RollingStats } from '../rolling-stats.js';
 import { serveMetrics, type ServedMetrics } from '../metrics-server.js';
+import type { ResultFacts } from './result-facts.js';
 
 /**
  * A distributed run's coordinator's `/metrics`: the run as a whole, from the results it collects
@@ -21,9 +22,16 @@ export class DistributedMetrics {
     new Gauge({ name: 'shardline_completion_tokens_per_minute', help: 'Completion tokens over the last 60 s across all workers (scaled while the run is younger).', registers, collect() { this.set(Math.round(stats.tokensPerMinute(now(), startedMs))); } });
   }
 
-  record(outcome: 'succeeded' | 'failed', completionTokens: number, nowMs: number): void {
-    this.requests.inc({ outcome });
-    if (completionTokens > 0) this.stats.addTokens(nowMs, completionTokens);
+  record(f: ResultFacts, nowMs: number): void {
+    this.requests.inc({ outcome: f.outcome });
+    if (f.outcome !== 'succeeded') return;
+    if (f.completionTokens > 0) this.stats.addTokens(nowMs, f.completionTokens);
+    if (f.ttftMs !== undefined) this.stats.addTtft(f.ttftMs);
+  }
+
+  /** Nearest-rank p95 of the latest successes' TTFT (the local runner's definition), or undefined before one. */
+  ttftP95(): number | undefined {
+    return this.stats.ttftP95();
   }
 
   async serve(host: string, port: number): Promise<string> {

@@ -2,17 +2,17 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import type { RunOptions } from '../../config/run-options.js';
 import type { Clock } from '../../events/clock.js';
 import { IdInterner } from '../../events/id-interner.js';
-import { parseResultLine, type ResultSummary } from '../../events/results-file.js';
 import type { RequestSpec } from '../../input/request-line.js';
 import { distFile } from '../../util/dist-file.js';
 import { JsonlWorkSource } from '../jsonl-work-source.js';
 import { redactUrl } from '../run-manifest.js';
 import type { ResultSink } from '../result-sink.js';
-import { newRunTotals, type RunTotals } from '../run-totals.js';
+import { newRunTotals, tallyDone, type RunTotals } from '../run-totals.js';
 import { ChunkQueue, chunkJobId, CHUNK_PROTOCOL, DEFAULT_CHUNK_SIZE } from './chunk-queue.js';
 import { DistributedMetrics } from './distributed-metrics.js';
 import { redactRedisUrl } from '../../config/redis-url.js';
 import { checkRedis } from './redis-check.js';
+import { factsFromLine } from './result-facts.js';
 import { LOCAL_ONLY_OPTIONS, RunChannel } from './run-channel.js';
 
 export interface DistributedRunDeps {
@@ -29,6 +29,15 @@ export interface DistributedRunDeps {
   onMetrics?: (url: string) => void;
 }
 
+export interface DistributedRunResult {
+  status: 'finished' | 'interrupted' | 'failed';
+  /** Counted from the results kept (one per custom_id), with the facts workers sent beside them. */
+  totals: RunTotals;
+  /** p95 of the latest successes' server TTFT, as a local run's summary gives it. */
+  ttftP95Ms: number | undefined;
+  error?: Error;
+}
+
 /** Chunks enqueued ahead of the results: enough to keep every worker busy, bounded so Redis holds a window of the input, not all of it. */
 const CHUNKS_AHEAD = 32;
 /** How often the results stream is trimmed behind what results.jsonl holds. */
@@ -43,7 +52,7 @@ const PROGRESS_EVERY_MS = 10_000;
  * crash adds the same jobs, which BullMQ ignores when they exist; results not yet in `results.jsonl`
  * are still in the stream, which is trimmed only behind what was written.
  */
-export async function runDistributed(d: DistributedRunDeps): Promise<{ status: 'finished' | 'interrupted' | 'failed'; totals: RunTotals; error?: Error }> {
+export async function runDistributed(d: DistributedRunDeps): Promise<DistributedRunResult> {
   const o = d.options;
   const log = d.log ?? ((line: string) => process.stderr.write(`shardline: ${line}\n`));
   await checkRedis(o.redis);
@@ -113,8 +122,12 @@ export async function runDistributed(d: DistributedRunDeps): Promise<{ status: '
         written.internString(r.id);
         if (written.size === before) continue;
         d.sink.writeResult(r.id, r.line);
-        const res = tally(totals, r.line);
-        if (res) metrics.record(res.code === undefined ? 'succeeded' : 'failed', res.completionTokens ?? 0, d.clock());
+        const facts = r.facts ?? factsFromLine(r.line);
+        if (!facts) continue;
+        tallyDone(totals, facts);
+        // A retry is an attempt past a request's first (the worker that scheduled it may be gone).
+        totals.retries += facts.attempts - 1;
+        metrics.record(facts, d.clock());
       }
       if (batch.length > 0) {
         // Written to the file before the stream forgets them: a crash here reads them again.
@@ -140,34 +153,22 @@ export async function runDistributed(d: DistributedRunDeps): Promise<{ status: '
 
   try {
     await Promise.all([produce(), collect()]);
-    if (stopped()) return { status: 'interrupted', totals };
+    const ttftP95Ms = metrics.ttftP95();
+    if (stopped()) return { status: 'interrupted', totals, ttftP95Ms };
     await channel.finish(d.runId);
     // The run's chunks, done: nothing of this run stays in Redis.
     for (let i = 0; i < chunks; i += 100) {
       await Promise.all(Array.from({ length: Math.min(100, chunks - i) }, (_, k) => queue.queue.remove(chunkJobId(d.runId, i + k))));
     }
-    return { status: 'finished', totals };
+    return { status: 'finished', totals, ttftP95Ms };
   } catch (err) {
-    return { status: 'failed', totals, error: err as Error };
+    return { status: 'failed', totals, ttftP95Ms: metrics.ttftP95(), error: err as Error };
   } finally {
     await stopWorkers(workers);
     await metrics.close();
     await queue.close();
     await channel.close();
   }
-}
-
-function tally(t: RunTotals, line: string): ResultSummary | undefined {
-  const r = parseResultLine(line);
-  if (!r) return undefined;
-  if (r.code === undefined) {
-    t.succeeded++;
-    t.completionTokens += r.completionTokens ?? 0;
-  } else {
-    t.failed++;
-    t.causes[r.code] = (t.causes[r.code] ?? 0) + 1;
-  }
-  return r;
 }
 
 /** `--local-workers N`: workers on this machine, serving this run only, writing into its directory. */

@@ -1,10 +1,11 @@
 import type { Job, Worker } from 'bullmq';
 import type { RejectedLine, RequestSpec } from '../../input/request-line.js';
 import { Deque } from '../../util/deque.js';
+import type { DoneItem } from '../ipc-messages.js';
 import type { ResultSink } from '../result-sink.js';
 import type { WorkSource } from '../work-source.js';
 import { putBack, startChunkWorker, type Chunk } from './chunk-queue.js';
-import type { RunChannel } from './run-channel.js';
+import type { RunChannel, SentResult } from './run-channel.js';
 
 interface OpenChunk {
   left: number;
@@ -29,7 +30,7 @@ const FOREIGN_CHUNK_DELAY_MS = 60_000;
 export class RedisWorkSource implements WorkSource, ResultSink {
   private readonly ready = new Deque<RequestSpec>(1024);
   private readonly chunkOf = new Map<string, OpenChunk>();
-  private readonly outbox: { id: string; line: string }[] = [];
+  private readonly outbox: SentResult[] = [];
   private waiter: (() => void) | undefined;
   private finished = false;
   private sendTimer: NodeJS.Timeout | undefined;
@@ -99,8 +100,8 @@ export class RedisWorkSource implements WorkSource, ResultSink {
     return new Set();
   }
 
-  writeResult(id: string, line: string): void {
-    this.outbox.push({ id, line });
+  writeResult(id: string, line: string, done?: DoneItem): void {
+    this.outbox.push({ id, line, facts: done });
     if (this.outbox.length >= SEND_BATCH) this.send();
     else this.sendTimer ??= setTimeout(() => this.send(), SEND_EVERY_MS);
   }

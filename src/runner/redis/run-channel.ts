@@ -2,6 +2,7 @@ import { Redis } from 'ioredis';
 import { VERSION } from '../../version.js';
 import { CHUNK_PROTOCOL } from './chunk-queue.js';
 import { redactRedisUrl } from '../../config/redis-url.js';
+import { decodeFacts, encodeFacts, type ResultFacts } from './result-facts.js';
 
 /**
  * What a distributed run's coordinator publishes for its workers: the run id and the options a
@@ -16,11 +17,16 @@ export interface PublishedRun {
   options: Record<string, unknown>;
 }
 
-/** One result a worker sent: the request's custom_id and its results.jsonl line. */
-export interface StreamedResult {
-  streamId: string;
+/** One result a worker sends: the request's custom_id, its results.jsonl line and what the run's totals count of it. */
+export interface SentResult {
   id: string;
   line: string;
+  facts?: ResultFacts | undefined;
+}
+
+/** One result as the coordinator reads it back, with the stream entry it came in. */
+export interface StreamedResult extends SentResult {
+  streamId: string;
 }
 
 /** Options a coordinator does not publish: they are per machine, or secrets. */
@@ -68,12 +74,15 @@ export class RunChannel {
 
   /**
    * Send results as one stream entry: the ids as a JSON array, the lines joined by newlines (a result
-   * line is JSON, so it holds none). One XADD a batch rather than one a result: per-command cost
-   * in ioredis and Redis was most of what Redis added to a request's client CPU (bench/distributed.mjs).
+   * line is JSON, so it holds none), and their facts when every one has them. One XADD a batch rather
+   * than one a result: per-command cost in ioredis and Redis was most of what Redis added to a
+   * request's client CPU (bench/distributed.mjs).
    */
-  async sendResults(runId: string, results: readonly { id: string; line: string }[]): Promise<void> {
+  async sendResults(runId: string, results: readonly SentResult[]): Promise<void> {
     if (results.length === 0) return;
-    await this.redis.xadd(key(runId, 'results'), '*', 'ids', JSON.stringify(results.map((r) => r.id)), 'lines', results.map((r) => r.line).join('\n'));
+    const fields = ['ids', JSON.stringify(results.map((r) => r.id)), 'lines', results.map((r) => r.line).join('\n')];
+    if (results.every((r) => r.facts !== undefined)) fields.push('facts', encodeFacts(results.map((r) => r.facts!)));
+    await this.redis.xadd(key(runId, 'results'), '*', ...fields);
   }
 
   /** Results in entries after `afterId` ('0' for all), waiting up to `blockMs` for the first. */
@@ -84,11 +93,13 @@ export class RunChannel {
       for (const [streamId, fields] of entries) {
         let ids: string[] = [];
         let lines: string[] = [];
+        let facts: (ResultFacts | undefined)[] = [];
         for (let i = 0; i + 1 < fields.length; i += 2) {
           if (fields[i] === 'ids') ids = JSON.parse(fields[i + 1]!) as string[];
           else if (fields[i] === 'lines') lines = fields[i + 1]!.split('\n');
+          else if (fields[i] === 'facts') facts = decodeFacts(fields[i + 1]);
         }
-        for (let k = 0; k < ids.length; k++) out.push({ streamId, id: ids[k]!, line: lines[k] ?? '' });
+        for (let k = 0; k < ids.length; k++) out.push({ streamId, id: ids[k]!, line: lines[k] ?? '', facts: facts[k] });
       }
     }
     return out;
