@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ChunkQueue, chunkJobId, toChunks } from '../src/runner/redis/chunk-queue.js';
+import { ChunkQueue, chunkJobId, lostChunk, toChunks } from '../src/runner/redis/chunk-queue.js';
 import { checkRedis, redisVersionOf, versionAtLeast } from '../src/runner/redis/redis-check.js';
 import { killed, until } from './helpers/processes.js';
 import { startRedis, type TestRedis } from './helpers/redis.js';
@@ -67,6 +67,14 @@ describe('Redis checks before a distributed run', () => {
 });
 
 describe('chunk queue on a real Redis (BullMQ)', () => {
+  it("tells BullMQ's lost-lock messages (a chunk gone to another worker) from Redis failures", () => {
+    expect(lostChunk('could not renew lock for job 20261206T001726Z-17b587.1')).toBe('20261206T001726Z-17b587.1');
+    expect(lostChunk('Missing key for job 20261206T001726Z-17b587.0. moveToFinished')).toBe('20261206T001726Z-17b587.0');
+    expect(lostChunk('Missing lock for job r.12. moveToFinished')).toBe('r.12');
+    expect(lostChunk('connect ECONNREFUSED 127.0.0.1:6379')).toBeUndefined();
+    expect(lostChunk('Connection is closed.')).toBeUndefined();
+  });
+
   it('enqueues a chunk once, however often it is added (a coordinator started again)', async () => {
     const q = new ChunkQueue<string>(redis.url, { prefix: 'sl-test-idem' });
     try {

@@ -93,6 +93,39 @@ describe('distributed runs on BullMQ + a real Redis', () => {
     expect(report.results?.agree).toBe(true);
   });
 
+  it('hands the chunks of a worker wedged past its lock (SIGSTOP) to another; woken after the run, it adds nothing', { timeout: 120_000 }, async () => {
+    const dir = tempDir();
+    const out = join(dir, 'out');
+    const n = 1200;
+    const input = writeInput(dir, n, { max_tokens: 20 });
+    const coordinator = start(['run', input, '--endpoint', `${sim.url}/v1`, '--out', out, '--redis', redis.url, '--progress', 'off']);
+    const wedged = worker(out);
+    worker(out);
+    await until(() => resultLines(out) > 100, 30_000, 'the first results');
+    wedged.kill('SIGSTOP');
+    // The other worker finishes the run once the wedged one's chunk locks (10 s) expire.
+    expect(await exited(coordinator), coordinator.err()).toBe(0);
+    await expectExactlyOnce(out, n);
+    const results = readFileSync(join(out, 'results.jsonl'), 'utf8');
+    const runId = (JSON.parse(readFileSync(join(out, 'run.json'), 'utf8')) as { run_id: string }).run_id;
+    wedged.kill('SIGCONT');
+    // Woken, it finds the run over, lets it go and waits for the next one.
+    await until(() => /worker \w+ with run/.test(wedged.err()), 30_000, `the woken worker to let the run go:\n${wedged.err()}`);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(readFileSync(join(out, 'results.jsonl'), 'utf8')).toBe(results);
+    // What it finished while wedged does not bring the run's results stream back to life in Redis.
+    const channel = new RunChannel(redis.url);
+    try {
+      expect(await channel.redis.exists(`shardline:run:${runId}:results`)).toBe(0);
+    } finally {
+      await channel.close();
+    }
+    expect(wedged.exitCode).toBeNull();
+    // It says what happened, once a chunk, and not as a Redis failure.
+    expect(wedged.err()).toMatch(new RegExp(`chunk ${runId}\\.\\d+ went to another worker while this one was silent past its lock`));
+    expect(wedged.err()).not.toMatch(/Redis at/);
+  });
+
   it('a coordinator killed with kill -9 and started again finishes the run without running finished requests again', { timeout: 120_000 }, async () => {
     const dir = tempDir();
     const out = join(dir, 'out');

@@ -103,8 +103,21 @@ export function startChunkWorker<T, R>(redisUrl: string, handle: (chunk: Chunk<T
       maxStalledCount: 10,
     },
   );
-  worker.on('error', (err) => process.stderr.write(`shardline: Redis at ${redactRedisUrl(redisUrl)}: ${err.message}\n`));
+  const told = new Set<string>();
+  worker.on('error', (err) => {
+    const lost = lostChunk(err.message);
+    if (lost === undefined) return process.stderr.write(`shardline: Redis at ${redactRedisUrl(redisUrl)}: ${err.message}\n`);
+    // Said once a chunk: BullMQ reports each failed renewal and the refused completion.
+    if (told.has(lost)) return;
+    told.add(lost);
+    process.stderr.write(`shardline: chunk ${lost} went to another worker while this one was silent past its lock; what this one finishes of it is dropped as a duplicate\n`);
+  });
   return worker;
+}
+
+/** The job id of a chunk whose lock this worker lost (BullMQ's own messages), or undefined. */
+export function lostChunk(message: string): string | undefined {
+  return /^could not renew lock for job (\S+)$/.exec(message)?.[1] ?? /^Missing (?:key|lock) for job (\S+?)\.? moveTo/.exec(message)?.[1];
 }
 
 /** Put a chunk this worker will not run back in the queue after `delayMs`, neither done nor failed. */

@@ -33,6 +33,9 @@ export interface StreamedResult extends SentResult {
 export const LOCAL_ONLY_OPTIONS = ['input', 'out', 'apiKey', 'headers', 'redis', 'localWorkers', 'resume', 'retryFailed', 'metricsPort', 'metricsHost', 'progress', 'postprocess'] as const;
 
 const CURRENT = 'shardline:run:current';
+/** XADD to KEYS[1] the field/value pairs in ARGV, unless KEYS[2] (the run's finished flag) exists. */
+const XADD_UNLESS_FINISHED = `if redis.call('EXISTS', KEYS[2]) == 1 then return false end
+return redis.call('XADD', KEYS[1], '*', unpack(ARGV))`;
 const key = (runId: string, what: string) => `shardline:run:${runId}:${what}`;
 
 /**
@@ -82,7 +85,9 @@ export class RunChannel {
     if (results.length === 0) return;
     const fields = ['ids', JSON.stringify(results.map((r) => r.id)), 'lines', results.map((r) => r.line).join('\n')];
     if (results.every((r) => r.facts !== undefined)) fields.push('facts', encodeFacts(results.map((r) => r.facts!)));
-    await this.redis.xadd(key(runId, 'results'), '*', ...fields);
+    // A worker wedged past its chunks' locks may wake after the run finished: its results are
+    // dropped then, or XADD would bring the deleted stream back for good.
+    await this.redis.eval(XADD_UNLESS_FINISHED, 2, key(runId, 'results'), key(runId, 'finished'), ...fields);
   }
 
   /** Results in entries after `afterId` ('0' for all), waiting up to `blockMs` for the first. */
