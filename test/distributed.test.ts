@@ -117,6 +117,10 @@ describe('distributed runs on BullMQ + a real Redis', () => {
     const channel = new RunChannel(redis.url);
     try {
       expect(await channel.redis.exists(`shardline:run:${runId}:results`)).toBe(0);
+      // And the run's other keys expire rather than stay for good.
+      const left = await channel.redis.keys(`shardline:run:${runId}:*`);
+      expect(left.sort()).toEqual(['config', 'finished', 'shards'].map((k) => `shardline:run:${runId}:${k}`));
+      for (const k of left) expect(await channel.redis.ttl(k), k).toBeGreaterThan(0);
     } finally {
       await channel.close();
     }

@@ -33,6 +33,8 @@ export interface StreamedResult extends SentResult {
 export const LOCAL_ONLY_OPTIONS = ['input', 'out', 'apiKey', 'headers', 'redis', 'localWorkers', 'resume', 'retryFailed', 'metricsPort', 'metricsHost', 'progress', 'postprocess'] as const;
 
 const CURRENT = 'shardline:run:current';
+/** How long a finished run's keys stay in Redis: a week. */
+const FINISHED_KEEP_S = 7 * 24 * 3600;
 /** XADD to KEYS[1] the field/value pairs in ARGV, unless KEYS[2] (the run's finished flag) exists. */
 const XADD_UNLESS_FINISHED = `if redis.call('EXISTS', KEYS[2]) == 1 then return false end
 return redis.call('XADD', KEYS[1], '*', unpack(ARGV))`;
@@ -115,8 +117,19 @@ export class RunChannel {
     await this.redis.xtrim(key(runId, 'results'), 'MINID', nextStreamId(streamId));
   }
 
+  /**
+   * Mark the run finished and drop its results stream. Its other keys (options, shard numbers, the
+   * finished flag a late-waking worker reads) expire after FINISHED_KEEP_S, so a Redis serving run
+   * after run does not fill with them; a resume publishes them again.
+   */
   async finish(runId: string): Promise<void> {
-    await this.redis.multi().set(key(runId, 'finished'), '1').del(key(runId, 'results')).exec();
+    await this.redis
+      .multi()
+      .set(key(runId, 'finished'), '1', 'EX', FINISHED_KEEP_S)
+      .del(key(runId, 'results'))
+      .expire(key(runId, 'config'), FINISHED_KEEP_S)
+      .expire(key(runId, 'shards'), FINISHED_KEEP_S)
+      .exec();
   }
 
   async isFinished(runId: string): Promise<boolean> {
