@@ -258,6 +258,20 @@ describe('distributed runs on BullMQ + a real Redis', () => {
     }
   });
 
+  it('--fail-fast stops the whole distributed run when every request is refused (exit 1), not each worker alone', { timeout: 90_000 }, async () => {
+    const dir = tempDir();
+    const out = join(dir, 'out');
+    // The server's root instead of its API base URL: every request gets 404.
+    const r = await runCli(['run', writeInput(dir, 3000), '--endpoint', sim.url, '--out', out, '--redis', redis.url, '--local-workers', '2', '--concurrency', '4', '--progress', 'off'], { timeoutMs: 80_000 });
+    expect(r.code, r.stderr).toBe(1);
+    const summary = JSON.parse(r.stdout) as { status: string; requests: { failed: number; succeeded: number }; error: string };
+    expect(summary.status).toBe('failed');
+    expect(summary.error).toMatch(/^the first \d+ requests to finish all failed with HTTP 404 \(\d+\): stopped before sending the rest \(--fail-fast\)/);
+    expect(loadResults(out)).toHaveLength(summary.requests.failed);
+    // Stopped within the chunks the workers held (two each), not after the whole input.
+    expect(ofType(loadEvents(out), 'attempt_start').length).toBeLessThanOrEqual(4 * 256);
+  });
+
   it('exits 2 naming a bad --redis URL, and 1 naming the URL when Redis is down (password hidden) or the coordinator runs another version', async () => {
     const dir = tempDir();
     const input = writeInput(dir, 3);

@@ -7,7 +7,7 @@ import { distFile } from '../../util/dist-file.js';
 import { JsonlWorkSource } from '../jsonl-work-source.js';
 import { redactUrl } from '../run-manifest.js';
 import type { ResultSink } from '../result-sink.js';
-import { newRunTotals, tallyDone, type RunTotals } from '../run-totals.js';
+import { misconfiguredHalt, newRunTotals, tallyDone, type RunTotals } from '../run-totals.js';
 import { ChunkQueue, chunkJobId, CHUNK_PROTOCOL, DEFAULT_CHUNK_SIZE } from './chunk-queue.js';
 import { DistributedMetrics } from './distributed-metrics.js';
 import { redactRedisUrl } from '../../config/redis-url.js';
@@ -73,7 +73,9 @@ export async function runDistributed(d: DistributedRunDeps): Promise<Distributed
   log(`distributed run ${d.runId} on ${redactRedisUrl(o.redis)}: chunks of ${DEFAULT_CHUNK_SIZE}; start workers with: shardline worker --redis ${redactRedisUrl(o.redis)} --out ${d.out}`);
 
   let progress: (() => void) | undefined;
-  const stopped = () => d.signal?.aborted === true;
+  /** Why the run stopped itself (--fail-fast), once it has. */
+  let halt: string | undefined;
+  const stopped = () => d.signal?.aborted === true || halt !== undefined;
   d.signal?.addEventListener('abort', () => progress?.(), { once: true });
 
   const produce = async () => {
@@ -128,6 +130,7 @@ export async function runDistributed(d: DistributedRunDeps): Promise<Distributed
         // A retry is an attempt past a request's first (the worker that scheduled it may be gone).
         totals.retries += facts.attempts - 1;
         metrics.record(facts, d.clock());
+        halt ??= misconfiguredHalt(totals, o.failFast);
       }
       if (batch.length > 0) {
         // Written to the file before the stream forgets them: a crash here reads them again.
@@ -154,11 +157,15 @@ export async function runDistributed(d: DistributedRunDeps): Promise<Distributed
   try {
     await Promise.all([produce(), collect()]);
     const ttftP95Ms = metrics.ttftP95();
-    if (stopped()) return { status: 'interrupted', totals, ttftP95Ms };
+    if (d.signal?.aborted === true) return { status: 'interrupted', totals, ttftP95Ms };
+    // Finished, or stopped by --fail-fast: workers stop taking chunks, and the run's chunks go, so
+    // a later --retry-failed enqueues its requests afresh. Nothing of this run stays in Redis.
     await channel.finish(d.runId);
-    // The run's chunks, done: nothing of this run stays in Redis.
     for (let i = 0; i < chunks; i += 100) {
-      await Promise.all(Array.from({ length: Math.min(100, chunks - i) }, (_, k) => queue.queue.remove(chunkJobId(d.runId, i + k))));
+      await Promise.all(Array.from({ length: Math.min(100, chunks - i) }, (_, k) => queue.queue.remove(chunkJobId(d.runId, i + k)).catch(() => 0)));
+    }
+    if (halt !== undefined) {
+      return { status: 'failed', totals, ttftP95Ms, error: new Error(halt) };
     }
     return { status: 'finished', totals, ttftP95Ms };
   } catch (err) {

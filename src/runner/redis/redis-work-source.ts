@@ -57,6 +57,9 @@ export class RedisWorkSource implements WorkSource, ResultSink {
     const over = (await this.channel.isFinished(this.runId)) || (await this.channel.currentRunId()) !== this.runId;
     if (over && !this.finished) {
       this.finished = true;
+      // Requests of the run not started yet: nobody waits for them now (a run finished or stopped
+      // by --fail-fast). Their chunk is not completed, so a resume would still run them.
+      while (this.ready.length > 0) this.ready.shift();
       this.wake();
     }
     return over;

@@ -98,6 +98,9 @@ async function serveRun(o: WorkerOptions, run: PublishedRun, channel: RunChannel
     apiKey: o.apiKey,
     headers: o.headers ?? [],
     progress: 'off',
+    // --fail-fast is judged run-wide by the coordinator: a worker stopping alone would only hand
+    // its chunks to the next worker, and a --once worker would leave the run waiting.
+    failFast: 0,
   });
   const firstShard = await channel.allocShards(run.runId, options.shards);
   ensureDir(join(o.out, 'events'));
