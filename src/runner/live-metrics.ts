@@ -83,10 +83,7 @@ export class LiveMetrics {
   }
 
   recordDone(d: DoneItem, nowMs: number): void {
-    if (d.outcome === 'succeeded') {
-      if (d.ttftMs !== undefined) this.stats.addTtft(d.ttftMs);
-      this.stats.addTokens(nowMs, d.completionTokens);
-    }
+    if (d.outcome === 'succeeded') this.stats.addSuccess(nowMs, d.completionTokens, d.ttftMs);
     // The Prometheus figures cost ~1 µs a request in prom-client (bench/distributed.mjs profiles)
     // and only a scrape reads them: recorded only while /metrics is served.
     if (!this.served) return;

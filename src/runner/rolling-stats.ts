@@ -24,6 +24,12 @@ export class RollingStats {
     this.buckets[i]! += tokens;
   }
 
+  /** A request that succeeded: its completion tokens now, and its server TTFT when it has one. */
+  addSuccess(nowMs: number, completionTokens: number, ttftMs: number | undefined): void {
+    this.addTokens(nowMs, completionTokens);
+    if (ttftMs !== undefined) this.addTtft(ttftMs);
+  }
+
   addTtft(ms: number): void {
     this.ttfts[this.ttftCount++ % this.ttfts.length] = ms;
   }

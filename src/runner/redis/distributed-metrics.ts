@@ -24,9 +24,7 @@ export class DistributedMetrics {
 
   record(f: ResultFacts, nowMs: number): void {
     this.requests.inc({ outcome: f.outcome });
-    if (f.outcome !== 'succeeded') return;
-    if (f.completionTokens > 0) this.stats.addTokens(nowMs, f.completionTokens);
-    if (f.ttftMs !== undefined) this.stats.addTtft(f.ttftMs);
+    if (f.outcome === 'succeeded') this.stats.addSuccess(nowMs, f.completionTokens, f.ttftMs);
   }
 
   /** Nearest-rank p95 of the latest successes' TTFT (the local runner's definition), or undefined before one. */
