@@ -47,7 +47,7 @@ describe('shardline run (CLI)', () => {
     const input = writeInput(dir, 1);
     const noEndpoint = await runCli(['run', input, '--out', join(dir, 'o')]);
     expect(noEndpoint.code).toBe(2);
-    expect(noEndpoint.stderr).toMatch(/Expected `--endpoint` to be .*got nothing/);
+    expect(noEndpoint.stderr).toMatch(/`--endpoint` is required/);
     const badEndpoint = await runCli(['run', input, '--endpoint', '127.0.0.1:8000/v1', '--out', join(dir, 'o')]);
     expect(badEndpoint.code).toBe(2);
     expect(badEndpoint.stderr.match(/`--endpoint`/g)).toHaveLength(1);

@@ -30,6 +30,7 @@ export function registerRunCommand(program: Command): void {
     .option('--shards <n>', 'worker processes (env SHARD_COUNT; default 1)')
     .option('--concurrency <n>', 'in-flight requests per shard (env LLM_CONCURRENCY; default 16)')
     .option('--max-attempts <n>', 'attempts per request, first included (env LLM_MAX_ATTEMPTS; default 5)')
+    .option('--endpoint-down-max-s <s>', 'longest pause of dispatch while the endpoint is down (refusing connections or answering 502/503/504); attempts meanwhile use up no --max-attempts (default 600)')
     .option('--retry-backoff-s <s>', 'base backoff, doubled per retry, full jitter (env LLM_RETRY_BACKOFF_S; default 1.0)')
     .option('--retry-backoff-max-s <s>', 'backoff cap (default 30)')
     .option('--retry-after-max-s <s>', "longest server Retry-After honoured; a request told to wait longer fails at once, to run again later with --retry-failed (default 300)")

@@ -7,8 +7,14 @@ import type { Clock } from '../events/clock.js';
 export interface ConnAttribution {
   id: string;
   attempt: number;
+  /** Whether this request is streamed (remembered per socket, see `afterStream`). */
+  stream: boolean;
   /** Set when the attempt's request went out on a socket opened for it. */
   connectMs?: number;
+  /** Set when it went out on a socket an earlier request used (a keep-alive reuse). */
+  reused?: boolean;
+  /** With `reused`: whether that socket's previous request was streamed. */
+  afterStream?: boolean;
 }
 
 interface SendHeadersMessage {
@@ -26,17 +32,14 @@ export class ConnTracker {
   opened = 0;
   private pending: ConnAttribution | undefined;
   private readonly connectMs = new WeakMap<Socket, number>();
-  private readonly used = new WeakSet<Socket>();
+  /** Each used connection (a socket, or a RawPool connection) and whether its last request was streamed. */
+  private readonly lastStream = new WeakMap<object, boolean>();
   private readonly onSendHeaders = (message: unknown): void => {
-    const attribution = this.pending;
-    this.pending = undefined;
     const socket = (message as SendHeadersMessage).socket;
-    if (!attribution || this.used.has(socket)) return;
-    this.used.add(socket);
     const ms = this.connectMs.get(socket);
-    if (ms === undefined) return;
-    attribution.connectMs = ms;
-    this.onNewConnection?.(ms, attribution);
+    if (this.lastStream.has(socket)) this.attributeReused(socket);
+    else if (ms !== undefined) this.attributeFresh(ms, socket);
+    else this.pending = undefined;
   };
 
   constructor(
@@ -73,13 +76,24 @@ export class ConnTracker {
     this.open--;
   }
 
-  /** For RawPool: the marked attempt's request goes out on a socket opened for it. */
-  attributeFresh(connectMs: number): void {
+  /** The marked attempt's request goes out on connection `conn`, opened for it (RawPool calls this itself). */
+  attributeFresh(connectMs: number, conn: object): void {
     const attribution = this.pending;
     this.pending = undefined;
+    this.lastStream.set(conn, attribution?.stream ?? false);
     if (!attribution) return;
     attribution.connectMs = connectMs;
     this.onNewConnection?.(connectMs, attribution);
+  }
+
+  /** The marked attempt's request goes out on connection `conn`, which an earlier request used. */
+  attributeReused(conn: object): void {
+    const attribution = this.pending;
+    this.pending = undefined;
+    if (!attribution) return;
+    attribution.reused = true;
+    attribution.afterStream = this.lastStream.get(conn) ?? false;
+    this.lastStream.set(conn, attribution.stream);
   }
 
   /** Mark the attempt whose request undici is about to write (call from `onRequestStart`). */

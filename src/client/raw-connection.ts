@@ -27,7 +27,7 @@ const enum State {
 
 /** What a connection needs of the pool that owns it (RawPool), declared here so the two files do not import each other. */
 export interface ConnectionOwner {
-  readonly options: { onFreshRequest?: (connectMs: number) => void };
+  readonly options: { onFreshRequest?: (connectMs: number, conn: object) => void; onReusedRequest?: (conn: object) => void };
   /** Socket reads so far, counted by each connection. */
   reads: number;
   /** The connection finished a response and can take the next request. */
@@ -114,8 +114,8 @@ export class RawConnection {
     if (this.finished) return;
     if (!this.used) {
       this.used = true;
-      this.pool.options.onFreshRequest?.(this.connectMs);
-    }
+      this.pool.options.onFreshRequest?.(this.connectMs, this);
+    } else this.pool.options.onReusedRequest?.(this);
     this.keepAlive = !opts.reset;
     const body = typeof opts.body === 'string' ? opts.body : '';
     let text = `${opts.method} ${opts.path} HTTP/1.1\r\nhost: ${this.hostHeader}\r\n`;

@@ -17,8 +17,10 @@ export interface RawPoolOptions {
   /** A new socket connected after `connectMs`. */
   onOpen?: (connectMs: number) => void;
   onClose?: () => void;
-  /** The request about to be written is the first on its socket (called right after onRequestStart). */
-  onFreshRequest?: (connectMs: number) => void;
+  /** The request about to be written is the first on its connection (called right after onRequestStart). */
+  onFreshRequest?: (connectMs: number, conn: object) => void;
+  /** The request about to be written goes out on a connection an earlier request used. */
+  onReusedRequest?: (conn: object) => void;
   now?: () => number;
 }
 
@@ -67,6 +69,22 @@ export class RawPool implements ChatDispatcher, ConnectionOwner {
         start(err);
       });
     } else this.waiting.push(start);
+    return true;
+  }
+
+  /**
+   * Send on a connection opened for this request, never a reused one: the re-send after a stale
+   * keep-alive connection. It may take the pool one over its size until a connection closes.
+   */
+  dispatchFresh(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    this.open++;
+    this.connect().then(
+      (c) => c.run(opts, handler),
+      (err: Error) => {
+        this.open--;
+        handler.onResponseError?.(abortedController(), err);
+      },
+    );
     return true;
   }
 

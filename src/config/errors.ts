@@ -41,6 +41,12 @@ export class IoError extends ShardlineError {
   }
 }
 
+/**
+ * A file of the run directory could not be written (a full disk, a quota, no permission): the run
+ * stops, and the same command run again resumes it. CLI exit 1.
+ */
+export class OutputWriteError extends IoError {}
+
 /** The input file changed between a run and its resume. CLI exit 2. */
 export class InputChangedError extends ShardlineError {
   constructor(message: string, options?: { cause?: unknown }) {

@@ -70,6 +70,11 @@ export const runOptionsSchema = z
         'In-flight requests per shard (LLM_CONCURRENCY), or auto[:MIN-MAX[:START]]: a limit that adapts to server TTFT and backs off on 429/5xx/timeouts (default range 1-256, start 16). @default 16',
       ),
     maxAttempts: posInt.max(100).default(5).describe('Attempts per request, first included (LLM_MAX_ATTEMPTS). @default 5'),
+    endpointDownMaxS: positive
+      .default(600)
+      .describe(
+        'Longest pause while the endpoint is down (refused connections, or 502/503/504 answers in a row, after it had answered): dispatch stops, one probe at a time checks for its return, and attempts that fail meanwhile use up no --max-attempts. Past this, failures count again. @default 600',
+      ),
     retryBackoffS: positive.default(1).describe('Base backoff, doubled each retry, full jitter (LLM_RETRY_BACKOFF_S). @default 1'),
     retryBackoffMaxS: positive.default(30).describe('Backoff cap. @default 30'),
     retryAfterMaxS: positive
@@ -159,6 +164,7 @@ export const flagOf: Record<string, string> = {
   shards: '--shards',
   concurrency: '--concurrency',
   maxAttempts: '--max-attempts',
+  endpointDownMaxS: '--endpoint-down-max-s',
   retryBackoffS: '--retry-backoff-s',
   retryBackoffMaxS: '--retry-backoff-max-s',
   retryAfterMaxS: '--retry-after-max-s',

@@ -16,6 +16,8 @@ export function formatZodIssues(
         return issue.keys.map((k) => `Unknown field \`${nameOf([...issue.path, k])}\``).join('\n');
       }
       const value = valueAt(input, issue.path);
+      // A required option left out: say so, rather than "expected a string, got nothing".
+      if (value === undefined && issue.code === 'invalid_type') return `\`${nameOf(issue.path)}\` is required`;
       const got = value === undefined ? 'nothing' : `\`${short(value)}\``;
       return `Expected \`${nameOf(issue.path)}\` ${expectation(issue)}, got ${got}`;
     })

@@ -17,7 +17,7 @@ export function buildReport(f: RunFacts): Report {
   const bins = downsample(f.bins, MAX_POINTS);
   const buckets = Object.fromEntries(BUCKETS.map((b) => [b, round3(f.buckets[b])])) as Record<Bucket, number>;
   const timelineSec = bins.map((b) => ({ b, backlogPositive: b.backlog > 0 }));
-  const underBacklog = timelineSec.filter((x) => x.backlogPositive && x.b.limit > 0);
+  const underBacklog = timelineSec.filter((x) => x.backlogPositive && x.b.limit > 0 && !x.b.down);
   const notConserving = underBacklog.filter((x) => x.b.inFlight < x.b.limit).length;
   const inflights = underBacklog.map((x) => x.b.inFlight);
   const mean = inflights.length ? inflights.reduce((a, b) => a + b, 0) / inflights.length : 0;
@@ -48,9 +48,10 @@ export function buildReport(f: RunFacts): Report {
     attempts: f.attempts,
     retries: {
       count: f.retries,
-      // (attempts − requests attempted) / attempts
-      rate: f.attempts > 0 ? Math.max(0, f.attempts - attempted) / f.attempts : null,
-      per_request: attempted > 0 ? Math.max(0, f.attempts - attempted) / attempted : null,
+      // Attempts that were retries / attempts: neither a request's first try in a run (a
+      // --retry-failed re-run starts again at 1) nor a try after a pause for a down endpoint.
+      rate: f.attempts > 0 ? retriedAttempts(f) / f.attempts : null,
+      per_request: attempted > 0 ? retriedAttempts(f) / attempted : null,
       causes: f.retryCauses,
     },
     tokens: { completion: f.completionTokens, prompt: f.promptTokens, estimated: f.estimatedTokens },
@@ -70,7 +71,10 @@ export function buildReport(f: RunFacts): Report {
       opened: f.connsOpened,
       per_request: attempted > 0 ? f.connsOpened / attempted : null,
       connect_ms: summarize(f.connectMs),
+      stale_resends: f.staleResends,
+      keepalive_off_shards: f.keepaliveOffShards,
     },
+    outages: { count: f.outages, down_s: f.downMs / 1000, paused_attempts: f.pausedAttempts },
     event_loop: {
       lag_p99_ms: summarize(f.loopLag).p99,
       busy_p50: summarize(f.loopBusy).p50,
@@ -108,6 +112,11 @@ export function buildReport(f: RunFacts): Report {
   };
   report.verdict = diagnose(report);
   return report;
+}
+
+/** Attempts that retried a failed attempt (see Report.retries.rate). */
+function retriedAttempts(f: RunFacts): number {
+  return Math.max(0, f.attempts - f.firstAttempts - f.pausedAttempts);
 }
 
 /** Merge adjacent bins so a long run's charts stay a reasonable size. */

@@ -3,12 +3,15 @@ import type { TpmFigures } from '../metrics/tpm.js';
 import type { ResultsCheck } from './results-check.js';
 
 /** The latency decomposition buckets, summed over requests, in ms. */
-export const BUCKETS = ['queue_wait', 'admission_gap', 'connect', 'retry_backoff', 'failed_attempts', 'server_ttft', 'decode', 'postprocess'] as const;
+export const BUCKETS = ['queue_wait', 'admission_gap', 'connect', 'retry_backoff', 'failed_attempts', 'server_ttft', 'decode', 'postprocess', 'endpoint_down'] as const;
 export type Bucket = (typeof BUCKETS)[number];
-/** Buckets spent on the client side (the control plane); the rest is the model's. */
+/**
+ * Buckets spent on the client side (the control plane); `server_ttft` and `decode` are the model's,
+ * and `endpoint_down` (waiting while the endpoint was down) is neither: an outage.
+ */
 export const CLIENT_BUCKETS: readonly Bucket[] = ['queue_wait', 'admission_gap', 'connect', 'retry_backoff', 'failed_attempts', 'postprocess'];
 
-export const MODES = ['queueing', 'admission_gap', 'connection_churn', 'retry_loop', 'postprocess_stall', 'event_loop_stall', 'model_saturation', 'errors'] as const;
+export const MODES = ['queueing', 'admission_gap', 'connection_churn', 'retry_loop', 'postprocess_stall', 'event_loop_stall', 'model_saturation', 'errors', 'endpoint_down'] as const;
 export type Mode = (typeof MODES)[number];
 
 export interface Finding {
@@ -46,7 +49,17 @@ export interface Report {
     admission_gap_s: number;
     timeline: { t: string; backlog: number; in_flight: number; limit: number }[];
   };
-  connections: { opened: number; per_request: number | null; connect_ms: PercentileSummary };
+  connections: {
+    opened: number;
+    per_request: number | null;
+    connect_ms: PercentileSummary;
+    /** Requests sent again on a fresh connection because the reused one had been closed by the server. */
+    stale_resends: number;
+    /** Shards that stopped reusing connections after streamed answers (the host closes them unannounced). */
+    keepalive_off_shards: number;
+  };
+  /** Times the endpoint was down (some shard paused dispatch), how long in all, and attempts that failed meanwhile. */
+  outages: { count: number; down_s: number; paused_attempts: number };
   event_loop: {
     lag_p99_ms: number | null;
     /** Median share of each gauge interval a shard's event loop was busy (0–1); null in logs without it. */

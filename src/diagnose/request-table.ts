@@ -18,12 +18,16 @@ export const TPOT = 9;
 /** First and last token of the successful attempt, to spread its tokens over the timeline. */
 export const DECODE_START = 10;
 export const DECODE_END = 11;
+/** When the request began waiting for a down endpoint (its `paused` event), or -1. */
+export const PAUSE_START = 12;
+/** The endpoint-down integral when the current wait for a slot began (the outage part of that wait). */
+export const WAIT_DOWN = 13;
 /** Bucket i of BUCKETS is at BUCKET0 + i. */
-export const BUCKET0 = 12;
+export const BUCKET0 = 14;
 /** Bucket columns by name, e.g. `B.queue_wait`. */
 export const B = Object.fromEntries(BUCKETS.map((b, i) => [b, BUCKET0 + i])) as { readonly [K in (typeof BUCKETS)[number]]: number };
 const WIDTH = BUCKET0 + BUCKETS.length;
-const INITIAL = Float64Array.from([0, -1, 0, -1, 0, -1, -1, -1, -1, -1, -1, -1, ...BUCKETS.map(() => 0)]);
+const INITIAL = Float64Array.from([0, -1, 0, -1, 0, -1, -1, -1, -1, -1, -1, -1, -1, 0, ...BUCKETS.map(() => 0)]);
 
 /**
  * Open requests' state as rows of one Float64Array, found by interned id. Why not an object per

@@ -12,10 +12,12 @@ import {
   E2E_TTFT,
   FIRST_ENQUEUE,
   FIRST_TOKEN,
+  PAUSE_START,
   POST_START,
   RequestTable,
   SERVER_TTFT,
   TPOT,
+  WAIT_DOWN,
   WAIT_FREE,
   WAIT_START,
 } from './request-table.js';
@@ -61,11 +63,16 @@ export class RunAccumulator {
   private backlog = 0;
   /** Running integral of the free share of capacity, in ms (see advance). */
   private freeMs = 0;
+  /** Running integral of time the endpoint was down, in ms. */
+  private downIntegralMs = 0;
   private lastTs = NaN;
   private firstTs = NaN;
   private runStart = NaN;
   private runEnd = NaN;
   private bin: Bin | undefined;
+  /** Shards whose endpoint is down now, and when the first of them went down. */
+  private readonly downShards = new Set<number>();
+  private downSince = 0;
 
   constructor(binMs = 1000) {
     this.f = {
@@ -76,6 +83,12 @@ export class RunAccumulator {
       succeeded: 0,
       failed: 0,
       attempts: 0,
+      firstAttempts: 0,
+      pausedAttempts: 0,
+      staleResends: 0,
+      keepaliveOffShards: 0,
+      outages: 0,
+      downMs: 0,
       retries: 0,
       retryCauses: {},
       failureCauses: {},
@@ -180,6 +193,7 @@ export class RunAccumulator {
         const st = r.open(e.rid, ts);
         r.set(st, WAIT_START, ts);
         r.set(st, WAIT_FREE, this.freeMs);
+        r.set(st, WAIT_DOWN, this.downIntegralMs);
         this.backlog++;
         break;
       }
@@ -189,11 +203,19 @@ export class RunAccumulator {
         const st = r.open(e.rid, ts);
         if (r.get(st, WAIT_START) >= 0) {
           const gap = this.freeMs - r.get(st, WAIT_FREE);
+          // While the endpoint was down dispatch was paused on purpose: that part of the wait is the outage's.
+          const down = this.downIntegralMs - r.get(st, WAIT_DOWN);
           r.add(st, B.admission_gap, gap);
-          r.add(st, B.queue_wait, ts - r.get(st, WAIT_START) - gap);
+          r.add(st, B.endpoint_down, down);
+          r.add(st, B.queue_wait, Math.max(0, ts - r.get(st, WAIT_START) - gap - down));
           r.set(st, WAIT_START, -1);
           this.backlog = Math.max(0, this.backlog - 1);
         }
+        if (r.get(st, PAUSE_START) >= 0) {
+          r.add(st, B.endpoint_down, ts - r.get(st, PAUSE_START));
+          r.set(st, PAUSE_START, -1);
+        }
+        if (e.attempt === 1) this.f.firstAttempts++;
         r.set(st, ATTEMPT_START, ts);
         r.set(st, ATTEMPT_CONNECT, 0);
         r.set(st, FIRST_TOKEN, -1);
@@ -263,6 +285,28 @@ export class RunAccumulator {
         if (st >= 0) r.add(st, B.retry_backoff, e.delayMs || 0);
         break;
       }
+      case T.paused: {
+        this.f.pausedAttempts++;
+        const st = this.reqs.slot(e.rid);
+        if (st >= 0) this.reqs.set(st, PAUSE_START, ts);
+        break;
+      }
+      case T.stale_connection:
+        this.f.staleResends++;
+        break;
+      case T.keepalive_off:
+        this.f.keepaliveOffShards++;
+        break;
+      case T.endpoint_down:
+        if (this.downShards.size === 0) {
+          this.f.outages++;
+          this.downSince = ts;
+        }
+        this.downShards.add(e.shard);
+        break;
+      case T.endpoint_up:
+        if (this.downShards.delete(e.shard) && this.downShards.size === 0) this.f.downMs += ts - this.downSince;
+        break;
       case T.postprocess_start: {
         const r = this.reqs;
         const st = r.slot(e.rid);
@@ -450,7 +494,8 @@ export class RunAccumulator {
     const dt = ts - this.lastTs;
     if (dt > 0) {
       const f = this.f;
-      if (this.limit > 0) {
+      if (this.downShards.size > 0) this.downIntegralMs += dt;
+      else if (this.limit > 0) {
         f.activeMs += dt;
         f.inFlightIntegral += this.inFlight * dt;
         f.backlogIntegral += this.backlog * dt;
@@ -471,7 +516,7 @@ export class RunAccumulator {
       // Bins with no events repeat the state they started with.
       let t = this.bin ? this.bin.t + this.f.binMs : binStart;
       for (; t <= binStart; t += this.f.binMs) {
-        this.bin = { t, backlog: this.backlog, inFlight: this.inFlight, limit: this.limit, tokens: 0, retries: 0, conns: 0, ttft: [], retryCauses: {} };
+        this.bin = { t, backlog: this.backlog, inFlight: this.inFlight, limit: this.limit, tokens: 0, retries: 0, conns: 0, ttft: [], retryCauses: {}, down: this.downShards.size > 0 };
         this.f.bins.push(this.bin);
       }
     }

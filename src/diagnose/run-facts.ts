@@ -10,6 +10,14 @@ export interface RunFacts {
   succeeded: number;
   failed: number;
   attempts: number;
+  /** Attempts numbered 1: a request's first try in some run (a --retry-failed or crash re-run starts at 1 again). */
+  firstAttempts: number;
+  /** Attempts that failed while the endpoint was down (`paused`): not retries. */
+  pausedAttempts: number;
+  staleResends: number;
+  keepaliveOffShards: number;
+  outages: number;
+  downMs: number;
   retries: number;
   retryCauses: Record<string, number>;
   failureCauses: Record<string, number>;
@@ -74,6 +82,8 @@ export interface Bin {
   conns: number;
   ttft: number[];
   retryCauses: Record<string, number>;
+  /** The endpoint was down at the bin's start (dispatch paused: free slots are no admission gap). */
+  down: boolean;
 }
 
 export const zeroBuckets = (): Record<Bucket, number> => ({
@@ -85,4 +95,5 @@ export const zeroBuckets = (): Record<Bucket, number> => ({
   server_ttft: 0,
   decode: 0,
   postprocess: 0,
+  endpoint_down: 0,
 });

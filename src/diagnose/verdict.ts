@@ -163,6 +163,17 @@ export function diagnose(r: Report): Verdict {
     });
   }
 
+  if (r.outages.count > 0) {
+    findings.push({
+      mode: 'endpoint_down',
+      severity: share('endpoint_down') >= 0.2 ? 'high' : 'medium',
+      evidence:
+        `the endpoint was down ${r.outages.count} time(s), ${r.outages.down_s.toFixed(1)} s in all (refused connections or 502/503/504): dispatch paused, ` +
+        `${r.outages.paused_attempts} attempts failed against it and none was charged to --max-attempts; ${pct(share('endpoint_down'))} of request time waited for it`,
+      action: 'nothing to change in the client (it paused and resumed by itself): find out why the server went away — its logs, OOM kills, restarts, a deploy',
+    });
+  }
+
   const sevRank = { high: 0, medium: 1, low: 2 } as const;
   findings.sort((x, y) => sevRank[x.severity] - sevRank[y.severity]);
   let dominant: Bucket | null = null;
@@ -172,7 +183,7 @@ export function diagnose(r: Report): Verdict {
   const controlPlane = saturated ? clientShare - share('queue_wait') : clientShare;
   // A high-severity control-plane finding makes the run control-plane-bound even when the model's
   // buckets are larger: the findings say what is costing throughput.
-  const cpHigh = findings.some((f) => f.severity === 'high' && f.mode !== 'errors' && f.mode !== 'model_saturation');
+  const cpHigh = findings.some((f) => f.severity === 'high' && f.mode !== 'errors' && f.mode !== 'model_saturation' && f.mode !== 'endpoint_down');
   const bound: Verdict['bound'] = controlPlane >= T.controlPlaneShare || cpHigh ? 'control-plane' : saturated ? 'model' : 'healthy';
   return { bound, dominant, findings };
 }

@@ -91,6 +91,27 @@ export interface EventPayloads {
   /** An adaptive limit (--concurrency auto) changed; `concurrency` repeats `new` for readers that track slots by it. */
   limit: { old: number; new: number; reason: 'probe' | 'ttft_gradient' | 'overload'; concurrency: number };
   run_end: { status: 'finished' | 'interrupted' | 'failed'; succeeded: number; failed: number; rejected: number };
+  /**
+   * The attempt's request went out on a reused keep-alive connection that the server had closed
+   * (no response byte came back): it is sent again at once on a fresh connection, as the same
+   * attempt, with no backoff and no retry counted. `after_stream`: that connection's previous
+   * answer was streamed.
+   */
+  stale_connection: { id: string; attempt: number; error: string; after_stream?: boolean };
+  /**
+   * The shard stopped reusing connections after streamed answers: the host closes them without
+   * saying so (`stale`: stale connections seen by then). Streamed requests now ask for Connection: close.
+   */
+  keepalive_off: { after: 'stream'; stale: number };
+  /** The shard paused dispatch: the endpoint refuses connections or answers 502/503/504. */
+  endpoint_down: { cause: Cause; status?: number; error: string };
+  /** The endpoint answered again (or the pause hit --endpoint-down-max-s: `gave_up`); dispatch resumes. */
+  endpoint_up: { probes: number; gave_up?: boolean };
+  /**
+   * An attempt failed while the endpoint was down: the request waits for it to come back, and this
+   * attempt does not count against --max-attempts or the retry budget.
+   */
+  paused: { id: string; attempt: number; cause: Cause };
 }
 
 export type EventType = keyof EventPayloads;

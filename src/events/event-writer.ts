@@ -1,4 +1,6 @@
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
+import type { OutputWriteError } from '../config/errors.js';
+import { writeFully } from '../util/write-fully.js';
 import { ensureDir } from '../util/ensure-dir.js';
 import { dirname } from 'node:path';
 import { dropTornTail } from '../util/torn-tail.js';
@@ -14,6 +16,12 @@ export interface EventWriterOptions {
   flushIntervalMs?: number;
   /** Flush early once this many bytes are buffered. @default 262144 */
   maxBufferBytes?: number;
+  /**
+   * The file could not be written (a full disk, say). Called once; the writer then drops every
+   * event, since a later one on disk without an earlier one would tell a false story. Without it
+   * the error is thrown from `write`/`flush`. @default throw
+   */
+  onError?: (err: OutputWriteError) => void;
 }
 
 /**
@@ -30,6 +38,10 @@ export class EventWriter {
   private readonly maxBufferBytes: number;
   private closed = false;
   private lastTs = 0;
+  private readonly path: string;
+  private readonly onError: ((err: OutputWriteError) => void) | undefined;
+  /** The write that failed; from then on nothing more is written. */
+  writeError: OutputWriteError | undefined;
   readonly now: Clock;
 
   constructor(options: EventWriterOptions) {
@@ -38,6 +50,8 @@ export class EventWriter {
     this.fd = openSync(options.path, 'a+');
     dropTornTail(this.fd);
     this.now = options.now;
+    this.path = options.path;
+    this.onError = options.onError;
     this.prefix = `,"run":${JSON.stringify(options.run)},"shard":${options.shard},"type":"`;
     this.maxBufferBytes = options.maxBufferBytes ?? 256 * 1024;
     this.timer = setInterval(() => this.flush(), options.flushIntervalMs ?? 250);
@@ -46,7 +60,7 @@ export class EventWriter {
 
   /** Append one event stamped now (or at `ts`). */
   write<T extends EventType>(type: T, payload: EventPayloads[T], ts = this.now()): void {
-    if (this.closed) return;
+    if (this.closed || this.writeError) return;
     // Keep each file sorted by ts even when async work finishes out of order: readers merge files.
     if (ts < this.lastTs) ts = this.lastTs;
     else this.lastTs = ts;
@@ -57,12 +71,22 @@ export class EventWriter {
     if (this.bufBytes >= this.maxBufferBytes) this.flush();
   }
 
-  flush(): void {
-    if (this.buf.length === 0) return;
+  /** Hand what is buffered to the kernel. Returns false when the file cannot be written (see onError). */
+  flush(): boolean {
+    if (this.writeError) return false;
+    if (this.buf.length === 0) return true;
     const text = this.buf.join('');
     this.buf = [];
     this.bufBytes = 0;
-    writeSync(this.fd, text);
+    try {
+      writeFully(this.fd, text, this.path);
+      return true;
+    } catch (err) {
+      this.writeError = err as OutputWriteError;
+      if (!this.onError) throw err;
+      this.onError(this.writeError);
+      return false;
+    }
   }
 
   close(): void {

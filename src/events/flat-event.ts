@@ -17,6 +17,11 @@ export const EVENT_TYPE_CODES = [
   'shard_exit',
   'run_end',
   'limit',
+  'stale_connection',
+  'keepalive_off',
+  'endpoint_down',
+  'endpoint_up',
+  'paused',
 ] as const;
 
 /** Numeric type codes, e.g. `T.attempt_end`. */

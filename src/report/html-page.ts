@@ -84,7 +84,7 @@ export const PAGE_SCRIPT = String.raw`
     [['requests', fmt(r.requests.total) + ' (' + fmt(r.requests.failed) + ' failed)'], ['success rate', pct(r.requests.success_rate)],
      ['retry rate', pct(r.retries.rate)], ['TPM peak' + (r.tpm.aggregate_peak_partial ? ' (partial min.)' : ''), fmt(r.tpm.aggregate_peak)],
      ['TPM run average', fmt(r.tpm.run_average)], ['TTFT e2e p95 / p99 ms', fmt(r.ttft_ms.e2e.p95) + ' / ' + fmt(r.ttft_ms.e2e.p99)],
-     ['TTFT server p95 ms', fmt(r.ttft_ms.server.p95)], ['connections / request', fmt(r.connections.per_request, 2)],
+     ['TTFT server p95 ms', fmt(r.ttft_ms.server.p95)], ['connections / request', fmt(r.connections.per_request, 2)], ['stale connections re-sent', fmt(r.connections.stale_resends)], ['endpoint down s', fmt(r.outages.down_s, 1)],
      ['in-flight (mean / limit)', fmt(r.utilization.mean_in_flight, 1) + ' / ' + r.utilization.limit], ['event-loop lag p99 ms', fmt(r.event_loop.lag_p99_ms, 1)],
      ['client CPU µs / attempt', fmt(r.client_cpu.us_per_request)], ['client CPU µs / token', fmt(r.client_cpu.us_per_completion_token, 2)],
      ['shard loop busy / waiting for a core', pct(r.event_loop.busy_p50) + ' / ' + pct(r.event_loop.cpu_wait_p50)]

@@ -27,7 +27,16 @@ export function formatReport(r: Report): string {
   out.push(`TPOT               ${p(r.tpot_ms)}`);
   const u = r.utilization;
   out.push(`slots       limit ${u.limit}, mean in-flight ${u.mean_in_flight.toFixed(1)}, mean backlog ${u.mean_backlog.toFixed(1)}, all busy ${(u.busy_fraction * 100).toFixed(0)}% of the time, admission gaps ${u.admission_gap_s.toFixed(2)} s`);
-  out.push(`connections ${n(r.connections.opened)} opened (${r.connections.per_request?.toFixed(2) ?? '–'} per request), connect ${p(r.connections.connect_ms)}`);
+  const c = r.connections;
+  out.push(
+    `connections ${n(c.opened)} opened (${c.per_request?.toFixed(2) ?? '–'} per request), connect ${p(c.connect_ms)}` +
+      (c.stale_resends ? `; ${n(c.stale_resends)} stale (closed by the server) and sent again at once on a fresh one` : '') +
+      (c.keepalive_off_shards ? `; the host closes connections after streamed answers without saying so: ${c.keepalive_off_shards} shard(s) stopped reusing them` : ''),
+  );
+  const o = r.outages;
+  if (o.count > 0) {
+    out.push(`outages     endpoint down ${o.count} time(s), ${o.down_s.toFixed(1)} s in all: dispatch paused; ${n(o.paused_attempts)} attempts failed meanwhile, none charged to --max-attempts`);
+  }
   const loop = r.event_loop;
   const hold = loop.read_hold;
   out.push(

@@ -28,6 +28,9 @@ export interface ProgressSnapshot {
   failed: number;
   ttftP95Ms: number | undefined;
   elapsedMs: number;
+  /** Every running shard has paused dispatch because the endpoint is down, since then (epoch ms), for this long. */
+  endpointDownSinceMs?: number;
+  endpointDownS?: number;
 }
 
 export interface CoordinatorDeps {
@@ -87,6 +90,8 @@ export class Coordinator {
   private failedStarts = 0;
   /** --rpm/--tpm: a request is enqueued only once the budget has room for it. */
   private readonly budget: RateBudget;
+  /** The in-flight limit while shards ran: the progress line after they stop still says it. */
+  private lastLimit = 0;
 
   constructor(private readonly deps: CoordinatorDeps) {
     this.o = deps.options;
@@ -110,12 +115,18 @@ export class Coordinator {
     if (this.deps.onProgress) this.timers.push(setInterval(() => this.deps.onProgress!(this.snapshot()), 1000));
     void this.readLoop().catch((err: unknown) => this.fail(err as Error));
     const status = await this.finished;
+    this.lastLimit = this.limit() || this.lastLimit;
     for (const t of this.timers) clearInterval(t);
     this.loopLag.stop();
     await Promise.all(this.shards.map((s) => s.stop(status === 'finished' ? 'drain' : this.o.onInterrupt, this.o.drainTimeoutS * 1000)));
     this.deps.sink.flush();
     this.deps.onProgress?.(this.snapshot());
     return this.failure ? { status, error: this.failure } : { status };
+  }
+
+  /** Stop the run as failed with `err` (an output file cannot be written, say): `run()` resolves with it. */
+  stopFor(err: Error): void {
+    if (!this.failure) this.fail(err);
   }
 
   /** Stop taking work. `drain` lets in-flight attempts finish (bounded by drainTimeoutS). */
@@ -140,7 +151,19 @@ export class Coordinator {
 
   snapshot(): ProgressSnapshot {
     const now = this.deps.clock();
+    const limit = this.limit();
+    if (limit > 0) this.lastLimit = limit;
+    let downSince: number | undefined;
+    for (const s of this.shards) {
+      if (s.exited) continue;
+      if (!s.down) {
+        downSince = undefined;
+        break;
+      }
+      downSince = Math.min(downSince ?? Infinity, s.downSinceTs);
+    }
     return {
+      ...(downSince !== undefined ? { endpointDownSinceMs: downSince, endpointDownS: (now - downSince) / 1000 } : {}),
       done: this.totals.succeeded + this.totals.failed,
       // Exact once the input is read; before that, its line count less what a resume skips.
       total: this.inputDone
@@ -150,7 +173,7 @@ export class Coordinator {
           : undefined,
       tpm: this.live.stats.tokensPerMinute(now, this.startedMs),
       inFlight: this.inFlight(),
-      limit: this.limit(),
+      limit: limit || this.lastLimit,
       backlog: this.waiting(),
       inBackoff: this.delayed,
       retries: this.totals.retries,
@@ -265,7 +288,8 @@ export class Coordinator {
         // A shard with a free slot starts the item at once; only then fill prefetch places.
         let best: ShardHandle | undefined;
         for (const s of this.shards) {
-          if (s.exited || s.demand <= 0) continue;
+          // A shard whose endpoint is down takes one item to probe with, and no more.
+          if (s.exited || s.demand <= 0 || (s.down && s.assigned.size > 0)) continue;
           if (!best || s.freeSlots > best.freeSlots || (s.freeSlots === best.freeSlots && s.demand > best.demand)) best = s;
         }
         if (!best) break;
@@ -292,7 +316,7 @@ export class Coordinator {
   private stealForIdleSlots(): void {
     if (this.stopping) return;
     let idle = 0;
-    for (const s of this.shards) if (!s.exited) idle += Math.min(s.demand, s.freeSlots);
+    for (const s of this.shards) if (!s.exited && !s.down) idle += Math.min(s.demand, s.freeSlots);
     if (idle === 0) return;
     for (const s of this.shards) {
       if (s.exited || s.stealPending || s.local === 0) continue;
@@ -341,6 +365,7 @@ export class Coordinator {
           this.totals.retries++;
           this.live.recordRetry(r);
           item.attempt = r.attempt;
+          if (r.free) item.free = r.free;
           this.delayed++;
           // Wait until the due time on the event clock, not for delayMs from now: Node's timers
           // count from the loop's cached time and can fire a millisecond or more early.
@@ -369,23 +394,40 @@ export class Coordinator {
         // Counts are per shard process: a replacement starts from zero, so add deltas.
         this.live.recordConnections(msg.connsOpened - shard.connsOpened);
         shard.connsOpened = msg.connsOpened;
+        this.live.recordConnectionFaults(msg.stale - shard.stale, msg.paused - shard.paused);
+        shard.stale = msg.stale;
+        shard.paused = msg.paused;
         this.live.recordLoopLag(shard.index, msg.loopLagMs);
         this.live.recordLoopLoad(shard.index, msg.loopBusy, msg.cpuWait);
         break;
       case 'release':
         shard.stealPending = false;
         shard.local = Math.max(0, shard.local - msg.ids.length);
-        for (const id of msg.ids) {
+        msg.ids.forEach((id, i) => {
           const item = shard.assigned.get(id);
           shard.assigned.delete(id);
+          if (item && msg.attempts) {
+            item.attempt = msg.attempts[i]!;
+            item.free = msg.free?.[i] ?? 0;
+          }
           // Stopping: unfinished, so a resume runs it. Otherwise it was stolen for an idle shard:
           // back to the front of the backlog (it never left it, as far as events tell: no new enqueue).
           if (item && !this.stopping) {
             this.backlog.unshift(item);
             shard.demand++;
           }
-        }
+        });
         this.dispatch();
+        this.maybeFinish();
+        break;
+      case 'health':
+        shard.down = msg.down;
+        shard.downSinceTs = msg.sinceTs;
+        this.live.recordEndpointDown(shard.index, msg.down);
+        this.dispatch();
+        break;
+      case 'fatal':
+        this.stopFor(new Error(msg.message));
         break;
       case 'quota':
         for (const q of msg.items) this.budget.observe(q);

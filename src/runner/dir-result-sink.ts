@@ -20,6 +20,12 @@ export class DirResultSink implements ResultSink {
     this.rejects = new JsonlAppender(rejectsPath);
   }
 
+  /** Told once when results.jsonl or rejects.jsonl cannot be written; nothing more is written then. */
+  set onError(handler: (err: Error) => void) {
+    this.results.onError = handler;
+    this.rejects.onError = handler;
+  }
+
   async doneIds(): Promise<Set<string>> {
     const ids = new Set<string>();
     // A result over the input's 1 MiB line limit is still a result: skipping it would run it twice.

@@ -9,6 +9,11 @@ export interface WorkItem {
   stream: boolean;
   /** The attempt number this dispatch makes (1 for a first try). */
   attempt: number;
+  /**
+   * Attempts so far that failed while the endpoint was down (the shard's breaker was open): they
+   * do not count against maxAttempts. @default 0
+   */
+  free?: number;
   /** With a token budget: what the request was charged (prompt estimate, and max_tokens when set). */
   charge?: { promptTokens: number; maxTokens: number | undefined };
 }
@@ -30,6 +35,8 @@ export interface ShardConfig {
   /** Items a shard holds beyond its free slots (see ShardRuntime). */
   prefetch: number;
   maxAttempts: number;
+  /** Longest pause of dispatch while the endpoint is down before failures count again. */
+  endpointDownMaxMs: number;
   backoffBaseMs: number;
   backoffCapMs: number;
   retryAfterMaxMs: number;
@@ -77,6 +84,8 @@ export interface RetryItem {
   id: string;
   /** The attempt number of the retry. */
   attempt: number;
+  /** The item's uncharged attempts (WorkItem.free). */
+  free?: number;
   delayMs: number;
   /** When the retry may start (event clock, epoch ms): the backoff event's time plus delayMs. */
   dueTs: number;
@@ -108,10 +117,21 @@ export type FromShard =
       loopLagMs: number;
       connsOpen: number;
       connsOpened: number;
+      /** Stale-connection re-sends and paused attempts over the shard's life so far. */
+      stale: number;
+      paused: number;
       /** Event-loop utilization over the last gauge interval, 0–1. */
       loopBusy: number;
       /** Share of it the loop thread waited for a core (Linux), 0–1; null where unknown. */
       cpuWait: number | null;
     }
-  | { t: 'release'; ids: string[] }
+  /**
+   * Prefetched items handed back. `attempts`/`free`, index for index with `ids`, where an item's
+   * attempt moved on in the shard (it failed while the endpoint was down and waited there).
+   */
+  | { t: 'release'; ids: string[]; attempts?: number[]; free?: number[] }
+  /** The shard paused dispatch because the endpoint is down (`sinceTs`, event clock), or resumed. */
+  | { t: 'health'; down: boolean; sinceTs: number }
+  /** The shard cannot go on (its event file cannot be written): the run must stop. */
+  | { t: 'fatal'; message: string }
   | { t: 'stopped' };

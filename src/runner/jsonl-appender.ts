@@ -1,4 +1,6 @@
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
+import type { OutputWriteError } from '../config/errors.js';
+import { writeFully } from '../util/write-fully.js';
 import { dropTornTail } from '../util/torn-tail.js';
 
 /**
@@ -10,6 +12,10 @@ export class JsonlAppender {
   private readonly fd: number;
   private pending: string[] = [];
   private scheduled = false;
+  /** The write that failed; from then on nothing more is written (see `onError`). */
+  writeError: OutputWriteError | undefined;
+  /** Told once when the file cannot be written (a full disk); without it the error is thrown. */
+  onError: ((err: OutputWriteError) => void) | undefined;
 
   constructor(readonly path: string) {
     this.fd = openSync(path, 'a+');
@@ -17,6 +23,7 @@ export class JsonlAppender {
   }
 
   append(line: string): void {
+    if (this.writeError) return;
     this.pending.push(line);
     if (!this.scheduled) {
       this.scheduled = true;
@@ -29,7 +36,13 @@ export class JsonlAppender {
     if (this.pending.length === 0) return;
     const text = `${this.pending.join('\n')}\n`;
     this.pending = [];
-    writeSync(this.fd, text);
+    try {
+      writeFully(this.fd, text, this.path);
+    } catch (err) {
+      this.writeError = err as OutputWriteError;
+      if (!this.onError) throw err;
+      this.onError(this.writeError);
+    }
   }
 
   close(): void {

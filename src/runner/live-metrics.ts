@@ -32,6 +32,10 @@ export class LiveMetrics {
   private readonly retries: Counter<'cause'>;
   private readonly requests: Counter<'outcome'>;
   private readonly connections: Counter;
+  private readonly staleConnections: Counter;
+  private readonly pausedAttempts: Counter;
+  /** Shards paused because their endpoint is down. */
+  private readonly downShards = new Set<number>();
   private readonly loopLag: Gauge<'shard'>;
   private readonly loopBusy: Gauge<'shard'>;
   private readonly cpuWait: Gauge<'shard'>;
@@ -68,6 +72,18 @@ export class LiveMetrics {
     this.retries = new Counter({ name: 'shardline_retries_total', help: 'Retries scheduled, by cause.', labelNames: ['cause'], registers });
     this.requests = new Counter({ name: 'shardline_requests_total', help: 'Requests finished, by outcome.', labelNames: ['outcome'], registers });
     this.connections = new Counter({ name: 'shardline_connections_opened_total', help: 'Connections opened by all shards.', registers });
+    this.staleConnections = new Counter({
+      name: 'shardline_stale_connections_total',
+      help: 'Requests sent again at once on a fresh connection because the reused keep-alive connection had been closed by the server (not attempts, not retries).',
+      registers,
+    });
+    this.pausedAttempts = new Counter({
+      name: 'shardline_paused_attempts_total',
+      help: 'Attempts that failed while the endpoint was down: their requests waited for it, using up no --max-attempts.',
+      registers,
+    });
+    const down = this.downShards;
+    new Gauge({ name: 'shardline_endpoint_down', help: '1 while shards have paused dispatch because the endpoint refuses connections or answers 502/503/504.', registers, collect() { this.set(down.size > 0 ? 1 : 0); } });
     this.loopLag = new Gauge({ name: 'shardline_event_loop_lag_seconds', help: 'Worst event-loop lag in the last interval, by shard (-1 = coordinator).', labelNames: ['shard'], registers });
     this.loopBusy = new Gauge({ name: 'shardline_event_loop_utilization_ratio', help: 'Share of the last interval a shard\'s event loop was busy.', labelNames: ['shard'], registers });
     this.cpuWait = new Gauge({ name: 'shardline_cpu_wait_ratio', help: 'Share of the last interval a shard\'s loop thread waited for a core (Linux): the client starved of CPU.', labelNames: ['shard'], registers });
@@ -107,6 +123,17 @@ export class LiveMetrics {
 
   recordConnections(opened: number): void {
     if (opened > 0) this.connections.inc(opened);
+  }
+
+  /** Stale-connection re-sends and paused attempts since the last beat. */
+  recordConnectionFaults(stale: number, paused: number): void {
+    if (stale > 0) this.staleConnections.inc(stale);
+    if (paused > 0) this.pausedAttempts.inc(paused);
+  }
+
+  recordEndpointDown(shard: number, down: boolean): void {
+    if (down) this.downShards.add(shard);
+    else this.downShards.delete(shard);
   }
 
   recordLoopLag(shard: number, lagMs: number): void {

@@ -126,9 +126,15 @@ async function runInDir(o: RunOptions, out: string, hooks: RunHooks, clock: Cloc
   if (existsSync(resultsPath)) hooks.onStage?.({ stage: 'read_results', bytes: statSync(resultsPath).size });
   const setAside = o.retryFailed === false ? undefined : await setAsideFailures(resultsPath, o.retryFailed === true || o.retryFailed === 'all' ? 'all' : o.retryFailed.split(','));
   if (setAside) hooks.onStage?.({ stage: 'set_aside', ...setAside });
+  // A file of the run that cannot be written (a full disk) stops the run: until the coordinator
+  // exists, the first such error is kept for it.
+  let writeError: Error | undefined;
+  let stopFor = (err: Error): void => void (writeError ??= err);
+  const onWriteError = (err: Error): void => stopFor(err);
   const sink = new DirResultSink(out);
+  sink.onError = onWriteError;
   const doneIds = await sink.doneIds();
-  const events = new EventWriter({ path: join(out, 'events', 'coordinator.jsonl'), run: runId, shard: -1, now: clock });
+  const events = new EventWriter({ path: join(out, 'events', 'coordinator.jsonl'), run: runId, shard: -1, now: clock, onError: onWriteError });
   const startedAt = new Date();
   const manifest: RunManifest = {
     schema: 'shardline.run/v1',
@@ -170,6 +176,11 @@ async function runInDir(o: RunOptions, out: string, hooks: RunHooks, clock: Cloc
     shardConfig: (index, replaces) => shardConfig(o, runId, out, index, replaces),
     ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}),
   });
+  stopFor = (err) => {
+    writeError ??= err;
+    coordinator.stopFor(err);
+  };
+  if (writeError) coordinator.stopFor(writeError);
   const onAbort = () => coordinator.interrupt();
   const onAbandon = () => coordinator.interrupt('abandon');
   hooks.signal?.addEventListener('abort', onAbort, { once: true });
@@ -192,7 +203,13 @@ async function runInDir(o: RunOptions, out: string, hooks: RunHooks, clock: Cloc
   events.write('run_end', { status, succeeded: t.succeeded, failed: t.failed, rejected: t.rejected });
   events.close();
   const summary = buildSummary(o, runId, out, status, t, durationS, coordinator.snapshot().ttftP95Ms, error, setAside?.moved ?? 0);
-  writeManifest(out, { ...manifest, status, ended_at: new Date().toISOString(), totals: { ...summary } });
+  try {
+    writeManifest(out, { ...manifest, status, ended_at: new Date().toISOString(), totals: { ...summary } });
+  } catch (err) {
+    // The disk that stopped the run cannot take run.json either: it still says `running`, and the
+    // same command resumes. Any other failure to write it is news.
+    if (!writeError) throw err;
+  }
   return summary;
 }
 

@@ -41,6 +41,7 @@ export function shardConfig(o: RunOptions, runId: string, out: string, index: nu
     // (concurrency 100,000) should not ship its whole input to a shard in one message.
     prefetch: o.prefetch ?? Math.min(slots.max, MAX_DEFAULT_PREFETCH),
     maxAttempts: o.maxAttempts,
+    endpointDownMaxMs: o.endpointDownMaxS * 1000,
     backoffBaseMs: o.retryBackoffS * 1000,
     backoffCapMs: o.retryBackoffMaxS * 1000,
     retryAfterMaxMs: o.retryAfterMaxS * 1000,

@@ -25,11 +25,17 @@ export class ShardHandle {
   inFlight = 0;
   connsOpen = 0;
   connsOpened = 0;
+  /** The shard's stale-connection re-sends and paused attempts, from its heartbeats. */
+  stale = 0;
+  paused = 0;
   expectedExit = false;
   /** Killed by the watchdog for missing heartbeats (reported as `wedged`, not `crashed`). */
   wedged = false;
   /** The process said `ready`: it loaded and took its config (until then an exit is a failed start). */
   started = false;
+  /** The shard paused dispatch: its endpoint is down (since `downSinceTs`, event clock). */
+  down = false;
+  downSinceTs = 0;
   /** A steal request is out and not yet answered. */
   stealPending = false;
   /** Attempts running and prefetched items waiting, as of the last pull (plus dispatches since). */

@@ -2,7 +2,8 @@ import { hostname } from 'node:os';
 import { Pool } from 'undici';
 import { runChatAttempt, type AttemptOutcome, type ChatTarget, type PhaseTimeouts } from '../client/chat-attempt.js';
 import { ConnTracker, type ConnAttribution } from '../client/conn-tracker.js';
-import { RawPool } from '../client/raw-pool.js';
+import { EndpointHealth } from '../client/endpoint-health.js';
+import { RawPool, type ChatDispatcher } from '../client/raw-pool.js';
 import { trustedCas } from '../client/trusted-cas.js';
 import { createRedactor, headerSecrets } from '../client/redact.js';
 import { decideRetry, RetryBudget, type RetryPolicyOptions } from '../client/retry-policy.js';
@@ -58,6 +59,23 @@ export class ShardRuntime {
   private flushScheduled = false;
   /** Error text is written to events and results: credentials a server echoes back are removed. */
   private readonly redact: (text: string) => string;
+  /** The endpoint-down breaker: while it is open only probes go out (see EndpointHealth). */
+  private readonly health: EndpointHealth;
+  private probeTimer: NodeJS.Timeout | undefined;
+  /** The breaker is open and the next probe may start. */
+  private probeDue = false;
+  /** The id of the attempt in flight as a probe, if any. */
+  private probeId: string | undefined;
+  /** The host closes connections after streamed answers without saying so: stop reusing them. */
+  private noReuseAfterStream = false;
+  private staleAfterStream = 0;
+  private staleCount = 0;
+  private pausedCount = 0;
+  /** `target` with Connection: close, for requests that must not leave a connection to reuse. */
+  private readonly closeTarget: ChatTarget;
+  /** Where a re-send after a stale connection goes: always a connection opened for it. */
+  private freshDispatcher: ChatDispatcher | undefined;
+  private freshPool: Pool | undefined;
 
   constructor(
     private readonly config: ShardConfig,
@@ -67,7 +85,15 @@ export class ShardRuntime {
     /** CPU use already counted elsewhere (a process that hosts run after run). @default none */
     private readonly cpuSince?: NodeJS.CpuUsage,
   ) {
-    this.events = new EventWriter({ path: config.eventsPath, run: config.runId, shard: config.shard, now: clock });
+    this.events = new EventWriter({
+      path: config.eventsPath,
+      run: config.runId,
+      shard: config.shard,
+      now: clock,
+      // Nothing this shard finishes from here on can be recorded: the run must stop (the
+      // coordinator drains the shards; no result is written without its request_end on disk).
+      onError: (err) => this.send({ t: 'fatal', message: err.message }),
+    });
     this.tracker = new ConnTracker(clock, (connectMs, who) =>
       this.events.write('conn_open', { connect_ms: round3(connectMs), id: who.id, attempt: who.attempt }),
     );
@@ -79,17 +105,13 @@ export class ShardRuntime {
             connectTimeoutMs: config.timeoutConnectMs,
             onOpen: () => this.tracker.noteOpen(),
             onClose: () => this.tracker.noteClose(),
-            onFreshRequest: (ms) => this.tracker.attributeFresh(ms),
+            onFreshRequest: (ms, conn) => this.tracker.attributeFresh(ms, conn),
+            onReusedRequest: (conn) => this.tracker.attributeReused(conn),
           })
-        : new Pool(config.origin, {
-            connections: config.concurrency,
-            pipelining: 1,
-            keepAliveTimeout: 30_000,
-            headersTimeout: 0,
-            bodyTimeout: 0,
-            connect: this.tracker.connector({ timeout: config.timeoutConnectMs, ...(config.origin.startsWith('https:') ? { ca: trustedCas() } : {}) }),
-          });
+        : this.undiciPool();
     this.target = { origin: config.origin, path: config.path, headers: config.headers, keepAlive: config.keepAlive };
+    this.closeTarget = { ...this.target, keepAlive: false };
+    this.health = new EndpointHealth(config.endpointDownMaxMs);
     this.timeouts = { ttftMs: config.timeoutTtftMs, idleMs: config.timeoutIdleMs, totalMs: config.timeoutTotalMs };
     this.retry = {
       maxAttempts: config.maxAttempts,
@@ -107,6 +129,18 @@ export class ShardRuntime {
     this.gaugeTimer = setInterval(() => this.gauge(), config.gaugeIntervalMs);
   }
 
+  private undiciPool(): Pool {
+    const config = this.config;
+    return new Pool(config.origin, {
+      connections: config.concurrency,
+      pipelining: 1,
+      keepAliveTimeout: 30_000,
+      headersTimeout: 0,
+      bodyTimeout: 0,
+      connect: this.tracker.connector({ timeout: config.timeoutConnectMs, ...(config.origin.startsWith('https:') ? { ca: trustedCas() } : {}) }),
+    });
+  }
+
   start(): void {
     this.events.write('shard_start', {
       pid: process.pid,
@@ -120,19 +154,38 @@ export class ShardRuntime {
   }
 
   onWork(items: WorkItem[]): void {
-    for (const item of items) {
-      if (this.inFlight < this.limit && !this.stopping) void this.execute(item);
-      else this.local.push(item);
+    for (const item of items) this.local.push(item);
+    this.startMore();
+  }
+
+  /** Start prefetched work while slots are free; while the endpoint is down, only a due probe. */
+  private startMore(): void {
+    while (this.local.length > 0 && this.inFlight < this.limit && !this.stopping) {
+      if (this.health.down) {
+        if (!this.probeDue || this.probeId !== undefined) return;
+        this.probeDue = false;
+        this.health.probes++;
+        this.probeId = this.local[0]!.id;
+      }
+      void this.execute(this.local.shift()!);
     }
   }
 
   /** Return up to `n` prefetched items that have not started, newest first, for another shard. */
   giveBack(n: number): void {
-    const ids = this.local.splice(Math.max(0, this.local.length - n)).map((w) => w.id);
-    if (ids.length) {
-      // Their pull credits go back too: the coordinator counts them as demand again.
-      this.send({ t: 'release', ids });
+    // Their pull credits go back too: the coordinator counts them as demand again.
+    this.release(this.local.splice(Math.max(0, this.local.length - n)));
+  }
+
+  /** Hand items back to the coordinator, with their attempt numbers where they moved on here. */
+  private release(items: WorkItem[]): void {
+    if (items.length === 0) return;
+    const msg: Extract<FromShard, { t: 'release' }> = { t: 'release', ids: items.map((w) => w.id) };
+    if (items.some((w) => w.free)) {
+      msg.attempts = items.map((w) => w.attempt);
+      msg.free = items.map((w) => w.free ?? 0);
     }
+    this.send(msg);
   }
 
   /** Stop pulling work; `drain` finishes in-flight attempts, `abandon` drops them. */
@@ -149,9 +202,11 @@ export class ShardRuntime {
 
   private async finishStop(): Promise<void> {
     // Prefetched work never started: hand it back so it is not counted as in flight.
-    const unstarted = this.local.splice(0).map((w) => w.id);
-    if (unstarted.length) this.send({ t: 'release', ids: unstarted });
+    this.release(this.local.splice(0));
+    clearTimeout(this.probeTimer);
     while (this.stopping === 'drain' && (this.inFlight > 0 || this.postPending > 0)) await new Promise((r) => setTimeout(r, 5));
+    // Attempts that failed into a pause while draining: unfinished, back to the coordinator.
+    this.release(this.local.splice(0));
     this.flushOutbox();
     clearInterval(this.gaugeTimer);
     this.gaugeLoad.close();
@@ -162,8 +217,8 @@ export class ShardRuntime {
     this.events.write('shard_end', end);
     this.events.close();
     this.tracker.close();
-    if (this.stopping === 'drain') await this.pool.close();
-    else void this.pool.destroy();
+    if (this.stopping === 'drain') await Promise.all([this.pool.close(), this.freshPool?.close()]);
+    else void Promise.all([this.pool.destroy(), this.freshPool?.destroy()]);
     await this.postprocessor?.close();
     this.send({ t: 'stopped' });
   }
@@ -175,25 +230,27 @@ export class ShardRuntime {
     const startTs = this.clock();
     this.events.write('attempt_start', { id, attempt }, startTs);
     this.retry.budget.recordAttempt(startTs);
-    const who: ConnAttribution = { id, attempt };
-    const outcome = await runChatAttempt(this.pool, this.target, item.body, item.stream, this.timeouts, this.clock, {
-      onRequestStart: () => this.tracker.mark(who),
-      onHeaders: (status, ts, headers) => {
-        this.events.write('response_headers', { id, attempt, status }, ts);
-        if (this.config.reportQuota) this.noteQuota(headers, ts);
-      },
-      onFirstToken: (ts) => this.events.write('first_token', { id, attempt }, ts),
-    });
+    const who: ConnAttribution = { id, attempt, stream: item.stream };
+    let outcome = await this.send1(item, who, false);
+    // A reused keep-alive connection the server had closed: nothing reached it, so the request
+    // goes again at once on a fresh connection, as the same attempt (once: a server that resets
+    // fresh connections too ends in a real failure).
+    if (outcome.outcome === 'error' && outcome.status === undefined && outcome.cause === 'conn_reset' && who.reused && !this.stopping) {
+      this.noteStale(item, who, outcome.message);
+      outcome = await this.send1(item, who, true);
+    }
     // The slot is held until attempt_end is written, so the log never shows more than
     // `concurrency` attempts open on this shard.
     const tokens = outcome.outcome === 'ok' ? await this.countTokens(item, outcome) : undefined;
     const endTs = this.clock();
     this.writeAttemptEnd(item, outcome, tokens, who, endTs);
     this.inFlight--;
+    if (this.probeId === id) this.probeId = undefined;
     if (this.stopping === 'abandon') return;
+    if (outcome.outcome === 'error' && this.pause(item, outcome, endTs)) return;
     if (this.adaptive) this.adapt(outcome, startTs, endTs);
     if (!this.stopping) {
-      while (this.inFlight < this.limit && this.local.length > 0) void this.execute(this.local.shift()!);
+      this.startMore();
       if (this.pullDebt > 0) this.pullDebt--;
       else this.outbox.pull++;
       this.scheduleFlush();
@@ -201,6 +258,89 @@ export class ShardRuntime {
     if (outcome.outcome === 'ok') {
       await this.succeed(item, outcome, tokens!, startTs, endTs);
     } else this.failAttempt(item, outcome, startTs, endTs);
+  }
+
+  /** One try of an attempt: on the pool, or (`fresh`) on a connection opened for it. */
+  private send1(item: WorkItem, who: ConnAttribution, fresh: boolean): Promise<AttemptOutcome> {
+    const { id, attempt } = item;
+    who.reused = undefined;
+    who.afterStream = undefined;
+    const target = fresh || (item.stream && this.noReuseAfterStream) ? this.closeTarget : this.target;
+    return runChatAttempt(fresh ? this.fresh() : this.pool, target, item.body, item.stream, this.timeouts, this.clock, {
+      onRequestStart: () => this.tracker.mark(who),
+      onHeaders: (status, ts, headers) => {
+        this.events.write('response_headers', { id, attempt, status }, ts);
+        if (this.health.noteStatus(status)) this.endpointUp(false);
+        if (this.config.reportQuota) this.noteQuota(headers, ts);
+      },
+      onFirstToken: (ts) => this.events.write('first_token', { id, attempt }, ts),
+    });
+  }
+
+  private fresh(): ChatDispatcher {
+    if (!this.freshDispatcher) {
+      const pool = this.pool;
+      if (pool instanceof RawPool) this.freshDispatcher = { dispatch: (o, h) => pool.dispatchFresh(o, h) };
+      // Its requests all ask for Connection: close, so each one opens its own connection.
+      else this.freshDispatcher = this.freshPool = this.undiciPool();
+    }
+    return this.freshDispatcher;
+  }
+
+  /** Record a stale connection; after two following streamed answers, stop reusing those. */
+  private noteStale(item: WorkItem, who: ConnAttribution, message: string): void {
+    const p: EventPayloads['stale_connection'] = { id: item.id, attempt: item.attempt, error: this.redact(message).slice(0, 200) };
+    if (who.afterStream) p.after_stream = true;
+    this.events.write('stale_connection', p);
+    this.staleCount++;
+    if (!who.afterStream || this.noReuseAfterStream || ++this.staleAfterStream < 2) return;
+    this.noReuseAfterStream = true;
+    this.events.write('keepalive_off', { after: 'stream', stale: this.staleAfterStream });
+  }
+
+  /**
+   * Feed a failed attempt to the endpoint-down breaker. Returns true when the request waits for
+   * the endpoint here (its attempt used up nothing) instead of taking the retry policy's course.
+   */
+  private pause(item: WorkItem, o: Extract<AttemptOutcome, { outcome: 'error' }>, ts: number): boolean {
+    const verdict = this.health.noteFailure(o.cause, o.status, ts);
+    if (verdict === 'gave_up') this.endpointUp(true);
+    if (verdict !== 'opened' && verdict !== 'held') return false;
+    if (verdict === 'opened') {
+      const p: EventPayloads['endpoint_down'] = { cause: o.cause, error: this.redact(o.message).slice(0, 200) };
+      if (o.status !== undefined) p.status = o.status;
+      this.events.write('endpoint_down', p, ts);
+      this.send({ t: 'health', down: true, sinceTs: ts });
+      this.scheduleProbe();
+    } else if (this.probeId === undefined && !this.probeDue && this.probeTimer === undefined) this.scheduleProbe();
+    this.events.write('paused', { id: item.id, attempt: item.attempt, cause: o.cause }, ts);
+    this.pausedCount++;
+    // The next attempt is a new one in the log, but it is not charged: the item stays assigned
+    // here (no pull credit), first in line for the next probe.
+    item.attempt++;
+    item.free = (item.free ?? 0) + 1;
+    if (this.stopping) this.release([item]);
+    else this.local.unshift(item);
+    return true;
+  }
+
+  private scheduleProbe(): void {
+    clearTimeout(this.probeTimer);
+    this.probeTimer = setTimeout(() => {
+      this.probeTimer = undefined;
+      this.probeDue = true;
+      this.startMore();
+    }, this.health.nextProbeDelayMs());
+  }
+
+  /** The endpoint answered again (or the pause gave up): dispatch resumes at full rate. */
+  private endpointUp(gaveUp: boolean): void {
+    clearTimeout(this.probeTimer);
+    this.probeTimer = undefined;
+    this.probeDue = false;
+    this.events.write('endpoint_up', gaveUp ? { probes: this.health.probes, gave_up: true } : { probes: this.health.probes });
+    this.send({ t: 'health', down: false, sinceTs: this.clock() });
+    if (!this.stopping) setImmediate(() => this.startMore());
   }
 
   /** Completion and prompt tokens from `usage`, or from a real tokenizer when the server sent none. */
@@ -284,7 +424,9 @@ export class ShardRuntime {
 
   private failAttempt(item: WorkItem, o: Extract<AttemptOutcome, { outcome: 'error' }>, startTs: number, now: number): void {
     const { id, attempt } = item;
-    const decision = decideRetry({ attempt, cause: o.cause, status: o.status, retryAfterMs: o.retryAfterMs, nowMs: now }, this.retry);
+    // Attempts that failed while the endpoint was down are not charged (see pause()).
+    const charged = attempt - (item.free ?? 0);
+    const decision = decideRetry({ attempt: charged, cause: o.cause, status: o.status, retryAfterMs: o.retryAfterMs, nowMs: now }, this.retry);
     if (decision.retry) {
       const delayMs = round3(decision.delayMs);
       const backoffTs = this.clock();
@@ -293,7 +435,9 @@ export class ShardRuntime {
         { id, attempt, delay_ms: delayMs, cause: o.cause, ...(decision.budgetExhausted ? { budget_exhausted: true } : {}) },
         backoffTs,
       );
-      this.outbox.retry.push({ id, attempt: attempt + 1, delayMs, dueTs: backoffTs + delayMs, cause: o.cause, attemptMs: now - startTs });
+      const retry: RetryItem = { id, attempt: attempt + 1, delayMs, dueTs: backoffTs + delayMs, cause: o.cause, attemptMs: now - startTs };
+      if (item.free) retry.free = item.free;
+      this.outbox.retry.push(retry);
     } else {
       this.events.write('request_end', { id, outcome: 'failed', attempts: attempt, completion_tokens: 0, prompt_tokens: 0, cause: o.cause });
       this.requests++;
@@ -341,7 +485,7 @@ export class ShardRuntime {
     };
     if (load.cpuWait !== null) p.cpu_wait = round3(load.cpuWait);
     this.events.write('gauge', p);
-    this.send({ t: 'beat', inFlight: this.inFlight, limit: this.limit, loopLagMs: lagMs, connsOpen: this.tracker.open, connsOpened: this.tracker.opened, loopBusy: load.loopBusy, cpuWait: load.cpuWait });
+    this.send({ t: 'beat', inFlight: this.inFlight, limit: this.limit, loopLagMs: lagMs, connsOpen: this.tracker.open, connsOpened: this.tracker.opened, stale: this.staleCount, paused: this.pausedCount, loopBusy: load.loopBusy, cpuWait: load.cpuWait });
   }
 
   // Batch IPC: at most one message of each kind per turn of the event loop.
@@ -380,12 +524,10 @@ export class ShardRuntime {
     }
     const { pull, done, retry } = this.outbox;
     this.outbox = { pull: 0, done: [], retry: [] };
-    if (done.length) {
-      // Each request_end reaches the kernel before the coordinator can write its result line, so a
-      // kill -9 at any moment never leaves a result the event log does not count (docs/run.md).
-      this.events.flush();
-      this.send({ t: 'done', items: done });
-    }
+    // Each request_end reaches the kernel before the coordinator can write its result line, so a
+    // kill -9 at any moment never leaves a result the event log does not count (docs/run.md); if
+    // the events cannot be written, neither are the results: a resume runs those requests again.
+    if (done.length && this.events.flush()) this.send({ t: 'done', items: done });
     if (retry.length) this.send({ t: 'retry', items: retry });
     if (pull && !this.stopping) this.send({ t: 'pull', n: pull, running: this.inFlight, local: this.local.length });
   }

@@ -59,6 +59,17 @@ export const slowHeadersFaultSchema = z
   })
   .strict();
 
+/** The server goes away and comes back on the same port (a crash and restart; `startSim` only). */
+export const outageSchema = z
+  .object({
+    at_s: nonNeg.default(0).describe('Seconds after start when every connection is dropped and the port stops listening; 0 = never.'),
+    down_s: nonNeg.default(5).describe('How long the port refuses connections.'),
+    loading_s: nonNeg
+      .default(0)
+      .describe('After it is back, how long every request is answered 503 "Loading model" (as llama-server does while it loads).'),
+  })
+  .strict();
+
 export const faultsSchema = z
   .object({
     rate_limit: rateLimitSchema.default(rateLimitSchema.parse({})),
@@ -75,6 +86,14 @@ export const faultsSchema = z
       .default(0)
       .describe('Extra delay before the first request on a new connection is processed (TLS handshake, auth), ms.'),
     usage: z.boolean().default(true).describe('false omits `usage` from every response, as some servers do.'),
+    close_after_stream: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Close the connection `close_after_stream_ms` after each streamed answer while still advertising keep-alive, as llama.cpp's llama-server does: a client that reuses the socket meets a closed connection before any response byte.",
+      ),
+    close_after_stream_ms: nonNeg.default(4).describe('Delay of that close after the last chunk, ms (llama-server: 3–5).'),
+    outage: outageSchema.default(outageSchema.parse({})),
   })
   .strict();
 

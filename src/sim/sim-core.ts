@@ -96,8 +96,29 @@ export class SimCore implements ResponseHost {
   };
   /** Sockets whose first request has not been served yet (for `new_connection_ms`). */
   private readonly freshSockets = new WeakSet<Socket>();
+  /** Sockets this server is about to close (`close_after_stream`): a request on one is never read. */
+  private readonly closingSockets = new WeakSet<Socket>();
+  /** Until when (this.now()) every request is answered 503 "Loading model" (after an outage). */
+  private loadingUntilMs = -1;
+
+  /** @internal called by SimResponse after a streamed answer (`close_after_stream`). */
+  closeSoon(socket: Socket): void {
+    this.closingSockets.add(socket);
+    setTimeout(() => socket.destroy(), this.profile.faults.close_after_stream_ms);
+  }
+
+  /** Answer 503 "Loading model" to every request for `ms` from now, as llama-server does while it loads. */
+  setLoading(ms: number): void {
+    this.loadingUntilMs = this.now() + ms;
+  }
 
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
+    // The server has already decided to close this connection: it never reads what came on it.
+    if (this.closingSockets.has(req.socket)) return;
+    if (this.loadingUntilMs >= 0 && this.now() < this.loadingUntilMs) {
+      this.countStatus(503);
+      return sendJson(res, 503, { error: { code: 503, message: 'Loading model', type: 'unavailable_error' } });
+    }
     const q = req.url?.indexOf('?') ?? -1;
     const path = q >= 0 ? req.url!.slice(0, q) : (req.url ?? '/');
     // Arrival is when the request's head was parsed, so the body read counts as server time.

@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { BatchEngine, Sequence, SequenceSink } from './batch-engine.js';
 import type { SimProfile } from './profile-schema.js';
 import type { FaultKind, RequestTiming, SimMetrics } from './sim-metrics.js';
@@ -27,6 +28,7 @@ export interface ResponseHost {
   countStatus(code: number | 'reset'): void;
   countFault(kind: FaultKind): void;
   recordTiming(t: RequestTiming): void;
+  closeSoon(socket: Socket): void;
 }
 
 /**
@@ -102,6 +104,8 @@ export class SimResponse implements SequenceSink {
       }
       s += 'data: [DONE]\n\n';
       this.res.end(s);
+      const socket = this.res.socket;
+      if (this.core.profile.faults.close_after_stream && socket) this.core.closeSoon(socket);
     } else {
       const body = JSON.stringify({
         id: this.init.id,

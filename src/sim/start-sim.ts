@@ -25,6 +25,11 @@ export interface RunningSim {
   core: SimCore;
   stats(): SimStats;
   requestTimings(): RequestTiming[];
+  /**
+   * A crash and restart: drop every connection, refuse new ones for `downMs`, then listen on the
+   * same port again, answering 503 "Loading model" for `loadingMs`. Resolves once it is back.
+   */
+  outage(downMs: number, loadingMs?: number): Promise<void>;
   /** Stop accepting, drop open connections and stop the step loop. */
   close(): Promise<void>;
 }
@@ -44,24 +49,45 @@ export async function startSim(options: StartSimOptions): Promise<RunningSim> {
     core.onConnection(socket);
   });
   const host = options.host ?? '127.0.0.1';
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, host, () => {
-      server.off('error', reject);
-      resolve();
+  const listen = (port: number) =>
+    new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
+  await listen(options.port ?? 0);
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
   const urlHost = host.includes(':') ? `[${host}]` : host;
+  let closed = false;
+  let outageTimer: NodeJS.Timeout | undefined;
+  const outage = async (downMs: number, loadingMs = 0): Promise<void> => {
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      for (const s of sockets) s.destroy();
+    });
+    await new Promise((r) => setTimeout(r, downMs));
+    if (closed) return;
+    core.setLoading(loadingMs);
+    await listen(port);
+  };
+  const planned = options.profile.faults.outage;
+  if (planned.at_s > 0) {
+    outageTimer = setTimeout(() => void outage(planned.down_s * 1000, planned.loading_s * 1000), planned.at_s * 1000);
+  }
   return {
     url: `http://${urlHost}:${port}`,
     port,
     core,
     stats: () => core.stats(),
     requestTimings: () => core.requestTimings(),
+    outage,
     close: () =>
       new Promise<void>((resolve) => {
+        closed = true;
+        clearTimeout(outageTimer);
         core.close();
         for (const s of sockets) s.destroy();
         server.close(() => resolve());

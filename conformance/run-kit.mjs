@@ -1,0 +1,266 @@
+#!/usr/bin/env node
+// The real-server conformance kit (`npm run test:real`): builds llama.cpp's llama-server from the
+// source node-llama-cpp ships (cached), makes a tiny random-weight GGUF, and runs shardline against
+// it on 127.0.0.1 in the scenarios that went wrong on a real server. Prints a markdown table (and
+// writes it to --table FILE). Not part of `npm test`: the first build takes ~15-20 min on 2 cores.
+//
+//   node conformance/run-kit.mjs [--only a,b] [--requests N] [--table FILE] [--keep DIR]
+//
+// Every server binds 127.0.0.1 on a free port; every run is bounded in requests and time.
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const cli = join(root, 'dist', 'cli', 'main.js');
+const args = process.argv.slice(2);
+const flag = (name, dflt) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : dflt;
+};
+const only = flag('--only', '')
+  .split(',')
+  .filter(Boolean);
+const requests = Number(flag('--requests', '1000'));
+const tableFile = flag('--table', '');
+const keep = flag('--keep', '');
+const PARALLEL = 4;
+
+if (!existsSync(cli)) throw new Error('build first: npm run build');
+const log = (s) => process.stderr.write(`kit: ${s}\n`);
+
+// 1. llama-server and the model (cached under ~/.cache/shardline-real).
+log('building or finding llama-server (the first build takes ~15-20 min)…');
+const serverBin = execFileSync('bash', [join(root, 'conformance', 'build-llama-server.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').pop();
+const cacheDir = dirname(dirname(dirname(serverBin)));
+const model = join(cacheDir, 'tiny.gguf');
+if (!existsSync(model)) execFileSync('python3', [join(root, 'conformance', 'make-model.py'), join(cacheDir, 'src'), model], { stdio: 'inherit' });
+const version = execFileSync(serverBin, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim() || '(unknown)';
+
+const work = keep || mkdtempSync(join(tmpdir(), 'shardline-kit-'));
+mkdirSync(work, { recursive: true });
+
+// 2. Inputs: streamed and not, short answers so a run is seconds long.
+function writeInput(name, n, stream, maxTokens = 32) {
+  const path = join(work, name);
+  const lines = [];
+  for (let i = 0; i < n; i++) {
+    lines.push(JSON.stringify({ custom_id: `r${i}`, method: 'POST', url: '/v1/chat/completions', body: { model: 'tiny', stream, max_tokens: maxTokens, messages: [{ role: 'user', content: `Say something about the number ${i}.` }] } }));
+  }
+  writeFileSync(path, `${lines.join('\n')}\n`);
+  return path;
+}
+const streamed = writeInput('streamed.jsonl', requests, true);
+const plain = writeInput('plain.jsonl', requests, false);
+const long = writeInput('long.jsonl', 2000, true, 64);
+
+// 3. The server: random weights can end a stream with the server's own error event when they pick
+// a lone byte token (invalid UTF-8 on its own), so the byte tokens <0x00>..<0xFF> (ids 3-258 in
+// this vocabulary) are banned with logit biases.
+const bans = [];
+for (let id = 3; id <= 258; id++) bans.push('-l', `${id}-100`);
+
+async function freePort() {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function startServer(port, extra = []) {
+  const child = spawn(serverBin, ['-m', model, '--host', '127.0.0.1', '--port', String(port), '--parallel', String(PARALLEL), '-c', String(PARALLEL * 2048), '-t', '1', ...bans, ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let errText = '';
+  child.stderr.on('data', (d) => (errText = (errText + d).slice(-4000)));
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`llama-server exited: ${errText}`);
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}/health`);
+      if (r.status === 200) return { child, readyAt: Date.now() };
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error('llama-server did not become ready in 60 s');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function stop(child) {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.once('exit', () => resolve());
+    child.kill('SIGKILL');
+  });
+}
+
+function runCli(argv, env = {}) {
+  return new Promise((resolve) => {
+    const t0 = Date.now();
+    const child = spawn(process.execPath, [cli, ...argv], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 600_000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, seconds: (Date.now() - t0) / 1000 });
+    });
+  });
+}
+
+async function report(out) {
+  const r = await runCli(['report', out, '--json']);
+  return JSON.parse(r.stdout);
+}
+
+/** Events of a run directory, parsed (small runs only). */
+function events(out) {
+  const dir = join(out, 'events');
+  const all = [];
+  for (const f of readdirSync(dir)) for (const line of readFileSync(join(dir, f), 'utf8').split('\n')) if (line) all.push(JSON.parse(line));
+  return all.sort((a, b) => a.ts - b.ts);
+}
+
+const rows = [];
+function row(name, command, fields) {
+  rows.push({ name, command, ...fields });
+  log(`${name}: ${JSON.stringify(fields)}`);
+}
+
+function figures(rep) {
+  const a = rep.attempts;
+  return {
+    ok: rep.requests.succeeded,
+    failed: rep.requests.failed,
+    attempts: a,
+    notFirst: a > 0 ? `${((100 * (rep.retries.count + (rep.outages?.paused_attempts ?? 0))) / a).toFixed(2)}%` : '–',
+    retries: rep.retries.count,
+    stale: rep.connections.stale_resends ?? 0,
+    verdict: rep.verdict.bound,
+    tpm: Math.round(rep.tpm.run_average),
+    ttftP95: rep.ttft_ms.server.p95 === null ? '–' : Math.round(rep.ttft_ms.server.p95),
+  };
+}
+
+const scenarios = {
+  async 'keepalive-undici'() {
+    await fixedRun('keepalive-undici', streamed, ['--concurrency', '4']);
+  },
+  async 'keepalive-raw'() {
+    await fixedRun('keepalive-raw', streamed, ['--concurrency', '4', '--transport', 'raw']);
+  },
+  async 'under-c1'() {
+    await fixedRun('under-c1', streamed, ['--concurrency', '1']);
+  },
+  async 'over-c32-stream'() {
+    await fixedRun('over-c32-stream', streamed, ['--concurrency', '32']);
+  },
+  async 'over-c32-plain'() {
+    await fixedRun('over-c32-plain', plain, ['--concurrency', '32']);
+  },
+  async 'auto'() {
+    const port = await freePort();
+    const { child } = await startServer(port);
+    const out = join(work, 'auto');
+    const argv = ['run', streamed, '--endpoint', `http://127.0.0.1:${port}/v1`, '--out', out, '--concurrency', 'auto', '--progress', 'off'];
+    const r = await runCli(argv);
+    await stop(child);
+    const limits = events(out).filter((e) => e.type === 'limit');
+    const last = limits.at(-1)?.new ?? 16;
+    const tail = limits.slice(-Math.max(1, Math.floor(limits.length / 2))).map((e) => e.new);
+    row('auto', `shardline ${argv.slice(0, 2).join(' ')} … --concurrency auto`, { exit: r.code, ...figures(await report(out)), note: `limit settled at ${last} (second half of its changes: ${Math.min(...tail, last)}–${Math.max(...tail, last)}); knee ${PARALLEL}` });
+  },
+  async 'sweep'() {
+    const port = await freePort();
+    const { child } = await startServer(port);
+    const out = join(work, 'sweep');
+    const argv = ['sweep', streamed, '--endpoint', `http://127.0.0.1:${port}/v1`, '--out', out, '--json'];
+    const r = await runCli(argv);
+    await stop(child);
+    let knee = '–';
+    let why = r.stderr.slice(-300);
+    try {
+      const j = JSON.parse(r.stdout);
+      knee = j.knee.level;
+      why = j.knee.why;
+    } catch {
+      // the error is in stderr
+    }
+    row('sweep', 'shardline sweep streamed.jsonl --endpoint … (default levels)', { exit: r.code, verdict: '–', note: `knee ${knee} (server --parallel ${PARALLEL}): ${why}` });
+  },
+  async 'kill-restart'() {
+    const port = await freePort();
+    let server = await startServer(port);
+    const out = join(work, 'kill-restart');
+    const argv = ['run', long, '--endpoint', `http://127.0.0.1:${port}/v1`, '--out', out, '--concurrency', '4', '--progress', 'off'];
+    const running = runCli(argv);
+    await new Promise((r) => setTimeout(r, 4000));
+    await stop(server.child);
+    const killedAt = Date.now();
+    await new Promise((r) => setTimeout(r, 7000));
+    server = await startServer(port);
+    const backAt = server.readyAt;
+    const r = await running;
+    await stop(server.child);
+    // Event timestamps are epoch ms: the first attempt started after the server was back.
+    const firstAfter = events(out).find((e) => e.type === 'attempt_start' && e.ts >= backAt - 50);
+    const rep = await report(out);
+    row('kill-restart', 'shardline run long.jsonl … --concurrency 4; kill -9 at 4 s, back 7 s later', {
+      exit: r.code,
+      ...figures(rep),
+      note: `down ${((backAt - killedAt) / 1000).toFixed(1)} s; first request ${firstAfter ? `${Math.max(0, (firstAfter.ts - backAt) / 1000).toFixed(2)} s` : 'never'} after it was back; ${rep.outages?.paused_attempts ?? 0} paused attempts`,
+    });
+  },
+  async 'wrong-key'() {
+    const port = await freePort();
+    const { child } = await startServer(port, ['--api-key', 'kit-right-key']);
+    const out = join(work, 'wrong-key');
+    const argv = ['run', streamed, '--endpoint', `http://127.0.0.1:${port}/v1`, '--out', out, '--progress', 'off'];
+    const r = await runCli(argv, { OPENAI_API_KEY: 'kit-wrong-key' });
+    await stop(child);
+    const rep = await report(out);
+    const leaked = JSON.stringify(rep).includes('kit-wrong-key') || readdirSync(join(out, 'events')).some((f) => readFileSync(join(out, 'events', f), 'utf8').includes('kit-wrong-key'));
+    row('wrong-key', 'OPENAI_API_KEY=wrong shardline run …', { exit: r.code, ...figures(rep), note: `${rep.verdict.findings[0]?.action ?? ''}`.slice(0, 120) + (leaked ? ' KEY LEAKED' : '') });
+  },
+};
+
+async function fixedRun(name, input, extra) {
+  const port = await freePort();
+  const { child } = await startServer(port);
+  const out = join(work, name);
+  const argv = ['run', input, '--endpoint', `http://127.0.0.1:${port}/v1`, '--out', out, '--progress', 'off', ...extra];
+  const r = await runCli(argv);
+  await stop(child);
+  const rep = await report(out);
+  const top = rep.verdict.findings.filter((f) => f.severity !== 'low')[0];
+  row(name, `shardline run ${input.split('/').pop()} … ${extra.join(' ')}`, { exit: r.code, ...figures(rep), note: top ? `${top.mode}: ${top.action}`.slice(0, 140) : '' });
+}
+
+for (const [name, fn] of Object.entries(scenarios)) {
+  if (only.length && !only.includes(name)) continue;
+  log(`scenario ${name}…`);
+  try {
+    await fn();
+  } catch (err) {
+    row(name, '', { exit: 'error', note: String(err.message ?? err).slice(0, 200) });
+  }
+}
+
+const cols = ['name', 'exit', 'ok', 'failed', 'attempts', 'notFirst', 'retries', 'stale', 'verdict', 'tpm', 'ttftP95', 'note'];
+const head = ['scenario', 'exit', 'ok', 'failed', 'attempts', 'not first attempts', 'retries', 'stale re-sends', 'verdict', 'TPM', 'TTFT p95 ms', 'note'];
+const table = [
+  `llama-server ${version.split('\n')[0]} (node-llama-cpp@${process.env.NODE_LLAMA_CPP_VERSION ?? '3.21.1'} source), --parallel ${PARALLEL}, tiny random-weight llama, ${requests} requests a run; ${new Date().toISOString().slice(0, 10)}`,
+  '',
+  `| ${head.join(' | ')} |`,
+  `|${head.map(() => '---').join('|')}|`,
+  ...rows.map((r) => `| ${cols.map((c) => String(r[c] ?? '').replace(/\|/g, '/')).join(' | ')} |`),
+].join('\n');
+process.stdout.write(`${table}\n`);
+if (tableFile) writeFileSync(tableFile, `${table}\n`);
+if (!keep) rmSync(work, { recursive: true, force: true });
