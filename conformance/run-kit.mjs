@@ -7,7 +7,7 @@
 //   node conformance/run-kit.mjs [--only a,b] [--requests N] [--table FILE] [--keep DIR]
 //
 // Every server binds 127.0.0.1 on a free port; every run is bounded in requests and time.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -38,7 +38,8 @@ const serverBin = execFileSync('bash', [join(root, 'conformance', 'build-llama-s
 const cacheDir = dirname(dirname(dirname(serverBin)));
 const model = join(cacheDir, 'tiny.gguf');
 if (!existsSync(model)) execFileSync('python3', [join(root, 'conformance', 'make-model.py'), join(cacheDir, 'src'), model], { stdio: 'inherit' });
-const version = execFileSync(serverBin, ['--version'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim() || '(unknown)';
+const versionRun = spawnSync(serverBin, ['--version'], { encoding: 'utf8' });
+const version = `${versionRun.stdout}${versionRun.stderr}`.split('\n').find((l) => /version/.test(l))?.trim() ?? '(unknown)';
 
 const work = keep || mkdtempSync(join(tmpdir(), 'shardline-kit-'));
 mkdirSync(work, { recursive: true });
