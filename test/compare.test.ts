@@ -57,8 +57,9 @@ describe('report CLI', () => {
     expect(r.schema).toBe('shardline.report/v1');
     expect(r.verdict.findings[0].mode).toBe('queueing');
     const text = await runCli(['report', run]);
-    expect(text.stdout).toMatch(/VERDICT: CONTROL-PLANE-bound; dominant bucket: queue_wait/);
-    expect(text.stdout).toMatch(/raise --concurrency from 4/);
+    // A full client bound in front of a flat server: the bound was the limit, not a fault.
+    expect(text.stdout).toMatch(/VERDICT: HEALTHY-bound \(healthy\); dominant bucket: queue_wait/);
+    expect(text.stdout).toMatch(/the client bound was the limit of this run \(--concurrency 4\)/);
     const missing = await runCli(['report', '/nonexistent/run']);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/No such run directory/);

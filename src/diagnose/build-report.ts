@@ -61,6 +61,8 @@ export function buildReport(f: RunFacts): Report {
     tpot_ms: summarize(f.tpot),
     utilization: {
       limit: f.limitMax,
+      shards: f.shards,
+      limit_final: f.limitFinal,
       mean_in_flight: f.activeMs > 0 ? f.inFlightIntegral / f.activeMs : 0,
       mean_backlog: f.activeMs > 0 ? f.backlogIntegral / f.activeMs : 0,
       busy_fraction: f.activeMs > 0 ? f.busyMs / f.activeMs : 0,
@@ -73,6 +75,7 @@ export function buildReport(f: RunFacts): Report {
       connect_ms: summarize(f.connectMs),
       stale_resends: f.staleResends,
       keepalive_off_shards: f.keepaliveOffShards,
+      keepalive_disabled_shards: f.keepaliveDisabledShards,
     },
     outages: { count: f.outages, down_s: f.downMs / 1000, paused_attempts: f.pausedAttempts },
     event_loop: {
@@ -95,6 +98,9 @@ export function buildReport(f: RunFacts): Report {
       failure_causes: f.failureCauses,
       max_in_flight: f.maxInFlight,
       attempt_error_causes: f.attemptErrorCauses,
+      attempt_error_statuses: f.attemptErrorStatuses,
+      server_ttft_floor_ms: floorOf(f.serverTtft),
+      server_ttft_p25_ms: quantileOf(f.serverTtft, 25),
       max_retry_after_ms: f.maxRetryAfterMs > 0 ? f.maxRetryAfterMs : null,
       bad_lines: f.badLines,
       events: f.events,
@@ -112,6 +118,17 @@ export function buildReport(f: RunFacts): Report {
   };
   report.verdict = diagnose(report);
   return report;
+}
+
+/** The 1st percentile of server TTFT (the minimum below 100 samples): the server's answer when idle. */
+function floorOf(xs: number[]): number | null {
+  return quantileOf(xs, 1);
+}
+
+function quantileOf(xs: number[], p: number): number | null {
+  if (xs.length === 0) return null;
+  const v = nearestRank(Float64Array.from(xs).sort(), p);
+  return v === undefined ? null : round3(v);
 }
 
 /** Attempts that retried a failed attempt (see Report.retries.rate). */

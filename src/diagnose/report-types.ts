@@ -22,7 +22,8 @@ export interface Finding {
 }
 
 export interface Verdict {
-  bound: 'model' | 'control-plane' | 'healthy';
+  /** `refused`: nothing succeeded — the endpoint refused the job (credentials, model, path). */
+  bound: 'model' | 'control-plane' | 'healthy' | 'refused';
   dominant: Bucket | null;
   findings: Finding[];
 }
@@ -43,6 +44,9 @@ export interface Report {
   tpot_ms: PercentileSummary;
   utilization: {
     limit: number;
+    /** Shards that ran, and the in-flight limit they last ran with, summed (an `auto` run's settled limit). */
+    shards: number;
+    limit_final: number;
     mean_in_flight: number;
     mean_backlog: number;
     busy_fraction: number;
@@ -57,6 +61,8 @@ export interface Report {
     stale_resends: number;
     /** Shards that stopped reusing connections after streamed answers (the host closes them unannounced). */
     keepalive_off_shards: number;
+    /** Shards run with --no-keep-alive. */
+    keepalive_disabled_shards: number;
   };
   /** Times the endpoint was down (some shard paused dispatch), how long in all, and attempts that failed meanwhile. */
   outages: { count: number; down_s: number; paused_attempts: number };
@@ -95,6 +101,11 @@ export interface ReportDetail {
   /** Most attempts open at once. */
   max_in_flight: number;
   attempt_error_causes: Record<string, number>;
+  /** HTTP statuses of failed attempts (401, 404, 503 …). */
+  attempt_error_statuses: Record<string, number>;
+  /** Server TTFT's 1st percentile (its floor: the answer of an idle server) and 25th, ms. */
+  server_ttft_floor_ms: number | null;
+  server_ttft_p25_ms: number | null;
   /** The longest Retry-After (or retry-after-ms) a failed attempt was given, ms; null when none. */
   max_retry_after_ms: number | null;
   bad_lines: number;

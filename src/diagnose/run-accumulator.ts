@@ -53,6 +53,7 @@ export class RunAccumulator {
   private readonly bucketSums = new Float64Array(BUCKETS.length);
   private readonly notable = new NotableRequests();
   private readonly limitByShard = new Map<number, number>();
+  private readonly finalLimitByShard = new Map<number, number>();
   private readonly openByShard = new Map<number, number>();
   private readonly shardOfPid = new Map<number, number>();
   private readonly runIds = new Set<string>();
@@ -87,6 +88,10 @@ export class RunAccumulator {
       pausedAttempts: 0,
       staleResends: 0,
       keepaliveOffShards: 0,
+      keepaliveDisabledShards: 0,
+      shards: 0,
+      limitFinal: 0,
+      attemptErrorStatuses: {},
       outages: 0,
       downMs: 0,
       retries: 0,
@@ -252,6 +257,7 @@ export class RunAccumulator {
         if (e.outcome === O.error) {
           const c = e.cause || 'unknown';
           this.f.attemptErrorCauses[c] = (this.f.attemptErrorCauses[c] ?? 0) + 1;
+          if (!Number.isNaN(e.status)) this.f.attemptErrorStatuses[e.status] = (this.f.attemptErrorStatuses[e.status] ?? 0) + 1;
           if (e.retryAfterMs > this.f.maxRetryAfterMs) this.f.maxRetryAfterMs = e.retryAfterMs;
           this.notable.noteFailedAttempt({ rid: e.rid, attempt: e.attempt || 0, cause: c, status: Number.isNaN(e.status) ? null : e.status, error: e.error });
           if (st >= 0 && r.get(st, ATTEMPT_START) >= 0) r.add(st, B.failed_attempts, ts - r.get(st, ATTEMPT_START) - r.get(st, ATTEMPT_CONNECT));
@@ -296,6 +302,9 @@ export class RunAccumulator {
         break;
       case T.keepalive_off:
         this.f.keepaliveOffShards++;
+        break;
+      case T.keepalive_disabled:
+        this.f.keepaliveDisabledShards++;
         break;
       case T.endpoint_down:
         if (this.downShards.size === 0) {
@@ -385,6 +394,8 @@ export class RunAccumulator {
     f.endMs = Number.isNaN(this.runEnd) ? this.lastTs : Math.max(this.runEnd, this.lastTs);
     if (Number.isNaN(f.startMs)) f.startMs = f.endMs = 0;
     f.minutes = [...this.minuteMap.values()];
+    f.shards = this.finalLimitByShard.size;
+    for (const l of this.finalLimitByShard.values()) f.limitFinal += l;
     for (const ms of this.gaugeCpu.values()) f.shardCpuMs += ms;
     BUCKETS.forEach((b, i) => (f.buckets[b] = this.bucketSums[i]!));
     Object.assign(f, this.notable.named(names));
@@ -484,6 +495,8 @@ export class RunAccumulator {
   }
 
   private setLimit(shard: number, concurrency: number): void {
+    // The limit each shard last ran with (an ending shard's 0 is not a limit it ran with).
+    if (concurrency > 0) this.finalLimitByShard.set(shard, concurrency);
     this.limit += concurrency - (this.limitByShard.get(shard) ?? 0);
     this.limitByShard.set(shard, concurrency);
     if (this.limit > this.f.limitMax) this.f.limitMax = this.limit;

@@ -16,6 +16,13 @@ export interface RunFacts {
   pausedAttempts: number;
   staleResends: number;
   keepaliveOffShards: number;
+  /** Shards run with --no-keep-alive. */
+  keepaliveDisabledShards: number;
+  /** Shards that started (distinct shard numbers), and each one's last in-flight limit. */
+  shards: number;
+  limitFinal: number;
+  /** HTTP statuses of failed attempts. */
+  attemptErrorStatuses: Record<string, number>;
   outages: number;
   downMs: number;
   retries: number;

@@ -8,6 +8,18 @@ export const THRESHOLDS = {
   retryShare: 0.15,
   churnPerRequest: 0.5,
   churnMinConnections: 20,
+  /** Share of request time spent connecting below which churn is at most low (and never sets the verdict). */
+  churnCostShare: 0.02,
+  /** ... and from which it is high. */
+  churnHighShare: 0.1,
+  /**
+   * Server TTFT p50 this multiple of its floor (p1), p25 the second, and p50 this many ms above
+   * the floor: most answers waited in the server. Not streamed, TTFT is the whole answer, so a job
+   * whose answer lengths vary tenfold could pass the ratios without a queue (docs/report.md).
+   */
+  saturationFloorRatio: 2.5,
+  saturationFloorP25Ratio: 1.75,
+  saturationFloorMs: 50,
   admissionShare: 0.05,
   notConservingFraction: 0.2,
   inFlightCv: 0.2,
@@ -37,7 +49,10 @@ export function diagnose(r: Report): Verdict {
   const share = (k: Bucket) => (total > 0 ? b[k] / total : 0);
   const clientShare = CLIENT_BUCKETS.reduce((a, k) => a + share(k), 0);
   const T = THRESHOLDS;
-  const L = r.utilization.limit;
+  // Advice is in the units of the flag it names: --concurrency is per shard.
+  const L = r.utilization.limit_final || r.utilization.limit;
+  const shards = Math.max(1, r.utilization.shards);
+  const concurrencyNow = concurrencyPhrase(L, shards);
   const findings: Finding[] = [];
   const topCauses = (causes: Record<string, number>) =>
     Object.entries(causes)
@@ -47,15 +62,22 @@ export function diagnose(r: Report): Verdict {
       .join(', ');
 
   const finished = r.requests.succeeded + r.requests.failed;
+  const statuses = r.detail.attempt_error_statuses ?? {};
   if (r.requests.failed > 0 && (r.requests.success_rate ?? 1) < T.errorsSuccessRate) {
     const causes = r.detail.failure_causes;
     const main = Object.entries(causes).sort((x, y) => y[1] - x[1])[0]?.[0] ?? 'unknown';
+    const topStatus = Object.entries(statuses).sort((x, y) => y[1] - x[1])[0]?.[0];
     findings.push({
       mode: 'errors',
       severity: (r.requests.success_rate ?? 0) < 0.9 ? 'high' : 'medium',
-      evidence: `${r.requests.failed} of ${finished} requests failed (${pct(r.requests.failed / finished)}): ${topCauses(causes)}`,
-      action: errorAction(main, L, r.detail.max_retry_after_ms),
+      evidence: `${r.requests.failed} of ${finished} requests failed (${pct(r.requests.failed / finished)}): ${topCauses(causes)}${topStatus ? ` (mostly HTTP ${topStatus})` : ''}`,
+      action: errorAction(main, concurrencyNow, r.detail.max_retry_after_ms, topStatus === undefined ? undefined : Number(topStatus)),
     });
+  }
+  // Nothing succeeded: the endpoint refused the job. Throughput and queueing findings would be
+  // about requests that never ran.
+  if (r.requests.succeeded === 0 && r.requests.failed > 0) {
+    return { bound: 'refused', dominant: null, findings };
   }
 
   const retryShare = share('retry_backoff') + share('failed_attempts');
@@ -67,7 +89,7 @@ export function diagnose(r: Report): Verdict {
       evidence:
         `${pct(r.retries.rate ?? 0)} of ${r.attempts} attempts were retries (${topCauses(r.retries.causes) || 'no causes recorded'}); ` +
         `${pct(share('retry_backoff'))} of request time in backoff, ${pct(share('failed_attempts'))} in failed attempts`,
-      action: retryAction(main, L),
+      action: retryAction(main, concurrencyNow),
     });
   }
 
@@ -75,11 +97,22 @@ export function diagnose(r: Report): Verdict {
   // A healthy pool opens one connection per attempt in flight at the peak: only more is churn.
   const excess = Math.max(0, r.connections.opened - Math.min(L, r.detail.max_in_flight || L));
   if (r.requests.total > 0 && excess / r.requests.total >= T.churnPerRequest && excess >= T.churnMinConnections) {
+    // Its severity is what it cost: many connections that take 0.1% of request time are no fault.
+    const cost = share('connect');
+    const cheap = cost < T.churnCostShare;
+    const c = r.connections;
+    let action = 'keep connections alive: the server or a proxy closes them (Connection: close, or an idle timeout shorter than the gap between requests); enable keep-alive there, and reuse one client pool per worker';
+    if (c.keepalive_disabled_shards > 0) action = `drop --no-keep-alive: this run asked for a new connection for every request (${pct(cost)} of request time went to connecting)`;
+    else if (c.keepalive_off_shards > 0) {
+      action =
+        "the server closes each connection after a streamed answer while advertising keep-alive (llama.cpp's llama-server does); shardline stopped reusing those connections, so each streamed request connects first" +
+        (cheap ? `: ${pct(cost)} of request time, nothing to change` : `: ${pct(cost)} of request time — put a keep-alive proxy in front, or send non-streamed requests`);
+    } else if (cheap) action = `connections are opened often but cost ${pct(cost)} of request time: nothing to change unless the endpoint moves further away (TLS, a WAN)`;
     findings.push({
       mode: 'connection_churn',
-      severity: perReq >= 0.9 ? 'high' : 'medium',
-      evidence: `${r.connections.opened} connections opened for ${r.requests.total} requests (${perReq.toFixed(2)} per request; connect p95 ${ms(r.connections.connect_ms.p95)}, ${Math.round(b.connect)} ms in total)`,
-      action: 'keep connections alive: the server or a proxy closes them (Connection: close, or an idle timeout shorter than the gap between requests); enable keep-alive there, and reuse one client pool per worker',
+      severity: cheap ? 'low' : cost >= T.churnHighShare ? 'high' : 'medium',
+      evidence: `${c.opened} connections opened for ${r.requests.total} requests (${perReq.toFixed(2)} per request; connect p95 ${ms(c.connect_ms.p95)}, ${Math.round(b.connect)} ms in total, ${pct(cost)} of request time)`,
+      action,
     });
   }
 
@@ -106,7 +139,20 @@ export function diagnose(r: Report): Verdict {
   const ttftVsTpot = ttft.p50 !== null && tpot !== null && tpot > 0 && ttft.p50 >= 100 && ttft.p50 >= T.saturationTtftPerTpot * tpot;
   // Some requests waiting in the server's queue and others not shows as a long TTFT tail.
   const ttftTail = ttft.p50 !== null && ttft.p95 !== null && ttft.p50 > 0 && ttft.p95 >= T.saturationTailRatio * ttft.p50 && ttft.p95 - ttft.p50 >= 500;
-  const saturated = loadRising || ttftHeavy || ttftVsTpot || ttftTail;
+  // Most answers far above the fastest ones (an idle server's): they waited for a slot in the
+  // server. Needs no streams (non-streamed TTFT is the whole answer, TPOT is 0) and no load change
+  // (a fixed bound keeps in-flight constant); the absolute slack keeps a fast server's jitter out.
+  const floor = r.detail.server_ttft_floor_ms ?? null;
+  const p25 = r.detail.server_ttft_p25_ms ?? null;
+  const ttftVsFloor =
+    floor !== null &&
+    p25 !== null &&
+    ttft.p50 !== null &&
+    floor > 0 &&
+    ttft.p50 >= T.saturationFloorRatio * floor &&
+    p25 >= T.saturationFloorP25Ratio * floor &&
+    ttft.p50 - floor >= T.saturationFloorMs;
+  const saturated = loadRising || ttftHeavy || ttftVsTpot || ttftTail || ttftVsFloor;
   if (saturated) {
     findings.push({
       mode: 'model_saturation',
@@ -116,17 +162,23 @@ export function diagnose(r: Report): Verdict {
         (loadRising ? ` and rises with load (p50 ${ms(byLoad.low_p50)} at low in-flight → ${ms(byLoad.high_p50)} at high)` : '') +
         (ttftVsTpot ? ` and is ${Math.round(ttft.p50! / tpot!)}× the time per output token (${ms(tpot)})` : '') +
         (ttftTail && !ttftVsTpot ? ` with a long tail (p95 ${Math.round(ttft.p95! / ttft.p50!)}× p50: some requests waited in the server's queue)` : '') +
+        (ttftVsFloor && !ttftVsTpot ? `; its p50 is ${(ttft.p50! / floor!).toFixed(1)}× its floor (${ms(floor)}, an idle server's answer), p25 ${(p25! / floor!).toFixed(1)}×` : '') +
         `, with the client holding ${r.utilization.mean_in_flight.toFixed(1)} of ${L} slots busy: the server is queueing requests`,
-      action: `the model server is at capacity: add replicas or faster hardware for throughput; to cut latency lower --concurrency (raising it above ${L} adds only queueing)`,
+      action: `the model server is at capacity: add replicas or faster hardware for throughput; to cut latency lower ${concurrencyNow} (raising it adds only queueing)`,
     });
   }
 
   if (share('queue_wait') >= T.queueingShare && !saturated) {
+    // One run at one bound shows the bound was the limit, not that the server has room for more:
+    // say what was measured and what would tell. An auto run measured it: its settled limit.
+    const auto = r.utilization.limit_final > 0 && r.utilization.limit_final !== r.utilization.limit;
     findings.push({
       mode: 'queueing',
-      severity: share('queue_wait') >= 0.5 ? 'high' : 'medium',
+      severity: 'medium',
       evidence: `server TTFT flat at ${ms(ttft.p50)} (p95 ${ms(ttft.p95)}) while ${pct(share('queue_wait'))} of e2e time was spent waiting for a client slot (busy ${pct(r.utilization.busy_fraction)} of the time)`,
-      action: `raise --concurrency from ${L}${L > 0 ? ` (e.g. to ${L * 2})` : ''} or add --shards: the server has headroom and the client is the bottleneck`,
+      action: auto
+        ? `--concurrency auto settled at ${concurrencyPhrase(r.utilization.limit_final, shards, 'in flight')} (it tried up to ${r.utilization.limit}): above that its controller saw the server queue, so a higher bound would add only queueing`
+        : `the client bound was the limit of this run (${concurrencyNow}) and the server showed no queueing at it; one run at one bound cannot tell whether more would help: \`shardline sweep\` measures it level by level, \`--concurrency auto\` finds it while the job runs`,
     });
   }
 
@@ -178,9 +230,10 @@ export function diagnose(r: Report): Verdict {
   findings.sort((x, y) => sevRank[x.severity] - sevRank[y.severity]);
   let dominant: Bucket | null = null;
   for (const k of BUCKETS) if (b[k] > 0 && (dominant === null || b[k] > b[dominant])) dominant = k;
-  // Behind a saturated server, waiting for a client slot is the model's slowness showing through,
-  // not a control-plane fault: it does not count toward the control plane then.
-  const controlPlane = saturated ? clientShare - share('queue_wait') : clientShare;
+  // Waiting for a client slot is the bound at work, not a control-plane fault: behind a saturated
+  // server it is the model's slowness showing through, and in front of a flat one it says the
+  // bound was the limit (the queueing finding says what would tell whether more helps).
+  const controlPlane = clientShare - share('queue_wait');
   // A high-severity control-plane finding makes the run control-plane-bound even when the model's
   // buckets are larger: the findings say what is costing throughput.
   const cpHigh = findings.some((f) => f.severity === 'high' && f.mode !== 'errors' && f.mode !== 'model_saturation' && f.mode !== 'endpoint_down');
@@ -191,7 +244,17 @@ export function diagnose(r: Report): Verdict {
 /** A Retry-After this long is not a rate limit to pace under but a quota to wait out. */
 const QUOTA_RETRY_AFTER_MS = 60_000;
 
-function errorAction(cause: string, limit: number, maxRetryAfterMs: number | null): string {
+/** `--concurrency N` per shard, with the run-wide total beside it when there are several shards. */
+function concurrencyPhrase(total: number, shards: number, what = ''): string {
+  const per = Math.round(total / shards);
+  return shards > 1 ? `--concurrency ${per} per shard (× ${shards} shards = ${total}${what ? ` ${what}` : ''})` : `--concurrency ${total}${what ? ` ${what}` : ''}`;
+}
+
+function errorAction(cause: string, limit: string, maxRetryAfterMs: number | null, status?: number): string {
+  if (status === 401 || status === 403) {
+    return `the endpoint refused the credentials (HTTP ${status}): check the API key (OPENAI_API_KEY or SHARDLINE_API_KEY) and any auth --header; retrying cannot help`;
+  }
+  if (status === 404) return 'the endpoint answered 404: check --model (the server may not serve that model) and --endpoint (the API base URL, e.g. …/v1); retrying cannot help';
   if (cause === 'http_4xx') return 'fix the requests: the server rejected them as invalid (see the error messages in results.jsonl); retrying cannot help';
   if (cause === 'http_429' && maxRetryAfterMs !== null && maxRetryAfterMs >= QUOTA_RETRY_AFTER_MS) {
     return (
@@ -199,7 +262,7 @@ function errorAction(cause: string, limit: number, maxRetryAfterMs: number | nul
       'run the failures again once it resets (`shardline run … --retry-failed http_429`), or raise --retry-after-max-s to wait it out; lowering --concurrency will not bring it back sooner'
     );
   }
-  if (cause === 'http_429') return `stay under the rate limit: lower --concurrency (now ${limit}) or pace with --rate; raise --max-attempts only if the limit is bursty`;
+  if (cause === 'http_429') return `stay under the rate limit: lower ${limit} or pace with --rate; raise --max-attempts only if the limit is bursty`;
   if (cause === 'http_5xx') return 'the server errs under this load: check its health and logs, lower --concurrency, or raise --max-attempts if errors are transient';
   if (cause.startsWith('timeout_')) return `requests time out (${cause}): raise --${cause.replace('_', '-')}-s if the server is just slow, or lower --concurrency if it is overloaded`;
   if (cause === 'conn_refused' || cause === 'conn_reset') return 'the endpoint drops or refuses connections: check the server, the network path and any proxy in between';
@@ -207,8 +270,8 @@ function errorAction(cause: string, limit: number, maxRetryAfterMs: number | nul
   return 'see the error messages in results.jsonl';
 }
 
-function retryAction(cause: string, limit: number): string {
-  if (cause === 'http_429') return `the run is fighting a rate limit or a full server queue: lower --concurrency (now ${limit}) or set --rate below the limit, and back off with jitter honouring Retry-After (--retry-mode backoff) instead of retrying on a fixed timer`;
+function retryAction(cause: string, limit: string): string {
+  if (cause === 'http_429') return `the run is fighting a rate limit or a full server queue: lower ${limit} or set --rate below the limit, and back off with jitter honouring Retry-After (--retry-mode backoff) instead of retrying on a fixed timer`;
   if (cause === 'http_5xx') return 'the server fails under this load: check its health; lower --concurrency so retries stop adding load';
   if (cause === 'conn_reset' || cause === 'conn_refused') return 'connections are being dropped: check the server and any proxy/load balancer (idle timeouts, connection limits)';
   if (cause.startsWith('timeout_')) return `attempts time out (${cause}): lower --concurrency if the server is overloaded, or raise the timeout if answers are just long`;

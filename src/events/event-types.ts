@@ -103,6 +103,8 @@ export interface EventPayloads {
    * saying so (`stale`: stale connections seen by then). Streamed requests now ask for Connection: close.
    */
   keepalive_off: { after: 'stream'; stale: number };
+  /** The shard was told not to reuse connections (`--no-keep-alive`): every request connects first. */
+  keepalive_disabled: Record<string, never>;
   /** The shard paused dispatch: the endpoint refuses connections or answers 502/503/504. */
   endpoint_down: { cause: Cause; status?: number; error: string };
   /** The endpoint answered again (or the pause hit --endpoint-down-max-s: `gave_up`); dispatch resumes. */

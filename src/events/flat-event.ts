@@ -22,6 +22,7 @@ export const EVENT_TYPE_CODES = [
   'endpoint_down',
   'endpoint_up',
   'paused',
+  'keepalive_disabled',
 ] as const;
 
 /** Numeric type codes, e.g. `T.attempt_end`. */

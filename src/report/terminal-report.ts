@@ -9,7 +9,11 @@ export function formatReport(r: Report): string {
   const p = (s: PercentileSummary) => (s.count ? `p50 ${f1(s.p50)}  p95 ${f1(s.p95)}  p99 ${f1(s.p99)}  max ${f1(s.max)} ms (n=${n(s.count)})` : 'no samples');
   out.push(`shardline report — run ${r.run_id ?? '(unknown)'}  ${r.window.start ?? ''} → ${r.window.end ?? ''} (${r.window.duration_s.toFixed(1)} s)`);
   out.push('');
-  out.push(`VERDICT: ${r.verdict.bound.toUpperCase()}-bound` + (r.verdict.bound === 'healthy' ? ' (healthy)' : '') + (r.verdict.dominant ? `; dominant bucket: ${r.verdict.dominant}` : ''));
+  out.push(
+    r.verdict.bound === 'refused'
+      ? 'VERDICT: REFUSED: nothing succeeded — the endpoint refused the job'
+      : `VERDICT: ${r.verdict.bound.toUpperCase()}-bound` + (r.verdict.bound === 'healthy' ? ' (healthy)' : '') + (r.verdict.dominant ? `; dominant bucket: ${r.verdict.dominant}` : ''),
+  );
   for (const f of r.verdict.findings) {
     out.push(`  [${f.severity}] ${f.mode}: ${f.evidence}`);
     out.push(`         → ${f.action}`);
@@ -26,7 +30,8 @@ export function formatReport(r: Report): string {
   out.push(`latency     e2e    ${p(r.latency_ms.e2e)}`);
   out.push(`TPOT               ${p(r.tpot_ms)}`);
   const u = r.utilization;
-  out.push(`slots       limit ${u.limit}, mean in-flight ${u.mean_in_flight.toFixed(1)}, mean backlog ${u.mean_backlog.toFixed(1)}, all busy ${(u.busy_fraction * 100).toFixed(0)}% of the time, admission gaps ${u.admission_gap_s.toFixed(2)} s`);
+  const limit = u.limit_final && u.limit_final !== u.limit ? `${u.limit_final} at the end (at most ${u.limit})` : `${u.limit}`;
+  out.push(`slots       limit ${limit}${u.shards > 1 ? ` over ${u.shards} shards` : ''}, mean in-flight ${u.mean_in_flight.toFixed(1)}, mean backlog ${u.mean_backlog.toFixed(1)}, all busy ${(u.busy_fraction * 100).toFixed(0)}% of the time, admission gaps ${u.admission_gap_s.toFixed(2)} s`);
   const c = r.connections;
   out.push(
     `connections ${n(c.opened)} opened (${c.per_request?.toFixed(2) ?? '–'} per request), connect ${p(c.connect_ms)}` +

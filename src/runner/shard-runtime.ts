@@ -148,6 +148,7 @@ export class ShardRuntime {
       concurrency: this.limit,
       ...(this.config.replaces !== undefined ? { replaces: this.config.replaces } : {}),
     });
+    if (!this.config.keepAlive) this.events.write('keepalive_disabled', {});
     this.send({ t: 'ready', pid: process.pid });
     this.outbox.pull += this.limit + this.config.prefetch;
     this.scheduleFlush();

@@ -1,0 +1,98 @@
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { analyze, parseProfile, run, startSim, type Report, type RunningSim, type SimProfileFile } from '../src/index.js';
+import { tempDir, writeInput } from './helpers/run-dir.js';
+
+// The verdict against a server whose truth is known (issue "The verdict is true on a real
+// server"): a knee at 12 sequences, past which requests wait in the server's own queue.
+
+let sim: RunningSim | undefined;
+afterEach(async () => {
+  await sim?.close();
+  sim = undefined;
+});
+
+const KNEE_12: SimProfileFile = { base: 'fast', slots: 12, queue_limit: 4096, prefill_ms_base: 5, step_ms_base: 4, step_ms_per_seq: 0.25, tokens_per_step: 1 };
+
+async function runAt(profile: SimProfileFile, concurrency: number, body: Record<string, unknown>, extra: Record<string, unknown> = {}, requests = 240): Promise<Report> {
+  sim = await startSim({ profile: parseProfile(profile), seed: 1 });
+  const dir = tempDir();
+  const out = join(dir, 'out');
+  await run({ input: writeInput(dir, requests, { max_tokens: 32, ...body }), endpoint: `${sim.url}/v1`, out, concurrency, progress: 'off', ...extra });
+  await sim.close();
+  sim = undefined;
+  return analyze([out]);
+}
+
+const actions = (r: Report) => r.verdict.findings.map((f) => f.action).join('\n');
+
+describe('the verdict against a server that queues past 12 in flight', () => {
+  it('at the knee (fixed 12): not told the server has headroom, not control-plane-bound', async () => {
+    const r = await runAt(KNEE_12, 12, { stream: true });
+    expect(r.verdict.bound).not.toBe('control-plane');
+    expect(actions(r)).not.toMatch(/headroom|raise --concurrency/);
+    const q = r.verdict.findings.find((f) => f.mode === 'queueing');
+    if (q) expect(q.action).toMatch(/the client bound was the limit of this run \(--concurrency 12\).*shardline sweep/);
+  });
+
+  for (const stream of [true, false]) {
+    it(`over-subscribed (fixed 32, ${stream ? 'streamed' : 'not streamed'}): MODEL-bound, told to lower --concurrency`, async () => {
+      const r = await runAt(KNEE_12, 32, { stream });
+      expect(r.verdict.bound).toBe('model');
+      const sat = r.verdict.findings.find((f) => f.mode === 'model_saturation')!;
+      expect(sat).toBeDefined();
+      expect(sat.action).toMatch(/lower --concurrency 32/);
+      expect(r.verdict.findings.map((f) => f.mode)).not.toContain('queueing');
+    });
+  }
+
+  it('a host that closes after every streamed answer does not make a healthy or model-bound run control-plane-bound', async () => {
+    const r = await runAt({ ...KNEE_12, faults: { close_after_stream: true } }, 32, { stream: true });
+    expect(r.verdict.bound).toBe('model');
+    const churn = r.verdict.findings.find((f) => f.mode === 'connection_churn');
+    // Many connections, each a loopback connect: cheap, so at most low, and the action says why.
+    if (churn) {
+      expect(churn.severity).toBe('low');
+      expect(churn.action).toMatch(/closes each connection after a streamed answer/);
+    }
+  });
+
+  it('--no-keep-alive: the churn finding says to drop that flag', async () => {
+    const r = await runAt({ base: 'fast' }, 8, { stream: true }, { keepAlive: false }, 120);
+    const churn = r.verdict.findings.find((f) => f.mode === 'connection_churn')!;
+    expect(churn).toBeDefined();
+    expect(churn.action).toMatch(/drop --no-keep-alive/);
+    expect(r.connections.keepalive_disabled_shards).toBe(1);
+  });
+
+  it('advice is in the flag\'s own units: per shard, with the run-wide total beside it', async () => {
+    const r = await runAt(KNEE_12, 16, { stream: true }, { shards: 2 });
+    expect(r.utilization.shards).toBe(2);
+    const sat = r.verdict.findings.find((f) => f.mode === 'model_saturation')!;
+    expect(sat.action).toMatch(/lower --concurrency 16 per shard \(× 2 shards = 32\)/);
+  });
+});
+
+describe('a run the endpoint refused', () => {
+  it('every request 401: its own verdict, naming the credentials, and no throughput findings', async () => {
+    sim = await startSim({ profile: parseProfile({ base: 'fast' }) });
+    // A server that wants a key the run does not send.
+    const { createServer } = await import('node:http');
+    const guard = createServer((req, res) => {
+      req.resume();
+      res.writeHead(401, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: { message: 'Invalid API Key', type: 'authentication_error', code: 401 } }));
+    });
+    await new Promise<void>((r) => guard.listen(0, '127.0.0.1', () => r()));
+    const port = (guard.address() as { port: number }).port;
+    const dir = tempDir();
+    const out = join(dir, 'out');
+    const summary = await run({ input: writeInput(dir, 60), endpoint: `http://127.0.0.1:${port}/v1`, out, concurrency: 4, progress: 'off' });
+    guard.close();
+    expect(summary.exit_code).toBe(1);
+    const r = await analyze([out]);
+    expect(r.verdict.bound).toBe('refused');
+    expect(r.verdict.findings.map((f) => f.mode)).toEqual(['errors']);
+    expect(r.verdict.findings[0]!.action).toMatch(/refused the credentials \(HTTP 401\).*API key/);
+  });
+});
