@@ -101,15 +101,24 @@ describe('chunk queue on a real Redis (BullMQ)', () => {
       await q.add(toChunks('run-kill', items, 20));
       for (let i = 0; i < 3; i++) await startWorker(log, 15);
       const killedChunks = new Set<number>();
+      // The chunk a worker is in the middle of: its last line's, unless that chunk is finished.
+      const midChunk = (pid: number | undefined): number | undefined => {
+        const mine = logLines(log).filter((l) => l.pid === pid);
+        const last = mine[mine.length - 1];
+        return last && mine.filter((l) => l.chunk === last.chunk).length < 20 ? last.chunk : undefined;
+      };
       for (let round = 0; round < 5; round++) {
         await new Promise((r) => setTimeout(r, 200 + Math.random() * 600));
-        const alive = workers.filter((w) => w.exitCode === null && w.signalCode === null);
-        const victim = alive[Math.floor(Math.random() * alive.length)]!;
-        // The chunk it is in the middle of: its last line, unless that chunk was already finished.
-        const mine = logLines(log).filter((l) => l.pid === victim.pid);
+        const alive = () => workers.filter((w) => w.exitCode === null && w.signalCode === null);
+        // On a loaded machine workers start slowly: a random moment can find none of them inside a
+        // chunk yet. Wait (bounded) for one that is, so each kill cuts a chunk short.
+        await until(() => alive().some((w) => midChunk(w.pid) !== undefined), 10_000, 'a worker in the middle of a chunk').catch(() => undefined);
+        const inside = alive().filter((w) => midChunk(w.pid) !== undefined);
+        const pool = inside.length > 0 ? inside : alive();
+        const victim = pool[Math.floor(Math.random() * pool.length)]!;
+        const chunk = midChunk(victim.pid);
         victim.kill('SIGKILL');
-        const last = mine[mine.length - 1];
-        if (last && mine.filter((l) => l.chunk === last.chunk).length < 20) killedChunks.add(last.chunk);
+        if (chunk !== undefined) killedChunks.add(chunk);
         await startWorker(log, 15);
       }
       await until(async () => (await q.queue.getJobCounts('completed')).completed === 20, 60_000, 'all 20 chunks to complete');
