@@ -26,6 +26,20 @@ describe('findKnee (pure)', () => {
     expect(findKnee(stages, 100).level).toBe(16);
   });
 
+  it('names exactly why each level was or was not chosen', () => {
+    // 4 met the SLO with 20% more throughput than 2 but retried 8% of its attempts: dropped for that.
+    const k = findKnee([stage(1, 50_000, 10), stage(2, 70_000, 12), stage(4, 84_000, 14, 0.08), stage(8, 71_000, 40)]);
+    expect(k.level).toBe(2);
+    expect(k.reasons).toEqual([
+      { level: 1, reason: '28.6% less throughput than 2' },
+      { level: 2, reason: 'chosen: the lowest level within 3% of the best throughput that met the SLO' },
+      { level: 4, reason: '8.0% retries, over 5%' },
+      { level: 8, reason: 'TTFT p95 40 ms over the SLO (30 ms)' },
+    ]);
+    expect(k.why).toMatch(/4: 8\.0% retries, over 5%; 8: TTFT p95 40 ms over the SLO/);
+    expect(k.why).not.toMatch(/no higher level met the SLO/);
+  });
+
   it('says so when no stage qualifies', () => {
     const k = findKnee([stage(8, 40_000, 300)], 100);
     expect(k.level).toBeNull();

@@ -14,7 +14,7 @@ afterEach(async () => {
 
 const KNEE_12: SimProfileFile = { base: 'fast', slots: 12, queue_limit: 4096, prefill_ms_base: 5, step_ms_base: 4, step_ms_per_seq: 0.25, tokens_per_step: 1 };
 
-async function runAt(profile: SimProfileFile, concurrency: number, body: Record<string, unknown>, extra: Record<string, unknown> = {}, requests = 240): Promise<Report> {
+async function runAt(profile: SimProfileFile, concurrency: number | 'auto', body: Record<string, unknown>, extra: Record<string, unknown> = {}, requests = 240): Promise<Report> {
   sim = await startSim({ profile: parseProfile(profile), seed: 1 });
   const dir = tempDir();
   const out = join(dir, 'out');
@@ -94,5 +94,32 @@ describe('a run the endpoint refused', () => {
     expect(r.verdict.bound).toBe('refused');
     expect(r.verdict.findings.map((f) => f.mode)).toEqual(['errors']);
     expect(r.verdict.findings[0]!.action).toMatch(/refused the credentials \(HTTP 401\).*API key/);
+  });
+});
+
+describe('finding the bound of a server whose knee is at 12', () => {
+  it('sweep with its default levels bisects past the powers of two and recommends 9-15', { timeout: 240_000 }, async () => {
+    const { sweep } = await import('../src/runner/sweep.js');
+    sim = await startSim({ profile: parseProfile(KNEE_12), seed: 1 });
+    const dir = tempDir();
+    const input = writeInput(dir, 640, { max_tokens: 16, stream: true });
+    const result = await sweep({ input, run: { endpoint: `${sim.url}/v1` }, out: join(dir, 'sweep'), levels: 'auto' });
+    const levels = result.stages.map((s) => s.level);
+    // Doubling, then levels that are not powers of two between the knee and the level below it.
+    expect(levels.some((l) => (l & (l - 1)) !== 0)).toBe(true);
+    expect(result.knee.level).toBeGreaterThanOrEqual(9);
+    expect(result.knee.level).toBeLessThanOrEqual(15);
+    expect(result.knee.reasons.map((r) => r.level)).toEqual(levels);
+  });
+
+  it('--concurrency auto reaches 95% of the knee-fixed run\'s TPM with server TTFT p99 within 1.5× its, settling within ±25%', { timeout: 180_000 }, async () => {
+    const fixed = await runAt(KNEE_12, 12, { stream: true, max_tokens: 16 }, {}, 2000);
+    const auto = await runAt(KNEE_12, 'auto', { stream: true, max_tokens: 16 }, {}, 2000);
+    expect(auto.tpm.run_average / fixed.tpm.run_average).toBeGreaterThanOrEqual(0.95);
+    expect(auto.ttft_ms.server.p99! / fixed.ttft_ms.server.p99!).toBeLessThanOrEqual(1.5);
+    expect(auto.utilization.limit_final).toBeGreaterThanOrEqual(9);
+    expect(auto.utilization.limit_final).toBeLessThanOrEqual(15);
+    // Its report reads its own timeline: no advice to go above where its controller saw the knee.
+    expect(actions(auto)).not.toMatch(/headroom|raise --concurrency/);
   });
 });

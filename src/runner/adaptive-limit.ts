@@ -34,6 +34,13 @@ const GROW_FAST_RATIO = 1.25;
  */
 const QUEUED_FLOOR_FACTOR = 3;
 const QUEUED_E2E_SHARE = 0.2;
+/**
+ * A TTFT rise smaller than this is no gradient: a few ms, or two decode steps (a request admitted
+ * mid-step waits for the step to end). Without it, against a server answering in 4-7 ms, every
+ * small rise read as a steep gradient and the limit fell from 16 to 1 (llama-server, 4 slots).
+ */
+const ABS_SLACK_MS = 5;
+const TPOT_SLACK = 2;
 /** Clean rounds at a known knee before probing one past it; doubled after each probe that queued. */
 const HOLD_ROUNDS_MIN = 4;
 const HOLD_ROUNDS_MAX = 32;
@@ -58,6 +65,7 @@ const HOLD_ROUNDS_MAX = 32;
  *   floor, by 1 closer to the bound (`probe`); never past the known knee until it has held there for
  *   4 clean rounds (8, 16, … 32 after each probe that queued), so the few requests a probe sends into
  *   the server's queue stay well under 1% and TTFT p99 stays at the knee's.
+ * TTFT rises smaller than a few ms or two decode steps count as none (ABS_SLACK_MS).
  * The mean, not a percentile, for the gradient: a few requests queued behind a full batch barely
  * move the median, and the queued count catches those.
  */
@@ -67,6 +75,8 @@ export class AdaptiveLimit {
   private ttftSum = 0;
   private ttftCount = 0;
   private e2eSum = 0;
+  private tpotSum = 0;
+  private tpotCount = 0;
   /** This round's TTFTs, to count the queued ones once the round's mean duration is known. */
   private readonly ttfts: number[] = [];
   /** The highest level that ran without queueing before a level above it queued. */
@@ -103,10 +113,14 @@ export class AdaptiveLimit {
    * limit. Attempts started before the round began are left out: they ran under the old limit, and
    * counting them would cut a limit again for a queue the last cut already drains.
    */
-  noteEnd(startMs: number, ttftMs: number | undefined, cause: string | undefined, nowMs: number): LimitChange | undefined {
+  noteEnd(startMs: number, ttftMs: number | undefined, cause: string | undefined, nowMs: number, tpotMs?: number): LimitChange | undefined {
     if (startMs < this.roundStartMs) return undefined;
     this.finished++;
     this.e2eSum += nowMs - startMs;
+    if (tpotMs !== undefined && tpotMs > 0) {
+      this.tpotSum += tpotMs;
+      this.tpotCount++;
+    }
     if (ttftMs !== undefined) {
       this.ttftSum += ttftMs;
       this.ttftCount++;
@@ -135,7 +149,8 @@ export class AdaptiveLimit {
       next = old * BACKOFF_RATIO;
       reason = 'overload';
     } else if (this.ttftCount > 0) {
-      const ratio = this.ttftSum / this.ttftCount / this.floorMs;
+      // The mean over the floor, less a rise too small to be a queue (see ABS_SLACK_MS).
+      const ratio = Math.max(1, (this.ttftSum / this.ttftCount - this.slackMs()) / this.floorMs);
       const queued = this.queuedCount();
       if (ratio > 2 * this.tolerance) {
         // Deep in the server's queue: straight to the gradient's target.
@@ -166,6 +181,8 @@ export class AdaptiveLimit {
     this.ttftSum = 0;
     this.ttftCount = 0;
     this.e2eSum = 0;
+    this.tpotSum = 0;
+    this.tpotCount = 0;
     this.ttfts.length = 0;
     this.overloaded = false;
     this.peakInFlight = 0;
@@ -175,7 +192,11 @@ export class AdaptiveLimit {
   }
 
   private queuedBoundMs(): number {
-    return Math.max(QUEUED_FLOOR_FACTOR * this.floorMs, this.floorMs + (QUEUED_E2E_SHARE * this.e2eSum) / this.finished);
+    return Math.max(QUEUED_FLOOR_FACTOR * this.floorMs, this.floorMs + (QUEUED_E2E_SHARE * this.e2eSum) / this.finished) + this.slackMs();
+  }
+
+  private slackMs(): number {
+    return Math.max(ABS_SLACK_MS, this.tpotCount > 0 ? (TPOT_SLACK * this.tpotSum) / this.tpotCount : 0);
   }
 
   private queuedCount(): number {

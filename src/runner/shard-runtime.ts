@@ -498,8 +498,11 @@ export class ShardRuntime {
 
   /** Feed the adaptive limit one finished attempt; apply and record a change. */
   private adapt(outcome: AttemptOutcome, startTs: number, endTs: number): void {
-    const ttftMs = outcome.outcome === 'ok' ? outcome.firstTokenTs - startTs : undefined;
-    const change = this.adaptive!.noteEnd(startTs, ttftMs, outcome.outcome === 'error' ? outcome.cause : undefined, endTs);
+    const ok = outcome.outcome === 'ok' ? outcome : undefined;
+    const ttftMs = ok ? ok.firstTokenTs - startTs : undefined;
+    const tokens = ok ? (ok.completion.usage?.completion_tokens ?? ok.contentChunks) : 0;
+    const tpotMs = ok && tokens > 1 ? (ok.lastTokenTs - ok.firstTokenTs) / (tokens - 1) : undefined;
+    const change = this.adaptive!.noteEnd(startTs, ttftMs, outcome.outcome === 'error' ? outcome.cause : undefined, endTs, tpotMs);
     if (!change) return;
     this.limit = change.new;
     this.events.write('limit', { old: change.old, new: change.new, reason: change.reason, concurrency: change.new }, endTs);

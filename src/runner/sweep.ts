@@ -42,7 +42,7 @@ export async function sweep(o: SweepOptions): Promise<SweepResult> {
   const levels = o.levels === 'auto' ? doubling() : o.levels;
   let flat = 0;
   let over = 0;
-  for (const level of levels) {
+  const runStage = async (level: number): Promise<SweepStage> => {
     const dir = join(o.out, `c${level}`);
     ensureDir(dir);
     const input = join(dir, 'input.jsonl');
@@ -58,15 +58,36 @@ export async function sweep(o: SweepOptions): Promise<SweepResult> {
       retryRate: r.retries.rate,
       successRate: r.requests.success_rate,
     };
-    const prev = stages[stages.length - 1];
     stages.push(stage);
     o.onStage?.(stage);
+    return stage;
+  };
+  for (const level of levels) {
+    const prev = stages[stages.length - 1];
+    const stage = await runStage(level);
     if (o.levels !== 'auto') continue;
     const slo = findKnee(stages, o.sloTtftP95Ms).sloTtftP95Ms;
     over = stage.ttftP95Ms !== null && stage.ttftP95Ms > slo ? over + 1 : 0;
     flat = prev && stage.tpm < prev.tpm * 1.05 ? flat + 1 : 0;
     if (over >= 2 || flat >= 2) break;
   }
+  // Doubling lands only on powers of two: bisect between the knee and its neighbours (above first:
+  // the level past a knee at 12 is 16, which misses the SLO) until each is within an eighth of it,
+  // so a knee at 12 is reported as 12, not 8 or 16.
+  while (o.levels === 'auto') {
+    const knee = findKnee(stages, o.sloTtftP95Ms).level;
+    if (knee === null) break;
+    const gap = Math.max(1, knee / 8);
+    const above = Math.min(...stages.filter((s) => s.level > knee).map((s) => s.level));
+    const below = Math.max(...stages.filter((s) => s.level < knee).map((s) => s.level));
+    let mid: number;
+    if (Number.isFinite(above) && above - knee > gap) mid = Math.round((knee + above) / 2);
+    else if (Number.isFinite(below) && knee - below > gap) mid = Math.round((knee + below) / 2);
+    else break;
+    if (stages.some((s) => s.level === mid)) break;
+    await runStage(mid);
+  }
+  stages.sort((a, b) => a.level - b.level);
   return { stages, knee: findKnee(stages, o.sloTtftP95Ms) };
 }
 
