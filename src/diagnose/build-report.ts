@@ -107,6 +107,7 @@ export function buildReport(f: RunFacts): Report {
       server_ttft_by_load: { low_p50: q > 0 ? p50Of(loadOrder.slice(0, q)) : null, high_p50: q > 0 ? p50Of(loadOrder.slice(-q)) : null },
       not_work_conserving_fraction: underBacklog.length ? notConserving / underBacklog.length : 0,
       in_flight_cv_under_backlog: inflights.length > 1 && mean > 0 ? sd / mean : null,
+      by_limit: byLimit(f.bins, f.binMs),
       per_second: bins.map((b) => {
         const s = summarize(b.ttft);
         return { t: b.t, tokens: b.tokens, retries: b.retries, conns: b.conns, ttft_p50: s.p50, ttft_p95: s.p95, ttft_p99: s.p99 };
@@ -134,6 +135,25 @@ function quantileOf(xs: number[], p: number): number | null {
 /** Attempts that retried a failed attempt (see Report.retries.rate). */
 function retriedAttempts(f: RunFacts): number {
   return Math.max(0, f.attempts - f.firstAttempts - f.pausedAttempts);
+}
+
+/** Timeline bins grouped by the limit in force at their start (see ReportDetail.by_limit). */
+function byLimit(bins: readonly Bin[], binMs: number): Report['detail']['by_limit'] {
+  const groups = new Map<number, { n: number; tokens: number; ttft: number[] }>();
+  for (const b of bins) {
+    if (b.limit <= 0 || b.down) continue;
+    let g = groups.get(b.limit);
+    if (!g) groups.set(b.limit, (g = { n: 0, tokens: 0, ttft: [] }));
+    g.n++;
+    g.tokens += b.tokens;
+    for (const t of b.ttft) g.ttft.push(t);
+  }
+  return [...groups.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(([limit, g]) => {
+      const s = summarize(g.ttft);
+      return { limit, seconds: (g.n * binMs) / 1000, tpm: (g.tokens * 60_000) / (g.n * binMs), ttft_p50: s.p50, ttft_p95: s.p95 };
+    });
 }
 
 /** Merge adjacent bins so a long run's charts stay a reasonable size. */

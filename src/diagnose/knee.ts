@@ -71,7 +71,9 @@ export function findKnee(stages: readonly SweepStage[], sloTtftP95Ms?: number): 
       reason:
         s.level < knee.level
           ? `${Math.abs(vs).toFixed(1)}% less throughput than ${knee.level}`
-          : `only ${vs.toFixed(1)}% more throughput than ${knee.level} (within ${SAME_TPM * 100}%): more in flight would only queue`,
+          : vs >= 0
+            ? `only ${vs.toFixed(1)}% more throughput than ${knee.level} (within ${SAME_TPM * 100}%): more in flight would only queue`
+            : `${Math.abs(vs).toFixed(1)}% less throughput than ${knee.level}: more in flight gained nothing`,
     };
   });
   const higher = reasons.filter((r) => r.level > knee.level);

@@ -117,6 +117,12 @@ export interface ReportDetail {
   /** Coefficient of variation of in-flight over the seconds where backlog > 0. */
   in_flight_cv_under_backlog: number | null;
   /** Per-second series for charts: completion tokens and retries, per second since window start. */
+  /**
+   * The run's own limit timeline (`--concurrency auto`, or shards coming and going): for each
+   * in-flight limit it ran at, the seconds spent there, completion tokens/min over them and the
+   * server TTFT p50/p95 of the answers that started then. Timeline seconds with no slots are left out.
+   */
+  by_limit: { limit: number; seconds: number; tpm: number; ttft_p50: number | null; ttft_p95: number | null }[];
   per_second: { t: number; tokens: number; retries: number; conns: number; ttft_p50: number | null; ttft_p95: number | null; ttft_p99: number | null }[];
   retry_causes_over_time: { t: number; causes: Record<string, number> }[];
   /** The 10 slowest requests (e2e) and the last 10 failed attempts, for a look at real ids and errors. */

@@ -54,6 +54,8 @@ export function diagnose(r: Report): Verdict {
   const shards = Math.max(1, r.utilization.shards);
   const concurrencyNow = concurrencyPhrase(L, shards);
   const findings: Finding[] = [];
+  // An adaptive run (or one whose shards' limits moved): its last limit is where it settled.
+  const autoRun = r.utilization.limit_final > 0 && r.utilization.limit_final !== r.utilization.limit;
   const topCauses = (causes: Record<string, number>) =>
     Object.entries(causes)
       .sort((x, y) => y[1] - x[1])
@@ -164,19 +166,20 @@ export function diagnose(r: Report): Verdict {
         (ttftTail && !ttftVsTpot ? ` with a long tail (p95 ${Math.round(ttft.p95! / ttft.p50!)}× p50: some requests waited in the server's queue)` : '') +
         (ttftVsFloor && !ttftVsTpot ? `; its p50 is ${(ttft.p50! / floor!).toFixed(1)}× its floor (${ms(floor)}, an idle server's answer), p25 ${(p25! / floor!).toFixed(1)}×` : '') +
         `, with the client holding ${r.utilization.mean_in_flight.toFixed(1)} of ${L} slots busy: the server is queueing requests`,
-      action: `the model server is at capacity: add replicas or faster hardware for throughput; to cut latency lower ${concurrencyNow} (raising it adds only queueing)`,
+      action: autoRun
+        ? `the model server is at capacity: add replicas or faster hardware for throughput; --concurrency auto settled at ${concurrencyPhrase(r.utilization.limit_final, shards, 'in flight')}, where its controller saw the server start to queue (the slot timeline by limit says what each level gave)`
+        : `the model server is at capacity: add replicas or faster hardware for throughput; to cut latency lower ${concurrencyNow} (raising it adds only queueing)`,
     });
   }
 
   if (share('queue_wait') >= T.queueingShare && !saturated) {
     // One run at one bound shows the bound was the limit, not that the server has room for more:
     // say what was measured and what would tell. An auto run measured it: its settled limit.
-    const auto = r.utilization.limit_final > 0 && r.utilization.limit_final !== r.utilization.limit;
     findings.push({
       mode: 'queueing',
       severity: 'medium',
       evidence: `server TTFT flat at ${ms(ttft.p50)} (p95 ${ms(ttft.p95)}) while ${pct(share('queue_wait'))} of e2e time was spent waiting for a client slot (busy ${pct(r.utilization.busy_fraction)} of the time)`,
-      action: auto
+      action: autoRun
         ? `--concurrency auto settled at ${concurrencyPhrase(r.utilization.limit_final, shards, 'in flight')} (it tried up to ${r.utilization.limit}): above that its controller saw the server queue, so a higher bound would add only queueing`
         : `the client bound was the limit of this run (${concurrencyNow}) and the server showed no queueing at it; one run at one bound cannot tell whether more would help: \`shardline sweep\` measures it level by level, \`--concurrency auto\` finds it while the job runs`,
     });

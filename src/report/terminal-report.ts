@@ -32,6 +32,15 @@ export function formatReport(r: Report): string {
   const u = r.utilization;
   const limit = u.limit_final && u.limit_final !== u.limit ? `${u.limit_final} at the end (at most ${u.limit})` : `${u.limit}`;
   out.push(`slots       limit ${limit}${u.shards > 1 ? ` over ${u.shards} shards` : ''}, mean in-flight ${u.mean_in_flight.toFixed(1)}, mean backlog ${u.mean_backlog.toFixed(1)}, all busy ${(u.busy_fraction * 100).toFixed(0)}% of the time, admission gaps ${u.admission_gap_s.toFixed(2)} s`);
+  const levels = r.detail.by_limit ?? [];
+  if (levels.length > 1) {
+    out.push(
+      `            by limit: ${levels
+        .filter((l) => l.seconds >= 1)
+        .map((l) => `${l.limit} for ${l.seconds.toFixed(0)} s (${n(l.tpm)} tok/min, TTFT p50 ${f1(l.ttft_p50)} ms)`)
+        .join('; ')}`,
+    );
+  }
   const c = r.connections;
   out.push(
     `connections ${n(c.opened)} opened (${c.per_request?.toFixed(2) ?? '–'} per request), connect ${p(c.connect_ms)}` +
