@@ -46,6 +46,21 @@ describe('the verdict against a server that queues past 12 in flight', () => {
     });
   }
 
+  it("reads a server's own timings (llama-server's): not streamed at 20 in flight, the ratios alone miss it, the timings do not", async () => {
+    // 20 in flight on 12 slots: answers take ~1.9× the fastest, under the floor rule's 2.5×.
+    const blind = await runAt(KNEE_12, 20, { stream: false });
+    expect(blind.detail.server_queue_ms.count).toBe(0);
+    const told = await runAt({ ...KNEE_12, faults: { timings: true } }, 20, { stream: false });
+    expect(told.detail.server_queue_ms.count).toBe(240);
+    expect(told.detail.server_queue_ms.p50).toBeGreaterThan(100);
+    expect(told.verdict.bound).toBe('model');
+    expect(told.verdict.findings.find((f) => f.mode === 'model_saturation')!.evidence).toMatch(/by the server's own timings answers waited \d+ ms \(p50\)/);
+    // At the knee the timings account for nearly all of each answer: no queue.
+    const atKnee = await runAt({ ...KNEE_12, faults: { timings: true } }, 12, { stream: false });
+    expect(atKnee.detail.server_queue_ms.p50).toBeLessThan(50);
+    expect(atKnee.verdict.bound).not.toBe('model');
+  });
+
   it('a host that closes after every streamed answer does not make a healthy or model-bound run control-plane-bound', async () => {
     const r = await runAt({ ...KNEE_12, faults: { close_after_stream: true } }, 32, { stream: true });
     expect(r.verdict.bound).toBe('model');

@@ -12,6 +12,14 @@ export interface ChatCompletion {
   }[];
   usage?: Usage;
   system_fingerprint?: string;
+  /** The server's own account of its time (llama.cpp's llama-server sends it), ms. */
+  timings?: ServerTimings;
+}
+
+/** What llama-server reports of a request's processing: prompt (prefill) and generation time. */
+export interface ServerTimings {
+  prompt_ms?: number;
+  predicted_ms?: number;
 }
 
 export interface Usage {
@@ -43,6 +51,7 @@ interface ChunkShape {
     finish_reason?: string | null;
   }[];
   usage?: Usage | null;
+  timings?: ServerTimings;
 }
 
 /** The assembled state of one choice (the assembler holds the first choice's itself). */
@@ -68,6 +77,7 @@ export class StreamAssembler {
   content = '';
   reasoning: string | undefined;
   finishReason: string | null = null;
+  timings: ServerTimings | undefined;
   usage: Usage | undefined;
   toolCalls: ToolCall[] | undefined;
   contentChunks = 0;
@@ -111,6 +121,7 @@ export class StreamAssembler {
       this.systemFingerprint = chunk.system_fingerprint;
     }
     if (chunk.usage) this.usage = chunk.usage;
+    if (chunk.timings) this.timings = chunk.timings;
     let token = false;
     for (const choice of chunk.choices ?? []) {
       const index = choice.index ?? 0;
@@ -172,6 +183,7 @@ export class StreamAssembler {
       choices,
     };
     if (this.usage) completion.usage = this.usage;
+    if (this.timings) completion.timings = this.timings;
     if (this.systemFingerprint) completion.system_fingerprint = this.systemFingerprint;
     return completion;
   }

@@ -101,6 +101,7 @@ export function buildReport(f: RunFacts): Report {
       attempt_error_statuses: f.attemptErrorStatuses,
       server_ttft_floor_ms: floorOf(f.serverTtft),
       server_ttft_p25_ms: quantileOf(f.serverTtft, 25),
+      server_queue_ms: summarize(f.serverQueueMs),
       max_retry_after_ms: f.maxRetryAfterMs > 0 ? f.maxRetryAfterMs : null,
       bad_lines: f.badLines,
       events: f.events,

@@ -106,6 +106,8 @@ export interface ReportDetail {
   /** Server TTFT's 1st percentile (its floor: the answer of an idle server) and 25th, ms. */
   server_ttft_floor_ms: number | null;
   server_ttft_p25_ms: number | null;
+  /** What servers that report their own timings did not account for (see attempt_end.server_queue_ms), ms. */
+  server_queue_ms: PercentileSummary;
   /** The longest Retry-After (or retry-after-ms) a failed attempt was given, ms; null when none. */
   max_retry_after_ms: number | null;
   bad_lines: number;

@@ -107,6 +107,7 @@ export class RunAccumulator {
       e2eTtft: [],
       e2eLatency: [],
       tpot: [],
+      serverQueueMs: [],
       ttftLoadInFlight: [],
       ttftLoadMs: [],
       connectMs: [],
@@ -272,6 +273,7 @@ export class RunAccumulator {
           r.set(st, TPOT, n > 1 ? (last - first) / (n - 1) : -1);
           r.set(st, DECODE_START, first);
           r.set(st, DECODE_END, last);
+          if (!Number.isNaN(e.serverQueueMs)) this.f.serverQueueMs.push(e.serverQueueMs);
           this.f.ttftLoadInFlight.push(this.inFlight + 1);
           this.f.ttftLoadMs.push(r.get(st, SERVER_TTFT));
         }

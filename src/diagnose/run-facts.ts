@@ -39,6 +39,8 @@ export interface RunFacts {
   e2eTtft: number[];
   e2eLatency: number[];
   tpot: number[];
+  /** `attempt_end.server_queue_ms` of successful attempts (servers that report timings). */
+  serverQueueMs: number[];
   /** For successful attempts, in order: in-flight when the attempt started, and its server TTFT. */
   ttftLoadInFlight: number[];
   ttftLoadMs: number[];

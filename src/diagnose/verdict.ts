@@ -154,7 +154,11 @@ export function diagnose(r: Report): Verdict {
     ttft.p50 >= T.saturationFloorRatio * floor &&
     p25 >= T.saturationFloorP25Ratio * floor &&
     ttft.p50 - floor >= T.saturationFloorMs;
-  const saturated = loadRising || ttftHeavy || ttftVsTpot || ttftTail || ttftVsFloor;
+  // The server's own timings (llama-server's), where it sends them: time it did not account for is
+  // time the request waited before it started on it.
+  const sq = r.detail.server_queue_ms;
+  const serverSaysQueued = sq !== undefined && sq.count >= 20 && sq.p50 !== null && ttft.p50 !== null && sq.p50 >= T.saturationFloorMs && sq.p50 >= 0.3 * ttft.p50;
+  const saturated = loadRising || ttftHeavy || ttftVsTpot || ttftTail || ttftVsFloor || serverSaysQueued;
   if (saturated) {
     findings.push({
       mode: 'model_saturation',
@@ -164,6 +168,7 @@ export function diagnose(r: Report): Verdict {
         (loadRising ? ` and rises with load (p50 ${ms(byLoad.low_p50)} at low in-flight → ${ms(byLoad.high_p50)} at high)` : '') +
         (ttftVsTpot ? ` and is ${Math.round(ttft.p50! / tpot!)}× the time per output token (${ms(tpot)})` : '') +
         (ttftTail && !ttftVsTpot ? ` with a long tail (p95 ${Math.round(ttft.p95! / ttft.p50!)}× p50: some requests waited in the server's queue)` : '') +
+        (serverSaysQueued ? `; by the server's own timings answers waited ${ms(sq!.p50)} (p50) before it started on them` : '') +
         (ttftVsFloor && !ttftVsTpot ? `; its p50 is ${(ttft.p50! / floor!).toFixed(1)}× its floor (${ms(floor)}, an idle server's answer), p25 ${(p25! / floor!).toFixed(1)}×` : '') +
         `, with the client holding ${r.utilization.mean_in_flight.toFixed(1)} of ${L} slots busy: the server is queueing requests`,
       action: autoRun

@@ -52,6 +52,12 @@ export interface EventPayloads {
     tokens_estimated?: boolean;
     last_token_ts?: number;
     error?: string;
+    /**
+     * Time the server did not account for in its own timings (llama-server's `timings`): streamed,
+     * TTFT less its prompt time; not streamed, the whole answer less its prompt and generation time.
+     * Mostly time waiting for a slot in the server's queue. Only where the server sends timings.
+     */
+    server_queue_ms?: number;
   };
   backoff: { id: string; attempt: number; delay_ms: number; cause: Cause; budget_exhausted?: boolean };
   postprocess_start: { id: string };

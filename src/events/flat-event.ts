@@ -58,21 +58,22 @@ export const NUMERIC_FIELDS = {
   socket_reads: 'socketReads',
   cpu_wait: 'cpuWait',
   retry_after_ms: 'retryAfterMs',
+  server_queue_ms: 'serverQueueMs',
 } as const;
 
 /** Row columns after the numeric fields. */
-export const C_TYPE = 22;
-export const C_OUTCOME = 23;
-export const C_ESTIMATED = 24;
+export const C_TYPE = 23;
+export const C_OUTCOME = 24;
+export const C_ESTIMATED = 25;
 /** Interned request id, -1 when none (set by whoever interns, from the id's bytes). */
-export const C_RID = 25;
+export const C_RID = 26;
 /** The id's bytes: [start, end) in `idBuf` (or in a batch's id bytes), -1 when the event has none. */
-export const C_ID_START = 26;
-export const C_ID_END = 27;
+export const C_ID_START = 27;
+export const C_ID_END = 28;
 /** Index of the event's [cause, error, run] in `strings`, -1 when it has none of them. */
-export const C_STRINGS = 28;
+export const C_STRINGS = 29;
 /** Numbers per event row. */
-export const ROW_WIDTH = 29;
+export const ROW_WIDTH = 30;
 
 const BLANK = new Float64Array(ROW_WIDTH).fill(NaN);
 BLANK[C_TYPE] = 0;
@@ -144,6 +145,7 @@ export class FlatEvent {
   get socketReads(): number { return this.col(19); }
   get cpuWait(): number { return this.col(20); }
   get retryAfterMs(): number { return this.col(21); }
+  get serverQueueMs(): number { return this.col(22); }
   /** Type code (`T`), 0 for a type this version does not know. */
   get type(): number { return this.col(C_TYPE); }
   /** Outcome code (`O`), 0 when absent. */
@@ -206,6 +208,7 @@ export class EventRecord {
   socketReads = NaN;
   cpuWait = NaN;
   retryAfterMs = NaN;
+  serverQueueMs = NaN;
   type = 0;
   outcome = 0;
   tokensEstimated = false;
@@ -241,6 +244,7 @@ export class EventRecord {
     this.socketReads = r[b + 19]!;
     this.cpuWait = r[b + 20]!;
     this.retryAfterMs = r[b + 21]!;
+    this.serverQueueMs = r[b + 22]!;
     this.type = r[b + C_TYPE]!;
     this.outcome = r[b + C_OUTCOME]!;
     this.tokensEstimated = r[b + C_ESTIMATED] === 1;

@@ -244,7 +244,7 @@ export class ShardRuntime {
     // `concurrency` attempts open on this shard.
     const tokens = outcome.outcome === 'ok' ? await this.countTokens(item, outcome) : undefined;
     const endTs = this.clock();
-    this.writeAttemptEnd(item, outcome, tokens, who, endTs);
+    this.writeAttemptEnd(item, outcome, tokens, who, startTs, endTs);
     this.inFlight--;
     if (this.probeId === id) this.probeId = undefined;
     if (this.stopping === 'abandon') return;
@@ -357,7 +357,7 @@ export class ShardRuntime {
     };
   }
 
-  private writeAttemptEnd(item: WorkItem, o: AttemptOutcome, tokens: TokenCounts | undefined, who: ConnAttribution, ts: number): void {
+  private writeAttemptEnd(item: WorkItem, o: AttemptOutcome, tokens: TokenCounts | undefined, who: ConnAttribution, startTs: number, ts: number): void {
     // Built by assignment, not spreads: conditional spreads made a dictionary-mode object, ~4 µs
     // more per event to build and stringify, a visible share of a shard's per-request CPU.
     // `outcome` is set below; it comes after connect_ms in the line, as before.
@@ -370,6 +370,13 @@ export class ShardRuntime {
       p.prompt_tokens = tokens!.prompt;
       p.last_token_ts = round3(o.lastTokenTs);
       if (tokens!.estimated) p.tokens_estimated = true;
+      const t = o.completion.timings;
+      if (t && typeof t.prompt_ms === 'number') {
+        // The server's own account against what the client saw (connect time left out).
+        const seen = (item.stream ? o.firstTokenTs : o.lastTokenTs) - startTs - (who.connectMs ?? 0);
+        const own = t.prompt_ms + (item.stream ? 0 : (t.predicted_ms ?? 0));
+        p.server_queue_ms = round3(Math.max(0, seen - own));
+      }
     } else {
       p.outcome = 'error';
       p.cause = o.cause;

@@ -86,6 +86,10 @@ export const faultsSchema = z
       .default(0)
       .describe('Extra delay before the first request on a new connection is processed (TLS handshake, auth), ms.'),
     usage: z.boolean().default(true).describe('false omits `usage` from every response, as some servers do.'),
+    timings: z
+      .boolean()
+      .default(false)
+      .describe("Add llama.cpp's `timings` (prompt_ms from admission to the first token, predicted_ms after it) to every answer: the server's own account, which leaves out its queue."),
     close_after_stream: z
       .boolean()
       .default(false)

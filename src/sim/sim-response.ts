@@ -97,10 +97,16 @@ export class SimResponse implements SequenceSink {
       completion_tokens: seq.emitted,
       total_tokens: this.init.promptTokens + seq.emitted,
     };
+    // llama-server's own account of the request: prefill from admission to the first token, then
+    // generation; the time before admission (its queue) is in neither.
+    const now = this.core.now();
+    const timings = this.core.profile.faults.timings
+      ? `,"timings":{"prompt_n":${this.init.promptTokens},"prompt_ms":${(seq.firstTokenMs - seq.admittedMs).toFixed(3)},"predicted_n":${seq.emitted},"predicted_ms":${(now - seq.firstTokenMs).toFixed(3)}}`
+      : '';
     if (this.init.stream) {
       let s = `${this.head}{}${SUFFIX.replace('"finish_reason":null', `"finish_reason":"${this.init.finishReason}"`)}`;
       if (this.init.includeUsage) {
-        s += `data: {"id":"${this.init.id}","object":"chat.completion.chunk","created":${this.created},"model":${JSON.stringify(this.init.model)},"choices":[],"usage":${JSON.stringify(usage)}}\n\n`;
+        s += `data: {"id":"${this.init.id}","object":"chat.completion.chunk","created":${this.created},"model":${JSON.stringify(this.init.model)},"choices":[],"usage":${JSON.stringify(usage)}${timings}}\n\n`;
       }
       s += 'data: [DONE]\n\n';
       this.res.end(s);
@@ -121,7 +127,7 @@ export class SimResponse implements SequenceSink {
           },
         ],
         ...(this.init.usage ? { usage } : {}),
-      });
+      }).slice(0, -1) + `${timings}}`;
       this.res.writeHead(200, {
         'content-type': 'application/json',
         'content-length': Buffer.byteLength(body),
