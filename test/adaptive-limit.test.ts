@@ -65,6 +65,29 @@ describe('adaptive limit (pure)', () => {
     expect(clean()).toEqual({ old: 24, new: 25, reason: 'probe' });
   });
 
+  it('ignores a TTFT rise of a few ms against a fast server', () => {
+    const a = new AdaptiveLimit({ min: 1, max: 100, start: 4 }, 0);
+    // Floor 4 ms; the other answers 9.5 ms (2.4× the floor, but 5.5 ms): no gradient, the limit grows.
+    expect(round(a, 0, 200, (i) => (i === 0 ? 4 : 9.5))).toEqual({ old: 4, new: 6, reason: 'probe' });
+  });
+
+  it('takes one slow answer in a round at the known knee for noise', () => {
+    const a = new AdaptiveLimit({ min: 1, max: 100, start: 26 }, 0);
+    expect(round(a, 0, 400, (i) => (i < 2 ? 300 : 30))).toEqual({ old: 26, new: 24, reason: 'ttft_gradient' });
+    expect(round(a, 400, 800, (i) => (i === 0 ? 300 : 30))).toBeUndefined();
+    expect(a.limit).toBe(24);
+  });
+
+  it("counts queued answers from the server's own timings when it sends them, whatever the floor", () => {
+    const a = new AdaptiveLimit({ min: 1, max: 100, start: 8 }, 0);
+    // Started above a knee of 4: every TTFT is contended (the floor is never an idle server's), so
+    // TTFTs of 85 ms look flat; the server's timings say half of them waited 100 ms for a slot.
+    let change;
+    for (let i = 0; i < 8; i++) a.noteStart(i + 1);
+    for (let i = 0; i < 8; i++) change = a.noteEnd(0, 85, undefined, 400, 2.5, i < 4 ? 100 : 2) ?? change;
+    expect(change).toEqual({ old: 8, new: 4, reason: 'ttft_gradient' });
+  });
+
   it('does not take a long prompt\'s slower first token for a queue', () => {
     const a = new AdaptiveLimit({ min: 1, max: 100, start: 20 }, 0);
     // Answers take 2 s; one prompt's prefill takes 150 ms (5 × floor), far below floor + 2000/5.

@@ -59,8 +59,10 @@ const HOLD_ROUNDS_MAX = 32;
  *   size the excess requests wait in its queue and the mean climbs steeply, so the limit settles
  *   just above the knee;
  * - else, when some attempts waited in the server's queue (TTFT far above the floor, see
- *   QUEUED_FLOOR_FACTOR), the limit was past the server's batch size by about that many: it comes down
- *   by their count (`ttft_gradient`), and that level becomes the known knee;
+ *   QUEUED_FLOOR_FACTOR), the limit was past the server's batch size by their share of the round's
+ *   answers times the limit: it comes down by that (`ttft_gradient`), and that level becomes the known
+ *   knee (a clean round past it moves the knee up) (at or below a known
+ *   knee it takes two such answers in a round: one is noise);
  * - else, if in-flight reached the limit, it grows: by √limit while the mean is within 1.25 × the
  *   floor, by 1 closer to the bound (`probe`); never past the known knee until it has held there for
  *   4 clean rounds (8, 16, … 32 after each probe that queued), so the few requests a probe sends into
@@ -79,6 +81,8 @@ export class AdaptiveLimit {
   private tpotCount = 0;
   /** This round's TTFTs, to count the queued ones once the round's mean duration is known. */
   private readonly ttfts: number[] = [];
+  /** This round's server-reported queue times (attempt_end.server_queue_ms), where the server sends timings. */
+  private readonly serverQueues: number[] = [];
   /** The highest level that ran without queueing before a level above it queued. */
   private kneeLimit = Infinity;
   private holdRounds = HOLD_ROUNDS_MIN;
@@ -113,9 +117,10 @@ export class AdaptiveLimit {
    * limit. Attempts started before the round began are left out: they ran under the old limit, and
    * counting them would cut a limit again for a queue the last cut already drains.
    */
-  noteEnd(startMs: number, ttftMs: number | undefined, cause: string | undefined, nowMs: number, tpotMs?: number): LimitChange | undefined {
+  noteEnd(startMs: number, ttftMs: number | undefined, cause: string | undefined, nowMs: number, tpotMs?: number, serverQueueMs?: number): LimitChange | undefined {
     if (startMs < this.roundStartMs) return undefined;
     this.finished++;
+    if (serverQueueMs !== undefined) this.serverQueues.push(serverQueueMs);
     this.e2eSum += nowMs - startMs;
     if (tpotMs !== undefined && tpotMs > 0) {
       this.tpotSum += tpotMs;
@@ -156,8 +161,12 @@ export class AdaptiveLimit {
         // Deep in the server's queue: straight to the gradient's target.
         next = old * Math.max(0.5, this.tolerance / ratio) + Math.sqrt(old);
         reason = 'ttft_gradient';
-      } else if (queued > 0) {
-        next = Math.max(old - queued, old * 0.5);
+      } else if (queued > 1 || (queued === 1 && (this.kneeLimit === Infinity || old > this.kneeLimit))) {
+        // At or below the known knee one slow answer is noise (a long prompt, a loop hiccup): against
+        // llama-server single outliers walked the limit from its knee of 4 down to 1.
+        // A round can outlast the limit, and the same excess slot then queues more than one answer:
+        // the excess is the queued share of the round's answers times the limit (at least 1).
+        next = Math.max(old - Math.max(1, Math.round((old * queued) / this.finished)), old * 0.5);
         reason = 'ttft_gradient';
         if (old > this.kneeLimit) this.holdRounds = Math.min(HOLD_ROUNDS_MAX, this.holdRounds * 2);
         this.kneeLimit = Math.round(next);
@@ -168,6 +177,8 @@ export class AdaptiveLimit {
         next = old * (1 - SMOOTHING) + SMOOTHING * target;
         reason = 'ttft_gradient';
       } else if (used) {
+        // A clean round past the known knee: the probe found room, the knee is here now.
+        if (old > this.kneeLimit) this.kneeLimit = old;
         this.cleanRounds++;
         const grown = old + (ratio < GROW_FAST_RATIO ? Math.sqrt(old) : 1);
         if (old < this.kneeLimit) next = Math.min(grown, this.kneeLimit);
@@ -184,6 +195,7 @@ export class AdaptiveLimit {
     this.tpotSum = 0;
     this.tpotCount = 0;
     this.ttfts.length = 0;
+    this.serverQueues.length = 0;
     this.overloaded = false;
     this.peakInFlight = 0;
     this.roundStartMs = nowMs;
@@ -200,6 +212,15 @@ export class AdaptiveLimit {
   }
 
   private queuedCount(): number {
+    // A server that reports its own timings (llama-server) says how long each request waited before
+    // it started on it: no floor to estimate. A run that starts above the knee never sees an idle
+    // server, and a floor taken from contended answers hid a queue of a whole answer per request.
+    if (this.serverQueues.length > 0 && this.serverQueues.length >= this.ttfts.length / 2) {
+      const bound = Math.max(this.slackMs(), (QUEUED_E2E_SHARE * this.e2eSum) / this.finished);
+      let n = 0;
+      for (const q of this.serverQueues) if (q > bound) n++;
+      return n;
+    }
     const bound = this.queuedBoundMs();
     let n = 0;
     for (const t of this.ttfts) if (t > bound) n++;

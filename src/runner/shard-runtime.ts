@@ -249,7 +249,7 @@ export class ShardRuntime {
     if (this.probeId === id) this.probeId = undefined;
     if (this.stopping === 'abandon') return;
     if (outcome.outcome === 'error' && this.pause(item, outcome, endTs)) return;
-    if (this.adaptive) this.adapt(outcome, startTs, endTs);
+    if (this.adaptive) this.adapt(item, outcome, who.connectMs ?? 0, startTs, endTs);
     if (!this.stopping) {
       this.startMore();
       if (this.pullDebt > 0) this.pullDebt--;
@@ -370,13 +370,8 @@ export class ShardRuntime {
       p.prompt_tokens = tokens!.prompt;
       p.last_token_ts = round3(o.lastTokenTs);
       if (tokens!.estimated) p.tokens_estimated = true;
-      const t = o.completion.timings;
-      if (t && typeof t.prompt_ms === 'number') {
-        // The server's own account against what the client saw (connect time left out).
-        const seen = (item.stream ? o.firstTokenTs : o.lastTokenTs) - startTs - (who.connectMs ?? 0);
-        const own = t.prompt_ms + (item.stream ? 0 : (t.predicted_ms ?? 0));
-        p.server_queue_ms = round3(Math.max(0, seen - own));
-      }
+      const queueMs = serverQueueOf(item, o, startTs, who.connectMs ?? 0);
+      if (queueMs !== undefined) p.server_queue_ms = round3(queueMs);
     } else {
       p.outcome = 'error';
       p.cause = o.cause;
@@ -504,12 +499,13 @@ export class ShardRuntime {
   }
 
   /** Feed the adaptive limit one finished attempt; apply and record a change. */
-  private adapt(outcome: AttemptOutcome, startTs: number, endTs: number): void {
+  private adapt(item: WorkItem, outcome: AttemptOutcome, connectMs: number, startTs: number, endTs: number): void {
     const ok = outcome.outcome === 'ok' ? outcome : undefined;
     const ttftMs = ok ? ok.firstTokenTs - startTs : undefined;
     const tokens = ok ? (ok.completion.usage?.completion_tokens ?? ok.contentChunks) : 0;
     const tpotMs = ok && tokens > 1 ? (ok.lastTokenTs - ok.firstTokenTs) / (tokens - 1) : undefined;
-    const change = this.adaptive!.noteEnd(startTs, ttftMs, outcome.outcome === 'error' ? outcome.cause : undefined, endTs, tpotMs);
+    const serverQueueMs = ok ? serverQueueOf(item, ok, startTs, connectMs) : undefined;
+    const change = this.adaptive!.noteEnd(startTs, ttftMs, outcome.outcome === 'error' ? outcome.cause : undefined, endTs, tpotMs, serverQueueMs);
     if (!change) return;
     this.limit = change.new;
     this.events.write('limit', { old: change.old, new: change.new, reason: change.reason, concurrency: change.new }, endTs);
@@ -542,6 +538,18 @@ export class ShardRuntime {
     if (retry.length) this.send({ t: 'retry', items: retry });
     if (pull && !this.stopping) this.send({ t: 'pull', n: pull, running: this.inFlight, local: this.local.length });
   }
+}
+
+/**
+ * What the server's own timings (llama-server's `timings`) leave unaccounted of what the client saw,
+ * connect time left out: streamed, TTFT less prompt time; not streamed, the answer less prompt and
+ * generation time. Undefined when the server sends no timings.
+ */
+function serverQueueOf(item: WorkItem, o: Extract<AttemptOutcome, { outcome: 'ok' }>, startTs: number, connectMs: number): number | undefined {
+  const t = o.completion.timings;
+  if (!t || typeof t.prompt_ms !== 'number') return undefined;
+  const seen = (item.stream ? o.firstTokenTs : o.lastTokenTs) - startTs - connectMs;
+  return Math.max(0, seen - t.prompt_ms - (item.stream ? 0 : (t.predicted_ms ?? 0)));
 }
 
 interface TokenCounts {
