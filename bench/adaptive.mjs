@@ -3,7 +3,10 @@
 // against a simulator whose capacity knee is at 24 in flight (the `quota` profile without its quotas:
 // 24 batch slots; past 24, requests wait in the server's queue and TTFT climbs).
 //
-//   node bench/adaptive.mjs [--requests 4000] [--rounds 1] [--max-tokens 32]
+//   node bench/adaptive.mjs [--requests 4000] [--rounds 1] [--max-tokens 32] [--slots 24]
+//
+// --slots 12: a knee at 12 instead (the issue "The verdict is true on a real server" asks auto for
+// >= 95% of the TPM of the bound fixed at the knee with TTFT p99 <= 1.5x).
 //
 // Each round runs the three configurations in a rotated order, so drift on a noisy machine spreads
 // over all of them. Reports completion TPM (run average), server TTFT p99 and retry rate per run, and
@@ -20,17 +23,19 @@ const { values } = parseArgs({
     requests: { type: 'string', default: '4000' },
     rounds: { type: 'string', default: '1' },
     'max-tokens': { type: 'string', default: '32' },
+    slots: { type: 'string', default: '24' },
   },
 });
+const knee = Number(values.slots);
 const CONFIGS = [
   { name: 'fixed 16 (default)', concurrency: '16' },
-  { name: 'fixed 24 (the knee)', concurrency: '24' },
+  { name: `fixed ${knee} (the knee)`, concurrency: String(knee) },
   { name: 'auto', concurrency: 'auto' },
 ];
 
 const dir = mkdtempSync(join(tmpdir(), 'sl-bench-adaptive-'));
 const profile = join(dir, 'knee.yaml');
-writeFileSync(profile, 'base: quota\nfaults:\n  rate_limit:\n    tokens_per_min: 0\n    requests_per_min: 0\n');
+writeFileSync(profile, `base: quota\nslots: ${knee}\nfaults:\n  rate_limit:\n    tokens_per_min: 0\n    requests_per_min: 0\n`);
 const input = join(dir, 'input.jsonl');
 const lines = [];
 for (let i = 0; i < Number(values.requests); i++) {
@@ -67,12 +72,13 @@ const summary = CONFIGS.map((c) => {
   const rs = rows.get(c.name);
   return { name: c.name, tpm: median(rs.map((r) => r.tpm)), ttftP99Ms: median(rs.map((r) => r.ttftP99Ms)), retryRate: median(rs.map((r) => r.retryRate)), meanInFlight: median(rs.map((r) => r.meanLimit)) };
 });
-const fixed = summary.filter((s) => s.name !== 'auto');
-const best = fixed.reduce((a, b) => (b.tpm > a.tpm ? b : a));
+// Against the bound fixed at the knee: past it a fixed bound may match its TPM while TTFT p99 soars
+// (fixed 16 on a knee of 12: the same TPM, 11× the p99), so "the best TPM" is the wrong yardstick.
+const best = summary.find((s) => s.name.startsWith(`fixed ${knee} `));
 const auto = summary.find((s) => s.name === 'auto');
 console.log(`| configuration | TPM | TTFT p99 ms | retries | mean in flight |`);
 console.log(`|---|---|---|---|---|`);
 for (const s of summary) console.log(`| ${s.name} | ${Math.round(s.tpm).toLocaleString('en-US')} | ${s.ttftP99Ms.toFixed(0)} | ${(s.retryRate * 100).toFixed(1)}% | ${s.meanInFlight.toFixed(1)} |`);
 const tpmRatio = auto.tpm / best.tpm;
 const p99Ratio = auto.ttftP99Ms / best.ttftP99Ms;
-console.log(`\nauto vs the best fixed bound (${best.name}): TPM ${(tpmRatio * 100).toFixed(1)}% (target ≥ 90%), TTFT p99 ${p99Ratio.toFixed(2)}× (target ≤ 1.2×): ${tpmRatio >= 0.9 && p99Ratio <= 1.2 ? 'met' : 'not met'}`);
+console.log(`\nauto vs the bound fixed at the knee (${best.name}): TPM ${(tpmRatio * 100).toFixed(1)}% (target ≥ 90%), TTFT p99 ${p99Ratio.toFixed(2)}× (target ≤ 1.2×): ${tpmRatio >= 0.9 && p99Ratio <= 1.2 ? 'met' : 'not met'}`);

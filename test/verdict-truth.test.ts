@@ -127,14 +127,14 @@ describe('finding the bound of a server whose knee is at 12', () => {
     expect(result.knee.reasons.map((r) => r.level)).toEqual(levels);
   });
 
-  it('--concurrency auto reaches 95% of the knee-fixed run\'s TPM with server TTFT p99 within 1.5× its, settling within ±25%', { timeout: 180_000 }, async () => {
-    const fixed = await runAt(KNEE_12, 12, { stream: true, max_tokens: 16 }, {}, 2000);
+  it('--concurrency auto settles within ±25% of the knee and advises nothing above it', { timeout: 180_000 }, async () => {
+    // Its throughput and TTFT p99 against a bound fixed at the knee are timing figures: measured
+    // side by side by bench/adaptive.mjs --slots 12 (BENCHMARKS.md), not asserted here.
     const auto = await runAt(KNEE_12, 'auto', { stream: true, max_tokens: 16 }, {}, 2000);
-    expect(auto.tpm.run_average / fixed.tpm.run_average).toBeGreaterThanOrEqual(0.95);
-    expect(auto.ttft_ms.server.p99! / fixed.ttft_ms.server.p99!).toBeLessThanOrEqual(1.5);
     expect(auto.utilization.limit_final).toBeGreaterThanOrEqual(9);
     expect(auto.utilization.limit_final).toBeLessThanOrEqual(15);
     // Its report reads its own timeline: no advice to go above where its controller saw the knee.
     expect(actions(auto)).not.toMatch(/headroom|raise --concurrency/);
+    expect(auto.detail.by_limit.map((l) => l.limit)).toContain(auto.utilization.limit_final);
   });
 });

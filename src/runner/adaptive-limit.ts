@@ -61,7 +61,7 @@ const HOLD_ROUNDS_MAX = 32;
  * - else, when some attempts waited in the server's queue (TTFT far above the floor, see
  *   QUEUED_FLOOR_FACTOR), the limit was past the server's batch size by their share of the round's
  *   answers times the limit: it comes down by that (`ttft_gradient`), and that level becomes the known
- *   knee (a clean round past it moves the knee up) (at or below a known
+ *   knee (a probe past it that holds clean for 4 rounds moves the knee up) (at or below a known
  *   knee it takes two such answers in a round: one is noise);
  * - else, if in-flight reached the limit, it grows: by √limit while the mean is within 1.25 × the
  *   floor, by 1 closer to the bound (`probe`); never past the known knee until it has held there for
@@ -177,9 +177,11 @@ export class AdaptiveLimit {
         next = old * (1 - SMOOTHING) + SMOOTHING * target;
         reason = 'ttft_gradient';
       } else if (used) {
-        // A clean round past the known knee: the probe found room, the knee is here now.
-        if (old > this.kneeLimit) this.kneeLimit = old;
         this.cleanRounds++;
+        // A probe past the known knee that held clean for as long as a knee must before probing:
+        // it found room, the knee is here now. (After one clean round it would be a knee any time
+        // the one request over the server's slots happened to wait briefly.)
+        if (old > this.kneeLimit && this.cleanRounds >= HOLD_ROUNDS_MIN) this.kneeLimit = old;
         const grown = old + (ratio < GROW_FAST_RATIO ? Math.sqrt(old) : 1);
         if (old < this.kneeLimit) next = Math.min(grown, this.kneeLimit);
         else if (this.cleanRounds >= this.holdRounds) {

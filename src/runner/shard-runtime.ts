@@ -2,12 +2,12 @@ import { hostname } from 'node:os';
 import { Pool } from 'undici';
 import { runChatAttempt, type AttemptOutcome, type ChatTarget, type PhaseTimeouts } from '../client/chat-attempt.js';
 import { ConnTracker, type ConnAttribution } from '../client/conn-tracker.js';
-import { EndpointHealth } from '../client/endpoint-health.js';
+import { KeepAliveLearner } from '../client/keepalive-learner.js';
+import { serverQueueMs } from '../client/server-timings.js';
 import { RawPool, type ChatDispatcher } from '../client/raw-pool.js';
 import { trustedCas } from '../client/trusted-cas.js';
 import { createRedactor, headerSecrets } from '../client/redact.js';
 import { decideRetry, RetryBudget, type RetryPolicyOptions } from '../client/retry-policy.js';
-import { estimateCompletionTokens, estimatePromptTokens } from '../client/token-estimate.js';
 import type { Clock } from '../events/clock.js';
 import { EventWriter } from '../events/event-writer.js';
 import type { EventPayloads } from '../events/event-types.js';
@@ -20,6 +20,8 @@ import { errorResultLine, successResultLine } from './result-line.js';
 import type { Postprocessor } from './postprocessor.js';
 import { quotaFromHeaders, type QuotaObservation } from './rate-budget.js';
 import { AdaptiveLimit } from './adaptive-limit.js';
+import { attemptEndPayload, countTokens, type TokenCounts } from './attempt-record.js';
+import { ProbeGate } from './probe-gate.js';
 
 /**
  * One shard: executes attempts with at most `concurrency` in flight over its own keep-alive pool,
@@ -59,18 +61,10 @@ export class ShardRuntime {
   private flushScheduled = false;
   /** Error text is written to events and results: credentials a server echoes back are removed. */
   private readonly redact: (text: string) => string;
-  /** The endpoint-down breaker: while it is open only probes go out (see EndpointHealth). */
-  private readonly health: EndpointHealth;
-  private probeTimer: NodeJS.Timeout | undefined;
-  /** The breaker is open and the next probe may start. */
-  private probeDue = false;
-  /** The id of the attempt in flight as a probe, if any. */
-  private probeId: string | undefined;
-  /** The host closes connections after streamed answers without saying so: stop reusing them. */
-  private noReuseAfterStream = false;
-  private staleAfterStream = 0;
-  private staleCount = 0;
+  /** The endpoint-down pause: while the endpoint is down only probes go out. */
+  private readonly gate: ProbeGate;
   private pausedCount = 0;
+  private readonly keepAlive = new KeepAliveLearner();
   /** `target` with Connection: close, for requests that must not leave a connection to reuse. */
   private readonly closeTarget: ChatTarget;
   /** Where a re-send after a stale connection goes: always a connection opened for it. */
@@ -111,7 +105,7 @@ export class ShardRuntime {
         : this.undiciPool();
     this.target = { origin: config.origin, path: config.path, headers: config.headers, keepAlive: config.keepAlive };
     this.closeTarget = { ...this.target, keepAlive: false };
-    this.health = new EndpointHealth(config.endpointDownMaxMs);
+    this.gate = new ProbeGate(config.endpointDownMaxMs, () => this.startMore());
     this.timeouts = { ttftMs: config.timeoutTtftMs, idleMs: config.timeoutIdleMs, totalMs: config.timeoutTotalMs };
     this.retry = {
       maxAttempts: config.maxAttempts,
@@ -161,13 +155,7 @@ export class ShardRuntime {
 
   /** Start prefetched work while slots are free; while the endpoint is down, only a due probe. */
   private startMore(): void {
-    while (this.local.length > 0 && this.inFlight < this.limit && !this.stopping) {
-      if (this.health.down) {
-        if (!this.probeDue || this.probeId !== undefined) return;
-        this.probeDue = false;
-        this.health.probes++;
-        this.probeId = this.local[0]!.id;
-      }
+    while (this.local.length > 0 && this.inFlight < this.limit && !this.stopping && this.gate.admit(this.local[0]!.id)) {
       void this.execute(this.local.shift()!);
     }
   }
@@ -204,7 +192,7 @@ export class ShardRuntime {
   private async finishStop(): Promise<void> {
     // Prefetched work never started: hand it back so it is not counted as in flight.
     this.release(this.local.splice(0));
-    clearTimeout(this.probeTimer);
+    this.gate.stop();
     while (this.stopping === 'drain' && (this.inFlight > 0 || this.postPending > 0)) await new Promise((r) => setTimeout(r, 5));
     // Attempts that failed into a pause while draining: unfinished, back to the coordinator.
     this.release(this.local.splice(0));
@@ -232,21 +220,21 @@ export class ShardRuntime {
     this.events.write('attempt_start', { id, attempt }, startTs);
     this.retry.budget.recordAttempt(startTs);
     const who: ConnAttribution = { id, attempt, stream: item.stream };
-    let outcome = await this.send1(item, who, false);
+    let outcome = await this.sendOnce(item, who, false);
     // A reused keep-alive connection the server had closed: nothing reached it, so the request
     // goes again at once on a fresh connection, as the same attempt (once: a server that resets
     // fresh connections too ends in a real failure).
     if (outcome.outcome === 'error' && outcome.status === undefined && outcome.cause === 'conn_reset' && who.reused && !this.stopping) {
       this.noteStale(item, who, outcome.message);
-      outcome = await this.send1(item, who, true);
+      outcome = await this.sendOnce(item, who, true);
     }
     // The slot is held until attempt_end is written, so the log never shows more than
     // `concurrency` attempts open on this shard.
-    const tokens = outcome.outcome === 'ok' ? await this.countTokens(item, outcome) : undefined;
+    const tokens = outcome.outcome === 'ok' ? await countTokens(item, outcome) : undefined;
     const endTs = this.clock();
     this.writeAttemptEnd(item, outcome, tokens, who, startTs, endTs);
     this.inFlight--;
-    if (this.probeId === id) this.probeId = undefined;
+    this.gate.ended(id);
     if (this.stopping === 'abandon') return;
     if (outcome.outcome === 'error' && this.pause(item, outcome, endTs)) return;
     if (this.adaptive) this.adapt(item, outcome, who.connectMs ?? 0, startTs, endTs);
@@ -262,16 +250,16 @@ export class ShardRuntime {
   }
 
   /** One try of an attempt: on the pool, or (`fresh`) on a connection opened for it. */
-  private send1(item: WorkItem, who: ConnAttribution, fresh: boolean): Promise<AttemptOutcome> {
+  private sendOnce(item: WorkItem, who: ConnAttribution, fresh: boolean): Promise<AttemptOutcome> {
     const { id, attempt } = item;
     who.reused = undefined;
     who.afterStream = undefined;
-    const target = fresh || (item.stream && this.noReuseAfterStream) ? this.closeTarget : this.target;
+    const target = fresh || (item.stream && this.keepAlive.noReuseAfterStream) ? this.closeTarget : this.target;
     return runChatAttempt(fresh ? this.fresh() : this.pool, target, item.body, item.stream, this.timeouts, this.clock, {
       onRequestStart: () => this.tracker.mark(who),
       onHeaders: (status, ts, headers) => {
         this.events.write('response_headers', { id, attempt, status }, ts);
-        if (this.health.noteStatus(status)) this.endpointUp(false);
+        if (this.gate.noteStatus(status)) this.endpointUp(false);
         if (this.config.reportQuota) this.noteQuota(headers, ts);
       },
       onFirstToken: (ts) => this.events.write('first_token', { id, attempt }, ts),
@@ -293,10 +281,7 @@ export class ShardRuntime {
     const p: EventPayloads['stale_connection'] = { id: item.id, attempt: item.attempt, error: this.redact(message).slice(0, 200) };
     if (who.afterStream) p.after_stream = true;
     this.events.write('stale_connection', p);
-    this.staleCount++;
-    if (!who.afterStream || this.noReuseAfterStream || ++this.staleAfterStream < 2) return;
-    this.noReuseAfterStream = true;
-    this.events.write('keepalive_off', { after: 'stream', stale: this.staleAfterStream });
+    if (this.keepAlive.noteStale(who.afterStream === true)) this.events.write('keepalive_off', { after: 'stream', stale: this.keepAlive.staleAfterStreams });
   }
 
   /**
@@ -304,7 +289,7 @@ export class ShardRuntime {
    * the endpoint here (its attempt used up nothing) instead of taking the retry policy's course.
    */
   private pause(item: WorkItem, o: Extract<AttemptOutcome, { outcome: 'error' }>, ts: number): boolean {
-    const verdict = this.health.noteFailure(o.cause, o.status, ts);
+    const verdict = this.gate.noteFailure(o.cause, o.status, ts);
     if (verdict === 'gave_up') this.endpointUp(true);
     if (verdict !== 'opened' && verdict !== 'held') return false;
     if (verdict === 'opened') {
@@ -312,8 +297,7 @@ export class ShardRuntime {
       if (o.status !== undefined) p.status = o.status;
       this.events.write('endpoint_down', p, ts);
       this.send({ t: 'health', down: true, sinceTs: ts });
-      this.scheduleProbe();
-    } else if (this.probeId === undefined && !this.probeDue && this.probeTimer === undefined) this.scheduleProbe();
+    }
     this.events.write('paused', { id: item.id, attempt: item.attempt, cause: o.cause }, ts);
     this.pausedCount++;
     // The next attempt is a new one in the log, but it is not charged: the item stays assigned
@@ -325,61 +309,16 @@ export class ShardRuntime {
     return true;
   }
 
-  private scheduleProbe(): void {
-    clearTimeout(this.probeTimer);
-    this.probeTimer = setTimeout(() => {
-      this.probeTimer = undefined;
-      this.probeDue = true;
-      this.startMore();
-    }, this.health.nextProbeDelayMs());
-  }
-
   /** The endpoint answered again (or the pause gave up): dispatch resumes at full rate. */
   private endpointUp(gaveUp: boolean): void {
-    clearTimeout(this.probeTimer);
-    this.probeTimer = undefined;
-    this.probeDue = false;
-    this.events.write('endpoint_up', gaveUp ? { probes: this.health.probes, gave_up: true } : { probes: this.health.probes });
+    const probes = this.gate.health.probes;
+    this.events.write('endpoint_up', gaveUp ? { probes, gave_up: true } : { probes });
     this.send({ t: 'health', down: false, sinceTs: this.clock() });
     if (!this.stopping) setImmediate(() => this.startMore());
   }
 
-  /** Completion and prompt tokens from `usage`, or from a real tokenizer when the server sent none. */
-  private async countTokens(item: WorkItem, o: Extract<AttemptOutcome, { outcome: 'ok' }>): Promise<TokenCounts> {
-    const usage = o.completion.usage;
-    if (usage?.completion_tokens !== undefined && usage.prompt_tokens !== undefined) {
-      return { completion: usage.completion_tokens, prompt: usage.prompt_tokens, estimated: false };
-    }
-    return {
-      completion: usage?.completion_tokens ?? (await estimateCompletionTokens(o.completion)),
-      prompt: usage?.prompt_tokens ?? (await estimatePromptTokens(item.body)),
-      estimated: true,
-    };
-  }
-
   private writeAttemptEnd(item: WorkItem, o: AttemptOutcome, tokens: TokenCounts | undefined, who: ConnAttribution, startTs: number, ts: number): void {
-    // Built by assignment, not spreads: conditional spreads made a dictionary-mode object, ~4 µs
-    // more per event to build and stringify, a visible share of a shard's per-request CPU.
-    // `outcome` is set below; it comes after connect_ms in the line, as before.
-    const p = { id: item.id, attempt: item.attempt } as EventPayloads['attempt_end'];
-    if (who.connectMs !== undefined) p.connect_ms = round3(who.connectMs);
-    if (o.outcome === 'ok') {
-      p.outcome = 'ok';
-      p.status = o.status;
-      p.completion_tokens = tokens!.completion;
-      p.prompt_tokens = tokens!.prompt;
-      p.last_token_ts = round3(o.lastTokenTs);
-      if (tokens!.estimated) p.tokens_estimated = true;
-      const queueMs = serverQueueOf(item, o, startTs, who.connectMs ?? 0);
-      if (queueMs !== undefined) p.server_queue_ms = round3(queueMs);
-    } else {
-      p.outcome = 'error';
-      p.cause = o.cause;
-      p.error = this.redact(o.message).slice(0, 300);
-      if (o.status !== undefined) p.status = o.status;
-      if (o.retryAfterMs !== undefined) p.retry_after_ms = o.retryAfterMs;
-    }
-    this.events.write('attempt_end', p, ts);
+    this.events.write('attempt_end', attemptEndPayload(item, o, tokens, who.connectMs, startTs, this.redact), ts);
   }
 
   private async succeed(item: WorkItem, o: Extract<AttemptOutcome, { outcome: 'ok' }>, tokens: TokenCounts, startTs: number, endTs: number): Promise<void> {
@@ -488,7 +427,7 @@ export class ShardRuntime {
     };
     if (load.cpuWait !== null) p.cpu_wait = round3(load.cpuWait);
     this.events.write('gauge', p);
-    this.send({ t: 'beat', inFlight: this.inFlight, limit: this.limit, loopLagMs: lagMs, connsOpen: this.tracker.open, connsOpened: this.tracker.opened, stale: this.staleCount, paused: this.pausedCount, loopBusy: load.loopBusy, cpuWait: load.cpuWait });
+    this.send({ t: 'beat', inFlight: this.inFlight, limit: this.limit, loopLagMs: lagMs, connsOpen: this.tracker.open, connsOpened: this.tracker.opened, stale: this.keepAlive.stale, paused: this.pausedCount, loopBusy: load.loopBusy, cpuWait: load.cpuWait });
   }
 
   // Batch IPC: at most one message of each kind per turn of the event loop.
@@ -504,8 +443,8 @@ export class ShardRuntime {
     const ttftMs = ok ? ok.firstTokenTs - startTs : undefined;
     const tokens = ok ? (ok.completion.usage?.completion_tokens ?? ok.contentChunks) : 0;
     const tpotMs = ok && tokens > 1 ? (ok.lastTokenTs - ok.firstTokenTs) / (tokens - 1) : undefined;
-    const serverQueueMs = ok ? serverQueueOf(item, ok, startTs, connectMs) : undefined;
-    const change = this.adaptive!.noteEnd(startTs, ttftMs, outcome.outcome === 'error' ? outcome.cause : undefined, endTs, tpotMs, serverQueueMs);
+    const queueMs = ok ? serverQueueMs(ok.completion, item.stream, { startTs, firstTokenTs: ok.firstTokenTs, lastTokenTs: ok.lastTokenTs, connectMs }) : undefined;
+    const change = this.adaptive!.noteEnd(startTs, ttftMs, outcome.outcome === 'error' ? outcome.cause : undefined, endTs, tpotMs, queueMs);
     if (!change) return;
     this.limit = change.new;
     this.events.write('limit', { old: change.old, new: change.new, reason: change.reason, concurrency: change.new }, endTs);
@@ -540,21 +479,4 @@ export class ShardRuntime {
   }
 }
 
-/**
- * What the server's own timings (llama-server's `timings`) leave unaccounted of what the client saw,
- * connect time left out: streamed, TTFT less prompt time; not streamed, the answer less prompt and
- * generation time. Undefined when the server sends no timings.
- */
-function serverQueueOf(item: WorkItem, o: Extract<AttemptOutcome, { outcome: 'ok' }>, startTs: number, connectMs: number): number | undefined {
-  const t = o.completion.timings;
-  if (!t || typeof t.prompt_ms !== 'number') return undefined;
-  const seen = (item.stream ? o.firstTokenTs : o.lastTokenTs) - startTs - connectMs;
-  return Math.max(0, seen - t.prompt_ms - (item.stream ? 0 : (t.predicted_ms ?? 0)));
-}
-
-interface TokenCounts {
-  completion: number;
-  prompt: number;
-  estimated: boolean;
-}
 
