@@ -13,7 +13,10 @@ export default defineConfig({
     // The distributed tests run a dozen processes at once; beside the demo's or the wedge test's
     // timing they made those fail on a loaded CI machine. A later group keeps them apart.
     projects: [
-      { extends: true, test: { name: 'main', include: ['test/**/*.test.ts'], exclude: HEAVY, sequence: { groupOrder: 0 } } },
+      {
+        extends: true,
+        test: { name: 'main', include: ['test/**/*.test.ts'], exclude: HEAVY, sequence: { groupOrder: 0 } },
+      },
       { extends: true, test: { name: 'processes', include: HEAVY, sequence: { groupOrder: 1 } } },
     ],
   },

@@ -35,14 +35,25 @@ const CONFIGS = [
 
 const dir = mkdtempSync(join(tmpdir(), 'sl-bench-adaptive-'));
 const profile = join(dir, 'knee.yaml');
-writeFileSync(profile, `base: quota\nslots: ${knee}\nfaults:\n  rate_limit:\n    tokens_per_min: 0\n    requests_per_min: 0\n`);
+writeFileSync(
+  profile,
+  `base: quota\nslots: ${knee}\nfaults:\n  rate_limit:\n    tokens_per_min: 0\n    requests_per_min: 0\n`,
+);
 const input = join(dir, 'input.jsonl');
 const lines = [];
 for (let i = 0; i < Number(values.requests); i++) {
-  lines.push(JSON.stringify({ custom_id: `r${i}`, body: { model: 'm', messages: [{ role: 'user', content: `question ${i}` }], max_tokens: Number(values['max-tokens']) } }));
+  lines.push(
+    JSON.stringify({
+      custom_id: `r${i}`,
+      body: {
+        model: 'm',
+        messages: [{ role: 'user', content: `question ${i}` }],
+        max_tokens: Number(values['max-tokens']),
+      },
+    }),
+  );
 }
 writeFileSync(input, `${lines.join('\n')}\n`);
-
 
 const sim = await startSimProcess(profile);
 const rows = new Map(CONFIGS.map((c) => [c.name, []]));
@@ -51,11 +62,29 @@ try {
     for (let k = 0; k < CONFIGS.length; k++) {
       const c = CONFIGS[(k + round) % CONFIGS.length];
       const out = join(dir, `r${round}-${c.concurrency}`);
-      await runShardline(['run', input, '--endpoint', `${sim.url}/v1`, '--out', out, '--concurrency', c.concurrency, '--progress', 'off']);
+      await runShardline([
+        'run',
+        input,
+        '--endpoint',
+        `${sim.url}/v1`,
+        '--out',
+        out,
+        '--concurrency',
+        c.concurrency,
+        '--progress',
+        'off',
+      ]);
       const r = JSON.parse(await runShardline(['report', out, '--json']));
-      const row = { tpm: r.tpm.run_average, ttftP99Ms: r.ttft_ms.server.p99, retryRate: r.retries.rate ?? 0, meanLimit: r.utilization.mean_in_flight };
+      const row = {
+        tpm: r.tpm.run_average,
+        ttftP99Ms: r.ttft_ms.server.p99,
+        retryRate: r.retries.rate ?? 0,
+        meanLimit: r.utilization.mean_in_flight,
+      };
       rows.get(c.name).push(row);
-      console.error(`round ${round + 1} ${c.name}: ${Math.round(row.tpm)} tok/min, TTFT p99 ${row.ttftP99Ms.toFixed(0)} ms, retries ${(row.retryRate * 100).toFixed(1)}%, mean in flight ${row.meanLimit.toFixed(1)}`);
+      console.error(
+        `round ${round + 1} ${c.name}: ${Math.round(row.tpm)} tok/min, TTFT p99 ${row.ttftP99Ms.toFixed(0)} ms, retries ${(row.retryRate * 100).toFixed(1)}%, mean in flight ${row.meanLimit.toFixed(1)}`,
+      );
     }
   }
 } finally {
@@ -70,7 +99,13 @@ const median = (xs) => {
 };
 const summary = CONFIGS.map((c) => {
   const rs = rows.get(c.name);
-  return { name: c.name, tpm: median(rs.map((r) => r.tpm)), ttftP99Ms: median(rs.map((r) => r.ttftP99Ms)), retryRate: median(rs.map((r) => r.retryRate)), meanInFlight: median(rs.map((r) => r.meanLimit)) };
+  return {
+    name: c.name,
+    tpm: median(rs.map((r) => r.tpm)),
+    ttftP99Ms: median(rs.map((r) => r.ttftP99Ms)),
+    retryRate: median(rs.map((r) => r.retryRate)),
+    meanInFlight: median(rs.map((r) => r.meanLimit)),
+  };
 });
 // Against the bound fixed at the knee: past it a fixed bound may match its TPM while TTFT p99 soars
 // (fixed 16 on a knee of 12: the same TPM, 11× the p99), so "the best TPM" is the wrong yardstick.
@@ -78,7 +113,12 @@ const best = summary.find((s) => s.name.startsWith(`fixed ${knee} `));
 const auto = summary.find((s) => s.name === 'auto');
 console.log(`| configuration | TPM | TTFT p99 ms | retries | mean in flight |`);
 console.log(`|---|---|---|---|---|`);
-for (const s of summary) console.log(`| ${s.name} | ${Math.round(s.tpm).toLocaleString('en-US')} | ${s.ttftP99Ms.toFixed(0)} | ${(s.retryRate * 100).toFixed(1)}% | ${s.meanInFlight.toFixed(1)} |`);
+for (const s of summary)
+  console.log(
+    `| ${s.name} | ${Math.round(s.tpm).toLocaleString('en-US')} | ${s.ttftP99Ms.toFixed(0)} | ${(s.retryRate * 100).toFixed(1)}% | ${s.meanInFlight.toFixed(1)} |`,
+  );
 const tpmRatio = auto.tpm / best.tpm;
 const p99Ratio = auto.ttftP99Ms / best.ttftP99Ms;
-console.log(`\nauto vs the bound fixed at the knee (${best.name}): TPM ${(tpmRatio * 100).toFixed(1)}% (target ≥ 90%), TTFT p99 ${p99Ratio.toFixed(2)}× (target ≤ 1.2×): ${tpmRatio >= 0.9 && p99Ratio <= 1.2 ? 'met' : 'not met'}`);
+console.log(
+  `\nauto vs the bound fixed at the knee (${best.name}): TPM ${(tpmRatio * 100).toFixed(1)}% (target ≥ 90%), TTFT p99 ${p99Ratio.toFixed(2)}× (target ≤ 1.2×): ${tpmRatio >= 0.9 && p99Ratio <= 1.2 ? 'met' : 'not met'}`,
+);

@@ -38,7 +38,10 @@ if (values.child) {
     const { createInterface } = await import('node:readline');
     events = 0;
     for (const f of readdirSync(join(values.child, 'events'))) {
-      for await (const line of createInterface({ input: createReadStream(join(values.child, 'events', f)), crlfDelay: Infinity })) {
+      for await (const line of createInterface({
+        input: createReadStream(join(values.child, 'events', f)),
+        crlfDelay: Infinity,
+      })) {
         if (line && JSON.parse(line).ts > 0) events++;
       }
     }
@@ -50,7 +53,8 @@ if (values.child) {
     sampledAt = performance.now();
     const { readdirSync, readFileSync } = await import('node:fs');
     events = 0;
-    for (const f of readdirSync(join(values.child, 'events'))) events += readFileSync(join(values.child, 'events', f), 'latin1').split('\n').length - 1;
+    for (const f of readdirSync(join(values.child, 'events')))
+      events += readFileSync(join(values.child, 'events', f), 'latin1').split('\n').length - 1;
   } else {
     const { analyze } = await import('../dist/index.js');
     const report = await analyze([values.child], { parallel: values.mode === 'shipped' ? 'auto' : false });
@@ -67,13 +71,23 @@ async function generate(dir, targetEvents, shards) {
   mkdirSync(join(dir, 'events'), { recursive: true });
   const run = 'bench';
   const coord = createWriteStream(join(dir, 'events', 'coordinator.jsonl'));
-  const files = Array.from({ length: shards }, (_, i) => createWriteStream(join(dir, 'events', `shard-${String(i).padStart(3, '0')}.jsonl`)));
-  const write = (stream, line) => (stream.write(line) ? Promise.resolve() : new Promise((r) => stream.once('drain', r)));
+  const files = Array.from({ length: shards }, (_, i) =>
+    createWriteStream(join(dir, 'events', `shard-${String(i).padStart(3, '0')}.jsonl`)),
+  );
+  const write = (stream, line) =>
+    stream.write(line) ? Promise.resolve() : new Promise((r) => stream.once('drain', r));
   let events = 0;
   let t = Date.UTC(2026, 10, 27, 12, 0, 0);
   const perShardClock = Array.from({ length: shards }, () => t);
-  await write(coord, `{"v":1,"ts":${t},"run":"${run}","shard":-1,"type":"run_start","config":{},"resumed":false,"pid":1}\n`);
-  for (let s = 0; s < shards; s++) await write(files[s], `{"v":1,"ts":${t + 1},"run":"${run}","shard":${s},"type":"shard_start","pid":${100 + s},"concurrency":64}\n`);
+  await write(
+    coord,
+    `{"v":1,"ts":${t},"run":"${run}","shard":-1,"type":"run_start","config":{},"resumed":false,"pid":1}\n`,
+  );
+  for (let s = 0; s < shards; s++)
+    await write(
+      files[s],
+      `{"v":1,"ts":${t + 1},"run":"${run}","shard":${s},"type":"shard_start","pid":${100 + s},"concurrency":64}\n`,
+    );
   events += 1 + shards;
   let id = 0;
   // Closed loop, as the runner reads: a request is read (enqueued) only once the one READ_AHEAD
@@ -159,7 +173,13 @@ try {
     const events = await generate(dir, n, Number(values.shards));
     await sortFiles(dir);
     const measured = modes.map(([mode, label]) => {
-      const out = JSON.parse(execFileSync(process.execPath, ['--max-old-space-size=8192', new URL(import.meta.url).pathname, '--child', dir, '--mode', mode], { encoding: 'utf8' }));
+      const out = JSON.parse(
+        execFileSync(
+          process.execPath,
+          ['--max-old-space-size=8192', new URL(import.meta.url).pathname, '--child', dir, '--mode', mode],
+          { encoding: 'utf8' },
+        ),
+      );
       return { label, ...out, rate: out.events / out.seconds };
     });
     const requests = measured[0].requests;

@@ -22,14 +22,21 @@ const n = Number(values.requests);
 const rounds = Number(values.rounds);
 const work = mkdtempSync(join(tmpdir(), 'sl-dispatch-'));
 const input = join(work, 'in.jsonl');
-writeFileSync(input, `${Array.from({ length: n }, (_, i) => JSON.stringify({ custom_id: `r${i}`, body: { messages: [{ role: 'user', content: `q ${i}` }], max_tokens: 20 } })).join('\n')}\n`);
+writeFileSync(
+  input,
+  `${Array.from({ length: n }, (_, i) => JSON.stringify({ custom_id: `r${i}`, body: { messages: [{ role: 'user', content: `q ${i}` }], max_tokens: 20 } })).join('\n')}\n`,
+);
 
 const scenarios = [
   // No server latency: requests last a few ms, so an IPC round trip is a large share of each.
   { name: 'fast profile, 20-token answers, concurrency 8', profile: 'fast', concurrency: 8 },
   { name: 'fast profile, 20-token answers, concurrency 64', profile: 'fast', concurrency: 64 },
   // A server that takes ~25 ms per answer and has room for every slot.
-  { name: '5 ms decode steps (4 tokens each), 20-token answers, concurrency 64', profile: 'base: fast\nname: steps\ntokens_per_step: 4\nstep_ms_base: 5\nstep_ms_per_seq: 0\nprefill_ms_base: 0\n', concurrency: 64 },
+  {
+    name: '5 ms decode steps (4 tokens each), 20-token answers, concurrency 64',
+    profile: 'base: fast\nname: steps\ntokens_per_step: 4\nstep_ms_base: 5\nstep_ms_per_seq: 0\nprefill_ms_base: 0\n',
+    concurrency: 64,
+  },
 ];
 const variants = [
   ['none (pure pull)', () => 0],
@@ -38,7 +45,9 @@ const variants = [
 ];
 
 const fmt = (x, d = 0) => x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
-console.log(`shardline dispatch bench — node ${process.version}, ${new Date().toISOString()}, ${n} requests per run, ${rounds} rounds, 1 shard`);
+console.log(
+  `shardline dispatch bench — node ${process.version}, ${new Date().toISOString()}, ${n} requests per run, ${rounds} rounds, 1 shard`,
+);
 for (const sc of scenarios) {
   let profile = sc.profile;
   if (profile.includes('\n')) {
@@ -49,14 +58,27 @@ for (const sc of scenarios) {
   console.log(`\n## ${sc.name}`);
   const rows = new Map(variants.map(([name]) => [name, []]));
   try {
-    await run({ input, endpoint: `${sim.url}/v1`, out: join(work, `warm-${Math.random()}`), concurrency: sc.concurrency, progress: 'off' });
+    await run({
+      input,
+      endpoint: `${sim.url}/v1`,
+      out: join(work, `warm-${Math.random()}`),
+      concurrency: sc.concurrency,
+      progress: 'off',
+    });
     // Variants alternate within each round, so drift in the machine hits them alike.
     for (let r = 0; r < rounds; r++) {
       for (const [name, prefetchOf] of variants) {
         const out = join(work, `out-${Math.random().toString(36).slice(2)}`);
         const prefetch = prefetchOf(sc.concurrency);
         const t0 = performance.now();
-        const s = await run({ input, endpoint: `${sim.url}/v1`, out, concurrency: sc.concurrency, progress: 'off', ...(prefetch !== undefined ? { prefetch } : {}) });
+        const s = await run({
+          input,
+          endpoint: `${sim.url}/v1`,
+          out,
+          concurrency: sc.concurrency,
+          progress: 'off',
+          ...(prefetch !== undefined ? { prefetch } : {}),
+        });
         const wallS = (performance.now() - t0) / 1000;
         if (s.requests.succeeded !== n) throw new Error(`${name}: ${s.requests.succeeded}/${n} succeeded`);
         const u = (await analyze([out])).utilization;

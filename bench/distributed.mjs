@@ -42,7 +42,13 @@ function roleOf(pid) {
   let role = roles.get(pid);
   if (!role) {
     const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    role = cmd.includes('worker') ? 'worker' : cmd.some((a) => a.endsWith('shard-main.js')) ? 'shard' : cmd.includes('run') ? 'coordinator' : undefined;
+    role = cmd.includes('worker')
+      ? 'worker'
+      : cmd.some((a) => a.endsWith('shard-main.js'))
+        ? 'shard'
+        : cmd.includes('run')
+          ? 'coordinator'
+          : undefined;
     // Not known yet (a fork before its exec): ask again next time.
     if (role) roles.set(pid, role);
   }
@@ -93,8 +99,14 @@ function measuredRun(args, out, n) {
       const total = statSync(resultsPath).size;
       const a = marks.find((m) => m.bytes >= 0.2 * total);
       const b = marks.find((m) => m.bytes >= 0.8 * total);
-      const steadyUs = a && b && b.bytes > a.bytes ? ((b.cpuMs - a.cpuMs) * 1000) / (((b.bytes - a.bytes) / total) * n) : NaN;
-      resolve({ s: (performance.now() - t0) / 1000, cpuMs: [...last.values()].reduce((a, b) => a + b.ms, 0), steadyUs, byRole });
+      const steadyUs =
+        a && b && b.bytes > a.bytes ? ((b.cpuMs - a.cpuMs) * 1000) / (((b.bytes - a.bytes) / total) * n) : NaN;
+      resolve({
+        s: (performance.now() - t0) / 1000,
+        cpuMs: [...last.values()].reduce((a, b) => a + b.ms, 0),
+        steadyUs,
+        byRole,
+      });
     });
   });
 }
@@ -109,21 +121,30 @@ function freePort() {
   });
 }
 
-
 const dir = mkdtempSync(join(tmpdir(), 'sl-bench-dist-'));
 const port = await freePort();
 if (spawnSync('redis-server', ['--version']).error) {
   console.error('bench/distributed.mjs needs redis-server on PATH (Debian: apt-get install redis-server)');
   process.exit(2);
 }
-const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+const redis = spawn(
+  'redis-server',
+  ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no'],
+  { stdio: 'ignore' },
+);
 await new Promise((r) => setTimeout(r, 500));
 const redisUrl = `redis://127.0.0.1:${port}`;
 const sim = await startSimProcess('fast');
 const n = Number(values.requests);
 const input = join(dir, 'in.jsonl');
 const lines = [];
-for (let i = 0; i < n; i++) lines.push(JSON.stringify({ custom_id: `r${i}`, body: { model: 'sim', messages: [{ role: 'user', content: `q ${i}` }], max_tokens: 8, stream: false } }));
+for (let i = 0; i < n; i++)
+  lines.push(
+    JSON.stringify({
+      custom_id: `r${i}`,
+      body: { model: 'sim', messages: [{ role: 'user', content: `q ${i}` }], max_tokens: 8, stream: false },
+    }),
+  );
 writeFileSync(input, `${lines.join('\n')}\n`);
 
 const { Redis } = await import('ioredis');
@@ -149,8 +170,31 @@ try {
       const c = configs[ci];
       const out = join(dir, `out-${round}-${ci}`);
       const r0 = await redisCpuMs();
-      const { s, cpuMs, steadyUs, byRole } = await measuredRun(['run', input, '--endpoint', `${sim.url}/v1`, '--out', out, '--concurrency', values.concurrency, '--progress', 'off', ...c.args], out, n);
-      samples[ci][round] = { s, cpuUsPerReq: (cpuMs * 1000) / n, marginalUs: steadyUs, fixedS: (cpuMs - (steadyUs * n) / 1000) / 1000, redisUsPerReq: (((await redisCpuMs()) - r0) * 1000) / n, byRole };
+      const { s, cpuMs, steadyUs, byRole } = await measuredRun(
+        [
+          'run',
+          input,
+          '--endpoint',
+          `${sim.url}/v1`,
+          '--out',
+          out,
+          '--concurrency',
+          values.concurrency,
+          '--progress',
+          'off',
+          ...c.args,
+        ],
+        out,
+        n,
+      );
+      samples[ci][round] = {
+        s,
+        cpuUsPerReq: (cpuMs * 1000) / n,
+        marginalUs: steadyUs,
+        fixedS: (cpuMs - (steadyUs * n) / 1000) / 1000,
+        redisUsPerReq: (((await redisCpuMs()) - r0) * 1000) / n,
+        byRole,
+      };
       rmSync(out, { recursive: true, force: true });
     }
   }
@@ -172,10 +216,18 @@ async function measureDrain() {
   const runId = 'drain-bench';
   const total = Number(values.drain);
   // A result line as a `fast`-profile run writes it (8-token answer).
-  const line = '{"id":"batch_req_x","custom_id":"ID","response":{"status_code":200,"request_id":"c","body":{"choices":[{"index":0,"message":{"role":"assistant","content":" the of and to in is that for"},"finish_reason":"length"}],"usage":{"prompt_tokens":8,"completion_tokens":8,"total_tokens":16}}},"error":null}';
+  const line =
+    '{"id":"batch_req_x","custom_id":"ID","response":{"status_code":200,"request_id":"c","body":{"choices":[{"index":0,"message":{"role":"assistant","content":" the of and to in is that for"},"finish_reason":"length"}],"usage":{"prompt_tokens":8,"completion_tokens":8,"total_tokens":16}}},"error":null}';
   const facts = { outcome: 'succeeded', attempts: 1, promptTokens: 8, completionTokens: 8, ttftMs: 2.5 };
   for (let i = 0; i < total; i += 1000) {
-    await channel.sendResults(runId, Array.from({ length: Math.min(1000, total - i) }, (_, k) => ({ id: `r${i + k}`, line: line.replace('ID', `r${i + k}`), facts })));
+    await channel.sendResults(
+      runId,
+      Array.from({ length: Math.min(1000, total - i) }, (_, k) => ({
+        id: `r${i + k}`,
+        line: line.replace('ID', `r${i + k}`),
+        facts,
+      })),
+    );
   }
   const sink = new DirResultSink(join(dir, 'drain'));
   const seen = new IdInterner(1 << 16);
@@ -202,16 +254,22 @@ async function measureDrain() {
 }
 
 const fmt = (x, d = 0) => x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
-console.log(`shardline distributed bench — node ${process.version}, ${new Date().toISOString()}, ${fmt(n)} requests a run, fast profile, 8-token answers, concurrency ${values.concurrency} per shard, chunks of 256`);
+console.log(
+  `shardline distributed bench — node ${process.version}, ${new Date().toISOString()}, ${fmt(n)} requests a run, fast profile, 8-token answers, concurrency ${values.concurrency} per shard, chunks of 256`,
+);
 const median = (xs) => {
   const a = [...xs].sort((x, y) => x - y);
   return a.length % 2 ? a[(a.length - 1) / 2] : (a[a.length / 2 - 1] + a[a.length / 2]) / 2;
 };
-console.log(`medians of ${rounds} round(s); client CPU by process kind in brackets; per request = steady state (the CPU spent while results 20–80% were written, per result); the rest of a run's CPU is its start and end`);
+console.log(
+  `medians of ${rounds} round(s); client CPU by process kind in brackets; per request = steady state (the CPU spent while results 20–80% were written, per result); the rest of a run's CPU is its start and end`,
+);
 configs.forEach((c, ci) => {
   const runs = samples[ci];
   const roles = [...new Set(runs.flatMap((r) => Object.keys(r.byRole)))];
-  const parts = roles.map((role) => `${role} ${fmt(median(runs.map((r) => ((r.byRole[role] ?? 0) * 1000) / n)))}`).join(', ');
+  const parts = roles
+    .map((role) => `${role} ${fmt(median(runs.map((r) => ((r.byRole[role] ?? 0) * 1000) / n)))}`)
+    .join(', ');
   console.log(
     `${c.name.padEnd(26)} ${fmt(median(runs.map((r) => n / r.s))).padStart(7)} req/s   client CPU ${fmt(median(runs.map((r) => r.cpuUsPerReq))).padStart(5)} µs/req all in (${parts}); ` +
       `${fmt(median(runs.map((r) => r.marginalUs))).padStart(5)} µs per request steady + ${fmt(median(runs.map((r) => r.fixedS)), 2)} s start and end   Redis CPU ${fmt(median(runs.map((r) => r.redisUsPerReq))).padStart(4)} µs/req`,
@@ -221,6 +279,10 @@ const pct = (xs) => xs.map((x) => `${fmt(x * 100, 1)}%`).join(', ');
 const allIn = samples[1].map((r, i) => r.cpuUsPerReq / samples[0][i].cpuUsPerReq - 1);
 const perRequest = samples[1].map((r, i) => r.marginalUs / samples[0][i].marginalUs - 1);
 const extra = median(perRequest);
-console.log(`Redis adds ${fmt(extra * 100, 1)}% client CPU per request (1 worker vs 1 local shard, median of rounds: ${pct(perRequest)}; target ≤ 10%): ${extra <= 0.1 ? 'met' : 'not met'}`);
+console.log(
+  `Redis adds ${fmt(extra * 100, 1)}% client CPU per request (1 worker vs 1 local shard, median of rounds: ${pct(perRequest)}; target ≤ 10%): ${extra <= 0.1 ? 'met' : 'not met'}`,
+);
 console.log(`all in, start and end included: ${fmt(median(allIn) * 100, 1)}% (rounds: ${pct(allIn)})`);
-console.log(`coordinator drains ${fmt(drain.total / drain.s)} results/s from the stream into results.jsonl (target ≥ 20,000): ${drain.total / drain.s >= 20000 ? 'met' : 'not met'}`);
+console.log(
+  `coordinator drains ${fmt(drain.total / drain.s)} results/s from the stream into results.jsonl (target ≥ 20,000): ${drain.total / drain.s >= 20000 ? 'met' : 'not met'}`,
+);

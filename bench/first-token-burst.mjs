@@ -25,7 +25,15 @@ const chunk = (data) => {
   const d = `data: ${data}\n\n`;
   return `${Buffer.byteLength(d).toString(16)}\r\n${d}\r\n`;
 };
-const sse = (delta, finish = null, extra = {}) => chunk(JSON.stringify({ id: 'x', object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: finish }], ...extra }));
+const sse = (delta, finish = null, extra = {}) =>
+  chunk(
+    JSON.stringify({
+      id: 'x',
+      object: 'chat.completion.chunk',
+      choices: [{ index: 0, delta, finish_reason: finish }],
+      ...extra,
+    }),
+  );
 
 if (process.argv.includes('--serve')) {
   // The server process: holds every request until all n are in, then on 'first' writes each a
@@ -50,7 +58,10 @@ if (process.argv.includes('--serve')) {
       for (const s of waiting) s.write(head + sse({ role: 'assistant', content: '' }) + sse({ content: 'token' }));
       process.send({ wroteMs: performance.now() - t0 });
     } else if (m === 'end') {
-      const tail = sse({}, 'stop', { usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } }) + chunk('[DONE]') + '0\r\n\r\n';
+      const tail =
+        sse({}, 'stop', { usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } }) +
+        chunk('[DONE]') +
+        '0\r\n\r\n';
       for (const s of waiting.splice(0)) s.write(tail);
     } else if (m === 'exit') process.exit(0);
   });
@@ -69,11 +80,22 @@ if (process.argv.includes('--serve')) {
   const { port } = await next();
   const origin = `http://127.0.0.1:${port}`;
   const pool = new RawPool({ origin, connections: n, connectTimeoutMs: 5000 });
-  const events = new EventWriter({ path: join(tmpdir(), `first-token-burst-${process.pid}.jsonl`), run: 'bench', shard: 0, now: monotonicEpochMs });
-  const body = JSON.stringify({ messages: [{ role: 'user', content: 'q' }], stream: true, stream_options: { include_usage: true } });
+  const events = new EventWriter({
+    path: join(tmpdir(), `first-token-burst-${process.pid}.jsonl`),
+    run: 'bench',
+    shard: 0,
+    now: monotonicEpochMs,
+  });
+  const body = JSON.stringify({
+    messages: [{ role: 'user', content: 'q' }],
+    stream: true,
+    stream_options: { include_usage: true },
+  });
   const target = { origin, path: '/v1/chat/completions', headers: { 'content-type': 'application/json' } };
   const timeouts = { ttftMs: 60_000, idleMs: 60_000, totalMs: 60_000 };
-  console.log(`first-token burst — node ${process.version}, ${new Date().toISOString()}, ${n} streams, raw transport, one loop (round 0 opens the connections)`);
+  console.log(
+    `first-token burst — node ${process.version}, ${new Date().toISOString()}, ${n} streams, raw transport, one loop (round 0 opens the connections)`,
+  );
   const warm = [];
   for (let round = 0; round < Number(values.rounds); round++) {
     const firsts = [];
@@ -112,11 +134,14 @@ if (process.argv.includes('--serve')) {
     );
     child.send('end');
     const outcomes = await Promise.all(attempts);
-    if (outcomes.some((o) => o.outcome !== 'ok')) throw new Error(`a stream failed: ${JSON.stringify(outcomes.find((o) => o.outcome !== 'ok'))}`);
+    if (outcomes.some((o) => o.outcome !== 'ok'))
+      throw new Error(`a stream failed: ${JSON.stringify(outcomes.find((o) => o.outcome !== 'ok'))}`);
   }
   warm.sort((a, b) => a - b);
   if (warm.length) {
-    console.log(`rounds 2+ (warm): the loop read ${n} first tokens over ${warm[0].toFixed(1)}–${warm[warm.length - 1].toFixed(1)} ms, median ${warm[Math.floor(warm.length / 2)].toFixed(1)} ms`);
+    console.log(
+      `rounds 2+ (warm): the loop read ${n} first tokens over ${warm[0].toFixed(1)}–${warm[warm.length - 1].toFixed(1)} ms, median ${warm[Math.floor(warm.length / 2)].toFixed(1)} ms`,
+    );
   }
   events.close();
   await pool.close();

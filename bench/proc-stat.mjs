@@ -24,7 +24,7 @@ export function procStats() {
 /** `rootPid` and every process under it, from a `procStats()` reading. */
 export function treeOf(rootPid, stats) {
   const members = new Set([rootPid]);
-  for (let grew = true; grew; ) {
+  for (let grew = true; grew;) {
     grew = false;
     for (const [pid, st] of stats) {
       if (members.has(st.ppid) && !members.has(pid)) {

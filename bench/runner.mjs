@@ -40,7 +40,13 @@ const bodyOf = (body, i) => (typeof body === 'function' ? body(i) : body);
 function writeInput(n, body) {
   const path = join(work, `in-${n}-${Math.random().toString(36).slice(2)}.jsonl`);
   const lines = [];
-  for (let i = 0; i < n; i++) lines.push(JSON.stringify({ custom_id: `r${i}`, body: { model: 'sim', messages: [{ role: 'user', content: `bench ${i}` }], ...bodyOf(body, i) } }));
+  for (let i = 0; i < n; i++)
+    lines.push(
+      JSON.stringify({
+        custom_id: `r${i}`,
+        body: { model: 'sim', messages: [{ role: 'user', content: `bench ${i}` }], ...bodyOf(body, i) },
+      }),
+    );
   writeFileSync(path, `${lines.join('\n')}\n`);
   return path;
 }
@@ -48,7 +54,8 @@ function writeInput(n, body) {
 function readEvents(out) {
   const events = [];
   for (const f of readdirSync(join(out, 'events'))) {
-    for (const line of readFileSync(join(out, 'events', f), 'utf8').split('\n')) if (line) events.push(JSON.parse(line));
+    for (const line of readFileSync(join(out, 'events', f), 'utf8').split('\n'))
+      if (line) events.push(JSON.parse(line));
   }
   return events;
 }
@@ -73,7 +80,15 @@ async function shardline(url, n, body, shards, concurrency, transport = 'undici'
   if (s.requests.succeeded !== n) throw new Error(`shardline: ${s.requests.succeeded}/${n} succeeded`);
   // Raw transport: socket reads per token.
   const reading = reads > 0 ? { readsPerToken: reads / s.tokens.completion } : undefined;
-  return { wallS, tokens: s.tokens.completion, requests: n, cpuUs: coord.user + coord.system + shardCpuUs, out, events, reading };
+  return {
+    wallS,
+    tokens: s.tokens.completion,
+    requests: n,
+    cpuUs: coord.user + coord.system + shardCpuUs,
+    out,
+    events,
+    reading,
+  };
 }
 
 async function openaiBaseline(url, n, body, concurrency, onFirst) {
@@ -93,7 +108,10 @@ async function openaiBaseline(url, n, body, concurrency, onFirst) {
         }
         const start = performance.now();
         let first = true;
-        for await (const chunk of await client.chat.completions.create({ ...req, stream_options: { include_usage: true } })) {
+        for await (const chunk of await client.chat.completions.create({
+          ...req,
+          stream_options: { include_usage: true },
+        })) {
           if (first && chunk.choices[0]?.delta?.content) {
             first = false;
             onFirst?.(chunk.id, performance.now() - start);
@@ -129,7 +147,9 @@ async function throughput() {
       console.log(row(`shardline (${label})`, sl));
       console.log(row(`shardline raw (${label})`, raw));
       console.log(row(`openai + p-limit (${label})`, oa));
-      console.log(`  → shardline uses ${fmt(oa.cpuUs / oa.tokens / (sl.cpuUs / sl.tokens), 1)}× less CPU per token; ${fmt(sl.tokens / sl.wallS / (oa.tokens / oa.wallS), 2)}× the throughput`);
+      console.log(
+        `  → shardline uses ${fmt(oa.cpuUs / oa.tokens / (sl.cpuUs / sl.tokens), 1)}× less CPU per token; ${fmt(sl.tokens / sl.wallS / (oa.tokens / oa.wallS), 2)}× the throughput`,
+      );
     }
   } finally {
     sim.stop();
@@ -145,17 +165,24 @@ async function paced() {
   const tokens = Number(values['paced-tokens']);
   const n = streams * Number(values['paced-waves']);
   const profile = join(work, 'paced.yaml');
-  writeFileSync(profile, 'base: fast\nname: paced\ntokens_per_step: 1\nstep_ms_base: 10\nstep_ms_per_seq: 0\nprefill_ms_base: 0\n');
+  writeFileSync(
+    profile,
+    'base: fast\nname: paced\ntokens_per_step: 1\nstep_ms_base: 10\nstep_ms_per_seq: 0\nprefill_ms_base: 0\n',
+  );
   // Equal answers keep every stream in step: a whole wave ends and the next starts within a few
   // ms, once a second. Answers of varied length (as real ones are) spread that work out.
   const lengths = values['paced-lengths'];
   if (lengths === 'fixed' || lengths === 'both') {
-    console.log(`\n## paced: each token its own chunk 10 ms apart, ${streams} concurrent streams × ${tokens} tokens (in lockstep), ${n} requests`);
+    console.log(
+      `\n## paced: each token its own chunk 10 ms apart, ${streams} concurrent streams × ${tokens} tokens (in lockstep), ${n} requests`,
+    );
     await pacedRun(profile, streams, n, { max_tokens: tokens, stream: true });
   }
   if (lengths === 'varied' || lengths === 'both') {
     const lo = Math.ceil(tokens / 2);
-    console.log(`\n## paced: each token its own chunk 10 ms apart, ${streams} concurrent streams × ${lo}–${lo + tokens} tokens (out of step), ${n} requests`);
+    console.log(
+      `\n## paced: each token its own chunk 10 ms apart, ${streams} concurrent streams × ${lo}–${lo + tokens} tokens (out of step), ${n} requests`,
+    );
     await pacedRun(profile, streams, n, (i) => ({ max_tokens: lo + ((i * 7919) % (tokens + 1)), stream: true }));
   }
 }
@@ -163,11 +190,14 @@ async function paced() {
 async function pacedRun(profile, streams, n, body) {
   const results = [];
   for (const [name, fn] of [
-    ['openai + p-limit', async (url) => {
-      const client = new Map();
-      const r = await openaiBaseline(url, n, body, streams, (id, ms) => client.set(id, ms));
-      return { ...r, clientTtft: client };
-    }],
+    [
+      'openai + p-limit',
+      async (url) => {
+        const client = new Map();
+        const r = await openaiBaseline(url, n, body, streams, (id, ms) => client.set(id, ms));
+        return { ...r, clientTtft: client };
+      },
+    ],
     ['shardline, 1 shard', async (url) => withTtft(await shardline(url, n, body, 1, streams))],
     ['shardline, 2 shards', async (url) => withTtft(await shardline(url, n, body, 2, streams / 2))],
     ['shardline raw, 1 shard', async (url) => withTtft(await shardline(url, n, body, 1, streams, 'raw'))],
@@ -241,13 +271,21 @@ async function warmSim(url, n = 2048) {
       path: '/v1/chat/completions',
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'sim', messages: [{ role: 'user', content: `warm ${i}` }], max_tokens: 2, stream: i % 2 === 0, stream_options: { include_usage: true } }),
+      body: JSON.stringify({
+        model: 'sim',
+        messages: [{ role: 'user', content: `warm ${i}` }],
+        max_tokens: 2,
+        stream: i % 2 === 0,
+        stream_options: { include_usage: true },
+      }),
     });
     await res.body.text();
   };
-  await Promise.all(Array.from({ length: 64 }, async () => {
-    while (next < n) await one(next++);
-  }));
+  await Promise.all(
+    Array.from({ length: 64 }, async () => {
+      while (next < n) await one(next++);
+    }),
+  );
   await pool.close();
 }
 

@@ -77,7 +77,9 @@ async function writeInput(path, n) {
   await new Promise((r) => ws.end(r));
 }
 
-const sim = spawn(process.execPath, [CLI, 'sim', '--profile', 'fast', '--port', '0', '--host', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'inherit'] });
+const sim = spawn(process.execPath, [CLI, 'sim', '--profile', 'fast', '--port', '0', '--host', '127.0.0.1'], {
+  stdio: ['ignore', 'pipe', 'inherit'],
+});
 const url = await new Promise((resolve) => {
   let out = '';
   sim.stdout.on('data', (d) => {
@@ -94,7 +96,20 @@ try {
     const input = join(dir, `in-${n}.jsonl`);
     await writeInput(input, n);
     const out = join(dir, `out-${n}`);
-    const r = await measure(['run', input, '--endpoint', `${url}/v1`, '--out', out, '--shards', values.shards, '--concurrency', values.concurrency, '--progress', 'off']);
+    const r = await measure([
+      'run',
+      input,
+      '--endpoint',
+      `${url}/v1`,
+      '--out',
+      out,
+      '--shards',
+      values.shards,
+      '--concurrency',
+      values.concurrency,
+      '--progress',
+      'off',
+    ]);
     if (r.code !== 0) throw new Error(`run of ${n} exited ${r.code}`);
     const rep = await measure(['report', out, '--json', '--progress', 'off']);
     const report = JSON.parse(rep.stdout);
@@ -108,14 +123,27 @@ try {
 }
 
 const fmt = (x, d = 0) => x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
-console.log(`shardline scale bench — node ${process.version}, ${new Date().toISOString()}, ${values.shards} shards × ${values.concurrency}, fast profile, 8-token answers`);
-console.log('requests     run wall   req/s    coordinator peak   shard peaks        report wall  report peak  counted  results agree');
+console.log(
+  `shardline scale bench — node ${process.version}, ${new Date().toISOString()}, ${values.shards} shards × ${values.concurrency}, fast profile, 8-token answers`,
+);
+console.log(
+  'requests     run wall   req/s    coordinator peak   shard peaks        report wall  report peak  counted  results agree',
+);
 for (const { n, run, rep, counted, agree } of rows) {
   console.log(
-    `${fmt(n).padStart(9)}  ${fmt(run.s, 1).padStart(8)} s  ${fmt(n / run.s).padStart(6)}  ${fmt(run.mainMb).padStart(10)} MB      ${run.childMb.map((m) => fmt(m)).join(', ').padEnd(14)} MB  ${fmt(rep.s, 1).padStart(8)} s  ${fmt(rep.mainMb).padStart(8)} MB  ${fmt(counted).padStart(9)}  ${agree}`,
+    `${fmt(n).padStart(9)}  ${fmt(run.s, 1).padStart(8)} s  ${fmt(n / run.s).padStart(6)}  ${fmt(run.mainMb).padStart(10)} MB      ${run.childMb
+      .map((m) => fmt(m))
+      .join(', ')
+      .padEnd(
+        14,
+      )} MB  ${fmt(rep.s, 1).padStart(8)} s  ${fmt(rep.mainMb).padStart(8)} MB  ${fmt(counted).padStart(9)}  ${agree}`,
   );
 }
 const [small, large] = rows;
 const worst = Math.max(large.run.mainMb, ...large.run.childMb);
-console.log(`peak RSS, ${fmt(large.n)} vs ${fmt(small.n)}: coordinator ${fmt(large.run.mainMb / small.run.mainMb, 2)}×, largest shard ${fmt(Math.max(...large.run.childMb) / Math.max(...small.run.childMb), 2)}×`);
-console.log(`targets: every runner process < 300 MB: ${worst < 300 ? 'met' : 'NOT met'} (${fmt(worst)} MB); report < 10 s: ${large.rep.s < 10 ? 'met' : 'NOT met'} (${fmt(large.rep.s, 1)} s)`);
+console.log(
+  `peak RSS, ${fmt(large.n)} vs ${fmt(small.n)}: coordinator ${fmt(large.run.mainMb / small.run.mainMb, 2)}×, largest shard ${fmt(Math.max(...large.run.childMb) / Math.max(...small.run.childMb), 2)}×`,
+);
+console.log(
+  `targets: every runner process < 300 MB: ${worst < 300 ? 'met' : 'NOT met'} (${fmt(worst)} MB); report < 10 s: ${large.rep.s < 10 ? 'met' : 'NOT met'} (${fmt(large.rep.s, 1)} s)`,
+);

@@ -5,7 +5,9 @@ const cli = new URL('../dist/cli/main.js', import.meta.url).pathname;
 
 /** Start `shardline sim --port 0 --profile <profileArg>`; resolves once it prints its URL. */
 export async function startSimProcess(profileArg) {
-  const child = spawn(process.execPath, [cli, 'sim', '--port', '0', '--profile', profileArg], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [cli, 'sim', '--port', '0', '--profile', profileArg], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const url = await new Promise((resolve, reject) => {
     let out = '';
     child.stdout.on('data', (d) => {

@@ -37,9 +37,23 @@ const chunk = (data) => {
   const d = `data: ${data}\n\n`;
   return `${Buffer.byteLength(d).toString(16)}\r\n${d}\r\n`;
 };
-const sse = (delta, finish = null, extra = {}) => chunk(JSON.stringify({ id: 'x', object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: finish }], ...extra }));
-const HEAD_AND_FIRST = 'HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n' + sse({ role: 'assistant', content: '' }) + sse({ content: 'token' });
-const TAIL = sse({}, 'stop', { usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } }) + chunk('[DONE]') + '0\r\n\r\n';
+const sse = (delta, finish = null, extra = {}) =>
+  chunk(
+    JSON.stringify({
+      id: 'x',
+      object: 'chat.completion.chunk',
+      choices: [{ index: 0, delta, finish_reason: finish }],
+      ...extra,
+    }),
+  );
+const HEAD_AND_FIRST =
+  'HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n' +
+  sse({ role: 'assistant', content: '' }) +
+  sse({ content: 'token' });
+const TAIL =
+  sse({}, 'stop', { usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } }) +
+  chunk('[DONE]') +
+  '0\r\n\r\n';
 
 /** Next message from a process (or from the parent, for a child), in order. */
 function inbox(emitter) {
@@ -91,8 +105,17 @@ if (role === '--server') {
   const next = inbox(process);
   const origin = `http://127.0.0.1:${values.port}`;
   const pool = new RawPool({ origin, connections: n, connectTimeoutMs: 5000 });
-  const events = new EventWriter({ path: join(tmpdir(), `wave-turnaround-${process.pid}.jsonl`), run: 'bench', shard: 0, now: monotonicEpochMs });
-  const body = JSON.stringify({ messages: [{ role: 'user', content: 'q' }], stream: true, stream_options: { include_usage: true } });
+  const events = new EventWriter({
+    path: join(tmpdir(), `wave-turnaround-${process.pid}.jsonl`),
+    run: 'bench',
+    shard: 0,
+    now: monotonicEpochMs,
+  });
+  const body = JSON.stringify({
+    messages: [{ role: 'user', content: 'q' }],
+    stream: true,
+    stream_options: { include_usage: true },
+  });
   const target = { origin, path: '/v1/chat/completions', headers: { 'content-type': 'application/json' } };
   const timeouts = { ttftMs: 60_000, idleMs: 60_000, totalMs: 60_000 };
   const rounds = Number(values.rounds);
@@ -122,7 +145,15 @@ if (role === '--server') {
       },
     });
     if (o.outcome !== 'ok') throw new Error(`a stream failed: ${JSON.stringify(o)}`);
-    events.write('attempt_end', { id, attempt: 1, outcome: 'ok', status: o.status, completion_tokens: 1, prompt_tokens: 1, last_token_ts: o.lastTokenTs });
+    events.write('attempt_end', {
+      id,
+      attempt: 1,
+      outcome: 'ok',
+      status: o.status,
+      completion_tokens: 1,
+      prompt_tokens: 1,
+      last_token_ts: o.lastTokenTs,
+    });
     events.write('request_end', { id, outcome: 'succeeded', attempts: 1, completion_tokens: 1, prompt_tokens: 1 });
     if (first === 0) throw new Error('no first token');
     // The shard's dispatch: the freed slot starts the next request in the same turn.
@@ -149,7 +180,9 @@ if (role === '--server') {
   const server = fork(self, ['--server', '--streams', String(n)]);
   const fromServer = inbox(server);
   const { port } = await fromServer();
-  const clients = Array.from({ length: loops }, () => fork(self, ['--client', '--streams', String(n / loops), '--rounds', String(rounds), '--port', String(port)]));
+  const clients = Array.from({ length: loops }, () =>
+    fork(self, ['--client', '--streams', String(n / loops), '--rounds', String(rounds), '--port', String(port)]),
+  );
   const firsts = [];
   let wake;
   for (const c of clients) {
@@ -165,10 +198,14 @@ if (role === '--server') {
     const got = firsts.splice(0);
     // Per loop: its requests went out over `starts` ms, and their first tokens came in over `firsts` ms
     // from its first start.
-    const spans = got.map(({ spans: s }) => `${(s.start1 - s.start0).toFixed(1)}/${(s.first1 - s.start0).toFixed(1)}`).join(', ');
+    const spans = got
+      .map(({ spans: s }) => `${(s.start1 - s.start0).toFixed(1)}/${(s.first1 - s.start0).toFixed(1)}`)
+      .join(', ');
     return [got.flatMap((m) => m.ttfts), spans];
   };
-  console.log(`wave turnaround — node ${process.version}, ${new Date().toISOString()}, ${n} streams on ${loops} loop(s), raw transport (round 0 opens the connections)`);
+  console.log(
+    `wave turnaround — node ${process.version}, ${new Date().toISOString()}, ${n} streams on ${loops} loop(s), raw transport (round 0 opens the connections)`,
+  );
   const warm = [];
   for (let round = 0; round < rounds; round++) {
     const [[ttfts, spans], all] = await Promise.all([clientRound(), fromServer()]);

@@ -21,9 +21,7 @@ const flag = (name, dflt) => {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : dflt;
 };
-const only = flag('--only', '')
-  .split(',')
-  .filter(Boolean);
+const only = flag('--only', '').split(',').filter(Boolean);
 const requests = Number(flag('--requests', '1000'));
 const tableFile = flag('--table', '');
 const keep = flag('--keep', '');
@@ -34,12 +32,25 @@ const log = (s) => process.stderr.write(`kit: ${s}\n`);
 
 // 1. llama-server and the model (cached under ~/.cache/shardline-real).
 log('building or finding llama-server (the first build takes ~15-20 min)…');
-const serverBin = execFileSync('bash', [join(root, 'conformance', 'build-llama-server.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').pop();
+const serverBin = execFileSync('bash', [join(root, 'conformance', 'build-llama-server.sh')], {
+  encoding: 'utf8',
+  stdio: ['ignore', 'pipe', 'inherit'],
+})
+  .trim()
+  .split('\n')
+  .pop();
 const cacheDir = dirname(dirname(dirname(serverBin)));
 const model = join(cacheDir, 'tiny.gguf');
-if (!existsSync(model)) execFileSync('python3', [join(root, 'conformance', 'make-model.py'), join(cacheDir, 'src'), model], { stdio: 'inherit' });
+if (!existsSync(model))
+  execFileSync('python3', [join(root, 'conformance', 'make-model.py'), join(cacheDir, 'src'), model], {
+    stdio: 'inherit',
+  });
 const versionRun = spawnSync(serverBin, ['--version'], { encoding: 'utf8' });
-const version = `${versionRun.stdout}${versionRun.stderr}`.split('\n').find((l) => /version/.test(l))?.trim() ?? '(unknown)';
+const version =
+  `${versionRun.stdout}${versionRun.stderr}`
+    .split('\n')
+    .find((l) => /version/.test(l))
+    ?.trim() ?? '(unknown)';
 
 const work = keep || mkdtempSync(join(tmpdir(), 'shardline-kit-'));
 mkdirSync(work, { recursive: true });
@@ -49,7 +60,19 @@ function writeInput(name, n, stream, maxTokens = 32) {
   const path = join(work, name);
   const lines = [];
   for (let i = 0; i < n; i++) {
-    lines.push(JSON.stringify({ custom_id: `r${i}`, method: 'POST', url: '/v1/chat/completions', body: { model: 'tiny', stream, max_tokens: maxTokens, messages: [{ role: 'user', content: `Say something about the number ${i}.` }] } }));
+    lines.push(
+      JSON.stringify({
+        custom_id: `r${i}`,
+        method: 'POST',
+        url: '/v1/chat/completions',
+        body: {
+          model: 'tiny',
+          stream,
+          max_tokens: maxTokens,
+          messages: [{ role: 'user', content: `Say something about the number ${i}.` }],
+        },
+      }),
+    );
   }
   writeFileSync(path, `${lines.join('\n')}\n`);
   return path;
@@ -74,7 +97,26 @@ async function freePort() {
 }
 
 async function startServer(port, extra = []) {
-  const child = spawn(serverBin, ['-m', model, '--host', '127.0.0.1', '--port', String(port), '--parallel', String(PARALLEL), '-c', String(PARALLEL * 2048), '-t', '1', ...bans, ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(
+    serverBin,
+    [
+      '-m',
+      model,
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--parallel',
+      String(PARALLEL),
+      '-c',
+      String(PARALLEL * 2048),
+      '-t',
+      '1',
+      ...bans,
+      ...extra,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   let errText = '';
   child.stderr.on('data', (d) => (errText = (errText + d).slice(-4000)));
   const deadline = Date.now() + 60_000;
@@ -102,7 +144,10 @@ function stop(child) {
 function runCli(argv, env = {}) {
   return new Promise((resolve) => {
     const t0 = Date.now();
-    const child = spawn(process.execPath, [cli, ...argv], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [cli, ...argv], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -124,7 +169,8 @@ async function report(out) {
 function events(out) {
   const dir = join(out, 'events');
   const all = [];
-  for (const f of readdirSync(dir)) for (const line of readFileSync(join(dir, f), 'utf8').split('\n')) if (line) all.push(JSON.parse(line));
+  for (const f of readdirSync(dir))
+    for (const line of readFileSync(join(dir, f), 'utf8').split('\n')) if (line) all.push(JSON.parse(line));
   return all.sort((a, b) => a.ts - b.ts);
 }
 
@@ -165,19 +211,34 @@ const scenarios = {
   async 'over-c32-plain'() {
     await fixedRun('over-c32-plain', plain, ['--concurrency', '32']);
   },
-  async 'auto'() {
+  async auto() {
     const port = await freePort();
     const { child } = await startServer(port);
     const out = join(work, 'auto');
-    const argv = ['run', streamed, '--endpoint', `http://127.0.0.1:${port}/v1`, '--out', out, '--concurrency', 'auto', '--progress', 'off'];
+    const argv = [
+      'run',
+      streamed,
+      '--endpoint',
+      `http://127.0.0.1:${port}/v1`,
+      '--out',
+      out,
+      '--concurrency',
+      'auto',
+      '--progress',
+      'off',
+    ];
     const r = await runCli(argv);
     await stop(child);
     const limits = events(out).filter((e) => e.type === 'limit');
     const last = limits.at(-1)?.new ?? 16;
     const tail = limits.slice(-Math.max(1, Math.floor(limits.length / 2))).map((e) => e.new);
-    row('auto', `shardline ${argv.slice(0, 2).join(' ')} … --concurrency auto`, { exit: r.code, ...figures(await report(out)), note: `limit settled at ${last} (second half of its changes: ${Math.min(...tail, last)}–${Math.max(...tail, last)}); knee ${PARALLEL}` });
+    row('auto', `shardline ${argv.slice(0, 2).join(' ')} … --concurrency auto`, {
+      exit: r.code,
+      ...figures(await report(out)),
+      note: `limit settled at ${last} (second half of its changes: ${Math.min(...tail, last)}–${Math.max(...tail, last)}); knee ${PARALLEL}`,
+    });
   },
-  async 'sweep'() {
+  async sweep() {
     const port = await freePort();
     const { child } = await startServer(port);
     const out = join(work, 'sweep');
@@ -193,13 +254,28 @@ const scenarios = {
     } catch {
       // the error is in stderr
     }
-    row('sweep', 'shardline sweep streamed.jsonl --endpoint … (default levels)', { exit: r.code, verdict: '–', note: `knee ${knee} (server --parallel ${PARALLEL}): ${why}` });
+    row('sweep', 'shardline sweep streamed.jsonl --endpoint … (default levels)', {
+      exit: r.code,
+      verdict: '–',
+      note: `knee ${knee} (server --parallel ${PARALLEL}): ${why}`,
+    });
   },
   async 'kill-restart'() {
     const port = await freePort();
     let server = await startServer(port);
     const out = join(work, 'kill-restart');
-    const argv = ['run', long, '--endpoint', `http://127.0.0.1:${port}/v1`, '--out', out, '--concurrency', '4', '--progress', 'off'];
+    const argv = [
+      'run',
+      long,
+      '--endpoint',
+      `http://127.0.0.1:${port}/v1`,
+      '--out',
+      out,
+      '--concurrency',
+      '4',
+      '--progress',
+      'off',
+    ];
     const running = runCli(argv);
     await new Promise((r) => setTimeout(r, 4000));
     await stop(server.child);
@@ -226,8 +302,16 @@ const scenarios = {
     const r = await runCli(argv, { OPENAI_API_KEY: 'kit-wrong-key' });
     await stop(child);
     const rep = await report(out);
-    const leaked = JSON.stringify(rep).includes('kit-wrong-key') || readdirSync(join(out, 'events')).some((f) => readFileSync(join(out, 'events', f), 'utf8').includes('kit-wrong-key'));
-    row('wrong-key', 'OPENAI_API_KEY=wrong shardline run …', { exit: r.code, ...figures(rep), note: `${rep.verdict.findings[0]?.action ?? ''}`.slice(0, 120) + (leaked ? ' KEY LEAKED' : '') });
+    const leaked =
+      JSON.stringify(rep).includes('kit-wrong-key') ||
+      readdirSync(join(out, 'events')).some((f) =>
+        readFileSync(join(out, 'events', f), 'utf8').includes('kit-wrong-key'),
+      );
+    row('wrong-key', 'OPENAI_API_KEY=wrong shardline run …', {
+      exit: r.code,
+      ...figures(rep),
+      note: `${rep.verdict.findings[0]?.action ?? ''}`.slice(0, 120) + (leaked ? ' KEY LEAKED' : ''),
+    });
   },
 };
 
@@ -240,7 +324,11 @@ async function fixedRun(name, input, extra) {
   await stop(child);
   const rep = await report(out);
   const top = rep.verdict.findings.filter((f) => f.severity !== 'low')[0];
-  row(name, `shardline run ${input.split('/').pop()} … ${extra.join(' ')}`, { exit: r.code, ...figures(rep), note: top ? `${top.mode}: ${top.action}`.slice(0, 140) : '' });
+  row(name, `shardline run ${input.split('/').pop()} … ${extra.join(' ')}`, {
+    exit: r.code,
+    ...figures(rep),
+    note: top ? `${top.mode}: ${top.action}`.slice(0, 140) : '',
+  });
 }
 
 for (const [name, fn] of Object.entries(scenarios)) {
@@ -253,8 +341,34 @@ for (const [name, fn] of Object.entries(scenarios)) {
   }
 }
 
-const cols = ['name', 'exit', 'ok', 'failed', 'attempts', 'notFirst', 'retries', 'stale', 'verdict', 'tpm', 'ttftP95', 'note'];
-const head = ['scenario', 'exit', 'ok', 'failed', 'attempts', 'not first attempts', 'retries', 'stale re-sends', 'verdict', 'TPM', 'TTFT p95 ms', 'note'];
+const cols = [
+  'name',
+  'exit',
+  'ok',
+  'failed',
+  'attempts',
+  'notFirst',
+  'retries',
+  'stale',
+  'verdict',
+  'tpm',
+  'ttftP95',
+  'note',
+];
+const head = [
+  'scenario',
+  'exit',
+  'ok',
+  'failed',
+  'attempts',
+  'not first attempts',
+  'retries',
+  'stale re-sends',
+  'verdict',
+  'TPM',
+  'TTFT p95 ms',
+  'note',
+];
 const table = [
   `llama-server ${version.split('\n')[0]} (node-llama-cpp@${process.env.NODE_LLAMA_CPP_VERSION ?? '3.21.1'} source), --parallel ${PARALLEL}, tiny random-weight llama, ${requests} requests a run; ${new Date().toISOString().slice(0, 10)}`,
   '',

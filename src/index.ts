@@ -27,5 +27,11 @@ export { sampleMinute, type MinuteSample } from './provenance/sample.js';
 export { verifySample, type VerifyResult } from './provenance/verify.js';
 export { compareReports, formatComparison, type Comparison, type CompareRow } from './diagnose/compare-reports.js';
 export { runDemo, DEMO_CONFIGS, type DemoOptions, type DemoResult } from './demo/run-demo.js';
-export { renderHtmlReport, writeHtmlReport, escapeHtml, scriptJson, type HtmlReportInput } from './report/html-report.js';
+export {
+  renderHtmlReport,
+  writeHtmlReport,
+  escapeHtml,
+  scriptJson,
+  type HtmlReportInput,
+} from './report/html-report.js';
 export { formatReport } from './report/terminal-report.js';

@@ -6,11 +6,18 @@ import { runCli } from './helpers/cli.js';
 import { loadEvents, ofType, tempDir, writeInput } from './helpers/run-dir.js';
 
 /** One round at `limit`: every attempt started at `startMs`, ending with the given TTFT (ms). */
-function round(a: AdaptiveLimit, startMs: number, endMs: number, ttftMs: number | ((i: number) => number), cause?: string) {
+function round(
+  a: AdaptiveLimit,
+  startMs: number,
+  endMs: number,
+  ttftMs: number | ((i: number) => number),
+  cause?: string,
+) {
   const n = a.limit;
   for (let i = 0; i < n; i++) a.noteStart(i + 1);
   let change;
-  for (let i = 0; i < n; i++) change = a.noteEnd(startMs, typeof ttftMs === 'number' ? ttftMs : ttftMs(i), cause, endMs) ?? change;
+  for (let i = 0; i < n; i++)
+    change = a.noteEnd(startMs, typeof ttftMs === 'number' ? ttftMs : ttftMs(i), cause, endMs) ?? change;
   return change;
 }
 
@@ -88,7 +95,7 @@ describe('adaptive limit (pure)', () => {
     expect(change).toEqual({ old: 8, new: 4, reason: 'ttft_gradient' });
   });
 
-  it('does not take a long prompt\'s slower first token for a queue', () => {
+  it("does not take a long prompt's slower first token for a queue", () => {
     const a = new AdaptiveLimit({ min: 1, max: 100, start: 20 }, 0);
     // Answers take 2 s; one prompt's prefill takes 150 ms (5 × floor), far below floor + 2000/5.
     expect(round(a, 0, 2000, (i) => (i === 0 ? 150 : 30))).toEqual({ old: 20, new: 24, reason: 'probe' });
@@ -148,7 +155,21 @@ describe('--concurrency auto against a server with a knee at 24 in flight', () =
       sim = await startSim({ profile: knee });
       const dir = tempDir();
       const out = join(dir, 'out');
-      const r = await runCli(['run', writeInput(dir, requests, { max_tokens: 32 }), '--endpoint', `${sim.url}/v1`, '--out', out, '--concurrency', `auto:1-400:${start}`, '--progress', 'off'], { timeoutMs: 110_000 });
+      const r = await runCli(
+        [
+          'run',
+          writeInput(dir, requests, { max_tokens: 32 }),
+          '--endpoint',
+          `${sim.url}/v1`,
+          '--out',
+          out,
+          '--concurrency',
+          `auto:1-400:${start}`,
+          '--progress',
+          'off',
+        ],
+        { timeoutMs: 110_000 },
+      );
       expect(r.code, r.stderr).toBe(0);
       const { mean, last, changes } = meanLimit(out, 0.6);
       expect(changes).toBeGreaterThan(3);

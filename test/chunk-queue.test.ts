@@ -24,7 +24,9 @@ afterEach(async () => {
 });
 
 function startWorker(log: string, itemMs: number, prefix = 'shardline'): Promise<ChildProcess> {
-  const w = spawn(process.execPath, [WORKER, redis.url, log, String(itemMs), prefix], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const w = spawn(process.execPath, [WORKER, redis.url, log, String(itemMs), prefix], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   workers.push(w);
   return new Promise((resolve, reject) => {
     w.stdout!.once('data', () => resolve(w));
@@ -62,14 +64,19 @@ describe('Redis checks before a distributed run', () => {
     expect(err).toMatchObject({ code: 'SL_ERR_REDIS' });
     expect(err.message).toMatch(/Cannot reach Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+/);
     expect(err.message).not.toContain('s3cret-pw');
-    await expect(checkRedis('http://127.0.0.1:6379')).rejects.toMatchObject({ code: 'SL_ERR_CONFIG', message: expect.stringMatching(/`--redis` to be a redis:\/\/ or rediss:\/\/ URL/) });
+    await expect(checkRedis('http://127.0.0.1:6379')).rejects.toMatchObject({
+      code: 'SL_ERR_CONFIG',
+      message: expect.stringMatching(/`--redis` to be a redis:\/\/ or rediss:\/\/ URL/),
+    });
   });
 });
 
 describe('chunk queue on a real Redis (BullMQ)', () => {
   it("tells BullMQ's lost-lock messages (a chunk gone to another worker) from Redis failures", () => {
     expect(lostChunk('could not renew lock for job 20261206T001726Z-17b587.1')).toBe('20261206T001726Z-17b587.1');
-    expect(lostChunk('Missing key for job 20261206T001726Z-17b587.0. moveToFinished')).toBe('20261206T001726Z-17b587.0');
+    expect(lostChunk('Missing key for job 20261206T001726Z-17b587.0. moveToFinished')).toBe(
+      '20261206T001726Z-17b587.0',
+    );
     expect(lostChunk('Missing lock for job r.12. moveToFinished')).toBe('r.12');
     expect(lostChunk('connect ECONNREFUSED 127.0.0.1:6379')).toBeUndefined();
     expect(lostChunk('Connection is closed.')).toBeUndefined();
@@ -93,67 +100,93 @@ describe('chunk queue on a real Redis (BullMQ)', () => {
     }
   });
 
-  it('hands a chunk whose worker was killed with kill -9 to another worker: every chunk completes, five kills at random moments', { timeout: 90_000 }, async () => {
-    const q = new ChunkQueue<string>(redis.url);
-    const log = join(tempDir(), 'worked.log');
-    try {
-      const items = Array.from({ length: 400 }, (_, i) => `r${i}`);
-      await q.add(toChunks('run-kill', items, 20));
-      for (let i = 0; i < 3; i++) await startWorker(log, 15);
-      const killedChunks = new Set<number>();
-      // The chunk a worker is in the middle of: its last line's, unless that chunk is finished.
-      const midChunk = (pid: number | undefined): number | undefined => {
-        const mine = logLines(log).filter((l) => l.pid === pid);
-        const last = mine[mine.length - 1];
-        return last && mine.filter((l) => l.chunk === last.chunk).length < 20 ? last.chunk : undefined;
-      };
-      for (let round = 0; round < 5; round++) {
-        await new Promise((r) => setTimeout(r, 200 + Math.random() * 600));
-        const alive = () => workers.filter((w) => w.exitCode === null && w.signalCode === null);
-        // On a loaded machine workers start slowly: a random moment can find none of them inside a
-        // chunk yet. Wait (bounded) for one that is, so each kill cuts a chunk short.
-        await until(() => alive().some((w) => midChunk(w.pid) !== undefined), 10_000, 'a worker in the middle of a chunk').catch(() => undefined);
-        const inside = alive().filter((w) => midChunk(w.pid) !== undefined);
-        const pool = inside.length > 0 ? inside : alive();
-        const victim = pool[Math.floor(Math.random() * pool.length)]!;
-        const chunk = midChunk(victim.pid);
-        victim.kill('SIGKILL');
-        if (chunk !== undefined) killedChunks.add(chunk);
-        await startWorker(log, 15);
+  it(
+    'hands a chunk whose worker was killed with kill -9 to another worker: every chunk completes, five kills at random moments',
+    { timeout: 90_000 },
+    async () => {
+      const q = new ChunkQueue<string>(redis.url);
+      const log = join(tempDir(), 'worked.log');
+      try {
+        const items = Array.from({ length: 400 }, (_, i) => `r${i}`);
+        await q.add(toChunks('run-kill', items, 20));
+        for (let i = 0; i < 3; i++) await startWorker(log, 15);
+        const killedChunks = new Set<number>();
+        // The chunk a worker is in the middle of: its last line's, unless that chunk is finished.
+        const midChunk = (pid: number | undefined): number | undefined => {
+          const mine = logLines(log).filter((l) => l.pid === pid);
+          const last = mine[mine.length - 1];
+          return last && mine.filter((l) => l.chunk === last.chunk).length < 20 ? last.chunk : undefined;
+        };
+        for (let round = 0; round < 5; round++) {
+          await new Promise((r) => setTimeout(r, 200 + Math.random() * 600));
+          const alive = () => workers.filter((w) => w.exitCode === null && w.signalCode === null);
+          // On a loaded machine workers start slowly: a random moment can find none of them inside a
+          // chunk yet. Wait (bounded) for one that is, so each kill cuts a chunk short.
+          await until(
+            () => alive().some((w) => midChunk(w.pid) !== undefined),
+            10_000,
+            'a worker in the middle of a chunk',
+          ).catch(() => undefined);
+          const inside = alive().filter((w) => midChunk(w.pid) !== undefined);
+          const pool = inside.length > 0 ? inside : alive();
+          const victim = pool[Math.floor(Math.random() * pool.length)]!;
+          const chunk = midChunk(victim.pid);
+          victim.kill('SIGKILL');
+          if (chunk !== undefined) killedChunks.add(chunk);
+          await startWorker(log, 15);
+        }
+        await until(
+          async () => (await q.queue.getJobCounts('completed')).completed === 20,
+          60_000,
+          'all 20 chunks to complete',
+        );
+        const lines = logLines(log);
+        // Every item ran at least once; a chunk cut short by a kill ran again, in full, on another worker.
+        expect(new Set(lines.map((l) => l.item)).size).toBe(400);
+        expect(killedChunks.size).toBeGreaterThan(0);
+        for (const chunk of killedChunks) {
+          const runs = lines.filter((l) => l.chunk === chunk);
+          expect(new Set(runs.map((l) => l.pid)).size, `chunk ${chunk}`).toBeGreaterThan(1);
+          expect(new Set(runs.map((l) => l.item)).size).toBe(20);
+        }
+        const failed = await q.queue.getJobCounts('failed');
+        expect(failed.failed).toBe(0);
+      } finally {
+        await q.queue.obliterate({ force: true });
+        await q.close();
       }
-      await until(async () => (await q.queue.getJobCounts('completed')).completed === 20, 60_000, 'all 20 chunks to complete');
-      const lines = logLines(log);
-      // Every item ran at least once; a chunk cut short by a kill ran again, in full, on another worker.
-      expect(new Set(lines.map((l) => l.item)).size).toBe(400);
-      expect(killedChunks.size).toBeGreaterThan(0);
-      for (const chunk of killedChunks) {
-        const runs = lines.filter((l) => l.chunk === chunk);
-        expect(new Set(runs.map((l) => l.pid)).size, `chunk ${chunk}`).toBeGreaterThan(1);
-        expect(new Set(runs.map((l) => l.item)).size).toBe(20);
-      }
-      const failed = await q.queue.getJobCounts('failed');
-      expect(failed.failed).toBe(0);
-    } finally {
-      await q.queue.obliterate({ force: true });
-      await q.close();
-    }
-  });
+    },
+  );
 
-  it('keeps queued chunks through a Redis kill -9 and restart (AOF), and the run finishes', { timeout: 60_000 }, async () => {
-    const q = new ChunkQueue<string>(redis.url, { prefix: 'sl-test-aof' });
-    const log = join(tempDir(), 'worked.log');
-    await q.add(toChunks('run-aof', Array.from({ length: 60 }, (_, i) => `r${i}`), 10));
-    await q.close();
-    await redis.restart();
-    const again = new ChunkQueue<string>(redis.url, { prefix: 'sl-test-aof' });
-    try {
-      expect((await again.queue.getJobCounts('wait')).wait).toBe(6);
-      await startWorker(log, 5, 'sl-test-aof');
-      await until(async () => (await again.queue.getJobCounts('completed')).completed === 6, 30_000, 'the 6 chunks to complete');
-      expect(new Set(logLines(log).map((l) => l.item)).size).toBe(60);
-    } finally {
-      await again.queue.obliterate({ force: true });
-      await again.close();
-    }
-  });
+  it(
+    'keeps queued chunks through a Redis kill -9 and restart (AOF), and the run finishes',
+    { timeout: 60_000 },
+    async () => {
+      const q = new ChunkQueue<string>(redis.url, { prefix: 'sl-test-aof' });
+      const log = join(tempDir(), 'worked.log');
+      await q.add(
+        toChunks(
+          'run-aof',
+          Array.from({ length: 60 }, (_, i) => `r${i}`),
+          10,
+        ),
+      );
+      await q.close();
+      await redis.restart();
+      const again = new ChunkQueue<string>(redis.url, { prefix: 'sl-test-aof' });
+      try {
+        expect((await again.queue.getJobCounts('wait')).wait).toBe(6);
+        await startWorker(log, 5, 'sl-test-aof');
+        await until(
+          async () => (await again.queue.getJobCounts('completed')).completed === 6,
+          30_000,
+          'the 6 chunks to complete',
+        );
+        expect(new Set(logLines(log).map((l) => l.item)).size).toBe(60);
+      } finally {
+        await again.queue.obliterate({ force: true });
+        await again.close();
+      }
+    },
+  );
 });

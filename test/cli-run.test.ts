@@ -21,23 +21,50 @@ describe('run options: precedence flag > environment > config file > default', (
     writeFileSync(config, 'concurrency: 4\nshards: 3\nmax-attempts: 7\nretry-backoff-s: 0.5\nheader: "X-A: 1"\n');
     const base = { input: 'in.jsonl', endpoint: 'http://127.0.0.1:1/v1', out: 'o' };
     const fromConfig = resolveRunOptions({ flags: base, configFile: config });
-    expect(fromConfig).toMatchObject({ concurrency: 4, shards: 3, maxAttempts: 7, retryBackoffS: 0.5, headers: ['X-A: 1'] });
-    const env = { LLM_CONCURRENCY: '32', SHARD_COUNT: '2', LLM_RETRY_BACKOFF_S: '2', LLM_MAX_ATTEMPTS: '9', OPENAI_API_KEY: 'sk-a', SHARDLINE_API_KEY: 'sk-b' };
+    expect(fromConfig).toMatchObject({
+      concurrency: 4,
+      shards: 3,
+      maxAttempts: 7,
+      retryBackoffS: 0.5,
+      headers: ['X-A: 1'],
+    });
+    const env = {
+      LLM_CONCURRENCY: '32',
+      SHARD_COUNT: '2',
+      LLM_RETRY_BACKOFF_S: '2',
+      LLM_MAX_ATTEMPTS: '9',
+      OPENAI_API_KEY: 'sk-a',
+      SHARDLINE_API_KEY: 'sk-b',
+    };
     const fromEnv = resolveRunOptions({ flags: base, env, configFile: config });
     expect(fromEnv).toMatchObject({ concurrency: 32, shards: 2, retryBackoffS: 2, maxAttempts: 9, apiKey: 'sk-b' });
     const fromFlags = resolveRunOptions({ flags: { ...base, concurrency: '64' }, env, configFile: config });
     expect(fromFlags.concurrency).toBe(64);
     const defaults = resolveRunOptions({ flags: base });
-    expect(defaults).toMatchObject({ concurrency: 16, shards: 1, retryBackoffS: 1, retryBackoffMaxS: 30, maxAttempts: 5 });
-    expect(() => resolveRunOptions({ flags: base, env: { LLM_CONCURRENCY: 'lots' } })).toThrow(/Expected `LLM_CONCURRENCY` to be an integer from 1 to 100000, or auto, auto:MIN-MAX or auto:MIN-MAX:START, got `lots`/);
-    expect(() => resolveRunOptions({ flags: { ...base, concurrency: '0' } })).toThrow(/Expected `--concurrency` to be an integer from 1 to 100000, or auto.*, got `0`/);
+    expect(defaults).toMatchObject({
+      concurrency: 16,
+      shards: 1,
+      retryBackoffS: 1,
+      retryBackoffMaxS: 30,
+      maxAttempts: 5,
+    });
+    expect(() => resolveRunOptions({ flags: base, env: { LLM_CONCURRENCY: 'lots' } })).toThrow(
+      /Expected `LLM_CONCURRENCY` to be an integer from 1 to 100000, or auto, auto:MIN-MAX or auto:MIN-MAX:START, got `lots`/,
+    );
+    expect(() => resolveRunOptions({ flags: { ...base, concurrency: '0' } })).toThrow(
+      /Expected `--concurrency` to be an integer from 1 to 100000, or auto.*, got `0`/,
+    );
     writeFileSync(config, 'concurency: 4\n');
     expect(() => resolveRunOptions({ flags: base, configFile: config })).toThrow(/Unknown key `concurency`/);
     writeFileSync(config, 'shards: -1\n');
-    expect(() => resolveRunOptions({ flags: base, configFile: config })).toThrow(/Expected `shards in .*run\.yaml` to be/);
+    expect(() => resolveRunOptions({ flags: base, configFile: config })).toThrow(
+      /Expected `shards in .*run\.yaml` to be/,
+    );
     // A bad value is named as the file spells its key, not by the option's inner name.
     writeFileSync(config, 'max-attempts: 0\nread-coalesce-ms: soon\n');
-    expect(() => resolveRunOptions({ flags: base, configFile: config })).toThrow(/Expected `max-attempts in .*run\.yaml` to be .*\n.*Expected `read-coalesce-ms in .*run\.yaml` to be 'auto' or a number/);
+    expect(() => resolveRunOptions({ flags: base, configFile: config })).toThrow(
+      /Expected `max-attempts in .*run\.yaml` to be .*\n.*Expected `read-coalesce-ms in .*run\.yaml` to be 'auto' or a number/,
+    );
   });
 });
 
@@ -51,11 +78,31 @@ describe('shardline run (CLI)', () => {
     const badEndpoint = await runCli(['run', input, '--endpoint', '127.0.0.1:8000/v1', '--out', join(dir, 'o')]);
     expect(badEndpoint.code).toBe(2);
     expect(badEndpoint.stderr.match(/`--endpoint`/g)).toHaveLength(1);
-    expect(badEndpoint.stderr).toMatch(/Expected `--endpoint` to be an http:\/\/ or https:\/\/ URL such as http:\/\/127\.0\.0\.1:8000\/v1, got `127\.0\.0\.1:8000\/v1`/);
-    const fullUrl = await runCli(['run', input, '--endpoint', 'http://127.0.0.1:8000/v1/chat/completions', '--out', join(dir, 'o')]);
+    expect(badEndpoint.stderr).toMatch(
+      /Expected `--endpoint` to be an http:\/\/ or https:\/\/ URL such as http:\/\/127\.0\.0\.1:8000\/v1, got `127\.0\.0\.1:8000\/v1`/,
+    );
+    const fullUrl = await runCli([
+      'run',
+      input,
+      '--endpoint',
+      'http://127.0.0.1:8000/v1/chat/completions',
+      '--out',
+      join(dir, 'o'),
+    ]);
     expect(fullUrl.code).toBe(2);
-    expect(fullUrl.stderr).toMatch(/`--endpoint` to be valid \(the API base URL without \/chat\/completions: requests go to <endpoint>\/chat\/completions\)/);
-    const badShards = await runCli(['run', input, '--endpoint', 'http://127.0.0.1:9/v1', '--out', join(dir, 'o'), '--shards', 'two']);
+    expect(fullUrl.stderr).toMatch(
+      /`--endpoint` to be valid \(the API base URL without \/chat\/completions: requests go to <endpoint>\/chat\/completions\)/,
+    );
+    const badShards = await runCli([
+      'run',
+      input,
+      '--endpoint',
+      'http://127.0.0.1:9/v1',
+      '--out',
+      join(dir, 'o'),
+      '--shards',
+      'two',
+    ]);
     expect(badShards.code).toBe(2);
     expect(badShards.stderr).toMatch(/`--shards`/);
     const badEnv = await runCli(['run', input, '--endpoint', 'http://127.0.0.1:9/v1', '--out', join(dir, 'o')], {
@@ -63,16 +110,52 @@ describe('shardline run (CLI)', () => {
     });
     expect(badEnv.code).toBe(2);
     expect(badEnv.stderr).toMatch(/`LLM_MAX_ATTEMPTS`/);
-    const badChoice = await runCli(['run', input, '--endpoint', 'http://127.0.0.1:9/v1', '--out', join(dir, 'o'), '--on-interrupt', 'panic']);
+    const badChoice = await runCli([
+      'run',
+      input,
+      '--endpoint',
+      'http://127.0.0.1:9/v1',
+      '--out',
+      join(dir, 'o'),
+      '--on-interrupt',
+      'panic',
+    ]);
     expect(badChoice.code).toBe(2);
     expect(badChoice.stderr).toMatch(/--on-interrupt.*drain, abandon/);
-    const badHold = await runCli(['run', input, '--endpoint', 'http://127.0.0.1:9/v1', '--out', join(dir, 'o'), '--read-coalesce-ms', 'soon']);
+    const badHold = await runCli([
+      'run',
+      input,
+      '--endpoint',
+      'http://127.0.0.1:9/v1',
+      '--out',
+      join(dir, 'o'),
+      '--read-coalesce-ms',
+      'soon',
+    ]);
     expect(badHold.code).toBe(2);
-    expect(badHold.stderr).toContain("Expected `--read-coalesce-ms` to be 'auto' or a number of milliseconds from 0 to 1000, got `soon`");
-    const badBudget = await runCli(['run', input, '--endpoint', 'http://127.0.0.1:9/v1', '--out', join(dir, 'o'), '--retry-budget', '1.5']);
+    expect(badHold.stderr).toContain(
+      "Expected `--read-coalesce-ms` to be 'auto' or a number of milliseconds from 0 to 1000, got `soon`",
+    );
+    const badBudget = await runCli([
+      'run',
+      input,
+      '--endpoint',
+      'http://127.0.0.1:9/v1',
+      '--out',
+      join(dir, 'o'),
+      '--retry-budget',
+      '1.5',
+    ]);
     expect(badBudget.code).toBe(2);
     expect(badBudget.stderr).toContain('Expected `--retry-budget` to be a number ≤ 1, got `1.5`');
-    const missingInput = await runCli(['run', join(dir, 'nope.jsonl'), '--endpoint', 'http://127.0.0.1:9/v1', '--out', join(dir, 'o')]);
+    const missingInput = await runCli([
+      'run',
+      join(dir, 'nope.jsonl'),
+      '--endpoint',
+      'http://127.0.0.1:9/v1',
+      '--out',
+      join(dir, 'o'),
+    ]);
     expect(missingInput.code).toBe(1);
     expect(missingInput.stderr).toMatch(/Cannot read input/);
     const outIsFile = await runCli(['run', input, '--endpoint', 'http://127.0.0.1:9/v1', '--out', input]);
@@ -88,15 +171,40 @@ describe('shardline run (CLI)', () => {
     sim = await startSim({ profile: parseProfile({ base: 'fast', faults: { errors: { p_500: 1 } } }) });
     const dir = tempDir();
     const r = await runCli(
-      ['run', writeInput(dir, 3), '--endpoint', `${sim.url}/v1`, '--out', join(dir, 'o'), '--max-attempts', '2', '--retry-backoff-s', '0.01'],
+      [
+        'run',
+        writeInput(dir, 3),
+        '--endpoint',
+        `${sim.url}/v1`,
+        '--out',
+        join(dir, 'o'),
+        '--max-attempts',
+        '2',
+        '--retry-backoff-s',
+        '0.01',
+      ],
       { env: { ...process.env, OPENAI_API_KEY: 'sk-from-env' } },
     );
     expect(r.code).toBe(3);
     const summary = JSON.parse(r.stdout);
-    expect(summary).toMatchObject({ status: 'finished', exit_code: 3, requests: { failed: 3 }, failure_causes: { http_5xx: 3 } });
+    expect(summary).toMatchObject({
+      status: 'finished',
+      exit_code: 3,
+      requests: { failed: 3 },
+      failure_causes: { http_5xx: 3 },
+    });
     expect(r.stderr).toMatch(/3 failed \(http_5xx 3\)/);
     const allowed = await runCli([
-      'run', writeInput(dir, 3, {}, 'b.jsonl'), '--endpoint', `${sim.url}/v1`, '--out', join(dir, 'o2'), '--max-attempts', '1', '--allow-failures', '100%',
+      'run',
+      writeInput(dir, 3, {}, 'b.jsonl'),
+      '--endpoint',
+      `${sim.url}/v1`,
+      '--out',
+      join(dir, 'o2'),
+      '--max-attempts',
+      '1',
+      '--allow-failures',
+      '100%',
     ]);
     expect(allowed.code).toBe(0);
   });
@@ -105,7 +213,16 @@ describe('shardline run (CLI)', () => {
     sim = await startSim({ profile: parseProfile({ base: 'fast' }) });
     const dir = tempDir();
     // The server's root instead of its API base URL: every request gets 404 from /chat/completions.
-    const noV1 = await runCli(['run', writeInput(dir, 3), '--endpoint', sim.url, '--out', join(dir, 'o'), '--max-attempts', '1']);
+    const noV1 = await runCli([
+      'run',
+      writeInput(dir, 3),
+      '--endpoint',
+      sim.url,
+      '--out',
+      join(dir, 'o'),
+      '--max-attempts',
+      '1',
+    ]);
     expect(noV1.code).toBe(3);
     const summary = JSON.parse(noV1.stdout);
     expect(summary.failure_statuses).toEqual({ 404: 3 });
@@ -116,12 +233,30 @@ describe('shardline run (CLI)', () => {
     const closed = await startSim({ profile: parseProfile({ base: 'fast' }) });
     const port = closed.port;
     await closed.close();
-    const refused = await runCli(['run', writeInput(dir, 2, {}, 'b.jsonl'), '--endpoint', `http://127.0.0.1:${port}/v1`, '--out', join(dir, 'o2'), '--max-attempts', '1']);
+    const refused = await runCli([
+      'run',
+      writeInput(dir, 2, {}, 'b.jsonl'),
+      '--endpoint',
+      `http://127.0.0.1:${port}/v1`,
+      '--out',
+      join(dir, 'o2'),
+      '--max-attempts',
+      '1',
+    ]);
     expect(refused.code).toBe(3);
     expect(JSON.parse(refused.stdout)).toMatchObject({ failure_causes: { conn_refused: 2 }, failure_statuses: {} });
-    expect(refused.stderr).toContain(`hint: 2 requests found nothing listening at http://127.0.0.1:${port} (connection refused)`);
+    expect(refused.stderr).toContain(
+      `hint: 2 requests found nothing listening at http://127.0.0.1:${port} (connection refused)`,
+    );
     // A healthy run has no hints.
-    const ok = await runCli(['run', writeInput(dir, 2, {}, 'c.jsonl'), '--endpoint', `${sim.url}/v1`, '--out', join(dir, 'o3')]);
+    const ok = await runCli([
+      'run',
+      writeInput(dir, 2, {}, 'c.jsonl'),
+      '--endpoint',
+      `${sim.url}/v1`,
+      '--out',
+      join(dir, 'o3'),
+    ]);
     expect(ok.code).toBe(0);
     expect(JSON.parse(ok.stdout).hints).toEqual([]);
     expect(ok.stderr).not.toContain('hint:');
@@ -131,16 +266,31 @@ describe('shardline run (CLI)', () => {
     sim = await startSim({ profile: parseProfile({ base: 'fast', step_ms_base: 5, tokens_per_step: 1 }) });
     const dir = tempDir();
     const out = join(dir, 'o');
-    const child = spawn(process.execPath, [CLI, 'run', writeInput(dir, 400, { max_tokens: 40 }), '--endpoint', `${sim.url}/v1`, '--out', out, '--concurrency', '4'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        CLI,
+        'run',
+        writeInput(dir, 400, { max_tokens: 40 }),
+        '--endpoint',
+        `${sim.url}/v1`,
+        '--out',
+        out,
+        '--concurrency',
+        '4',
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     // Signal once results are flowing (start-up under a loaded CI machine can take over a second).
     const resultsPath = join(out, 'results.jsonl');
-    for (let i = 0; i < 200 && !(existsSync(resultsPath) && statSync(resultsPath).size > 0); i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 200 && !(existsSync(resultsPath) && statSync(resultsPath).size > 0); i++)
+      await new Promise((r) => setTimeout(r, 50));
     child.kill('SIGINT');
     const code = await new Promise((r) => child.once('exit', r));
     expect(code).toBe(130);
@@ -154,7 +304,16 @@ describe('shardline run (CLI)', () => {
     expect(results.length).toBeLessThan(400);
     // Drained: every request that started an attempt before the signal has its result.
     for (const r of results) expect(r.error).toBeNull();
-    const resumed = await runCli(['run', join(dir, 'input.jsonl'), '--endpoint', `${sim.url}/v1`, '--out', out, '--concurrency', '32']);
+    const resumed = await runCli([
+      'run',
+      join(dir, 'input.jsonl'),
+      '--endpoint',
+      `${sim.url}/v1`,
+      '--out',
+      out,
+      '--concurrency',
+      '32',
+    ]);
     expect(resumed.code).toBe(0);
     expect(loadResults(out)).toHaveLength(400);
   });
@@ -181,7 +340,8 @@ describe('shardline run (CLI)', () => {
     // The options table stays a table: one that needs more than ~400 characters belongs in a section.
     const rows = doc.split('\n').filter((l) => l.startsWith('| `--') || l.startsWith('| |'));
     expect(rows.length).toBeGreaterThan(30);
-    for (const row of rows) for (const cell of row.split(/(?<!\\)\|/)) expect(cell.trim().length, row.slice(0, 40)).toBeLessThanOrEqual(400);
+    for (const row of rows)
+      for (const cell of row.split(/(?<!\\)\|/)) expect(cell.trim().length, row.slice(0, 40)).toBeLessThanOrEqual(400);
   });
 });
 

@@ -37,12 +37,16 @@ describe('shardline sim', () => {
   it('lists the built-in profiles with their capacity', async () => {
     const r = await runCli(['sim', '--list-profiles']);
     expect(r.code).toBe(0);
-    for (const name of ['fast', 'realistic', 'saturated', 'flaky', 'rate-limited', 'churn']) expect(r.stdout).toMatch(new RegExp(`^${name}\\s`, 'm'));
+    for (const name of ['fast', 'realistic', 'saturated', 'flaky', 'rate-limited', 'churn'])
+      expect(r.stdout).toMatch(new RegExp(`^${name}\\s`, 'm'));
     expect(r.stdout).toMatch(/167,630/); // realistic: 60000·64·256 / (25 + 64/25000·1000 + 256·22.8)
   });
 
   it('serves on port 0, answers a request and stops on SIGTERM', async () => {
-    const { child, match } = await startCli(['sim', '--port', '0', '--profile', 'fast'], /listening on (http:\/\/127\.0\.0\.1:(\d+))\n/);
+    const { child, match } = await startCli(
+      ['sim', '--port', '0', '--profile', 'fast'],
+      /listening on (http:\/\/127\.0\.0\.1:(\d+))\n/,
+    );
     const url = match[1]!;
     expect(Number(match[2])).toBeGreaterThan(0);
     const reply = await postChat(url, { messages: [{ role: 'user', content: 'x' }], max_tokens: 3 });
@@ -69,7 +73,9 @@ describe('shardline sim', () => {
     writeFileSync(file, 'slots: 0\nfaults:\n  errors:\n    p_500: 1.5\n  typo_field: true\n');
     const r = await runCli(['sim', '--profile', file]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/Expected `slots` to be an integer > 0, got `0`|Expected `slots` to be a number > 0, got `0`/);
+    expect(r.stderr).toMatch(
+      /Expected `slots` to be an integer > 0, got `0`|Expected `slots` to be a number > 0, got `0`/,
+    );
     expect(r.stderr).toMatch(/Expected `faults\.errors\.p_500` to be a number ≤ 1, got `1\.5`/);
     expect(r.stderr).toMatch(/Unknown field `faults\.typo_field`/);
     const unknownName = await runCli(['sim', '--profile', 'nosuch']);

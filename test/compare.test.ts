@@ -18,7 +18,10 @@ describe('compare', () => {
   });
 
   it('a throughput gain that brings retries is unstable', async () => {
-    const c = compareReports(await analyze([synth({})]), await analyze([synth({ limit: 16, failP: 0.3, failCause: 'http_429', backoffMs: 100 })]));
+    const c = compareReports(
+      await analyze([synth({})]),
+      await analyze([synth({ limit: 16, failP: 0.3, failCause: 'http_429', backoffMs: 100 })]),
+    );
     expect(c.stability.judgement).toBe('unstable');
     expect(c.stability.reasons.join(' ')).toMatch(/retry rate up/);
   });

@@ -40,7 +40,9 @@ describe('shardline demo --quick', () => {
     expect(fixedModes).not.toContain('retry_loop');
     expect(fixedModes).not.toContain('connection_churn');
     expect(fixed.verdict.bound).not.toBe('control-plane');
-    expect(r.stdout).toContain(`naive (1 worker, unbounded in-flight, no keep-alive, fixed-delay retries): ${naive.verdict.bound.toUpperCase()}-bound`);
+    expect(r.stdout).toContain(
+      `naive (1 worker, unbounded in-flight, no keep-alive, fixed-delay retries): ${naive.verdict.bound.toUpperCase()}-bound`,
+    );
 
     expect(r.stdout).toMatch(/minute sample: .*sample\.json\n {2}verified: /);
     const htmlPath = join(out, 'report.html');

@@ -1,6 +1,15 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { analyze, builtinProfiles, parseProfile, run, startSim, type Mode, type RunningSim, type SimProfileFile } from '../src/index.js';
+import {
+  analyze,
+  builtinProfiles,
+  parseProfile,
+  run,
+  startSim,
+  type Mode,
+  type RunningSim,
+  type SimProfileFile,
+} from '../src/index.js';
 import { tempDir, writeInput } from './helpers/run-dir.js';
 
 let sim: RunningSim | undefined;
@@ -10,7 +19,10 @@ afterEach(async () => {
 });
 
 async function runProfile(name: string, requests: number, maxTokens: number, override?: SimProfileFile) {
-  sim = await startSim({ profile: override ? parseProfile({ base: name, ...override }) : builtinProfiles.get(name)!, seed: 1 });
+  sim = await startSim({
+    profile: override ? parseProfile({ base: name, ...override }) : builtinProfiles.get(name)!,
+    seed: 1,
+  });
   const dir = tempDir();
   const out = join(dir, 'out');
   await run({
@@ -46,7 +58,9 @@ describe('end to end: runs against simulator profiles are diagnosed by their cau
     // The built-in limit, a sixth lower: at 120k tokens/min a run slowed by a busy machine (other
     // test files share its two cores) could stay under the limit and see too few 429s to diagnose;
     // at 100k the retry rate is ~50%, five times the finding's threshold.
-    const r = await runProfile('rate-limited', 250, 32, { faults: { rate_limit: { requests_per_min: 2500, tokens_per_min: 100_000 } } });
+    const r = await runProfile('rate-limited', 250, 32, {
+      faults: { rate_limit: { requests_per_min: 2500, tokens_per_min: 100_000 } },
+    });
     expect(modes(r)).toContain('retry_loop');
     expect(Object.keys(r.retries.causes)).toEqual(['http_429']);
     expect(r.verdict.bound).toBe('control-plane');

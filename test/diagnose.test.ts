@@ -35,7 +35,14 @@ describe('diagnosis of generated event logs, one per failure mode', () => {
   });
 
   it('admission gaps: slots left idle while work waits (the seed pattern)', async () => {
-    const r = await diagnoseSynth({ requests: 300, limit: 8, readAhead: 100, serverTtftMs: () => 30, decodeMs: 100, dispatchDelayMs: 150 });
+    const r = await diagnoseSynth({
+      requests: 300,
+      limit: 8,
+      readAhead: 100,
+      serverTtftMs: () => 30,
+      decodeMs: 100,
+      dispatchDelayMs: 150,
+    });
     expect(modes(r)).toContain('admission_gap');
     const f = r.verdict.findings.find((x) => x.mode === 'admission_gap')!;
     expect(f.evidence).toMatch(/backlog stays high while in-flight is unstable/);
@@ -50,7 +57,14 @@ describe('diagnosis of generated event logs, one per failure mode', () => {
   });
 
   it('retry loop: 429s with backoff', async () => {
-    const r = await diagnoseSynth({ requests: 200, limit: 16, readAhead: 4, failP: 0.4, failCause: 'http_429', backoffMs: 800 });
+    const r = await diagnoseSynth({
+      requests: 200,
+      limit: 16,
+      readAhead: 4,
+      failP: 0.4,
+      failCause: 'http_429',
+      backoffMs: 800,
+    });
     expect(modes(r)[0]).toBe('retry_loop');
     expect(r.retries.causes.http_429).toBeGreaterThan(50);
     expect(r.verdict.findings[0]!.action).toMatch(/rate limit/);
@@ -82,13 +96,29 @@ describe('diagnosis of generated event logs, one per failure mode', () => {
   });
 
   it('event-loop stall while the shards wait for a core: the same, from the run-queue wait', async () => {
-    const r = await diagnoseSynth({ requests: 200, limit: 16, readAhead: 2, loopLagMs: 250, hostBusy: 0.7, cpuWait: 0.3 });
+    const r = await diagnoseSynth({
+      requests: 200,
+      limit: 16,
+      readAhead: 2,
+      loopLagMs: 250,
+      hostBusy: 0.7,
+      cpuWait: 0.3,
+    });
     expect(r.event_loop.cpu_wait_p50).toBe(0.3);
     const f = r.verdict.findings[0]!;
-    expect(f.evidence).toMatch(/the shards also waited for a core \(medians: waiting 30% of the time, machine CPU 70% busy\)/);
+    expect(f.evidence).toMatch(
+      /the shards also waited for a core \(medians: waiting 30% of the time, machine CPU 70% busy\)/,
+    );
     expect(f.action).toMatch(/^give the client CPU of its own/);
     // Neither signal high: the plain advice.
-    const calm = await diagnoseSynth({ requests: 200, limit: 16, readAhead: 2, loopLagMs: 250, hostBusy: 0.7, cpuWait: 0.05 });
+    const calm = await diagnoseSynth({
+      requests: 200,
+      limit: 16,
+      readAhead: 2,
+      loopLagMs: 250,
+      hostBusy: 0.7,
+      cpuWait: 0.05,
+    });
     expect(calm.verdict.findings[0]!.action).toMatch(/^add --shards/);
   });
 
@@ -97,13 +127,27 @@ describe('diagnosis of generated event logs, one per failure mode', () => {
     expect(r.client_cpu.reads_per_completion_token).toBe(0);
     expect(r.verdict.findings[0]!.evidence).not.toMatch(/socket reads per token/);
     const tokens = r.tokens.completion;
-    const perToken = await diagnoseSynth({ requests: 200, limit: 16, readAhead: 2, loopLagMs: 250, socketReads: tokens });
+    const perToken = await diagnoseSynth({
+      requests: 200,
+      limit: 16,
+      readAhead: 2,
+      loopLagMs: 250,
+      socketReads: tokens,
+    });
     expect(perToken.client_cpu.reads_per_completion_token).toBe(1);
-    expect(perToken.verdict.findings[0]!.evidence).toMatch(/1\.00 socket reads per token: tokens mostly arrive one per read/);
+    expect(perToken.verdict.findings[0]!.evidence).toMatch(
+      /1\.00 socket reads per token: tokens mostly arrive one per read/,
+    );
   });
 
   it('model saturation: server TTFT rises with the load the client puts on it', async () => {
-    const r = await diagnoseSynth({ requests: 400, limit: 32, readAhead: 8, serverTtftMs: (n) => 40 + 60 * Math.max(0, n - 8), decodeMs: 400 });
+    const r = await diagnoseSynth({
+      requests: 400,
+      limit: 32,
+      readAhead: 8,
+      serverTtftMs: (n) => 40 + 60 * Math.max(0, n - 8),
+      decodeMs: 400,
+    });
     expect(modes(r)).toContain('model_saturation');
     expect(modes(r)).not.toContain('queueing');
     expect(r.verdict.bound).toBe('model');
@@ -111,7 +155,13 @@ describe('diagnosis of generated event logs, one per failure mode', () => {
   });
 
   it('behind a saturated server a long client queue is still model-bound', async () => {
-    const r = await diagnoseSynth({ requests: 400, limit: 32, readAhead: 64, serverTtftMs: (n) => 40 + 60 * Math.max(0, n - 8), decodeMs: 400 });
+    const r = await diagnoseSynth({
+      requests: 400,
+      limit: 32,
+      readAhead: 64,
+      serverTtftMs: (n) => 40 + 60 * Math.max(0, n - 8),
+      decodeMs: 400,
+    });
     expect(r.verdict.dominant).toBe('queue_wait');
     expect(r.verdict.bound).toBe('model');
     expect(modes(r)).toContain('model_saturation');
@@ -129,9 +179,19 @@ describe('diagnosis of generated event logs, one per failure mode', () => {
 
 describe('report figures from a generated log (hand-checkable)', () => {
   it('--json carries exact ratios, recomputable from the events, not rounded ones', async () => {
-    const dir = writeSynthRun(tempDir(), { requests: 300, limit: 8, readAhead: 4, failP: 0.37, backoffMs: 5, fatalP: 0.13 });
+    const dir = writeSynthRun(tempDir(), {
+      requests: 300,
+      limit: 8,
+      readAhead: 4,
+      failP: 0.37,
+      backoffMs: 5,
+      fatalP: 0.13,
+    });
     const events = readdirSync(join(dir, 'events')).flatMap((f) =>
-      readFileSync(join(dir, 'events', f), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string; id?: string; outcome?: string }),
+      readFileSync(join(dir, 'events', f), 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { type: string; id?: string; outcome?: string }),
     );
     const attempts = events.filter((e) => e.type === 'attempt_start').length;
     const ends = events.filter((e) => e.type === 'request_end');
@@ -142,14 +202,21 @@ describe('report figures from a generated log (hand-checkable)', () => {
     expect(r.retries.per_request).toBe((attempts - requests) / requests);
     expect(r.requests.success_rate).toBe(succeeded / requests);
     // The ratios are not round numbers: a 3-decimal rounding would have changed them.
-    expect(r.retries.rate! * 1000 % 1).not.toBe(0);
+    expect((r.retries.rate! * 1000) % 1).not.toBe(0);
     // Views still round.
     expect(formatReport(r)).toContain(`rate ${((r.retries.rate ?? 0) * 100).toFixed(1)}%`);
   });
 
-
   it('counts, retries, buckets and the JSON keys', async () => {
-    const r = await diagnoseSynth({ requests: 50, limit: 5, readAhead: 1, serverTtftMs: () => 100, decodeMs: 200, tokens: 10, newConnP: 0 });
+    const r = await diagnoseSynth({
+      requests: 50,
+      limit: 5,
+      readAhead: 1,
+      serverTtftMs: () => 100,
+      decodeMs: 200,
+      tokens: 10,
+      newConnP: 0,
+    });
     expect(r.schema).toBe('shardline.report/v1');
     expect(r.requests).toEqual({ total: 50, succeeded: 50, failed: 0, success_rate: 1 });
     expect(r.attempts).toBe(50);
@@ -160,7 +227,22 @@ describe('report figures from a generated log (hand-checkable)', () => {
     expect(r.buckets_ms.server_ttft).toBeCloseTo(50 * 100, 3);
     expect(r.buckets_ms.decode).toBeCloseTo(50 * 200, 3);
     expect(r.tpot_ms.p50).toBeCloseTo(200 / 9, 3);
-    for (const key of ['window', 'requests', 'attempts', 'retries', 'tokens', 'tpm', 'ttft_ms', 'latency_ms', 'tpot_ms', 'utilization', 'connections', 'event_loop', 'buckets_ms', 'verdict']) {
+    for (const key of [
+      'window',
+      'requests',
+      'attempts',
+      'retries',
+      'tokens',
+      'tpm',
+      'ttft_ms',
+      'latency_ms',
+      'tpot_ms',
+      'utilization',
+      'connections',
+      'event_loop',
+      'buckets_ms',
+      'verdict',
+    ]) {
       expect(r).toHaveProperty(key);
     }
     expect(r.utilization.limit).toBe(5);
@@ -169,7 +251,12 @@ describe('report figures from a generated log (hand-checkable)', () => {
     expect(perSecond).toBeCloseTo(r.tokens.completion, 0);
     expect(r.detail.per_second.filter((b) => b.tokens > 0).length).toBeGreaterThan(1);
     // The generated log has no CPU figures: nothing is made up.
-    expect(r.client_cpu).toEqual({ shard_cpu_ms: 0, us_per_request: null, us_per_completion_token: null, reads_per_completion_token: null });
+    expect(r.client_cpu).toEqual({
+      shard_cpu_ms: 0,
+      us_per_request: null,
+      us_per_completion_token: null,
+      reads_per_completion_token: null,
+    });
   });
 });
 
@@ -181,14 +268,23 @@ describe('queue_wait vs admission_gap (hand-computed)', () => {
     //   E: 0–100 ¼ free, 100–200 none, 200–300 ¼ free → 50 ms admission_gap, 250 ms queue_wait.
     const t0 = Date.UTC(2026, 10, 27, 12, 0, 0);
     const ev: object[] = [];
-    const at = (ms: number, shard: number, type: string, fields: object = {}) => ev.push({ v: 1, ts: t0 + ms, run: 'h', shard, type, ...fields });
+    const at = (ms: number, shard: number, type: string, fields: object = {}) =>
+      ev.push({ v: 1, ts: t0 + ms, run: 'h', shard, type, ...fields });
     at(0, -1, 'run_start', { config: {}, resumed: false, pid: 1 });
     at(0, 0, 'shard_start', { pid: 2, concurrency: 4 });
     for (const id of 'ABCDE') at(0, -1, 'enqueue', { id, line: 1 });
     const attempt = (id: string, start: number, end: number) => {
       at(start, 0, 'attempt_start', { id, attempt: 1 });
       at(start + 10, 0, 'first_token', { id, attempt: 1 });
-      at(end, 0, 'attempt_end', { id, attempt: 1, outcome: 'ok', status: 200, completion_tokens: 5, prompt_tokens: 1, last_token_ts: t0 + end });
+      at(end, 0, 'attempt_end', {
+        id,
+        attempt: 1,
+        outcome: 'ok',
+        status: 200,
+        completion_tokens: 5,
+        prompt_tokens: 1,
+        last_token_ts: t0 + end,
+      });
       at(end, 0, 'request_end', { id, outcome: 'succeeded', attempts: 1, completion_tokens: 5, prompt_tokens: 1 });
     };
     attempt('A', 0, 200);
@@ -200,7 +296,12 @@ describe('queue_wait vs admission_gap (hand-computed)', () => {
     at(600, -1, 'run_end', { status: 'finished', succeeded: 5, failed: 0, rejected: 0 });
     const dir = tempDir('sl-gap-');
     mkdirSync(join(dir, 'events'));
-    const lines = (shard: number) => `${(ev as { shard: number; ts: number }[]).filter((e) => e.shard === shard).sort((a, b) => a.ts - b.ts).map((e) => JSON.stringify(e)).join('\n')}\n`;
+    const lines = (shard: number) =>
+      `${(ev as { shard: number; ts: number }[])
+        .filter((e) => e.shard === shard)
+        .sort((a, b) => a.ts - b.ts)
+        .map((e) => JSON.stringify(e))
+        .join('\n')}\n`;
     writeFileSync(join(dir, 'events', 'coordinator.jsonl'), lines(-1));
     writeFileSync(join(dir, 'events', 'shard-000.jsonl'), lines(0));
     const r = await analyze([dir]);
@@ -231,12 +332,28 @@ describe('the requests a report names', () => {
     e2e.forEach((ms, rid) => n.noteFinished(rid, ms, 1, 'succeeded'));
     // 50.0004 rounds to 50.000 and ties with the earlier 50s, so it comes after them.
     expect(n.slowest.map((s) => [s.rid, s.e2e_ms])).toEqual([
-      [5, 90], [10, 70], [8, 60], [1, 50], [3, 50], [12, 50], [13, 9], [7, 8], [2, 7], [0, 5],
+      [5, 90],
+      [10, 70],
+      [8, 60],
+      [1, 50],
+      [3, 50],
+      [12, 50],
+      [13, 9],
+      [7, 8],
+      [2, 7],
+      [0, 5],
     ]);
-    for (let rid = 0; rid < 15; rid++) n.noteFailedAttempt({ rid, attempt: 1, cause: 'http_5xx', status: 503, error: `boom ${rid}` });
+    for (let rid = 0; rid < 15; rid++)
+      n.noteFailedAttempt({ rid, attempt: 1, cause: 'http_5xx', status: 503, error: `boom ${rid}` });
     expect(n.recentErrors.map((x) => x.rid)).toEqual([5, 6, 7, 8, 9, 10, 11, 12, 13, 14]);
     const named = n.named(new Map(n.rids().map((rid) => [rid, `req-${rid}`])));
     expect(named.slowest[0]).toEqual({ id: 'req-5', e2e_ms: 90, attempts: 1, outcome: 'succeeded' });
-    expect(named.recentErrors.at(-1)).toEqual({ id: 'req-14', attempt: 1, cause: 'http_5xx', status: 503, error: 'boom 14' });
+    expect(named.recentErrors.at(-1)).toEqual({
+      id: 'req-14',
+      attempt: 1,
+      cause: 'http_5xx',
+      status: 503,
+      error: 'boom 14',
+    });
   });
 });

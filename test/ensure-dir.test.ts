@@ -19,16 +19,23 @@ describe('ensureDir', () => {
     expect(() => ensureDir(join(file, 'sub'))).toThrow(expect.objectContaining({ code: 'ENOTDIR' }));
   });
 
-  it.runIf(existsSync('/proc/self'))('throws where mkdir answers ENOENT under an existing parent (/proc), instead of spinning', () => {
-    // In a child process with a deadline: Node's own recursive mkdirSync spins there forever, and a
-    // regression must fail this test, not hang the suite.
-    const module = fileURLToPath(new URL('../dist/util/ensure-dir.js', import.meta.url));
-    const r = spawnSync(
-      process.execPath,
-      ['--input-type=module', '-e', `import { ensureDir } from ${JSON.stringify(module)}; try { ensureDir('/proc/shardline-nope/x'); } catch (e) { console.log(e.code); }`],
-      { encoding: 'utf8', timeout: 10_000, killSignal: 'SIGKILL' },
-    );
-    expect(r.signal).toBeNull();
-    expect(r.stdout.trim()).toBe('ENOENT');
-  });
+  it.runIf(existsSync('/proc/self'))(
+    'throws where mkdir answers ENOENT under an existing parent (/proc), instead of spinning',
+    () => {
+      // In a child process with a deadline: Node's own recursive mkdirSync spins there forever, and a
+      // regression must fail this test, not hang the suite.
+      const module = fileURLToPath(new URL('../dist/util/ensure-dir.js', import.meta.url));
+      const r = spawnSync(
+        process.execPath,
+        [
+          '--input-type=module',
+          '-e',
+          `import { ensureDir } from ${JSON.stringify(module)}; try { ensureDir('/proc/shardline-nope/x'); } catch (e) { console.log(e.code); }`,
+        ],
+        { encoding: 'utf8', timeout: 10_000, killSignal: 'SIGKILL' },
+      );
+      expect(r.signal).toBeNull();
+      expect(r.stdout.trim()).toBe('ENOENT');
+    },
+  );
 });

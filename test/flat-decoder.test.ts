@@ -8,7 +8,30 @@ import { decodeFlatLine } from '../src/events/flat-line-decoder.js';
 import { IdInterner } from '../src/events/id-interner.js';
 import { tempDir } from './helpers/run-dir.js';
 
-const FIELDS = ['ts', 'shard', 'type', 'attempt', 'attempts', 'status', 'outcome', 'completionTokens', 'promptTokens', 'lastTokenTs', 'connectMs', 'delayMs', 'loopLagMs', 'cpuMs', 'pid', 'concurrency', 'cpuUserMs', 'cpuSystemMs', 'tokensEstimated', 'cause', 'error', 'run'] as const;
+const FIELDS = [
+  'ts',
+  'shard',
+  'type',
+  'attempt',
+  'attempts',
+  'status',
+  'outcome',
+  'completionTokens',
+  'promptTokens',
+  'lastTokenTs',
+  'connectMs',
+  'delayMs',
+  'loopLagMs',
+  'cpuMs',
+  'pid',
+  'concurrency',
+  'cpuUserMs',
+  'cpuSystemMs',
+  'tokensEstimated',
+  'cause',
+  'error',
+  'run',
+] as const;
 
 /** What a decoded event says, as a plain object with the id as a string. */
 function view(ev: FlatEvent): Record<string, unknown> {
@@ -18,7 +41,10 @@ function view(ev: FlatEvent): Record<string, unknown> {
 }
 
 /** Decode a line both ways: the byte fast path (if it takes the line) and JSON.parse. */
-function both(line: string): { fast: Record<string, unknown> | 'fallback'; slow: Record<string, unknown> | 'not-an-event' } {
+function both(line: string): {
+  fast: Record<string, unknown> | 'fallback';
+  slow: Record<string, unknown> | 'not-an-event';
+} {
   const buf = Buffer.from(line);
   const a = new FlatEvent();
   const fast = decodeFlatLine(buf, 0, buf.length, a) === buf.length ? view(a) : 'fallback';
@@ -38,9 +64,38 @@ const numberish = fc.oneof(
   fc.double({ noNaN: true, noDefaultInfinity: true }),
   fc.constantFrom(0, -0, 1795780800010.344, 0.1, 1e21, 1e-7, 2 ** 53 + 2, 2 ** 60 + 2 ** 10),
 );
-const stringish = fc.oneof(fc.string(), fc.constantFrom('r1', 'ok', 'error', 'succeeded', 'http_429', 'é"\\\n', '{x}', 'a,b:c'));
+const stringish = fc.oneof(
+  fc.string(),
+  fc.constantFrom('r1', 'ok', 'error', 'succeeded', 'http_429', 'é"\\\n', '{x}', 'a,b:c'),
+);
 const anyValue = fc.oneof(numberish, stringish, fc.boolean(), fc.constant(null), fc.constant({ nested: [1] }));
-const knownKeys = ['ts', 'shard', 'type', 'id', 'attempt', 'attempts', 'status', 'outcome', 'cause', 'error', 'run', 'completion_tokens', 'prompt_tokens', 'last_token_ts', 'connect_ms', 'delay_ms', 'loop_lag_ms', 'cpu_ms', 'pid', 'concurrency', 'cpu_user_ms', 'cpu_system_ms', 'tokens_estimated', 'v', 'line'];
+const knownKeys = [
+  'ts',
+  'shard',
+  'type',
+  'id',
+  'attempt',
+  'attempts',
+  'status',
+  'outcome',
+  'cause',
+  'error',
+  'run',
+  'completion_tokens',
+  'prompt_tokens',
+  'last_token_ts',
+  'connect_ms',
+  'delay_ms',
+  'loop_lag_ms',
+  'cpu_ms',
+  'pid',
+  'concurrency',
+  'cpu_user_ms',
+  'cpu_system_ms',
+  'tokens_estimated',
+  'v',
+  'line',
+];
 
 /** Events shaped as the writer writes them: v, ts, run, shard, type, then payload fields. */
 const writerEvent = fc.record({
@@ -95,7 +150,19 @@ describe('flat line decoder agrees with JSON.parse', () => {
       expect(fast).toEqual(slow);
     }
     const { fast } = both(lines[1]!);
-    expect(fast).toMatchObject({ ts: 1795780800410.5, shard: 2, type: EVENT_TYPE_CODES.indexOf('attempt_end') + 1, id: 'req-1', attempt: 1, outcome: 1, status: 200, completionTokens: 128, promptTokens: 40, lastTokenTs: 1795780800410.25, tokensEstimated: true });
+    expect(fast).toMatchObject({
+      ts: 1795780800410.5,
+      shard: 2,
+      type: EVENT_TYPE_CODES.indexOf('attempt_end') + 1,
+      id: 'req-1',
+      attempt: 1,
+      outcome: 1,
+      status: 200,
+      completionTokens: 128,
+      promptTokens: 40,
+      lastTokenTs: 1795780800410.25,
+      tokensEstimated: true,
+    });
   });
 
   it('hands escapes, nesting, whitespace and torn lines to JSON.parse', () => {

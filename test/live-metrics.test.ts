@@ -34,23 +34,28 @@ function parseExposition(text: string): Exposition {
 
 describe('live Prometheus metrics during a run', () => {
   it('serves aggregate figures with OpenTelemetry GenAI names, scraped mid-run', async () => {
-    sim = await startSim({ profile: parseProfile({ base: 'fast', step_ms_base: 5, tokens_per_step: 1, faults: { errors: { p_503: 0.1 } } }) });
+    sim = await startSim({
+      profile: parseProfile({ base: 'fast', step_ms_base: 5, tokens_per_step: 1, faults: { errors: { p_503: 0.1 } } }),
+    });
     const dir = tempDir();
     let url: string | undefined;
     const scrapes: Exposition[] = [];
     let done = false;
-    const running = run({
-      input: writeInput(dir, 120, { max_tokens: 30 }),
-      endpoint: `${sim.url}/v1`,
-      out: join(dir, 'out'),
-      shards: 2,
-      concurrency: 4,
-      retryBackoffS: 0.01,
-      maxAttempts: 10,
-      metricsPort: 0,
-      progress: 'off',
-      gaugeIntervalMs: 200,
-    }, { onMetrics: (u) => (url = u) }).finally(() => (done = true));
+    const running = run(
+      {
+        input: writeInput(dir, 120, { max_tokens: 30 }),
+        endpoint: `${sim.url}/v1`,
+        out: join(dir, 'out'),
+        shards: 2,
+        concurrency: 4,
+        retryBackoffS: 0.01,
+        maxAttempts: 10,
+        metricsPort: 0,
+        progress: 'off',
+        gaugeIntervalMs: 200,
+      },
+      { onMetrics: (u) => (url = u) },
+    ).finally(() => (done = true));
     while (!done) {
       await new Promise((r) => setTimeout(r, 150));
       if (!url || done) continue;
@@ -69,10 +74,17 @@ describe('live Prometheus metrics during a run', () => {
     expect(last.types.get('gen_ai_client_operation_duration_seconds')).toBe('histogram');
     expect(last.types.get('gen_ai_client_token_usage')).toBe('histogram');
     expect(last.types.get('gen_ai_server_time_to_first_token_seconds')).toBe('histogram');
-    for (const g of ['shardline_backlog', 'shardline_in_flight', 'shardline_in_flight_limit', 'shardline_event_loop_lag_seconds', 'shardline_completion_tokens_per_minute']) {
+    for (const g of [
+      'shardline_backlog',
+      'shardline_in_flight',
+      'shardline_in_flight_limit',
+      'shardline_event_loop_lag_seconds',
+      'shardline_completion_tokens_per_minute',
+    ]) {
       expect(last.types.get(g), g).toBe('gauge');
     }
-    for (const c of ['shardline_retries_total', 'shardline_requests_total', 'shardline_connections_opened_total']) expect(last.types.get(c), c).toBe('counter');
+    for (const c of ['shardline_retries_total', 'shardline_requests_total', 'shardline_connections_opened_total'])
+      expect(last.types.get(c), c).toBe('counter');
     // Aggregated across both shards: the limit is shards × concurrency (less only once a shard has
     // stopped at the end of the run), and in-flight never above it.
     for (const s of scrapes) {
@@ -81,14 +93,22 @@ describe('live Prometheus metrics during a run', () => {
       expect(s.samples.get('shardline_in_flight')!).toBeLessThanOrEqual(limit);
       if (s.samples.get('shardline_in_flight')! > 4) expect(limit).toBe(8);
     }
-    expect(scrapes.filter((s) => s.samples.get('shardline_in_flight_limit') === 8).length).toBeGreaterThan(scrapes.length / 2);
+    expect(scrapes.filter((s) => s.samples.get('shardline_in_flight_limit') === 8).length).toBeGreaterThan(
+      scrapes.length / 2,
+    );
     expect(scrapes.some((s) => s.samples.get('shardline_in_flight')! > 0)).toBe(true);
     const succeeded = last.samples.get('shardline_requests_total{outcome="succeeded"}')!;
     expect(succeeded).toBeGreaterThan(0);
     expect(succeeded).toBeLessThanOrEqual(summary.requests.succeeded);
-    expect(last.samples.get('gen_ai_client_token_usage_count{gen_ai_operation_name="chat",gen_ai_token_type="output"}')).toBe(succeeded);
-    expect(last.samples.get('gen_ai_client_token_usage_sum{gen_ai_operation_name="chat",gen_ai_token_type="output"}')).toBe(succeeded * 30);
-    expect(last.samples.get('gen_ai_server_time_to_first_token_seconds_count{gen_ai_operation_name="chat"}')).toBe(succeeded);
+    expect(
+      last.samples.get('gen_ai_client_token_usage_count{gen_ai_operation_name="chat",gen_ai_token_type="output"}'),
+    ).toBe(succeeded);
+    expect(
+      last.samples.get('gen_ai_client_token_usage_sum{gen_ai_operation_name="chat",gen_ai_token_type="output"}'),
+    ).toBe(succeeded * 30);
+    expect(last.samples.get('gen_ai_server_time_to_first_token_seconds_count{gen_ai_operation_name="chat"}')).toBe(
+      succeeded,
+    );
     expect(last.samples.get('shardline_retries_total{cause="http_5xx"}')!).toBeGreaterThan(0);
     expect(last.samples.get('shardline_completion_tokens_per_minute')!).toBeGreaterThan(0);
     expect(last.samples.get('shardline_connections_opened_total')!).toBeGreaterThanOrEqual(2);
@@ -109,7 +129,9 @@ describe('live Prometheus metrics during a run', () => {
     // Histogram buckets are cumulative.
     let prev = 0;
     for (const le of ['0.001', '0.01', '0.1', '1', '10', '+Inf']) {
-      const v = last.samples.get(`gen_ai_server_time_to_first_token_seconds_bucket{le="${le}",gen_ai_operation_name="chat"}`)!;
+      const v = last.samples.get(
+        `gen_ai_server_time_to_first_token_seconds_bucket{le="${le}",gen_ai_operation_name="chat"}`,
+      )!;
       expect(v).toBeGreaterThanOrEqual(prev);
       prev = v;
     }
@@ -125,7 +147,18 @@ describe('live Prometheus metrics during a run', () => {
     const scraped: number[] = [];
     let done = false;
     const running = run(
-      { input: writeInput(dir, 6), endpoint: `${sim.url}/v1`, out, concurrency: 8, maxAttempts: 2, retryMode: 'fixed', retryBackoffS: 1, metricsPort: 0, progress: 'off', gaugeIntervalMs: 100 },
+      {
+        input: writeInput(dir, 6),
+        endpoint: `${sim.url}/v1`,
+        out,
+        concurrency: 8,
+        maxAttempts: 2,
+        retryMode: 'fixed',
+        retryBackoffS: 1,
+        metricsPort: 0,
+        progress: 'off',
+        gaugeIntervalMs: 100,
+      },
       { onMetrics: (u) => (url = u), onProgress: (p) => inBackoff.push(p.inBackoff) },
     ).finally(() => (done = true));
     while (!done) {
@@ -154,10 +187,28 @@ describe('live Prometheus metrics during a run', () => {
   it('CLI: --metrics-port prints where it serves; a bad port exits 2', async () => {
     sim = await startSim({ profile: parseProfile({ base: 'fast' }) });
     const dir = tempDir();
-    const ok = await runCli(['run', writeInput(dir, 3), '--endpoint', `${sim.url}/v1`, '--out', join(dir, 'o'), '--metrics-port', '0']);
+    const ok = await runCli([
+      'run',
+      writeInput(dir, 3),
+      '--endpoint',
+      `${sim.url}/v1`,
+      '--out',
+      join(dir, 'o'),
+      '--metrics-port',
+      '0',
+    ]);
     expect(ok.code).toBe(0);
     expect(ok.stderr).toMatch(/metrics on http:\/\/127\.0\.0\.1:\d+\/metrics/);
-    const bad = await runCli(['run', writeInput(dir, 3, {}, 'b.jsonl'), '--endpoint', `${sim.url}/v1`, '--out', join(dir, 'o2'), '--metrics-port', '99999']);
+    const bad = await runCli([
+      'run',
+      writeInput(dir, 3, {}, 'b.jsonl'),
+      '--endpoint',
+      `${sim.url}/v1`,
+      '--out',
+      join(dir, 'o2'),
+      '--metrics-port',
+      '99999',
+    ]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/`--metrics-port`/);
   });

@@ -53,14 +53,30 @@ describe('aggregate TPM', () => {
   it('peaks over minutes fully inside the window, summing shards', () => {
     const m = t0 / 60_000;
     // Window 12:00:30 → 12:04:10: full minutes are 12:01, 12:02, 12:03.
-    const buckets = [bucket(m, [[0, 9000]]), bucket(m + 1, [[0, 100], [1, 200]]), bucket(m + 2, [[0, 300], [1, 400]]), bucket(m + 3, [[0, 50]]), bucket(m + 4, [[0, 10_000]])];
+    const buckets = [
+      bucket(m, [[0, 9000]]),
+      bucket(m + 1, [
+        [0, 100],
+        [1, 200],
+      ]),
+      bucket(m + 2, [
+        [0, 300],
+        [1, 400],
+      ]),
+      bucket(m + 3, [[0, 50]]),
+      bucket(m + 4, [[0, 10_000]]),
+    ];
     const t = computeTpm(buckets, t0 + 30_000, t0 + 4 * 60_000 + 10_000);
     expect(t.aggregate_peak).toBe(700);
     expect(t.aggregate_peak_minute).toBe('2026-11-27T12:02:00.000Z');
     expect(t.aggregate_peak_partial).toBe(false);
     expect(t.per_shard_peak).toEqual({ '0': 300, '1': 400 });
     expect(t.run_average).toBe((20_050 * 60_000) / (3 * 60_000 + 40_000));
-    expect(t.per_minute[1]).toEqual({ minute: '2026-11-27T12:01:00.000Z', completion_tokens: 300, per_shard: { '0': 100, '1': 200 } });
+    expect(t.per_minute[1]).toEqual({
+      minute: '2026-11-27T12:01:00.000Z',
+      completion_tokens: 300,
+      per_shard: { '0': 100, '1': 200 },
+    });
   });
 
   it('falls back to the best partial minute, scaled and flagged, for short runs', () => {
@@ -75,7 +91,10 @@ describe('aggregate TPM', () => {
   it('per-minute tokens always sum to the total (property)', () => {
     fc.assert(
       fc.property(
-        fc.array(fc.tuple(fc.integer({ min: 0, max: 30 }), fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 5000 })), { maxLength: 100 }),
+        fc.array(
+          fc.tuple(fc.integer({ min: 0, max: 30 }), fc.integer({ min: 0, max: 3 }), fc.integer({ min: 0, max: 5000 })),
+          { maxLength: 100 },
+        ),
         (rows) => {
           const map = new Map<number, MinuteBucket>();
           for (const [min, shard, tokens] of rows) {
@@ -87,7 +106,8 @@ describe('aggregate TPM', () => {
           const t = computeTpm([...map.values()], 0, 31 * 60_000);
           const total = rows.reduce((a, r) => a + r[2], 0);
           expect(t.per_minute.reduce((a, p) => a + p.completion_tokens, 0)).toBe(total);
-          for (const p of t.per_minute) expect(Object.values(p.per_shard).reduce((a, b) => a + b, 0)).toBe(p.completion_tokens);
+          for (const p of t.per_minute)
+            expect(Object.values(p.per_shard).reduce((a, b) => a + b, 0)).toBe(p.completion_tokens);
           expect(t.aggregate_peak).toBe(Math.max(0, ...t.per_minute.map((p) => p.completion_tokens)));
         },
       ),

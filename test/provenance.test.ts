@@ -10,7 +10,15 @@ import { writeSynthRun } from './helpers/synth-log.js';
 
 // ~200 s of generated run: several full UTC minutes.
 function longRun(): string {
-  return writeSynthRun(join(tempDir('sl-prov-'), 'run'), { requests: 400, limit: 4, readAhead: 4, serverTtftMs: () => 50, decodeMs: 1950, tokens: 37, startMs: Date.UTC(2026, 10, 27, 12, 0, 20) });
+  return writeSynthRun(join(tempDir('sl-prov-'), 'run'), {
+    requests: 400,
+    limit: 4,
+    readAhead: 4,
+    serverTtftMs: () => 50,
+    decodeMs: 1950,
+    tokens: 37,
+    startMs: Date.UTC(2026, 10, 27, 12, 0, 20),
+  });
 }
 
 describe('sample → verify', () => {
@@ -63,10 +71,21 @@ describe('sample → verify', () => {
     const run = longRun();
     const sample = await sampleMinute(run);
     const file = join(tempDir(), 'sample.json');
-    writeFileSync(file, JSON.stringify({ ...sample, figures: { ...sample.figures, aggregate_tpm: sample.figures.aggregate_tpm + 1 } }));
-    expect(await verifySample(file)).toEqual({ ok: false, mismatch: expect.stringMatching(/^figure aggregate_tpm: recomputed/) });
+    writeFileSync(
+      file,
+      JSON.stringify({ ...sample, figures: { ...sample.figures, aggregate_tpm: sample.figures.aggregate_tpm + 1 } }),
+    );
+    expect(await verifySample(file)).toEqual({
+      ok: false,
+      mismatch: expect.stringMatching(/^figure aggregate_tpm: recomputed/),
+    });
     writeFileSync(file, JSON.stringify({ ...sample, refs: sample.refs.slice(1) }));
-    expect(await verifySample(file)).toEqual({ ok: false, mismatch: expect.stringMatching(/^line events\/shard-000\.jsonl:\d+: a succeeded request_end in the minute that the sample does not reference/) });
+    expect(await verifySample(file)).toEqual({
+      ok: false,
+      mismatch: expect.stringMatching(
+        /^line events\/shard-000\.jsonl:\d+: a succeeded request_end in the minute that the sample does not reference/,
+      ),
+    });
   });
 
   it('CLI: sample -o, verify exit 0 / 1, a chosen minute, a bad --minute exits 2', async () => {
@@ -80,11 +99,19 @@ describe('sample → verify', () => {
     expect(ok.code).toBe(0);
     expect(ok.stdout).toMatch(/^verified: /);
     const chosen = await runCli(['sample', run, '--minute', '2026-11-27T12:02:00Z']);
-    expect(JSON.parse(chosen.stdout).minute).toEqual({ start: '2026-11-27T12:02:00.000Z', end: '2026-11-27T12:03:00.000Z', partial: false });
+    expect(JSON.parse(chosen.stdout).minute).toEqual({
+      start: '2026-11-27T12:02:00.000Z',
+      end: '2026-11-27T12:03:00.000Z',
+      partial: false,
+    });
     const bad = await runCli(['sample', run, '--minute', 'noon']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/Expected `--minute`/);
-    const shard = join(run, 'events', readdirSync(join(run, 'events')).find((f) => f.startsWith('shard'))!);
+    const shard = join(
+      run,
+      'events',
+      readdirSync(join(run, 'events')).find((f) => f.startsWith('shard'))!,
+    );
     writeFileSync(shard, `${readFileSync(shard, 'utf8')}\n`);
     const tampered = await runCli(['verify', file]);
     expect(tampered.code).toBe(1);
@@ -112,7 +139,8 @@ describe('sample → verify', () => {
     const CLEAR = '\r\x1b[2K';
     const drawn = await runCli(['sample', run, '--progress', 'tty']);
     expect(drawn.stderr.startsWith(`${CLEAR}shardline: hashing the event files to sample a minute `)).toBe(true);
-    for (const d of drawn.stderr.split(CLEAR).filter(Boolean)) expect(d).toMatch(/^shardline: hashing the event files to sample a minute \d+% \([\d,]+ of [\d,]+ MB, \d+ s\)$/);
+    for (const d of drawn.stderr.split(CLEAR).filter(Boolean))
+      expect(d).toMatch(/^shardline: hashing the event files to sample a minute \d+% \([\d,]+ of [\d,]+ MB, \d+ s\)$/);
     expect(drawn.stderr.endsWith(CLEAR)).toBe(true);
     const quiet = await runCli(['sample', run]);
     expect(quiet.stderr).toBe('');
@@ -141,9 +169,18 @@ describe('scanRunFiles', () => {
 
   it('reads ts and run off the writer prefix exactly as JSON.parse would, and parses whatever else', async () => {
     const dir = tempDir('sl-scan-');
-    const write = (name: string, lines: string[], torn = '') => writeFileSync(join(dir, name), lines.map((l) => `${l}\n`).join('') + torn);
-    const ev = (ts: string, run: string, shard: string, type: string, extra = '') => `{"v":1,"ts":${ts},"run":"${run}","shard":${shard},"type":"${type}"${extra}}`;
-    const end = (ts: string, run: string, tokens: number) => ev(ts, run, '0', 'request_end', `,"id":"r","outcome":"succeeded","attempts":1,"completion_tokens":${tokens},"prompt_tokens":1`);
+    const write = (name: string, lines: string[], torn = '') =>
+      writeFileSync(join(dir, name), lines.map((l) => `${l}\n`).join('') + torn);
+    const ev = (ts: string, run: string, shard: string, type: string, extra = '') =>
+      `{"v":1,"ts":${ts},"run":"${run}","shard":${shard},"type":"${type}"${extra}}`;
+    const end = (ts: string, run: string, tokens: number) =>
+      ev(
+        ts,
+        run,
+        '0',
+        'request_end',
+        `,"id":"r","outcome":"succeeded","attempts":1,"completion_tokens":${tokens},"prompt_tokens":1`,
+      );
     write('a.jsonl', [
       ev('1795780800005.125', 'run-a', '0', 'attempt_start', ',"id":"r1","attempt":1'),
       ev('1795780799000', 'run-a', '-1', 'gauge', ',"backlog":0'),
@@ -158,7 +195,11 @@ describe('scanRunFiles', () => {
     ]);
     // The last line has no newline: a crash may have torn it, so it must parse in full, and a torn
     // one counts for nothing.
-    write('b.jsonl', [ev('1795780700000', 'run-b', '1', 'shard_start', ',"pid":1,"concurrency":2')], '{"v":1,"ts":1795780999999,"run":"run-x","sh');
+    write(
+      'b.jsonl',
+      [ev('1795780700000', 'run-b', '1', 'shard_start', ',"pid":1,"concurrency":2')],
+      '{"v":1,"ts":1795780999999,"run":"run-x","sh',
+    );
     write('c.jsonl', [ev('1795780800000', 'run-b', '2', 'gauge')], ev('1795780950000', 'run-b', '2', 'gauge'));
     const files = ['a.jsonl', 'b.jsonl', 'c.jsonl'];
     const scan = await scanRunFiles(dir, files, undefined, true);

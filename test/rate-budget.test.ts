@@ -17,7 +17,14 @@ describe('rate budget (pure)', () => {
   });
 
   it('takes the x-ratelimit-* state from headers, and nothing when they are absent', () => {
-    const q = quotaFromHeaders({ 'x-ratelimit-limit-tokens': '60000', 'x-ratelimit-remaining-tokens': '120', 'x-ratelimit-reset-tokens': '1.2s' }, 5);
+    const q = quotaFromHeaders(
+      {
+        'x-ratelimit-limit-tokens': '60000',
+        'x-ratelimit-remaining-tokens': '120',
+        'x-ratelimit-reset-tokens': '1.2s',
+      },
+      5,
+    );
     expect(q).toEqual([{ kind: 'tokens', limit: 60_000, remaining: 120, resetMs: 1200, ts: 5 }]);
     expect(quotaFromHeaders({ 'content-type': 'application/json' }, 5)).toEqual([]);
   });
@@ -76,24 +83,46 @@ function status429Share(out: string): { attempts: number; refused: number } {
   return { attempts: ends.length, refused: ends.filter((e) => e.status === 429).length };
 }
 
-describe('--tpm against a provider quota (the simulator\'s quota profile)', () => {
-  it('runs just under the quota: under 1% of attempts refused, where a fixed bound bounces off it', { timeout: 120_000 }, async () => {
-    const quota = builtinProfiles.get('quota')!;
-    expect(quota.faults.rate_limit.headers).toBe(true);
-    // The quota profile with a token quota below the server's capacity and a 1 s bucket, so a
-    // fixed bound meets the quota at once and goes on meeting it.
-    sim = await startSim({ profile: parseProfile({ base: 'quota', faults: { rate_limit: { tokens_per_min: 90_000, requests_per_min: 60_000, burst_s: 1, headers: true } } }) });
-    const dir = tempDir();
-    const input = writeInput(dir, 120, { max_tokens: 32 });
-    const common = ['--endpoint', `${sim.url}/v1`, '--concurrency', '32', '--max-attempts', '20', '--retry-backoff-s', '0.1', '--progress', 'off'];
-    const fixed = await runCli(['run', input, '--out', join(dir, 'fixed'), ...common], { timeoutMs: 100_000 });
-    expect([0, 3], fixed.stderr).toContain(fixed.code);
-    const budgeted = await runCli(['run', input, '--out', join(dir, 'tpm'), ...common, '--tpm', '90000'], { timeoutMs: 100_000 });
-    expect(budgeted.code, budgeted.stderr).toBe(0);
-    expect(loadResults(join(dir, 'tpm'))).toHaveLength(120);
-    const a = status429Share(join(dir, 'fixed'));
-    const b = status429Share(join(dir, 'tpm'));
-    expect(b.refused / b.attempts).toBeLessThan(0.01);
-    expect(a.refused / a.attempts).toBeGreaterThan(0.1);
-  });
+describe("--tpm against a provider quota (the simulator's quota profile)", () => {
+  it(
+    'runs just under the quota: under 1% of attempts refused, where a fixed bound bounces off it',
+    { timeout: 120_000 },
+    async () => {
+      const quota = builtinProfiles.get('quota')!;
+      expect(quota.faults.rate_limit.headers).toBe(true);
+      // The quota profile with a token quota below the server's capacity and a 1 s bucket, so a
+      // fixed bound meets the quota at once and goes on meeting it.
+      sim = await startSim({
+        profile: parseProfile({
+          base: 'quota',
+          faults: { rate_limit: { tokens_per_min: 90_000, requests_per_min: 60_000, burst_s: 1, headers: true } },
+        }),
+      });
+      const dir = tempDir();
+      const input = writeInput(dir, 120, { max_tokens: 32 });
+      const common = [
+        '--endpoint',
+        `${sim.url}/v1`,
+        '--concurrency',
+        '32',
+        '--max-attempts',
+        '20',
+        '--retry-backoff-s',
+        '0.1',
+        '--progress',
+        'off',
+      ];
+      const fixed = await runCli(['run', input, '--out', join(dir, 'fixed'), ...common], { timeoutMs: 100_000 });
+      expect([0, 3], fixed.stderr).toContain(fixed.code);
+      const budgeted = await runCli(['run', input, '--out', join(dir, 'tpm'), ...common, '--tpm', '90000'], {
+        timeoutMs: 100_000,
+      });
+      expect(budgeted.code, budgeted.stderr).toBe(0);
+      expect(loadResults(join(dir, 'tpm'))).toHaveLength(120);
+      const a = status429Share(join(dir, 'fixed'));
+      const b = status429Share(join(dir, 'tpm'));
+      expect(b.refused / b.attempts).toBeLessThan(0.01);
+      expect(a.refused / a.attempts).toBeGreaterThan(0.1);
+    },
+  );
 });

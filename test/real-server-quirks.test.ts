@@ -30,7 +30,14 @@ describe('a host that closes connections after streamed answers while advertisin
       sim = await startSim({ profile: parseProfile({ base: 'fast', slots: 4, faults: { close_after_stream: true } }) });
       const dir = tempDir();
       const out = join(dir, 'out');
-      const summary = await run({ input: writeInput(dir, 300, { stream: true }), endpoint: `${sim.url}/v1`, out, concurrency: 4, transport, ...quiet });
+      const summary = await run({
+        input: writeInput(dir, 300, { stream: true }),
+        endpoint: `${sim.url}/v1`,
+        out,
+        concurrency: 4,
+        transport,
+        ...quiet,
+      });
       expect(summary.exit_code).toBe(0);
       expect(summary.requests.succeeded).toBe(300);
       const events = loadEvents(out);
@@ -60,14 +67,29 @@ describe('a host that closes connections after streamed answers while advertisin
       req.on('end', () => {
         if (served++ > 0) return req.socket.destroy();
         res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ id: 'x', object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }], usage: { prompt_tokens: 1, completion_tokens: 1 } }));
+        res.end(
+          JSON.stringify({
+            id: 'x',
+            object: 'chat.completion',
+            choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }],
+            usage: { prompt_tokens: 1, completion_tokens: 1 },
+          }),
+        );
       });
     });
     await new Promise<void>((r) => extra!.listen(0, '127.0.0.1', () => r()));
     const port = (extra.address() as AddressInfo).port;
     const dir = tempDir();
     const out = join(dir, 'out');
-    const summary = await run({ input: writeInput(dir, 2, { stream: false }), endpoint: `http://127.0.0.1:${port}/v1`, out, concurrency: 1, maxAttempts: 2, retryBackoffS: 0.01, ...quiet });
+    const summary = await run({
+      input: writeInput(dir, 2, { stream: false }),
+      endpoint: `http://127.0.0.1:${port}/v1`,
+      out,
+      concurrency: 1,
+      maxAttempts: 2,
+      retryBackoffS: 0.01,
+      ...quiet,
+    });
     expect(summary.requests).toMatchObject({ succeeded: 1, failed: 1 });
     const events = loadEvents(out);
     // The second request went out on the first one's connection: dropped, re-sent once on a fresh
@@ -137,7 +159,15 @@ describe('an endpoint that goes down and comes back', () => {
   it('does not pause for an endpoint that never answered: a wrong port fails as before', async () => {
     const dir = tempDir();
     const out = join(dir, 'out');
-    const summary = await run({ input: writeInput(dir, 3), endpoint: 'http://127.0.0.1:9/v1', out, concurrency: 1, maxAttempts: 2, retryBackoffS: 0.01, ...quiet });
+    const summary = await run({
+      input: writeInput(dir, 3),
+      endpoint: 'http://127.0.0.1:9/v1',
+      out,
+      concurrency: 1,
+      maxAttempts: 2,
+      retryBackoffS: 0.01,
+      ...quiet,
+    });
     expect(summary.requests.failed).toBe(3);
     expect(ofType(loadEvents(out), 'endpoint_down')).toHaveLength(0);
   });
@@ -149,11 +179,36 @@ describe('small things seen on a real server', () => {
     const dir = tempDir();
     const input = writeInput(dir, 20);
     const out = join(dir, 'out');
-    const first = await runCli(['run', input, '--endpoint', `${sim.url}/v1`, '--out', out, '--max-attempts', '1', '--concurrency', '4', '--progress', 'lines']);
+    const first = await runCli([
+      'run',
+      input,
+      '--endpoint',
+      `${sim.url}/v1`,
+      '--out',
+      out,
+      '--max-attempts',
+      '1',
+      '--concurrency',
+      '4',
+      '--progress',
+      'lines',
+    ]);
     expect(first.code).toBe(3);
     await sim.close();
     sim = await startSim({ profile: parseProfile({ base: 'fast' }) });
-    const again = await runCli(['run', input, '--endpoint', `${sim.url}/v1`, '--out', out, '--retry-failed', '--concurrency', '4', '--progress', 'lines']);
+    const again = await runCli([
+      'run',
+      input,
+      '--endpoint',
+      `${sim.url}/v1`,
+      '--out',
+      out,
+      '--retry-failed',
+      '--concurrency',
+      '4',
+      '--progress',
+      'lines',
+    ]);
     expect(again.code).toBe(0);
     // The final progress line says the run's limit, not `0/0` once the shards have stopped.
     const lines = again.stderr.split('\n').filter((l) => l.includes('in-flight'));
@@ -177,7 +232,9 @@ function smallTmpfs(dir: string, size: string): boolean {
     execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { stdio: 'pipe' });
     return true;
   } catch (err) {
-    console.log(`skipped the disk-full test: mount -t tmpfs failed here (${String((err as { stderr?: Buffer }).stderr ?? err).trim()})`);
+    console.log(
+      `skipped the disk-full test: mount -t tmpfs failed here (${String((err as { stderr?: Buffer }).stderr ?? err).trim()})`,
+    );
     return false;
   }
 }
@@ -191,10 +248,25 @@ describe('a full disk', () => {
       sim = await startSim({ profile: parseProfile({ base: 'fast' }) });
       const input = writeInput(dir, 600, { stream: true, max_tokens: 64 });
       const out = join(mnt, 'out');
-      const args = ['run', input, '--endpoint', `${sim.url}/v1`, '--out', out, '--concurrency', '8', '--shards', '2', '--progress', 'off'];
+      const args = [
+        'run',
+        input,
+        '--endpoint',
+        `${sim.url}/v1`,
+        '--out',
+        out,
+        '--concurrency',
+        '8',
+        '--shards',
+        '2',
+        '--progress',
+        'off',
+      ];
       const full = await runCli(args);
       expect(full.code).toBe(1);
-      expect(full.stderr).toMatch(/cannot write \S+\/(results\.jsonl|events\/\S+\.jsonl): no space left on device \(ENOSPC\)\. The run stopped with nothing half-recorded: free some space/);
+      expect(full.stderr).toMatch(
+        /cannot write \S+\/(results\.jsonl|events\/\S+\.jsonl): no space left on device \(ENOSPC\)\. The run stopped with nothing half-recorded: free some space/,
+      );
       // No stack trace, and it says so once per cause, not once per shard and file.
       expect(full.stderr).not.toMatch(/\n\s+at /);
       expect(full.stderr.match(/no space left/g)!.length).toBeLessThanOrEqual(2);

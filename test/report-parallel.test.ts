@@ -64,7 +64,11 @@ describe('reading on a second thread', () => {
     const a = await readFlatEvents(files, (e) => inProcess.push(snapshot(e)));
     const viaWorker: Record<string, unknown>[] = [];
     // Tiny slots: many hand-overs, and slots sent early because their ids filled up.
-    const b = await readFlatEventsInWorker(files, (e) => viaWorker.push(snapshot(e)), { slotsPerFile: 2, slotEvents: 7, idBytes: 24 });
+    const b = await readFlatEventsInWorker(files, (e) => viaWorker.push(snapshot(e)), {
+      slotsPerFile: 2,
+      slotEvents: 7,
+      idBytes: 24,
+    });
     expect(inProcess.length).toBeGreaterThan(20_000);
     expect(viaWorker).toEqual(inProcess);
     expect(b).toEqual(a);
@@ -140,12 +144,14 @@ describe('reading progress', () => {
     const tty = await run(['--progress', 'tty']);
     const CLEAR = '\r\x1b[2K';
     expect(tty.stderr.startsWith(`${CLEAR}shardline: reading events `)).toBe(true);
-    for (const drawn of tty.stderr.split(CLEAR).filter(Boolean)) expect(drawn).toMatch(/^shardline: reading events \d+% \([\d,]+ so far, \d+ s\)$/);
+    for (const drawn of tty.stderr.split(CLEAR).filter(Boolean))
+      expect(drawn).toMatch(/^shardline: reading events \d+% \([\d,]+ so far, \d+ s\)$/);
     expect(tty.stderr.endsWith(CLEAR)).toBe(true);
     const quiet = await run([]);
     // Not a terminal: never drawn in place; at most whole progress lines (none if the read is quick).
     expect(quiet.stderr).not.toContain('\r');
-    for (const line of quiet.stderr.split('\n').filter(Boolean)) expect(line).toMatch(/^shardline: reading events \d+%/);
+    for (const line of quiet.stderr.split('\n').filter(Boolean))
+      expect(line).toMatch(/^shardline: reading events \d+%/);
     expect(tty.stdout).toBe(quiet.stdout);
     expect(quiet.stdout).toMatch(/^shardline report — run/);
   });

@@ -45,7 +45,11 @@ describe('shardline run against the simulator', () => {
     const dir = tempDir();
     const out = join(dir, 'out');
     await run({ input: writeInput(dir, 40), endpoint: `${sim.url}/v1`, out, shards: 2, concurrency: 4, ...quiet });
-    expect(readdirSync(join(out, 'events')).sort()).toEqual(['coordinator.jsonl', 'shard-000.jsonl', 'shard-001.jsonl']);
+    expect(readdirSync(join(out, 'events')).sort()).toEqual([
+      'coordinator.jsonl',
+      'shard-000.jsonl',
+      'shard-001.jsonl',
+    ]);
     const events = loadEvents(out);
     for (const e of events) {
       expect(e.v).toBe(1);
@@ -53,7 +57,19 @@ describe('shardline run against the simulator', () => {
       expect(e.run).toBe(events[0]!.run);
     }
     const types = new Set(events.map((e) => e.type));
-    for (const t of ['run_start', 'shard_start', 'enqueue', 'attempt_start', 'conn_open', 'response_headers', 'first_token', 'attempt_end', 'request_end', 'shard_end', 'run_end']) {
+    for (const t of [
+      'run_start',
+      'shard_start',
+      'enqueue',
+      'attempt_start',
+      'conn_open',
+      'response_headers',
+      'first_token',
+      'attempt_end',
+      'request_end',
+      'shard_end',
+      'run_end',
+    ]) {
       expect(types, t).toContain(t);
     }
     for (const e of ofType(events, 'enqueue')) expect(e.shard).toBe(-1);
@@ -61,7 +77,8 @@ describe('shardline run against the simulator', () => {
     expect(ends).toHaveLength(40);
     for (const e of ends) expect(e).toMatchObject({ outcome: 'succeeded', attempts: 1, completion_tokens: 16 });
     // Per request: enqueue < attempt_start < response_headers ≤ first_token < attempt_end ≤ request_end.
-    const at = (type: string, id: string) => events.find((e) => e.type === type && (e as { id?: string }).id === id)!.ts;
+    const at = (type: string, id: string) =>
+      events.find((e) => e.type === type && (e as { id?: string }).id === id)!.ts;
     for (const id of ['req-0', 'req-17', 'req-39']) {
       expect(at('enqueue', id)).toBeLessThanOrEqual(at('attempt_start', id));
       expect(at('attempt_start', id)).toBeLessThanOrEqual(at('response_headers', id));
@@ -87,8 +104,14 @@ describe('shardline run against the simulator', () => {
       writeFileSync(
         input,
         [
-          JSON.stringify({ custom_id: 'a', body: { model: 'orig', messages: [{ role: 'user', content: 'x' }], max_tokens: 3, temperature: 0.2 } }),
-          JSON.stringify({ custom_id: 'b', body: { messages: [{ role: 'user', content: 'y' }], max_tokens: 3, stream: false } }),
+          JSON.stringify({
+            custom_id: 'a',
+            body: { model: 'orig', messages: [{ role: 'user', content: 'x' }], max_tokens: 3, temperature: 0.2 },
+          }),
+          JSON.stringify({
+            custom_id: 'b',
+            body: { messages: [{ role: 'user', content: 'y' }], max_tokens: 3, stream: false },
+          }),
         ].join('\n'),
       );
       const summary = await run({
@@ -110,7 +133,9 @@ describe('shardline run against the simulator', () => {
       // A body that asks for no streaming is honoured (the result is still a chat.completion).
       const b = seen.find((s) => s.body.stream === false)!;
       expect(b.body.stream_options).toBeUndefined();
-      expect(loadResults(join(dir, 'out')).find((r) => r.custom_id === 'b')!.response!.body.choices[0]!.message.content).toBe(completionText(3));
+      expect(
+        loadResults(join(dir, 'out')).find((r) => r.custom_id === 'b')!.response!.body.choices[0]!.message.content,
+      ).toBe(completionText(3));
     } finally {
       await observed.close();
     }
@@ -120,7 +145,8 @@ describe('shardline run against the simulator', () => {
     sim = await startSim({ profile: parseProfile({ base: 'fast' }) });
     const dir = tempDir();
     const input = join(dir, 'mixed.jsonl');
-    const good = (i: number) => JSON.stringify({ custom_id: `ok-${i}`, body: { messages: [{ role: 'user', content: 'x' }], max_tokens: 4 } });
+    const good = (i: number) =>
+      JSON.stringify({ custom_id: `ok-${i}`, body: { messages: [{ role: 'user', content: 'x' }], max_tokens: 4 } });
     // Saved by a Windows editor: a byte-order mark before line 1, and CRLF line ends here and there.
     writeFileSync(
       input,
@@ -140,15 +166,28 @@ describe('shardline run against the simulator', () => {
     const summary = await run({ input, endpoint: `${sim.url}/v1`, out, ...quiet });
     expect(summary.requests).toMatchObject({ total: 3, succeeded: 3, rejected: 5 });
     expect(summary.exit_code).toBe(3);
-    const rejects = readFileSync(join(out, 'rejects.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const rejects = readFileSync(join(out, 'rejects.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(rejects.map((r) => r.line)).toEqual([2, 3, 5, 8, 9]);
     expect(rejects[0].reason).toMatch(/invalid JSON/);
     expect(rejects[1].reason).toMatch(/no messages/);
     expect(rejects[2].reason).toMatch(/duplicate id "ok-1"/);
     expect(rejects[3].reason).toMatch(/over the 1048576-byte limit/);
     expect(rejects[4].reason).toMatch(/expected a JSON object/);
-    expect(loadResults(out).map((r) => r.custom_id).sort()).toEqual(['line-7', 'ok-1', 'ok-2']);
-    const tolerant = await run({ input, endpoint: `${sim.url}/v1`, out: join(dir, 'out2'), allowFailures: '5', ...quiet });
+    expect(
+      loadResults(out)
+        .map((r) => r.custom_id)
+        .sort(),
+    ).toEqual(['line-7', 'ok-1', 'ok-2']);
+    const tolerant = await run({
+      input,
+      endpoint: `${sim.url}/v1`,
+      out: join(dir, 'out2'),
+      allowFailures: '5',
+      ...quiet,
+    });
     expect(tolerant.exit_code).toBe(0);
   });
 
@@ -157,7 +196,13 @@ describe('shardline run against the simulator', () => {
     const server = createServer((req, res) => {
       req.resume();
       res.writeHead(401, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ error: { message: `Incorrect API key provided: ${String(req.headers.authorization)} / ${String(req.headers['x-api-key'])}` } }));
+      res.end(
+        JSON.stringify({
+          error: {
+            message: `Incorrect API key provided: ${String(req.headers.authorization)} / ${String(req.headers['x-api-key'])}`,
+          },
+        }),
+      );
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     try {
@@ -172,7 +217,11 @@ describe('shardline run against the simulator', () => {
         ...quiet,
       });
       expect(summary.failure_causes).toEqual({ http_4xx: 2 });
-      const text = readFileSync(join(out, 'results.jsonl'), 'utf8') + readdirSync(join(out, 'events')).map((f) => readFileSync(join(out, 'events', f), 'utf8')).join('');
+      const text =
+        readFileSync(join(out, 'results.jsonl'), 'utf8') +
+        readdirSync(join(out, 'events'))
+          .map((f) => readFileSync(join(out, 'events', f), 'utf8'))
+          .join('');
       expect(text).toContain('Incorrect API key provided: [redacted]');
       expect(text).not.toContain(secret);
       expect(text).not.toContain('another-secret-value');

@@ -43,7 +43,14 @@ describe('durability: nothing lost, nothing duplicated', () => {
     sim = await startSim({ profile: paced });
     const dir = tempDir();
     const out = join(dir, 'out');
-    const done = run({ input: writeInput(dir, 200), endpoint: `${sim.url}/v1`, out, shards: 2, concurrency: 8, progress: 'off' });
+    const done = run({
+      input: writeInput(dir, 200),
+      endpoint: `${sim.url}/v1`,
+      out,
+      shards: 2,
+      concurrency: 8,
+      progress: 'off',
+    });
     const [victim] = await shardPids(out, 2);
     await new Promise((r) => setTimeout(r, 300));
     process.kill(victim!, 'SIGKILL');
@@ -63,7 +70,15 @@ describe('durability: nothing lost, nothing duplicated', () => {
     sim = await startSim({ profile: paced });
     const dir = tempDir();
     const out = join(dir, 'out');
-    const done = run({ input: writeInput(dir, 120), endpoint: `${sim.url}/v1`, out, shards: 2, concurrency: 4, wedgeTimeoutS: 1, progress: 'off' });
+    const done = run({
+      input: writeInput(dir, 120),
+      endpoint: `${sim.url}/v1`,
+      out,
+      shards: 2,
+      concurrency: 4,
+      wedgeTimeoutS: 1,
+      progress: 'off',
+    });
     const [victim] = await shardPids(out, 2);
     await new Promise((r) => setTimeout(r, 200));
     process.kill(victim!, 'SIGSTOP');
@@ -79,7 +94,10 @@ describe('durability: nothing lost, nothing duplicated', () => {
     const out = join(dir, 'out');
     // Node runs the -e script instead of the shard: every shard exits before it says ready.
     const env = { ...process.env, SHARDLINE_SHARD_NODE_OPTIONS: '-e process.exit(7)' };
-    const r = await runCli(['run', writeInput(dir, 20), '--endpoint', `${sim.url}/v1`, '--out', out, '--shards', '2', '--progress', 'off'], { env });
+    const r = await runCli(
+      ['run', writeInput(dir, 20), '--endpoint', `${sim.url}/v1`, '--out', out, '--shards', '2', '--progress', 'off'],
+      { env },
+    );
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('exited before it started (exit 7)');
     expect(r.stderr).toContain('shard processes exit before they start (3 in a row, last: exit 7)');
@@ -100,7 +118,20 @@ describe('durability: nothing lost, nothing duplicated', () => {
     const n = 300;
     const input = writeInput(dir, n, { max_tokens: 24 });
     const out = join(dir, 'out');
-    const args = ['run', input, '--endpoint', `${sim.url}/v1`, '--out', out, '--shards', '2', '--concurrency', '8', '--progress', 'off'];
+    const args = [
+      'run',
+      input,
+      '--endpoint',
+      `${sim.url}/v1`,
+      '--out',
+      out,
+      '--shards',
+      '2',
+      '--concurrency',
+      '8',
+      '--progress',
+      'off',
+    ];
     for (let round = 0; round < 5; round++) {
       // A kill may land before the first run wrote run.json; re-running into the same --out resumes
       // either way, and --resume (which insists on a run to resume) is used once there is one.
@@ -118,7 +149,7 @@ describe('durability: nothing lost, nothing duplicated', () => {
       }
     }
     const before = existsSync(join(out, 'results.jsonl')) ? loadResults(out).length : 0;
-    const final = await runCli([...args, "--resume"]);
+    const final = await runCli([...args, '--resume']);
     expect(final.code, final.stderr).toBe(0);
     const summary = JSON.parse(final.stdout);
     expect(summary.requests.skipped).toBe(before);
@@ -161,12 +192,23 @@ describe('durability: nothing lost, nothing duplicated', () => {
     const out = join(dir, 'out');
     const first = await runCli(['run', input, '--endpoint', `${sim.url}/v1`, '--out', out]);
     expect(first.code).toBe(0);
-    appendFileSync(input, `${JSON.stringify({ custom_id: 'new', body: { messages: [{ role: 'user', content: 'x' }] } })}\n`);
+    appendFileSync(
+      input,
+      `${JSON.stringify({ custom_id: 'new', body: { messages: [{ role: 'user', content: 'x' }] } })}\n`,
+    );
     const again = await runCli(['run', input, '--endpoint', `${sim.url}/v1`, '--out', out, '--resume']);
     expect(again.code).toBe(2);
     expect(again.stderr).toMatch(/input changed/);
     expect(loadResults(out)).toHaveLength(5);
-    const nothing = await runCli(['run', input, '--endpoint', `${sim.url}/v1`, '--out', join(dir, 'fresh'), '--resume']);
+    const nothing = await runCli([
+      'run',
+      input,
+      '--endpoint',
+      `${sim.url}/v1`,
+      '--out',
+      join(dir, 'fresh'),
+      '--resume',
+    ]);
     expect(nothing.code).toBe(2);
     expect(nothing.stderr).toMatch(/Nothing to resume/);
   });

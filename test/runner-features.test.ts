@@ -25,11 +25,20 @@ describe('post-processing hook', () => {
        }\n`,
     );
     const out = join(dir, 'out');
-    const summary = await run({ input: writeInput(dir, 30), endpoint: `${sim.url}/v1`, out, concurrency: 4, postprocess: hook, progress: 'off' });
+    const summary = await run({
+      input: writeInput(dir, 30),
+      endpoint: `${sim.url}/v1`,
+      out,
+      concurrency: 4,
+      postprocess: hook,
+      progress: 'off',
+    });
     expect(summary.requests.succeeded).toBe(30);
     for (const r of loadResults(out)) {
       expect((r as unknown as { postprocessed: boolean }).postprocessed).toBe(true);
-      expect(r.response!.body.choices[0]!.message.content).toBe(r.response!.body.choices[0]!.message.content.toUpperCase());
+      expect(r.response!.body.choices[0]!.message.content).toBe(
+        r.response!.body.choices[0]!.message.content.toUpperCase(),
+      );
     }
     const events = loadEvents(out);
     const starts = ofType(events, 'postprocess_start');
@@ -53,8 +62,16 @@ describe('post-processing hook', () => {
     for (const [name, code, why] of cases) {
       const hook = join(dir, name);
       writeFileSync(hook, code);
-      const attempt = run({ input: writeInput(dir, 3), endpoint: `${sim.url}/v1`, out: join(dir, `out-${name}`), postprocess: hook, progress: 'off' });
-      await expect(attempt).rejects.toThrow(/Expected `--postprocess` to be a module whose default export is a function/);
+      const attempt = run({
+        input: writeInput(dir, 3),
+        endpoint: `${sim.url}/v1`,
+        out: join(dir, `out-${name}`),
+        postprocess: hook,
+        progress: 'off',
+      });
+      await expect(attempt).rejects.toThrow(
+        /Expected `--postprocess` to be a module whose default export is a function/,
+      );
       await expect(attempt).rejects.toThrow(why);
     }
     // Nothing reached the server: the check runs before the run starts.
@@ -65,9 +82,18 @@ describe('post-processing hook', () => {
     sim = await startSim({ profile: parseProfile({ base: 'fast' }) });
     const dir = tempDir();
     const hook = join(dir, 'hook.mjs');
-    writeFileSync(hook, `export default (r) => { if (r.custom_id === 'req-3') throw new Error('bad row'); return r; }\n`);
+    writeFileSync(
+      hook,
+      `export default (r) => { if (r.custom_id === 'req-3') throw new Error('bad row'); return r; }\n`,
+    );
     const out = join(dir, 'out');
-    const summary = await run({ input: writeInput(dir, 6), endpoint: `${sim.url}/v1`, out, postprocess: hook, progress: 'off' });
+    const summary = await run({
+      input: writeInput(dir, 6),
+      endpoint: `${sim.url}/v1`,
+      out,
+      postprocess: hook,
+      progress: 'off',
+    });
     expect(summary.requests).toMatchObject({ succeeded: 5, failed: 1 });
     expect(summary.failure_causes).toEqual({ postprocess_error: 1 });
     const bad = loadResults(out).find((r) => r.custom_id === 'req-3')!;
@@ -82,7 +108,14 @@ describe('open-loop arrivals (--rate)', () => {
     const dir = tempDir();
     const out = join(dir, 'out');
     const n = 300;
-    await run({ input: writeInput(dir, n, { max_tokens: 2 }), endpoint: `${sim.url}/v1`, out, rate: 300, seed: 5, progress: 'off' });
+    await run({
+      input: writeInput(dir, n, { max_tokens: 2 }),
+      endpoint: `${sim.url}/v1`,
+      out,
+      rate: 300,
+      seed: 5,
+      progress: 'off',
+    });
     const ts = ofType(loadEvents(out), 'enqueue').map((e) => e.ts);
     expect(ts).toHaveLength(n);
     const gaps = ts.slice(1).map((t, i) => t - ts[i]!);
@@ -101,7 +134,14 @@ describe('run.json', () => {
     sim = await startSim({ profile: parseProfile({ base: 'fast' }) });
     const dir = tempDir();
     const out = join(dir, 'out');
-    await run({ input: writeInput(dir, 2), endpoint: `${sim.url}/v1`, out, apiKey: 'sk-zzz', headers: ['X-Key: hidden'], progress: 'off' });
+    await run({
+      input: writeInput(dir, 2),
+      endpoint: `${sim.url}/v1`,
+      out,
+      apiKey: 'sk-zzz',
+      headers: ['X-Key: hidden'],
+      progress: 'off',
+    });
     const m = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'));
     expect(m.config.api_key).toBe('(set, not recorded)');
     expect(m.config.headers).toEqual(['X-Key: (not recorded)']);
@@ -115,14 +155,54 @@ describe('progress line', () => {
   it('shows done/total, aggregate TPM, in-flight/limit, backlog, retries, failures and TTFT p95', async () => {
     const { formatProgress } = await import('../src/runner/progress-line.js');
     expect(
-      formatProgress({ done: 1234, total: 5000, tpm: 1_210_000, inFlight: 64, limit: 64, backlog: 256, inBackoff: 0, retries: 31, failed: 2, ttftP95Ms: 412.4, elapsedMs: 42_000 }),
-    ).toBe('[42s] 1,234/5,000 done · 1.21M tok/min (60s) · in-flight 64/64 · backlog 256 · retries 31 · failed 2 · TTFT p95 412 ms');
+      formatProgress({
+        done: 1234,
+        total: 5000,
+        tpm: 1_210_000,
+        inFlight: 64,
+        limit: 64,
+        backlog: 256,
+        inBackoff: 0,
+        retries: 31,
+        failed: 2,
+        ttftP95Ms: 412.4,
+        elapsedMs: 42_000,
+      }),
+    ).toBe(
+      '[42s] 1,234/5,000 done · 1.21M tok/min (60s) · in-flight 64/64 · backlog 256 · retries 31 · failed 2 · TTFT p95 412 ms',
+    );
     // Retries waiting out their backoff are said apart from the rest of the backlog.
-    expect(formatProgress({ done: 10, total: 16, tpm: 0, inFlight: 0, limit: 16, backlog: 6, inBackoff: 6, retries: 6, failed: 0, ttftP95Ms: 80, elapsedMs: 5_000 })).toBe(
+    expect(
+      formatProgress({
+        done: 10,
+        total: 16,
+        tpm: 0,
+        inFlight: 0,
+        limit: 16,
+        backlog: 6,
+        inBackoff: 6,
+        retries: 6,
+        failed: 0,
+        ttftP95Ms: 80,
+        elapsedMs: 5_000,
+      }),
+    ).toBe(
       '[5s] 10/16 done · 0 tok/min (60s) · in-flight 0/16 · backlog 6 (6 in backoff) · retries 6 · failed 0 · TTFT p95 80 ms',
     );
-    expect(formatProgress({ done: 0, total: undefined, tpm: 0, inFlight: 0, limit: 16, backlog: 0, inBackoff: 0, retries: 0, failed: 0, ttftP95Ms: undefined, elapsedMs: 900 })).toBe(
-      '[1s] 0/? done · 0 tok/min (60s) · in-flight 0/16 · backlog 0 · retries 0 · failed 0 · TTFT p95 –',
-    );
+    expect(
+      formatProgress({
+        done: 0,
+        total: undefined,
+        tpm: 0,
+        inFlight: 0,
+        limit: 16,
+        backlog: 0,
+        inBackoff: 0,
+        retries: 0,
+        failed: 0,
+        ttftP95Ms: undefined,
+        elapsedMs: 900,
+      }),
+    ).toBe('[1s] 0/? done · 0 tok/min (60s) · in-flight 0/16 · backlog 0 · retries 0 · failed 0 · TTFT p95 –');
   });
 });

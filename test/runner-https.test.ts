@@ -17,7 +17,27 @@ beforeAll(async () => {
   const dir = tempDir('sl-tls-');
   certFile = join(dir, 'cert.pem');
   const keyFile = join(dir, 'key.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      keyFile,
+      '-out',
+      certFile,
+      '-days',
+      '1',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ],
+    { stdio: 'ignore' },
+  );
   core = new SimCore({ profile: parseProfile({ base: 'fast' }) });
   server = createServer({ key: readFileSync(keyFile), cert: readFileSync(certFile) }, core.handle);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -35,18 +55,39 @@ describe('https endpoints', () => {
       const before = process.env.NODE_EXTRA_CA_CERTS;
       try {
         delete process.env.NODE_EXTRA_CA_CERTS;
-        const untrusted = await run({ input: writeInput(dir, 2), endpoint: url, out: join(dir, 'a'), transport, maxAttempts: 1, progress: 'off' });
+        const untrusted = await run({
+          input: writeInput(dir, 2),
+          endpoint: url,
+          out: join(dir, 'a'),
+          transport,
+          maxAttempts: 1,
+          progress: 'off',
+        });
         expect(untrusted.failure_causes).toEqual({ conn_refused: 2 });
         // Shards are child processes and inherit the environment, as they would from the shell.
         process.env.NODE_EXTRA_CA_CERTS = certFile;
-        const trusted = await run({ input: writeInput(dir, 3, {}, 'b.jsonl'), endpoint: url, out: join(dir, 'b'), transport, progress: 'off' });
+        const trusted = await run({
+          input: writeInput(dir, 3, {}, 'b.jsonl'),
+          endpoint: url,
+          out: join(dir, 'b'),
+          transport,
+          progress: 'off',
+        });
         expect(trusted.requests.succeeded).toBe(3);
         if (transport === 'raw') {
           // Read holds pause a TLS socket through its stream (no onread buffer there): nothing lost.
           const out = join(dir, 'c');
-          const held = await run({ input: writeInput(dir, 4, { max_tokens: 64 }, 'c.jsonl'), endpoint: url, out, transport, readCoalesceMs: 40, progress: 'off' });
+          const held = await run({
+            input: writeInput(dir, 4, { max_tokens: 64 }, 'c.jsonl'),
+            endpoint: url,
+            out,
+            transport,
+            readCoalesceMs: 40,
+            progress: 'off',
+          });
           expect(held.requests.succeeded).toBe(4);
-          for (const r of loadResults(out)) expect(r.response!.body.choices[0]!.message.content).toBe(completionText(64));
+          for (const r of loadResults(out))
+            expect(r.response!.body.choices[0]!.message.content).toBe(completionText(64));
         }
       } finally {
         if (before === undefined) delete process.env.NODE_EXTRA_CA_CERTS;

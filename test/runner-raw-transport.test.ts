@@ -16,7 +16,12 @@ afterEach(async () => {
   sim = undefined;
 });
 
-async function runOn(profile: SimProfileFile, n: number, extra: Record<string, unknown> = {}, body: Record<string, unknown> = {}) {
+async function runOn(
+  profile: SimProfileFile,
+  n: number,
+  extra: Record<string, unknown> = {},
+  body: Record<string, unknown> = {},
+) {
   sim = await startSim({ profile: parseProfile(profile), seed: 5 });
   const dir = tempDir();
   const out = join(dir, 'out');
@@ -63,22 +68,57 @@ describe('--transport raw', () => {
 
   it('retries 5xx and mid-stream resets, and rides out stalls with keep-alive comments', async () => {
     const { summary, events } = await runOn(
-      { base: 'fast', step_ms_base: 1, faults: { errors: { p_503: 0.2 }, reset: { p: 0.2, after_tokens: 3 }, stall: { p: 0.1, after_tokens: 2, stall_ms: 100, keepalive_ms: 20 } } },
+      {
+        base: 'fast',
+        step_ms_base: 1,
+        faults: {
+          errors: { p_503: 0.2 },
+          reset: { p: 0.2, after_tokens: 3 },
+          stall: { p: 0.1, after_tokens: 2, stall_ms: 100, keepalive_ms: 20 },
+        },
+      },
       80,
       { maxAttempts: 20, retryBackoffS: 0.01, retryBackoffMaxS: 0.05 },
     );
     expect(summary.requests.succeeded).toBe(80);
-    const causes = new Set(ofType(events, 'attempt_end').filter((e) => e.outcome === 'error').map((e) => e.cause));
+    const causes = new Set(
+      ofType(events, 'attempt_end')
+        .filter((e) => e.outcome === 'error')
+        .map((e) => e.cause),
+    );
     expect(causes).toEqual(new Set(['http_5xx', 'conn_reset']));
   });
 
   it('each timeout and connection error gets its cause', async () => {
     const fast = { retryBackoffS: 0.01, maxAttempts: 1 };
-    expect((await runOn({ base: 'fast', prefill_ms_base: 2000 }, 2, { ...fast, timeoutTtftS: 0.15 })).summary.failure_causes).toEqual({ timeout_ttft: 2 });
+    expect(
+      (await runOn({ base: 'fast', prefill_ms_base: 2000 }, 2, { ...fast, timeoutTtftS: 0.15 })).summary.failure_causes,
+    ).toEqual({ timeout_ttft: 2 });
     await sim!.close();
-    expect((await runOn({ base: 'fast', step_ms_base: 1, faults: { stall: { p: 1, after_tokens: 4, stall_ms: 1000, keepalive_ms: 50 } } }, 2, { ...fast, timeoutIdleS: 0.2 })).summary.failure_causes).toEqual({ timeout_idle: 2 });
+    expect(
+      (
+        await runOn(
+          {
+            base: 'fast',
+            step_ms_base: 1,
+            faults: { stall: { p: 1, after_tokens: 4, stall_ms: 1000, keepalive_ms: 50 } },
+          },
+          2,
+          { ...fast, timeoutIdleS: 0.2 },
+        )
+      ).summary.failure_causes,
+    ).toEqual({ timeout_idle: 2 });
     await sim!.close();
-    expect((await runOn({ base: 'fast', step_ms_base: 60, tokens_per_step: 1 }, 2, { ...fast, timeoutTotalS: 0.4 }, { max_tokens: 20 })).summary.failure_causes).toEqual({ timeout_total: 2 });
+    expect(
+      (
+        await runOn(
+          { base: 'fast', step_ms_base: 60, tokens_per_step: 1 },
+          2,
+          { ...fast, timeoutTotalS: 0.4 },
+          { max_tokens: 20 },
+        )
+      ).summary.failure_causes,
+    ).toEqual({ timeout_total: 2 });
     await sim!.close();
     sim = undefined;
 
@@ -87,14 +127,27 @@ describe('--transport raw', () => {
     const closedPort = (probe.address() as AddressInfo).port;
     await new Promise((r) => probe.close(r));
     const dir = tempDir();
-    const refused = await run({ input: writeInput(dir, 2), endpoint: `http://127.0.0.1:${closedPort}/v1`, out: join(dir, 'a'), ...raw, ...fast });
+    const refused = await run({
+      input: writeInput(dir, 2),
+      endpoint: `http://127.0.0.1:${closedPort}/v1`,
+      out: join(dir, 'a'),
+      ...raw,
+      ...fast,
+    });
     expect(refused.failure_causes).toEqual({ conn_refused: 2 });
 
     const sockets: Socket[] = [];
     const silent = createNetServer((s) => sockets.push(s));
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
     try {
-      const tls = await run({ input: writeInput(dir, 2, {}, 'b.jsonl'), endpoint: `https://127.0.0.1:${(silent.address() as AddressInfo).port}/v1`, out: join(dir, 'b'), ...raw, ...fast, timeoutConnectS: 0.2 });
+      const tls = await run({
+        input: writeInput(dir, 2, {}, 'b.jsonl'),
+        endpoint: `https://127.0.0.1:${(silent.address() as AddressInfo).port}/v1`,
+        out: join(dir, 'b'),
+        ...raw,
+        ...fast,
+        timeoutConnectS: 0.2,
+      });
       expect(tls.failure_causes).toEqual({ timeout_connect: 2 });
     } finally {
       for (const s of sockets) s.destroy();
@@ -108,18 +161,33 @@ describe('--transport raw', () => {
     try {
       const dir = tempDir();
       const input = join(dir, 'in.jsonl');
-      writeFileSync(input, [
-        JSON.stringify({ custom_id: 'a', body: { messages: [{ role: 'user', content: 'x' }], max_tokens: 3 } }),
-        JSON.stringify({ custom_id: 'b', body: { messages: [{ role: 'user', content: 'y' }], max_tokens: 5, stream: false } }),
-      ].join('\n'));
+      writeFileSync(
+        input,
+        [
+          JSON.stringify({ custom_id: 'a', body: { messages: [{ role: 'user', content: 'x' }], max_tokens: 3 } }),
+          JSON.stringify({
+            custom_id: 'b',
+            body: { messages: [{ role: 'user', content: 'y' }], max_tokens: 5, stream: false },
+          }),
+        ].join('\n'),
+      );
       const out = join(dir, 'out');
-      const summary = await run({ input, endpoint: `${observed.url}/v1`, out, apiKey: 'sk-raw', headers: ['X-Team: search'], ...raw });
+      const summary = await run({
+        input,
+        endpoint: `${observed.url}/v1`,
+        out,
+        apiKey: 'sk-raw',
+        headers: ['X-Team: search'],
+        ...raw,
+      });
       expect(summary.requests.succeeded).toBe(2);
       const a = seen.find((x) => x.body.max_tokens === 3)!;
       expect(a.body).toMatchObject({ stream: true, stream_options: { include_usage: true } });
       expect(a.headers.authorization).toBe('Bearer sk-raw');
       expect(a.headers['x-team']).toBe('search');
-      expect(loadResults(out).find((r) => r.custom_id === 'b')!.response!.body.choices[0]!.message.content).toBe(completionText(5));
+      expect(loadResults(out).find((r) => r.custom_id === 'b')!.response!.body.choices[0]!.message.content).toBe(
+        completionText(5),
+      );
     } finally {
       await observed.close();
     }
@@ -141,7 +209,14 @@ describe('--transport raw', () => {
         connections.push(socket);
         onRequests<{ messages: { content: string }[] }>(socket, (body) => {
           const question = body.messages[0]!.content;
-          const json = JSON.stringify({ id: 'c', object: 'chat.completion', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: `echo ${question}` }, finish_reason: 'stop' }], usage: { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 } });
+          const json = JSON.stringify({
+            id: 'c',
+            object: 'chat.completion',
+            created: 1,
+            model: 'm',
+            choices: [{ index: 0, message: { role: 'assistant', content: `echo ${question}` }, finish_reason: 'stop' }],
+            usage: { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 },
+          });
           const response =
             extra === 'chunked'
               ? `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n${Buffer.byteLength(json).toString(16)}\r\n${json}\r\n0\r\n\r\n`
@@ -163,9 +238,16 @@ describe('--transport raw', () => {
       try {
         const dir = tempDir();
         const out = join(dir, 'out');
-        const summary = await run({ input: writeInput(dir, 6, { stream: false }), endpoint: `http://127.0.0.1:${(same.address() as AddressInfo).port}/v1`, out, concurrency: 1, ...raw });
+        const summary = await run({
+          input: writeInput(dir, 6, { stream: false }),
+          endpoint: `http://127.0.0.1:${(same.address() as AddressInfo).port}/v1`,
+          out,
+          concurrency: 1,
+          ...raw,
+        });
         expect(summary.requests.succeeded).toBe(6);
-        for (const r of loadResults(out)) expect(r.response!.body.choices[0]!.message.content).toBe(`echo question ${r.custom_id.slice(4)}`);
+        for (const r of loadResults(out))
+          expect(r.response!.body.choices[0]!.message.content).toBe(`echo question ${r.custom_id.slice(4)}`);
         // Each connection was closed after its response instead of going back to the pool.
         expect(connections).toHaveLength(6);
       } finally {
@@ -175,14 +257,28 @@ describe('--transport raw', () => {
     }
 
     const idle = await start('idle');
-    const pool = new RawPool({ origin: `http://127.0.0.1:${(idle.address() as AddressInfo).port}`, connections: 4, connectTimeoutMs: 1000 });
+    const pool = new RawPool({
+      origin: `http://127.0.0.1:${(idle.address() as AddressInfo).port}`,
+      connections: 4,
+      connectTimeoutMs: 1000,
+    });
     try {
       const ask = (question: string) =>
         new Promise<string>((resolve, reject) => {
           let text = '';
           pool.dispatch(
-            { method: 'POST', path: '/v1/chat/completions', origin: '', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ messages: [{ content: question }] }) },
-            { onResponseData: (_c, chunk) => void (text += chunk.toString()), onResponseEnd: () => resolve(text), onResponseError: (_c, err) => reject(err) },
+            {
+              method: 'POST',
+              path: '/v1/chat/completions',
+              origin: '',
+              headers: { 'content-type': 'application/json' },
+              body: JSON.stringify({ messages: [{ content: question }] }),
+            },
+            {
+              onResponseData: (_c, chunk) => void (text += chunk.toString()),
+              onResponseEnd: () => resolve(text),
+              onResponseError: (_c, err) => reject(err),
+            },
           );
         });
       expect(await ask('one')).toContain('echo one');
@@ -201,20 +297,38 @@ describe('--transport raw', () => {
     // the framing a real server may send, each byte its own write.
     const content = ['héllo ', 'wörld ', '😀'];
     const sse = (o: object) => `data: ${JSON.stringify(o)}\n\n`;
-    const chunk = (id: string, delta: object, finish: string | null) => sse({ id, object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta, finish_reason: finish }] });
+    const chunk = (id: string, delta: object, finish: string | null) =>
+      sse({
+        id,
+        object: 'chat.completion.chunk',
+        created: 1,
+        model: 'm',
+        choices: [{ index: 0, delta, finish_reason: finish }],
+      });
     const events = (id: string) => [
       chunk(id, { role: 'assistant', content: '' }, null),
       // One event with CRLF line ends, as some servers send them.
-      ...content.map((c, i) => (i === 1 ? chunk(id, { content: c }, null).replace(/\n/g, '\r\n') : chunk(id, { content: c }, null))),
+      ...content.map((c, i) =>
+        i === 1 ? chunk(id, { content: c }, null).replace(/\n/g, '\r\n') : chunk(id, { content: c }, null),
+      ),
       chunk(id, {}, 'stop'),
-      sse({ id, object: 'chat.completion.chunk', created: 1, model: 'm', choices: [], usage: { prompt_tokens: 3, completion_tokens: 3, total_tokens: 6 } }),
+      sse({
+        id,
+        object: 'chat.completion.chunk',
+        created: 1,
+        model: 'm',
+        choices: [],
+        usage: { prompt_tokens: 3, completion_tokens: 3, total_tokens: 6 },
+      }),
       'data: [DONE]\n\n',
     ];
     const chunked = (parts: string[]) =>
-      parts.map((p, i) => {
-        const size = Buffer.byteLength(p).toString(16);
-        return `${i % 2 ? size.toUpperCase() : size}${i === 1 ? ';ext="x"' : ''}\r\n${p}\r\n`;
-      }).join('') + '0\r\nx-trailer: done\r\n\r\n';
+      parts
+        .map((p, i) => {
+          const size = Buffer.byteLength(p).toString(16);
+          return `${i % 2 ? size.toUpperCase() : size}${i === 1 ? ';ext="x"' : ''}\r\n${p}\r\n`;
+        })
+        .join('') + '0\r\nx-trailer: done\r\n\r\n';
     const sockets: Socket[] = [];
     let served = 0;
     const server = createNetServer((socket) => {
@@ -223,12 +337,23 @@ describe('--transport raw', () => {
         const id = `req-${++served}`;
         let bytes: Buffer;
         if (body.stream) {
-          bytes = Buffer.from(`HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nx-request-id: ${id}\r\n\r\n${chunked(events(id))}`);
+          bytes = Buffer.from(
+            `HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nx-request-id: ${id}\r\n\r\n${chunked(events(id))}`,
+          );
         } else {
-          const json = JSON.stringify({ id, object: 'chat.completion', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: content.join('') }, finish_reason: 'stop' }], usage: { prompt_tokens: 3, completion_tokens: 3, total_tokens: 6 } });
+          const json = JSON.stringify({
+            id,
+            object: 'chat.completion',
+            created: 1,
+            model: 'm',
+            choices: [{ index: 0, message: { role: 'assistant', content: content.join('') }, finish_reason: 'stop' }],
+            usage: { prompt_tokens: 3, completion_tokens: 3, total_tokens: 6 },
+          });
           // `user: 'close'` asks for an HTTP/1.0-style body: no length, ended by closing the connection.
           const framing = body.user === 'close' ? 'connection: close' : `Content-Length: ${Buffer.byteLength(json)}`;
-          bytes = Buffer.from(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n${framing}\r\nx-request-id: ${id}\r\n\r\n${json}`);
+          bytes = Buffer.from(
+            `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n${framing}\r\nx-request-id: ${id}\r\n\r\n${json}`,
+          );
         }
         const closeAfter = !body.stream && body.user === 'close';
         // A byte per write; the last 40 bytes (the final chunks, the trailers) a millisecond apart,
@@ -251,13 +376,29 @@ describe('--transport raw', () => {
     try {
       const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
       // undici too: the same bytes must mean the same to both transports.
-      const framings = [['raw', true, 'chunked'], ['raw', false, 'length'], ['raw', false, 'close'], ['undici', true, 'chunked'], ['undici', false, 'length'], ['undici', false, 'close']] as const;
+      const framings = [
+        ['raw', true, 'chunked'],
+        ['raw', false, 'length'],
+        ['raw', false, 'close'],
+        ['undici', true, 'chunked'],
+        ['undici', false, 'length'],
+        ['undici', false, 'close'],
+      ] as const;
       for (const [transport, stream, framing] of framings) {
         const dir = tempDir();
         const out = join(dir, 'out');
         // One attempt, 10 s at most: a parse that loses its place fails here instead of hanging.
         const body = { stream, ...(framing === 'close' ? { user: 'close' } : {}) };
-        const summary = await run({ input: writeInput(dir, 3, body), endpoint, out, concurrency: 1, transport, progress: 'off', maxAttempts: 1, timeoutTotalS: 10 });
+        const summary = await run({
+          input: writeInput(dir, 3, body),
+          endpoint,
+          out,
+          concurrency: 1,
+          transport,
+          progress: 'off',
+          maxAttempts: 1,
+          timeoutTotalS: 10,
+        });
         expect(summary.requests.succeeded).toBe(3);
         // No attempt failed on bytes left over from the response before it.
         expect(summary.attempts).toBe(3);
@@ -288,8 +429,21 @@ describe('--transport raw', () => {
     const sse = (o: object) => `data: ${JSON.stringify(o)}\n\n`;
     const streamed = (id: string) =>
       [
-        sse({ id, object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta: { role: 'assistant', content: 'hi' }, finish_reason: null }] }),
-        sse({ id, object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }], usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } }),
+        sse({
+          id,
+          object: 'chat.completion.chunk',
+          created: 1,
+          model: 'm',
+          choices: [{ index: 0, delta: { role: 'assistant', content: 'hi' }, finish_reason: null }],
+        }),
+        sse({
+          id,
+          object: 'chat.completion.chunk',
+          created: 1,
+          model: 'm',
+          choices: [{ index: 0, delta: {}, finish_reason: 'stop' }],
+          usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
+        }),
         'data: [DONE]\n\n',
       ].join('');
     const server = createNetServer((socket) => {
@@ -299,9 +453,18 @@ describe('--transport raw', () => {
         if (body.user === 'hints') {
           const text = streamed(id);
           socket.write('HTTP/1.1 103 Early Hints\r\nlink: </hints.css>; rel=preload\r\n\r\n');
-          setTimeout(() => socket.write(`HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: ${Buffer.byteLength(text)}\r\n\r\n${text}`), 5);
+          setTimeout(
+            () =>
+              socket.write(
+                `HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: ${Buffer.byteLength(text)}\r\n\r\n${text}`,
+              ),
+            5,
+          );
         } else if (body.user === 'empty') socket.write('HTTP/1.1 204 No Content\r\n\r\n');
-        else if (body.user === 'badlength') socket.write('HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: 12abc\r\n\r\ndata: [DONE]\n\n');
+        else if (body.user === 'badlength')
+          socket.write(
+            'HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: 12abc\r\n\r\ndata: [DONE]\n\n',
+          );
         else socket.write(`HTTP/1.1 200 OK\r\nx-junk: ${'a'.repeat(100 * 1024)}`);
       });
     });
@@ -313,7 +476,16 @@ describe('--transport raw', () => {
           const dir = tempDir();
           const out = join(dir, 'out');
           // One attempt, 10 s at most: an answer the transport loses its place in fails here instead of hanging.
-          const summary = await run({ input: writeInput(dir, 3, { user, stream: true }), endpoint, out, concurrency: 1, transport, progress: 'off', maxAttempts: 1, timeoutTotalS: 10 });
+          const summary = await run({
+            input: writeInput(dir, 3, { user, stream: true }),
+            endpoint,
+            out,
+            concurrency: 1,
+            transport,
+            progress: 'off',
+            maxAttempts: 1,
+            timeoutTotalS: 10,
+          });
           return { summary, out };
         };
         const hints = await go('hints');
@@ -334,7 +506,8 @@ describe('--transport raw', () => {
         const badLength = await go('badlength');
         expect(badLength.summary.failure_causes, transport).toEqual({ protocol_error: 3 });
         expect(badLength.summary.duration_s).toBeLessThan(5);
-        if (transport === 'raw') expect(ofType(loadEvents(badLength.out), 'attempt_end')[0]!.error).toContain('invalid content-length: 12abc');
+        if (transport === 'raw')
+          expect(ofType(loadEvents(badLength.out), 'attempt_end')[0]!.error).toContain('invalid content-length: 12abc');
 
         const endless = await go('endless');
         expect(endless.summary.failure_causes, transport).toEqual({ protocol_error: 3 });
@@ -356,8 +529,17 @@ describe('--transport raw', () => {
           socket.write(`HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: ${page.length}\r\n\r\n${page}`);
           return;
         }
-        const json = JSON.stringify({ id: 'c', object: 'chat.completion', created: 1, model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: 'whole answer' }, finish_reason: 'stop' }], usage: { prompt_tokens: 2, completion_tokens: 2, total_tokens: 4 } });
-        socket.write(`HTTP/1.1 200 OK\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(json)}\r\n\r\n${json}`);
+        const json = JSON.stringify({
+          id: 'c',
+          object: 'chat.completion',
+          created: 1,
+          model: 'm',
+          choices: [{ index: 0, message: { role: 'assistant', content: 'whole answer' }, finish_reason: 'stop' }],
+          usage: { prompt_tokens: 2, completion_tokens: 2, total_tokens: 4 },
+        });
+        socket.write(
+          `HTTP/1.1 200 OK\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(json)}\r\n\r\n${json}`,
+        );
       });
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
@@ -365,15 +547,32 @@ describe('--transport raw', () => {
       for (const transport of ['raw', 'undici'] as const) {
         const dir = tempDir();
         const out = join(dir, 'out');
-        const summary = await run({ input: writeInput(dir, 3, { stream: true }), endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`, out, concurrency: 1, transport, progress: 'off', maxAttempts: 1 });
+        const summary = await run({
+          input: writeInput(dir, 3, { stream: true }),
+          endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`,
+          out,
+          concurrency: 1,
+          transport,
+          progress: 'off',
+          maxAttempts: 1,
+        });
         expect(summary.requests.succeeded).toBe(3);
         expect(summary.tokens.completion).toBe(6);
         for (const r of loadResults(out)) expect(r.response!.body.choices[0]!.message.content).toBe('whole answer');
         // Neither JSON nor an event stream: the failure says what came instead.
         const htmlOut = join(dir, 'html');
-        const html = await run({ input: writeInput(dir, 1, { stream: true, user: 'html' }, 'html.jsonl'), endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`, out: htmlOut, transport, progress: 'off', maxAttempts: 1 });
+        const html = await run({
+          input: writeInput(dir, 1, { stream: true, user: 'html' }, 'html.jsonl'),
+          endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`,
+          out: htmlOut,
+          transport,
+          progress: 'off',
+          maxAttempts: 1,
+        });
         expect(html.failure_causes).toEqual({ protocol_error: 1 });
-        expect(ofType(loadEvents(htmlOut), 'attempt_end')[0]!.error).toBe('expected an event stream, got content-type text/html');
+        expect(ofType(loadEvents(htmlOut), 'attempt_end')[0]!.error).toBe(
+          'expected an event stream, got content-type text/html',
+        );
       }
     } finally {
       await new Promise((r) => server.close(r));

@@ -49,10 +49,26 @@ describe('runner scheduling, proven from the event log', () => {
   it('never exceeds the in-flight bound per shard and leaves no admission gaps', async () => {
     // More work than slots, requests of ~100 ms with jitter: a dispatcher that waited for a batch, or
     // for a shard to drain, would show gaps of a request's length; pull dispatch shows IPC latency.
-    sim = await startSim({ profile: parseProfile({ base: 'realistic', slots: 256, jitter: 0.5, prefill_ms_base: 5, step_ms_base: 10, step_ms_per_seq: 0 }) });
+    sim = await startSim({
+      profile: parseProfile({
+        base: 'realistic',
+        slots: 256,
+        jitter: 0.5,
+        prefill_ms_base: 5,
+        step_ms_base: 10,
+        step_ms_per_seq: 0,
+      }),
+    });
     const dir = tempDir();
     const out = join(dir, 'out');
-    const summary = await run({ input: writeInput(dir, 300, { max_tokens: 9 }), endpoint: `${sim.url}/v1`, out, shards: 2, concurrency: 6, progress: 'off' });
+    const summary = await run({
+      input: writeInput(dir, 300, { max_tokens: 9 }),
+      endpoint: `${sim.url}/v1`,
+      out,
+      shards: 2,
+      concurrency: 6,
+      progress: 'off',
+    });
     expect(summary.requests.succeeded).toBe(300);
     const events = loadEvents(out);
     const { maxInFlight, gaps } = replay(events);
@@ -72,7 +88,15 @@ describe('runner scheduling, proven from the event log', () => {
   });
 
   it('keeps a full set of next items in each shard, so a freed slot never waits for the coordinator', async () => {
-    sim = await startSim({ profile: parseProfile({ base: 'fast', tokens_per_step: 1, step_ms_base: 10, step_ms_per_seq: 0, prefill_ms_base: 0 }) });
+    sim = await startSim({
+      profile: parseProfile({
+        base: 'fast',
+        tokens_per_step: 1,
+        step_ms_base: 10,
+        step_ms_per_seq: 0,
+        prefill_ms_base: 0,
+      }),
+    });
     const dir = tempDir();
     const shardBacklogs = async (prefetch?: number): Promise<number[]> => {
       const out = join(dir, `out-${prefetch ?? 'default'}`);
@@ -107,7 +131,13 @@ describe('runner scheduling, proven from the event log', () => {
     sim = await startSim({ profile: parseProfile({ base: 'fast' }) });
     const dir = tempDir();
     const out = join(dir, 'out');
-    const summary = await run({ input: writeInput(dir, 900, { max_tokens: 2 }), endpoint: `${sim.url}/v1`, out, concurrency: 300, progress: 'off' });
+    const summary = await run({
+      input: writeInput(dir, 900, { max_tokens: 2 }),
+      endpoint: `${sim.url}/v1`,
+      out,
+      concurrency: 300,
+      progress: 'off',
+    });
     expect(summary.requests.succeeded).toBe(900);
     const ids = loadResults(out).map((r) => r.custom_id);
     expect(new Set(ids).size).toBe(900);
@@ -118,11 +148,27 @@ describe('runner scheduling, proven from the event log', () => {
   it('counts prefetched, unstarted items in the live backlog', async () => {
     // 200 ms answers, 4 slots, a read-ahead of 8: mid-run the coordinator holds 8 items and the shard
     // 4 more it has prefetched; the progress line's backlog must show all 12 waiting.
-    sim = await startSim({ profile: parseProfile({ base: 'fast', tokens_per_step: 1, step_ms_base: 20, step_ms_per_seq: 0, prefill_ms_base: 0 }) });
+    sim = await startSim({
+      profile: parseProfile({
+        base: 'fast',
+        tokens_per_step: 1,
+        step_ms_base: 20,
+        step_ms_per_seq: 0,
+        prefill_ms_base: 0,
+      }),
+    });
     const dir = tempDir();
     const backlogs: number[] = [];
     const summary = await run(
-      { input: writeInput(dir, 60, { max_tokens: 10 }), endpoint: `${sim.url}/v1`, out: join(dir, 'out'), concurrency: 4, readAhead: 8, gaugeIntervalMs: 50, progress: 'off' },
+      {
+        input: writeInput(dir, 60, { max_tokens: 10 }),
+        endpoint: `${sim.url}/v1`,
+        out: join(dir, 'out'),
+        concurrency: 4,
+        readAhead: 8,
+        gaugeIntervalMs: 50,
+        progress: 'off',
+      },
       { onProgress: (p) => backlogs.push(p.backlog) },
     );
     expect(summary.requests.succeeded).toBe(60);
@@ -132,7 +178,10 @@ describe('runner scheduling, proven from the event log', () => {
 
   it('backs off with full jitter under the doubling cap, and honours longer Retry-After', async () => {
     sim = await startSim({
-      profile: parseProfile({ base: 'fast', faults: { errors: { p_503: 0.2 }, rate_limit: { random_429_p: 0.1, retry_after_s: 0.3 } } }),
+      profile: parseProfile({
+        base: 'fast',
+        faults: { errors: { p_503: 0.2 }, rate_limit: { random_429_p: 0.1, retry_after_s: 0.3 } },
+      }),
       seed: 3,
     });
     const dir = tempDir();
@@ -177,7 +226,8 @@ describe('runner scheduling, proven from the event log', () => {
     expect(Math.abs(mean - 0.5)).toBeLessThan(3 / Math.sqrt(12 * ratios.length));
     // The retry really waited: the next attempt starts no earlier than the backoff allows.
     const starts = new Map(ofType(events, 'attempt_start').map((e) => [`${e.id}#${e.attempt}`, e.ts]));
-    for (const b of backoffs) expect(starts.get(`${b.id}#${b.attempt + 1}`)! - b.ts).toBeGreaterThanOrEqual(b.delay_ms - 0.01);
+    for (const b of backoffs)
+      expect(starts.get(`${b.id}#${b.attempt + 1}`)! - b.ts).toBeGreaterThanOrEqual(b.delay_ms - 0.01);
   });
 
   it('when the retry budget is spent, failures back off to the cap', async () => {
@@ -204,10 +254,18 @@ describe('runner scheduling, proven from the event log', () => {
 
   it('does not park a request for a Retry-After over --retry-after-max-s: it fails at once, saying why', async () => {
     // Every request is told to come back in ten minutes, as a spent quota is.
-    sim = await startSim({ profile: parseProfile({ base: 'fast', faults: { rate_limit: { random_429_p: 1, retry_after_s: 600 } } }) });
+    sim = await startSim({
+      profile: parseProfile({ base: 'fast', faults: { rate_limit: { random_429_p: 1, retry_after_s: 600 } } }),
+    });
     const dir = tempDir();
     const out = join(dir, 'out');
-    const summary = await run({ input: writeInput(dir, 6), endpoint: `${sim.url}/v1`, out, retryAfterMaxS: 120, progress: 'off' });
+    const summary = await run({
+      input: writeInput(dir, 6),
+      endpoint: `${sim.url}/v1`,
+      out,
+      retryAfterMaxS: 120,
+      progress: 'off',
+    });
     expect(summary.requests.failed).toBe(6);
     expect(summary.failure_causes).toEqual({ http_429: 6 });
     expect(summary.duration_s).toBeLessThan(30);
@@ -216,8 +274,12 @@ describe('runner scheduling, proven from the event log', () => {
     );
     const events = loadEvents(out);
     expect(ofType(events, 'backoff')).toHaveLength(0);
-    for (const e of ofType(events, 'attempt_end')) expect(e).toMatchObject({ outcome: 'error', status: 429, retry_after_ms: 600_000 });
-    for (const r of loadResults(out)) expect(r.error!.message).toMatch(/\(not retried: the server asked to wait 600 s, over --retry-after-max-s 120\)$/);
+    for (const e of ofType(events, 'attempt_end'))
+      expect(e).toMatchObject({ outcome: 'error', status: 429, retry_after_ms: 600_000 });
+    for (const r of loadResults(out))
+      expect(r.error!.message).toMatch(
+        /\(not retried: the server asked to wait 600 s, over --retry-after-max-s 120\)$/,
+      );
     // The report, from the events alone, says it is a quota to wait out, not a pace to stay under.
     const report = await analyze([out]);
     expect(report.detail.max_retry_after_ms).toBe(600_000);
@@ -226,9 +288,17 @@ describe('runner scheduling, proven from the event log', () => {
     expect(errors.action).toContain('--retry-failed http_429');
     // A short Retry-After is a pace to stay under: the same failures get the rate-limit advice.
     await sim.close();
-    sim = await startSim({ profile: parseProfile({ base: 'fast', faults: { rate_limit: { random_429_p: 1, retry_after_s: 2 } } }) });
+    sim = await startSim({
+      profile: parseProfile({ base: 'fast', faults: { rate_limit: { random_429_p: 1, retry_after_s: 2 } } }),
+    });
     const paced = join(dir, 'paced');
-    await run({ input: writeInput(dir, 6, {}, 'paced.jsonl'), endpoint: `${sim.url}/v1`, out: paced, maxAttempts: 1, progress: 'off' });
+    await run({
+      input: writeInput(dir, 6, {}, 'paced.jsonl'),
+      endpoint: `${sim.url}/v1`,
+      out: paced,
+      maxAttempts: 1,
+      progress: 'off',
+    });
     const pacedReport = await analyze([paced]);
     expect(pacedReport.detail.max_retry_after_ms).toBe(2000);
     expect(pacedReport.verdict.findings.find((f) => f.mode === 'errors')!.action).toMatch(/^stay under the rate limit/);
@@ -239,13 +309,19 @@ describe('runner scheduling, proven from the event log', () => {
     const dir = tempDir();
     const out = join(dir, 'out');
     // max_tokens 0 makes the server answer 400: a client error that retrying cannot fix.
-    const summary = await run({ input: writeInput(dir, 5, { max_tokens: 0 }), endpoint: `${sim.url}/v1`, out, progress: 'off' });
+    const summary = await run({
+      input: writeInput(dir, 5, { max_tokens: 0 }),
+      endpoint: `${sim.url}/v1`,
+      out,
+      progress: 'off',
+    });
     expect(summary.requests.failed).toBe(5);
     expect(summary.failure_causes).toEqual({ http_4xx: 5 });
     expect(summary.exit_code).toBe(3);
     const events = loadEvents(out);
     expect(ofType(events, 'attempt_start')).toHaveLength(5);
     expect(ofType(events, 'backoff')).toHaveLength(0);
-    for (const e of ofType(events, 'request_end')) expect(e).toMatchObject({ outcome: 'failed', attempts: 1, cause: 'http_4xx' });
+    for (const e of ofType(events, 'request_end'))
+      expect(e).toMatchObject({ outcome: 'failed', attempts: 1, cause: 'http_4xx' });
   });
 });

@@ -16,7 +16,13 @@ async function runAgainst(profile: SimProfileFile, timeouts: Record<string, numb
   sim = await startSim({ profile: parseProfile(profile) });
   const dir = tempDir();
   const out = join(dir, 'out');
-  const summary = await run({ input: writeInput(dir, n, { max_tokens: 20 }), endpoint: `${sim.url}/v1`, out, ...fast, ...timeouts });
+  const summary = await run({
+    input: writeInput(dir, n, { max_tokens: 20 }),
+    endpoint: `${sim.url}/v1`,
+    out,
+    ...fast,
+    ...timeouts,
+  });
   return { summary, events: loadEvents(out) };
 }
 
@@ -43,7 +49,10 @@ describe('phase timeouts and connection errors', () => {
   });
 
   it('timeout_total: tokens keep coming but the whole attempt is too long', async () => {
-    const { summary } = await runAgainst({ base: 'fast', step_ms_base: 60, tokens_per_step: 1 }, { timeoutTotalS: 0.4, timeoutIdleS: 5 });
+    const { summary } = await runAgainst(
+      { base: 'fast', step_ms_base: 60, tokens_per_step: 1 },
+      { timeoutTotalS: 0.4, timeoutIdleS: 5 },
+    );
     expect(summary.failure_causes).toEqual({ timeout_total: 3 });
   });
 
@@ -54,7 +63,9 @@ describe('phase timeouts and connection errors', () => {
       20,
     );
     expect(summary.requests.succeeded).toBe(20);
-    const causes = ofType(events, 'attempt_end').filter((e) => e.outcome === 'error').map((e) => e.cause);
+    const causes = ofType(events, 'attempt_end')
+      .filter((e) => e.outcome === 'error')
+      .map((e) => e.cause);
     expect(causes.length).toBeGreaterThan(0);
     expect(new Set(causes)).toEqual(new Set(['conn_reset']));
   });
@@ -79,7 +90,13 @@ describe('phase timeouts and connection errors', () => {
     const port = (silent.address() as { port: number }).port;
     try {
       const dir = tempDir();
-      const summary = await run({ input: writeInput(dir, 2), endpoint: `https://127.0.0.1:${port}/v1`, out: join(dir, 'out'), ...fast, timeoutConnectS: 0.2 });
+      const summary = await run({
+        input: writeInput(dir, 2),
+        endpoint: `https://127.0.0.1:${port}/v1`,
+        out: join(dir, 'out'),
+        ...fast,
+        timeoutConnectS: 0.2,
+      });
       expect(summary.failure_causes).toEqual({ timeout_connect: 2 });
     } finally {
       for (const s of sockets) s.destroy();
@@ -97,7 +114,12 @@ describe('phase timeouts and connection errors', () => {
     try {
       const dir = tempDir();
       const port = (server.address() as { port: number }).port;
-      const summary = await run({ input: writeInput(dir, 2), endpoint: `http://127.0.0.1:${port}/v1`, out: join(dir, 'out'), ...fast });
+      const summary = await run({
+        input: writeInput(dir, 2),
+        endpoint: `http://127.0.0.1:${port}/v1`,
+        out: join(dir, 'out'),
+        ...fast,
+      });
       expect(summary.failure_causes).toEqual({ protocol_error: 2 });
     } finally {
       await new Promise((r) => server.close(r));
@@ -107,6 +129,7 @@ describe('phase timeouts and connection errors', () => {
   it('estimates tokens with a real tokenizer when the server sends no usage', async () => {
     const { summary, events } = await runAgainst({ base: 'fast', faults: { usage: false } }, {}, 4);
     expect(summary.tokens.completion).toBe(4 * 20);
-    for (const e of ofType(events, 'request_end')) expect(e).toMatchObject({ completion_tokens: 20, tokens_estimated: true });
+    for (const e of ofType(events, 'request_end'))
+      expect(e).toMatchObject({ completion_tokens: 20, tokens_estimated: true });
   });
 });

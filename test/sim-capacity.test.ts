@@ -51,7 +51,13 @@ describe('simulator capacity model', () => {
   });
 
   it('answers the overflow status with Retry-After when the server queue is full', async () => {
-    const profile = parseProfile({ slots: 1, queue_limit: 2, overflow_status: 503, step_ms_base: 20, default_max_tokens: 5 });
+    const profile = parseProfile({
+      slots: 1,
+      queue_limit: 2,
+      overflow_status: 503,
+      step_ms_base: 20,
+      default_max_tokens: 5,
+    });
     sim = await startSim({ profile });
     const dispatcher = new Agent({ connections: 10 });
     const replies = await mapLimit(Array.from({ length: 6 }), 6, () =>

@@ -18,7 +18,11 @@ async function fire(faults: SimProfileInput['faults'], n = N, body: object = {})
   sim = await startSim({ profile: parseProfile({ ...instant, faults }), seed: 42 });
   dispatcher = new Agent({ connections: 32 });
   return mapLimit(Array.from({ length: n }), 32, () =>
-    postChat(sim!.url, { messages: [{ role: 'user', content: 'hi' }], max_tokens: 8, stream: true, ...body }, dispatcher),
+    postChat(
+      sim!.url,
+      { messages: [{ role: 'user', content: 'hi' }], max_tokens: 8, stream: true, ...body },
+      dispatcher,
+    ),
   );
 }
 
@@ -44,7 +48,11 @@ describe('simulator fault injection', () => {
   it('5xx fire at their separate rates and are counted', async () => {
     const replies = await fire({ errors: { p_500: 0.05, p_502: 0.04, p_503: 0.03 } });
     const m = await scrape(sim!.url);
-    for (const [status, p] of [[500, 0.05], [502, 0.04], [503, 0.03]] as const) {
+    for (const [status, p] of [
+      [500, 0.05],
+      [502, 0.04],
+      [503, 0.03],
+    ] as const) {
       const count = replies.filter((r) => r.status === status).length;
       expectRate(count, N, p);
       expect(m.get(`sim_faults_total{fault="http_${status}"}`)).toBe(count);
@@ -125,7 +133,11 @@ describe('simulator fault injection', () => {
       sim = await startSim({ profile: parseProfile({ ...instant, faults: { keep_alive: keepAlive } }) });
       dispatcher = new Agent({ connections: 1 });
       for (let i = 0; i < 10; i++) {
-        const r = await postChat(sim.url, { messages: [{ role: 'user', content: 'x' }], max_tokens: 2, stream: i % 2 === 0 }, dispatcher);
+        const r = await postChat(
+          sim.url,
+          { messages: [{ role: 'user', content: 'x' }], max_tokens: 2, stream: i % 2 === 0 },
+          dispatcher,
+        );
         expect(r.status).toBe(200);
         expect(r.headers.connection).toBe(keepAlive ? 'keep-alive' : 'close');
       }

@@ -34,26 +34,35 @@ describe('simulator request timings', () => {
     sim = await startSim({ profile: parseProfile({ base: 'fast' }), now: () => (t += 1) });
     const n = 12;
     const sockets: Socket[] = await Promise.all(
-      Array.from({ length: n }, () => new Promise<Socket>((resolve, reject) => {
-        const s = connect(sim!.port, '127.0.0.1', () => resolve(s));
-        s.once('error', reject);
-      })),
+      Array.from(
+        { length: n },
+        () =>
+          new Promise<Socket>((resolve, reject) => {
+            const s = connect(sim!.port, '127.0.0.1', () => resolve(s));
+            s.once('error', reject);
+          }),
+      ),
     );
     // The server must have accepted every connection before the requests go out.
     while (sim.stats().connections < n) await new Promise((r) => setTimeout(r, 5));
-    const replies = sockets.map((s) => new Promise<string>((resolve) => {
-      let text = '';
-      s.setEncoding('latin1');
-      s.on('data', (d: string) => {
-        text += d;
-        if (text.includes('"object":"chat.completion"')) resolve(text);
-      });
-    }));
+    const replies = sockets.map(
+      (s) =>
+        new Promise<string>((resolve) => {
+          let text = '';
+          s.setEncoding('latin1');
+          s.on('data', (d: string) => {
+            text += d;
+            if (text.includes('"object":"chat.completion"')) resolve(text);
+          });
+        }),
+    );
     const body = JSON.stringify({ messages: [{ role: 'user', content: 'hi' }], max_tokens: 1 });
     // Written in one synchronous run: the server (same process) can only read them afterwards,
     // all in the same turn of its loop.
     for (const s of sockets) {
-      s.write(`POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+      s.write(
+        `POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
+      );
     }
     await Promise.all(replies);
     for (const s of sockets) s.destroy();

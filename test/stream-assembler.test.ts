@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { fastContent, StreamAssembler } from '../src/client/stream-assembler.js';
 import { estimateCompletionTokens, estimateTokens } from '../src/client/token-estimate.js';
 
-const chunk = (choices: object[], extra: object = {}) => JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 7, model: 'm', choices, ...extra });
+const chunk = (choices: object[], extra: object = {}) =>
+  JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 7, model: 'm', choices, ...extra });
 
 describe('StreamAssembler', () => {
   it('assembles every choice of an n > 1 stream by its index, in order', () => {
@@ -38,8 +39,12 @@ describe('StreamAssembler', () => {
   });
 
   it('reads a plain first-choice token without JSON.parse, and leaves every other shape to it', () => {
-    expect(fastContent(chunk([{ index: 0, delta: { content: ' tok' }, logprobs: null, finish_reason: null }]))).toBe(' tok');
-    expect(fastContent(chunk([{ index: 1, delta: { content: ' tok' }, logprobs: null, finish_reason: null }]))).toBeUndefined();
+    expect(fastContent(chunk([{ index: 0, delta: { content: ' tok' }, logprobs: null, finish_reason: null }]))).toBe(
+      ' tok',
+    );
+    expect(
+      fastContent(chunk([{ index: 1, delta: { content: ' tok' }, logprobs: null, finish_reason: null }])),
+    ).toBeUndefined();
     expect(fastContent(chunk([{ index: 0, delta: { content: 'a\\"b' }, finish_reason: null }]))).toBeUndefined();
     expect(fastContent(chunk([{ index: 0, delta: { content: 'x' }, finish_reason: 'stop' }]))).toBeUndefined();
   });
@@ -73,7 +78,11 @@ describe('reasoning models', () => {
       chunk([{ index: 0, delta: {}, finish_reason: 'stop' }]),
     ].map((d) => a.push(d));
     expect(tokens).toEqual([false, false, true, false]);
-    expect(a.toCompletion().choices[0]!.message).toEqual({ role: 'assistant', content: 'Hi!', reasoning_content: 'The user greets; greet back.' });
+    expect(a.toCompletion().choices[0]!.message).toEqual({
+      role: 'assistant',
+      content: 'Hi!',
+      reasoning_content: 'The user greets; greet back.',
+    });
     // Servers that name the field `reasoning` (newer vLLM) are read the same way.
     const b = new StreamAssembler();
     b.push(chunk([{ index: 0, delta: { reasoning: 'think' }, finish_reason: null }]));

@@ -1,6 +1,14 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { analyze, parseProfile, run, startSim, type Report, type RunningSim, type SimProfileFile } from '../src/index.js';
+import {
+  analyze,
+  parseProfile,
+  run,
+  startSim,
+  type Report,
+  type RunningSim,
+  type SimProfileFile,
+} from '../src/index.js';
 import { tempDir, writeInput } from './helpers/run-dir.js';
 
 // The verdict against a server whose truth is known (issue "The verdict is true on a real
@@ -12,13 +20,34 @@ afterEach(async () => {
   sim = undefined;
 });
 
-const KNEE_12: SimProfileFile = { base: 'fast', slots: 12, queue_limit: 4096, prefill_ms_base: 5, step_ms_base: 4, step_ms_per_seq: 0.25, tokens_per_step: 1 };
+const KNEE_12: SimProfileFile = {
+  base: 'fast',
+  slots: 12,
+  queue_limit: 4096,
+  prefill_ms_base: 5,
+  step_ms_base: 4,
+  step_ms_per_seq: 0.25,
+  tokens_per_step: 1,
+};
 
-async function runAt(profile: SimProfileFile, concurrency: number | 'auto', body: Record<string, unknown>, extra: Record<string, unknown> = {}, requests = 240): Promise<Report> {
+async function runAt(
+  profile: SimProfileFile,
+  concurrency: number | 'auto',
+  body: Record<string, unknown>,
+  extra: Record<string, unknown> = {},
+  requests = 240,
+): Promise<Report> {
   sim = await startSim({ profile: parseProfile(profile), seed: 1 });
   const dir = tempDir();
   const out = join(dir, 'out');
-  await run({ input: writeInput(dir, requests, { max_tokens: 32, ...body }), endpoint: `${sim.url}/v1`, out, concurrency, progress: 'off', ...extra });
+  await run({
+    input: writeInput(dir, requests, { max_tokens: 32, ...body }),
+    endpoint: `${sim.url}/v1`,
+    out,
+    concurrency,
+    progress: 'off',
+    ...extra,
+  });
   await sim.close();
   sim = undefined;
   return analyze([out]);
@@ -57,7 +86,9 @@ describe('the verdict against a server that queues past 12 in flight', () => {
     expect(told.detail.server_queue_ms.count).toBe(240);
     expect(told.detail.server_queue_ms.p50).toBeGreaterThan(100);
     expect(told.verdict.bound).toBe('model');
-    expect(told.verdict.findings.find((f) => f.mode === 'model_saturation')!.evidence).toMatch(/by the server's own timings answers waited \d+ ms \(p50\)/);
+    expect(told.verdict.findings.find((f) => f.mode === 'model_saturation')!.evidence).toMatch(
+      /by the server's own timings answers waited \d+ ms \(p50\)/,
+    );
     // At the knee the timings account for nearly all of each answer: no queue.
     const atKnee = await runAt({ ...KNEE_12, faults: { timings: true } }, 12, { stream: false });
     expect(atKnee.detail.server_queue_ms.p50).toBeLessThan(50);
@@ -83,7 +114,7 @@ describe('the verdict against a server that queues past 12 in flight', () => {
     expect(r.connections.keepalive_disabled_shards).toBe(1);
   });
 
-  it('advice is in the flag\'s own units: per shard, with the run-wide total beside it', async () => {
+  it("advice is in the flag's own units: per shard, with the run-wide total beside it", async () => {
     const r = await runAt(KNEE_12, 16, { stream: true }, { shards: 2 });
     expect(r.utilization.shards).toBe(2);
     const sat = r.verdict.findings.find((f) => f.mode === 'model_saturation')!;
@@ -105,7 +136,13 @@ describe('a run the endpoint refused', () => {
     const port = (guard.address() as { port: number }).port;
     const dir = tempDir();
     const out = join(dir, 'out');
-    const summary = await run({ input: writeInput(dir, 60), endpoint: `http://127.0.0.1:${port}/v1`, out, concurrency: 4, progress: 'off' });
+    const summary = await run({
+      input: writeInput(dir, 60),
+      endpoint: `http://127.0.0.1:${port}/v1`,
+      out,
+      concurrency: 4,
+      progress: 'off',
+    });
     guard.close();
     expect(summary.exit_code).toBe(1);
     const r = await analyze([out]);
@@ -116,28 +153,41 @@ describe('a run the endpoint refused', () => {
 });
 
 describe('finding the bound of a server whose knee is at 12', () => {
-  it('sweep with its default levels bisects past the powers of two and recommends 9-15', { timeout: 240_000 }, async () => {
-    const { sweep } = await import('../src/runner/sweep.js');
-    sim = await startSim({ profile: parseProfile(KNEE_12), seed: 1 });
-    const dir = tempDir();
-    const input = writeInput(dir, 640, { max_tokens: 16, stream: true });
-    const result = await sweep({ input, run: { endpoint: `${sim.url}/v1` }, out: join(dir, 'sweep'), levels: 'auto' });
-    const levels = result.stages.map((s) => s.level);
-    // Doubling, then levels that are not powers of two between the knee and the level below it.
-    expect(levels.some((l) => (l & (l - 1)) !== 0)).toBe(true);
-    expect(result.knee.level).toBeGreaterThanOrEqual(9);
-    expect(result.knee.level).toBeLessThanOrEqual(15);
-    expect(result.knee.reasons.map((r) => r.level)).toEqual(levels);
-  });
+  it(
+    'sweep with its default levels bisects past the powers of two and recommends 9-15',
+    { timeout: 240_000 },
+    async () => {
+      const { sweep } = await import('../src/runner/sweep.js');
+      sim = await startSim({ profile: parseProfile(KNEE_12), seed: 1 });
+      const dir = tempDir();
+      const input = writeInput(dir, 640, { max_tokens: 16, stream: true });
+      const result = await sweep({
+        input,
+        run: { endpoint: `${sim.url}/v1` },
+        out: join(dir, 'sweep'),
+        levels: 'auto',
+      });
+      const levels = result.stages.map((s) => s.level);
+      // Doubling, then levels that are not powers of two between the knee and the level below it.
+      expect(levels.some((l) => (l & (l - 1)) !== 0)).toBe(true);
+      expect(result.knee.level).toBeGreaterThanOrEqual(9);
+      expect(result.knee.level).toBeLessThanOrEqual(15);
+      expect(result.knee.reasons.map((r) => r.level)).toEqual(levels);
+    },
+  );
 
-  it('--concurrency auto settles within ±25% of the knee and advises nothing above it', { timeout: 180_000 }, async () => {
-    // Its throughput and TTFT p99 against a bound fixed at the knee are timing figures: measured
-    // side by side by bench/adaptive.mjs --slots 12 (BENCHMARKS.md), not asserted here.
-    const auto = await runAt(KNEE_12, 'auto', { stream: true, max_tokens: 16 }, {}, 2000);
-    expect(auto.utilization.limit_final).toBeGreaterThanOrEqual(9);
-    expect(auto.utilization.limit_final).toBeLessThanOrEqual(15);
-    // Its report reads its own timeline: no advice to go above where its controller saw the knee.
-    expect(actions(auto)).not.toMatch(/headroom|raise --concurrency/);
-    expect(auto.detail.by_limit.map((l) => l.limit)).toContain(auto.utilization.limit_final);
-  });
+  it(
+    '--concurrency auto settles within ±25% of the knee and advises nothing above it',
+    { timeout: 180_000 },
+    async () => {
+      // Its throughput and TTFT p99 against a bound fixed at the knee are timing figures: measured
+      // side by side by bench/adaptive.mjs --slots 12 (BENCHMARKS.md), not asserted here.
+      const auto = await runAt(KNEE_12, 'auto', { stream: true, max_tokens: 16 }, {}, 2000);
+      expect(auto.utilization.limit_final).toBeGreaterThanOrEqual(9);
+      expect(auto.utilization.limit_final).toBeLessThanOrEqual(15);
+      // Its report reads its own timeline: no advice to go above where its controller saw the knee.
+      expect(actions(auto)).not.toMatch(/headroom|raise --concurrency/);
+      expect(auto.detail.by_limit.map((l) => l.limit)).toContain(auto.utilization.limit_final);
+    },
+  );
 });

@@ -16,7 +16,14 @@ export function registerCompareCommand(program: Command): void {
       const [ra, rb] = await Promise.all([analyze([a]), analyze([b])]);
       const c = compareReports(ra, rb);
       if (opts.html) {
-        writeHtmlReport(opts.html, { title: `shardline compare: ${ra.run_id ?? a} → ${rb.run_id ?? b}`, runs: [{ label: 'A (before)', report: ra }, { label: 'B (after)', report: rb }], comparison: c });
+        writeHtmlReport(opts.html, {
+          title: `shardline compare: ${ra.run_id ?? a} → ${rb.run_id ?? b}`,
+          runs: [
+            { label: 'A (before)', report: ra },
+            { label: 'B (after)', report: rb },
+          ],
+          comparison: c,
+        });
         process.stderr.write(`shardline: HTML report written to ${opts.html}\n`);
       }
       process.stdout.write(opts.json ? `${JSON.stringify(c, null, 2)}\n` : formatComparison(c));

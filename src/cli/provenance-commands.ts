@@ -7,7 +7,10 @@ import { verifySample } from '../provenance/verify.js';
 import { EXIT } from './exit-codes.js';
 
 const progressOption = () =>
-  new Option('--progress <mode>', 'hashing progress on stderr (default auto: in place on a TTY once it takes over a second, a line every 10 s otherwise)').choices(['auto', 'tty', 'lines', 'off']);
+  new Option(
+    '--progress <mode>',
+    'hashing progress on stderr (default auto: in place on a TTY once it takes over a second, a line every 10 s otherwise)',
+  ).choices(['auto', 'tty', 'lines', 'off']);
 
 /** `shardline sample` and `shardline verify`: publish a minute of throughput and check one. */
 export function registerProvenanceCommands(program: Command): void {
@@ -19,7 +22,11 @@ export function registerProvenanceCommands(program: Command): void {
     .option('-o, --output <file>', 'write the sample here (default: stdout)')
     .addOption(progressOption())
     .action(async (dir: string, opts: { minute: string; output?: string; progress?: ProgressMode }) => {
-      const sample = await sampleMinute(dir, opts.minute, hashingProgress(opts.progress ?? 'auto', 'to sample a minute'));
+      const sample = await sampleMinute(
+        dir,
+        opts.minute,
+        hashingProgress(opts.progress ?? 'auto', 'to sample a minute'),
+      );
       const text = `${JSON.stringify(sample, null, 2)}\n`;
       if (opts.output) {
         writeFileSync(opts.output, text);
@@ -32,12 +39,18 @@ export function registerProvenanceCommands(program: Command): void {
 
   program
     .command('verify')
-    .description('Re-hash the files of a minute sample and recompute every figure; exit 0 if it holds, 1 naming the first mismatch')
+    .description(
+      'Re-hash the files of a minute sample and recompute every figure; exit 0 if it holds, 1 naming the first mismatch',
+    )
     .argument('<sample>', 'sample JSON written by `shardline sample`')
     .option('--events <dir>', 'the run directory (or its events/) if it moved since sampling')
     .addOption(progressOption())
     .action(async (samplePath: string, opts: { events?: string; progress?: ProgressMode }) => {
-      const result = await verifySample(samplePath, opts.events, hashingProgress(opts.progress ?? 'auto', 'to verify the sample'));
+      const result = await verifySample(
+        samplePath,
+        opts.events,
+        hashingProgress(opts.progress ?? 'auto', 'to verify the sample'),
+      );
       if (result.ok) process.stdout.write(`${result.summary}\n`);
       else {
         process.stdout.write(`mismatch: ${result.mismatch}\n`);

@@ -12,7 +12,11 @@ export function registerSimCommand(program: Command): void {
     .description('Serve an OpenAI-compatible inference simulator with a capacity model and fault injection')
     .option('--host <host>', 'address to bind', '127.0.0.1')
     .option('--port <port>', 'port to listen on (0 = pick a free port)', '8000')
-    .option('--profile <name|file.yaml>', `built-in profile (${[...builtinProfiles.keys()].join(', ')}) or YAML file`, 'realistic')
+    .option(
+      '--profile <name|file.yaml>',
+      `built-in profile (${[...builtinProfiles.keys()].join(', ')}) or YAML file`,
+      'realistic',
+    )
     .option('--seed <n>', 'seed for fault sampling and jitter', '1')
     .option('--list-profiles', 'print the built-in profiles with their capacity and exit')
     .action(async (raw: Record<string, unknown>) => {
@@ -39,7 +43,14 @@ export function registerSimCommand(program: Command): void {
 function formatProfileList(): string {
   const rows = [['profile', 'slots', 'queue', 'capacity tok/min', 'decode bound tok/min', 'description']];
   for (const p of builtinProfiles.values()) {
-    rows.push([p.name, String(p.slots), String(p.queue_limit), fmt(capacityTpm(p)), fmt(decodeCapacityTpm(p)), p.description]);
+    rows.push([
+      p.name,
+      String(p.slots),
+      String(p.queue_limit),
+      fmt(capacityTpm(p)),
+      fmt(decodeCapacityTpm(p)),
+      p.description,
+    ]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   const lines = rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  '));

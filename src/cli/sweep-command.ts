@@ -10,20 +10,33 @@ import { sweep } from '../runner/sweep.js';
 export function registerSweepCommand(program: Command): void {
   program
     .command('sweep')
-    .description('Find the knee: short runs at rising concurrency, TPM and TTFT p95/p99 per level, and the level to use')
+    .description(
+      'Find the knee: short runs at rising concurrency, TPM and TTFT p95/p99 per level, and the level to use',
+    )
     .argument('<input>', 'requests (JSONL); each stage runs its first lines')
-    .requiredOption('--endpoint <url>', 'API base URL, as the OpenAI client\'s baseURL')
-    .option('--levels <list|auto>', 'concurrency levels, e.g. 1,2,4,8,16,32 (default auto: doubling from 1 until two levels in a row add under 5% throughput or miss the SLO)')
+    .requiredOption('--endpoint <url>', "API base URL, as the OpenAI client's baseURL")
+    .option(
+      '--levels <list|auto>',
+      'concurrency levels, e.g. 1,2,4,8,16,32 (default auto: doubling from 1 until two levels in a row add under 5% throughput or miss the SLO)',
+    )
     .option('--slo-ttft-p95-ms <ms>', "TTFT p95 the knee must meet (default 3 × the lightest stage's)")
     .option('--requests-per-stage <n>', 'requests per stage (default max(200, 10 × level))')
-    .option('--out <dir>', 'directory for the stages\' run directories, one per level (default sweep)')
+    .option('--out <dir>', "directory for the stages' run directories, one per level (default sweep)")
     .option('--model <name>', 'model to set on every request')
-    .option('--header <h>', 'extra request header "Name: value" (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--header <h>', 'extra request header "Name: value" (repeatable)', (v: string, prev: string[] = []) => [
+      ...prev,
+      v,
+    ])
     .option('--shards <n>', 'shards per stage (default 1): levels are per shard')
     .option('--html <file>', 'also write a self-contained page with TPM and TTFT p95/p99 vs level')
     .option('--json', 'print only the JSON result on stdout')
     .action(async (input: string, raw: Record<string, unknown>) => {
-      const s = parseSweepOptions({ levels: raw.levels, sloTtftP95Ms: raw.sloTtftP95Ms, requestsPerStage: raw.requestsPerStage, out: raw.out });
+      const s = parseSweepOptions({
+        levels: raw.levels,
+        sloTtftP95Ms: raw.sloTtftP95Ms,
+        requestsPerStage: raw.requestsPerStage,
+        out: raw.out,
+      });
       // The run flags are checked as `run` checks them (and read the API key from the environment).
       const runOptions = resolveRunOptions({
         flags: { input, out: s.out, endpoint: raw.endpoint, model: raw.model, headers: raw.header, shards: raw.shards },
@@ -50,7 +63,10 @@ export function registerSweepCommand(program: Command): void {
       const lines = ['level        TPM   TTFT p95   TTFT p99   retries  success', ...result.stages.map(stageLine), ''];
       const k = result.knee;
       lines.push(k.level === null ? `no knee: ${k.why}` : `knee: concurrency ${k.level} — ${k.why}`);
-      if (k.level !== null) lines.push(`use: shardline run ${input} --endpoint ${String(raw.endpoint)} --concurrency ${k.level}${runOptions.shards > 1 ? ` --shards ${runOptions.shards}` : ''}`);
+      if (k.level !== null)
+        lines.push(
+          `use: shardline run ${input} --endpoint ${String(raw.endpoint)} --concurrency ${k.level}${runOptions.shards > 1 ? ` --shards ${runOptions.shards}` : ''}`,
+        );
       process.stdout.write(`${lines.join('\n')}\n`);
     });
 }

@@ -5,15 +5,30 @@ import { parseWorkerOptions } from '../config/worker-options.js';
 export function registerWorkerCommand(program: Command): void {
   program
     .command('worker')
-    .description("Serve distributed runs: take chunks of a `run --redis` coordinator's requests from Redis and run them on this machine")
+    .description(
+      "Serve distributed runs: take chunks of a `run --redis` coordinator's requests from Redis and run them on this machine",
+    )
     .requiredOption('--redis <url>', 'the Redis the coordinator uses, e.g. redis://10.0.0.5:6379')
-    .requiredOption('--out <dir>', "where this worker's event files go: the run directory on a shared volume, or a local one to gather later")
-    .option('--shards <n>', 'shards in this worker (default 1: run in this process; prefer one worker per core to several shards)')
+    .requiredOption(
+      '--out <dir>',
+      "where this worker's event files go: the run directory on a shared volume, or a local one to gather later",
+    )
+    .option(
+      '--shards <n>',
+      'shards in this worker (default 1: run in this process; prefer one worker per core to several shards)',
+    )
     .option('--concurrency <n>', "in-flight requests per shard, or auto (default: the run's)")
     .option('--endpoint <url>', "API base URL as seen from this machine (default: the run's)")
     .addOption(new Option('--transport <client>', "undici or raw (default: the run's)").choices(['undici', 'raw']))
-    .option('--header <h>', 'extra request header "Name: value" (repeatable; headers are never sent through Redis)', (v: string, prev: string[] = []) => [...prev, v])
-    .option('--metrics-port <port>', "serve this worker's Prometheus /metrics on 127.0.0.1 while it runs a run; 0 picks a port")
+    .option(
+      '--header <h>',
+      'extra request header "Name: value" (repeatable; headers are never sent through Redis)',
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
+    .option(
+      '--metrics-port <port>',
+      "serve this worker's Prometheus /metrics on 127.0.0.1 while it runs a run; 0 picks a port",
+    )
     .option('--once', 'serve one run, then exit (default: serve runs until SIGINT/SIGTERM)')
     .action(async (raw: Record<string, unknown>) => {
       const o = parseWorkerOptions({

@@ -194,7 +194,8 @@ export function runChatAttempt(
           return fail(causeOfStatus(status), errorMessage(status, errorText), parseRetryAfterMs(headers, Date.now()));
         }
         const requestId = firstHeader(headers['x-request-id']);
-        if (status === 204) return fail('protocol_error', 'HTTP 204 No Content: the server answered without a completion');
+        if (status === 204)
+          return fail('protocol_error', 'HTTP 204 No Content: the server answered without a completion');
         if (!sse) {
           plainBody += decoder.end();
           let completion: ChatCompletion;
@@ -205,14 +206,24 @@ export function runChatAttempt(
             return fail('protocol_error', e instanceof ProtocolError ? e.message : 'response body is not valid JSON');
           }
           observer.onFirstToken?.(endTs);
-          return settle({ outcome: 'ok', status, completion, requestId, firstTokenTs: endTs, lastTokenTs: endTs, contentChunks: 0 });
+          return settle({
+            outcome: 'ok',
+            status,
+            completion,
+            requestId,
+            firstTokenTs: endTs,
+            lastTokenTs: endTs,
+            contentChunks: 0,
+          });
         }
         parser!.feed(decoder.end());
         if (parseError) return fail('protocol_error', parseError.message);
         if (!assembler.complete) {
           const type = firstHeader(headers['content-type']) ?? '(none)';
           // A 200 that is not an event stream at all (a proxy's HTML page, say) deserves saying so.
-          const what = /text\/event-stream/i.test(type) ? 'stream ended before [DONE] or a finish_reason' : `expected an event stream, got content-type ${type.slice(0, 80)}`;
+          const what = /text\/event-stream/i.test(type)
+            ? 'stream ended before [DONE] or a finish_reason'
+            : `expected an event stream, got content-type ${type.slice(0, 80)}`;
           return fail('protocol_error', what);
         }
         settle({

@@ -27,7 +27,10 @@ const enum State {
 
 /** What a connection needs of the pool that owns it (RawPool), declared here so the two files do not import each other. */
 export interface ConnectionOwner {
-  readonly options: { onFreshRequest?: (connectMs: number, conn: object) => void; onReusedRequest?: (conn: object) => void };
+  readonly options: {
+    onFreshRequest?: (connectMs: number, conn: object) => void;
+    onReusedRequest?: (conn: object) => void;
+  };
   /** Socket reads so far, counted by each connection. */
   reads: number;
   /** The connection finished a response and can take the next request. */
@@ -162,7 +165,9 @@ export class RawConnection {
             this.onHead();
           } else if (this.head.length > MAX_HEAD_BYTES) {
             // A head that never ends would grow until a timeout; undici stops at 16 KiB.
-            return this.failRead(new TransportError(`response head over ${MAX_HEAD_BYTES} bytes`, 'UND_ERR_HEADERS_OVERFLOW'));
+            return this.failRead(
+              new TransportError(`response head over ${MAX_HEAD_BYTES} bytes`, 'UND_ERR_HEADERS_OVERFLOW'),
+            );
           }
           break;
         }
@@ -280,7 +285,8 @@ export class RawConnection {
     } else if (headers['content-length'] !== undefined) {
       // Digits only: `Number()` would take '', ' 1e3' or '0x10', and NaN would stall the read loop.
       const length = headers['content-length'];
-      if (!/^\d{1,15}$/.test(length)) return this.fail(new TransportError(`invalid content-length: ${length.slice(0, 40)}`, 'UND_ERR_RESPONSE'));
+      if (!/^\d{1,15}$/.test(length))
+        return this.fail(new TransportError(`invalid content-length: ${length.slice(0, 40)}`, 'UND_ERR_RESPONSE'));
       this.remaining = Number(length);
       this.state = State.Length;
       if (this.remaining === 0) this.complete();

@@ -131,7 +131,9 @@ export class RawPool implements ChatDispatcher, ConnectionOwner {
       const conn = new RawConnection(this, `${this.url.host}`);
       let socket: Socket;
       const timer = setTimeout(() => {
-        socket.destroy(new TransportError(`connect timeout after ${this.options.connectTimeoutMs} ms`, 'UND_ERR_CONNECT_TIMEOUT'));
+        socket.destroy(
+          new TransportError(`connect timeout after ${this.options.connectTimeoutMs} ms`, 'UND_ERR_CONNECT_TIMEOUT'),
+        );
       }, this.options.connectTimeoutMs);
       const onConnected = () => {
         clearTimeout(timer);
@@ -147,13 +149,19 @@ export class RawPool implements ChatDispatcher, ConnectionOwner {
         reject(err);
       };
       if (https) {
-        socket = tlsConnect({ host, port, servername: isIP(host) ? undefined : host, ALPNProtocols: ['http/1.1'], ca: trustedCas() }, onConnected);
+        socket = tlsConnect(
+          { host, port, servername: isIP(host) ? undefined : host, ALPNProtocols: ['http/1.1'], ca: trustedCas() },
+          onConnected,
+        );
         socket.on('data', (chunk: Buffer) => {
           if (!conn.onBytes(chunk, chunk.length)) socket.pause();
         });
       } else {
         const buffer = Buffer.allocUnsafe(64 * 1024);
-        socket = netConnect({ host, port, onread: { buffer, callback: (n: number, buf: Uint8Array) => conn.onBytes(buf as Buffer, n) } }, onConnected);
+        socket = netConnect(
+          { host, port, onread: { buffer, callback: (n: number, buf: Uint8Array) => conn.onBytes(buf as Buffer, n) } },
+          onConnected,
+        );
       }
       socket.once('error', onError);
     });

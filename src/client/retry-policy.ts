@@ -82,7 +82,8 @@ export interface RetryDecisionInput {
 }
 
 /** `retryAfterTooLongMs`: not retried because the server asked to wait this long, over `retryAfterMaxMs`. */
-export type RetryDecision = { retry: false; retryAfterTooLongMs?: number } | { retry: true; delayMs: number; budgetExhausted: boolean };
+export type RetryDecision =
+  { retry: false; retryAfterTooLongMs?: number } | { retry: true; delayMs: number; budgetExhausted: boolean };
 
 export interface RetryPolicyOptions {
   maxAttempts: number;
@@ -106,7 +107,8 @@ export interface RetryPolicyOptions {
 export function decideRetry(input: RetryDecisionInput, policy: RetryPolicyOptions): RetryDecision {
   if (!isRetryable(input.cause, input.status) || input.attempt >= policy.maxAttempts) return { retry: false };
   if (policy.fixed) return { retry: true, delayMs: policy.backoffBaseMs, budgetExhausted: false };
-  if (input.retryAfterMs !== undefined && input.retryAfterMs > (policy.retryAfterMaxMs ?? Infinity)) return { retry: false, retryAfterTooLongMs: input.retryAfterMs };
+  if (input.retryAfterMs !== undefined && input.retryAfterMs > (policy.retryAfterMaxMs ?? Infinity))
+    return { retry: false, retryAfterTooLongMs: input.retryAfterMs };
   const budgetExhausted = !policy.budget.canRetry(input.nowMs);
   if (!budgetExhausted) policy.budget.recordRetry(input.nowMs);
   let delayMs = budgetExhausted
@@ -117,7 +119,10 @@ export function decideRetry(input: RetryDecisionInput, policy: RetryPolicyOption
 }
 
 /** Parse `retry-after-ms` (ms) or `Retry-After` (seconds or an HTTP date) into ms. */
-export function parseRetryAfterMs(headers: Record<string, string | string[] | undefined>, nowEpochMs: number): number | undefined {
+export function parseRetryAfterMs(
+  headers: Record<string, string | string[] | undefined>,
+  nowEpochMs: number,
+): number | undefined {
   const ms = first(headers['retry-after-ms']);
   if (ms !== undefined && /^\d+(\.\d+)?$/.test(ms)) return Number(ms);
   const ra = first(headers['retry-after']);

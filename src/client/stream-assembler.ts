@@ -47,7 +47,13 @@ interface ChunkShape {
   error?: { message?: string };
   choices?: {
     index?: number;
-    delta?: { role?: string; content?: string | null; reasoning_content?: string | null; reasoning?: string | null; tool_calls?: { index: number; id?: string; function?: { name?: string; arguments?: string } }[] };
+    delta?: {
+      role?: string;
+      content?: string | null;
+      reasoning_content?: string | null;
+      reasoning?: string | null;
+      tool_calls?: { index: number; id?: string; function?: { name?: string; arguments?: string } }[];
+    };
     finish_reason?: string | null;
   }[];
   usage?: Usage | null;
@@ -130,7 +136,12 @@ export class StreamAssembler {
         continue;
       }
       this.others ??= [];
-      const state = (this.others[index] ??= { role: 'assistant', content: '', finishReason: null, toolCalls: undefined });
+      const state = (this.others[index] ??= {
+        role: 'assistant',
+        content: '',
+        finishReason: null,
+        toolCalls: undefined,
+      });
       if (this.applyChoice(state, choice)) token = true;
     }
     return token;
@@ -155,7 +166,11 @@ export class StreamAssembler {
     if (delta.tool_calls) {
       state.toolCalls ??= [];
       for (const tc of delta.tool_calls) {
-        const slot = (state.toolCalls[tc.index] ??= { id: '', type: 'function', function: { name: '', arguments: '' } });
+        const slot = (state.toolCalls[tc.index] ??= {
+          id: '',
+          type: 'function',
+          function: { name: '', arguments: '' },
+        });
         if (tc.id) slot.id = tc.id;
         if (tc.function?.name) slot.function.name += tc.function.name;
         if (tc.function?.arguments) {

@@ -20,7 +20,9 @@ export async function estimateTokens(text: string): Promise<number> {
  * included), as servers count reasoning tokens among completion tokens.
  */
 export async function estimateCompletionTokens(completion: {
-  choices: { message: { content: string | null; reasoning_content?: string; tool_calls?: { function: { arguments: string } }[] } }[];
+  choices: {
+    message: { content: string | null; reasoning_content?: string; tool_calls?: { function: { arguments: string } }[] };
+  }[];
 }): Promise<number> {
   let n = 0;
   for (const c of completion.choices) {
@@ -40,7 +42,8 @@ export async function estimatePromptTokens(bodyJson: string): Promise<number> {
     n += 4;
     if (typeof m.content === 'string') n += encode(m.content).length;
     else if (Array.isArray(m.content)) {
-      for (const part of m.content as { text?: unknown }[]) if (typeof part.text === 'string') n += encode(part.text).length;
+      for (const part of m.content as { text?: unknown }[])
+        if (typeof part.text === 'string') n += encode(part.text).length;
     }
   }
   return n;

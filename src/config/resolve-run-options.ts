@@ -62,14 +62,18 @@ function readConfigFile(path: string): Record<string, { name: string; value: unk
     throw new ConfigError(`Cannot read config file \`${path}\`: ${(cause as Error).message}`, { cause });
   }
   if (doc === null || doc === undefined) return {};
-  if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(`Expected config file \`${path}\` to be a YAML mapping`);
+  if (typeof doc !== 'object' || Array.isArray(doc))
+    throw new ConfigError(`Expected config file \`${path}\` to be a YAML mapping`);
   const byFlag = new Map(Object.entries(flagOf).map(([key, flag]) => [flag.replace(/^--/, ''), key]));
   byFlag.set('api-key', 'apiKey');
   byFlag.set('headers', 'headers');
   const out: Record<string, { name: string; value: unknown }> = {};
   for (const [name, value] of Object.entries(doc as Record<string, unknown>)) {
     const key = byFlag.get(name) ?? (name in flagOf ? name : undefined);
-    if (!key) throw new ConfigError(`Unknown key \`${name}\` in config file \`${path}\` (keys are flag names without --, e.g. concurrency, max-attempts)`);
+    if (!key)
+      throw new ConfigError(
+        `Unknown key \`${name}\` in config file \`${path}\` (keys are flag names without --, e.g. concurrency, max-attempts)`,
+      );
     out[key] = { name, value: key === 'headers' && typeof value === 'string' ? [value] : value };
   }
   return out;

@@ -10,7 +10,12 @@ const run = runOptionsSchema.shape;
 export const workerOptionsSchema = z
   .object({
     redis: redisUrlSchema,
-    out: z.string().min(1).describe("Directory for this worker's event files: the run directory on a shared volume, or one to gather from."),
+    out: z
+      .string()
+      .min(1)
+      .describe(
+        "Directory for this worker's event files: the run directory on a shared volume, or one to gather from.",
+      ),
     // Without their defaults: a flag not given must leave the run's value, not put back run's default.
     shards: run.shards.unwrap().optional(),
     concurrency: run.concurrency.unwrap().optional(),
@@ -23,11 +28,22 @@ export const workerOptionsSchema = z
   .strict();
 export type WorkerCliOptions = z.output<typeof workerOptionsSchema>;
 
-const FLAGS: Record<string, string> = { redis: '--redis', out: '--out', shards: '--shards', concurrency: '--concurrency', endpoint: '--endpoint', transport: '--transport', headers: '--header', metricsPort: '--metrics-port', once: '--once' };
+const FLAGS: Record<string, string> = {
+  redis: '--redis',
+  out: '--out',
+  shards: '--shards',
+  concurrency: '--concurrency',
+  endpoint: '--endpoint',
+  transport: '--transport',
+  headers: '--header',
+  metricsPort: '--metrics-port',
+  once: '--once',
+};
 
 /** Validate raw CLI values; errors name the flag (exit 2). */
 export function parseWorkerOptions(raw: Record<string, unknown>): WorkerCliOptions {
   const result = workerOptionsSchema.safeParse(raw);
-  if (!result.success) throw new ConfigError(formatZodIssues(result.error, raw, (p) => FLAGS[String(p[0])] ?? `--${String(p[0])}`));
+  if (!result.success)
+    throw new ConfigError(formatZodIssues(result.error, raw, (p) => FLAGS[String(p[0])] ?? `--${String(p[0])}`));
   return result.data;
 }

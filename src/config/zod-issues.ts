@@ -36,7 +36,9 @@ function expectation(issue: z.core.$ZodIssue): string {
       return `to be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
     case 'invalid_union':
       // A union given its own message (`{ error: '…' }`) says what it accepts better than this.
-      return issue.message && issue.message !== 'Invalid input' ? `to be ${issue.message}` : 'to be one of the accepted forms';
+      return issue.message && issue.message !== 'Invalid input'
+        ? `to be ${issue.message}`
+        : 'to be one of the accepted forms';
     case 'custom':
       // A check whose message names a thing ("an integer from 1 to …") reads as the expectation itself.
       return /^an? /.test(issue.message) ? `to be ${issue.message}` : `to be valid (${issue.message})`;

@@ -69,7 +69,11 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
         custom_id: `demo-${i}`,
         method: 'POST',
         url: '/v1/chat/completions',
-        body: { model: 'demo-model', messages: [{ role: 'user', content: `Summarise ticket #${i} for the on-call engineer.` }], max_tokens: maxTokens },
+        body: {
+          model: 'demo-model',
+          messages: [{ role: 'user', content: `Summarise ticket #${i} for the on-call engineer.` }],
+          max_tokens: maxTokens,
+        },
       }),
     );
   }
@@ -83,8 +87,17 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
     const sim = await startSim({ profile, seed });
     log(`demo: ${name} run — ${n} requests against the '${profile.name}' simulator profile (${sim.url})`);
     try {
-      const summary = await run({ input, endpoint: `${sim.url}/v1`, out: dir, seed, progress: 'off', ...DEMO_CONFIGS[name] });
-      log(`demo: ${name}: ${summary.requests.succeeded} succeeded, ${summary.requests.failed} failed, ${summary.retries} retries in ${summary.duration_s.toFixed(1)} s`);
+      const summary = await run({
+        input,
+        endpoint: `${sim.url}/v1`,
+        out: dir,
+        seed,
+        progress: 'off',
+        ...DEMO_CONFIGS[name],
+      });
+      log(
+        `demo: ${name}: ${summary.requests.succeeded} succeeded, ${summary.requests.failed} failed, ${summary.retries} retries in ${summary.duration_s.toFixed(1)} s`,
+      );
       runs[name] = { summary, report: await analyze([dir]) };
     } finally {
       await sim.close();

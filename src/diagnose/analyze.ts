@@ -54,21 +54,33 @@ export async function analyze(paths: readonly string[], options: AnalyzeOptions 
 }
 
 export async function analyzeFiles(files: readonly EventFile[], options: AnalyzeOptions = {}): Promise<Report> {
-  const progress = options.onProgress ? progressTracker(files, options.onProgress, options.progressEvery ?? 1 << 16) : undefined;
+  const progress = options.onProgress
+    ? progressTracker(files, options.onProgress, options.progressEvery ?? 1 << 16)
+    : undefined;
   const report = await analyzeWith(files, options, progress?.note);
   progress?.done();
   return report;
 }
 
-async function analyzeWith(files: readonly EventFile[], options: AnalyzeOptions, note: ((e: FlatEvent) => void) | undefined): Promise<Report> {
+async function analyzeWith(
+  files: readonly EventFile[],
+  options: AnalyzeOptions,
+  note: ((e: FlatEvent) => void) | undefined,
+): Promise<Report> {
   const mode = options.parallel ?? 'auto';
   const parallel =
     mode === 'auto'
-      ? availableParallelism() >= 2 && files.length <= 1024 && files.reduce((n, f) => n + statSync(f.path).size, 0) >= PARALLEL_MIN_BYTES
+      ? availableParallelism() >= 2 &&
+        files.length <= 1024 &&
+        files.reduce((n, f) => n + statSync(f.path).size, 0) >= PARALLEL_MIN_BYTES
       : mode;
   if (parallel) {
     try {
-      return await aggregate((take) => readFlatEventsInWorker(files, take, options.workerRead), options.resultsDirs, note);
+      return await aggregate(
+        (take) => readFlatEventsInWorker(files, take, options.workerRead),
+        options.resultsDirs,
+        note,
+      );
     } catch (err) {
       // Ids beyond the slots' room (hundreds of KiB each): rare enough to simply read again here.
       if (!(err instanceof IdTooLongError)) throw err;
@@ -84,7 +96,10 @@ function progressTracker(files: readonly EventFile[], onProgress: (p: AnalyzePro
   return {
     note(e: FlatEvent): void {
       if (++events % every !== 0) return;
-      const fraction = span && span.endMs > span.startMs ? Math.min(1, Math.max(0, (e.ts - span.startMs) / (span.endMs - span.startMs))) : 0;
+      const fraction =
+        span && span.endMs > span.startMs
+          ? Math.min(1, Math.max(0, (e.ts - span.startMs) / (span.endMs - span.startMs)))
+          : 0;
       onProgress({ fraction, events });
     },
     done(): void {
@@ -109,6 +124,7 @@ async function aggregate(
   });
   const names = new Map(acc.ridsToName().map((rid) => [rid, ids.name(rid)]));
   const report = buildReport(acc.finish(stats.badLines, names));
-  if (resultsDirs.length > 0) report.results = await checkResults(resultsDirs, (id) => acc.outcomeOf(ids.find(id)), report.requests.total);
+  if (resultsDirs.length > 0)
+    report.results = await checkResults(resultsDirs, (id) => acc.outcomeOf(ids.find(id)), report.requests.total);
   return report;
 }

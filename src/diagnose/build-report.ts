@@ -23,7 +23,9 @@ export function buildReport(f: RunFacts): Report {
   const mean = inflights.length ? inflights.reduce((a, b) => a + b, 0) / inflights.length : 0;
   const sd = inflights.length ? Math.sqrt(inflights.reduce((a, v) => a + (v - mean) ** 2, 0) / inflights.length) : 0;
   // Successful attempts ordered by the in-flight count they started with (ties in arrival order).
-  const loadOrder = Array.from(f.ttftLoadInFlight.keys()).sort((a, b) => f.ttftLoadInFlight[a]! - f.ttftLoadInFlight[b]! || a - b);
+  const loadOrder = Array.from(f.ttftLoadInFlight.keys()).sort(
+    (a, b) => f.ttftLoadInFlight[a]! - f.ttftLoadInFlight[b]! || a - b,
+  );
   const q = Math.floor(loadOrder.length / 4);
   const p50Of = (idx: number[]) => {
     const s = Float64Array.from(idx, (i) => f.ttftLoadMs[i]!).sort();
@@ -67,7 +69,12 @@ export function buildReport(f: RunFacts): Report {
       mean_backlog: f.activeMs > 0 ? f.backlogIntegral / f.activeMs : 0,
       busy_fraction: f.activeMs > 0 ? f.busyMs / f.activeMs : 0,
       admission_gap_s: f.gapMs / 1000,
-      timeline: bins.map((b) => ({ t: new Date(b.t).toISOString(), backlog: b.backlog, in_flight: b.inFlight, limit: b.limit })),
+      timeline: bins.map((b) => ({
+        t: new Date(b.t).toISOString(),
+        backlog: b.backlog,
+        in_flight: b.inFlight,
+        limit: b.limit,
+      })),
     },
     connections: {
       opened: f.connsOpened,
@@ -88,8 +95,10 @@ export function buildReport(f: RunFacts): Report {
     client_cpu: {
       shard_cpu_ms: f.shardCpuMs,
       us_per_request: f.attempts > 0 && f.shardCpuMs > 0 ? (f.shardCpuMs * 1000) / f.attempts : null,
-      us_per_completion_token: f.completionTokens > 0 && f.shardCpuMs > 0 ? (f.shardCpuMs * 1000) / f.completionTokens : null,
-      reads_per_completion_token: f.completionTokens > 0 && f.socketReadShards > 0 ? f.socketReads / f.completionTokens : null,
+      us_per_completion_token:
+        f.completionTokens > 0 && f.shardCpuMs > 0 ? (f.shardCpuMs * 1000) / f.completionTokens : null,
+      reads_per_completion_token:
+        f.completionTokens > 0 && f.socketReadShards > 0 ? f.socketReads / f.completionTokens : null,
     },
     buckets_ms: buckets,
     results: null,
@@ -105,13 +114,24 @@ export function buildReport(f: RunFacts): Report {
       max_retry_after_ms: f.maxRetryAfterMs > 0 ? f.maxRetryAfterMs : null,
       bad_lines: f.badLines,
       events: f.events,
-      server_ttft_by_load: { low_p50: q > 0 ? p50Of(loadOrder.slice(0, q)) : null, high_p50: q > 0 ? p50Of(loadOrder.slice(-q)) : null },
+      server_ttft_by_load: {
+        low_p50: q > 0 ? p50Of(loadOrder.slice(0, q)) : null,
+        high_p50: q > 0 ? p50Of(loadOrder.slice(-q)) : null,
+      },
       not_work_conserving_fraction: underBacklog.length ? notConserving / underBacklog.length : 0,
       in_flight_cv_under_backlog: inflights.length > 1 && mean > 0 ? sd / mean : null,
       by_limit: byLimit(f.bins, f.binMs),
       per_second: bins.map((b) => {
         const s = summarize(b.ttft);
-        return { t: b.t, tokens: b.tokens, retries: b.retries, conns: b.conns, ttft_p50: s.p50, ttft_p95: s.p95, ttft_p99: s.p99 };
+        return {
+          t: b.t,
+          tokens: b.tokens,
+          retries: b.retries,
+          conns: b.conns,
+          ttft_p50: s.p50,
+          ttft_p95: s.p95,
+          ttft_p99: s.p99,
+        };
       }),
       retry_causes_over_time: bins.filter((b) => b.retries > 0).map((b) => ({ t: b.t, causes: b.retryCauses })),
       slowest: f.slowest,
@@ -153,7 +173,13 @@ function byLimit(bins: readonly Bin[], binMs: number): Report['detail']['by_limi
     .sort((a, b) => a[0] - b[0])
     .map(([limit, g]) => {
       const s = summarize(g.ttft);
-      return { limit, seconds: (g.n * binMs) / 1000, tpm: (g.tokens * 60_000) / (g.n * binMs), ttft_p50: s.p50, ttft_p95: s.p95 };
+      return {
+        limit,
+        seconds: (g.n * binMs) / 1000,
+        tpm: (g.tokens * 60_000) / (g.n * binMs),
+        ttft_p50: s.p50,
+        ttft_p95: s.p95,
+      };
     });
 }
 

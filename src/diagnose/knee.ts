@@ -63,7 +63,8 @@ export function findKnee(stages: readonly SweepStage[], sloTtftP95Ms?: number): 
   const best = Math.max(...ok.map((s) => s.tpm));
   const knee = ok.filter((s) => s.tpm >= best * (1 - SAME_TPM)).sort((a, b) => a.level - b.level)[0]!;
   const reasons = sorted.map((s) => {
-    if (s === knee) return { level: s.level, reason: 'chosen: the lowest level within 3% of the best throughput that met the SLO' };
+    if (s === knee)
+      return { level: s.level, reason: 'chosen: the lowest level within 3% of the best throughput that met the SLO' };
     if (!ok.includes(s)) return { level: s.level, reason: unfit(s) };
     const vs = (s.tpm / knee.tpm - 1) * 100;
     return {
@@ -85,7 +86,9 @@ export function findKnee(stages: readonly SweepStage[], sloTtftP95Ms?: number): 
       `${fmt(knee.tpm)} tokens/min with TTFT p95 ${fmt(knee.ttftP95Ms!)} ms ≤ ${fmt(slo)} ms` +
       (derived ? ` (3 × the lightest stage's, as no --slo-ttft-p95-ms was given)` : '') +
       ` and ${((knee.retryRate ?? 0) * 100).toFixed(1)}% retries` +
-      (higher.length ? `; ${higher.map((r) => `${r.level}: ${r.reason}`).join('; ')}` : '; no higher level was measured'),
+      (higher.length
+        ? `; ${higher.map((r) => `${r.level}: ${r.reason}`).join('; ')}`
+        : '; no higher level was measured'),
     reasons,
   };
 }

@@ -3,15 +3,42 @@ import type { TpmFigures } from '../metrics/tpm.js';
 import type { ResultsCheck } from './results-check.js';
 
 /** The latency decomposition buckets, summed over requests, in ms. */
-export const BUCKETS = ['queue_wait', 'admission_gap', 'connect', 'retry_backoff', 'failed_attempts', 'server_ttft', 'decode', 'postprocess', 'endpoint_down'] as const;
+export const BUCKETS = [
+  'queue_wait',
+  'admission_gap',
+  'connect',
+  'retry_backoff',
+  'failed_attempts',
+  'server_ttft',
+  'decode',
+  'postprocess',
+  'endpoint_down',
+] as const;
 export type Bucket = (typeof BUCKETS)[number];
 /**
  * Buckets spent on the client side (the control plane); `server_ttft` and `decode` are the model's,
  * and `endpoint_down` (waiting while the endpoint was down) is neither: an outage.
  */
-export const CLIENT_BUCKETS: readonly Bucket[] = ['queue_wait', 'admission_gap', 'connect', 'retry_backoff', 'failed_attempts', 'postprocess'];
+export const CLIENT_BUCKETS: readonly Bucket[] = [
+  'queue_wait',
+  'admission_gap',
+  'connect',
+  'retry_backoff',
+  'failed_attempts',
+  'postprocess',
+];
 
-export const MODES = ['queueing', 'admission_gap', 'connection_churn', 'retry_loop', 'postprocess_stall', 'event_loop_stall', 'model_saturation', 'errors', 'endpoint_down'] as const;
+export const MODES = [
+  'queueing',
+  'admission_gap',
+  'connection_churn',
+  'retry_loop',
+  'postprocess_stall',
+  'event_loop_stall',
+  'model_saturation',
+  'errors',
+  'endpoint_down',
+] as const;
 export type Mode = (typeof MODES)[number];
 
 export interface Finding {
@@ -125,7 +152,15 @@ export interface ReportDetail {
    * server TTFT p50/p95 of the answers that started then. Timeline seconds with no slots are left out.
    */
   by_limit: { limit: number; seconds: number; tpm: number; ttft_p50: number | null; ttft_p95: number | null }[];
-  per_second: { t: number; tokens: number; retries: number; conns: number; ttft_p50: number | null; ttft_p95: number | null; ttft_p99: number | null }[];
+  per_second: {
+    t: number;
+    tokens: number;
+    retries: number;
+    conns: number;
+    ttft_p50: number | null;
+    ttft_p95: number | null;
+    ttft_p99: number | null;
+  }[];
   retry_causes_over_time: { t: number; causes: Record<string, number> }[];
   /** The 10 slowest requests (e2e) and the last 10 failed attempts, for a look at real ids and errors. */
   slowest: { id: string; e2e_ms: number; attempts: number; outcome: string }[];

@@ -25,7 +25,9 @@ export const WAIT_DOWN = 13;
 /** Bucket i of BUCKETS is at BUCKET0 + i. */
 export const BUCKET0 = 14;
 /** Bucket columns by name, e.g. `B.queue_wait`. */
-export const B = Object.fromEntries(BUCKETS.map((b, i) => [b, BUCKET0 + i])) as { readonly [K in (typeof BUCKETS)[number]]: number };
+export const B = Object.fromEntries(BUCKETS.map((b, i) => [b, BUCKET0 + i])) as {
+  readonly [K in (typeof BUCKETS)[number]]: number;
+};
 const WIDTH = BUCKET0 + BUCKETS.length;
 const INITIAL = Float64Array.from([0, -1, 0, -1, 0, -1, -1, -1, -1, -1, -1, -1, -1, 0, ...BUCKETS.map(() => 0)]);
 

@@ -42,7 +42,11 @@ export function runDirsWithResults(paths: readonly string[]): string[] {
 }
 
 /** Compare the run directories' results with the events' outcomes. `requestsCounted` = report's requests.total. */
-export async function checkResults(runDirs: readonly string[], lookup: OutcomeLookup, requestsCounted: number): Promise<ResultsCheck> {
+export async function checkResults(
+  runDirs: readonly string[],
+  lookup: OutcomeLookup,
+  requestsCounted: number,
+): Promise<ResultsCheck> {
   const c: ResultsCheck = {
     lines: 0,
     succeeded: 0,
@@ -69,7 +73,8 @@ export async function checkResults(runDirs: readonly string[], lookup: OutcomeLo
       }
       matched++;
       if (counted.succeeded !== ok) c.outcome_mismatch++;
-      else if (ok && r.completionTokens !== undefined && r.completionTokens !== counted.completionTokens) c.token_mismatch++;
+      else if (ok && r.completionTokens !== undefined && r.completionTokens !== counted.completionTokens)
+        c.token_mismatch++;
     }
   }
   c.request_ends_without_result = Math.max(0, requestsCounted - matched);
@@ -81,9 +86,14 @@ export async function checkResults(runDirs: readonly string[], lookup: OutcomeLo
 export function describeDisagreement(c: ResultsCheck): string | undefined {
   if (c.agree) return undefined;
   const parts: string[] = [];
-  if (c.without_request_end) parts.push(`${c.without_request_end} result line(s) have no request_end event (is an event file missing?)`);
-  if (c.request_ends_without_result) parts.push(`${c.request_ends_without_result} request(s) ended in the events have no result line (an interrupted run: run it again into the same --out)`);
+  if (c.without_request_end)
+    parts.push(`${c.without_request_end} result line(s) have no request_end event (is an event file missing?)`);
+  if (c.request_ends_without_result)
+    parts.push(
+      `${c.request_ends_without_result} request(s) ended in the events have no result line (an interrupted run: run it again into the same --out)`,
+    );
   if (c.outcome_mismatch) parts.push(`${c.outcome_mismatch} result(s) say another outcome than their last request_end`);
-  if (c.token_mismatch) parts.push(`${c.token_mismatch} result(s) say other completion tokens than their last request_end`);
+  if (c.token_mismatch)
+    parts.push(`${c.token_mismatch} result(s) say other completion tokens than their last request_end`);
   return `results.jsonl and the events disagree: ${parts.join('; ')}`;
 }

@@ -258,10 +258,18 @@ export class RunAccumulator {
         if (e.outcome === O.error) {
           const c = e.cause || 'unknown';
           this.f.attemptErrorCauses[c] = (this.f.attemptErrorCauses[c] ?? 0) + 1;
-          if (!Number.isNaN(e.status)) this.f.attemptErrorStatuses[e.status] = (this.f.attemptErrorStatuses[e.status] ?? 0) + 1;
+          if (!Number.isNaN(e.status))
+            this.f.attemptErrorStatuses[e.status] = (this.f.attemptErrorStatuses[e.status] ?? 0) + 1;
           if (e.retryAfterMs > this.f.maxRetryAfterMs) this.f.maxRetryAfterMs = e.retryAfterMs;
-          this.notable.noteFailedAttempt({ rid: e.rid, attempt: e.attempt || 0, cause: c, status: Number.isNaN(e.status) ? null : e.status, error: e.error });
-          if (st >= 0 && r.get(st, ATTEMPT_START) >= 0) r.add(st, B.failed_attempts, ts - r.get(st, ATTEMPT_START) - r.get(st, ATTEMPT_CONNECT));
+          this.notable.noteFailedAttempt({
+            rid: e.rid,
+            attempt: e.attempt || 0,
+            cause: c,
+            status: Number.isNaN(e.status) ? null : e.status,
+            error: e.error,
+          });
+          if (st >= 0 && r.get(st, ATTEMPT_START) >= 0)
+            r.add(st, B.failed_attempts, ts - r.get(st, ATTEMPT_START) - r.get(st, ATTEMPT_CONNECT));
         } else if (st >= 0 && r.get(st, ATTEMPT_START) >= 0) {
           const first = r.get(st, FIRST_TOKEN) >= 0 ? r.get(st, FIRST_TOKEN) : ts;
           r.set(st, SERVER_TTFT, first - r.get(st, ATTEMPT_START) - r.get(st, ATTEMPT_CONNECT));
@@ -353,7 +361,8 @@ export class RunAccumulator {
           if (e.readHoldMs > 0) this.f.heldGauges++;
           if (e.readHoldMs > this.f.readHoldMaxMs) this.f.readHoldMaxMs = e.readHoldMs;
         }
-        if (e.shard >= 0 && !Number.isNaN(e.cpuMs)) this.gaugeCpu.set(e.shard, (this.gaugeCpu.get(e.shard) ?? 0) + e.cpuMs);
+        if (e.shard >= 0 && !Number.isNaN(e.cpuMs))
+          this.gaugeCpu.set(e.shard, (this.gaugeCpu.get(e.shard) ?? 0) + e.cpuMs);
         break;
       default:
         break;
@@ -447,7 +456,13 @@ export class RunAccumulator {
       if (e.tokensEstimated) f.estimatedTokens += tokens;
       return;
     }
-    if (st >= 0) this.notable.noteFinished(rid, ts - r.get(st, FIRST_ENQUEUE), e.attempts || 0, succeeded ? 'succeeded' : 'failed');
+    if (st >= 0)
+      this.notable.noteFinished(
+        rid,
+        ts - r.get(st, FIRST_ENQUEUE),
+        e.attempts || 0,
+        succeeded ? 'succeeded' : 'failed',
+      );
     if (st >= 0) for (let i = 0; i < BUCKETS.length; i++) this.bucketSums[i]! += r.get(st, BUCKET0 + i);
     if (succeeded) {
       f.succeeded++;
@@ -531,7 +546,18 @@ export class RunAccumulator {
       // Bins with no events repeat the state they started with.
       let t = this.bin ? this.bin.t + this.f.binMs : binStart;
       for (; t <= binStart; t += this.f.binMs) {
-        this.bin = { t, backlog: this.backlog, inFlight: this.inFlight, limit: this.limit, tokens: 0, retries: 0, conns: 0, ttft: [], retryCauses: {}, down: this.downShards.size > 0 };
+        this.bin = {
+          t,
+          backlog: this.backlog,
+          inFlight: this.inFlight,
+          limit: this.limit,
+          tokens: 0,
+          retries: 0,
+          conns: 0,
+          ttft: [],
+          retryCauses: {},
+          down: this.downShards.size > 0,
+        };
         this.f.bins.push(this.bin);
       }
     }

@@ -73,7 +73,12 @@ export function diagnose(r: Report): Verdict {
       mode: 'errors',
       severity: (r.requests.success_rate ?? 0) < 0.9 ? 'high' : 'medium',
       evidence: `${r.requests.failed} of ${finished} requests failed (${pct(r.requests.failed / finished)}): ${topCauses(causes)}${topStatus ? ` (mostly HTTP ${topStatus})` : ''}`,
-      action: errorAction(main, concurrencyNow, r.detail.max_retry_after_ms, topStatus === undefined ? undefined : Number(topStatus)),
+      action: errorAction(
+        main,
+        concurrencyNow,
+        r.detail.max_retry_after_ms,
+        topStatus === undefined ? undefined : Number(topStatus),
+      ),
     });
   }
   // Nothing succeeded: the endpoint refused the job. Throughput and queueing findings would be
@@ -103,13 +108,18 @@ export function diagnose(r: Report): Verdict {
     const cost = share('connect');
     const cheap = cost < T.churnCostShare;
     const c = r.connections;
-    let action = 'keep connections alive: the server or a proxy closes them (Connection: close, or an idle timeout shorter than the gap between requests); enable keep-alive there, and reuse one client pool per worker';
-    if (c.keepalive_disabled_shards > 0) action = `drop --no-keep-alive: this run asked for a new connection for every request (${pct(cost)} of request time went to connecting)`;
+    let action =
+      'keep connections alive: the server or a proxy closes them (Connection: close, or an idle timeout shorter than the gap between requests); enable keep-alive there, and reuse one client pool per worker';
+    if (c.keepalive_disabled_shards > 0)
+      action = `drop --no-keep-alive: this run asked for a new connection for every request (${pct(cost)} of request time went to connecting)`;
     else if (c.keepalive_off_shards > 0) {
       action =
         "the server closes each connection after a streamed answer while advertising keep-alive (llama.cpp's llama-server does); shardline stopped reusing those connections, so each streamed request connects first" +
-        (cheap ? `: ${pct(cost)} of request time, nothing to change` : `: ${pct(cost)} of request time — put a keep-alive proxy in front, or send non-streamed requests`);
-    } else if (cheap) action = `connections are opened often but cost ${pct(cost)} of request time: nothing to change unless the endpoint moves further away (TLS, a WAN)`;
+        (cheap
+          ? `: ${pct(cost)} of request time, nothing to change`
+          : `: ${pct(cost)} of request time — put a keep-alive proxy in front, or send non-streamed requests`);
+    } else if (cheap)
+      action = `connections are opened often but cost ${pct(cost)} of request time: nothing to change unless the endpoint moves further away (TLS, a WAN)`;
     findings.push({
       mode: 'connection_churn',
       severity: cheap ? 'low' : cost >= T.churnHighShare ? 'high' : 'medium',
@@ -127,20 +137,30 @@ export function diagnose(r: Report): Verdict {
       evidence:
         `backlog stays high while in-flight is unstable: in ${pct(nwc)} of the seconds with work waiting a client slot was free ` +
         `(in-flight varied ±${pct(cv)} around ${r.utilization.mean_in_flight.toFixed(1)} of ${L}); ${r.utilization.admission_gap_s.toFixed(1)} s of free slots with a backlog, ${pct(share('admission_gap'))} of request time`,
-      action: 'the dispatcher is not work-conserving: start the next request the moment a slot frees (pull-based dispatch, as `shardline run` does) instead of waiting for a batch or a whole worker to drain; check for a blocking hook or lock',
+      action:
+        'the dispatcher is not work-conserving: start the next request the moment a slot frees (pull-based dispatch, as `shardline run` does) instead of waiting for a batch or a whole worker to drain; check for a blocking hook or lock',
     });
   }
 
   const ttft = r.ttft_ms.server;
   const byLoad = r.detail.server_ttft_by_load;
   const loadRising =
-    byLoad.low_p50 !== null && byLoad.high_p50 !== null && byLoad.high_p50 >= T.saturationLoadRatio * byLoad.low_p50 && byLoad.high_p50 - byLoad.low_p50 >= 20;
+    byLoad.low_p50 !== null &&
+    byLoad.high_p50 !== null &&
+    byLoad.high_p50 >= T.saturationLoadRatio * byLoad.low_p50 &&
+    byLoad.high_p50 - byLoad.low_p50 >= 20;
   const ttftHeavy = share('server_ttft') >= T.saturationTtftShare && b.server_ttft >= 0.5 * b.decode;
   // An idle server's TTFT is about a prefill: a few decode steps. Far more means a server-side queue.
   const tpot = r.tpot_ms.p50;
-  const ttftVsTpot = ttft.p50 !== null && tpot !== null && tpot > 0 && ttft.p50 >= 100 && ttft.p50 >= T.saturationTtftPerTpot * tpot;
+  const ttftVsTpot =
+    ttft.p50 !== null && tpot !== null && tpot > 0 && ttft.p50 >= 100 && ttft.p50 >= T.saturationTtftPerTpot * tpot;
   // Some requests waiting in the server's queue and others not shows as a long TTFT tail.
-  const ttftTail = ttft.p50 !== null && ttft.p95 !== null && ttft.p50 > 0 && ttft.p95 >= T.saturationTailRatio * ttft.p50 && ttft.p95 - ttft.p50 >= 500;
+  const ttftTail =
+    ttft.p50 !== null &&
+    ttft.p95 !== null &&
+    ttft.p50 > 0 &&
+    ttft.p95 >= T.saturationTailRatio * ttft.p50 &&
+    ttft.p95 - ttft.p50 >= 500;
   // Most answers far above the fastest ones (an idle server's): they waited for a slot in the
   // server. Needs no streams (non-streamed TTFT is the whole answer, TPOT is 0) and no load change
   // (a fixed bound keeps in-flight constant); the absolute slack keeps a fast server's jitter out.
@@ -157,7 +177,13 @@ export function diagnose(r: Report): Verdict {
   // The server's own timings (llama-server's), where it sends them: time it did not account for is
   // time the request waited before it started on it.
   const sq = r.detail.server_queue_ms;
-  const serverSaysQueued = sq !== undefined && sq.count >= 20 && sq.p50 !== null && ttft.p50 !== null && sq.p50 >= T.saturationFloorMs && sq.p50 >= 0.3 * ttft.p50;
+  const serverSaysQueued =
+    sq !== undefined &&
+    sq.count >= 20 &&
+    sq.p50 !== null &&
+    ttft.p50 !== null &&
+    sq.p50 >= T.saturationFloorMs &&
+    sq.p50 >= 0.3 * ttft.p50;
   const saturated = loadRising || ttftHeavy || ttftVsTpot || ttftTail || ttftVsFloor || serverSaysQueued;
   if (saturated) {
     findings.push({
@@ -165,11 +191,19 @@ export function diagnose(r: Report): Verdict {
       severity: share('server_ttft') >= 0.5 ? 'high' : 'medium',
       evidence:
         `server TTFT p50 ${ms(ttft.p50)}, p95 ${ms(ttft.p95)} is ${pct(share('server_ttft'))} of request time` +
-        (loadRising ? ` and rises with load (p50 ${ms(byLoad.low_p50)} at low in-flight → ${ms(byLoad.high_p50)} at high)` : '') +
+        (loadRising
+          ? ` and rises with load (p50 ${ms(byLoad.low_p50)} at low in-flight → ${ms(byLoad.high_p50)} at high)`
+          : '') +
         (ttftVsTpot ? ` and is ${Math.round(ttft.p50! / tpot!)}× the time per output token (${ms(tpot)})` : '') +
-        (ttftTail && !ttftVsTpot ? ` with a long tail (p95 ${Math.round(ttft.p95! / ttft.p50!)}× p50: some requests waited in the server's queue)` : '') +
-        (serverSaysQueued ? `; by the server's own timings answers waited ${ms(sq!.p50)} (p50) before it started on them` : '') +
-        (ttftVsFloor && !ttftVsTpot ? `; its p50 is ${(ttft.p50! / floor!).toFixed(1)}× its floor (${ms(floor)}, an idle server's answer), p25 ${(p25! / floor!).toFixed(1)}×` : '') +
+        (ttftTail && !ttftVsTpot
+          ? ` with a long tail (p95 ${Math.round(ttft.p95! / ttft.p50!)}× p50: some requests waited in the server's queue)`
+          : '') +
+        (serverSaysQueued
+          ? `; by the server's own timings answers waited ${ms(sq!.p50)} (p50) before it started on them`
+          : '') +
+        (ttftVsFloor && !ttftVsTpot
+          ? `; its p50 is ${(ttft.p50! / floor!).toFixed(1)}× its floor (${ms(floor)}, an idle server's answer), p25 ${(p25! / floor!).toFixed(1)}×`
+          : '') +
         `, with the client holding ${r.utilization.mean_in_flight.toFixed(1)} of ${L} slots busy: the server is queueing requests`,
       action: autoRun
         ? `the model server is at capacity: add replicas or faster hardware for throughput; --concurrency auto settled at ${concurrencyPhrase(r.utilization.limit_final, shards, 'in flight')}, where its controller saw the server start to queue (the slot timeline by limit says what each level gave)`
@@ -195,7 +229,8 @@ export function diagnose(r: Report): Verdict {
       mode: 'postprocess_stall',
       severity: share('postprocess') >= 0.3 ? 'high' : 'medium',
       evidence: `post-processing took ${pct(share('postprocess'))} of request time (${Math.round(b.postprocess)} ms in total)`,
-      action: 'move post-processing off the request path (a worker pool, as --postprocess does), give it more threads, or make the hook cheaper',
+      action:
+        'move post-processing off the request path (a worker pool, as --postprocess does), give it more threads, or make the hook cheaper',
     });
   }
 
@@ -208,7 +243,9 @@ export function diagnose(r: Report): Verdict {
       severity: lag >= 200 ? 'high' : 'medium',
       evidence:
         `client event-loop lag p99 ${ms(lag)}: the client itself delayed reading responses and dispatching work` +
-        (r.client_cpu.us_per_completion_token !== null ? ` (client CPU ${r.client_cpu.us_per_completion_token.toFixed(1)} µs per completion token)` : '') +
+        (r.client_cpu.us_per_completion_token !== null
+          ? ` (client CPU ${r.client_cpu.us_per_completion_token.toFixed(1)} µs per completion token)`
+          : '') +
         (r.client_cpu.reads_per_completion_token !== null && r.client_cpu.reads_per_completion_token >= 0.5
           ? `; ${r.client_cpu.reads_per_completion_token.toFixed(2)} socket reads per token: tokens mostly arrive one per read`
           : '') +
@@ -230,7 +267,8 @@ export function diagnose(r: Report): Verdict {
       evidence:
         `the endpoint was down ${r.outages.count} time(s), ${r.outages.down_s.toFixed(1)} s in all (refused connections or 502/503/504): dispatch paused, ` +
         `${r.outages.paused_attempts} attempts failed against it and none was charged to --max-attempts; ${pct(share('endpoint_down'))} of request time waited for it`,
-      action: 'nothing to change in the client (it paused and resumed by itself): find out why the server went away — its logs, OOM kills, restarts, a deploy',
+      action:
+        'nothing to change in the client (it paused and resumed by itself): find out why the server went away — its logs, OOM kills, restarts, a deploy',
     });
   }
 
@@ -244,8 +282,11 @@ export function diagnose(r: Report): Verdict {
   const controlPlane = clientShare - share('queue_wait');
   // A high-severity control-plane finding makes the run control-plane-bound even when the model's
   // buckets are larger: the findings say what is costing throughput.
-  const cpHigh = findings.some((f) => f.severity === 'high' && f.mode !== 'errors' && f.mode !== 'model_saturation' && f.mode !== 'endpoint_down');
-  const bound: Verdict['bound'] = controlPlane >= T.controlPlaneShare || cpHigh ? 'control-plane' : saturated ? 'model' : 'healthy';
+  const cpHigh = findings.some(
+    (f) => f.severity === 'high' && f.mode !== 'errors' && f.mode !== 'model_saturation' && f.mode !== 'endpoint_down',
+  );
+  const bound: Verdict['bound'] =
+    controlPlane >= T.controlPlaneShare || cpHigh ? 'control-plane' : saturated ? 'model' : 'healthy';
   return { bound, dominant, findings };
 }
 
@@ -255,33 +296,45 @@ const QUOTA_RETRY_AFTER_MS = 60_000;
 /** `--concurrency N` per shard, with the run-wide total beside it when there are several shards. */
 function concurrencyPhrase(total: number, shards: number, what = ''): string {
   const per = Math.round(total / shards);
-  return shards > 1 ? `--concurrency ${per} per shard (× ${shards} shards = ${total}${what ? ` ${what}` : ''})` : `--concurrency ${total}${what ? ` ${what}` : ''}`;
+  return shards > 1
+    ? `--concurrency ${per} per shard (× ${shards} shards = ${total}${what ? ` ${what}` : ''})`
+    : `--concurrency ${total}${what ? ` ${what}` : ''}`;
 }
 
 function errorAction(cause: string, limit: string, maxRetryAfterMs: number | null, status?: number): string {
   if (status === 401 || status === 403) {
     return `the endpoint refused the credentials (HTTP ${status}): check the API key (OPENAI_API_KEY or SHARDLINE_API_KEY) and any auth --header; retrying cannot help`;
   }
-  if (status === 404) return 'the endpoint answered 404: check --model (the server may not serve that model) and --endpoint (the API base URL, e.g. …/v1); retrying cannot help';
-  if (cause === 'http_4xx') return 'fix the requests: the server rejected them as invalid (see the error messages in results.jsonl); retrying cannot help';
+  if (status === 404)
+    return 'the endpoint answered 404: check --model (the server may not serve that model) and --endpoint (the API base URL, e.g. …/v1); retrying cannot help';
+  if (cause === 'http_4xx')
+    return 'fix the requests: the server rejected them as invalid (see the error messages in results.jsonl); retrying cannot help';
   if (cause === 'http_429' && maxRetryAfterMs !== null && maxRetryAfterMs >= QUOTA_RETRY_AFTER_MS) {
     return (
       `the server asked to wait up to ${Math.round(maxRetryAfterMs / 1000)} s before retrying — a spent quota rather than a pace to stay under: ` +
       'run the failures again once it resets (`shardline run … --retry-failed http_429`), or raise --retry-after-max-s to wait it out; lowering --concurrency will not bring it back sooner'
     );
   }
-  if (cause === 'http_429') return `stay under the rate limit: lower ${limit} or pace with --rate; raise --max-attempts only if the limit is bursty`;
-  if (cause === 'http_5xx') return 'the server errs under this load: check its health and logs, lower --concurrency, or raise --max-attempts if errors are transient';
-  if (cause.startsWith('timeout_')) return `requests time out (${cause}): raise --${cause.replace('_', '-')}-s if the server is just slow, or lower --concurrency if it is overloaded`;
-  if (cause === 'conn_refused' || cause === 'conn_reset') return 'the endpoint drops or refuses connections: check the server, the network path and any proxy in between';
+  if (cause === 'http_429')
+    return `stay under the rate limit: lower ${limit} or pace with --rate; raise --max-attempts only if the limit is bursty`;
+  if (cause === 'http_5xx')
+    return 'the server errs under this load: check its health and logs, lower --concurrency, or raise --max-attempts if errors are transient';
+  if (cause.startsWith('timeout_'))
+    return `requests time out (${cause}): raise --${cause.replace('_', '-')}-s if the server is just slow, or lower --concurrency if it is overloaded`;
+  if (cause === 'conn_refused' || cause === 'conn_reset')
+    return 'the endpoint drops or refuses connections: check the server, the network path and any proxy in between';
   if (cause === 'postprocess_error') return 'the --postprocess hook threw: see the error messages in results.jsonl';
   return 'see the error messages in results.jsonl';
 }
 
 function retryAction(cause: string, limit: string): string {
-  if (cause === 'http_429') return `the run is fighting a rate limit or a full server queue: lower ${limit} or set --rate below the limit, and back off with jitter honouring Retry-After (--retry-mode backoff) instead of retrying on a fixed timer`;
-  if (cause === 'http_5xx') return 'the server fails under this load: check its health; lower --concurrency so retries stop adding load';
-  if (cause === 'conn_reset' || cause === 'conn_refused') return 'connections are being dropped: check the server and any proxy/load balancer (idle timeouts, connection limits)';
-  if (cause.startsWith('timeout_')) return `attempts time out (${cause}): lower --concurrency if the server is overloaded, or raise the timeout if answers are just long`;
+  if (cause === 'http_429')
+    return `the run is fighting a rate limit or a full server queue: lower ${limit} or set --rate below the limit, and back off with jitter honouring Retry-After (--retry-mode backoff) instead of retrying on a fixed timer`;
+  if (cause === 'http_5xx')
+    return 'the server fails under this load: check its health; lower --concurrency so retries stop adding load';
+  if (cause === 'conn_reset' || cause === 'conn_refused')
+    return 'connections are being dropped: check the server and any proxy/load balancer (idle timeouts, connection limits)';
+  if (cause.startsWith('timeout_'))
+    return `attempts time out (${cause}): lower --concurrency if the server is overloaded, or raise the timeout if answers are just long`;
   return 'find why attempts fail (attempt_end events carry the cause and status) before adding retries';
 }

@@ -17,7 +17,16 @@ export interface FillRequest {
 }
 
 export type DecodeWorkerMessage =
-  | { type: 'filled'; file: number; slot: number; count: number; strings: string[]; done: boolean; badLines: number; bytes: number }
+  | {
+      type: 'filled';
+      file: number;
+      slot: number;
+      count: number;
+      strings: string[];
+      done: boolean;
+      badLines: number;
+      bytes: number;
+    }
   | { type: 'error'; message: string; idTooLong?: boolean };
 
 // Entry of the reader thread: decode files into the slots the consumer asks to have filled, one
@@ -42,7 +51,10 @@ async function drain(): Promise<void> {
   try {
     for (let req = queue.shift(); req !== undefined; req = queue.shift()) port.postMessage(await fill(req));
   } catch (err) {
-    port.postMessage({ type: 'error', message: err instanceof Error ? err.message : String(err) } satisfies DecodeWorkerMessage);
+    port.postMessage({
+      type: 'error',
+      message: err instanceof Error ? err.message : String(err),
+    } satisfies DecodeWorkerMessage);
   }
   busy = false;
 }
@@ -69,7 +81,11 @@ async function fill({ file, slot }: FillRequest): Promise<DecodeWorkerMessage> {
     ev.base = to;
     idLen = views.moveId(ev, slot, 0);
     if (idLen < 0) {
-      return { type: 'error', idTooLong: true, message: `an id in ${data.files[file]!.rel} is longer than a slot's ${data.slots.idBytes} bytes for ids` };
+      return {
+        type: 'error',
+        idTooLong: true,
+        message: `an id in ${data.files[file]!.rel} is longer than a slot's ${data.slots.idBytes} bytes for ids`,
+      };
     }
     count = 1;
   }

@@ -107,7 +107,10 @@ export async function readEvents(
 async function* batches(path: string, stats: ReadStats): AsyncGenerator<Batch> {
   let rest = '';
   let lineNo = 0;
-  for await (const chunk of createReadStream(path, { encoding: 'utf8', highWaterMark: 1 << 20 }) as AsyncIterable<string>) {
+  for await (const chunk of createReadStream(path, {
+    encoding: 'utf8',
+    highWaterMark: 1 << 20,
+  }) as AsyncIterable<string>) {
     stats.bytes += Buffer.byteLength(chunk);
     const text = rest + chunk;
     const events: ShardlineEvent[] = [];

@@ -33,7 +33,12 @@ export interface EventBase {
 export interface EventPayloads {
   /** `rerun`: failed results set aside by --retry-failed, whose requests this run runs again. */
   run_start: { config: Record<string, unknown>; resumed?: boolean; pid?: number; rerun?: number };
-  shard_start: { pid: number; concurrency: number; replaces?: number; /** The machine's hostname: shards of a distributed run come from several. */ host?: string };
+  shard_start: {
+    pid: number;
+    concurrency: number;
+    replaces?: number;
+    /** The machine's hostname: shards of a distributed run come from several. */ host?: string;
+  };
   enqueue: { id: string; line?: number; attempt?: number };
   attempt_start: { id: string; attempt: number };
   conn_open: { connect_ms: number; id?: string; attempt?: number };
@@ -124,4 +129,6 @@ export interface EventPayloads {
 
 export type EventType = keyof EventPayloads;
 /** One event line; a discriminated union on `type`. */
-export type ShardlineEvent<T extends EventType = EventType> = T extends EventType ? EventBase & { type: T } & EventPayloads[T] : never;
+export type ShardlineEvent<T extends EventType = EventType> = T extends EventType
+  ? EventBase & { type: T } & EventPayloads[T]
+  : never;

@@ -103,7 +103,11 @@ export class EventFileCursor {
  * file, so `onEvent` must copy what it keeps before returning; ids are left as bytes (`idBuf`,
  * `idStart`, `idEnd`) for the consumer to intern. Memory: one window per file.
  */
-export async function readFlatEvents(files: readonly EventFile[], onEvent: (e: FlatEvent) => void, windowBytes = 1 << 20): Promise<ReadStats> {
+export async function readFlatEvents(
+  files: readonly EventFile[],
+  onEvent: (e: FlatEvent) => void,
+  windowBytes = 1 << 20,
+): Promise<ReadStats> {
   const stats: ReadStats = { events: 0, badLines: 0, bytes: 0 };
   const opened: EventFileCursor[] = [];
   try {

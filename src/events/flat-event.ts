@@ -121,46 +121,118 @@ export class FlatEvent {
     this.rows[this.base + c] = v;
   }
 
-  get ts(): number { return this.col(0); }
-  set ts(v: number) { this.setCol(0, v); }
-  get shard(): number { return this.col(1); }
-  set shard(v: number) { this.setCol(1, v); }
-  get attempt(): number { return this.col(2); }
-  get attempts(): number { return this.col(3); }
-  get status(): number { return this.col(4); }
-  get completionTokens(): number { return this.col(5); }
-  get promptTokens(): number { return this.col(6); }
-  get lastTokenTs(): number { return this.col(7); }
-  get connectMs(): number { return this.col(8); }
-  get delayMs(): number { return this.col(9); }
-  get loopLagMs(): number { return this.col(10); }
-  get cpuMs(): number { return this.col(11); }
-  get pid(): number { return this.col(12); }
-  get concurrency(): number { return this.col(13); }
-  get cpuUserMs(): number { return this.col(14); }
-  get cpuSystemMs(): number { return this.col(15); }
-  get loopBusy(): number { return this.col(16); }
-  get readHoldMs(): number { return this.col(17); }
-  get hostBusy(): number { return this.col(18); }
-  get socketReads(): number { return this.col(19); }
-  get cpuWait(): number { return this.col(20); }
-  get retryAfterMs(): number { return this.col(21); }
-  get serverQueueMs(): number { return this.col(22); }
+  get ts(): number {
+    return this.col(0);
+  }
+  set ts(v: number) {
+    this.setCol(0, v);
+  }
+  get shard(): number {
+    return this.col(1);
+  }
+  set shard(v: number) {
+    this.setCol(1, v);
+  }
+  get attempt(): number {
+    return this.col(2);
+  }
+  get attempts(): number {
+    return this.col(3);
+  }
+  get status(): number {
+    return this.col(4);
+  }
+  get completionTokens(): number {
+    return this.col(5);
+  }
+  get promptTokens(): number {
+    return this.col(6);
+  }
+  get lastTokenTs(): number {
+    return this.col(7);
+  }
+  get connectMs(): number {
+    return this.col(8);
+  }
+  get delayMs(): number {
+    return this.col(9);
+  }
+  get loopLagMs(): number {
+    return this.col(10);
+  }
+  get cpuMs(): number {
+    return this.col(11);
+  }
+  get pid(): number {
+    return this.col(12);
+  }
+  get concurrency(): number {
+    return this.col(13);
+  }
+  get cpuUserMs(): number {
+    return this.col(14);
+  }
+  get cpuSystemMs(): number {
+    return this.col(15);
+  }
+  get loopBusy(): number {
+    return this.col(16);
+  }
+  get readHoldMs(): number {
+    return this.col(17);
+  }
+  get hostBusy(): number {
+    return this.col(18);
+  }
+  get socketReads(): number {
+    return this.col(19);
+  }
+  get cpuWait(): number {
+    return this.col(20);
+  }
+  get retryAfterMs(): number {
+    return this.col(21);
+  }
+  get serverQueueMs(): number {
+    return this.col(22);
+  }
   /** Type code (`T`), 0 for a type this version does not know. */
-  get type(): number { return this.col(C_TYPE); }
+  get type(): number {
+    return this.col(C_TYPE);
+  }
   /** Outcome code (`O`), 0 when absent. */
-  get outcome(): number { return this.col(C_OUTCOME); }
-  get tokensEstimated(): boolean { return this.col(C_ESTIMATED) === 1; }
+  get outcome(): number {
+    return this.col(C_OUTCOME);
+  }
+  get tokensEstimated(): boolean {
+    return this.col(C_ESTIMATED) === 1;
+  }
   /** Interned request id, -1 when the event has none. */
-  get rid(): number { return this.col(C_RID); }
-  set rid(v: number) { this.setCol(C_RID, v); }
-  get hasId(): boolean { return this.col(C_ID_START) >= 0; }
-  get idStart(): number { return this.col(C_ID_START); }
-  get idEnd(): number { return this.col(C_ID_END); }
-  get cause(): string { return this.str(0); }
-  get error(): string { return this.str(1); }
+  get rid(): number {
+    return this.col(C_RID);
+  }
+  set rid(v: number) {
+    this.setCol(C_RID, v);
+  }
+  get hasId(): boolean {
+    return this.col(C_ID_START) >= 0;
+  }
+  get idStart(): number {
+    return this.col(C_ID_START);
+  }
+  get idEnd(): number {
+    return this.col(C_ID_END);
+  }
+  get cause(): string {
+    return this.str(0);
+  }
+  get error(): string {
+    return this.str(1);
+  }
   /** The run id, on run_start only (making a string of it for every line would cost). */
-  get run(): string { return this.str(2); }
+  get run(): string {
+    return this.str(2);
+  }
 
   /** Set string field 0 (cause), 1 (error) or 2 (run). */
   setString(which: 0 | 1 | 2, v: string): void {
@@ -178,7 +250,6 @@ export class FlatEvent {
     return at < 0 ? '' : this.strings[at + which]!;
   }
 }
-
 
 /**
  * The same fields as plain properties: what the report's aggregation reads. Copying a row into

@@ -40,9 +40,47 @@ interface Named {
 }
 
 /** Keys the writer emits that the report does not read: known, so the key guess below covers them. */
-const IGNORED_KEYS = ['v', 'line', 'requests', 'replaces', 'backlog', 'backoff', 'rerun', 'in_flight', 'limit', 'conns_open', 'rss_mb', 'budget_exhausted', 'resumed', 'code', 'signal', 'reason', 'requeued', 'status_text', 'succeeded', 'failed', 'rejected', 'config', 'after_stream', 'after', 'stale', 'probes', 'gave_up'];
+const IGNORED_KEYS = [
+  'v',
+  'line',
+  'requests',
+  'replaces',
+  'backlog',
+  'backoff',
+  'rerun',
+  'in_flight',
+  'limit',
+  'conns_open',
+  'rss_mb',
+  'budget_exhausted',
+  'resumed',
+  'code',
+  'signal',
+  'reason',
+  'requeued',
+  'status_text',
+  'succeeded',
+  'failed',
+  'rejected',
+  'config',
+  'after_stream',
+  'after',
+  'stale',
+  'probes',
+  'gave_up',
+];
 const K_IGNORED = K_ESTIMATED + 1;
-const ALL_KEYS = [...NUMERIC_KEYS, 'cause', 'error', 'run', 'id', 'type', 'outcome', 'tokens_estimated', ...IGNORED_KEYS];
+const ALL_KEYS = [
+  ...NUMERIC_KEYS,
+  'cause',
+  'error',
+  'run',
+  'id',
+  'type',
+  'outcome',
+  'tokens_estimated',
+  ...IGNORED_KEYS,
+];
 const KEYS_BY_LEN = byLength(ALL_KEYS);
 /** Each key's bytes after its opening quote, closing quote and colon included: `ts":`. */
 const KEY_TAILS = ALL_KEYS.map((k) => Buffer.from(`${k}":`));

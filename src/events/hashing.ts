@@ -13,4 +13,3 @@ export async function hashFile(path: string): Promise<{ sha256: string; bytes: n
   }
   return { sha256: hash.digest('hex'), bytes, lines };
 }
-

@@ -61,7 +61,8 @@ export class IdInterner {
     for (let slot = h & this.mask; ; slot = (slot + 1) & this.mask) {
       const idx = this.slots[slot]!;
       if (idx === -1) return -1;
-      if (this.hashes[idx] === h && this.lengths[idx] === bytes.length && this.sameBytes(idx, bytes, 0, bytes.length)) return idx;
+      if (this.hashes[idx] === h && this.lengths[idx] === bytes.length && this.sameBytes(idx, bytes, 0, bytes.length))
+        return idx;
     }
   }
 

@@ -93,7 +93,11 @@ function depthBetween(text: string, from: number, to: number): number {
 }
 
 function parseAnyLine(text: string): ResultSummary | undefined {
-  let r: { custom_id?: unknown; error?: { code?: unknown } | null; response?: { body?: { usage?: { completion_tokens?: unknown } } } | null };
+  let r: {
+    custom_id?: unknown;
+    error?: { code?: unknown } | null;
+    response?: { body?: { usage?: { completion_tokens?: unknown } } } | null;
+  };
   try {
     r = JSON.parse(text) as typeof r;
   } catch {
@@ -103,7 +107,11 @@ function parseAnyLine(text: string): ResultSummary | undefined {
   if (typeof r?.custom_id !== 'string') return undefined;
   const code = r.error ? (typeof r.error.code === 'string' ? r.error.code : 'unknown') : undefined;
   const tokens = r.response?.body?.usage?.completion_tokens;
-  return { id: r.custom_id, code, completionTokens: code === undefined && typeof tokens === 'number' ? tokens : undefined };
+  return {
+    id: r.custom_id,
+    code,
+    completionTokens: code === undefined && typeof tokens === 'number' ? tokens : undefined,
+  };
 }
 
 /** Every result in a results.jsonl file, in file order (lines that are not results are skipped). */

@@ -42,7 +42,11 @@ interface FileState {
  * and this thread merges the files by time from those slots. Same events in the same order; ids
  * are left as bytes for the consumer to intern; `onEvent`'s event is valid only during the call.
  */
-export async function readFlatEventsInWorker(files: readonly EventFile[], onEvent: (e: FlatEvent) => void, options: WorkerReadOptions = {}): Promise<ReadStats> {
+export async function readFlatEventsInWorker(
+  files: readonly EventFile[],
+  onEvent: (e: FlatEvent) => void,
+  options: WorkerReadOptions = {},
+): Promise<ReadStats> {
   const stats: ReadStats = { events: 0, badLines: 0, bytes: 0 };
   if (files.length === 0) return stats;
   const perFile = options.slotsPerFile ?? 3;
@@ -53,7 +57,14 @@ export async function readFlatEventsInWorker(files: readonly EventFile[], onEven
   const free = Array.from({ length: shared.slots }, (_, i) => i);
   const workerData: DecodeWorkerData = { files: [...files], slots: shared };
   const worker = new Worker(distFile('events/decode-worker.js'), { workerData });
-  const states: FileState[] = files.map((_, file) => ({ file, queue: [], at: 0, asked: 0, done: false, ev: new FlatEvent() }));
+  const states: FileState[] = files.map((_, file) => ({
+    file,
+    queue: [],
+    at: 0,
+    asked: 0,
+    done: false,
+    ev: new FlatEvent(),
+  }));
   let failure: Error | undefined;
   let wake: (() => void) | undefined;
   const notify = () => {

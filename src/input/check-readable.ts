@@ -8,5 +8,6 @@ export function checkReadableInput(path: string): void {
   } catch (cause) {
     throw new BadInputError(`Cannot read input \`${path}\`: ${(cause as Error).message}`, { cause });
   }
-  if (statSync(path).isDirectory()) throw new BadInputError(`Cannot read input \`${path}\`: it is a directory, expected a JSONL file`);
+  if (statSync(path).isDirectory())
+    throw new BadInputError(`Cannot read input \`${path}\`: it is a directory, expected a JSONL file`);
 }

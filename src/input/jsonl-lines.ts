@@ -2,8 +2,7 @@ import { createReadStream } from 'node:fs';
 
 /** One physical line of a JSONL file. */
 export type JsonlLine =
-  | { lineNo: number; text: string; bytes: number }
-  | { lineNo: number; tooLong: true; bytes: number };
+  { lineNo: number; text: string; bytes: number } | { lineNo: number; tooLong: true; bytes: number };
 
 /** Lines longer than this are reported, not buffered. @default 1 MiB */
 export const MAX_LINE_BYTES = 1024 * 1024;

@@ -33,7 +33,11 @@ const EXCERPT = 200;
  */
 export function parseRequestLine(line: JsonlLine, opts: ParseLineOptions): RequestSpec | RejectedLine | undefined {
   if ('tooLong' in line) {
-    return { lineNo: line.lineNo, reason: `line is ${line.bytes} bytes, over the ${opts.maxLineBytes}-byte limit`, excerpt: '' };
+    return {
+      lineNo: line.lineNo,
+      reason: `line is ${line.bytes} bytes, over the ${opts.maxLineBytes}-byte limit`,
+      excerpt: '',
+    };
   }
   const text = line.text;
   if (text.trim() === '') return undefined;
@@ -49,9 +53,12 @@ export function parseRequestLine(line: JsonlLine, opts: ParseLineOptions): Reque
   let id: string;
   let body: Record<string, unknown>;
   if ('custom_id' in obj || 'body' in obj) {
-    if (typeof obj.custom_id !== 'string' || obj.custom_id === '') return reject('custom_id must be a non-empty string');
-    if (obj.body === null || typeof obj.body !== 'object' || Array.isArray(obj.body)) return reject('body must be an object');
-    if (obj.method !== undefined && obj.method !== 'POST') return reject(`method must be POST, got ${JSON.stringify(obj.method)}`);
+    if (typeof obj.custom_id !== 'string' || obj.custom_id === '')
+      return reject('custom_id must be a non-empty string');
+    if (obj.body === null || typeof obj.body !== 'object' || Array.isArray(obj.body))
+      return reject('body must be an object');
+    if (obj.method !== undefined && obj.method !== 'POST')
+      return reject(`method must be POST, got ${JSON.stringify(obj.method)}`);
     if (obj.url !== undefined && obj.url !== '/v1/chat/completions' && obj.url !== '/chat/completions') {
       return reject(`url must be /v1/chat/completions, got ${JSON.stringify(obj.url)}`);
     }
@@ -61,7 +68,8 @@ export function parseRequestLine(line: JsonlLine, opts: ParseLineOptions): Reque
     id = `line-${line.lineNo}`;
     body = obj;
   }
-  if (!Array.isArray(body.messages) || body.messages.length === 0) return reject('no messages: body.messages must be a non-empty array');
+  if (!Array.isArray(body.messages) || body.messages.length === 0)
+    return reject('no messages: body.messages must be a non-empty array');
   const stream = body.stream !== false;
   const out: Record<string, unknown> = { ...body };
   if (opts.model) out.model = opts.model;

@@ -32,7 +32,8 @@ export function computeTpm(buckets: readonly MinuteBucket[], startMs: number, en
   const durationMs = Math.max(0, endMs - startMs);
   const full = sorted.filter((b) => b.minute * 60_000 >= startMs && (b.minute + 1) * 60_000 <= endMs);
   const partial = full.length === 0;
-  const rate = (b: MinuteBucket, tokens: number) => (partial ? (tokens * 60_000) / Math.max(1, overlapMs(b.minute, startMs, endMs)) : tokens);
+  const rate = (b: MinuteBucket, tokens: number) =>
+    partial ? (tokens * 60_000) / Math.max(1, overlapMs(b.minute, startMs, endMs)) : tokens;
   const candidates = partial ? sorted : full;
   let peak = 0;
   let peakMinute: number | null = null;

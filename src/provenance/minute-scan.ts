@@ -57,8 +57,17 @@ export async function scanRunFiles(
   tallyAll = false,
   onProgress?: (p: ScanProgress) => void,
 ): Promise<ScanResult> {
-  const result: ScanResult = { files: [], runIds: new Set(), minTs: Infinity, maxTs: -Infinity, minuteTokens: new Map(), counted: [], tallies: new Map() };
-  if (tallyAll && relPaths.some((p, i) => i > 0 && relPaths[i - 1]! >= p)) throw new Error('scanRunFiles: tallyAll needs relPaths sorted');
+  const result: ScanResult = {
+    files: [],
+    runIds: new Set(),
+    minTs: Infinity,
+    maxTs: -Infinity,
+    minuteTokens: new Map(),
+    counted: [],
+    tallies: new Map(),
+  };
+  if (tallyAll && relPaths.some((p, i) => i > 0 && relPaths[i - 1]! >= p))
+    throw new Error('scanRunFiles: tallyAll needs relPaths sorted');
   const progress: ScanProgress = { bytes: 0, totalBytes: 0, fraction: 0 };
   if (onProgress) for (const rel of relPaths) progress.totalBytes += statSync(join(runDir, rel)).size;
   for (const rel of relPaths) {
@@ -78,7 +87,14 @@ export async function scanRunFiles(
         result.runIds.add(prefixRun);
         return;
       }
-      let e: { ts?: unknown; type?: unknown; outcome?: unknown; completion_tokens?: unknown; shard?: unknown; run?: unknown };
+      let e: {
+        ts?: unknown;
+        type?: unknown;
+        outcome?: unknown;
+        completion_tokens?: unknown;
+        shard?: unknown;
+        run?: unknown;
+      };
       try {
         e = JSON.parse(text) as typeof e;
       } catch {
@@ -157,7 +173,7 @@ function writerPrefix(text: string): boolean {
   const start = PREFIX.length;
   let i = start;
   let dot = -1;
-  for (;; i++) {
+  for (; ; i++) {
     const c = text.charCodeAt(i);
     if (c >= 48 && c <= 57) continue;
     if (c === 46 && dot < 0 && i > start) {
@@ -172,7 +188,8 @@ function writerPrefix(text: string): boolean {
   // Nearly every line has the previous line's run: compare rather than cut out a string per line.
   const same = prefixRunQuoted !== '' && text.startsWith(prefixRunQuoted, runStart);
   const runEnd = same ? runStart + prefixRun.length : text.indexOf('"', runStart);
-  if (runEnd < 0 || (!same && text.lastIndexOf('\\', runEnd) >= runStart) || !text.startsWith(SHARD_KEY, runEnd)) return false;
+  if (runEnd < 0 || (!same && text.lastIndexOf('\\', runEnd) >= runStart) || !text.startsWith(SHARD_KEY, runEnd))
+    return false;
   let j = runEnd + SHARD_KEY.length;
   if (text.charCodeAt(j) === 45 /* - */) j++;
   const digits = j;

@@ -42,7 +42,11 @@ export function eventFilesOf(runDir: string): string[] {
  * partial minute, flagged `partial`. `onProgress` follows the read of the event files (they are all
  * hashed: on a large log, seconds).
  */
-export async function sampleMinute(runDir: string, minute: 'best' | string = 'best', onProgress?: (p: ScanProgress) => void): Promise<MinuteSample> {
+export async function sampleMinute(
+  runDir: string,
+  minute: 'best' | string = 'best',
+  onProgress?: (p: ScanProgress) => void,
+): Promise<MinuteSample> {
   const files = eventFilesOf(runDir);
   // One pass: file hashes, and every minute's tally, so the chosen minute needs no second read.
   const scan = await scanRunFiles(runDir, files, undefined, true, onProgress);
@@ -58,7 +62,9 @@ export async function sampleMinute(runDir: string, minute: 'best' | string = 'be
   } else {
     const ms = Date.parse(minute);
     if (Number.isNaN(ms) || ms % 60_000 !== 0) {
-      throw new ConfigError(`Expected \`--minute\` to be \`best\` or an ISO time on a minute boundary (e.g. 2026-11-27T12:03:00Z), got \`${minute}\``);
+      throw new ConfigError(
+        `Expected \`--minute\` to be \`best\` or an ISO time on a minute boundary (e.g. 2026-11-27T12:03:00Z), got \`${minute}\``,
+      );
     }
     chosen = ms / 60_000;
     partial = !isFull(chosen);
@@ -70,9 +76,18 @@ export async function sampleMinute(runDir: string, minute: 'best' | string = 'be
     run_id: scan.runIds.size === 1 ? [...scan.runIds][0]! : scan.runIds.size ? [...scan.runIds].sort().join('+') : null,
     tool: { name: 'shardline', version: VERSION },
     run_dir: resolve(runDir),
-    minute: { start: new Date(chosen * 60_000).toISOString(), end: new Date((chosen + 1) * 60_000).toISOString(), partial },
+    minute: {
+      start: new Date(chosen * 60_000).toISOString(),
+      end: new Date((chosen + 1) * 60_000).toISOString(),
+      partial,
+    },
     files: scan.files,
-    figures: { completion_tokens: tokens, completed_requests: tally?.refs.length ?? 0, aggregate_tpm: tokens, per_shard_tpm: tally?.perShard ?? {} },
+    figures: {
+      completion_tokens: tokens,
+      completed_requests: tally?.refs.length ?? 0,
+      aggregate_tpm: tokens,
+      per_shard_tpm: tally?.perShard ?? {},
+    },
     refs: tally?.refs ?? [],
     refs_sha256: tally ? tally.sha256.digest('hex') : countedLinesSha256([]),
   };

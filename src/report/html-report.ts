@@ -24,7 +24,10 @@ export function escapeHtml(s: string): string {
  * element or be read as markup.
  */
 export function scriptJson(data: unknown): string {
-  return JSON.stringify(data).replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return JSON.stringify(data).replace(
+    /[<>&\u2028\u2029]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }
 
 /**
@@ -35,7 +38,13 @@ export function renderHtmlReport(input: HtmlReportInput): string {
   const require = createRequire(import.meta.url);
   const uplotJs = readFileSync(require.resolve('uplot/dist/uPlot.iife.min.js'), 'utf8');
   const uplotCss = readFileSync(require.resolve('uplot/dist/uPlot.min.css'), 'utf8');
-  const data = { title: input.title, version: VERSION, runs: input.runs, comparison: input.comparison ?? null, sample: input.sample ?? null };
+  const data = {
+    title: input.title,
+    version: VERSION,
+    runs: input.runs,
+    comparison: input.comparison ?? null,
+    sample: input.sample ?? null,
+  };
   return `<!doctype html>
 <html lang="en">
 <head>

@@ -117,7 +117,14 @@ export class AdaptiveLimit {
    * limit. Attempts started before the round began are left out: they ran under the old limit, and
    * counting them would cut a limit again for a queue the last cut already drains.
    */
-  noteEnd(startMs: number, ttftMs: number | undefined, cause: string | undefined, nowMs: number, tpotMs?: number, serverQueueMs?: number): LimitChange | undefined {
+  noteEnd(
+    startMs: number,
+    ttftMs: number | undefined,
+    cause: string | undefined,
+    nowMs: number,
+    tpotMs?: number,
+    serverQueueMs?: number,
+  ): LimitChange | undefined {
     if (startMs < this.roundStartMs) return undefined;
     this.finished++;
     if (serverQueueMs !== undefined) this.serverQueues.push(serverQueueMs);
@@ -135,7 +142,11 @@ export class AdaptiveLimit {
     if (cause !== undefined && OVERLOAD_CAUSES.has(cause)) this.overloaded = true;
     // A probe past the known knee ends at its first queued answer: every further one costs TTFT p99.
     const probeQueued = this.current > this.kneeLimit && ttftMs !== undefined && ttftMs > this.queuedBoundMs();
-    if (!probeQueued && (this.finished < Math.min(this.current, MAX_ROUND_SAMPLES) || nowMs - this.roundStartMs < MIN_ROUND_MS)) return undefined;
+    if (
+      !probeQueued &&
+      (this.finished < Math.min(this.current, MAX_ROUND_SAMPLES) || nowMs - this.roundStartMs < MIN_ROUND_MS)
+    )
+      return undefined;
     return this.endRound(nowMs, probeQueued);
   }
 
@@ -206,7 +217,10 @@ export class AdaptiveLimit {
   }
 
   private queuedBoundMs(): number {
-    return Math.max(QUEUED_FLOOR_FACTOR * this.floorMs, this.floorMs + (QUEUED_E2E_SHARE * this.e2eSum) / this.finished) + this.slackMs();
+    return (
+      Math.max(QUEUED_FLOOR_FACTOR * this.floorMs, this.floorMs + (QUEUED_E2E_SHARE * this.e2eSum) / this.finished) +
+      this.slackMs()
+    );
   }
 
   private slackMs(): number {

@@ -46,7 +46,12 @@ export function attemptEndPayload(
     p.prompt_tokens = tokens!.prompt;
     p.last_token_ts = round3(o.lastTokenTs);
     if (tokens!.estimated) p.tokens_estimated = true;
-    const queueMs = serverQueueMs(o.completion, item.stream, { startTs, firstTokenTs: o.firstTokenTs, lastTokenTs: o.lastTokenTs, connectMs: connectMs ?? 0 });
+    const queueMs = serverQueueMs(o.completion, item.stream, {
+      startTs,
+      firstTokenTs: o.firstTokenTs,
+      lastTokenTs: o.lastTokenTs,
+      connectMs: connectMs ?? 0,
+    });
     if (queueMs !== undefined) p.server_queue_ms = round3(queueMs);
   } else {
     p.outcome = 'error';

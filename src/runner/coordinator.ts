@@ -97,7 +97,12 @@ export class Coordinator {
     this.o = deps.options;
     this.readAhead = this.o.readAhead ?? 4 * this.o.shards * slotBounds(this.o.concurrency).max;
     this.live = new LiveMetrics(
-      { backlog: () => this.waiting(), inBackoff: () => this.delayed, inFlight: () => this.inFlight(), limit: () => this.limit() },
+      {
+        backlog: () => this.waiting(),
+        inBackoff: () => this.delayed,
+        inFlight: () => this.inFlight(),
+        limit: () => this.limit(),
+      },
       deps.clock,
       () => this.startedMs,
     );
@@ -118,7 +123,9 @@ export class Coordinator {
     this.lastLimit = this.limit() || this.lastLimit;
     for (const t of this.timers) clearInterval(t);
     this.loopLag.stop();
-    await Promise.all(this.shards.map((s) => s.stop(status === 'finished' ? 'drain' : this.o.onInterrupt, this.o.drainTimeoutS * 1000)));
+    await Promise.all(
+      this.shards.map((s) => s.stop(status === 'finished' ? 'drain' : this.o.onInterrupt, this.o.drainTimeoutS * 1000)),
+    );
     this.deps.sink.flush();
     this.deps.onProgress?.(this.snapshot());
     return this.failure ? { status, error: this.failure } : { status };
@@ -290,7 +297,8 @@ export class Coordinator {
         for (const s of this.shards) {
           // A shard whose endpoint is down takes one item to probe with, and no more.
           if (s.exited || s.demand <= 0 || (s.down && s.assigned.size > 0)) continue;
-          if (!best || s.freeSlots > best.freeSlots || (s.freeSlots === best.freeSlots && s.demand > best.demand)) best = s;
+          if (!best || s.freeSlots > best.freeSlots || (s.freeSlots === best.freeSlots && s.demand > best.demand))
+            best = s;
         }
         if (!best) break;
         const item = this.backlog.shift()!;
@@ -463,9 +471,13 @@ export class Coordinator {
       );
     }
     const what = reason === 'failed_start' ? 'exited before it started' : reason;
-    process.stderr.write(`shardline: shard ${shard.index} (pid ${shard.pid}) ${what} (${how}); ${requeued.length} in-flight request(s) re-queued, starting a replacement\n`);
+    process.stderr.write(
+      `shardline: shard ${shard.index} (pid ${shard.pid}) ${what} (${how}); ${requeued.length} in-flight request(s) re-queued, starting a replacement\n`,
+    );
     if (this.totals.shardRestarts > MAX_SHARD_RESTARTS) {
-      return this.fail(new Error(`shards crashed ${this.totals.shardRestarts} times; giving up (last: ${reason}, ${how})`));
+      return this.fail(
+        new Error(`shards crashed ${this.totals.shardRestarts} times; giving up (last: ${reason}, ${how})`),
+      );
     }
     if (idx >= 0 && !this.stopping) this.shards[idx] = this.spawn(shard.index, shard.pid);
     this.dispatch();

@@ -49,7 +49,9 @@ export function failureHints(f: FailureFacts): string[] {
   }
   const refused = f.causes.conn_refused;
   if (most(refused)) {
-    hints.push(`${refused} requests found nothing listening at ${new URL(f.requestUrl).origin} (connection refused): is the server up, and are host and port right?`);
+    hints.push(
+      `${refused} requests found nothing listening at ${new URL(f.requestUrl).origin} (connection refused): is the server up, and are host and port right?`,
+    );
   }
   return hints;
 }

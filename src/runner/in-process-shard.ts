@@ -20,7 +20,11 @@ export const inProcessShard: ShardLauncher = (events) => {
     if (!ended) queueMicrotask(() => !ended && events.onMessage(msg));
   };
   // CPU counted from init: a worker process serves run after run.
-  const inbox = shardInbox(fromShard, () => end(0, null), () => process.cpuUsage());
+  const inbox = shardInbox(
+    fromShard,
+    () => end(0, null),
+    () => process.cpuUsage(),
+  );
   return {
     pid: process.pid,
     get connected() {

@@ -37,7 +37,11 @@ export class JsonlWorkSource implements WorkSource {
       const before = this.seen.size;
       this.seen.internString(parsed.id);
       if (this.seen.size === before) {
-        return { lineNo: parsed.lineNo, reason: `duplicate id ${JSON.stringify(parsed.id)}`, excerpt: 'text' in r.value ? r.value.text.slice(0, 200) : '' };
+        return {
+          lineNo: parsed.lineNo,
+          reason: `duplicate id ${JSON.stringify(parsed.id)}`,
+          excerpt: 'text' in r.value ? r.value.text.slice(0, 200) : '',
+        };
       }
       return parsed;
     }

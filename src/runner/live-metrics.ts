@@ -65,13 +65,55 @@ export class LiveMetrics {
       buckets: TTFT_S,
       registers,
     });
-    new Gauge({ name: 'shardline_backlog', help: 'Requests waiting for a slot (retries in backoff included).', registers, collect() { this.set(state.backlog()); } });
-    new Gauge({ name: 'shardline_retries_waiting', help: 'Retries waiting out their backoff (counted in shardline_backlog too): a backlog that is all backoff is not an admission gap.', registers, collect() { this.set(state.inBackoff()); } });
-    new Gauge({ name: 'shardline_in_flight', help: 'Requests dispatched to shards and not finished.', registers, collect() { this.set(state.inFlight()); } });
-    new Gauge({ name: 'shardline_in_flight_limit', help: 'In-flight limit across shards: shards × concurrency, or the sum of their adaptive limits (--concurrency auto).', registers, collect() { this.set(state.limit()); } });
-    this.retries = new Counter({ name: 'shardline_retries_total', help: 'Retries scheduled, by cause.', labelNames: ['cause'], registers });
-    this.requests = new Counter({ name: 'shardline_requests_total', help: 'Requests finished, by outcome.', labelNames: ['outcome'], registers });
-    this.connections = new Counter({ name: 'shardline_connections_opened_total', help: 'Connections opened by all shards.', registers });
+    new Gauge({
+      name: 'shardline_backlog',
+      help: 'Requests waiting for a slot (retries in backoff included).',
+      registers,
+      collect() {
+        this.set(state.backlog());
+      },
+    });
+    new Gauge({
+      name: 'shardline_retries_waiting',
+      help: 'Retries waiting out their backoff (counted in shardline_backlog too): a backlog that is all backoff is not an admission gap.',
+      registers,
+      collect() {
+        this.set(state.inBackoff());
+      },
+    });
+    new Gauge({
+      name: 'shardline_in_flight',
+      help: 'Requests dispatched to shards and not finished.',
+      registers,
+      collect() {
+        this.set(state.inFlight());
+      },
+    });
+    new Gauge({
+      name: 'shardline_in_flight_limit',
+      help: 'In-flight limit across shards: shards × concurrency, or the sum of their adaptive limits (--concurrency auto).',
+      registers,
+      collect() {
+        this.set(state.limit());
+      },
+    });
+    this.retries = new Counter({
+      name: 'shardline_retries_total',
+      help: 'Retries scheduled, by cause.',
+      labelNames: ['cause'],
+      registers,
+    });
+    this.requests = new Counter({
+      name: 'shardline_requests_total',
+      help: 'Requests finished, by outcome.',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.connections = new Counter({
+      name: 'shardline_connections_opened_total',
+      help: 'Connections opened by all shards.',
+      registers,
+    });
     this.staleConnections = new Counter({
       name: 'shardline_stale_connections_total',
       help: 'Requests sent again at once on a fresh connection because the reused keep-alive connection had been closed by the server (not attempts, not retries).',
@@ -83,10 +125,32 @@ export class LiveMetrics {
       registers,
     });
     const down = this.downShards;
-    new Gauge({ name: 'shardline_endpoint_down', help: '1 while shards have paused dispatch because the endpoint refuses connections or answers 502/503/504.', registers, collect() { this.set(down.size > 0 ? 1 : 0); } });
-    this.loopLag = new Gauge({ name: 'shardline_event_loop_lag_seconds', help: 'Worst event-loop lag in the last interval, by shard (-1 = coordinator).', labelNames: ['shard'], registers });
-    this.loopBusy = new Gauge({ name: 'shardline_event_loop_utilization_ratio', help: 'Share of the last interval a shard\'s event loop was busy.', labelNames: ['shard'], registers });
-    this.cpuWait = new Gauge({ name: 'shardline_cpu_wait_ratio', help: 'Share of the last interval a shard\'s loop thread waited for a core (Linux): the client starved of CPU.', labelNames: ['shard'], registers });
+    new Gauge({
+      name: 'shardline_endpoint_down',
+      help: '1 while shards have paused dispatch because the endpoint refuses connections or answers 502/503/504.',
+      registers,
+      collect() {
+        this.set(down.size > 0 ? 1 : 0);
+      },
+    });
+    this.loopLag = new Gauge({
+      name: 'shardline_event_loop_lag_seconds',
+      help: 'Worst event-loop lag in the last interval, by shard (-1 = coordinator).',
+      labelNames: ['shard'],
+      registers,
+    });
+    this.loopBusy = new Gauge({
+      name: 'shardline_event_loop_utilization_ratio',
+      help: "Share of the last interval a shard's event loop was busy.",
+      labelNames: ['shard'],
+      registers,
+    });
+    this.cpuWait = new Gauge({
+      name: 'shardline_cpu_wait_ratio',
+      help: "Share of the last interval a shard's loop thread waited for a core (Linux): the client starved of CPU.",
+      labelNames: ['shard'],
+      registers,
+    });
     new Gauge({
       name: 'shardline_completion_tokens_per_minute',
       help: 'Aggregate completion tokens over the last 60 s, across shards.',
@@ -111,14 +175,20 @@ export class LiveMetrics {
       this.tokenUsage.observe({ gen_ai_operation_name: 'chat', gen_ai_token_type: 'output' }, d.completionTokens);
       if (d.ttftMs !== undefined) this.ttft.observe({ gen_ai_operation_name: 'chat' }, d.ttftMs / 1000);
     } else {
-      this.opDuration.observe({ gen_ai_operation_name: 'chat', gen_ai_request_model: model, error_type: d.cause ?? 'unknown' }, d.attemptMs / 1000);
+      this.opDuration.observe(
+        { gen_ai_operation_name: 'chat', gen_ai_request_model: model, error_type: d.cause ?? 'unknown' },
+        d.attemptMs / 1000,
+      );
     }
   }
 
   recordRetry(r: RetryItem): void {
     if (!this.served) return;
     this.retries.inc({ cause: r.cause });
-    this.opDuration.observe({ gen_ai_operation_name: 'chat', gen_ai_request_model: 'unknown', error_type: r.cause }, r.attemptMs / 1000);
+    this.opDuration.observe(
+      { gen_ai_operation_name: 'chat', gen_ai_request_model: 'unknown', error_type: r.cause },
+      r.attemptMs / 1000,
+    );
   }
 
   recordConnections(opened: number): void {

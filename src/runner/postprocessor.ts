@@ -59,8 +59,14 @@ import(workerData).then((m) => parentPort.postMessage({ kind: typeof m.default }
       timer = setTimeout(() => resolve({ error: `it did not finish loading within ${timeoutMs / 1000} s` }), timeoutMs);
     });
     const expected = 'a module whose default export is a function (result) => result';
-    if (answer.error !== undefined) throw new ConfigError(`Expected \`--postprocess\` to be ${expected}, got \`${modulePath}\`: loading it failed: ${answer.error}`);
-    if (answer.kind !== 'function') throw new ConfigError(`Expected \`--postprocess\` to be ${expected}, got \`${modulePath}\` (its default export is ${answer.kind === 'undefined' ? 'missing' : `a ${answer.kind}`})`);
+    if (answer.error !== undefined)
+      throw new ConfigError(
+        `Expected \`--postprocess\` to be ${expected}, got \`${modulePath}\`: loading it failed: ${answer.error}`,
+      );
+    if (answer.kind !== 'function')
+      throw new ConfigError(
+        `Expected \`--postprocess\` to be ${expected}, got \`${modulePath}\` (its default export is ${answer.kind === 'undefined' ? 'missing' : `a ${answer.kind}`})`,
+      );
   } finally {
     clearTimeout(timer);
     await worker.terminate();

@@ -48,7 +48,11 @@ export class ProbeGate {
     const verdict = this.health.noteFailure(cause, status, ts);
     if (verdict === 'gave_up') this.reset();
     // The outage began, or the probe failed (nothing in flight as a probe, none due or scheduled).
-    else if (verdict === 'opened' || (verdict === 'held' && this.probeId === undefined && !this.due && this.timer === undefined)) this.schedule();
+    else if (
+      verdict === 'opened' ||
+      (verdict === 'held' && this.probeId === undefined && !this.due && this.timer === undefined)
+    )
+      this.schedule();
     return verdict;
   }
 

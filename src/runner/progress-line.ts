@@ -65,7 +65,11 @@ export function createReadProgress(mode: ProgressMode, stream: NodeJS.WriteStrea
 }
 
 /** The run's progress line (see formatProgress) on a status line. */
-export function createProgressReporter(mode: ProgressMode, stream: NodeJS.WriteStream = process.stderr, everyMs = 10_000) {
+export function createProgressReporter(
+  mode: ProgressMode,
+  stream: NodeJS.WriteStream = process.stderr,
+  everyMs = 10_000,
+) {
   const line = createStatusLine(mode, stream, everyMs);
   return {
     update(p: ProgressSnapshot): void {

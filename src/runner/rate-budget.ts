@@ -75,7 +75,10 @@ export class RateBudget {
   tryTake(tokens: number, nowMs: number): number {
     if (!this.active) return 0;
     let wait = 0;
-    for (const [kind, cost] of [['requests', 1], ['tokens', tokens]] as const) {
+    for (const [kind, cost] of [
+      ['requests', 1],
+      ['tokens', tokens],
+    ] as const) {
       const b = this.own[kind];
       if (b) {
         refill(b, nowMs);
@@ -84,7 +87,8 @@ export class RateBudget {
       const s = this.server[kind];
       if (s) {
         const avail = serverAvailable(s, nowMs);
-        if (avail < cost) wait = Math.max(wait, s.perMs ? (cost - avail) / s.perMs : (s.resetMs ?? MAX_WAIT_MS) - (nowMs - s.at));
+        if (avail < cost)
+          wait = Math.max(wait, s.perMs ? (cost - avail) / s.perMs : (s.resetMs ?? MAX_WAIT_MS) - (nowMs - s.at));
       }
     }
     if (wait > 0) return Math.min(MAX_WAIT_MS, Math.max(1, wait));
@@ -138,7 +142,12 @@ function refill(b: Bucket, nowMs: number): void {
 
 /** What the provider would have left now: its last count, refilled at its rate, less what was sent since. */
 function serverAvailable(s: ServerView, nowMs: number): number {
-  const refilled = s.perMs !== undefined ? (nowMs - s.at) * s.perMs : s.resetMs !== undefined && nowMs - s.at >= s.resetMs ? Infinity : 0;
+  const refilled =
+    s.perMs !== undefined
+      ? (nowMs - s.at) * s.perMs
+      : s.resetMs !== undefined && nowMs - s.at >= s.resetMs
+        ? Infinity
+        : 0;
   return s.remaining + refilled - s.chargedSince;
 }
 
@@ -161,14 +170,23 @@ export function parseResetDuration(text: string): number | undefined {
 }
 
 /** The rate-limit state an answer's headers carry (none when the provider sends no x-ratelimit-remaining-*). */
-export function quotaFromHeaders(headers: Record<string, string | string[] | undefined>, ts: number): QuotaObservation[] {
+export function quotaFromHeaders(
+  headers: Record<string, string | string[] | undefined>,
+  ts: number,
+): QuotaObservation[] {
   const out: QuotaObservation[] = [];
   for (const kind of ['requests', 'tokens'] as const) {
     const remaining = Number(first(headers[`x-ratelimit-remaining-${kind}`]));
     if (!Number.isFinite(remaining) || first(headers[`x-ratelimit-remaining-${kind}`]) === undefined) continue;
     const limit = Number(first(headers[`x-ratelimit-limit-${kind}`]));
     const reset = first(headers[`x-ratelimit-reset-${kind}`]);
-    out.push({ kind, limit: Number.isFinite(limit) && limit > 0 ? limit : undefined, remaining, resetMs: reset === undefined ? undefined : parseResetDuration(reset), ts });
+    out.push({
+      kind,
+      limit: Number.isFinite(limit) && limit > 0 ? limit : undefined,
+      remaining,
+      resetMs: reset === undefined ? undefined : parseResetDuration(reset),
+      ts,
+    });
   }
   return out;
 }
@@ -182,5 +200,8 @@ export async function tokenCharge(bodyJson: string): Promise<{ promptTokens: num
   const body = JSON.parse(bodyJson) as { max_tokens?: unknown; max_completion_tokens?: unknown; n?: unknown };
   const max = body.max_completion_tokens ?? body.max_tokens;
   const n = typeof body.n === 'number' && body.n > 1 ? body.n : 1;
-  return { promptTokens: await estimatePromptTokens(bodyJson), maxTokens: typeof max === 'number' ? max * n : undefined };
+  return {
+    promptTokens: await estimatePromptTokens(bodyJson),
+    maxTokens: typeof max === 'number' ? max * n : undefined,
+  };
 }

@@ -6,7 +6,11 @@ import type { WorkItem } from './ipc-messages.js';
  * `{"id","custom_id","response":{"status_code","request_id","body"},"error":null}` or, failed,
  * `{"id","custom_id","response":null,"error":{"code":<cause>,"message","status"?}}`.
  */
-export function successResultLine(runId: string, item: WorkItem, o: Extract<AttemptOutcome, { outcome: 'ok' }>): string {
+export function successResultLine(
+  runId: string,
+  item: WorkItem,
+  o: Extract<AttemptOutcome, { outcome: 'ok' }>,
+): string {
   return JSON.stringify({
     id: resultId(runId, item),
     custom_id: item.id,

@@ -62,7 +62,10 @@ export function misconfiguredHalt(t: RunTotals, n: number): string | undefined {
 }
 
 /** What the totals count of a finished request. */
-export type TalliedFacts = Pick<DoneItem, 'outcome' | 'attempts' | 'promptTokens' | 'completionTokens' | 'cause' | 'status' | 'error' | 'retryAfterTooLongMs'>;
+export type TalliedFacts = Pick<
+  DoneItem,
+  'outcome' | 'attempts' | 'promptTokens' | 'completionTokens' | 'cause' | 'status' | 'error' | 'retryAfterTooLongMs'
+>;
 
 /** Count a finished request (its result was written). */
 export function tallyDone(t: RunTotals, d: TalliedFacts): void {

@@ -82,11 +82,22 @@ export async function run(input: RunOptionsInput | RunOptions, hooks: RunHooks =
   const o = parsed.data;
   const clock = hooks.clock ?? monotonicEpochMs;
   checkReadableInput(o.input);
-  if (o.globalConcurrency !== undefined && o.redis === undefined) throw new ConfigError(`Expected \`--global-concurrency\` only with \`--redis\`, got \`${o.globalConcurrency}\` without it (one machine: --shards × --concurrency is the bound)`);
-  if (o.localWorkers > 0 && o.redis === undefined) throw new ConfigError(`Expected \`--local-workers\` only with \`--redis\`, got \`${o.localWorkers}\` without it`);
+  if (o.globalConcurrency !== undefined && o.redis === undefined)
+    throw new ConfigError(
+      `Expected \`--global-concurrency\` only with \`--redis\`, got \`${o.globalConcurrency}\` without it (one machine: --shards × --concurrency is the bound)`,
+    );
+  if (o.localWorkers > 0 && o.redis === undefined)
+    throw new ConfigError(`Expected \`--local-workers\` only with \`--redis\`, got \`${o.localWorkers}\` without it`);
   // Each worker would apply an arrival rate or a budget on its own: N workers would send N times it.
-  for (const [key, flag] of [['rate', '--rate'], ['rpm', '--rpm'], ['tpm', '--tpm']] as const) {
-    if (o.redis !== undefined && o[key] !== undefined) throw new ConfigError(`Expected no \`${flag}\` with \`--redis\`, got \`${o[key]}\`: every worker would apply it on its own (bound a distributed run with --global-concurrency)`);
+  for (const [key, flag] of [
+    ['rate', '--rate'],
+    ['rpm', '--rpm'],
+    ['tpm', '--tpm'],
+  ] as const) {
+    if (o.redis !== undefined && o[key] !== undefined)
+      throw new ConfigError(
+        `Expected no \`${flag}\` with \`--redis\`, got \`${o[key]}\`: every worker would apply it on its own (bound a distributed run with --global-concurrency)`,
+      );
   }
   if (o.postprocess && !existsSync(o.postprocess)) {
     throw new ConfigError(`Expected \`--postprocess\` to be a module file, got \`${o.postprocess}\` (not found)`);
@@ -97,7 +108,8 @@ export async function run(input: RunOptionsInput | RunOptions, hooks: RunHooks =
     ensureDir(out);
   } catch (cause) {
     const e = cause as NodeJS.ErrnoException;
-    if (e.code === 'ENOTDIR') throw new ConfigError(`Expected \`--out\` to be a directory, got \`${o.out}\` (a file is in the way)`, { cause });
+    if (e.code === 'ENOTDIR')
+      throw new ConfigError(`Expected \`--out\` to be a directory, got \`${o.out}\` (a file is in the way)`, { cause });
     throw new IoError(`Cannot create output directory \`${o.out}\`: ${e.message}`, { cause });
   }
   const release = acquireOutLock(out);
@@ -114,7 +126,10 @@ async function runInDir(o: RunOptions, out: string, hooks: RunHooks, clock: Cloc
   const inputHash = await hashFile(o.input);
   const previous = readManifest(out);
   if (o.resume && !previous) throw new ConfigError(`Nothing to resume: \`--out\` ${out} has no run.json`);
-  if (o.retryFailed !== false && !previous) throw new ConfigError(`Nothing to retry: \`--out\` ${out} has no run.json (--retry-failed runs again the failures of an earlier run there)`);
+  if (o.retryFailed !== false && !previous)
+    throw new ConfigError(
+      `Nothing to retry: \`--out\` ${out} has no run.json (--retry-failed runs again the failures of an earlier run there)`,
+    );
   if (previous && previous.input.sha256 !== inputHash.sha256) {
     throw new InputChangedError(
       `Refusing to resume into ${out}: the input changed (sha256 ${inputHash.sha256.slice(0, 12)}… now, ${previous.input.sha256.slice(0, 12)}… when the run started). Use a new --out.`,
@@ -124,7 +139,13 @@ async function runInDir(o: RunOptions, out: string, hooks: RunHooks, clock: Cloc
   // Before the sink opens results.jsonl: the failures to run again must not count as done.
   const resultsPath = join(out, 'results.jsonl');
   if (existsSync(resultsPath)) hooks.onStage?.({ stage: 'read_results', bytes: statSync(resultsPath).size });
-  const setAside = o.retryFailed === false ? undefined : await setAsideFailures(resultsPath, o.retryFailed === true || o.retryFailed === 'all' ? 'all' : o.retryFailed.split(','));
+  const setAside =
+    o.retryFailed === false
+      ? undefined
+      : await setAsideFailures(
+          resultsPath,
+          o.retryFailed === true || o.retryFailed === 'all' ? 'all' : o.retryFailed.split(','),
+        );
   if (setAside) hooks.onStage?.({ stage: 'set_aside', ...setAside });
   // A file of the run that cannot be written (a full disk) stops the run: until the coordinator
   // exists, the first such error is kept for it.
@@ -134,7 +155,13 @@ async function runInDir(o: RunOptions, out: string, hooks: RunHooks, clock: Cloc
   const sink = new DirResultSink(out);
   sink.onError = onWriteError;
   const doneIds = await sink.doneIds();
-  const events = new EventWriter({ path: join(out, 'events', 'coordinator.jsonl'), run: runId, shard: -1, now: clock, onError: onWriteError });
+  const events = new EventWriter({
+    path: join(out, 'events', 'coordinator.jsonl'),
+    run: runId,
+    shard: -1,
+    now: clock,
+    onError: onWriteError,
+  });
   const startedAt = new Date();
   const manifest: RunManifest = {
     schema: 'shardline.run/v1',
@@ -150,17 +177,46 @@ async function runInDir(o: RunOptions, out: string, hooks: RunHooks, clock: Cloc
     totals: null,
   };
   writeManifest(out, manifest);
-  events.write('run_start', { config: manifest.config, resumed: previous !== undefined, pid: process.pid, ...(setAside ? { rerun: setAside.moved } : {}) });
+  events.write('run_start', {
+    config: manifest.config,
+    resumed: previous !== undefined,
+    pid: process.pid,
+    ...(setAside ? { rerun: setAside.moved } : {}),
+  });
 
   if (o.redis !== undefined) {
     const t0 = clock();
     // Loaded only for a distributed run: BullMQ and ioredis cost every other command ~0.3 s of CPU to load.
     const { runDistributed } = await import('./redis/distributed-run.js');
-    const { status, totals: t, ttftP95Ms, error } = await runDistributed({ options: { ...o, redis: o.redis }, runId, out, sink, doneIds, clock, signal: hooks.signal, ...(hooks.onMetrics ? { onMetrics: hooks.onMetrics } : {}) });
+    const {
+      status,
+      totals: t,
+      ttftP95Ms,
+      error,
+    } = await runDistributed({
+      options: { ...o, redis: o.redis },
+      runId,
+      out,
+      sink,
+      doneIds,
+      clock,
+      signal: hooks.signal,
+      ...(hooks.onMetrics ? { onMetrics: hooks.onMetrics } : {}),
+    });
     await sink.close();
     events.write('run_end', { status, succeeded: t.succeeded, failed: t.failed, rejected: t.rejected });
     events.close();
-    const summary = buildSummary(o, runId, out, status, t, (clock() - t0) / 1000, ttftP95Ms, error, setAside?.moved ?? 0);
+    const summary = buildSummary(
+      o,
+      runId,
+      out,
+      status,
+      t,
+      (clock() - t0) / 1000,
+      ttftP95Ms,
+      error,
+      setAside?.moved ?? 0,
+    );
     writeManifest(out, { ...manifest, status, ended_at: new Date().toISOString(), totals: { ...summary } });
     return summary;
   }
@@ -202,7 +258,17 @@ async function runInDir(o: RunOptions, out: string, hooks: RunHooks, clock: Cloc
   const t = coordinator.totals;
   events.write('run_end', { status, succeeded: t.succeeded, failed: t.failed, rejected: t.rejected });
   events.close();
-  const summary = buildSummary(o, runId, out, status, t, durationS, coordinator.snapshot().ttftP95Ms, error, setAside?.moved ?? 0);
+  const summary = buildSummary(
+    o,
+    runId,
+    out,
+    status,
+    t,
+    durationS,
+    coordinator.snapshot().ttftP95Ms,
+    error,
+    setAside?.moved ?? 0,
+  );
   try {
     writeManifest(out, { ...manifest, status, ended_at: new Date().toISOString(), totals: { ...summary } });
   } catch (err) {
@@ -233,7 +299,14 @@ function buildSummary(
     run_id: runId,
     status,
     out,
-    requests: { total: t.requests, succeeded: t.succeeded, failed: t.failed, rejected: t.rejected, skipped: t.skipped, rerun },
+    requests: {
+      total: t.requests,
+      succeeded: t.succeeded,
+      failed: t.failed,
+      rejected: t.rejected,
+      skipped: t.skipped,
+      rerun,
+    },
     attempts: t.attempts,
     retries: t.retries,
     failure_causes: t.causes,
@@ -262,7 +335,9 @@ function buildSummary(
 /** Options that were set but did nothing in this run, said once at the end rather than silently ignored. */
 function optionHints(o: RunOptions): string[] {
   if (o.readCoalesceMs !== undefined) {
-    return [`--read-coalesce-ms ${o.readCoalesceMs} had no effect: read holds were removed (they saved CPU in one benchmark shape at the cost of reading stream ends late)`];
+    return [
+      `--read-coalesce-ms ${o.readCoalesceMs} had no effect: read holds were removed (they saved CPU in one benchmark shape at the cost of reading stream ends late)`,
+    ];
   }
   return [];
 }
@@ -281,7 +356,10 @@ export function allowedFailures(spec: string | undefined, lines: number): number
 }
 
 export function newRunId(): string {
-  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const stamp = new Date()
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
   return `${stamp}-${randomBytes(3).toString('hex')}`;
 }
 

@@ -21,7 +21,10 @@ export interface SetAsideOutcome {
  * crash at any point leaves every request either with its old result or with none (and `--resume`
  * then runs it); at worst retried.jsonl holds a line twice.
  */
-export async function setAsideFailures(resultsPath: string, causes: readonly string[] | 'all'): Promise<SetAsideOutcome> {
+export async function setAsideFailures(
+  resultsPath: string,
+  causes: readonly string[] | 'all',
+): Promise<SetAsideOutcome> {
   if (!existsSync(resultsPath)) return { moved: 0, kept: 0 };
   // A torn last line from a killed run is not a result (the appender drops it on open too).
   const fd = openSync(resultsPath, 'r+');

@@ -93,7 +93,8 @@ export class ShardHandle {
   dispatch(items: WorkItem[]): void {
     for (const item of items) this.assigned.set(item.id, item);
     // Bounded messages: a run with a huge concurrency must not serialize its read-ahead as one.
-    for (let i = 0; i < items.length; i += MAX_ITEMS_PER_MESSAGE) this.send({ t: 'work', items: items.slice(i, i + MAX_ITEMS_PER_MESSAGE) });
+    for (let i = 0; i < items.length; i += MAX_ITEMS_PER_MESSAGE)
+      this.send({ t: 'work', items: items.slice(i, i + MAX_ITEMS_PER_MESSAGE) });
   }
 
   /** Ask the shard to stop and wait for it to exit (killing it after `timeoutMs`). */
@@ -110,5 +111,4 @@ export class ShardHandle {
   kill(): void {
     this.link.kill();
   }
-
 }

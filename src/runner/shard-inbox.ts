@@ -16,7 +16,11 @@ export interface ShardInbox {
  * `stop` drains or abandons it and then calls `onStopped`. `cpuSince` is the CPU baseline for the
  * shard's gauges (a worker process serves run after run; a child counts from its start).
  */
-export function shardInbox(send: (msg: FromShard) => void, onStopped: () => void, cpuSince?: () => NodeJS.CpuUsage): ShardInbox {
+export function shardInbox(
+  send: (msg: FromShard) => void,
+  onStopped: () => void,
+  cpuSince?: () => NodeJS.CpuUsage,
+): ShardInbox {
   let runtime: ShardRuntime | undefined;
   return {
     get runtime() {

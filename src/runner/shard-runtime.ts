@@ -131,7 +131,10 @@ export class ShardRuntime {
       keepAliveTimeout: 30_000,
       headersTimeout: 0,
       bodyTimeout: 0,
-      connect: this.tracker.connector({ timeout: config.timeoutConnectMs, ...(config.origin.startsWith('https:') ? { ca: trustedCas() } : {}) }),
+      connect: this.tracker.connector({
+        timeout: config.timeoutConnectMs,
+        ...(config.origin.startsWith('https:') ? { ca: trustedCas() } : {}),
+      }),
     });
   }
 
@@ -155,7 +158,12 @@ export class ShardRuntime {
 
   /** Start prefetched work while slots are free; while the endpoint is down, only a due probe. */
   private startMore(): void {
-    while (this.local.length > 0 && this.inFlight < this.limit && !this.stopping && this.gate.admit(this.local[0]!.id)) {
+    while (
+      this.local.length > 0 &&
+      this.inFlight < this.limit &&
+      !this.stopping &&
+      this.gate.admit(this.local[0]!.id)
+    ) {
       void this.execute(this.local.shift()!);
     }
   }
@@ -193,7 +201,8 @@ export class ShardRuntime {
     // Prefetched work never started: hand it back so it is not counted as in flight.
     this.release(this.local.splice(0));
     this.gate.stop();
-    while (this.stopping === 'drain' && (this.inFlight > 0 || this.postPending > 0)) await new Promise((r) => setTimeout(r, 5));
+    while (this.stopping === 'drain' && (this.inFlight > 0 || this.postPending > 0))
+      await new Promise((r) => setTimeout(r, 5));
     // Attempts that failed into a pause while draining: unfinished, back to the coordinator.
     this.release(this.local.splice(0));
     this.flushOutbox();
@@ -201,7 +210,11 @@ export class ShardRuntime {
     this.gaugeLoad.close();
     this.loopLag.stop();
     const cpu = process.cpuUsage(this.cpuSince);
-    const end: EventPayloads['shard_end'] = { requests: this.requests, cpu_user_ms: cpu.user / 1000, cpu_system_ms: cpu.system / 1000 };
+    const end: EventPayloads['shard_end'] = {
+      requests: this.requests,
+      cpu_user_ms: cpu.user / 1000,
+      cpu_system_ms: cpu.system / 1000,
+    };
     if (this.pool instanceof RawPool) end.socket_reads = this.pool.reads;
     this.events.write('shard_end', end);
     this.events.close();
@@ -224,7 +237,13 @@ export class ShardRuntime {
     // A reused keep-alive connection the server had closed: nothing reached it, so the request
     // goes again at once on a fresh connection, as the same attempt (once: a server that resets
     // fresh connections too ends in a real failure).
-    if (outcome.outcome === 'error' && outcome.status === undefined && outcome.cause === 'conn_reset' && who.reused && !this.stopping) {
+    if (
+      outcome.outcome === 'error' &&
+      outcome.status === undefined &&
+      outcome.cause === 'conn_reset' &&
+      who.reused &&
+      !this.stopping
+    ) {
       this.noteStale(item, who, outcome.message);
       outcome = await this.sendOnce(item, who, true);
     }
@@ -278,10 +297,15 @@ export class ShardRuntime {
 
   /** Record a stale connection; after two following streamed answers, stop reusing those. */
   private noteStale(item: WorkItem, who: ConnAttribution, message: string): void {
-    const p: EventPayloads['stale_connection'] = { id: item.id, attempt: item.attempt, error: this.redact(message).slice(0, 200) };
+    const p: EventPayloads['stale_connection'] = {
+      id: item.id,
+      attempt: item.attempt,
+      error: this.redact(message).slice(0, 200),
+    };
     if (who.afterStream) p.after_stream = true;
     this.events.write('stale_connection', p);
-    if (this.keepAlive.noteStale(who.afterStream === true)) this.events.write('keepalive_off', { after: 'stream', stale: this.keepAlive.staleAfterStreams });
+    if (this.keepAlive.noteStale(who.afterStream === true))
+      this.events.write('keepalive_off', { after: 'stream', stale: this.keepAlive.staleAfterStreams });
   }
 
   /**
@@ -317,11 +341,24 @@ export class ShardRuntime {
     if (!this.stopping) setImmediate(() => this.startMore());
   }
 
-  private writeAttemptEnd(item: WorkItem, o: AttemptOutcome, tokens: TokenCounts | undefined, who: ConnAttribution, startTs: number, ts: number): void {
+  private writeAttemptEnd(
+    item: WorkItem,
+    o: AttemptOutcome,
+    tokens: TokenCounts | undefined,
+    who: ConnAttribution,
+    startTs: number,
+    ts: number,
+  ): void {
     this.events.write('attempt_end', attemptEndPayload(item, o, tokens, who.connectMs, startTs, this.redact), ts);
   }
 
-  private async succeed(item: WorkItem, o: Extract<AttemptOutcome, { outcome: 'ok' }>, tokens: TokenCounts, startTs: number, endTs: number): Promise<void> {
+  private async succeed(
+    item: WorkItem,
+    o: Extract<AttemptOutcome, { outcome: 'ok' }>,
+    tokens: TokenCounts,
+    startTs: number,
+    endTs: number,
+  ): Promise<void> {
     const { id, attempt } = item;
     const completionTokens = tokens.completion;
     const promptTokens = tokens.prompt;
@@ -343,7 +380,13 @@ export class ShardRuntime {
       }
     }
     const outcome = cause ? 'failed' : 'succeeded';
-    const end: EventPayloads['request_end'] = { id, outcome, attempts: attempt, completion_tokens: completionTokens, prompt_tokens: promptTokens };
+    const end: EventPayloads['request_end'] = {
+      id,
+      outcome,
+      attempts: attempt,
+      completion_tokens: completionTokens,
+      prompt_tokens: promptTokens,
+    };
     if (cause) end.cause = cause;
     if (estimated) end.tokens_estimated = true;
     this.events.write('request_end', end);
@@ -364,29 +407,59 @@ export class ShardRuntime {
     this.scheduleFlush();
   }
 
-  private failAttempt(item: WorkItem, o: Extract<AttemptOutcome, { outcome: 'error' }>, startTs: number, now: number): void {
+  private failAttempt(
+    item: WorkItem,
+    o: Extract<AttemptOutcome, { outcome: 'error' }>,
+    startTs: number,
+    now: number,
+  ): void {
     const { id, attempt } = item;
     // Attempts that failed while the endpoint was down are not charged (see pause()).
     const charged = attempt - (item.free ?? 0);
-    const decision = decideRetry({ attempt: charged, cause: o.cause, status: o.status, retryAfterMs: o.retryAfterMs, nowMs: now }, this.retry);
+    const decision = decideRetry(
+      { attempt: charged, cause: o.cause, status: o.status, retryAfterMs: o.retryAfterMs, nowMs: now },
+      this.retry,
+    );
     if (decision.retry) {
       const delayMs = round3(decision.delayMs);
       const backoffTs = this.clock();
       this.events.write(
         'backoff',
-        { id, attempt, delay_ms: delayMs, cause: o.cause, ...(decision.budgetExhausted ? { budget_exhausted: true } : {}) },
+        {
+          id,
+          attempt,
+          delay_ms: delayMs,
+          cause: o.cause,
+          ...(decision.budgetExhausted ? { budget_exhausted: true } : {}),
+        },
         backoffTs,
       );
-      const retry: RetryItem = { id, attempt: attempt + 1, delayMs, dueTs: backoffTs + delayMs, cause: o.cause, attemptMs: now - startTs };
+      const retry: RetryItem = {
+        id,
+        attempt: attempt + 1,
+        delayMs,
+        dueTs: backoffTs + delayMs,
+        cause: o.cause,
+        attemptMs: now - startTs,
+      };
       if (item.free) retry.free = item.free;
       this.outbox.retry.push(retry);
     } else {
-      this.events.write('request_end', { id, outcome: 'failed', attempts: attempt, completion_tokens: 0, prompt_tokens: 0, cause: o.cause });
+      this.events.write('request_end', {
+        id,
+        outcome: 'failed',
+        attempts: attempt,
+        completion_tokens: 0,
+        prompt_tokens: 0,
+        cause: o.cause,
+      });
       this.requests++;
       const tooLong = decision.retryAfterTooLongMs;
       const message =
         this.redact(o.message) +
-        (tooLong === undefined ? '' : ` (not retried: the server asked to wait ${round3(tooLong / 1000)} s, over --retry-after-max-s ${this.retry.retryAfterMaxMs! / 1000})`);
+        (tooLong === undefined
+          ? ''
+          : ` (not retried: the server asked to wait ${round3(tooLong / 1000)} s, over --retry-after-max-s ${this.retry.retryAfterMaxMs! / 1000})`);
       const done: DoneItem = {
         id,
         resultLine: errorResultLine(this.config.runId, item, o.cause, message, o.status),
@@ -427,7 +500,18 @@ export class ShardRuntime {
     };
     if (load.cpuWait !== null) p.cpu_wait = round3(load.cpuWait);
     this.events.write('gauge', p);
-    this.send({ t: 'beat', inFlight: this.inFlight, limit: this.limit, loopLagMs: lagMs, connsOpen: this.tracker.open, connsOpened: this.tracker.opened, stale: this.keepAlive.stale, paused: this.pausedCount, loopBusy: load.loopBusy, cpuWait: load.cpuWait });
+    this.send({
+      t: 'beat',
+      inFlight: this.inFlight,
+      limit: this.limit,
+      loopLagMs: lagMs,
+      connsOpen: this.tracker.open,
+      connsOpened: this.tracker.opened,
+      stale: this.keepAlive.stale,
+      paused: this.pausedCount,
+      loopBusy: load.loopBusy,
+      cpuWait: load.cpuWait,
+    });
   }
 
   // Batch IPC: at most one message of each kind per turn of the event loop.
@@ -443,11 +527,29 @@ export class ShardRuntime {
     const ttftMs = ok ? ok.firstTokenTs - startTs : undefined;
     const tokens = ok ? (ok.completion.usage?.completion_tokens ?? ok.contentChunks) : 0;
     const tpotMs = ok && tokens > 1 ? (ok.lastTokenTs - ok.firstTokenTs) / (tokens - 1) : undefined;
-    const queueMs = ok ? serverQueueMs(ok.completion, item.stream, { startTs, firstTokenTs: ok.firstTokenTs, lastTokenTs: ok.lastTokenTs, connectMs }) : undefined;
-    const change = this.adaptive!.noteEnd(startTs, ttftMs, outcome.outcome === 'error' ? outcome.cause : undefined, endTs, tpotMs, queueMs);
+    const queueMs = ok
+      ? serverQueueMs(ok.completion, item.stream, {
+          startTs,
+          firstTokenTs: ok.firstTokenTs,
+          lastTokenTs: ok.lastTokenTs,
+          connectMs,
+        })
+      : undefined;
+    const change = this.adaptive!.noteEnd(
+      startTs,
+      ttftMs,
+      outcome.outcome === 'error' ? outcome.cause : undefined,
+      endTs,
+      tpotMs,
+      queueMs,
+    );
     if (!change) return;
     this.limit = change.new;
-    this.events.write('limit', { old: change.old, new: change.new, reason: change.reason, concurrency: change.new }, endTs);
+    this.events.write(
+      'limit',
+      { old: change.old, new: change.new, reason: change.reason, concurrency: change.new },
+      endTs,
+    );
     const delta = change.new - change.old;
     if (delta > 0) {
       // Owed pulls first absorb the rise; the rest asks the coordinator for more.
@@ -478,5 +580,3 @@ export class ShardRuntime {
     if (pull && !this.stopping) this.send({ t: 'pull', n: pull, running: this.inFlight, local: this.local.length });
   }
 }
-
-

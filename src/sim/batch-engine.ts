@@ -226,7 +226,8 @@ export class BatchEngine {
     for (let i = 0; i < this.stepReleased; i++) this.release();
     if (list.length === 0) return;
     // Catch up on timer slop, but never bank more than 5 ms of credit after a stall of the loop.
-    this.nextStepAt = Math.max(this.nextStepAt, t - 5) + this.jittered(stepMs(this.profile, this.occupied)) + this.stolenMs;
+    this.nextStepAt =
+      Math.max(this.nextStepAt, t - 5) + this.jittered(stepMs(this.profile, this.occupied)) + this.stolenMs;
     this.stolenMs = 0;
     this.schedule();
   };

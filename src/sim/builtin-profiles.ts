@@ -49,18 +49,23 @@ const inputs: SimProfileInput[] = [
   {
     ...realistic,
     name: 'rate-limited',
-    description: 'Realistic capacity behind 3,000 req/min and 120k tokens/min enforced per second, plus 2% random 429s.',
-    faults: { rate_limit: { requests_per_min: 3000, tokens_per_min: 120_000, burst_s: 1, random_429_p: 0.02, retry_after_s: 1 } },
+    description:
+      'Realistic capacity behind 3,000 req/min and 120k tokens/min enforced per second, plus 2% random 429s.',
+    faults: {
+      rate_limit: { requests_per_min: 3000, tokens_per_min: 120_000, burst_s: 1, random_429_p: 0.02, retry_after_s: 1 },
+    },
   },
   {
     ...realistic,
     name: 'churn',
-    description: 'Realistic capacity, but every response closes its connection and 10% of status lines are 200 ms late.',
+    description:
+      'Realistic capacity, but every response closes its connection and 10% of status lines are 200 ms late.',
     faults: { keep_alive: false, slow_headers: { p: 0.1, delay_ms: 200 } },
   },
   {
     name: 'quota',
-    description: 'A hosted API\'s quota and a capacity knee: 24 slots (TTFT climbs past 24 in flight), 1,500 requests and 60,000 tokens a minute, 429s with Retry-After and x-ratelimit-* headers, like OpenAI\'s.',
+    description:
+      "A hosted API's quota and a capacity knee: 24 slots (TTFT climbs past 24 in flight), 1,500 requests and 60,000 tokens a minute, 429s with Retry-After and x-ratelimit-* headers, like OpenAI's.",
     slots: 24,
     queue_limit: 4096,
     prefill_ms_base: 20,
@@ -73,7 +78,8 @@ const inputs: SimProfileInput[] = [
   },
   {
     name: 'incident',
-    description: 'The classic incident: 48 slots, a short queue answered 429 when full, 2% 5xx, costly new connections, a frontend that steals decode time.',
+    description:
+      'The classic incident: 48 slots, a short queue answered 429 when full, 2% 5xx, costly new connections, a frontend that steals decode time.',
     slots: 48,
     queue_limit: 16,
     overflow_status: 429,

@@ -194,7 +194,10 @@ export class SimCore implements ResponseHost {
     if (!rl.headers) return {};
     const now = this.now();
     const h: Record<string, string> = {};
-    for (const [kind, perMin, bucket] of [['requests', rl.requests_per_min, this.requestBucket], ['tokens', rl.tokens_per_min, this.tokenBucket]] as const) {
+    for (const [kind, perMin, bucket] of [
+      ['requests', rl.requests_per_min, this.requestBucket],
+      ['tokens', rl.tokens_per_min, this.tokenBucket],
+    ] as const) {
       if (perMin <= 0) continue;
       const { remaining, resetMs } = bucket.peek(now);
       h[`x-ratelimit-limit-${kind}`] = String(perMin);
@@ -208,9 +211,21 @@ export class SimCore implements ResponseHost {
     this.counts.rejections[reason]++;
     this.metrics.rejections.inc({ reason });
     this.countStatus(status);
-    const headers = { 'retry-after': String(Math.max(1, Math.ceil(retryAfterMs / 1000))), 'retry-after-ms': String(Math.ceil(retryAfterMs)), ...this.rateLimitHeaders() };
+    const headers = {
+      'retry-after': String(Math.max(1, Math.ceil(retryAfterMs / 1000))),
+      'retry-after-ms': String(Math.ceil(retryAfterMs)),
+      ...this.rateLimitHeaders(),
+    };
     const type = status === 429 ? 'rate_limit_error' : 'server_error';
-    sendError(res, status, type, reason, `Request refused (${reason}); retry after ${Math.ceil(retryAfterMs)} ms.`, headers, !this.profile.faults.keep_alive);
+    sendError(
+      res,
+      status,
+      type,
+      reason,
+      `Request refused (${reason}); retry after ${Math.ceil(retryAfterMs)} ms.`,
+      headers,
+      !this.profile.faults.keep_alive,
+    );
   }
 
   private readBody(req: IncomingMessage, res: ServerResponse, at: Arrival): void {
@@ -223,7 +238,13 @@ export class SimCore implements ResponseHost {
     req.on('end', () => {
       if (size > MAX_BODY_BYTES) {
         this.countStatus(413);
-        return sendError(res, 413, 'invalid_request_error', 'body_too_large', `Request body is ${size} bytes; the limit is ${MAX_BODY_BYTES}.`);
+        return sendError(
+          res,
+          413,
+          'invalid_request_error',
+          'body_too_large',
+          `Request body is ${size} bytes; the limit is ${MAX_BODY_BYTES}.`,
+        );
       }
       this.onBody(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks), res, at);
     });
@@ -237,7 +258,13 @@ export class SimCore implements ResponseHost {
       body = parsed as Record<string, unknown>;
     } catch {
       this.countStatus(400);
-      return sendError(res, 400, 'invalid_request_error', 'invalid_json', 'We could not parse the JSON body of your request: expected a JSON object.');
+      return sendError(
+        res,
+        400,
+        'invalid_request_error',
+        'invalid_json',
+        'We could not parse the JSON body of your request: expected a JSON object.',
+      );
     }
     const problem = validateChatBody(body);
     if (problem) {
@@ -261,7 +288,12 @@ export class SimCore implements ResponseHost {
     this.afterSetup(body, res, at, u);
   }
 
-  private afterSetup(body: Record<string, unknown>, res: ServerResponse, at: Arrival, u: Record<'slow' | 'r429' | 'r5xx' | 'reset' | 'stall', number>): void {
+  private afterSetup(
+    body: Record<string, unknown>,
+    res: ServerResponse,
+    at: Arrival,
+    u: Record<'slow' | 'r429' | 'r5xx' | 'reset' | 'stall', number>,
+  ): void {
     const f = this.profile.faults;
     if (u.slow < f.slow_headers.p) {
       this.countFault('slow_headers');
@@ -273,13 +305,19 @@ export class SimCore implements ResponseHost {
     this.admit(body, res, at, u);
   }
 
-  private admit(body: Record<string, unknown>, res: ServerResponse, at: Arrival, u: Record<'r429' | 'r5xx' | 'reset' | 'stall', number>): void {
+  private admit(
+    body: Record<string, unknown>,
+    res: ServerResponse,
+    at: Arrival,
+    u: Record<'r429' | 'r5xx' | 'reset' | 'stall', number>,
+  ): void {
     const f = this.profile.faults;
     const now = this.now();
     const messages = body.messages as unknown[];
     const promptTokens = countPromptTokens(messages);
     const maxTokens = (body.max_completion_tokens ?? body.max_tokens ?? this.profile.default_max_tokens) as number;
-    if (u.r429 < f.rate_limit.random_429_p) return this.reject(res, 'random_429', 429, f.rate_limit.retry_after_s * 1000);
+    if (u.r429 < f.rate_limit.random_429_p)
+      return this.reject(res, 'random_429', 429, f.rate_limit.retry_after_s * 1000);
     const byReq = this.requestBucket.take(1, now);
     if (!byReq.ok) return this.reject(res, 'rate_limit_requests', 429, byReq.retryAfterMs);
     const byTok = this.tokenBucket.take(promptTokens + maxTokens, now);
@@ -291,9 +329,18 @@ export class SimCore implements ResponseHost {
       const status = u.r5xx < e.p_500 ? 500 : u.r5xx < e.p_500 + e.p_502 ? 502 : 503;
       this.countFault(`http_${status}` as FaultKind);
       this.countStatus(status);
-      return sendError(res, status, 'server_error', `injected_${status}`, `Injected HTTP ${status}.`, {}, !f.keep_alive);
+      return sendError(
+        res,
+        status,
+        'server_error',
+        `injected_${status}`,
+        `Injected HTTP ${status}.`,
+        {},
+        !f.keep_alive,
+      );
     }
-    if (!this.engine.canAccept()) return this.reject(res, 'queue_full', this.profile.overflow_status, f.rate_limit.retry_after_s * 1000);
+    if (!this.engine.canAccept())
+      return this.reject(res, 'queue_full', this.profile.overflow_status, f.rate_limit.retry_after_s * 1000);
 
     this.metrics.promptTokens.inc(promptTokens);
     const id = `chatcmpl-sim${(this.nextId++).toString(36)}`;

@@ -37,7 +37,12 @@ export class SimMetrics {
 
   constructor(profile: SimProfile, gauges: { active: () => number; queued: () => number; tokens: () => number }) {
     const registers = [this.registry];
-    this.requests = new Counter({ name: 'sim_requests_total', help: 'Responses by HTTP status code.', labelNames: ['code'], registers });
+    this.requests = new Counter({
+      name: 'sim_requests_total',
+      help: 'Responses by HTTP status code.',
+      labelNames: ['code'],
+      registers,
+    });
     this.completionTokens = new Counter({
       name: 'sim_completion_tokens_total',
       help: 'Completion tokens generated.',
@@ -54,25 +59,58 @@ export class SimMetrics {
       labelNames: ['reason'],
       registers,
     });
-    this.faults = new Counter({ name: 'sim_faults_total', help: 'Injected faults that fired, by kind.', labelNames: ['fault'], registers });
-    this.connections = new Counter({ name: 'sim_connections_opened_total', help: 'TCP connections accepted.', registers });
+    this.faults = new Counter({
+      name: 'sim_faults_total',
+      help: 'Injected faults that fired, by kind.',
+      labelNames: ['fault'],
+      registers,
+    });
+    this.connections = new Counter({
+      name: 'sim_connections_opened_total',
+      help: 'TCP connections accepted.',
+      registers,
+    });
     this.ttftS = new Histogram({
       name: 'sim_time_to_first_token_seconds',
       help: 'Server-side time from request arrival to first token written.',
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     });
-    new Gauge({ name: 'sim_active_sequences', help: 'Sequences holding a slot.', registers, collect() { this.set(gauges.active()); } });
-    new Gauge({ name: 'sim_queued_requests', help: 'Requests waiting for a slot.', registers, collect() { this.set(gauges.queued()); } });
+    new Gauge({
+      name: 'sim_active_sequences',
+      help: 'Sequences holding a slot.',
+      registers,
+      collect() {
+        this.set(gauges.active());
+      },
+    });
+    new Gauge({
+      name: 'sim_queued_requests',
+      help: 'Requests waiting for a slot.',
+      registers,
+      collect() {
+        this.set(gauges.queued());
+      },
+    });
     const fixed: [string, string, number][] = [
       ['sim_slots', 'Concurrent sequences the profile allows.', profile.slots],
       ['sim_queue_limit', 'Requests that may wait for a slot.', profile.queue_limit],
-      ['sim_capacity_completion_tokens_per_minute', 'Theoretical completion tokens/min at the reference workload.', finite(capacityTpm(profile))],
-      ['sim_decode_capacity_completion_tokens_per_minute', 'Decode-only upper bound of completion tokens/min.', finite(decodeCapacityTpm(profile))],
+      [
+        'sim_capacity_completion_tokens_per_minute',
+        'Theoretical completion tokens/min at the reference workload.',
+        finite(capacityTpm(profile)),
+      ],
+      [
+        'sim_decode_capacity_completion_tokens_per_minute',
+        'Decode-only upper bound of completion tokens/min.',
+        finite(decodeCapacityTpm(profile)),
+      ],
     ];
     for (const [name, help, value] of fixed) new Gauge({ name, help, registers }).set(value);
-    for (const r of ['queue_full', 'rate_limit_requests', 'rate_limit_tokens', 'random_429'] as const) this.rejections.inc({ reason: r }, 0);
-    for (const f of ['http_500', 'http_502', 'http_503', 'reset', 'stall', 'slow_headers'] as const) this.faults.inc({ fault: f }, 0);
+    for (const r of ['queue_full', 'rate_limit_requests', 'rate_limit_tokens', 'random_429'] as const)
+      this.rejections.inc({ reason: r }, 0);
+    for (const f of ['http_500', 'http_502', 'http_503', 'reset', 'stall', 'slow_headers'] as const)
+      this.faults.inc({ fault: f }, 0);
   }
 }
 

@@ -113,21 +113,22 @@ export class SimResponse implements SequenceSink {
       const socket = this.res.socket;
       if (this.core.profile.faults.close_after_stream && socket) this.core.closeSoon(socket);
     } else {
-      const body = JSON.stringify({
-        id: this.init.id,
-        object: 'chat.completion',
-        created: this.created,
-        model: this.init.model,
-        choices: [
-          {
-            index: 0,
-            message: { role: 'assistant', content: completionText(seq.emitted), refusal: null },
-            logprobs: null,
-            finish_reason: this.init.finishReason,
-          },
-        ],
-        ...(this.init.usage ? { usage } : {}),
-      }).slice(0, -1) + `${timings}}`;
+      const body =
+        JSON.stringify({
+          id: this.init.id,
+          object: 'chat.completion',
+          created: this.created,
+          model: this.init.model,
+          choices: [
+            {
+              index: 0,
+              message: { role: 'assistant', content: completionText(seq.emitted), refusal: null },
+              logprobs: null,
+              finish_reason: this.init.finishReason,
+            },
+          ],
+          ...(this.init.usage ? { usage } : {}),
+        }).slice(0, -1) + `${timings}}`;
       this.res.writeHead(200, {
         'content-type': 'application/json',
         'content-length': Buffer.byteLength(body),

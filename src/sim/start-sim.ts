@@ -39,7 +39,11 @@ export interface RunningSim {
  * @example const sim = await startSim({ profile: builtinProfiles.get('fast')! }); // sim.url + '/v1'
  */
 export async function startSim(options: StartSimOptions): Promise<RunningSim> {
-  const core = new SimCore({ profile: options.profile, seed: options.seed ?? 1, ...(options.now ? { now: options.now } : {}) });
+  const core = new SimCore({
+    profile: options.profile,
+    seed: options.seed ?? 1,
+    ...(options.now ? { now: options.now } : {}),
+  });
   const sockets = new Set<Socket>();
   const server: Server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, core.handle);
   server.on('connection', (socket: Socket) => {

@@ -11,6 +11,13 @@ export async function expectBooksAgree(out: string): Promise<void> {
   const report = await analyze([out]);
   expect(report.requests.succeeded + report.requests.failed).toBe(results.length);
   expect(report.requests.succeeded).toBe(results.filter((r) => r.error === null).length);
-  expect(report.tokens.completion).toBe(results.reduce((a, r) => a + (r.response?.body.usage?.completion_tokens ?? 0), 0));
-  expect(report.results).toMatchObject({ lines: results.length, agree: true, without_request_end: 0, request_ends_without_result: 0 });
+  expect(report.tokens.completion).toBe(
+    results.reduce((a, r) => a + (r.response?.body.usage?.completion_tokens ?? 0), 0),
+  );
+  expect(report.results).toMatchObject({
+    lines: results.length,
+    agree: true,
+    without_request_end: 0,
+    request_ends_without_result: 0,
+  });
 }

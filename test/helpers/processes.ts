@@ -11,7 +11,9 @@ export function killed(p: ChildProcess, signal: NodeJS.Signals): Promise<void> {
 
 /** The process's exit code once it has exited (null when a signal ended it). */
 export function exited(p: ChildProcess): Promise<number | null> {
-  return new Promise((resolve) => (p.exitCode !== null || p.signalCode !== null ? resolve(p.exitCode) : p.once('exit', (code) => resolve(code))));
+  return new Promise((resolve) =>
+    p.exitCode !== null || p.signalCode !== null ? resolve(p.exitCode) : p.once('exit', (code) => resolve(code)),
+  );
 }
 
 /** Poll `cond` every 50 ms until it holds; throws naming `what` after `timeoutMs`. */

@@ -28,7 +28,22 @@ function freePort(): Promise<number> {
 }
 
 function launch(port: number, dir: string): Promise<ChildProcess> {
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--maxmemory-policy', 'noeviction'];
+  const args = [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    dir,
+    '--appendonly',
+    'yes',
+    '--appendfsync',
+    'always',
+    '--save',
+    '',
+    '--maxmemory-policy',
+    'noeviction',
+  ];
   const child = spawn(REDIS_SERVER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   return new Promise((resolve, reject) => {
     let out = '';
@@ -48,7 +63,10 @@ function launch(port: number, dir: string): Promise<ChildProcess> {
 }
 
 export async function startRedis(): Promise<TestRedis> {
-  if (!existsSync(REDIS_SERVER)) throw new Error(`${REDIS_SERVER} is missing: install Debian's redis-server (apt-get install redis-server), as .ci/run does`);
+  if (!existsSync(REDIS_SERVER))
+    throw new Error(
+      `${REDIS_SERVER} is missing: install Debian's redis-server (apt-get install redis-server), as .ci/run does`,
+    );
   const dir = mkdtempSync(join(tmpdir(), 'sl-redis-'));
   const port = await freePort();
   let child = await launch(port, dir);

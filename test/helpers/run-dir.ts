@@ -40,13 +40,22 @@ export function loadEvents(outDir: string): ShardlineEvent[] {
   return all.sort((a, b) => a.ts - b.ts);
 }
 
-export function ofType<T extends ShardlineEvent['type']>(events: ShardlineEvent[], type: T): Extract<ShardlineEvent, { type: T }>[] {
+export function ofType<T extends ShardlineEvent['type']>(
+  events: ShardlineEvent[],
+  type: T,
+): Extract<ShardlineEvent, { type: T }>[] {
   return events.filter((e) => e.type === type) as Extract<ShardlineEvent, { type: T }>[];
 }
 
 export interface ResultRow {
   custom_id: string;
-  response: { status_code: number; body: { choices: { message: { content: string } }[]; usage?: { completion_tokens: number; prompt_tokens?: number } } } | null;
+  response: {
+    status_code: number;
+    body: {
+      choices: { message: { content: string } }[];
+      usage?: { completion_tokens: number; prompt_tokens?: number };
+    };
+  } | null;
   error: { code: string; message: string; status?: number } | null;
 }
 

@@ -56,7 +56,8 @@ export function synthEvents(o: SynthOptions): ShardlineEvent[] {
   const run = 'synth';
   const t0 = o.startMs ?? Date.UTC(2026, 10, 27, 12, 0, 0);
   const ev: ShardlineEvent[] = [];
-  const push = (shard: number, ts: number, type: string, fields: object) => ev.push({ v: 1, ts, run, shard, type, ...fields } as ShardlineEvent);
+  const push = (shard: number, ts: number, type: string, fields: object) =>
+    ev.push({ v: 1, ts, run, shard, type, ...fields } as ShardlineEvent);
   const ttft = o.serverTtftMs ?? (() => 40);
   const decode = o.decodeMs ?? 400;
   const tokens = o.tokens ?? 100;
@@ -99,14 +100,38 @@ export function synthEvents(o: SynthOptions): ShardlineEvent[] {
     if (rnd() < (o.fatalP ?? 0)) {
       end = t + 5;
       push(0, end, 'response_headers', { id: item.id, attempt: item.attempt, status: 500 });
-      push(0, end + 0.01, 'attempt_end', { id: item.id, attempt: item.attempt, outcome: 'error', status: 500, cause: 'http_5xx' });
-      push(0, end + 0.02, 'request_end', { id: item.id, outcome: 'failed', attempts: item.attempt, completion_tokens: 0, prompt_tokens: 0, cause: 'http_5xx' });
+      push(0, end + 0.01, 'attempt_end', {
+        id: item.id,
+        attempt: item.attempt,
+        outcome: 'error',
+        status: 500,
+        cause: 'http_5xx',
+      });
+      push(0, end + 0.02, 'request_end', {
+        id: item.id,
+        outcome: 'failed',
+        attempts: item.attempt,
+        completion_tokens: 0,
+        prompt_tokens: 0,
+        cause: 'http_5xx',
+      });
       done++;
     } else if (rnd() < (o.failP ?? 0)) {
       end = t + (o.failMs ?? 20);
-      push(0, end, 'attempt_end', { id: item.id, attempt: item.attempt, outcome: 'error', status: o.failStatus ?? 429, cause: o.failCause ?? 'http_429' });
+      push(0, end, 'attempt_end', {
+        id: item.id,
+        attempt: item.attempt,
+        outcome: 'error',
+        status: o.failStatus ?? 429,
+        cause: o.failCause ?? 'http_429',
+      });
       const delay = o.backoffMs ?? 500;
-      push(0, end + 0.01, 'backoff', { id: item.id, attempt: item.attempt, delay_ms: delay, cause: o.failCause ?? 'http_429' });
+      push(0, end + 0.01, 'backoff', {
+        id: item.id,
+        attempt: item.attempt,
+        delay_ms: delay,
+        cause: o.failCause ?? 'http_429',
+      });
       push(-1, end + delay, 'enqueue', { id: item.id, line: 0, attempt: item.attempt + 1 });
       backlog.push({ id: item.id, attempt: item.attempt + 1, ready: end + delay });
     } else {
@@ -114,14 +139,28 @@ export function synthEvents(o: SynthOptions): ShardlineEvent[] {
       push(0, first - 1, 'response_headers', { id: item.id, attempt: item.attempt, status: 200 });
       push(0, first, 'first_token', { id: item.id, attempt: item.attempt });
       end = first + decode;
-      push(0, end, 'attempt_end', { id: item.id, attempt: item.attempt, outcome: 'ok', status: 200, completion_tokens: tokens, prompt_tokens: 20, last_token_ts: end });
+      push(0, end, 'attempt_end', {
+        id: item.id,
+        attempt: item.attempt,
+        outcome: 'ok',
+        status: 200,
+        completion_tokens: tokens,
+        prompt_tokens: 20,
+        last_token_ts: end,
+      });
       let fin = end + 0.01;
       if (o.postprocessMs) {
         push(0, fin, 'postprocess_start', { id: item.id });
         fin += o.postprocessMs;
         push(0, fin, 'postprocess_end', { id: item.id });
       }
-      push(0, fin + 0.01, 'request_end', { id: item.id, outcome: 'succeeded', attempts: item.attempt, completion_tokens: tokens, prompt_tokens: 20 });
+      push(0, fin + 0.01, 'request_end', {
+        id: item.id,
+        outcome: 'succeeded',
+        attempts: item.attempt,
+        completion_tokens: tokens,
+        prompt_tokens: 20,
+      });
       done++;
     }
     slots[0] = end + 0.02;
@@ -132,9 +171,20 @@ export function synthEvents(o: SynthOptions): ShardlineEvent[] {
   const last = Math.max(...ends) + 50;
   for (let s = t0 + 1000; s < last; s += 1000) {
     push(-1, s, 'gauge', { backlog: 0, in_flight: 0, limit: o.limit, loop_lag_ms: 1, conns_open: 1 });
-    push(0, s + 0.5, 'gauge', { backlog: 0, in_flight: 0, limit: o.limit, loop_lag_ms: o.loopLagMs ?? 2, conns_open: 1, ...(o.hostBusy !== undefined ? { host_busy: o.hostBusy } : {}), ...(o.cpuWait !== undefined ? { cpu_wait: o.cpuWait } : {}) });
+    push(0, s + 0.5, 'gauge', {
+      backlog: 0,
+      in_flight: 0,
+      limit: o.limit,
+      loop_lag_ms: o.loopLagMs ?? 2,
+      conns_open: 1,
+      ...(o.hostBusy !== undefined ? { host_busy: o.hostBusy } : {}),
+      ...(o.cpuWait !== undefined ? { cpu_wait: o.cpuWait } : {}),
+    });
   }
-  push(0, last, 'shard_end', { requests: o.requests, ...(o.socketReads !== undefined ? { socket_reads: o.socketReads } : {}) });
+  push(0, last, 'shard_end', {
+    requests: o.requests,
+    ...(o.socketReads !== undefined ? { socket_reads: o.socketReads } : {}),
+  });
   push(-1, last + 1, 'run_end', { status: 'finished', succeeded: 0, failed: 0, rejected: 0 });
   return ev.sort((a, b) => a.ts - b.ts);
 }

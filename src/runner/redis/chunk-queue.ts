@@ -34,7 +34,8 @@ export function chunkJobId(runId: string, index: number): string {
 /** Split items into chunks of `size`, numbered from `firstIndex`. */
 export function toChunks<T>(runId: string, items: readonly T[], size = DEFAULT_CHUNK_SIZE, firstIndex = 0): Chunk<T>[] {
   const out: Chunk<T>[] = [];
-  for (let i = 0; i < items.length; i += size) out.push({ runId, index: firstIndex + i / size, protocol: CHUNK_PROTOCOL, items: items.slice(i, i + size) });
+  for (let i = 0; i < items.length; i += size)
+    out.push({ runId, index: firstIndex + i / size, protocol: CHUNK_PROTOCOL, items: items.slice(i, i + size) });
   return out;
 }
 
@@ -49,7 +50,9 @@ export class ChunkQueue<T> {
 
   constructor(redisUrl: string, { prefix = 'shardline' }: { prefix?: string } = {}) {
     this.queue = new Queue<Chunk<T>>(QUEUE_NAME, { connection: connection(redisUrl), prefix });
-    this.queue.on('error', (err) => process.stderr.write(`shardline: Redis at ${redactRedisUrl(redisUrl)}: ${err.message}\n`));
+    this.queue.on('error', (err) =>
+      process.stderr.write(`shardline: Redis at ${redactRedisUrl(redisUrl)}: ${err.message}\n`),
+    );
   }
 
   /** Add chunks; one already there (same run and index) is left as it is, done or not. */
@@ -84,12 +87,18 @@ export interface ChunkWorkerOptions {
  * once it expires BullMQ's stalled-job check moves the chunk back to wait and another worker takes
  * it, so `handle` may see a chunk twice: whatever it writes must be idempotent by item.
  */
-export function startChunkWorker<T, R>(redisUrl: string, handle: (chunk: Chunk<T>, job: Job<Chunk<T>>, token: string | undefined) => Promise<R>, o: ChunkWorkerOptions = {}): Worker<Chunk<T>, R> {
+export function startChunkWorker<T, R>(
+  redisUrl: string,
+  handle: (chunk: Chunk<T>, job: Job<Chunk<T>>, token: string | undefined) => Promise<R>,
+  o: ChunkWorkerOptions = {},
+): Worker<Chunk<T>, R> {
   const worker = new Worker<Chunk<T>, R>(
     QUEUE_NAME,
     async (job, token) => {
       if (job.data.protocol !== CHUNK_PROTOCOL) {
-        throw new Error(`chunk ${job.id ?? '?'} uses shardline chunk protocol ${job.data.protocol}; this worker speaks ${CHUNK_PROTOCOL}: run the same shardline version on the coordinator and every worker`);
+        throw new Error(
+          `chunk ${job.id ?? '?'} uses shardline chunk protocol ${job.data.protocol}; this worker speaks ${CHUNK_PROTOCOL}: run the same shardline version on the coordinator and every worker`,
+        );
       }
       return handle(job.data, job, token);
     },
@@ -106,18 +115,24 @@ export function startChunkWorker<T, R>(redisUrl: string, handle: (chunk: Chunk<T
   const told = new Set<string>();
   worker.on('error', (err) => {
     const lost = lostChunk(err.message);
-    if (lost === undefined) return process.stderr.write(`shardline: Redis at ${redactRedisUrl(redisUrl)}: ${err.message}\n`);
+    if (lost === undefined)
+      return process.stderr.write(`shardline: Redis at ${redactRedisUrl(redisUrl)}: ${err.message}\n`);
     // Said once a chunk: BullMQ reports each failed renewal and the refused completion.
     if (told.has(lost)) return;
     told.add(lost);
-    process.stderr.write(`shardline: chunk ${lost} went to another worker while this one was silent past its lock; what this one finishes of it is dropped as a duplicate\n`);
+    process.stderr.write(
+      `shardline: chunk ${lost} went to another worker while this one was silent past its lock; what this one finishes of it is dropped as a duplicate\n`,
+    );
   });
   return worker;
 }
 
 /** The job id of a chunk whose lock this worker lost (BullMQ's own messages), or undefined. */
 export function lostChunk(message: string): string | undefined {
-  return /^could not renew lock for job (\S+)$/.exec(message)?.[1] ?? /^Missing (?:key|lock) for job (\S+?)\.? moveTo/.exec(message)?.[1];
+  return (
+    /^could not renew lock for job (\S+)$/.exec(message)?.[1] ??
+    /^Missing (?:key|lock) for job (\S+?)\.? moveTo/.exec(message)?.[1]
+  );
 }
 
 /** Put a chunk this worker will not run back in the queue after `delayMs`, neither done nor failed. */

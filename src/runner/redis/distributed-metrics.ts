@@ -16,10 +16,29 @@ export class DistributedMetrics {
 
   constructor(state: { backlog: () => number }, now: () => number, startedMs: number) {
     const registers = [this.registry];
-    this.requests = new Counter({ name: 'shardline_requests_total', help: 'Requests finished across all workers, by outcome.', labelNames: ['outcome'], registers });
-    new Gauge({ name: 'shardline_backlog', help: 'Requests enqueued for workers and not finished (in chunks waiting or running).', registers, collect() { this.set(state.backlog()); } });
+    this.requests = new Counter({
+      name: 'shardline_requests_total',
+      help: 'Requests finished across all workers, by outcome.',
+      labelNames: ['outcome'],
+      registers,
+    });
+    new Gauge({
+      name: 'shardline_backlog',
+      help: 'Requests enqueued for workers and not finished (in chunks waiting or running).',
+      registers,
+      collect() {
+        this.set(state.backlog());
+      },
+    });
     const stats = this.stats;
-    new Gauge({ name: 'shardline_completion_tokens_per_minute', help: 'Completion tokens over the last 60 s across all workers (scaled while the run is younger).', registers, collect() { this.set(Math.round(stats.tokensPerMinute(now(), startedMs))); } });
+    new Gauge({
+      name: 'shardline_completion_tokens_per_minute',
+      help: 'Completion tokens over the last 60 s across all workers (scaled while the run is younger).',
+      registers,
+      collect() {
+        this.set(Math.round(stats.tokensPerMinute(now(), startedMs)));
+      },
+    });
   }
 
   record(f: ResultFacts, nowMs: number): void {

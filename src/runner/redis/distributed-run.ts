@@ -65,12 +65,16 @@ export async function runDistributed(d: DistributedRunDeps): Promise<Distributed
   const channel = new RunChannel(o.redis);
   const queue = new ChunkQueue<RequestSpec>(o.redis);
   const totals = newRunTotals();
-  const published = Object.fromEntries(Object.entries(o).filter(([k]) => !(LOCAL_ONLY_OPTIONS as readonly string[]).includes(k)));
+  const published = Object.fromEntries(
+    Object.entries(o).filter(([k]) => !(LOCAL_ONLY_OPTIONS as readonly string[]).includes(k)),
+  );
   // An endpoint with credentials in it (user:pass@, a key in the query) stays on this machine too.
   if (redactUrl(o.endpoint) !== new URL(o.endpoint).toString()) delete published.endpoint;
   await channel.publish({ runId: d.runId, options: published });
   const workers = startLocalWorkers(o, d.out);
-  log(`distributed run ${d.runId} on ${redactRedisUrl(o.redis)}: chunks of ${DEFAULT_CHUNK_SIZE}; start workers with: shardline worker --redis ${redactRedisUrl(o.redis)} --out ${d.out}`);
+  log(
+    `distributed run ${d.runId} on ${redactRedisUrl(o.redis)}: chunks of ${DEFAULT_CHUNK_SIZE}; start workers with: shardline worker --redis ${redactRedisUrl(o.redis)} --out ${d.out}`,
+  );
 
   let progress: (() => void) | undefined;
   /** Why the run stopped itself (--fail-fast), once it has. */
@@ -91,7 +95,8 @@ export async function runDistributed(d: DistributedRunDeps): Promise<Distributed
     };
     try {
       for (;;) {
-        while (!stopped() && expected - written.size >= CHUNKS_AHEAD * DEFAULT_CHUNK_SIZE) await new Promise<void>((r) => (progress = r));
+        while (!stopped() && expected - written.size >= CHUNKS_AHEAD * DEFAULT_CHUNK_SIZE)
+          await new Promise<void>((r) => (progress = r));
         if (stopped()) return;
         const next = await source.next();
         if (next === null) break;
@@ -147,8 +152,14 @@ export async function runDistributed(d: DistributedRunDeps): Promise<Distributed
       const now = d.clock();
       if (now - lastProgressMs >= PROGRESS_EVERY_MS) {
         lastProgressMs = now;
-        if (written.size === lastCount && written.size < expected) log(`no results for ${PROGRESS_EVERY_MS / 1000} s: is a \`shardline worker --redis …\` running and able to reach the endpoint?`);
-        else log(`distributed: ${written.size.toLocaleString('en-US')} of ${inputDone ? expected.toLocaleString('en-US') : `${expected.toLocaleString('en-US')}+`} results, ${chunks} chunks enqueued`);
+        if (written.size === lastCount && written.size < expected)
+          log(
+            `no results for ${PROGRESS_EVERY_MS / 1000} s: is a \`shardline worker --redis …\` running and able to reach the endpoint?`,
+          );
+        else
+          log(
+            `distributed: ${written.size.toLocaleString('en-US')} of ${inputDone ? expected.toLocaleString('en-US') : `${expected.toLocaleString('en-US')}+`} results, ${chunks} chunks enqueued`,
+          );
         lastCount = written.size;
       }
     }
@@ -162,7 +173,11 @@ export async function runDistributed(d: DistributedRunDeps): Promise<Distributed
     // a later --retry-failed enqueues its requests afresh. Nothing of this run stays in Redis.
     await channel.finish(d.runId);
     for (let i = 0; i < chunks; i += 100) {
-      await Promise.all(Array.from({ length: Math.min(100, chunks - i) }, (_, k) => queue.queue.remove(chunkJobId(d.runId, i + k)).catch(() => 0)));
+      await Promise.all(
+        Array.from({ length: Math.min(100, chunks - i) }, (_, k) =>
+          queue.queue.remove(chunkJobId(d.runId, i + k)).catch(() => 0),
+        ),
+      );
     }
     if (halt !== undefined) {
       return { status: 'failed', totals, ttftP95Ms, error: new Error(halt) };
@@ -181,7 +196,9 @@ export async function runDistributed(d: DistributedRunDeps): Promise<Distributed
 /** `--local-workers N`: workers on this machine, serving this run only, writing into its directory. */
 function startLocalWorkers(o: RunOptions & { redis: string }, out: string): ChildProcess[] {
   return Array.from({ length: o.localWorkers }, () =>
-    spawn(process.execPath, [distFile('cli/main.js'), 'worker', '--redis', o.redis, '--out', out, '--once'], { stdio: ['ignore', 'ignore', 'inherit'] }),
+    spawn(process.execPath, [distFile('cli/main.js'), 'worker', '--redis', o.redis, '--out', out, '--once'], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    }),
   );
 }
 

@@ -29,23 +29,41 @@ export function versionAtLeast(v: string, min: string): boolean {
  */
 export async function checkRedis(url: string, { timeoutMs = 5000 }: { timeoutMs?: number } = {}): Promise<string> {
   const parsed = redisUrlSchema.safeParse(url);
-  if (!parsed.success) throw new ConfigError(`Expected \`--redis\` to be a redis:// or rediss:// URL such as redis://127.0.0.1:6379, got \`${redactRedisUrl(url)}\``);
-  const client = new Redis(url, { lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
+  if (!parsed.success)
+    throw new ConfigError(
+      `Expected \`--redis\` to be a redis:// or rediss:// URL such as redis://127.0.0.1:6379, got \`${redactRedisUrl(url)}\``,
+    );
+  const client = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: timeoutMs,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    enableOfflineQueue: false,
+  });
   // ioredis reports connection errors as events too; the awaited connect() below carries them.
   client.on('error', () => undefined);
   try {
     await client.connect();
     const version = redisVersionOf(await client.info('server'));
-    if (version === undefined) throw new RedisError(`Redis at ${redactRedisUrl(url)} did not report its version (INFO server)`);
-    if (!versionAtLeast(version, MIN_REDIS_VERSION)) throw new RedisError(`Redis at ${redactRedisUrl(url)} is version ${version}; shardline needs ${MIN_REDIS_VERSION} or newer (BullMQ)`);
+    if (version === undefined)
+      throw new RedisError(`Redis at ${redactRedisUrl(url)} did not report its version (INFO server)`);
+    if (!versionAtLeast(version, MIN_REDIS_VERSION))
+      throw new RedisError(
+        `Redis at ${redactRedisUrl(url)} is version ${version}; shardline needs ${MIN_REDIS_VERSION} or newer (BullMQ)`,
+      );
     const policy = await maxmemoryPolicy(client);
     if (policy !== undefined && policy !== 'noeviction') {
-      throw new RedisError(`Redis at ${redactRedisUrl(url)} has maxmemory-policy ${policy}; a queue needs noeviction, or Redis may drop queued work (CONFIG SET maxmemory-policy noeviction)`);
+      throw new RedisError(
+        `Redis at ${redactRedisUrl(url)} has maxmemory-policy ${policy}; a queue needs noeviction, or Redis may drop queued work (CONFIG SET maxmemory-policy noeviction)`,
+      );
     }
     return version;
   } catch (err) {
     if (err instanceof RedisError) throw err;
-    throw new RedisError(`Cannot reach Redis at ${redactRedisUrl(url)}: ${(err as Error).message}. Is redis-server running there? (--redis)`, { cause: err });
+    throw new RedisError(
+      `Cannot reach Redis at ${redactRedisUrl(url)}: ${(err as Error).message}. Is redis-server running there? (--redis)`,
+      { cause: err },
+    );
   } finally {
     client.disconnect();
   }

@@ -10,14 +10,34 @@ import type { TalliedFacts } from '../run-totals.js';
 export type ResultFacts = TalliedFacts & Pick<DoneItem, 'ttftMs'>;
 
 /** One result's facts on the wire: a tuple, not an object, so a batch of 256 stays one small JSON.stringify. */
-type Row = [ok: 0 | 1, attempts: number, promptTokens: number, completionTokens: number, ttftMs: number | null, cause: string | null, status: number | null, error: string | null, retryAfterTooLongMs: number | null];
+type Row = [
+  ok: 0 | 1,
+  attempts: number,
+  promptTokens: number,
+  completionTokens: number,
+  ttftMs: number | null,
+  cause: string | null,
+  status: number | null,
+  error: string | null,
+  retryAfterTooLongMs: number | null,
+];
 
 /** A batch's facts as one JSON text, in the batch's order. */
 export function encodeFacts(items: readonly ResultFacts[]): string {
   const rows: Row[] = new Array(items.length);
   for (let i = 0; i < items.length; i++) {
     const d = items[i]!;
-    rows[i] = [d.outcome === 'succeeded' ? 1 : 0, d.attempts, d.promptTokens, d.completionTokens, d.ttftMs ?? null, d.cause ?? null, d.status ?? null, d.error ?? null, d.retryAfterTooLongMs ?? null];
+    rows[i] = [
+      d.outcome === 'succeeded' ? 1 : 0,
+      d.attempts,
+      d.promptTokens,
+      d.completionTokens,
+      d.ttftMs ?? null,
+      d.cause ?? null,
+      d.status ?? null,
+      d.error ?? null,
+      d.retryAfterTooLongMs ?? null,
+    ];
   }
   return JSON.stringify(rows);
 }
@@ -35,7 +55,17 @@ export function decodeFacts(text: string | undefined): (ResultFacts | undefined)
   return rows.map((row: unknown) => (Array.isArray(row) && row.length === 9 ? fromRow(row as Row) : undefined));
 }
 
-function fromRow([ok, attempts, promptTokens, completionTokens, ttftMs, cause, status, error, retryAfterTooLongMs]: Row): ResultFacts {
+function fromRow([
+  ok,
+  attempts,
+  promptTokens,
+  completionTokens,
+  ttftMs,
+  cause,
+  status,
+  error,
+  retryAfterTooLongMs,
+]: Row): ResultFacts {
   const f: ResultFacts = { outcome: ok === 1 ? 'succeeded' : 'failed', attempts, promptTokens, completionTokens };
   if (ttftMs !== null) f.ttftMs = ttftMs;
   if (cause !== null) f.cause = cause as ResultFacts['cause'];
@@ -52,6 +82,13 @@ function fromRow([ok, attempts, promptTokens, completionTokens, ttftMs, cause, s
 export function factsFromLine(line: string): ResultFacts | undefined {
   const r = parseResultLine(line);
   if (!r) return undefined;
-  if (r.code === undefined) return { outcome: 'succeeded', attempts: 1, promptTokens: 0, completionTokens: r.completionTokens ?? 0 };
-  return { outcome: 'failed', attempts: 1, promptTokens: 0, completionTokens: 0, cause: r.code as ResultFacts['cause'] };
+  if (r.code === undefined)
+    return { outcome: 'succeeded', attempts: 1, promptTokens: 0, completionTokens: r.completionTokens ?? 0 };
+  return {
+    outcome: 'failed',
+    attempts: 1,
+    promptTokens: 0,
+    completionTokens: 0,
+    cause: r.code as ResultFacts['cause'],
+  };
 }

@@ -30,7 +30,20 @@ export interface StreamedResult extends SentResult {
 }
 
 /** Options a coordinator does not publish: they are per machine, or secrets. */
-export const LOCAL_ONLY_OPTIONS = ['input', 'out', 'apiKey', 'headers', 'redis', 'localWorkers', 'resume', 'retryFailed', 'metricsPort', 'metricsHost', 'progress', 'postprocess'] as const;
+export const LOCAL_ONLY_OPTIONS = [
+  'input',
+  'out',
+  'apiKey',
+  'headers',
+  'redis',
+  'localWorkers',
+  'resume',
+  'retryFailed',
+  'metricsPort',
+  'metricsHost',
+  'progress',
+  'postprocess',
+] as const;
 
 const CURRENT = 'shardline:run:current';
 /** How long a finished run's keys stay in Redis: a week. */
@@ -51,12 +64,19 @@ export class RunChannel {
   constructor(readonly url: string) {
     // maxRetriesPerRequest null: commands wait out a Redis restart instead of failing the run.
     this.redis = new Redis(url, { maxRetriesPerRequest: null });
-    this.redis.on('error', (err: Error) => process.stderr.write(`shardline: Redis at ${redactRedisUrl(url)}: ${err.message}\n`));
+    this.redis.on('error', (err: Error) =>
+      process.stderr.write(`shardline: Redis at ${redactRedisUrl(url)}: ${err.message}\n`),
+    );
   }
 
   async publish(run: Omit<PublishedRun, 'version' | 'protocol'>): Promise<void> {
     const full: PublishedRun = { ...run, version: VERSION, protocol: CHUNK_PROTOCOL };
-    await this.redis.multi().set(key(run.runId, 'config'), JSON.stringify(full)).del(key(run.runId, 'finished')).set(CURRENT, run.runId).exec();
+    await this.redis
+      .multi()
+      .set(key(run.runId, 'config'), JSON.stringify(full))
+      .del(key(run.runId, 'finished'))
+      .set(CURRENT, run.runId)
+      .exec();
   }
 
   /** The current run, once one is published and not finished; undefined otherwise. */
@@ -94,7 +114,15 @@ export class RunChannel {
 
   /** Results in entries after `afterId` ('0' for all), waiting up to `blockMs` for the first. */
   async readResults(runId: string, afterId: string, blockMs: number, count = 64): Promise<StreamedResult[]> {
-    const reply = (await this.redis.xread('COUNT', count, 'BLOCK', blockMs, 'STREAMS', key(runId, 'results'), afterId)) as [string, [string, string[]][]][] | null;
+    const reply = (await this.redis.xread(
+      'COUNT',
+      count,
+      'BLOCK',
+      blockMs,
+      'STREAMS',
+      key(runId, 'results'),
+      afterId,
+    )) as [string, [string, string[]][]][] | null;
     const out: StreamedResult[] = [];
     for (const [, entries] of reply ?? []) {
       for (const [streamId, fields] of entries) {

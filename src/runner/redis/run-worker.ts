@@ -52,7 +52,9 @@ export async function runWorker(o: WorkerOptions, signal?: AbortSignal): Promise
   let runs = 0;
   try {
     while (!signal?.aborted) {
-      const run = await waitForRun(channel, signal, () => log(`worker waiting for a run on ${redactRedisUrl(o.redis)}`));
+      const run = await waitForRun(channel, signal, () =>
+        log(`worker waiting for a run on ${redactRedisUrl(o.redis)}`),
+      );
       if (!run) break;
       checkCompatible(run);
       await serveRun(o, run, channel, signal, log);
@@ -65,7 +67,11 @@ export async function runWorker(o: WorkerOptions, signal?: AbortSignal): Promise
   return { runs };
 }
 
-async function waitForRun(channel: RunChannel, signal: AbortSignal | undefined, onWait: () => void): Promise<PublishedRun | undefined> {
+async function waitForRun(
+  channel: RunChannel,
+  signal: AbortSignal | undefined,
+  onWait: () => void,
+): Promise<PublishedRun | undefined> {
   let said = false;
   while (!signal?.aborted) {
     const run = await channel.current();
@@ -79,13 +85,23 @@ async function waitForRun(channel: RunChannel, signal: AbortSignal | undefined, 
 
 function checkCompatible(run: PublishedRun): void {
   if (run.protocol !== CHUNK_PROTOCOL) {
-    throw new RedisError(`Run ${run.runId} comes from shardline ${run.version} (chunk protocol ${run.protocol}); this worker is shardline ${VERSION} (protocol ${CHUNK_PROTOCOL}). Run the same shardline version on the coordinator and every worker.`);
+    throw new RedisError(
+      `Run ${run.runId} comes from shardline ${run.version} (chunk protocol ${run.protocol}); this worker is shardline ${VERSION} (protocol ${CHUNK_PROTOCOL}). Run the same shardline version on the coordinator and every worker.`,
+    );
   }
 }
 
-async function serveRun(o: WorkerOptions, run: PublishedRun, channel: RunChannel, signal: AbortSignal | undefined, log: (line: string) => void): Promise<void> {
+async function serveRun(
+  o: WorkerOptions,
+  run: PublishedRun,
+  channel: RunChannel,
+  signal: AbortSignal | undefined,
+  log: (line: string) => void,
+): Promise<void> {
   if (run.options.endpoint === undefined && o.endpoint === undefined) {
-    throw new ConfigError(`Run ${run.runId}'s endpoint carries credentials, which are not sent through Redis: give this worker \`--endpoint\``);
+    throw new ConfigError(
+      `Run ${run.runId}'s endpoint carries credentials, which are not sent through Redis: give this worker \`--endpoint\``,
+    );
   }
   const options: RunOptions = runOptionsSchema.parse({
     ...run.options,
@@ -106,8 +122,16 @@ async function serveRun(o: WorkerOptions, run: PublishedRun, channel: RunChannel
   ensureDir(join(o.out, 'events'));
   const clock = monotonicEpochMs;
   // run_start and run_end are the run coordinator's: one run, one pair, whatever the worker count.
-  const events = new EventWriter({ path: join(o.out, 'events', `worker-${String(firstShard).padStart(3, '0')}.jsonl`), run: run.runId, shard: -1, now: clock });
-  const source = new RedisWorkSource(o.redis, run.runId, channel, { lockDurationMs: o.lockDurationMs, stalledIntervalMs: o.stalledIntervalMs });
+  const events = new EventWriter({
+    path: join(o.out, 'events', `worker-${String(firstShard).padStart(3, '0')}.jsonl`),
+    run: run.runId,
+    shard: -1,
+    now: clock,
+  });
+  const source = new RedisWorkSource(o.redis, run.runId, channel, {
+    lockDurationMs: o.lockDurationMs,
+    stalledIntervalMs: o.stalledIntervalMs,
+  });
   const slots = slotBounds(options.concurrency).max * options.shards;
   let lease: GlobalLease | undefined;
   const coordinator = new Coordinator({
@@ -124,13 +148,22 @@ async function serveRun(o: WorkerOptions, run: PublishedRun, channel: RunChannel
     ...(options.globalConcurrency !== undefined ? { assignedCap: () => lease?.lease ?? 0 } : {}),
   });
   if (options.globalConcurrency !== undefined) {
-    lease = new GlobalLease(channel.redis, run.runId, `${hostname()}:${process.pid}:${firstShard}`, options.globalConcurrency, () => Math.min(slots, coordinator.demand()), () => coordinator.kick());
+    lease = new GlobalLease(
+      channel.redis,
+      run.runId,
+      `${hostname()}:${process.pid}:${firstShard}`,
+      options.globalConcurrency,
+      () => Math.min(slots, coordinator.demand()),
+      () => coordinator.kick(),
+    );
     await lease.start();
   }
   if (o.metricsPort !== undefined) log(`worker metrics on ${await coordinator.live.serve('127.0.0.1', o.metricsPort)}`);
   const onAbort = () => coordinator.interrupt();
   signal?.addEventListener('abort', onAbort, { once: true });
-  log(`worker serving run ${run.runId} with shards ${firstShard}–${firstShard + options.shards - 1} (${hostname()}, pid ${process.pid})`);
+  log(
+    `worker serving run ${run.runId} with shards ${firstShard}–${firstShard + options.shards - 1} (${hostname()}, pid ${process.pid})`,
+  );
   try {
     const { status } = await coordinator.run();
     const t = coordinator.totals;
