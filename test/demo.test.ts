@@ -39,7 +39,11 @@ describe('shardline demo --quick', () => {
     expect(naiveModes).toContain('connection_churn');
     expect(fixedModes).not.toContain('retry_loop');
     expect(fixedModes).not.toContain('connection_churn');
-    expect(fixed.verdict.bound).not.toBe('control-plane');
+    // A client starved of CPU (the test beside a busy process on 2 cores) is control-plane-bound in
+    // truth: its event loops lag. The demo's claim is about shardline's design, on a machine with room.
+    const starved = (fixed.event_loop.host_busy_p50 ?? 0) >= 0.9 || (fixed.event_loop.cpu_wait_p50 ?? 0) >= 0.2;
+    if (!starved) expect(fixed.verdict.bound, JSON.stringify(fixed.verdict.findings)).not.toBe('control-plane');
+    else expect(fixed.verdict.findings.map((f) => f.mode)).toContain('event_loop_stall');
     expect(r.stdout).toContain(
       `naive (1 worker, unbounded in-flight, no keep-alive, fixed-delay retries): ${naive.verdict.bound.toUpperCase()}-bound`,
     );

@@ -112,12 +112,14 @@ describe('an endpoint that goes down and comes back', () => {
     const out = join(dir, 'out');
     let backAtMs = 0;
     let downAtMs = 0;
-    // The outage starts once the run is going: a kill -9 and restart on the same port, then a
-    // loading period answered 503 "Loading model", as llama-server does.
-    const timer = setTimeout(() => {
+    // The outage starts once the run is going (the breaker engages only for an endpoint that has
+    // answered; on a loaded machine the shards take a while to start): a kill -9 and restart on the
+    // same port, then a loading period answered 503 "Loading model", as llama-server does.
+    const poll = setInterval(() => {
+      if (downAtMs || sim!.stats().requests < 40) return;
       downAtMs = Date.now();
       void sim!.outage(1500, 300).then(() => (backAtMs = Date.now() + 300));
-    }, 800);
+    }, 20);
     const summary = await run({
       input: writeInput(dir, 400, { stream: true, max_tokens: 48 }),
       endpoint: `${sim.url}/v1`,
@@ -128,7 +130,7 @@ describe('an endpoint that goes down and comes back', () => {
       retryBackoffS: 0.05,
       ...quiet,
     });
-    clearTimeout(timer);
+    clearInterval(poll);
     expect(downAtMs).toBeGreaterThan(0);
     expect(summary.exit_code).toBe(0);
     expect(summary.requests).toMatchObject({ succeeded: 400, failed: 0 });
