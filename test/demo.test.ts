@@ -43,7 +43,8 @@ describe('shardline demo --quick', () => {
     // truth: its event loops lag. The demo's claim is about shardline's design, on a machine with room.
     const starved = (fixed.event_loop.host_busy_p50 ?? 0) >= 0.9 || (fixed.event_loop.cpu_wait_p50 ?? 0) >= 0.2;
     if (!starved) expect(fixed.verdict.bound, JSON.stringify(fixed.verdict.findings)).not.toBe('control-plane');
-    else expect(fixed.verdict.findings.map((f) => f.mode)).toContain('event_loop_stall');
+    else if (fixed.verdict.bound === 'control-plane')
+      expect(fixed.verdict.findings.map((f) => f.mode)).toContain('event_loop_stall');
     expect(r.stdout).toContain(
       `naive (1 worker, unbounded in-flight, no keep-alive, fixed-delay retries): ${naive.verdict.bound.toUpperCase()}-bound`,
     );
