@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseProfile, run, startSim, type RunningSim } from '../src/index.js';
+import { analyze, parseProfile, run, startSim, type RunningSim } from '../src/index.js';
 import { runCli } from './helpers/cli.js';
 import { loadEvents, ofType, tempDir, writeInput } from './helpers/run-dir.js';
 
@@ -135,6 +135,69 @@ describe('live Prometheus metrics during a run', () => {
       expect(v).toBeGreaterThanOrEqual(prev);
       prev = v;
     }
+  });
+
+  it('counts stale connections and paused attempts, and says while the endpoint is down', async () => {
+    sim = await startSim({
+      profile: parseProfile({
+        base: 'fast',
+        slots: 4,
+        step_ms_base: 4,
+        tokens_per_step: 1,
+        faults: { close_after_stream: true },
+      }),
+    });
+    const dir = tempDir();
+    let url: string | undefined;
+    const scrapes: Exposition[] = [];
+    let done = false;
+    let outage = false;
+    const running = run(
+      {
+        input: writeInput(dir, 300, { stream: true, max_tokens: 16 }),
+        endpoint: `${sim.url}/v1`,
+        out: join(dir, 'out'),
+        concurrency: 4,
+        retryBackoffS: 0.05,
+        metricsPort: 0,
+        progress: 'off',
+        gaugeIntervalMs: 100,
+      },
+      { onMetrics: (u) => (url = u) },
+    ).finally(() => (done = true));
+    while (!done) {
+      await new Promise((r) => setTimeout(r, 100));
+      // Once the endpoint has answered (the pause engages only then), it goes away for a second.
+      if (!outage && sim.stats().requests >= 40) {
+        outage = true;
+        void sim.outage(1000);
+      }
+      if (!url || done) continue;
+      try {
+        scrapes.push(parseExposition(await (await fetch(url)).text()));
+      } catch {
+        // the run may have just closed the server
+      }
+    }
+    const summary = await running;
+    expect(summary.exit_code).toBe(0);
+    const last = scrapes[scrapes.length - 1]!;
+    for (const c of ['shardline_stale_connections_total', 'shardline_paused_attempts_total'])
+      expect(last.types.get(c), c).toBe('counter');
+    expect(last.types.get('shardline_endpoint_down')).toBe('gauge');
+    const report = await analyze([join(dir, 'out')]);
+    expect(report.connections.stale_resends).toBeGreaterThan(0);
+    expect(report.outages.paused_attempts).toBeGreaterThan(0);
+    // Counters arrive with the shards' heartbeats: never above what the events count, and the most
+    // scraped is what the events count by the time the last heartbeat came in.
+    const most = (name: string) => Math.max(...scrapes.map((x) => x.samples.get(name) ?? 0));
+    expect(most('shardline_stale_connections_total')).toBeGreaterThan(0);
+    expect(most('shardline_stale_connections_total')).toBeLessThanOrEqual(report.connections.stale_resends);
+    expect(most('shardline_paused_attempts_total')).toBeGreaterThan(0);
+    expect(most('shardline_paused_attempts_total')).toBeLessThanOrEqual(report.outages.paused_attempts);
+    // While the outage lasted, some scrape said so; before it, none did.
+    expect(scrapes.some((x) => x.samples.get('shardline_endpoint_down') === 1)).toBe(true);
+    expect(scrapes[0]!.samples.get('shardline_endpoint_down')).toBe(0);
   });
 
   it('says apart the retries waiting out their backoff: progress, gauge events and Prometheus', async () => {
