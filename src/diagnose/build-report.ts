@@ -1,4 +1,4 @@
-import { nearestRank, round3, summarize } from '../metrics/percentiles.js';
+import { percentileOf, round3, summarize, summarizeSorted } from '../metrics/percentiles.js';
 import { computeTpm } from '../metrics/tpm.js';
 import { diagnose } from './verdict.js';
 import { BUCKETS, type Bucket, type Report } from './report-types.js';
@@ -15,6 +15,8 @@ export function buildReport(f: RunFacts): Report {
   const durationMs = Math.max(0, f.endMs - f.startMs);
   const attempted = f.requests;
   const bins = downsample(f.bins, MAX_POINTS);
+  // Sorted once for the summary, the floor and the p25.
+  const serverTtft = Float64Array.from(f.serverTtft).sort();
   const buckets = Object.fromEntries(BUCKETS.map((b) => [b, round3(f.buckets[b])])) as Record<Bucket, number>;
   const timelineSec = bins.map((b) => ({ b, backlogPositive: b.backlog > 0 }));
   const underBacklog = timelineSec.filter((x) => x.backlogPositive && x.b.limit > 0 && !x.b.down);
@@ -27,11 +29,7 @@ export function buildReport(f: RunFacts): Report {
     (a, b) => f.ttftLoadInFlight[a]! - f.ttftLoadInFlight[b]! || a - b,
   );
   const q = Math.floor(loadOrder.length / 4);
-  const p50Of = (idx: number[]) => {
-    const s = Float64Array.from(idx, (i) => f.ttftLoadMs[i]!).sort();
-    const v = nearestRank(s, 50);
-    return v === undefined ? null : round3(v);
-  };
+  const p50Of = (idx: number[]) => percentileOf(Float64Array.from(idx, (i) => f.ttftLoadMs[i]!).sort(), 50);
   const report: Report = {
     schema: 'shardline.report/v1',
     run_id: f.runIds.length === 1 ? f.runIds[0]! : f.runIds.length ? f.runIds.join('+') : null,
@@ -58,7 +56,7 @@ export function buildReport(f: RunFacts): Report {
     },
     tokens: { completion: f.completionTokens, prompt: f.promptTokens, estimated: f.estimatedTokens },
     tpm: computeTpm(f.minutes, f.startMs, f.endMs),
-    ttft_ms: { server: summarize(f.serverTtft), e2e: summarize(f.e2eTtft) },
+    ttft_ms: { server: summarizeSorted(serverTtft), e2e: summarize(f.e2eTtft) },
     latency_ms: { e2e: summarize(f.e2eLatency) },
     tpot_ms: summarize(f.tpot),
     utilization: {
@@ -108,8 +106,9 @@ export function buildReport(f: RunFacts): Report {
       max_in_flight: f.maxInFlight,
       attempt_error_causes: f.attemptErrorCauses,
       attempt_error_statuses: f.attemptErrorStatuses,
-      server_ttft_floor_ms: floorOf(f.serverTtft),
-      server_ttft_p25_ms: quantileOf(f.serverTtft, 25),
+      // The floor: the 1st percentile (the minimum below 100 samples), the server's answer when idle.
+      server_ttft_floor_ms: percentileOf(serverTtft, 1),
+      server_ttft_p25_ms: percentileOf(serverTtft, 25),
       server_queue_ms: summarize(f.serverQueueMs),
       max_retry_after_ms: f.maxRetryAfterMs > 0 ? f.maxRetryAfterMs : null,
       bad_lines: f.badLines,
@@ -140,17 +139,6 @@ export function buildReport(f: RunFacts): Report {
   };
   report.verdict = diagnose(report);
   return report;
-}
-
-/** The 1st percentile of server TTFT (the minimum below 100 samples): the server's answer when idle. */
-function floorOf(xs: number[]): number | null {
-  return quantileOf(xs, 1);
-}
-
-function quantileOf(xs: number[], p: number): number | null {
-  if (xs.length === 0) return null;
-  const v = nearestRank(Float64Array.from(xs).sort(), p);
-  return v === undefined ? null : round3(v);
 }
 
 /** Attempts that retried a failed attempt (see Report.retries.rate). */

@@ -19,13 +19,20 @@ export function nearestRank(sorted: ArrayLike<number>, p: number): number | unde
   return sorted[rank - 1];
 }
 
+/** Nearest-rank percentile of an ascending array, rounded to µs; null for an empty array. */
+export function percentileOf(sorted: ArrayLike<number>, p: number): number | null {
+  const v = nearestRank(sorted, p);
+  return v === undefined ? null : round3(v);
+}
+
 /** p50/p90/p95/p99/max/count of `values` (any order; not modified), rounded to µs. */
 export function summarize(values: ArrayLike<number>): PercentileSummary {
-  const sorted = Float64Array.from(values).sort();
-  const at = (p: number) => {
-    const v = nearestRank(sorted, p);
-    return v === undefined ? null : round3(v);
-  };
+  return summarizeSorted(Float64Array.from(values).sort());
+}
+
+/** summarize() of values already in ascending order. */
+export function summarizeSorted(sorted: ArrayLike<number>): PercentileSummary {
+  const at = (p: number) => percentileOf(sorted, p);
   return { p50: at(50), p90: at(90), p95: at(95), p99: at(99), max: at(100), count: sorted.length };
 }
 
