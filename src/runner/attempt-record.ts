@@ -1,5 +1,4 @@
 import type { AttemptOutcome } from '../client/chat-attempt.js';
-import { serverQueueMs } from '../client/server-timings.js';
 import { estimateCompletionTokens, estimatePromptTokens } from '../client/token-estimate.js';
 import type { EventPayloads } from '../events/event-types.js';
 import { round3 } from '../metrics/percentiles.js';
@@ -25,13 +24,16 @@ export async function countTokens(item: WorkItem, o: Extract<AttemptOutcome, { o
   };
 }
 
-/** The `attempt_end` event of an attempt that started at `startTs` (error text through `redact`). */
+/**
+ * The `attempt_end` event of an attempt (error text through `redact`); `queueMs` is what the
+ * server's own timings left unaccounted (see serverQueueMs), where it sent them.
+ */
 export function attemptEndPayload(
   item: WorkItem,
   o: AttemptOutcome,
   tokens: TokenCounts | undefined,
   connectMs: number | undefined,
-  startTs: number,
+  queueMs: number | undefined,
   redact: (text: string) => string,
 ): EventPayloads['attempt_end'] {
   // Built by assignment, not spreads: conditional spreads made a dictionary-mode object, ~4 µs
@@ -46,12 +48,6 @@ export function attemptEndPayload(
     p.prompt_tokens = tokens!.prompt;
     p.last_token_ts = round3(o.lastTokenTs);
     if (tokens!.estimated) p.tokens_estimated = true;
-    const queueMs = serverQueueMs(o.completion, item.stream, {
-      startTs,
-      firstTokenTs: o.firstTokenTs,
-      lastTokenTs: o.lastTokenTs,
-      connectMs: connectMs ?? 0,
-    });
     if (queueMs !== undefined) p.server_queue_ms = round3(queueMs);
   } else {
     p.outcome = 'error';

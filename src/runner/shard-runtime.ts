@@ -251,12 +251,26 @@ export class ShardRuntime {
     // `concurrency` attempts open on this shard.
     const tokens = outcome.outcome === 'ok' ? await countTokens(item, outcome) : undefined;
     const endTs = this.clock();
-    this.writeAttemptEnd(item, outcome, tokens, who, startTs, endTs);
+    // llama-server's own timings against what this client saw: for the event and the adaptive limit.
+    const queueMs =
+      outcome.outcome === 'ok'
+        ? serverQueueMs(outcome.completion, item.stream, {
+            startTs,
+            firstTokenTs: outcome.firstTokenTs,
+            lastTokenTs: outcome.lastTokenTs,
+            connectMs: who.connectMs ?? 0,
+          })
+        : undefined;
+    this.events.write(
+      'attempt_end',
+      attemptEndPayload(item, outcome, tokens, who.connectMs, queueMs, this.redact),
+      endTs,
+    );
     this.inFlight--;
     this.gate.ended(id);
     if (this.stopping === 'abandon') return;
     if (outcome.outcome === 'error' && this.pause(item, outcome, endTs)) return;
-    if (this.adaptive) this.adapt(item, outcome, who.connectMs ?? 0, startTs, endTs);
+    if (this.adaptive) this.adapt(outcome, startTs, endTs, queueMs);
     if (!this.stopping) {
       this.startMore();
       if (this.pullDebt > 0) this.pullDebt--;
@@ -339,17 +353,6 @@ export class ShardRuntime {
     this.events.write('endpoint_up', gaveUp ? { probes, gave_up: true } : { probes });
     this.send({ t: 'health', down: false, sinceTs: this.clock() });
     if (!this.stopping) setImmediate(() => this.startMore());
-  }
-
-  private writeAttemptEnd(
-    item: WorkItem,
-    o: AttemptOutcome,
-    tokens: TokenCounts | undefined,
-    who: ConnAttribution,
-    startTs: number,
-    ts: number,
-  ): void {
-    this.events.write('attempt_end', attemptEndPayload(item, o, tokens, who.connectMs, startTs, this.redact), ts);
   }
 
   private async succeed(
@@ -522,19 +525,11 @@ export class ShardRuntime {
   }
 
   /** Feed the adaptive limit one finished attempt; apply and record a change. */
-  private adapt(item: WorkItem, outcome: AttemptOutcome, connectMs: number, startTs: number, endTs: number): void {
+  private adapt(outcome: AttemptOutcome, startTs: number, endTs: number, queueMs: number | undefined): void {
     const ok = outcome.outcome === 'ok' ? outcome : undefined;
     const ttftMs = ok ? ok.firstTokenTs - startTs : undefined;
     const tokens = ok ? (ok.completion.usage?.completion_tokens ?? ok.contentChunks) : 0;
     const tpotMs = ok && tokens > 1 ? (ok.lastTokenTs - ok.firstTokenTs) / (tokens - 1) : undefined;
-    const queueMs = ok
-      ? serverQueueMs(ok.completion, item.stream, {
-          startTs,
-          firstTokenTs: ok.firstTokenTs,
-          lastTokenTs: ok.lastTokenTs,
-          connectMs,
-        })
-      : undefined;
     const change = this.adaptive!.noteEnd(
       startTs,
       ttftMs,
