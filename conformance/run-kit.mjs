@@ -212,39 +212,20 @@ const scenarios = {
     await fixedRun('over-c32-plain', plain, ['--concurrency', '32']);
   },
   async auto() {
-    const port = await freePort();
-    const { child } = await startServer(port);
-    const out = join(work, 'auto');
-    const argv = [
-      'run',
-      streamed,
-      '--endpoint',
-      `http://127.0.0.1:${port}/v1`,
-      '--out',
-      out,
-      '--concurrency',
-      'auto',
-      '--progress',
-      'off',
-    ];
-    const r = await runCli(argv);
-    await stop(child);
-    const limits = events(out).filter((e) => e.type === 'limit');
-    const last = limits.at(-1)?.new ?? 16;
-    const tail = limits.slice(-Math.max(1, Math.floor(limits.length / 2))).map((e) => e.new);
-    row('auto', `shardline ${argv.slice(0, 2).join(' ')} … --concurrency auto`, {
-      exit: r.code,
-      ...figures(await report(out)),
-      note: `limit settled at ${last} (second half of its changes: ${Math.min(...tail, last)}–${Math.max(...tail, last)}); knee ${PARALLEL}`,
+    await fixedRun('auto', streamed, ['--concurrency', 'auto'], {
+      note: (out) => {
+        const limits = events(out).filter((e) => e.type === 'limit');
+        const last = limits.at(-1)?.new ?? 16;
+        const tail = limits.slice(-Math.max(1, Math.floor(limits.length / 2))).map((e) => e.new);
+        return `limit settled at ${last} (second half of its changes: ${Math.min(...tail, last)}–${Math.max(...tail, last)}); knee ${PARALLEL}`;
+      },
     });
   },
   async sweep() {
-    const port = await freePort();
-    const { child } = await startServer(port);
     const out = join(work, 'sweep');
-    const argv = ['sweep', streamed, '--endpoint', `http://127.0.0.1:${port}/v1`, '--out', out, '--json'];
-    const r = await runCli(argv);
-    await stop(child);
+    const r = await withServer([], (port) =>
+      runCli(['sweep', streamed, '--endpoint', `http://127.0.0.1:${port}/v1`, '--out', out, '--json']),
+    );
     let knee = '–';
     let why = r.stderr.slice(-300);
     try {
@@ -295,39 +276,51 @@ const scenarios = {
     });
   },
   async 'wrong-key'() {
-    const port = await freePort();
-    const { child } = await startServer(port, ['--api-key', 'kit-right-key']);
-    const out = join(work, 'wrong-key');
-    const argv = ['run', streamed, '--endpoint', `http://127.0.0.1:${port}/v1`, '--out', out, '--progress', 'off'];
-    const r = await runCli(argv, { OPENAI_API_KEY: 'kit-wrong-key' });
-    await stop(child);
-    const rep = await report(out);
-    const leaked =
-      JSON.stringify(rep).includes('kit-wrong-key') ||
-      readdirSync(join(out, 'events')).some((f) =>
-        readFileSync(join(out, 'events', f), 'utf8').includes('kit-wrong-key'),
-      );
-    row('wrong-key', 'OPENAI_API_KEY=wrong shardline run …', {
-      exit: r.code,
-      ...figures(rep),
-      note: `${rep.verdict.findings[0]?.action ?? ''}`.slice(0, 120) + (leaked ? ' KEY LEAKED' : ''),
+    await fixedRun('wrong-key', streamed, [], {
+      serverArgs: ['--api-key', 'kit-right-key'],
+      env: { OPENAI_API_KEY: 'kit-wrong-key' },
+      command: 'OPENAI_API_KEY=wrong shardline run …',
+      note: (out, rep) => {
+        const leaked =
+          JSON.stringify(rep).includes('kit-wrong-key') ||
+          readdirSync(join(out, 'events')).some((f) =>
+            readFileSync(join(out, 'events', f), 'utf8').includes('kit-wrong-key'),
+          );
+        return `${rep.verdict.findings[0]?.action ?? ''}`.slice(0, 120) + (leaked ? ' KEY LEAKED' : '');
+      },
     });
   },
 };
 
-async function fixedRun(name, input, extra) {
+/** Run `fn` against a fresh llama-server on a free port, stopping it afterwards whatever happens. */
+async function withServer(serverArgs, fn) {
   const port = await freePort();
-  const { child } = await startServer(port);
+  const { child } = await startServer(port, serverArgs);
+  try {
+    return await fn(port);
+  } finally {
+    await stop(child);
+  }
+}
+
+/**
+ * One `shardline run` against a fresh server, reported as a row: its note is the top finding's
+ * action unless `o.note(out, report)` says otherwise.
+ */
+async function fixedRun(name, input, extra, o = {}) {
   const out = join(work, name);
-  const argv = ['run', input, '--endpoint', `http://127.0.0.1:${port}/v1`, '--out', out, '--progress', 'off', ...extra];
-  const r = await runCli(argv);
-  await stop(child);
+  const r = await withServer(o.serverArgs ?? [], (port) =>
+    runCli(
+      ['run', input, '--endpoint', `http://127.0.0.1:${port}/v1`, '--out', out, '--progress', 'off', ...extra],
+      o.env,
+    ),
+  );
   const rep = await report(out);
   const top = rep.verdict.findings.filter((f) => f.severity !== 'low')[0];
-  row(name, `shardline run ${input.split('/').pop()} … ${extra.join(' ')}`, {
+  row(name, o.command ?? `shardline run ${input.split('/').pop()} … ${extra.join(' ')}`, {
     exit: r.code,
     ...figures(rep),
-    note: top ? `${top.mode}: ${top.action}`.slice(0, 140) : '',
+    note: o.note ? o.note(out, rep) : top ? `${top.mode}: ${top.action}`.slice(0, 140) : '',
   });
 }
 
