@@ -99,36 +99,40 @@ export class SimResponse implements SequenceSink {
     };
     // llama-server's own account of the request: prefill from admission to the first token, then
     // generation; the time before admission (its queue) is in neither.
-    const now = this.core.now();
     const timings = this.core.profile.faults.timings
-      ? `,"timings":{"prompt_n":${this.init.promptTokens},"prompt_ms":${(seq.firstTokenMs - seq.admittedMs).toFixed(3)},"predicted_n":${seq.emitted},"predicted_ms":${(now - seq.firstTokenMs).toFixed(3)}}`
-      : '';
+      ? {
+          prompt_n: this.init.promptTokens,
+          prompt_ms: Math.round((seq.firstTokenMs - seq.admittedMs) * 1000) / 1000,
+          predicted_n: seq.emitted,
+          predicted_ms: Math.round((this.core.now() - seq.firstTokenMs) * 1000) / 1000,
+        }
+      : undefined;
     if (this.init.stream) {
       let s = `${this.head}{}${SUFFIX.replace('"finish_reason":null', `"finish_reason":"${this.init.finishReason}"`)}`;
       if (this.init.includeUsage) {
-        s += `data: {"id":"${this.init.id}","object":"chat.completion.chunk","created":${this.created},"model":${JSON.stringify(this.init.model)},"choices":[],"usage":${JSON.stringify(usage)}${timings}}\n\n`;
+        s += `data: {"id":"${this.init.id}","object":"chat.completion.chunk","created":${this.created},"model":${JSON.stringify(this.init.model)},"choices":[],"usage":${JSON.stringify(usage)}${timings ? `,"timings":${JSON.stringify(timings)}` : ''}}\n\n`;
       }
       s += 'data: [DONE]\n\n';
       this.res.end(s);
       const socket = this.res.socket;
       if (this.core.profile.faults.close_after_stream && socket) this.core.closeSoon(socket);
     } else {
-      const body =
-        JSON.stringify({
-          id: this.init.id,
-          object: 'chat.completion',
-          created: this.created,
-          model: this.init.model,
-          choices: [
-            {
-              index: 0,
-              message: { role: 'assistant', content: completionText(seq.emitted), refusal: null },
-              logprobs: null,
-              finish_reason: this.init.finishReason,
-            },
-          ],
-          ...(this.init.usage ? { usage } : {}),
-        }).slice(0, -1) + `${timings}}`;
+      const body = JSON.stringify({
+        id: this.init.id,
+        object: 'chat.completion',
+        created: this.created,
+        model: this.init.model,
+        choices: [
+          {
+            index: 0,
+            message: { role: 'assistant', content: completionText(seq.emitted), refusal: null },
+            logprobs: null,
+            finish_reason: this.init.finishReason,
+          },
+        ],
+        ...(this.init.usage ? { usage } : {}),
+        ...(timings ? { timings } : {}),
+      });
       this.res.writeHead(200, {
         'content-type': 'application/json',
         'content-length': Buffer.byteLength(body),
