@@ -267,7 +267,7 @@ describe('a full disk', () => {
       const full = await runCli(args);
       expect(full.code).toBe(1);
       expect(full.stderr).toMatch(
-        /cannot write \S+\/(results\.jsonl|events\/\S+\.jsonl): no space left on device \(ENOSPC\)\. The run stopped with nothing half-recorded: free some space/,
+        /cannot write \S+\/(results\.jsonl|run\.json|events\/\S+\.jsonl): no space left on device \(ENOSPC\)\. The run stopped with nothing half-recorded: free some space/,
       );
       // No stack trace, and it says so once per cause, not once per shard and file.
       expect(full.stderr).not.toMatch(/\n\s+at /);

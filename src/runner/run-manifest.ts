@@ -1,4 +1,5 @@
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { outputWriteError } from '../util/write-fully.js';
 import { join } from 'node:path';
 import type { RunOptions } from '../config/run-options.js';
 
@@ -26,7 +27,13 @@ export function readManifest(dir: string): RunManifest | undefined {
 /** Write atomically (temp file + rename) so a crash never leaves half a run.json. */
 export function writeManifest(dir: string, manifest: RunManifest): void {
   const tmp = join(dir, `.run.json.${process.pid}.tmp`);
-  writeFileSync(tmp, `${JSON.stringify(manifest, null, 2)}\n`);
+  try {
+    writeFileSync(tmp, `${JSON.stringify(manifest, null, 2)}\n`);
+  } catch (err) {
+    // A full disk can refuse run.json last of all: the same clear line as for any file of the run.
+    rmSync(tmp, { force: true });
+    throw outputWriteError(join(dir, 'run.json'), err);
+  }
   renameSync(tmp, join(dir, 'run.json'));
 }
 
