@@ -15,6 +15,8 @@ export { runWorker, type WorkerOptions } from './runner/redis/run-worker.js';
 export { findKnee, type Knee, type SweepStage } from './diagnose/knee.js';
 export { runOptionsSchema, type RunOptions, type RunOptionsInput } from './config/run-options.js';
 export { resolveRunOptions } from './config/resolve-run-options.js';
+export { parseRunOptions, type ResolvedRunOptions } from './config/resolved-run-options.js';
+export { RUN_OPTIONS } from './config/run-option-table.js';
 export type { ShardlineEvent, EventType, EventPayloads, Cause } from './events/event-types.js';
 export { CAUSES } from './events/event-types.js';
 export { analyze, type AnalyzeOptions, type AnalyzeProgress } from './diagnose/analyze.js';

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { parseSimOptions } from '../config/sim-options.js';
+import { addOptions, flagValues } from '../config/option-table.js';
+import { parseSimOptions, SIM_OPTIONS } from '../config/sim-options.js';
 import { builtinProfiles } from '../sim/builtin-profiles.js';
 import { capacityTpm, decodeCapacityTpm } from '../sim/capacity.js';
 import { loadProfile } from '../sim/load-profile.js';
@@ -7,37 +8,31 @@ import { startSim } from '../sim/start-sim.js';
 
 /** `shardline sim`: serve the OpenAI-compatible simulator until SIGINT/SIGTERM. */
 export function registerSimCommand(program: Command): void {
-  program
+  const command = program
     .command('sim')
-    .description('Serve an OpenAI-compatible inference simulator with a capacity model and fault injection')
-    .option('--host <host>', 'address to bind', '127.0.0.1')
-    .option('--port <port>', 'port to listen on (0 = pick a free port)', '8000')
-    .option(
-      '--profile <name|file.yaml>',
-      `built-in profile (${[...builtinProfiles.keys()].join(', ')}) or YAML file`,
-      'realistic',
-    )
-    .option('--seed <n>', 'seed for fault sampling and jitter', '1')
-    .option('--list-profiles', 'print the built-in profiles with their capacity and exit')
-    .action(async (raw: Record<string, unknown>) => {
-      if (raw.listProfiles) {
-        process.stdout.write(formatProfileList());
-        return;
-      }
-      const opts = parseSimOptions(raw);
-      const profile = loadProfile(opts.profile);
-      const sim = await startSim({ profile, host: opts.host, port: opts.port, seed: opts.seed });
-      process.stdout.write(`listening on ${sim.url}\n`);
-      await new Promise<void>((resolve) => {
-        const stop = () => {
-          process.off('SIGINT', stop);
-          process.off('SIGTERM', stop);
-          void sim.close().then(resolve);
-        };
-        process.on('SIGINT', stop);
-        process.on('SIGTERM', stop);
-      });
+    .description('Serve an OpenAI-compatible inference simulator with a capacity model and fault injection');
+  addOptions(command, SIM_OPTIONS, undefined, {
+    profile: { help: `built-in profile (${[...builtinProfiles.keys()].join(', ')}) or YAML file` },
+  });
+  command.action(async (_raw: unknown, cmd: Command) => {
+    const opts = parseSimOptions(flagValues(cmd, SIM_OPTIONS));
+    if (opts.listProfiles) {
+      process.stdout.write(formatProfileList());
+      return;
+    }
+    const profile = loadProfile(opts.profile);
+    const sim = await startSim({ profile, host: opts.host, port: opts.port, seed: opts.seed });
+    process.stdout.write(`listening on ${sim.url}\n`);
+    await new Promise<void>((resolve) => {
+      const stop = () => {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        void sim.close().then(resolve);
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
     });
+  });
 }
 
 function formatProfileList(): string {

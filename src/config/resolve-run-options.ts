@@ -1,7 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from './errors.js';
-import { envOf, flagOf, runOptionsSchema, type RunOptions } from './run-options.js';
+import { configKeys, envKeys } from './option-table.js';
+import { RUN_OPTIONS } from './run-option-table.js';
+import { resolveRun, type ResolvedRunOptions } from './resolved-run-options.js';
+import { flagOf, runOptionsSchema } from './run-options.js';
 import { formatZodIssues } from './zod-issues.js';
 
 export interface RunOptionSources {
@@ -17,7 +20,7 @@ export interface RunOptionSources {
  * Resolve run options with precedence flag > environment > config file > default. Errors name the
  * flag, variable or config key the bad value came from.
  */
-export function resolveRunOptions(sources: RunOptionSources): RunOptions {
+export function resolveRunOptions(sources: RunOptionSources): ResolvedRunOptions {
   const raw: Record<string, unknown> = {};
   const origin: Record<string, string> = {};
   if (sources.configFile) {
@@ -27,11 +30,10 @@ export function resolveRunOptions(sources: RunOptionSources): RunOptions {
       origin[key] = `${name} in ${sources.configFile}`;
     }
   }
-  // SHARDLINE_API_KEY wins over OPENAI_API_KEY: apply the generic one first.
-  for (const name of ['OPENAI_API_KEY', ...Object.keys(envOf).filter((n) => n !== 'OPENAI_API_KEY')]) {
+  // In the table's order, so SHARDLINE_API_KEY wins over OPENAI_API_KEY.
+  for (const [name, key] of envKeys(RUN_OPTIONS)) {
     const value = sources.env?.[name];
     if (value === undefined || value === '') continue;
-    const key = envOf[name]!;
     raw[key] = value;
     origin[key] = name;
   }
@@ -50,7 +52,7 @@ export function resolveRunOptions(sources: RunOptionSources): RunOptions {
       }),
     );
   }
-  return result.data;
+  return resolveRun(result.data);
 }
 
 /** The file's entries by option key, each with the name the file used for it. */
@@ -64,16 +66,18 @@ function readConfigFile(path: string): Record<string, { name: string; value: unk
   if (doc === null || doc === undefined) return {};
   if (typeof doc !== 'object' || Array.isArray(doc))
     throw new ConfigError(`Expected config file \`${path}\` to be a YAML mapping`);
-  const byFlag = new Map(Object.entries(flagOf).map(([key, flag]) => [flag.replace(/^--/, ''), key]));
-  byFlag.set('api-key', 'apiKey');
-  byFlag.set('headers', 'headers');
+  const keys = configKeys(RUN_OPTIONS);
   const out: Record<string, { name: string; value: unknown }> = {};
-  for (const [name, value] of Object.entries(doc as Record<string, unknown>)) {
-    const key = byFlag.get(name) ?? (name in flagOf ? name : undefined);
-    if (!key)
+  for (const [name, given] of Object.entries(doc as Record<string, unknown>)) {
+    const found = keys.get(name);
+    if (!found)
       throw new ConfigError(
-        `Unknown key \`${name}\` in config file \`${path}\` (keys are flag names without --, e.g. concurrency, max-attempts)`,
+        `Unknown key \`${name}\` in config file \`${path}\` ` +
+          '(keys are flag names without --, e.g. concurrency, max-attempts)',
       );
+    const { key, negated } = found;
+    // `no-keep-alive: true` means keep-alive off, as the flag does.
+    const value = negated && typeof given === 'boolean' ? !given : given;
     out[key] = { name, value: key === 'headers' && typeof value === 'string' ? [value] : value };
   }
   return out;

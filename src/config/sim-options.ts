@@ -1,19 +1,31 @@
 import { z } from 'zod';
-import { ConfigError } from './errors.js';
-import { formatZodIssues } from './zod-issues.js';
+import { parseOptions, type OptionSpec, type TableOutput } from './option-table.js';
 
-/** `shardline sim` options after validation. */
-export const simOptionsSchema = z.object({
-  host: z.string().min(1).default('127.0.0.1').describe('Address to bind.'),
-  port: z.coerce.number().int().min(0).max(65535).default(8000).describe('Port; 0 picks a free one.'),
-  profile: z.string().min(1).default('realistic').describe('Built-in profile name or YAML file.'),
-  seed: z.coerce.number().int().min(0).default(1).describe('Seed for faults and jitter.'),
-});
-export type SimOptions = z.output<typeof simOptionsSchema>;
+/** `shardline sim` options. */
+export const SIM_OPTIONS = {
+  host: { flag: '--host <host>', schema: z.string().min(1).default('127.0.0.1'), help: 'address to bind' },
+  port: {
+    flag: '--port <port>',
+    schema: z.coerce.number().int().min(0).max(65535).default(8000),
+    help: 'port to listen on (0 = pick a free port)',
+  },
+  profile: {
+    flag: '--profile <name|file.yaml>',
+    schema: z.string().min(1).default('realistic'),
+    help: 'built-in profile (see --list-profiles) or YAML file',
+  },
+  seed: { flag: '--seed <n>', schema: z.coerce.number().int().min(0).default(1), help: 'seed for faults and jitter' },
+  listProfiles: {
+    flag: '--list-profiles',
+    schema: z.boolean().default(false),
+    help: 'print the built-in profiles with their capacity and exit',
+    defaultText: '',
+  },
+} satisfies Record<string, OptionSpec>;
 
-/** Validate raw CLI values; errors name the flag. */
+export type SimOptions = TableOutput<typeof SIM_OPTIONS>;
+
+/** Validate raw values keyed by option name; errors name the flag. */
 export function parseSimOptions(raw: Record<string, unknown>): SimOptions {
-  const result = simOptionsSchema.safeParse(raw);
-  if (!result.success) throw new ConfigError(formatZodIssues(result.error, raw, (p) => `--${String(p[0])}`));
-  return result.data;
+  return parseOptions(SIM_OPTIONS, raw);
 }

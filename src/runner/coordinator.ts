@@ -1,4 +1,4 @@
-import { slotBounds, type RunOptions } from '../config/run-options.js';
+import type { ResolvedRunOptions } from '../config/resolved-run-options.js';
 import type { Clock } from '../events/clock.js';
 import type { EventWriter } from '../events/event-writer.js';
 import { createRng } from '../util/rng.js';
@@ -34,7 +34,7 @@ export interface ProgressSnapshot {
 }
 
 export interface CoordinatorDeps {
-  options: RunOptions;
+  options: ResolvedRunOptions;
   source: WorkSource;
   sink: ResultSink;
   events: EventWriter;
@@ -70,7 +70,7 @@ const MAX_FAILED_STARTS = 3;
  */
 export class Coordinator {
   readonly totals: RunTotals = newRunTotals();
-  private readonly o: RunOptions;
+  private readonly o: ResolvedRunOptions;
   private readonly backlog = new Deque<WorkItem>(1024);
   private readonly shards: ShardHandle[] = [];
   /** Aggregate live figures: served on /metrics and shown by the progress line. */
@@ -95,7 +95,7 @@ export class Coordinator {
 
   constructor(private readonly deps: CoordinatorDeps) {
     this.o = deps.options;
-    this.readAhead = this.o.readAhead ?? 4 * this.o.shards * slotBounds(this.o.concurrency).max;
+    this.readAhead = this.o.readAheadItems;
     this.live = new LiveMetrics(
       {
         backlog: () => this.waiting(),

@@ -1,6 +1,8 @@
 import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { outputWriteError } from '../util/write-fully.js';
 import { join } from 'node:path';
+import { publishOptions } from '../config/option-table.js';
+import { RUN_OPTIONS } from '../config/run-option-table.js';
 import type { RunOptions } from '../config/run-options.js';
 
 /** DIR/run.json: what ran, on what input, with which versions, and how it ended. No secrets. */
@@ -39,20 +41,5 @@ export function writeManifest(dir: string, manifest: RunManifest): void {
 
 /** The config as recorded: no API key, header values hidden, URL credentials and query values masked. */
 export function publicConfig(o: RunOptions): Record<string, unknown> {
-  const { apiKey, headers, endpoint, ...rest } = o;
-  return {
-    ...rest,
-    endpoint: redactUrl(endpoint),
-    api_key: apiKey ? '(set, not recorded)' : '(none)',
-    headers: headers.map((h) => `${h.slice(0, h.indexOf(':'))}: (not recorded)`),
-  };
-}
-
-/** Drop userinfo and query values from a URL (Azure keys and tokens travel there sometimes). */
-export function redactUrl(url: string): string {
-  const u = new URL(url);
-  u.username = '';
-  u.password = '';
-  for (const key of [...u.searchParams.keys()]) if (!/^api-version$/i.test(key)) u.searchParams.set(key, 'redacted');
-  return u.toString();
+  return publishOptions(RUN_OPTIONS, o);
 }

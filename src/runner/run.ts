@@ -3,8 +3,8 @@ import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { ConfigError, InputChangedError, IoError } from '../config/errors.js';
-import { runOptionsSchema, type RunOptions, type RunOptionsInput } from '../config/run-options.js';
-import { formatZodIssues } from '../config/zod-issues.js';
+import { parseRunOptions, type ResolvedRunOptions } from '../config/resolved-run-options.js';
+import type { RunOptions, RunOptionsInput } from '../config/run-options.js';
 import { monotonicEpochMs, type Clock } from '../events/clock.js';
 import { EventWriter } from '../events/event-writer.js';
 import { hashFile } from '../events/hashing.js';
@@ -14,7 +14,8 @@ import type { RunTotals } from './run-totals.js';
 import { DirResultSink } from './dir-result-sink.js';
 import { setAsideFailures } from './set-aside-failures.js';
 import { JsonlWorkSource } from './jsonl-work-source.js';
-import { publicConfig, readManifest, redactUrl, writeManifest, type RunManifest } from './run-manifest.js';
+import { redactUrl } from '../util/redact-url.js';
+import { publicConfig, readManifest, writeManifest, type RunManifest } from './run-manifest.js';
 import { failureHints } from './failure-hints.js';
 import { checkPostprocessModule } from './postprocessor.js';
 import { acquireOutLock } from './out-lock.js';
@@ -77,9 +78,7 @@ export type RunStage =
  * @example await run({ input: 'in.jsonl', endpoint: 'http://127.0.0.1:8000/v1', out: 'runs/a' })
  */
 export async function run(input: RunOptionsInput | RunOptions, hooks: RunHooks = {}): Promise<RunSummary> {
-  const parsed = runOptionsSchema.safeParse(input);
-  if (!parsed.success) throw new ConfigError(formatZodIssues(parsed.error, input));
-  const o = parsed.data;
+  const o = parseRunOptions(input);
   const clock = hooks.clock ?? monotonicEpochMs;
   checkReadableInput(o.input);
   if (o.globalConcurrency !== undefined && o.redis === undefined)
@@ -121,12 +120,12 @@ export async function run(input: RunOptionsInput | RunOptions, hooks: RunHooks =
 }
 
 /** The run proper, once `out` exists and this process holds its lock. */
-async function runInDir(o: RunOptions, out: string, hooks: RunHooks, clock: Clock): Promise<RunSummary> {
+async function runInDir(o: ResolvedRunOptions, out: string, hooks: RunHooks, clock: Clock): Promise<RunSummary> {
   hooks.onStage?.({ stage: 'hash_input', bytes: statSync(o.input).size });
   const inputHash = await hashFile(o.input);
   const previous = readManifest(out);
   if (o.resume && !previous) throw new ConfigError(`Nothing to resume: \`--out\` ${out} has no run.json`);
-  if (o.retryFailed !== false && !previous)
+  if (o.retryCauses !== undefined && !previous)
     throw new ConfigError(
       `Nothing to retry: \`--out\` ${out} has no run.json (--retry-failed runs again the failures of an earlier run there)`,
     );
@@ -139,13 +138,7 @@ async function runInDir(o: RunOptions, out: string, hooks: RunHooks, clock: Cloc
   // Before the sink opens results.jsonl: the failures to run again must not count as done.
   const resultsPath = join(out, 'results.jsonl');
   if (existsSync(resultsPath)) hooks.onStage?.({ stage: 'read_results', bytes: statSync(resultsPath).size });
-  const setAside =
-    o.retryFailed === false
-      ? undefined
-      : await setAsideFailures(
-          resultsPath,
-          o.retryFailed === true || o.retryFailed === 'all' ? 'all' : o.retryFailed.split(','),
-        );
+  const setAside = o.retryCauses === undefined ? undefined : await setAsideFailures(resultsPath, o.retryCauses);
   if (setAside) hooks.onStage?.({ stage: 'set_aside', ...setAside });
   // A file of the run that cannot be written (a full disk) stops the run: until the coordinator
   // exists, the first such error is kept for it.

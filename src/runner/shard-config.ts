@@ -1,10 +1,7 @@
 import { join, resolve } from 'node:path';
-import { slotBounds, type RunOptions } from '../config/run-options.js';
+import type { ResolvedRunOptions } from '../config/resolved-run-options.js';
 import { VERSION } from '../version.js';
 import type { ShardConfig } from './ipc-messages.js';
-
-/** Default prefetch ceiling (see shardConfig). */
-const MAX_DEFAULT_PREFETCH = 1024;
 
 /** The path requests go to under the API base URL (`<endpoint>/chat/completions`), without query. */
 export function chatPath(u: URL): string {
@@ -12,7 +9,13 @@ export function chatPath(u: URL): string {
 }
 
 /** What shard `index` of run `runId` is told: where to send requests, its slots, retries and timeouts. */
-export function shardConfig(o: RunOptions, runId: string, out: string, index: number, replaces?: number): ShardConfig {
+export function shardConfig(
+  o: ResolvedRunOptions,
+  runId: string,
+  out: string,
+  index: number,
+  replaces?: number,
+): ShardConfig {
   const u = new URL(o.endpoint);
   const headers: Record<string, string> = {
     'content-type': 'application/json',
@@ -24,7 +27,6 @@ export function shardConfig(o: RunOptions, runId: string, out: string, index: nu
     const i = h.indexOf(':');
     headers[h.slice(0, i).trim().toLowerCase()] = h.slice(i + 1).trim();
   }
-  const slots = slotBounds(o.concurrency);
   return {
     shard: index,
     runId,
@@ -32,14 +34,9 @@ export function shardConfig(o: RunOptions, runId: string, out: string, index: nu
     origin: u.origin,
     path: `${chatPath(u)}${u.search}`,
     headers,
-    concurrency: slots.max,
-    adaptive: slots.adaptive,
-    // One per slot by default: with concurrency/8, a shard answering fast (or sharing busy cores)
-    // emptied its prefetch between IPC round trips and left up to ~30% of its slots idle with work waiting
-    // (BENCHMARKS.md, "Prefetch"); unstarted items are handed back when another shard runs dry.
-    // Capped: 1,024 covers 100,000 starts/s over a 10 ms round trip, and an unbounded run
-    // (concurrency 100,000) should not ship its whole input to a shard in one message.
-    prefetch: o.prefetch ?? Math.min(slots.max, MAX_DEFAULT_PREFETCH),
+    concurrency: o.slots.max,
+    adaptive: o.slots.adaptive,
+    prefetch: o.prefetchItems,
     maxAttempts: o.maxAttempts,
     endpointDownMaxMs: o.endpointDownMaxS * 1000,
     backoffBaseMs: o.retryBackoffS * 1000,

@@ -1,11 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import type { RunOptions } from '../../config/run-options.js';
+import type { ResolvedRunOptions } from '../../config/resolved-run-options.js';
 import type { Clock } from '../../events/clock.js';
 import { IdInterner } from '../../events/id-interner.js';
 import type { RequestSpec } from '../../input/request-line.js';
 import { distFile } from '../../util/dist-file.js';
 import { JsonlWorkSource } from '../jsonl-work-source.js';
-import { redactUrl } from '../run-manifest.js';
+import { redactUrl } from '../../util/redact-url.js';
 import type { ResultSink } from '../result-sink.js';
 import { misconfiguredHalt, newRunTotals, tallyDone, type RunTotals } from '../run-totals.js';
 import { ChunkQueue, chunkJobId, CHUNK_PROTOCOL, DEFAULT_CHUNK_SIZE } from './chunk-queue.js';
@@ -16,7 +16,7 @@ import { factsFromLine } from './result-facts.js';
 import { LOCAL_ONLY_OPTIONS, RunChannel } from './run-channel.js';
 
 export interface DistributedRunDeps {
-  options: RunOptions & { redis: string };
+  options: ResolvedRunOptions & { redis: string };
   runId: string;
   out: string;
   sink: ResultSink;
@@ -194,7 +194,7 @@ export async function runDistributed(d: DistributedRunDeps): Promise<Distributed
 }
 
 /** `--local-workers N`: workers on this machine, serving this run only, writing into its directory. */
-function startLocalWorkers(o: RunOptions & { redis: string }, out: string): ChildProcess[] {
+function startLocalWorkers(o: ResolvedRunOptions & { redis: string }, out: string): ChildProcess[] {
   return Array.from({ length: o.localWorkers }, () =>
     spawn(process.execPath, [distFile('cli/main.js'), 'worker', '--redis', o.redis, '--out', out, '--once'], {
       stdio: ['ignore', 'ignore', 'inherit'],

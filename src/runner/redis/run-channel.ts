@@ -1,3 +1,5 @@
+import { localOnlyKeys } from '../../config/option-table.js';
+import { RUN_OPTIONS } from '../../config/run-option-table.js';
 import { Redis } from 'ioredis';
 import { VERSION } from '../../version.js';
 import { CHUNK_PROTOCOL } from './chunk-queue.js';
@@ -29,21 +31,8 @@ export interface StreamedResult extends SentResult {
   streamId: string;
 }
 
-/** Options a coordinator does not publish: they are per machine, or secrets. */
-export const LOCAL_ONLY_OPTIONS = [
-  'input',
-  'out',
-  'apiKey',
-  'headers',
-  'redis',
-  'localWorkers',
-  'resume',
-  'retryFailed',
-  'metricsPort',
-  'metricsHost',
-  'progress',
-  'postprocess',
-] as const;
+/** Options a coordinator does not publish: they are per machine, or secrets (`localOnly` in the option table). */
+export const LOCAL_ONLY_OPTIONS: readonly string[] = localOnlyKeys(RUN_OPTIONS);
 
 const CURRENT = 'shardline:run:current';
 /** How long a finished run's keys stay in Redis: a week. */

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, RedisError } from '../../config/errors.js';
-import { runOptionsSchema, slotBounds, type RunOptions } from '../../config/run-options.js';
+import { parseRunOptions } from '../../config/resolved-run-options.js';
 import { monotonicEpochMs } from '../../events/clock.js';
 import { EventWriter } from '../../events/event-writer.js';
 import { ensureDir } from '../../util/ensure-dir.js';
@@ -103,7 +103,7 @@ async function serveRun(
       `Run ${run.runId}'s endpoint carries credentials, which are not sent through Redis: give this worker \`--endpoint\``,
     );
   }
-  const options: RunOptions = runOptionsSchema.parse({
+  const options = parseRunOptions({
     ...run.options,
     input: 'redis',
     out: o.out,
@@ -132,7 +132,7 @@ async function serveRun(
     lockDurationMs: o.lockDurationMs,
     stalledIntervalMs: o.stalledIntervalMs,
   });
-  const slots = slotBounds(options.concurrency).max * options.shards;
+  const slots = options.slots.max * options.shards;
   let lease: GlobalLease | undefined;
   const coordinator = new Coordinator({
     options,

@@ -1,0 +1,62 @@
+import { ConfigError } from './errors.js';
+import { runOptionsSchema, slotBounds, type RunOptions, type RunOptionsInput, type SlotBounds } from './run-options.js';
+import { formatZodIssues } from './zod-issues.js';
+
+/** Default prefetch ceiling: 1,024 covers 100,000 starts/s over a 10 ms round trip. */
+const MAX_DEFAULT_PREFETCH = 1024;
+
+/**
+ * Run options parsed once, with what inner code would otherwise work out again from them. The derived
+ * fields are not enumerable: `run.json`, the options published to workers and `{ ...o }` carry the
+ * options alone, and a spread copy is parsed afresh by `run()` (its values may have been changed).
+ */
+export interface ResolvedRunOptions extends RunOptions {
+  /** Each shard's slots, from `concurrency` (a number, or `auto[:MIN-MAX[:START]]`). */
+  readonly slots: SlotBounds;
+  /** Items a shard holds beyond its free slots. @default min(slots.max, 1024) */
+  readonly prefetchItems: number;
+  /** Closed-loop backlog bound. @default 4 × shards × slots.max */
+  readonly readAheadItems: number;
+  /** What `retryFailed` runs again: every failure, the failures of these causes, or nothing. */
+  readonly retryCauses: 'all' | readonly string[] | undefined;
+}
+
+/** Whether `o` came from `resolveRun` (and was not copied since). */
+export function isResolved(o: object): o is ResolvedRunOptions {
+  return Object.prototype.hasOwnProperty.call(o, 'slots') && !Object.prototype.propertyIsEnumerable.call(o, 'slots');
+}
+
+/** Add the derived fields to options the schema has parsed. */
+export function resolveRun(o: RunOptions): ResolvedRunOptions {
+  const slots = slotBounds(o.concurrency);
+  const derived = {
+    slots,
+    // One per slot by default: with concurrency/8, a shard answering fast (or sharing busy cores)
+    // emptied its prefetch between IPC round trips and left up to ~30% of its slots idle with work waiting
+    // (BENCHMARKS.md, "Prefetch"); unstarted items are handed back when another shard runs dry. Capped, so
+    // an unbounded run (concurrency 100,000) does not ship its whole input to a shard in one message.
+    prefetchItems: o.prefetch ?? Math.min(slots.max, MAX_DEFAULT_PREFETCH),
+    readAheadItems: o.readAhead ?? 4 * o.shards * slots.max,
+    retryCauses:
+      o.retryFailed === false
+        ? undefined
+        : o.retryFailed === true || o.retryFailed === 'all'
+          ? ('all' as const)
+          : o.retryFailed.split(','),
+  };
+  const out = { ...o };
+  for (const [key, value] of Object.entries(derived))
+    Object.defineProperty(out, key, { value, enumerable: false, writable: false });
+  return out as ResolvedRunOptions;
+}
+
+/**
+ * Parse options (input or already parsed) and resolve them; a resolved object is returned as it is.
+ * Errors name the option (as a library caller spells it) and the value (ConfigError, exit 2).
+ */
+export function parseRunOptions(input: RunOptionsInput | RunOptions | Record<string, unknown>): ResolvedRunOptions {
+  if (typeof input === 'object' && input !== null && isResolved(input)) return input;
+  const parsed = runOptionsSchema.safeParse(input);
+  if (!parsed.success) throw new ConfigError(formatZodIssues(parsed.error, input));
+  return resolveRun(parsed.data);
+}
