@@ -208,8 +208,8 @@ try {
 
 /** The coordinator's side alone: results pre-loaded in the run's stream, drained into results.jsonl. */
 async function measureDrain() {
-  const { RunChannel } = await import('../dist/runner/redis/run-channel.js');
-  const { DirResultSink } = await import('../dist/runner/dir-result-sink.js');
+  const { RunChannel } = await import('../dist/runner/distributed/run-channel.js');
+  const { DirResultSink } = await import('../dist/runner/output/dir-result-sink.js');
   const { IdInterner } = await import('../dist/events/id-interner.js');
   const { newRunTotals, tallyDone } = await import('../dist/runner/run-totals.js');
   const channel = new RunChannel(redisUrl);

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runChatAttempt } from '../dist/client/chat-attempt.js';
 import { RawPool } from '../dist/client/raw-pool.js';
-import { monotonicEpochMs } from '../dist/events/clock.js';
+import { monotonicEpochMs } from '../dist/util/clock.js';
 import { EventWriter } from '../dist/events/event-writer.js';
 import { IoTurnClock } from '../dist/sim/io-turn-clock.js';
 

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { analyze, parseProfile, startSim, type RunningSim } from '../src/index.js';
-import { AdaptiveLimit } from '../src/runner/adaptive-limit.js';
+import { AdaptiveLimit } from '../src/runner/pacing/adaptive-limit.js';
 import { runCli } from './helpers/cli.js';
 import { loadEvents, ofType, tempDir, writeInput } from './helpers/run-dir.js';
 

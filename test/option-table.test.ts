@@ -4,7 +4,7 @@ import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { createProgram } from '../src/cli/program.js';
-import { ConfigError } from '../src/config/errors.js';
+import { ConfigError } from '../src/errors.js';
 import { optionDocBlocks, replaceOptionBlocks } from '../src/config/option-docs.js';
 import {
   addOptions,
@@ -26,8 +26,8 @@ import { runOptionsSchema } from '../src/config/run-options.js';
 import { SIM_OPTIONS } from '../src/config/sim-options.js';
 import { SWEEP_OPTIONS, SWEEP_RUN_KEYS } from '../src/config/sweep-options.js';
 import { WORKER_OPTIONS } from '../src/config/worker-options.js';
-import { LOCAL_ONLY_OPTIONS } from '../src/runner/redis/run-channel.js';
-import { publicConfig } from '../src/runner/run-manifest.js';
+import { LOCAL_ONLY_OPTIONS } from '../src/runner/distributed/run-channel.js';
+import { publicConfig } from '../src/runner/output/run-manifest.js';
 import { tempDir } from './helpers/run-dir.js';
 
 const base = { input: 'in.jsonl', endpoint: 'http://127.0.0.1:1/v1', out: 'o' };

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { builtinProfiles, parseProfile, startSim, type RunningSim } from '../src/index.js';
-import { parseResetDuration, quotaFromHeaders, RateBudget } from '../src/runner/rate-budget.js';
+import { parseResetDuration, quotaFromHeaders, RateBudget } from '../src/runner/pacing/rate-budget.js';
 import { runCli } from './helpers/cli.js';
 import { loadEvents, loadResults, ofType, tempDir, writeInput } from './helpers/run-dir.js';
 

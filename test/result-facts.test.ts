@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeFacts, encodeFacts, factsFromLine, type ResultFacts } from '../src/runner/redis/result-facts.js';
+import { decodeFacts, encodeFacts, factsFromLine, type ResultFacts } from '../src/runner/distributed/result-facts.js';
 
 describe('result facts on the distributed results stream', () => {
   it('round-trip every field a run summary counts, in order, leaving absent ones absent', () => {

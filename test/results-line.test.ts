@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parseResultLine, scanSuccessLine } from '../src/events/results-file.js';
-import { errorResultLine, successResultLine } from '../src/runner/result-line.js';
+import { errorResultLine, successResultLine } from '../src/runner/output/result-line.js';
 import type { WorkItem } from '../src/runner/ipc-messages.js';
 
 /** What JSON.parse says a line holds: the reference the scanner must match. */

@@ -3,7 +3,7 @@ import { existsSync, readFileSync, appendFileSync, writeFileSync } from 'node:fs
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseProfile, run, startSim, type RunningSim } from '../src/index.js';
-import { LOCK_FILE } from '../src/runner/out-lock.js';
+import { LOCK_FILE } from '../src/runner/output/out-lock.js';
 import { expectBooksAgree } from './helpers/books.js';
 import { CLI, runCli } from './helpers/cli.js';
 import { loadEvents, loadResults, ofType, tempDir, writeInput } from './helpers/run-dir.js';

@@ -153,7 +153,7 @@ describe('run.json', () => {
 
 describe('progress line', () => {
   it('shows done/total, aggregate TPM, in-flight/limit, backlog, retries, failures and TTFT p95', async () => {
-    const { formatProgress } = await import('../src/runner/progress-line.js');
+    const { formatProgress } = await import('../src/cli/progress-line.js');
     expect(
       formatProgress({
         done: 1234,

@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EventWriter } from '../src/events/event-writer.js';
-import { JsonlAppender } from '../src/runner/jsonl-appender.js';
+import { JsonlAppender } from '../src/runner/output/jsonl-appender.js';
 import { tempDir } from './helpers/run-dir.js';
 
 const whole = '{"v":1,"ts":1,"run":"a","shard":0,"type":"shard_start","pid":1,"concurrency":2}\n';

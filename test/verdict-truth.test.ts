@@ -157,7 +157,7 @@ describe('finding the bound of a server whose knee is at 12', () => {
     'sweep with its default levels bisects past the powers of two and recommends 9-15',
     { timeout: 240_000 },
     async () => {
-      const { sweep } = await import('../src/runner/sweep.js');
+      const { sweep } = await import('../src/sweep/sweep.js');
       sim = await startSim({ profile: parseProfile(KNEE_12), seed: 1 });
       const dir = tempDir();
       const input = writeInput(dir, 640, { max_tokens: 16, stream: true });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError } from '../src/config/errors.js';
+import { ConfigError } from '../src/errors.js';
 import { parseWorkerOptions } from '../src/config/worker-options.js';
 
 const base = { redis: 'redis://127.0.0.1:6379', out: '/tmp/x' };

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { analyze } from '../diagnose/analyze.js';
-import { compareReports, formatComparison } from '../diagnose/compare-reports.js';
+import { compareReports } from '../diagnose/compare-reports.js';
+import { formatComparison } from '../report/format-comparison.js';
 import { writeHtmlReport } from '../report/html-report.js';
 
 /** `shardline compare A B`: before/after with a stability judgement. */

@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import { runDemo } from '../demo/run-demo.js';
-import { formatComparison } from '../diagnose/compare-reports.js';
+import { formatComparison } from '../report/format-comparison.js';
 import type { Report } from '../diagnose/report-types.js';
 import { z } from 'zod';
-import { ConfigError } from '../config/errors.js';
+import { ConfigError } from '../errors.js';
 
 /** `shardline demo`: the incident, the fix, the proof — with no endpoint of your own. */
 export function registerDemoCommand(program: Command): void {

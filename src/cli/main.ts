@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { CommanderError } from 'commander';
-import { ShardlineError } from '../config/errors.js';
-import { EXIT } from './exit-codes.js';
+import { ShardlineError } from '../errors.js';
+import { EXIT } from '../exit-codes.js';
 import { createProgram } from './program.js';
 import { retryFailedArgv } from './run-command.js';
 

@@ -1,10 +1,10 @@
 import { writeFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
-import type { ProgressMode } from '../runner/progress-line.js';
+import type { ProgressMode } from './progress-line.js';
 import { hashingProgress } from './read-progress.js';
 import { sampleMinute } from '../provenance/sample.js';
 import { verifySample } from '../provenance/verify.js';
-import { EXIT } from './exit-codes.js';
+import { EXIT } from '../exit-codes.js';
 
 const progressOption = () =>
   new Option(

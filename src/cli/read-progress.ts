@@ -1,6 +1,6 @@
 import type { AnalyzeProgress } from '../diagnose/analyze.js';
 import type { ScanProgress } from '../provenance/minute-scan.js';
-import { createReadProgress, type ProgressMode } from '../runner/progress-line.js';
+import { createReadProgress, type ProgressMode } from './progress-line.js';
 
 /** Progress of a report's read, for logs that take a while (1.6 M events a second here). */
 export function readingProgress(

@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { analyze } from '../diagnose/analyze.js';
-import type { ProgressMode } from '../runner/progress-line.js';
+import type { ProgressMode } from './progress-line.js';
 import { hashingProgress, readingProgress } from './read-progress.js';
 import { writeHtmlReport } from '../report/html-report.js';
 import { formatReport } from '../report/terminal-report.js';

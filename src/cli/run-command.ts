@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { addOptions, flagValues } from '../config/option-table.js';
 import { CONFIG_FLAG, RUN_OPTIONS } from '../config/run-option-table.js';
 import { resolveRunOptions } from '../config/resolve-run-options.js';
-import { createProgressReporter } from '../runner/progress-line.js';
+import { createProgressReporter } from './progress-line.js';
 import { run, type RunStage, type RunSummary } from '../runner/run.js';
 
 /**

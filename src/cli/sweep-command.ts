@@ -6,7 +6,7 @@ import { resolveRunOptions } from '../config/resolve-run-options.js';
 import { parseSweepOptions, SWEEP_OPTIONS, SWEEP_RUN_KEYS, SWEEP_RUN_OVERRIDES } from '../config/sweep-options.js';
 import type { SweepStage } from '../diagnose/knee.js';
 import { renderSweepPage } from '../report/sweep-page.js';
-import { sweep } from '../runner/sweep.js';
+import { sweep } from '../sweep/sweep.js';
 
 /** `shardline sweep`: short runs at rising concurrency, a table, the knee and the flag to use. */
 export function registerSweepCommand(program: Command): void {

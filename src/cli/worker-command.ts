@@ -20,7 +20,7 @@ export function registerWorkerCommand(program: Command): void {
       // The API key is read here, on each machine; it never goes through Redis.
       const apiKey = process.env.SHARDLINE_API_KEY ?? process.env.OPENAI_API_KEY;
       // Loaded here, not at startup: every other command would pay for loading BullMQ.
-      const { runWorker } = await import('../runner/redis/run-worker.js');
+      const { runWorker } = await import('../runner/distributed/run-worker.js');
       await runWorker({ ...o, apiKey }, stop.signal);
     } finally {
       process.off('SIGINT', onSignal);

@@ -3,7 +3,7 @@ import { createParser, type EventSourceParser } from 'eventsource-parser';
 import type { Dispatcher } from 'undici';
 import type { ChatDispatcher } from './raw-pool.js';
 import type { Cause } from '../events/event-types.js';
-import type { Clock } from '../events/clock.js';
+import type { Clock } from '../util/clock.js';
 import { causeOfError, causeOfStatus, PhaseTimeoutError } from './error-cause.js';
 import { parseRetryAfterMs } from './retry-policy.js';
 import { ProtocolError, StreamAssembler, type ChatCompletion } from './stream-assembler.js';

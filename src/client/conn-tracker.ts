@@ -1,7 +1,7 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { Socket } from 'node:net';
 import { buildConnector } from 'undici';
-import type { Clock } from '../events/clock.js';
+import type { Clock } from '../util/clock.js';
 
 /** Whom the next request written to a socket belongs to. */
 export interface ConnAttribution {

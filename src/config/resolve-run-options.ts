@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { ConfigError } from './errors.js';
+import { ConfigError } from '../errors.js';
 import { configKeys, envKeys } from './option-table.js';
 import { RUN_OPTIONS } from './run-option-table.js';
 import { resolveRun, type ResolvedRunOptions } from './resolved-run-options.js';

@@ -1,4 +1,4 @@
-import { ConfigError } from './errors.js';
+import { ConfigError } from '../errors.js';
 import { runOptionsSchema, slotBounds, type RunOptions, type RunOptionsInput, type SlotBounds } from './run-options.js';
 import { formatZodIssues } from './zod-issues.js';
 

@@ -98,27 +98,3 @@ function fmtPct(x: number | null): string {
 function pp(x: number): string {
   return `${(x * 100).toFixed(1)}%`;
 }
-
-/** The compare table for a terminal. */
-export function formatComparison(c: Comparison): string {
-  const lines = [
-    `compare: A ${c.a.run_id ?? '?'} (${c.a.bound}, ${c.a.dominant ?? '–'}) → B ${c.b.run_id ?? '?'} (${c.b.bound}, ${c.b.dominant ?? '–'})`,
-    '',
-  ];
-  lines.push(`${'figure'.padEnd(34)}${'A'.padStart(14)}${'B'.padStart(14)}${'delta'.padStart(12)}`);
-  for (const r of c.rows) {
-    const mark = r.improved === null ? ' ' : r.improved ? '+' : '-';
-    const v = (x: number | null) =>
-      x === null ? '–' : Math.abs(x) >= 100 ? Math.round(x).toLocaleString('en-US') : x.toFixed(3);
-    lines.push(
-      `${r.name.padEnd(34)}${v(r.a).padStart(14)}${v(r.b).padStart(14)}${(r.delta_pct === null ? '–' : `${r.delta_pct > 0 ? '+' : ''}${r.delta_pct.toFixed(1)}%`).padStart(12)} ${mark}`,
-    );
-  }
-  lines.push(
-    '',
-    `stability: ${c.stability.judgement.toUpperCase()}${c.stability.reasons.length ? ` — ${c.stability.reasons.join('; ')}` : ''}`,
-  );
-  if (c.stability.judgement === 'unstable')
-    lines.push('  a throughput gain bought with more retries, a longer tail or more failures: do not ship it');
-  return `${lines.join('\n')}\n`;
-}

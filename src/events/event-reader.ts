@@ -1,6 +1,6 @@
 import { createReadStream, existsSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { BadInputError } from '../config/errors.js';
+import { BadInputError } from '../errors.js';
 import type { ShardlineEvent } from './event-types.js';
 import { mergeInOrder } from './merge-order.js';
 

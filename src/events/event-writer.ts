@@ -1,10 +1,10 @@
 import { closeSync, openSync } from 'node:fs';
-import type { OutputWriteError } from '../config/errors.js';
+import type { OutputWriteError } from '../errors.js';
 import { writeFully } from '../util/write-fully.js';
 import { ensureDir } from '../util/ensure-dir.js';
 import { dirname } from 'node:path';
 import { dropTornTail } from '../util/torn-tail.js';
-import type { Clock } from './clock.js';
+import type { Clock } from '../util/clock.js';
 import type { EventPayloads, EventType } from './event-types.js';
 
 export interface EventWriterOptions {

@@ -1,5 +1,5 @@
 import { accessSync, constants, statSync } from 'node:fs';
-import { BadInputError } from '../config/errors.js';
+import { BadInputError } from '../errors.js';
 
 /** Fail early, naming the path, when an input file is missing, unreadable or a directory. */
 export function checkReadableInput(path: string): void {

@@ -1,6 +1,6 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { BadInputError, ConfigError } from '../config/errors.js';
+import { BadInputError, ConfigError } from '../errors.js';
 import { VERSION } from '../version.js';
 import { countedLinesSha256, scanRunFiles, type FileScan, type ScanProgress } from './minute-scan.js';
 

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { BadInputError } from '../config/errors.js';
+import { BadInputError } from '../errors.js';
 import { countedLinesSha256, scanRunFiles, sortCanonical, type ScanProgress } from './minute-scan.js';
 import type { MinuteSample } from './sample.js';
 

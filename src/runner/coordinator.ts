@@ -1,17 +1,17 @@
 import type { ResolvedRunOptions } from '../config/resolved-run-options.js';
-import type { Clock } from '../events/clock.js';
+import type { Clock } from '../util/clock.js';
 import type { EventWriter } from '../events/event-writer.js';
 import { createRng } from '../util/rng.js';
-import { rssMb } from './load-sampler.js';
-import { LoopLagSampler } from './loop-lag.js';
+import { rssMb } from './live/load-sampler.js';
+import { LoopLagSampler } from './live/loop-lag.js';
 import { Deque } from '../util/deque.js';
 import type { FromShard, ShardConfig, WorkItem } from './ipc-messages.js';
-import type { ResultSink } from './result-sink.js';
-import { LiveMetrics } from './live-metrics.js';
+import type { ResultSink } from './output/result-sink.js';
+import { LiveMetrics } from './live/live-metrics.js';
 import { misconfiguredHalt, newRunTotals, tallyDone, type RunTotals } from './run-totals.js';
-import { ShardHandle } from './shard-handle.js';
-import type { ShardLauncher } from './shard-link.js';
-import { RateBudget, tokenCharge } from './rate-budget.js';
+import { ShardHandle } from './shard/shard-handle.js';
+import type { ShardLauncher } from './shard/shard-link.js';
+import { RateBudget, tokenCharge } from './pacing/rate-budget.js';
 import type { WorkSource } from './work-source.js';
 
 /** What the progress line shows, once a second. */
@@ -466,7 +466,7 @@ export class Coordinator {
       return this.fail(
         new Error(
           `shard processes exit before they start (${this.failedStarts} in a row, last: ${how}); ` +
-            'check NODE_OPTIONS and SHARDLINE_SHARD_NODE_OPTIONS, and that shardline is built (dist/runner/shard-main.js)',
+            'check NODE_OPTIONS and SHARDLINE_SHARD_NODE_OPTIONS, and that shardline is built (dist/runner/shard/shard-main.js)',
         ),
       );
     }

@@ -1,4 +1,4 @@
-import type { QuotaObservation } from './rate-budget.js';
+import type { QuotaObservation } from './pacing/rate-budget.js';
 import type { Cause } from '../events/event-types.js';
 
 /** A request as the coordinator hands it to a shard. */

@@ -2,25 +2,25 @@ import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { ConfigError, InputChangedError, IoError } from '../config/errors.js';
+import { ConfigError, InputChangedError, IoError } from '../errors.js';
 import { parseRunOptions, type ResolvedRunOptions } from '../config/resolved-run-options.js';
 import type { RunOptions, RunOptionsInput } from '../config/run-options.js';
-import { monotonicEpochMs, type Clock } from '../events/clock.js';
+import { monotonicEpochMs, type Clock } from '../util/clock.js';
 import { EventWriter } from '../events/event-writer.js';
 import { hashFile } from '../events/hashing.js';
 import { VERSION } from '../version.js';
 import { Coordinator, type ProgressSnapshot } from './coordinator.js';
 import type { RunTotals } from './run-totals.js';
-import { DirResultSink } from './dir-result-sink.js';
-import { setAsideFailures } from './set-aside-failures.js';
+import { DirResultSink } from './output/dir-result-sink.js';
+import { setAsideFailures } from './output/set-aside-failures.js';
 import { JsonlWorkSource } from './jsonl-work-source.js';
 import { redactUrl } from '../util/redact-url.js';
-import { publicConfig, readManifest, writeManifest, type RunManifest } from './run-manifest.js';
+import { publicConfig, readManifest, writeManifest, type RunManifest } from './output/run-manifest.js';
 import { failureHints } from './failure-hints.js';
-import { checkPostprocessModule } from './postprocessor.js';
-import { acquireOutLock } from './out-lock.js';
+import { checkPostprocessModule } from './output/postprocessor.js';
+import { acquireOutLock } from './output/out-lock.js';
 import { ensureDir } from '../util/ensure-dir.js';
-import { chatPath, shardConfig } from './shard-config.js';
+import { chatPath, shardConfig } from './shard/shard-config.js';
 import { checkReadableInput } from '../input/check-readable.js';
 
 /** What `run()` returns and `shardline run` prints on stdout. */
@@ -180,7 +180,7 @@ async function runInDir(o: ResolvedRunOptions, out: string, hooks: RunHooks, clo
   if (o.redis !== undefined) {
     const t0 = clock();
     // Loaded only for a distributed run: BullMQ and ioredis cost every other command ~0.3 s of CPU to load.
-    const { runDistributed } = await import('./redis/distributed-run.js');
+    const { runDistributed } = await import('./distributed/distributed-run.js');
     const {
       status,
       totals: t,

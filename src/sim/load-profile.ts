@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { ConfigError } from '../config/errors.js';
+import { ConfigError } from '../errors.js';
 import { formatZodIssues } from '../config/zod-issues.js';
 import { builtinProfiles } from './builtin-profiles.js';
 import { simProfileSchema, type SimProfile } from './profile-schema.js';

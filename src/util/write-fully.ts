@@ -1,5 +1,5 @@
 import { fstatSync, ftruncateSync, writeSync } from 'node:fs';
-import { OutputWriteError } from '../config/errors.js';
+import { OutputWriteError } from '../errors.js';
 
 /** What to say for each way a write into the run directory can be refused. */
 const REASONS: Record<string, string> = {

@@ -1,0 +1,144 @@
+import type { Job, Worker } from 'bullmq';
+import type { RejectedLine, RequestSpec } from '../../input/request-line.js';
+import { Deque } from '../../util/deque.js';
+import type { DoneItem } from '../ipc-messages.js';
+import type { ResultSink } from '../output/result-sink.js';
+import type { WorkSource } from '../work-source.js';
+import { putBack, startChunkWorker, type Chunk } from './chunk-queue.js';
+import type { RunChannel, SentResult } from './run-channel.js';
+
+interface OpenChunk {
+  left: number;
+  done: () => void;
+}
+
+/** Chunks a worker process holds at once: one running, one ready so its slots never wait on Redis. */
+const CHUNKS_AT_ONCE = 2;
+/** Results wait at most this long (or for this many) before going to Redis in one round trip. */
+const SEND_EVERY_MS = 20;
+const SEND_BATCH = 256;
+/** How long a chunk of a run other than the current one waits before a worker looks at it again. */
+const FOREIGN_CHUNK_DELAY_MS = 60_000;
+
+/**
+ * A worker's side of a distributed run, behind the same interfaces as the JSONL ones: requests come
+ * out of BullMQ chunks (`next()`), results go into the run's Redis stream (`writeResult`). A chunk's
+ * job completes only once every one of its results is in Redis, so a worker killed before that loses
+ * the chunk to another worker (BullMQ's stalled-job check) and no result is lost; a request run
+ * twice that way sends two results, which the coordinator keeps one of (by custom_id).
+ */
+export class RedisWorkSource implements WorkSource, ResultSink {
+  private readonly ready = new Deque<RequestSpec>(1024);
+  private readonly chunkOf = new Map<string, OpenChunk>();
+  private readonly outbox: SentResult[] = [];
+  private waiter: (() => void) | undefined;
+  private finished = false;
+  private sendTimer: NodeJS.Timeout | undefined;
+  private sending: Promise<void> = Promise.resolve();
+  private readonly worker: Worker<Chunk<RequestSpec>, number>;
+  private readonly finishPoll: NodeJS.Timeout;
+
+  constructor(
+    redisUrl: string,
+    private readonly runId: string,
+    private readonly channel: RunChannel,
+    { lockDurationMs, stalledIntervalMs }: { lockDurationMs?: number; stalledIntervalMs?: number } = {},
+  ) {
+    this.worker = startChunkWorker<RequestSpec, number>(redisUrl, (chunk, job, token) => this.take(chunk, job, token), {
+      concurrency: CHUNKS_AT_ONCE,
+      ...(lockDurationMs !== undefined ? { lockDurationMs } : {}),
+      ...(stalledIntervalMs !== undefined ? { stalledIntervalMs } : {}),
+    });
+    this.finishPoll = setInterval(() => void this.checkRunOver(), 500);
+  }
+
+  /** This run is over for this worker once it is finished or another run has been published. */
+  private async checkRunOver(): Promise<boolean> {
+    const over = (await this.channel.isFinished(this.runId)) || (await this.channel.currentRunId()) !== this.runId;
+    if (over && !this.finished) {
+      this.finished = true;
+      // Requests of the run not started yet: nobody waits for them now (a run finished or stopped
+      // by --fail-fast). Their chunk is not completed, so a resume would still run them.
+      while (this.ready.length > 0) this.ready.shift();
+      this.wake();
+    }
+    return over;
+  }
+
+  private async take(chunk: Chunk<RequestSpec>, job: Job, token: string | undefined): Promise<number> {
+    if (chunk.runId !== this.runId) {
+      // One run at a time per Redis. A chunk of the run now current means this worker's run is over:
+      // the chunk goes straight back for that run. A chunk of any other run (one abandoned, to be
+      // resumed some day) goes back for a minute: never completed without its results.
+      const stale = (await this.channel.currentRunId()) === chunk.runId;
+      if (stale) await this.checkRunOver();
+      return putBack(job, token, stale ? 0 : FOREIGN_CHUNK_DELAY_MS);
+    }
+    return new Promise((resolve) => {
+      const open: OpenChunk = { left: chunk.items.length, done: () => resolve(chunk.items.length) };
+      if (open.left === 0) return open.done();
+      for (const item of chunk.items) {
+        this.chunkOf.set(item.id, open);
+        this.ready.push(item);
+      }
+      this.wake();
+    });
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.();
+  }
+
+  async next(): Promise<RequestSpec | RejectedLine | null> {
+    for (;;) {
+      if (this.ready.length > 0) return this.ready.shift()!;
+      if (this.finished) return null;
+      await new Promise<void>((r) => (this.waiter = r));
+    }
+  }
+
+  async doneIds(): Promise<Set<string>> {
+    return new Set();
+  }
+
+  writeResult(id: string, line: string, done?: DoneItem): void {
+    this.outbox.push({ id, line, facts: done });
+    if (this.outbox.length >= SEND_BATCH) this.send();
+    else this.sendTimer ??= setTimeout(() => this.send(), SEND_EVERY_MS);
+  }
+
+  /** Send what is waiting, in order after earlier sends; then complete the chunks it finished. */
+  private send(): void {
+    clearTimeout(this.sendTimer);
+    this.sendTimer = undefined;
+    const batch = this.outbox.splice(0);
+    if (batch.length === 0) return;
+    this.sending = this.sending.then(async () => {
+      await this.channel.sendResults(this.runId, batch);
+      for (const r of batch) {
+        const open = this.chunkOf.get(r.id);
+        if (!open) continue;
+        this.chunkOf.delete(r.id);
+        if (--open.left === 0) open.done();
+      }
+    });
+  }
+
+  writeReject(_reject: RejectedLine): void {
+    // The coordinator rejects malformed lines before they are chunked.
+  }
+
+  flush(): void {
+    this.send();
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.finishPoll);
+    this.send();
+    await this.sending;
+    // Forced: chunks still open go back to the queue when their locks expire, for another worker.
+    await this.worker.close(true);
+  }
+}

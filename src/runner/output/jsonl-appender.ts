@@ -1,0 +1,52 @@
+import { closeSync, openSync } from 'node:fs';
+import type { OutputWriteError } from '../../errors.js';
+import { writeFully } from '../../util/write-fully.js';
+import { dropTornTail } from '../../util/torn-tail.js';
+
+/**
+ * Appends whole lines to a file, batching the lines of one event-loop turn into one `write`. A line
+ * handed to the kernel survives `kill -9` of this process; a torn last line left by an earlier crash
+ * is dropped on open, so every line in the file is whole.
+ */
+export class JsonlAppender {
+  private readonly fd: number;
+  private pending: string[] = [];
+  private scheduled = false;
+  /** The write that failed; from then on nothing more is written (see `onError`). */
+  writeError: OutputWriteError | undefined;
+  /** Told once when the file cannot be written (a full disk); without it the error is thrown. */
+  onError: ((err: OutputWriteError) => void) | undefined;
+
+  constructor(readonly path: string) {
+    this.fd = openSync(path, 'a+');
+    dropTornTail(this.fd);
+  }
+
+  append(line: string): void {
+    if (this.writeError) return;
+    this.pending.push(line);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  flush(): void {
+    this.scheduled = false;
+    if (this.pending.length === 0) return;
+    const text = `${this.pending.join('\n')}\n`;
+    this.pending = [];
+    try {
+      writeFully(this.fd, text, this.path);
+    } catch (err) {
+      this.writeError = err as OutputWriteError;
+      if (!this.onError) throw err;
+      this.onError(this.writeError);
+    }
+  }
+
+  close(): void {
+    this.flush();
+    closeSync(this.fd);
+  }
+}

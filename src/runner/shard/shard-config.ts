@@ -1,0 +1,61 @@
+import { join, resolve } from 'node:path';
+import type { ResolvedRunOptions } from '../../config/resolved-run-options.js';
+import { VERSION } from '../../version.js';
+import type { ShardConfig } from '../ipc-messages.js';
+
+/** The path requests go to under the API base URL (`<endpoint>/chat/completions`), without query. */
+export function chatPath(u: URL): string {
+  return `${u.pathname.replace(/\/$/, '')}/chat/completions`;
+}
+
+/** What shard `index` of run `runId` is told: where to send requests, its slots, retries and timeouts. */
+export function shardConfig(
+  o: ResolvedRunOptions,
+  runId: string,
+  out: string,
+  index: number,
+  replaces?: number,
+): ShardConfig {
+  const u = new URL(o.endpoint);
+  const headers: Record<string, string> = {
+    'content-type': 'application/json',
+    accept: 'application/json, text/event-stream',
+    'user-agent': `shardline/${VERSION}`,
+  };
+  if (o.apiKey) headers.authorization = `Bearer ${o.apiKey}`;
+  for (const h of o.headers) {
+    const i = h.indexOf(':');
+    headers[h.slice(0, i).trim().toLowerCase()] = h.slice(i + 1).trim();
+  }
+  return {
+    shard: index,
+    runId,
+    eventsPath: join(out, 'events', `shard-${String(index).padStart(3, '0')}.jsonl`),
+    origin: u.origin,
+    path: `${chatPath(u)}${u.search}`,
+    headers,
+    concurrency: o.slots.max,
+    adaptive: o.slots.adaptive,
+    prefetch: o.prefetchItems,
+    maxAttempts: o.maxAttempts,
+    endpointDownMaxMs: o.endpointDownMaxS * 1000,
+    backoffBaseMs: o.retryBackoffS * 1000,
+    backoffCapMs: o.retryBackoffMaxS * 1000,
+    retryAfterMaxMs: o.retryAfterMaxS * 1000,
+    retryBudget: o.retryBudget,
+    retryBudgetWindowMs: o.retryBudgetWindowS * 1000,
+    retryBudgetMinRetries: o.retryBudgetMinRetries,
+    retryMode: o.retryMode,
+    keepAlive: o.keepAlive,
+    transport: o.transport,
+    reportQuota: o.rpm !== undefined || o.tpm !== undefined,
+    timeoutConnectMs: o.timeoutConnectS * 1000,
+    timeoutTtftMs: o.timeoutTtftS * 1000,
+    timeoutIdleMs: o.timeoutIdleS * 1000,
+    timeoutTotalMs: o.timeoutTotalS * 1000,
+    seed: o.seed ?? -1,
+    postprocess: o.postprocess ? resolve(o.postprocess) : undefined,
+    gaugeIntervalMs: o.gaugeIntervalMs,
+    ...(replaces !== undefined ? { replaces } : {}),
+  };
+}
