@@ -155,218 +155,226 @@ export class RunAccumulator {
         this.gaugedShards.delete(-1);
         this.runIds.add(e.run);
         if (Number.isNaN(this.runStart)) this.runStart = ts;
-        break;
+        return;
       case T.run_end:
         this.runEnd = ts;
-        break;
+        return;
       case T.shard_start:
-        this.gaugedShards.delete(e.shard);
-        // A replacement starts a new process: bank what its predecessor's gauges showed.
-        this.f.shardCpuMs += this.gaugeCpu.get(e.shard) ?? 0;
-        this.gaugeCpu.delete(e.shard);
-        this.shardOfPid.set(e.pid, e.shard);
-        this.setLimit(e.shard, e.concurrency || 0);
-        break;
+        return this.onShardStart(e);
       case T.limit:
         // An adaptive limit moved: slots count from here at the new size.
         if (!Number.isNaN(e.concurrency)) this.setLimit(e.shard, e.concurrency);
-        break;
+        return;
       case T.shard_end:
-        this.setLimit(e.shard, 0);
-        // The process's whole CPU, start-up included, replaces what its gauges summed.
-        if (!Number.isNaN(e.cpuUserMs)) {
-          this.f.shardCpuMs += e.cpuUserMs + (e.cpuSystemMs || 0);
-          this.gaugeCpu.delete(e.shard);
-        }
-        if (!Number.isNaN(e.socketReads)) {
-          this.f.socketReads += e.socketReads;
-          this.f.socketReadShards++;
-        }
-        break;
-      case T.shard_exit: {
-        const shard = this.shardOfPid.get(e.pid);
-        if (shard !== undefined) {
-          this.setLimit(shard, 0);
-          // Its open attempts never end: stop counting them as in flight.
-          this.inFlight = Math.max(0, this.inFlight - (this.openByShard.get(shard) ?? 0));
-          this.openByShard.set(shard, 0);
-        }
-        break;
-      }
-      case T.enqueue: {
-        if (e.rid < 0) break;
-        const r = this.reqs;
-        const st = r.open(e.rid, ts);
-        r.set(st, WAIT_START, ts);
-        r.set(st, WAIT_FREE, this.freeMs);
-        r.set(st, WAIT_DOWN, this.downIntegralMs);
-        this.backlog++;
-        break;
-      }
-      case T.attempt_start: {
-        if (e.rid < 0) break;
-        const r = this.reqs;
-        const st = r.open(e.rid, ts);
-        if (r.get(st, WAIT_START) >= 0) {
-          const gap = this.freeMs - r.get(st, WAIT_FREE);
-          // While the endpoint was down dispatch was paused on purpose: that part of the wait is the outage's.
-          const down = this.downIntegralMs - r.get(st, WAIT_DOWN);
-          r.add(st, B.admission_gap, gap);
-          r.add(st, B.endpoint_down, down);
-          r.add(st, B.queue_wait, Math.max(0, ts - r.get(st, WAIT_START) - gap - down));
-          r.set(st, WAIT_START, -1);
-          this.backlog = Math.max(0, this.backlog - 1);
-        }
-        if (r.get(st, PAUSE_START) >= 0) {
-          r.add(st, B.endpoint_down, ts - r.get(st, PAUSE_START));
-          r.set(st, PAUSE_START, -1);
-        }
-        if (e.attempt === 1) this.f.firstAttempts++;
-        r.set(st, ATTEMPT_START, ts);
-        r.set(st, ATTEMPT_CONNECT, 0);
-        r.set(st, FIRST_TOKEN, -1);
-        this.inFlight++;
-        if (this.inFlight > this.f.maxInFlight) this.f.maxInFlight = this.inFlight;
-        this.openByShard.set(e.shard, (this.openByShard.get(e.shard) ?? 0) + 1);
-        this.f.attempts++;
-        break;
-      }
-      case T.conn_open: {
-        const connectMs = e.connectMs || 0;
-        this.f.connsOpened++;
-        this.f.connectMs.push(connectMs);
-        if (this.bin) this.bin.conns++;
-        const r = this.reqs;
-        const st = r.slot(e.rid);
-        if (st >= 0) {
-          r.add(st, ATTEMPT_CONNECT, connectMs);
-          r.add(st, B.connect, connectMs);
-        }
-        break;
-      }
-      case T.first_token: {
-        const r = this.reqs;
-        const st = r.slot(e.rid);
-        if (st >= 0) r.set(st, FIRST_TOKEN, ts);
-        break;
-      }
-      case T.attempt_end: {
-        this.inFlight = Math.max(0, this.inFlight - 1);
-        this.openByShard.set(e.shard, Math.max(0, (this.openByShard.get(e.shard) ?? 0) - 1));
-        const r = this.reqs;
-        const st = r.slot(e.rid);
-        if (e.outcome === O.error) {
-          const c = e.cause || 'unknown';
-          this.f.attemptErrorCauses[c] = (this.f.attemptErrorCauses[c] ?? 0) + 1;
-          if (!Number.isNaN(e.status))
-            this.f.attemptErrorStatuses[e.status] = (this.f.attemptErrorStatuses[e.status] ?? 0) + 1;
-          if (e.retryAfterMs > this.f.maxRetryAfterMs) this.f.maxRetryAfterMs = e.retryAfterMs;
-          this.notable.noteFailedAttempt({
-            rid: e.rid,
-            attempt: e.attempt || 0,
-            cause: c,
-            status: Number.isNaN(e.status) ? null : e.status,
-            error: e.error,
-          });
-          if (st >= 0 && r.get(st, ATTEMPT_START) >= 0)
-            r.add(st, B.failed_attempts, ts - r.get(st, ATTEMPT_START) - r.get(st, ATTEMPT_CONNECT));
-        } else if (st >= 0 && r.get(st, ATTEMPT_START) >= 0) {
-          const first = r.get(st, FIRST_TOKEN) >= 0 ? r.get(st, FIRST_TOKEN) : ts;
-          r.set(st, SERVER_TTFT, first - r.get(st, ATTEMPT_START) - r.get(st, ATTEMPT_CONNECT));
-          r.add(st, B.server_ttft, r.get(st, SERVER_TTFT));
-          r.add(st, B.decode, ts - first);
-          r.set(st, E2E_TTFT, first - r.get(st, FIRST_ENQUEUE));
-          const n = e.completionTokens || 0;
-          const last = Number.isNaN(e.lastTokenTs) ? ts : e.lastTokenTs;
-          r.set(st, TPOT, n > 1 ? (last - first) / (n - 1) : -1);
-          r.set(st, DECODE_START, first);
-          r.set(st, DECODE_END, last);
-          if (!Number.isNaN(e.serverQueueMs)) this.f.serverQueueMs.push(e.serverQueueMs);
-          this.f.ttftLoadInFlight.push(this.inFlight + 1);
-          this.f.ttftLoadMs.push(r.get(st, SERVER_TTFT));
-        }
-        if (st >= 0) r.set(st, ATTEMPT_START, -1);
-        break;
-      }
-      case T.backoff: {
-        const cause = e.cause || 'unknown';
-        this.f.retries++;
-        this.f.retryCauses[cause] = (this.f.retryCauses[cause] ?? 0) + 1;
-        if (this.bin) {
-          this.bin.retries++;
-          this.bin.retryCauses[cause] = (this.bin.retryCauses[cause] ?? 0) + 1;
-        }
-        const r = this.reqs;
-        const st = r.slot(e.rid);
-        if (st >= 0) r.add(st, B.retry_backoff, e.delayMs || 0);
-        break;
-      }
-      case T.paused: {
-        this.f.pausedAttempts++;
-        const st = this.reqs.slot(e.rid);
-        if (st >= 0) this.reqs.set(st, PAUSE_START, ts);
-        break;
-      }
+        return this.onShardEnd(e);
+      case T.shard_exit:
+        return this.onShardExit(e);
+      case T.enqueue:
+        if (e.rid >= 0) this.onEnqueue(ts, this.reqs.open(e.rid, ts));
+        return;
+      case T.attempt_start:
+        if (e.rid >= 0) this.onAttemptStart(e, ts, this.reqs.open(e.rid, ts));
+        return;
+      case T.gauge:
+        return this.onGauge(e);
       case T.stale_connection:
         this.f.staleResends++;
-        break;
+        return;
       case T.keepalive_off:
         this.f.keepaliveOffShards++;
-        break;
+        return;
       case T.keepalive_disabled:
         this.f.keepaliveDisabledShards++;
-        break;
+        return;
       case T.endpoint_down:
         if (this.downShards.size === 0) {
           this.f.outages++;
           this.downSince = ts;
         }
         this.downShards.add(e.shard);
-        break;
+        return;
       case T.endpoint_up:
         if (this.downShards.delete(e.shard) && this.downShards.size === 0) this.f.downMs += ts - this.downSince;
-        break;
-      case T.postprocess_start: {
-        const r = this.reqs;
-        const st = r.slot(e.rid);
-        if (st >= 0) r.set(st, POST_START, ts);
-        break;
-      }
-      case T.postprocess_end: {
-        const r = this.reqs;
-        const st = r.slot(e.rid);
-        if (st >= 0 && r.get(st, POST_START) >= 0) r.add(st, B.postprocess, ts - r.get(st, POST_START));
-        break;
-      }
-      case T.request_end:
-        if (e.rid < 0) break;
-        this.requestEnd(e, ts, this.reqs.slot(e.rid));
-        this.reqs.close(e.rid);
-        break;
-      case T.gauge:
-        // Coordinator and shard loops alike: any lagging client loop delays requests. A process's
-        // first gauge covers its start-up (module loading, forking shards) and is left out, or it
-        // would dominate the p99 of a short run.
-        if (!this.gaugedShards.has(e.shard)) this.gaugedShards.add(e.shard);
-        else {
-          if (!Number.isNaN(e.loopLagMs)) this.f.loopLag.push(e.loopLagMs);
-          if (e.shard >= 0) {
-            if (!Number.isNaN(e.loopBusy)) this.f.loopBusy.push(e.loopBusy);
-            if (!Number.isNaN(e.hostBusy)) this.f.hostBusy.push(e.hostBusy);
-            if (!Number.isNaN(e.cpuWait)) this.f.cpuWait.push(e.cpuWait);
-          }
-        }
-        if (!Number.isNaN(e.readHoldMs)) {
-          this.f.holdGauges++;
-          if (e.readHoldMs > 0) this.f.heldGauges++;
-          if (e.readHoldMs > this.f.readHoldMaxMs) this.f.readHoldMaxMs = e.readHoldMs;
-        }
-        if (e.shard >= 0 && !Number.isNaN(e.cpuMs))
-          this.gaugeCpu.set(e.shard, (this.gaugeCpu.get(e.shard) ?? 0) + e.cpuMs);
-        break;
-      default:
-        break;
+        return;
     }
+    // The rest belong to a request: its slot (-1 when the request is not open, e.g. a torn log).
+    const r = this.reqs;
+    const st = r.slot(e.rid);
+    switch (e.type) {
+      case T.conn_open:
+        return this.onConnOpen(e, st);
+      case T.first_token:
+        if (st >= 0) r.set(st, FIRST_TOKEN, ts);
+        return;
+      case T.attempt_end:
+        return this.onAttemptEnd(e, ts, st);
+      case T.backoff:
+        return this.onBackoff(e, st);
+      case T.paused:
+        this.f.pausedAttempts++;
+        if (st >= 0) r.set(st, PAUSE_START, ts);
+        return;
+      case T.postprocess_start:
+        if (st >= 0) r.set(st, POST_START, ts);
+        return;
+      case T.postprocess_end:
+        if (st >= 0 && r.get(st, POST_START) >= 0) r.add(st, B.postprocess, ts - r.get(st, POST_START));
+        return;
+      case T.request_end:
+        if (e.rid < 0) return;
+        this.requestEnd(e, ts, st);
+        r.close(e.rid);
+        return;
+    }
+  }
+
+  private onShardStart(e: EventRecord): void {
+    this.gaugedShards.delete(e.shard);
+    // A replacement starts a new process: bank what its predecessor's gauges showed.
+    this.f.shardCpuMs += this.gaugeCpu.get(e.shard) ?? 0;
+    this.gaugeCpu.delete(e.shard);
+    this.shardOfPid.set(e.pid, e.shard);
+    this.setLimit(e.shard, e.concurrency || 0);
+  }
+
+  private onShardEnd(e: EventRecord): void {
+    this.setLimit(e.shard, 0);
+    // The process's whole CPU, start-up included, replaces what its gauges summed.
+    if (!Number.isNaN(e.cpuUserMs)) {
+      this.f.shardCpuMs += e.cpuUserMs + (e.cpuSystemMs || 0);
+      this.gaugeCpu.delete(e.shard);
+    }
+    if (!Number.isNaN(e.socketReads)) {
+      this.f.socketReads += e.socketReads;
+      this.f.socketReadShards++;
+    }
+  }
+
+  private onShardExit(e: EventRecord): void {
+    const shard = this.shardOfPid.get(e.pid);
+    if (shard === undefined) return;
+    this.setLimit(shard, 0);
+    // Its open attempts never end: stop counting them as in flight.
+    this.inFlight = Math.max(0, this.inFlight - (this.openByShard.get(shard) ?? 0));
+    this.openByShard.set(shard, 0);
+  }
+
+  private onEnqueue(ts: number, st: number): void {
+    const r = this.reqs;
+    r.set(st, WAIT_START, ts);
+    r.set(st, WAIT_FREE, this.freeMs);
+    r.set(st, WAIT_DOWN, this.downIntegralMs);
+    this.backlog++;
+  }
+
+  private onAttemptStart(e: EventRecord, ts: number, st: number): void {
+    const r = this.reqs;
+    if (r.get(st, WAIT_START) >= 0) {
+      const gap = this.freeMs - r.get(st, WAIT_FREE);
+      // While the endpoint was down dispatch was paused on purpose: that part of the wait is the outage's.
+      const down = this.downIntegralMs - r.get(st, WAIT_DOWN);
+      r.add(st, B.admission_gap, gap);
+      r.add(st, B.endpoint_down, down);
+      r.add(st, B.queue_wait, Math.max(0, ts - r.get(st, WAIT_START) - gap - down));
+      r.set(st, WAIT_START, -1);
+      this.backlog = Math.max(0, this.backlog - 1);
+    }
+    if (r.get(st, PAUSE_START) >= 0) {
+      r.add(st, B.endpoint_down, ts - r.get(st, PAUSE_START));
+      r.set(st, PAUSE_START, -1);
+    }
+    if (e.attempt === 1) this.f.firstAttempts++;
+    r.set(st, ATTEMPT_START, ts);
+    r.set(st, ATTEMPT_CONNECT, 0);
+    r.set(st, FIRST_TOKEN, -1);
+    this.inFlight++;
+    if (this.inFlight > this.f.maxInFlight) this.f.maxInFlight = this.inFlight;
+    this.openByShard.set(e.shard, (this.openByShard.get(e.shard) ?? 0) + 1);
+    this.f.attempts++;
+  }
+
+  private onConnOpen(e: EventRecord, st: number): void {
+    const connectMs = e.connectMs || 0;
+    this.f.connsOpened++;
+    this.f.connectMs.push(connectMs);
+    if (this.bin) this.bin.conns++;
+    if (st >= 0) {
+      this.reqs.add(st, ATTEMPT_CONNECT, connectMs);
+      this.reqs.add(st, B.connect, connectMs);
+    }
+  }
+
+  private onAttemptEnd(e: EventRecord, ts: number, st: number): void {
+    this.inFlight = Math.max(0, this.inFlight - 1);
+    this.openByShard.set(e.shard, Math.max(0, (this.openByShard.get(e.shard) ?? 0) - 1));
+    const r = this.reqs;
+    if (e.outcome === O.error) {
+      this.onFailedAttempt(e);
+      if (st >= 0 && r.get(st, ATTEMPT_START) >= 0)
+        r.add(st, B.failed_attempts, ts - r.get(st, ATTEMPT_START) - r.get(st, ATTEMPT_CONNECT));
+    } else if (st >= 0 && r.get(st, ATTEMPT_START) >= 0) {
+      const first = r.get(st, FIRST_TOKEN) >= 0 ? r.get(st, FIRST_TOKEN) : ts;
+      r.set(st, SERVER_TTFT, first - r.get(st, ATTEMPT_START) - r.get(st, ATTEMPT_CONNECT));
+      r.add(st, B.server_ttft, r.get(st, SERVER_TTFT));
+      r.add(st, B.decode, ts - first);
+      r.set(st, E2E_TTFT, first - r.get(st, FIRST_ENQUEUE));
+      const n = e.completionTokens || 0;
+      const last = Number.isNaN(e.lastTokenTs) ? ts : e.lastTokenTs;
+      r.set(st, TPOT, n > 1 ? (last - first) / (n - 1) : -1);
+      r.set(st, DECODE_START, first);
+      r.set(st, DECODE_END, last);
+      if (!Number.isNaN(e.serverQueueMs)) this.f.serverQueueMs.push(e.serverQueueMs);
+      this.f.ttftLoadInFlight.push(this.inFlight + 1);
+      this.f.ttftLoadMs.push(r.get(st, SERVER_TTFT));
+    }
+    if (st >= 0) r.set(st, ATTEMPT_START, -1);
+  }
+
+  private onFailedAttempt(e: EventRecord): void {
+    const c = e.cause || 'unknown';
+    this.f.attemptErrorCauses[c] = (this.f.attemptErrorCauses[c] ?? 0) + 1;
+    if (!Number.isNaN(e.status))
+      this.f.attemptErrorStatuses[e.status] = (this.f.attemptErrorStatuses[e.status] ?? 0) + 1;
+    if (e.retryAfterMs > this.f.maxRetryAfterMs) this.f.maxRetryAfterMs = e.retryAfterMs;
+    this.notable.noteFailedAttempt({
+      rid: e.rid,
+      attempt: e.attempt || 0,
+      cause: c,
+      status: Number.isNaN(e.status) ? null : e.status,
+      error: e.error,
+    });
+  }
+
+  private onBackoff(e: EventRecord, st: number): void {
+    const cause = e.cause || 'unknown';
+    this.f.retries++;
+    this.f.retryCauses[cause] = (this.f.retryCauses[cause] ?? 0) + 1;
+    if (this.bin) {
+      this.bin.retries++;
+      this.bin.retryCauses[cause] = (this.bin.retryCauses[cause] ?? 0) + 1;
+    }
+    if (st >= 0) this.reqs.add(st, B.retry_backoff, e.delayMs || 0);
+  }
+
+  private onGauge(e: EventRecord): void {
+    // Coordinator and shard loops alike: any lagging client loop delays requests. A process's
+    // first gauge covers its start-up (module loading, forking shards) and is left out, or it
+    // would dominate the p99 of a short run.
+    if (!this.gaugedShards.has(e.shard)) this.gaugedShards.add(e.shard);
+    else {
+      if (!Number.isNaN(e.loopLagMs)) this.f.loopLag.push(e.loopLagMs);
+      if (e.shard >= 0) {
+        if (!Number.isNaN(e.loopBusy)) this.f.loopBusy.push(e.loopBusy);
+        if (!Number.isNaN(e.hostBusy)) this.f.hostBusy.push(e.hostBusy);
+        if (!Number.isNaN(e.cpuWait)) this.f.cpuWait.push(e.cpuWait);
+      }
+    }
+    if (!Number.isNaN(e.readHoldMs)) {
+      this.f.holdGauges++;
+      if (e.readHoldMs > 0) this.f.heldGauges++;
+      if (e.readHoldMs > this.f.readHoldMaxMs) this.f.readHoldMaxMs = e.readHoldMs;
+    }
+    if (e.shard >= 0 && !Number.isNaN(e.cpuMs)) this.gaugeCpu.set(e.shard, (this.gaugeCpu.get(e.shard) ?? 0) + e.cpuMs);
   }
 
   /**

@@ -6,6 +6,7 @@ import { rssMb } from './live/load-sampler.js';
 import { LoopLagSampler } from './live/loop-lag.js';
 import { Deque } from '../util/deque.js';
 import type { FromShard, ShardConfig, WorkItem } from './ipc-messages.js';
+
 import type { ResultSink } from './output/result-sink.js';
 import { LiveMetrics } from './live/live-metrics.js';
 import { misconfiguredHalt, newRunTotals, tallyDone, type RunTotals } from './run-totals.js';
@@ -13,6 +14,10 @@ import { ShardHandle } from './shard/shard-handle.js';
 import type { ShardLauncher } from './shard/shard-link.js';
 import { RateBudget, tokenCharge } from './pacing/rate-budget.js';
 import type { WorkSource } from './work-source.js';
+import { assignWork } from './assign-work.js';
+
+/** The message of type `T` a shard sends. */
+type ShardMessage<T extends FromShard['t']> = Extract<FromShard, { t: T }>;
 
 /** What the progress line shows, once a second. */
 export interface ProgressSnapshot {
@@ -287,29 +292,7 @@ export class Coordinator {
   private dispatch(): void {
     if (this.stopping) return;
     if (this.backlog.length > 0) {
-      const batches = new Map<ShardHandle, WorkItem[]>();
-      const cap = this.deps.assignedCap?.() ?? Infinity;
-      let assigned = 0;
-      if (cap !== Infinity) for (const s of this.shards) if (!s.exited) assigned += s.assigned.size;
-      while (this.backlog.length > 0 && assigned < cap) {
-        // A shard with a free slot starts the item at once; only then fill prefetch places.
-        let best: ShardHandle | undefined;
-        for (const s of this.shards) {
-          // A shard whose endpoint is down takes one item to probe with, and no more.
-          if (s.exited || s.demand <= 0 || (s.down && s.assigned.size > 0)) continue;
-          if (!best || s.freeSlots > best.freeSlots || (s.freeSlots === best.freeSlots && s.demand > best.demand))
-            best = s;
-        }
-        if (!best) break;
-        const item = this.backlog.shift()!;
-        assigned++;
-        best.demand--;
-        if (best.freeSlots > 0) best.running++;
-        else best.local++;
-        const batch = batches.get(best);
-        if (batch) batch.push(item);
-        else batches.set(best, [item]);
-      }
+      const batches = assignWork(this.backlog, this.shards, this.deps.assignedCap?.() ?? Infinity);
       for (const [shard, items] of batches) shard.dispatch(items);
       if (this.spaceWaiter && this.backlog.length < this.readAhead) this.spaceWaiter();
     }
@@ -333,120 +316,142 @@ export class Coordinator {
     }
   }
 
+  /** One handler per message; every message counts as a sign of life. */
   private onMessage(shard: ShardHandle, msg: FromShard): void {
     shard.lastBeatMs = this.deps.clock();
     switch (msg.t) {
       case 'pull':
-        shard.demand += msg.n;
-        shard.running = msg.running;
-        shard.local = msg.local;
-        this.dispatch();
-        break;
+        return this.onPull(shard, msg);
       case 'done':
-        for (const d of msg.items) {
-          // Only the shard a request is assigned to may finish it: a late answer from a shard that
-          // was declared dead must not produce a second result.
-          const item = shard.assigned.get(d.id);
-          if (!item) continue;
-          shard.assigned.delete(d.id);
-          if (item.charge && d.outcome === 'succeeded') {
-            // Providers count the prompt as their tokenizer does and max_tokens when set (the completion otherwise).
-            const charged = item.charge.promptTokens + (item.charge.maxTokens ?? 0);
-            this.budget.adjust(d.promptTokens + (item.charge.maxTokens ?? d.completionTokens) - charged);
-          }
-          this.deps.sink.writeResult(d.id, d.resultLine, d);
-          this.live.recordDone(d, this.deps.clock());
-          tallyDone(this.totals, d);
-        }
-        if (!this.stopping) {
-          const halt = misconfiguredHalt(this.totals, this.o.failFast);
-          if (halt) return this.fail(new Error(halt));
-        }
-        this.maybeFinish();
-        break;
+        return this.onDone(shard, msg);
       case 'retry':
-        for (const r of msg.items) {
-          const item = shard.assigned.get(r.id);
-          if (!item) continue;
-          shard.assigned.delete(r.id);
-          if (this.stopping) continue; // unfinished: a resume runs it again
-          this.totals.retries++;
-          this.live.recordRetry(r);
-          item.attempt = r.attempt;
-          if (r.free) item.free = r.free;
-          this.delayed++;
-          // Wait until the due time on the event clock, not for delayMs from now: Node's timers
-          // count from the loop's cached time and can fire a millisecond or more early.
-          const due = () => {
-            const left = r.dueTs - this.deps.clock();
-            if (left > 0) {
-              setTimeout(due, Math.max(1, left));
-              return;
-            }
-            this.whenBudgetAllows(item, () => {
-              this.delayed--;
-              if (this.stopping) return this.maybeFinish();
-              this.deps.events.write('enqueue', { id: item.id, line: item.lineNo, attempt: item.attempt });
-              this.backlog.unshift(item);
-              this.dispatch();
-            });
-          };
-          due();
-        }
-        this.maybeFinish();
-        break;
+        return this.onRetry(shard, msg);
       case 'beat':
-        shard.inFlight = msg.inFlight;
-        shard.limit = msg.limit;
-        shard.connsOpen = msg.connsOpen;
-        // Counts are per shard process: a replacement starts from zero, so add deltas.
-        this.live.recordConnections(msg.connsOpened - shard.connsOpened);
-        shard.connsOpened = msg.connsOpened;
-        this.live.recordConnectionFaults(msg.stale - shard.stale, msg.paused - shard.paused);
-        shard.stale = msg.stale;
-        shard.paused = msg.paused;
-        this.live.recordLoopLag(shard.index, msg.loopLagMs);
-        this.live.recordLoopLoad(shard.index, msg.loopBusy, msg.cpuWait);
-        break;
+        return this.onBeat(shard, msg);
       case 'release':
-        shard.stealPending = false;
-        shard.local = Math.max(0, shard.local - msg.ids.length);
-        msg.ids.forEach((id, i) => {
-          const item = shard.assigned.get(id);
-          shard.assigned.delete(id);
-          if (item && msg.attempts) {
-            item.attempt = msg.attempts[i]!;
-            item.free = msg.free?.[i] ?? 0;
-          }
-          // Stopping: unfinished, so a resume runs it. Otherwise it was stolen for an idle shard:
-          // back to the front of the backlog (it never left it, as far as events tell: no new enqueue).
-          if (item && !this.stopping) {
-            this.backlog.unshift(item);
-            shard.demand++;
-          }
-        });
-        this.dispatch();
-        this.maybeFinish();
-        break;
+        return this.onRelease(shard, msg);
       case 'health':
-        shard.down = msg.down;
-        shard.downSinceTs = msg.sinceTs;
-        this.live.recordEndpointDown(shard.index, msg.down);
-        this.dispatch();
-        break;
+        return this.onHealth(shard, msg);
       case 'fatal':
-        this.stopFor(new Error(msg.message));
-        break;
+        return this.stopFor(new Error(msg.message));
       case 'quota':
         for (const q of msg.items) this.budget.observe(q);
-        break;
+        return;
       case 'ready':
         shard.started = true;
         this.failedStarts = 0;
-        break;
+        return;
       case 'stopped':
-        break;
+        return;
     }
+  }
+
+  private onPull(shard: ShardHandle, msg: ShardMessage<'pull'>): void {
+    shard.demand += msg.n;
+    shard.running = msg.running;
+    shard.local = msg.local;
+    this.dispatch();
+  }
+
+  private onDone(shard: ShardHandle, msg: ShardMessage<'done'>): void {
+    for (const d of msg.items) {
+      // Only the shard a request is assigned to may finish it: a late answer from a shard that
+      // was declared dead must not produce a second result.
+      const item = shard.assigned.get(d.id);
+      if (!item) continue;
+      shard.assigned.delete(d.id);
+      if (item.charge && d.outcome === 'succeeded') {
+        // Providers count the prompt as their tokenizer does, and max_tokens when set (else the completion).
+        const charged = item.charge.promptTokens + (item.charge.maxTokens ?? 0);
+        this.budget.adjust(d.promptTokens + (item.charge.maxTokens ?? d.completionTokens) - charged);
+      }
+      this.deps.sink.writeResult(d.id, d.resultLine, d);
+      this.live.recordDone(d, this.deps.clock());
+      tallyDone(this.totals, d);
+    }
+    if (!this.stopping) {
+      const halt = misconfiguredHalt(this.totals, this.o.failFast);
+      if (halt) return this.fail(new Error(halt));
+    }
+    this.maybeFinish();
+  }
+
+  private onRetry(shard: ShardHandle, msg: ShardMessage<'retry'>): void {
+    for (const r of msg.items) {
+      const item = shard.assigned.get(r.id);
+      if (!item) continue;
+      shard.assigned.delete(r.id);
+      if (this.stopping) continue; // unfinished: a resume runs it again
+      this.totals.retries++;
+      this.live.recordRetry(r);
+      item.attempt = r.attempt;
+      if (r.free) item.free = r.free;
+      this.delayed++;
+      this.requeueAt(item, r.dueTs);
+    }
+    this.maybeFinish();
+  }
+
+  /**
+   * Put a retry back at the front of the backlog at its due time, once the budget allows. Waits until
+   * the due time on the event clock, not for a delay from now: Node's timers count from the loop's
+   * cached time and can fire a millisecond or more early.
+   */
+  private requeueAt(item: WorkItem, dueTs: number): void {
+    const left = dueTs - this.deps.clock();
+    if (left > 0) {
+      setTimeout(() => this.requeueAt(item, dueTs), Math.max(1, left));
+      return;
+    }
+    this.whenBudgetAllows(item, () => {
+      this.delayed--;
+      if (this.stopping) return this.maybeFinish();
+      this.deps.events.write('enqueue', { id: item.id, line: item.lineNo, attempt: item.attempt });
+      this.backlog.unshift(item);
+      this.dispatch();
+    });
+  }
+
+  private onBeat(shard: ShardHandle, msg: ShardMessage<'beat'>): void {
+    shard.inFlight = msg.inFlight;
+    shard.limit = msg.limit;
+    shard.connsOpen = msg.connsOpen;
+    // Counts are per shard process: a replacement starts from zero, so add deltas.
+    this.live.recordConnections(msg.connsOpened - shard.connsOpened);
+    shard.connsOpened = msg.connsOpened;
+    this.live.recordConnectionFaults(msg.stale - shard.stale, msg.paused - shard.paused);
+    shard.stale = msg.stale;
+    shard.paused = msg.paused;
+    this.live.recordLoopLag(shard.index, msg.loopLagMs);
+    this.live.recordLoopLoad(shard.index, msg.loopBusy, msg.cpuWait);
+  }
+
+  private onRelease(shard: ShardHandle, msg: ShardMessage<'release'>): void {
+    shard.stealPending = false;
+    shard.local = Math.max(0, shard.local - msg.ids.length);
+    msg.ids.forEach((id, i) => {
+      const item = shard.assigned.get(id);
+      shard.assigned.delete(id);
+      if (item && msg.attempts) {
+        item.attempt = msg.attempts[i]!;
+        item.free = msg.free?.[i] ?? 0;
+      }
+      // Stopping: unfinished, so a resume runs it. Otherwise it was stolen for an idle shard:
+      // back to the front of the backlog (it never left it, as far as events tell: no new enqueue).
+      if (item && !this.stopping) {
+        this.backlog.unshift(item);
+        shard.demand++;
+      }
+    });
+    this.dispatch();
+    this.maybeFinish();
+  }
+
+  private onHealth(shard: ShardHandle, msg: ShardMessage<'health'>): void {
+    shard.down = msg.down;
+    shard.downSinceTs = msg.sinceTs;
+    this.live.recordEndpointDown(shard.index, msg.down);
+    this.dispatch();
   }
 
   private onShardExit(shard: ShardHandle, code: number | null, signal: NodeJS.Signals | null): void {

@@ -180,14 +180,9 @@ async function runInDir(o: ResolvedRunOptions, out: string, hooks: RunHooks, clo
   if (o.redis !== undefined) {
     const t0 = clock();
     // Loaded only for a distributed run: BullMQ and ioredis cost every other command ~0.3 s of CPU to load.
-    const { runDistributed } = await import('./distributed/distributed-run.js');
-    const {
-      status,
-      totals: t,
-      ttftP95Ms,
-      error,
-    } = await runDistributed({
-      options: { ...o, redis: o.redis },
+    const { DistributedCoordinator } = await import('./distributed/distributed-run.js');
+    const distributed = new DistributedCoordinator({
+      options: Object.assign(o, { redis: o.redis }),
       runId,
       out,
       sink,
@@ -196,6 +191,13 @@ async function runInDir(o: ResolvedRunOptions, out: string, hooks: RunHooks, clo
       signal: hooks.signal,
       ...(hooks.onMetrics ? { onMetrics: hooks.onMetrics } : {}),
     });
+    // A results file that cannot be written stops the run cleanly, as on one machine.
+    stopFor = (err) => {
+      writeError ??= err;
+      distributed.stopFor(err);
+    };
+    if (writeError) distributed.stopFor(writeError);
+    const { status, totals: t, ttftP95Ms, error } = await distributed.run();
     await sink.close();
     events.write('run_end', { status, succeeded: t.succeeded, failed: t.failed, rejected: t.rejected });
     events.close();
@@ -210,7 +212,11 @@ async function runInDir(o: ResolvedRunOptions, out: string, hooks: RunHooks, clo
       error,
       setAside?.moved ?? 0,
     );
-    writeManifest(out, { ...manifest, status, ended_at: new Date().toISOString(), totals: { ...summary } });
+    finishManifest(
+      out,
+      { ...manifest, status, ended_at: new Date().toISOString(), totals: { ...summary } },
+      writeError,
+    );
     return summary;
   }
   const source = new JsonlWorkSource(o.input, o.model);
@@ -262,14 +268,20 @@ async function runInDir(o: ResolvedRunOptions, out: string, hooks: RunHooks, clo
     error,
     setAside?.moved ?? 0,
   );
+  finishManifest(out, { ...manifest, status, ended_at: new Date().toISOString(), totals: { ...summary } }, writeError);
+  return summary;
+}
+
+/**
+ * Write the final run.json. After a write error stopped the run, the disk that stopped it may refuse
+ * run.json too: it then still says `running`, and the same command resumes. Any other failure is news.
+ */
+function finishManifest(out: string, manifest: RunManifest, writeError: Error | undefined): void {
   try {
-    writeManifest(out, { ...manifest, status, ended_at: new Date().toISOString(), totals: { ...summary } });
+    writeManifest(out, manifest);
   } catch (err) {
-    // The disk that stopped the run cannot take run.json either: it still says `running`, and the
-    // same command resumes. Any other failure to write it is news.
     if (!writeError) throw err;
   }
-  return summary;
 }
 
 function buildSummary(

@@ -45,152 +45,224 @@ const TRIM_EVERY_MS = 250;
 const PROGRESS_EVERY_MS = 10_000;
 
 /**
- * The coordinator of a distributed run: reads the input, enqueues it in chunks for
- * `shardline worker` processes on any machine, and drains the results they send into
- * `results.jsonl`, keeping the first result per custom_id (a chunk run again after its worker died
- * sends some twice). Chunks are numbered by input order, so a coordinator started again after a
- * crash adds the same jobs, which BullMQ ignores when they exist; results not yet in `results.jsonl`
- * are still in the stream, which is trimmed only behind what was written.
+ * The coordinator of a distributed run, with the face of `Coordinator`: `run()`, `interrupt()`,
+ * `stopFor(err)`. It reads the input, enqueues it in chunks for `shardline worker` processes on any
+ * machine, and drains the results they send into `results.jsonl`, keeping the first result per
+ * custom_id (a chunk run again after its worker died sends some twice). Chunks are numbered by input
+ * order, so a coordinator started again after a crash adds the same jobs, which BullMQ ignores when they
+ * exist; results not yet in `results.jsonl` are still in the stream, which is trimmed only behind what
+ * was written.
  */
-export async function runDistributed(d: DistributedRunDeps): Promise<DistributedRunResult> {
-  const o = d.options;
-  const log = d.log ?? ((line: string) => process.stderr.write(`shardline: ${line}\n`));
-  await checkRedis(o.redis);
-  let expected = 0;
-  let chunks = 0;
-  let inputDone = false;
-  const written = new IdInterner(1 << 16);
-  const metrics = new DistributedMetrics({ backlog: () => expected - written.size }, d.clock, d.clock());
-  if (o.metricsPort !== undefined) d.onMetrics?.(await metrics.serve(o.metricsHost, o.metricsPort));
-  const channel = new RunChannel(o.redis);
-  const queue = new ChunkQueue<RequestSpec>(o.redis);
-  const totals = newRunTotals();
-  const published = Object.fromEntries(
-    Object.entries(o).filter(([k]) => !(LOCAL_ONLY_OPTIONS as readonly string[]).includes(k)),
-  );
-  // An endpoint with credentials in it (user:pass@, a key in the query) stays on this machine too.
-  if (redactUrl(o.endpoint) !== new URL(o.endpoint).toString()) delete published.endpoint;
-  await channel.publish({ runId: d.runId, options: published });
-  const workers = startLocalWorkers(o, d.out);
-  log(
-    `distributed run ${d.runId} on ${redactRedisUrl(o.redis)}: chunks of ${DEFAULT_CHUNK_SIZE}; start workers with: shardline worker --redis ${redactRedisUrl(o.redis)} --out ${d.out}`,
-  );
-
-  let progress: (() => void) | undefined;
+export class DistributedCoordinator {
+  readonly totals: RunTotals = newRunTotals();
+  private readonly o: ResolvedRunOptions & { redis: string };
+  private readonly log: (line: string) => void;
+  /** Requests enqueued, and chunks. */
+  private expected = 0;
+  private chunks = 0;
+  private inputDone = false;
+  /** Ids whose result is in results.jsonl. */
+  private readonly written = new IdInterner(1 << 16);
+  private readonly metrics: DistributedMetrics;
+  private channel: RunChannel | undefined;
+  private queue: ChunkQueue<RequestSpec> | undefined;
+  /** Wakes the producer waiting for room ahead of the results. */
+  private wake: (() => void) | undefined;
   /** Why the run stopped itself (--fail-fast), once it has. */
-  let halt: string | undefined;
-  const stopped = () => d.signal?.aborted === true || halt !== undefined;
-  d.signal?.addEventListener('abort', () => progress?.(), { once: true });
+  private halt: string | undefined;
+  /** A file of the run could not be written: stop, leaving the run in Redis for a resume. */
+  private failure: Error | undefined;
+  private interrupted = false;
 
-  const produce = async () => {
-    const source = new JsonlWorkSource(o.input, o.model);
+  constructor(private readonly d: DistributedRunDeps) {
+    this.o = d.options;
+    this.log = d.log ?? ((line: string) => process.stderr.write(`shardline: ${line}\n`));
+    this.metrics = new DistributedMetrics({ backlog: () => this.expected - this.written.size }, d.clock, d.clock());
+    if (d.signal?.aborted) this.interrupted = true;
+    d.signal?.addEventListener('abort', () => this.interrupt(), { once: true });
+  }
+
+  /** Stop taking results and enqueuing chunks; what workers finish meanwhile stays in Redis for a resume. */
+  interrupt(): void {
+    this.interrupted = true;
+    this.wake?.();
+  }
+
+  /** Stop the run as failed with `err` (results.jsonl cannot be written, say). */
+  stopFor(err: Error): void {
+    this.failure ??= err;
+    this.wake?.();
+  }
+
+  private stopped(): boolean {
+    return this.interrupted || this.halt !== undefined || this.failure !== undefined;
+  }
+
+  /** Run to the end (or interruption); resolves with how it ended and the totals. */
+  async run(): Promise<DistributedRunResult> {
+    const o = this.o;
+    await checkRedis(o.redis);
+    if (o.metricsPort !== undefined) this.d.onMetrics?.(await this.metrics.serve(o.metricsHost, o.metricsPort));
+    const channel = (this.channel = new RunChannel(o.redis));
+    this.queue = new ChunkQueue<RequestSpec>(o.redis);
+    await channel.publish({ runId: this.d.runId, options: publishedOptions(o) });
+    const workers = startLocalWorkers(o, this.d.out);
+    const redis = redactRedisUrl(o.redis);
+    this.log(
+      `distributed run ${this.d.runId} on ${redis}: chunks of ${DEFAULT_CHUNK_SIZE}; ` +
+        `start workers with: shardline worker --redis ${redis} --out ${this.d.out}`,
+    );
+    const result = (status: DistributedRunResult['status'], error?: Error): DistributedRunResult => ({
+      status,
+      totals: this.totals,
+      ttftP95Ms: this.metrics.ttftP95(),
+      ...(error ? { error } : {}),
+    });
+    try {
+      await Promise.all([this.produce(), this.collect()]);
+      if (this.failure) return result('failed', this.failure);
+      if (this.interrupted) return result('interrupted');
+      await this.finishInRedis();
+      return this.halt !== undefined ? result('failed', new Error(this.halt)) : result('finished');
+    } catch (err) {
+      return result('failed', err as Error);
+    } finally {
+      await stopWorkers(workers);
+      await this.metrics.close();
+      await this.queue.close();
+      await channel.close();
+    }
+  }
+
+  /** Read the input into chunks, staying at most CHUNKS_AHEAD chunks ahead of the results. */
+  private async produce(): Promise<void> {
+    const source = new JsonlWorkSource(this.o.input, this.o.model);
     let buf: RequestSpec[] = [];
-    const flush = async () => {
-      const items = buf.filter((s) => !d.doneIds.has(s.id));
-      totals.skipped += buf.length - items.length;
-      if (items.length > 0) await queue.add([{ runId: d.runId, index: chunks, protocol: CHUNK_PROTOCOL, items }]);
-      expected += items.length;
-      chunks++;
-      buf = [];
-    };
     try {
       for (;;) {
-        while (!stopped() && expected - written.size >= CHUNKS_AHEAD * DEFAULT_CHUNK_SIZE)
-          await new Promise<void>((r) => (progress = r));
-        if (stopped()) return;
+        while (!this.stopped() && this.expected - this.written.size >= CHUNKS_AHEAD * DEFAULT_CHUNK_SIZE)
+          await new Promise<void>((r) => (this.wake = r));
+        if (this.stopped()) return;
         const next = await source.next();
         if (next === null) break;
         if ('reason' in next) {
-          totals.rejected++;
-          d.sink.writeReject(next);
+          this.totals.rejected++;
+          this.d.sink.writeReject(next);
           continue;
         }
-        totals.requests++;
+        this.totals.requests++;
         buf.push(next);
-        if (buf.length === DEFAULT_CHUNK_SIZE) await flush();
+        if (buf.length === DEFAULT_CHUNK_SIZE) {
+          await this.enqueueChunk(buf);
+          buf = [];
+        }
       }
-      if (buf.length > 0) await flush();
-      inputDone = true;
+      if (buf.length > 0) await this.enqueueChunk(buf);
+      this.inputDone = true;
     } finally {
       await source.close();
     }
-  };
+  }
 
-  const collect = async () => {
+  private async enqueueChunk(buf: RequestSpec[]): Promise<void> {
+    const items = buf.filter((s) => !this.d.doneIds.has(s.id));
+    this.totals.skipped += buf.length - items.length;
+    if (items.length > 0)
+      await this.queue!.add([{ runId: this.d.runId, index: this.chunks, protocol: CHUNK_PROTOCOL, items }]);
+    this.expected += items.length;
+    this.chunks++;
+  }
+
+  /** Drain the results stream into results.jsonl, the first result per id, until every request has one. */
+  private async collect(): Promise<void> {
+    const channel = this.channel!;
     let after = '0';
-    let lastProgressMs = d.clock();
+    let lastProgressMs = this.d.clock();
     let lastCount = -1;
     let lastTrimMs = 0;
-    while (!stopped() && !(inputDone && written.size >= expected)) {
-      const batch = await channel.readResults(d.runId, after, 500);
-      for (const r of batch) {
-        if (d.doneIds.has(r.id)) continue;
-        const before = written.size;
-        written.internString(r.id);
-        if (written.size === before) continue;
-        d.sink.writeResult(r.id, r.line);
-        const facts = r.facts ?? factsFromLine(r.line);
-        if (!facts) continue;
-        tallyDone(totals, facts);
-        // A retry is an attempt past a request's first (the worker that scheduled it may be gone).
-        totals.retries += facts.attempts - 1;
-        metrics.record(facts, d.clock());
-        halt ??= misconfiguredHalt(totals, o.failFast);
-      }
+    while (!this.stopped() && !(this.inputDone && this.written.size >= this.expected)) {
+      const batch = await channel.readResults(this.d.runId, after, 500);
+      for (const r of batch) this.keepResult(r.id, r.line, r.facts);
       if (batch.length > 0) {
         // Written to the file before the stream forgets them: a crash here reads them again.
-        d.sink.flush();
+        this.d.sink.flush();
+        // A write that failed must not be trimmed away: a resume reads those results again.
+        if (this.failure) return;
         after = batch[batch.length - 1]!.streamId;
         // Trimmed a few times a second, not after every read: the stream only has to stay bounded,
         // and an XTRIM a read was ~1 µs a request of the coordinator's CPU (bench/distributed.mjs).
-        if (d.clock() - lastTrimMs >= TRIM_EVERY_MS) {
-          await channel.trimResults(d.runId, after);
-          lastTrimMs = d.clock();
+        if (this.d.clock() - lastTrimMs >= TRIM_EVERY_MS) {
+          await channel.trimResults(this.d.runId, after);
+          lastTrimMs = this.d.clock();
         }
-        progress?.();
+        this.wake?.();
       }
-      const now = d.clock();
+      const now = this.d.clock();
       if (now - lastProgressMs >= PROGRESS_EVERY_MS) {
         lastProgressMs = now;
-        if (written.size === lastCount && written.size < expected)
-          log(
-            `no results for ${PROGRESS_EVERY_MS / 1000} s: is a \`shardline worker --redis …\` running and able to reach the endpoint?`,
-          );
-        else
-          log(
-            `distributed: ${written.size.toLocaleString('en-US')} of ${inputDone ? expected.toLocaleString('en-US') : `${expected.toLocaleString('en-US')}+`} results, ${chunks} chunks enqueued`,
-          );
-        lastCount = written.size;
+        this.logProgress(this.written.size === lastCount);
+        lastCount = this.written.size;
       }
     }
-  };
+  }
 
-  try {
-    await Promise.all([produce(), collect()]);
-    const ttftP95Ms = metrics.ttftP95();
-    if (d.signal?.aborted === true) return { status: 'interrupted', totals, ttftP95Ms };
-    // Finished, or stopped by --fail-fast: workers stop taking chunks, and the run's chunks go, so
-    // a later --retry-failed enqueues its requests afresh. Nothing of this run stays in Redis.
-    await channel.finish(d.runId);
-    for (let i = 0; i < chunks; i += 100) {
+  private keepResult(id: string, line: string, sent: Parameters<typeof tallyDone>[1] | undefined): void {
+    if (this.d.doneIds.has(id)) return;
+    const before = this.written.size;
+    this.written.internString(id);
+    if (this.written.size === before) return;
+    this.d.sink.writeResult(id, line);
+    const facts = sent ?? factsFromLine(line);
+    if (!facts) return;
+    tallyDone(this.totals, facts);
+    // A retry is an attempt past a request's first (the worker that scheduled it may be gone).
+    this.totals.retries += facts.attempts - 1;
+    this.metrics.record(facts, this.d.clock());
+    this.halt ??= misconfiguredHalt(this.totals, this.o.failFast);
+  }
+
+  private logProgress(stalled: boolean): void {
+    const n = (x: number) => x.toLocaleString('en-US');
+    if (stalled && this.written.size < this.expected)
+      this.log(
+        `no results for ${PROGRESS_EVERY_MS / 1000} s: is a \`shardline worker --redis …\` running and able to reach the endpoint?`,
+      );
+    else
+      this.log(
+        `distributed: ${n(this.written.size)} of ${n(this.expected)}${this.inputDone ? '' : '+'} results, ` +
+          `${this.chunks} chunks enqueued`,
+      );
+  }
+
+  /**
+   * Finished, or stopped by --fail-fast: workers stop taking chunks, and the run's chunks go, so a
+   * later --retry-failed enqueues its requests afresh. Nothing of this run stays in Redis.
+   */
+  private async finishInRedis(): Promise<void> {
+    await this.channel!.finish(this.d.runId);
+    for (let i = 0; i < this.chunks; i += 100) {
       await Promise.all(
-        Array.from({ length: Math.min(100, chunks - i) }, (_, k) =>
-          queue.queue.remove(chunkJobId(d.runId, i + k)).catch(() => 0),
+        Array.from({ length: Math.min(100, this.chunks - i) }, (_, k) =>
+          this.queue!.queue.remove(chunkJobId(this.d.runId, i + k)).catch(() => 0),
         ),
       );
     }
-    if (halt !== undefined) {
-      return { status: 'failed', totals, ttftP95Ms, error: new Error(halt) };
-    }
-    return { status: 'finished', totals, ttftP95Ms };
-  } catch (err) {
-    return { status: 'failed', totals, ttftP95Ms: metrics.ttftP95(), error: err as Error };
-  } finally {
-    await stopWorkers(workers);
-    await metrics.close();
-    await queue.close();
-    await channel.close();
   }
+}
+
+/** Run a distributed run to its end: `new DistributedCoordinator(d).run()`. */
+export function runDistributed(d: DistributedRunDeps): Promise<DistributedRunResult> {
+  return new DistributedCoordinator(d).run();
+}
+
+/**
+ * The options workers take from Redis: all but what is per machine or secret (`localOnly` in the option
+ * table), and the endpoint only when it carries no credentials (user:pass@, a key in the query).
+ */
+function publishedOptions(o: ResolvedRunOptions): Record<string, unknown> {
+  const published = Object.fromEntries(Object.entries(o).filter(([k]) => !LOCAL_ONLY_OPTIONS.includes(k)));
+  if (redactUrl(o.endpoint) !== new URL(o.endpoint).toString()) delete published.endpoint;
+  return published;
 }
 
 /** `--local-workers N`: workers on this machine, serving this run only, writing into its directory. */
