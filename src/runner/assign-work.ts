@@ -32,7 +32,8 @@ export function assignWork<S extends ShardSlots>(
   while (backlog.length > 0 && assigned < cap) {
     let best: S | undefined;
     for (const s of shards) {
-      if (s.exited || s.demand <= 0 || (s.down && s.assigned.size > 0)) continue;
+      // A shard whose endpoint is down takes one item to probe with, and no more (this round's included).
+      if (s.exited || s.demand <= 0 || (s.down && (s.assigned.size > 0 || batches.has(s)))) continue;
       if (!best || s.freeSlots > best.freeSlots || (s.freeSlots === best.freeSlots && s.demand > best.demand)) best = s;
     }
     if (!best) break;
