@@ -1,0 +1,194 @@
+import { appendFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseRunOptions, type ResolvedRunOptions } from '../src/config/resolved-run-options.js';
+import { EventWriter } from '../src/events/event-writer.js';
+import { Coordinator } from '../src/runner/coordinator.js';
+import { DistributedCoordinator } from '../src/runner/distributed/distributed-run.js';
+import { RedisWorkSource } from '../src/runner/distributed/redis-work-source.js';
+import { RunChannel } from '../src/runner/distributed/run-channel.js';
+import { JsonlWorkSource } from '../src/runner/jsonl-work-source.js';
+import { DirResultSink } from '../src/runner/output/dir-result-sink.js';
+import { inProcessShard } from '../src/runner/shard/in-process-shard.js';
+import { shardConfig } from '../src/runner/shard/shard-config.js';
+import { forkShard, type ShardLauncher } from '../src/runner/shard/shard-link.js';
+import { parseProfile, startSim } from '../src/index.js';
+import { fakeShards } from './helpers/fake-shard.js';
+import { startRedis, type TestRedis } from './helpers/redis.js';
+import { loadEvents, loadResults, ofType, tempDir, writeInput } from './helpers/run-dir.js';
+
+// Each seam with two implementations runs one case list over both: the work source and result sink
+// (a JSONL file and results.jsonl, or chunks and results through Redis), and the shard (a child
+// process, or a runtime in the coordinator's process). The transports have theirs in
+// transport-conformance.test.ts.
+
+/** An input of `n` requests plus a malformed line and a duplicate custom_id, as users' files have. */
+function input(dir: string, n: number): string {
+  const path = writeInput(dir, n);
+  appendFileSync(path, 'not json\n');
+  appendFileSync(
+    path,
+    `${JSON.stringify({ custom_id: 'req-0', method: 'POST', url: '/v1/chat/completions', body: { messages: [{ role: 'user', content: 'x' }] } })}\n`,
+  );
+  return path;
+}
+
+function options(dir: string, extra: Record<string, unknown> = {}): ResolvedRunOptions {
+  return parseRunOptions({
+    input: input(dir, 300),
+    endpoint: 'http://127.0.0.1:9/v1',
+    out: join(dir, 'out'),
+    progress: 'off',
+    concurrency: 8,
+    ...extra,
+  });
+}
+
+const writer = (out: string, name: string) =>
+  new EventWriter({ path: join(out, 'events', name), run: 'pair', shard: -1, now: () => Date.now() });
+
+/** The source/sink pairs: each runs the input through a Coordinator with fake shards that answer at once. */
+const SOURCES: [string, (o: ResolvedRunOptions, redis: () => string) => Promise<{ status: string }>][] = [
+  [
+    'JSONL file → results.jsonl',
+    async (o) => {
+      const sink = new DirResultSink(o.out);
+      const events = writer(o.out, 'coordinator.jsonl');
+      const source = new JsonlWorkSource(o.input, o.model);
+      const r = await new Coordinator({
+        options: o,
+        source,
+        sink,
+        events,
+        doneIds: await sink.doneIds(),
+        clock: () => Date.now(),
+        shardConfig: (i, rep) => shardConfig(o, 'pair', o.out, i, rep),
+        launchShard: fakeShards({ autoFinish: true }).launch,
+      }).run();
+      await source.close();
+      await sink.close();
+      events.close();
+      return r;
+    },
+  ],
+  [
+    'Redis chunks → Redis stream → results.jsonl',
+    async (o, redis) => {
+      const url = redis();
+      const sink = new DirResultSink(o.out);
+      const runId = `pair-${Date.now()}`;
+      const coordinator = new DistributedCoordinator({
+        options: Object.assign(o, { redis: url }),
+        runId,
+        out: o.out,
+        sink,
+        doneIds: await sink.doneIds(),
+        clock: () => Date.now(),
+        log: () => undefined,
+      });
+      const running = coordinator.run();
+      // The worker's side, in this process: chunks in, results out, shards faked.
+      const channel = new RunChannel(url);
+      const source = new RedisWorkSource(url, runId, channel);
+      const events = writer(o.out, 'worker.jsonl');
+      const worker = new Coordinator({
+        options: o,
+        source,
+        sink: source,
+        events,
+        doneIds: new Set(),
+        clock: () => Date.now(),
+        shardConfig: (i, rep) => shardConfig(o, runId, o.out, i, rep),
+        launchShard: fakeShards({ autoFinish: true }).launch,
+      }).run();
+      const [r] = await Promise.all([running, worker]);
+      await source.close();
+      await channel.close();
+      await sink.close();
+      events.close();
+      return r;
+    },
+  ],
+];
+
+let redis: TestRedis | undefined;
+beforeAll(async () => {
+  redis = await startRedis();
+}, 30_000);
+afterAll(async () => {
+  await redis?.stop();
+});
+
+describe.each(SOURCES)('work source and result sink: %s', (_name, runThrough) => {
+  it('gives exactly one result per valid line and sends malformed lines to rejects', async () => {
+    const dir = tempDir();
+    const o = options(dir);
+    expect((await runThrough(o, () => redis!.url)).status).toBe('finished');
+    const results = loadResults(o.out);
+    const ids = results.map((r) => r.custom_id);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids.sort()).toEqual(Array.from({ length: 300 }, (_, i) => `req-${i}`).sort());
+    const rejects = readFileSync(join(o.out, 'rejects.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { line: number; reason: string });
+    expect(rejects.map((r) => r.line)).toEqual([301, 302]);
+    expect(rejects[1]!.reason).toMatch(/duplicate/);
+  }, 60_000);
+});
+
+/** The shard launchers: the same run through the simulator, with the same results and events. */
+const LAUNCHERS: [string, ShardLauncher][] = [
+  ['child process', forkShard],
+  ['in process', inProcessShard],
+];
+
+describe.each(LAUNCHERS)('shard launcher: %s', (_name, launch) => {
+  it('runs every request against the simulator, with retries, events and one result each', async () => {
+    const sim = await startSim({
+      profile: parseProfile({ base: 'fast', faults: { errors: { p_503: 0.1 } } }),
+      seed: 3,
+    });
+    try {
+      const dir = tempDir();
+      const o = parseRunOptions({
+        input: writeInput(dir, 120),
+        endpoint: `${sim.url}/v1`,
+        out: join(dir, 'out'),
+        progress: 'off',
+        concurrency: 6,
+        retryBackoffS: 0.01,
+        retryBackoffMaxS: 0.05,
+        seed: 1,
+      });
+      const sink = new DirResultSink(o.out);
+      const source = new JsonlWorkSource(o.input, o.model);
+      const events = writer(o.out, 'coordinator.jsonl');
+      const coordinator = new Coordinator({
+        options: o,
+        source,
+        sink,
+        events,
+        doneIds: new Set(),
+        clock: () => Date.now(),
+        shardConfig: (i, rep) => shardConfig(o, 'pair', o.out, i, rep),
+        launchShard: launch,
+      });
+      expect((await coordinator.run()).status).toBe('finished');
+      await source.close();
+      await sink.close();
+      events.close();
+      const results = loadResults(o.out);
+      expect(results).toHaveLength(120);
+      expect(results.every((r) => r.error === null)).toBe(true);
+      const ev = loadEvents(o.out);
+      expect(ofType(ev, 'request_end')).toHaveLength(120);
+      // The 503s were retried: one backoff per extra attempt, as the totals say.
+      expect(ofType(ev, 'backoff').length).toBe(coordinator.totals.retries);
+      expect(coordinator.totals.retries).toBeGreaterThan(0);
+      expect(ofType(ev, 'shard_start')).toHaveLength(1);
+    } finally {
+      await sim.close();
+    }
+  }, 60_000);
+});
