@@ -66,7 +66,10 @@ if (values.child) {
   process.exit(0);
 }
 
-/** Write a plausible run: per request enqueue, attempt_start, response_headers, first_token, attempt_end, request_end (+ some conn_open, retries), gauges each second. */
+/**
+ * Write a plausible run: per request enqueue, attempt_start, response_headers, first_token, attempt_end, request_end (+
+ * some conn_open, retries), gauges each second.
+ */
 async function generate(dir, targetEvents, shards) {
   mkdirSync(join(dir, 'events'), { recursive: true });
   const run = 'bench';
@@ -107,35 +110,58 @@ async function generate(dir, targetEvents, shards) {
     const start = Math.max(perShardClock[s], enq + 5);
     starts.push(start);
     let a = start;
-    buf += `{"v":1,"ts":${a.toFixed(3)},"run":"${run}","shard":${s},"type":"attempt_start","id":"${rid}","attempt":1}\n`;
+    buf +=
+      `{"v":1,"ts":${a.toFixed(3)},"run":"${run}","shard":${s},"type":"attempt_start","id":"${rid}",` +
+      `"attempt":1}\n`;
     events++;
     let attempt = 1;
     if (id % 20 === 0) {
       a += 30;
-      buf += `{"v":1,"ts":${a.toFixed(3)},"run":"${run}","shard":${s},"type":"attempt_end","id":"${rid}","attempt":1,"outcome":"error","cause":"http_429","status":429}\n`;
-      buf += `{"v":1,"ts":${(a + 0.01).toFixed(3)},"run":"${run}","shard":${s},"type":"backoff","id":"${rid}","attempt":1,"delay_ms":200,"cause":"http_429"}\n`;
+      buf +=
+        `{"v":1,"ts":${a.toFixed(3)},"run":"${run}","shard":${s},"type":"attempt_end","id":"${rid}",` +
+        `"attempt":1,"outcome":"error","cause":"http_429","status":429}\n`;
+      buf +=
+        `{"v":1,"ts":${(a + 0.01).toFixed(3)},"run":"${run}","shard":${s},"type":"backoff","id":"${rid}",` +
+        `"attempt":1,"delay_ms":200,"cause":"http_429"}\n`;
       a += 200;
-      c += `{"v":1,"ts":${a.toFixed(3)},"run":"${run}","shard":-1,"type":"enqueue","id":"${rid}","line":${id},"attempt":2}\n`;
+      c +=
+        `{"v":1,"ts":${a.toFixed(3)},"run":"${run}","shard":-1,"type":"enqueue","id":"${rid}","line":${id},` +
+        `"attempt":2}\n`;
       a += 1;
       attempt = 2;
-      buf += `{"v":1,"ts":${a.toFixed(3)},"run":"${run}","shard":${s},"type":"attempt_start","id":"${rid}","attempt":2}\n`;
+      buf +=
+        `{"v":1,"ts":${a.toFixed(3)},"run":"${run}","shard":${s},"type":"attempt_start","id":"${rid}",` +
+        `"attempt":2}\n`;
       events += 4;
     }
     if (id % 50 === 0) {
-      buf += `{"v":1,"ts":${(a + 0.5).toFixed(3)},"run":"${run}","shard":${s},"type":"conn_open","connect_ms":0.5,"id":"${rid}","attempt":${attempt}}\n`;
+      buf +=
+        `{"v":1,"ts":${(a + 0.5).toFixed(3)},"run":"${run}","shard":${s},"type":"conn_open","connect_ms":0.5,` +
+        `"id":"${rid}","attempt":${attempt}}\n`;
       events++;
     }
     const first = a + 40 + (id % 17);
-    buf += `{"v":1,"ts":${(first - 1).toFixed(3)},"run":"${run}","shard":${s},"type":"response_headers","id":"${rid}","attempt":${attempt},"status":200}\n`;
-    buf += `{"v":1,"ts":${first.toFixed(3)},"run":"${run}","shard":${s},"type":"first_token","id":"${rid}","attempt":${attempt}}\n`;
+    buf +=
+      `{"v":1,"ts":${(first - 1).toFixed(3)},"run":"${run}","shard":${s},"type":"response_headers",` +
+      `"id":"${rid}","attempt":${attempt},"status":200}\n`;
+    buf +=
+      `{"v":1,"ts":${first.toFixed(3)},"run":"${run}","shard":${s},"type":"first_token","id":"${rid}",` +
+      `"attempt":${attempt}}\n`;
     const end = first + 300 + (id % 101);
-    buf += `{"v":1,"ts":${end.toFixed(3)},"run":"${run}","shard":${s},"type":"attempt_end","id":"${rid}","attempt":${attempt},"outcome":"ok","status":200,"completion_tokens":128,"prompt_tokens":40,"last_token_ts":${end.toFixed(3)}}\n`;
-    buf += `{"v":1,"ts":${(end + 0.01).toFixed(3)},"run":"${run}","shard":${s},"type":"request_end","id":"${rid}","outcome":"succeeded","attempts":${attempt},"completion_tokens":128,"prompt_tokens":40}\n`;
+    buf +=
+      `{"v":1,"ts":${end.toFixed(3)},"run":"${run}","shard":${s},"type":"attempt_end","id":"${rid}",` +
+      `"attempt":${attempt},"outcome":"ok","status":200,"completion_tokens":128,"prompt_tokens":40,` +
+      `"last_token_ts":${end.toFixed(3)}}\n`;
+    buf +=
+      `{"v":1,"ts":${(end + 0.01).toFixed(3)},"run":"${run}","shard":${s},"type":"request_end","id":"${rid}",` +
+      `"outcome":"succeeded","attempts":${attempt},"completion_tokens":128,"prompt_tokens":40}\n`;
     events += 4;
     // Shard files must be sorted: a shard's next request starts after this one ends (64 slots modelled as a spread).
     perShardClock[s] = start + (end - start) / 64;
     while (t >= nextGauge) {
-      c += `{"v":1,"ts":${nextGauge},"run":"${run}","shard":-1,"type":"gauge","backlog":10,"in_flight":200,"limit":256,"loop_lag_ms":2,"conns_open":256}\n`;
+      c +=
+        `{"v":1,"ts":${nextGauge},"run":"${run}","shard":-1,"type":"gauge","backlog":10,"in_flight":200,` +
+        `"limit":256,"loop_lag_ms":2,"conns_open":256}\n`;
       nextGauge += 1000;
       events++;
     }
@@ -186,7 +212,8 @@ try {
     console.log(`${events.toLocaleString('en-US')} events (${requests.toLocaleString('en-US')} requests):`);
     for (const m of measured) {
       console.log(
-        `  ${m.label.padEnd(28)} ${m.seconds.toFixed(2).padStart(6)} s ${Math.round(m.rate).toLocaleString('en-US').padStart(10)} events/s ` +
+        `  ${m.label.padEnd(28)} ${m.seconds.toFixed(2).padStart(6)} s ` +
+          `${Math.round(m.rate).toLocaleString('en-US').padStart(10)} events/s ` +
           `(${(m.rate / measured[0].rate).toFixed(2)}× analyze()), peak RSS ${Math.round(m.maxRssMb)} MB`,
       );
     }

@@ -24,7 +24,9 @@ const work = mkdtempSync(join(tmpdir(), 'sl-dispatch-'));
 const input = join(work, 'in.jsonl');
 writeFileSync(
   input,
-  `${Array.from({ length: n }, (_, i) => JSON.stringify({ custom_id: `r${i}`, body: { messages: [{ role: 'user', content: `q ${i}` }], max_tokens: 20 } })).join('\n')}\n`,
+  `${Array.from({ length: n }, (_, i) =>
+    JSON.stringify({ custom_id: `r${i}`, body: { messages: [{ role: 'user', content: `q ${i}` }], max_tokens: 20 } }),
+  ).join('\n')}\n`,
 );
 
 const scenarios = [
@@ -46,7 +48,8 @@ const variants = [
 
 const fmt = (x, d = 0) => x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 console.log(
-  `shardline dispatch bench — node ${process.version}, ${new Date().toISOString()}, ${n} requests per run, ${rounds} rounds, 1 shard`,
+  `shardline dispatch bench — node ${process.version}, ${new Date().toISOString()}, ${n} requests per run, ` +
+    `${rounds} rounds, 1 shard`,
 );
 for (const sc of scenarios) {
   let profile = sc.profile;
@@ -91,7 +94,8 @@ for (const sc of scenarios) {
   for (const [name, xs] of rows) {
     const mean = (k) => xs.reduce((a, x) => a + x[k], 0) / xs.length;
     console.log(
-      `${name.padEnd(24)} ${fmt(mean('rps')).padStart(6)} req/s   in flight ${fmt(mean('inFlight') * 100, 1).padStart(5)}% of the limit   admission gaps ${fmt(mean('gapS'), 3)} s` +
+      `${name.padEnd(24)} ${fmt(mean('rps')).padStart(6)} req/s   in flight ` +
+        `${fmt(mean('inFlight') * 100, 1).padStart(5)}% of the limit   admission gaps ${fmt(mean('gapS'), 3)} s` +
         `   (runs: ${xs.map((x) => `${fmt(x.rps)} req/s ${fmt(x.inFlight * 100, 0)}%`).join(', ')})`,
     );
   }

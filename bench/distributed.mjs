@@ -217,7 +217,9 @@ async function measureDrain() {
   const total = Number(values.drain);
   // A result line as a `fast`-profile run writes it (8-token answer).
   const line =
-    '{"id":"batch_req_x","custom_id":"ID","response":{"status_code":200,"request_id":"c","body":{"choices":[{"index":0,"message":{"role":"assistant","content":" the of and to in is that for"},"finish_reason":"length"}],"usage":{"prompt_tokens":8,"completion_tokens":8,"total_tokens":16}}},"error":null}';
+    '{"id":"batch_req_x","custom_id":"ID","response":{"status_code":200,"request_id":"c",' +
+    '"body":{"choices":[{"index":0,"message":{"role":"assistant","content":" the of and to in is that for"},' +
+    '"finish_reason":"length"}],"usage":{"prompt_tokens":8,"completion_tokens":8,"total_tokens":16}}},"error":null}';
   const facts = { outcome: 'succeeded', attempts: 1, promptTokens: 8, completionTokens: 8, ttftMs: 2.5 };
   for (let i = 0; i < total; i += 1000) {
     await channel.sendResults(
@@ -255,14 +257,16 @@ async function measureDrain() {
 
 const fmt = (x, d = 0) => x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 console.log(
-  `shardline distributed bench — node ${process.version}, ${new Date().toISOString()}, ${fmt(n)} requests a run, fast profile, 8-token answers, concurrency ${values.concurrency} per shard, chunks of 256`,
+  `shardline distributed bench — node ${process.version}, ${new Date().toISOString()}, ${fmt(n)} requests a run, ` +
+    `fast profile, 8-token answers, concurrency ${values.concurrency} per shard, chunks of 256`,
 );
 const median = (xs) => {
   const a = [...xs].sort((x, y) => x - y);
   return a.length % 2 ? a[(a.length - 1) / 2] : (a[a.length / 2 - 1] + a[a.length / 2]) / 2;
 };
 console.log(
-  `medians of ${rounds} round(s); client CPU by process kind in brackets; per request = steady state (the CPU spent while results 20–80% were written, per result); the rest of a run's CPU is its start and end`,
+  `medians of ${rounds} round(s); client CPU by process kind in brackets; per request = steady state (the CPU spent ` +
+    `while results 20–80% were written, per result); the rest of a run's CPU is its start and end`,
 );
 configs.forEach((c, ci) => {
   const runs = samples[ci];
@@ -271,8 +275,11 @@ configs.forEach((c, ci) => {
     .map((role) => `${role} ${fmt(median(runs.map((r) => ((r.byRole[role] ?? 0) * 1000) / n)))}`)
     .join(', ');
   console.log(
-    `${c.name.padEnd(26)} ${fmt(median(runs.map((r) => n / r.s))).padStart(7)} req/s   client CPU ${fmt(median(runs.map((r) => r.cpuUsPerReq))).padStart(5)} µs/req all in (${parts}); ` +
-      `${fmt(median(runs.map((r) => r.marginalUs))).padStart(5)} µs per request steady + ${fmt(median(runs.map((r) => r.fixedS)), 2)} s start and end   Redis CPU ${fmt(median(runs.map((r) => r.redisUsPerReq))).padStart(4)} µs/req`,
+    `${c.name.padEnd(26)} ${fmt(median(runs.map((r) => n / r.s))).padStart(7)} req/s   client CPU ` +
+      `${fmt(median(runs.map((r) => r.cpuUsPerReq))).padStart(5)} µs/req all in (${parts}); ` +
+      `${fmt(median(runs.map((r) => r.marginalUs))).padStart(5)} µs per request steady + ` +
+      `${fmt(median(runs.map((r) => r.fixedS)), 2)} s start and end   Redis CPU ` +
+      `${fmt(median(runs.map((r) => r.redisUsPerReq))).padStart(4)} µs/req`,
   );
 });
 const pct = (xs) => xs.map((x) => `${fmt(x * 100, 1)}%`).join(', ');
@@ -280,9 +287,11 @@ const allIn = samples[1].map((r, i) => r.cpuUsPerReq / samples[0][i].cpuUsPerReq
 const perRequest = samples[1].map((r, i) => r.marginalUs / samples[0][i].marginalUs - 1);
 const extra = median(perRequest);
 console.log(
-  `Redis adds ${fmt(extra * 100, 1)}% client CPU per request (1 worker vs 1 local shard, median of rounds: ${pct(perRequest)}; target ≤ 10%): ${extra <= 0.1 ? 'met' : 'not met'}`,
+  `Redis adds ${fmt(extra * 100, 1)}% client CPU per request (1 worker vs 1 local shard, median of rounds: ` +
+    `${pct(perRequest)}; target ≤ 10%): ${extra <= 0.1 ? 'met' : 'not met'}`,
 );
 console.log(`all in, start and end included: ${fmt(median(allIn) * 100, 1)}% (rounds: ${pct(allIn)})`);
 console.log(
-  `coordinator drains ${fmt(drain.total / drain.s)} results/s from the stream into results.jsonl (target ≥ 20,000): ${drain.total / drain.s >= 20000 ? 'met' : 'not met'}`,
+  `coordinator drains ${fmt(drain.total / drain.s)} results/s from the stream into results.jsonl (target ≥ 20,000): ` +
+    `${drain.total / drain.s >= 20000 ? 'met' : 'not met'}`,
 );

@@ -94,7 +94,8 @@ if (process.argv.includes('--serve')) {
   const target = { origin, path: '/v1/chat/completions', headers: { 'content-type': 'application/json' } };
   const timeouts = { ttftMs: 60_000, idleMs: 60_000, totalMs: 60_000 };
   console.log(
-    `first-token burst — node ${process.version}, ${new Date().toISOString()}, ${n} streams, raw transport, one loop (round 0 opens the connections)`,
+    `first-token burst — node ${process.version}, ${new Date().toISOString()}, ${n} streams, raw transport, one ` +
+      `loop (round 0 opens the connections)`,
   );
   const warm = [];
   for (let round = 0; round < Number(values.rounds); round++) {
@@ -129,7 +130,8 @@ if (process.argv.includes('--serve')) {
     // The first rounds run shardline's read path before the JIT has optimized it.
     if (round >= 2) warm.push(spreadMs);
     console.log(
-      `round ${round}: server wrote ${n} first tokens in ${wroteMs.toFixed(1)} ms; the loop read them over ${spreadMs.toFixed(1)} ms ` +
+      `round ${round}: server wrote ${n} first tokens in ${wroteMs.toFixed(1)} ms; the loop read them over ` +
+        `${spreadMs.toFixed(1)} ms ` +
         `(${((spreadMs * 1000) / n).toFixed(1)} µs apart, ${((cpu.user + cpu.system) / n).toFixed(1)} µs CPU each)`,
     );
     child.send('end');
@@ -140,7 +142,9 @@ if (process.argv.includes('--serve')) {
   warm.sort((a, b) => a - b);
   if (warm.length) {
     console.log(
-      `rounds 2+ (warm): the loop read ${n} first tokens over ${warm[0].toFixed(1)}–${warm[warm.length - 1].toFixed(1)} ms, median ${warm[Math.floor(warm.length / 2)].toFixed(1)} ms`,
+      `rounds 2+ (warm): the loop read ${n} first tokens over ` +
+        `${warm[0].toFixed(1)}–${warm[warm.length - 1].toFixed(1)} ms, median ` +
+        `${warm[Math.floor(warm.length / 2)].toFixed(1)} ms`,
     );
   }
   events.close();

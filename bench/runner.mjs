@@ -128,7 +128,11 @@ async function openaiBaseline(url, n, body, concurrency, onFirst) {
 
 const fmt = (x, d = 0) => x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 function row(name, r) {
-  return `${name.padEnd(30)} ${fmt(r.requests / r.wallS).padStart(8)} req/s ${fmt((r.tokens / r.wallS) * 60).padStart(12)} tok/min ${fmt(r.cpuUs / r.requests, 0).padStart(7)} µs CPU/req ${fmt(r.cpuUs / r.tokens, 2).padStart(7)} µs CPU/token`;
+  return (
+    `${name.padEnd(30)} ${fmt(r.requests / r.wallS).padStart(8)} req/s ` +
+    `${fmt((r.tokens / r.wallS) * 60).padStart(12)} tok/min ${fmt(r.cpuUs / r.requests, 0).padStart(7)} µs CPU/req ` +
+    `${fmt(r.cpuUs / r.tokens, 2).padStart(7)} µs CPU/token`
+  );
 }
 
 async function throughput() {
@@ -148,7 +152,8 @@ async function throughput() {
       console.log(row(`shardline raw (${label})`, raw));
       console.log(row(`openai + p-limit (${label})`, oa));
       console.log(
-        `  → shardline uses ${fmt(oa.cpuUs / oa.tokens / (sl.cpuUs / sl.tokens), 1)}× less CPU per token; ${fmt(sl.tokens / sl.wallS / (oa.tokens / oa.wallS), 2)}× the throughput`,
+        `  → shardline uses ${fmt(oa.cpuUs / oa.tokens / (sl.cpuUs / sl.tokens), 1)}× less CPU per token; ` +
+          `${fmt(sl.tokens / sl.wallS / (oa.tokens / oa.wallS), 2)}× the throughput`,
       );
     }
   } finally {
@@ -174,14 +179,16 @@ async function paced() {
   const lengths = values['paced-lengths'];
   if (lengths === 'fixed' || lengths === 'both') {
     console.log(
-      `\n## paced: each token its own chunk 10 ms apart, ${streams} concurrent streams × ${tokens} tokens (in lockstep), ${n} requests`,
+      `\n## paced: each token its own chunk 10 ms apart, ${streams} concurrent streams × ${tokens} tokens (in ` +
+        `lockstep), ${n} requests`,
     );
     await pacedRun(profile, streams, n, { max_tokens: tokens, stream: true });
   }
   if (lengths === 'varied' || lengths === 'both') {
     const lo = Math.ceil(tokens / 2);
     console.log(
-      `\n## paced: each token its own chunk 10 ms apart, ${streams} concurrent streams × ${lo}–${lo + tokens} tokens (out of step), ${n} requests`,
+      `\n## paced: each token its own chunk 10 ms apart, ${streams} concurrent streams × ${lo}–${lo + tokens} ` +
+        `tokens (out of step), ${n} requests`,
     );
     await pacedRun(profile, streams, n, (i) => ({ max_tokens: lo + ((i * 7919) % (tokens + 1)), stream: true }));
   }
@@ -240,16 +247,20 @@ async function pacedRun(profile, streams, n, body) {
       results.push({ name, r, added });
       console.log(row(name, r));
       console.log(
-        `${''.padEnd(30)} client-added TTFT: all p50 ${fmt(pct(added, 50), 1)} ms, p99 ${fmt(pct(added, 99), 1)} ms (n=${added.length}); ` +
-          `after the first wave p50 ${fmt(pct(steady, 50), 1)} ms, p99 ${fmt(pct(steady, 99), 1)} ms (n=${steady.length})`,
+        `${''.padEnd(30)} client-added TTFT: all p50 ${fmt(pct(added, 50), 1)} ms, p99 ${fmt(pct(added, 99), 1)} ms ` +
+          `(n=${added.length}); ` +
+          `after the first wave p50 ${fmt(pct(steady, 50), 1)} ms, p99 ${fmt(pct(steady, 99), 1)} ms ` +
+          `(n=${steady.length})`,
       );
       if (r.reading) {
         console.log(`${''.padEnd(30)} socket reads per token ${fmt(r.reading.readsPerToken, 2)}`);
       }
       if (up.length) {
         console.log(
-          `${''.padEnd(30)} of which: request start → server's read turn p50 ${fmt(pct(up, 50), 1)} p99 ${fmt(pct(up, 99), 1)} ms; ` +
-            `server first-token write → client first_token p50 ${fmt(pct(down, 50), 1)} p99 ${fmt(pct(down, 99), 1)} ms`,
+          `${''.padEnd(30)} of which: request start → server's read turn p50 ${fmt(pct(up, 50), 1)} p99 ` +
+            `${fmt(pct(up, 99), 1)} ms; ` +
+            `server first-token write → client first_token p50 ${fmt(pct(down, 50), 1)} p99 ` +
+            `${fmt(pct(down, 99), 1)} ms`,
         );
       }
     } finally {

@@ -71,7 +71,9 @@ function measure(args) {
 async function writeInput(path, n) {
   const ws = createWriteStream(path);
   for (let i = 0; i < n; i++) {
-    const line = `{"custom_id":"r${i}","method":"POST","url":"/v1/chat/completions","body":{"model":"sim","messages":[{"role":"user","content":"q ${i}"}],"max_tokens":8,"stream":false}}\n`;
+    const line =
+      `{"custom_id":"r${i}","method":"POST","url":"/v1/chat/completions","body":{"model":"sim",` +
+      `"messages":[{"role":"user","content":"q ${i}"}],"max_tokens":8,"stream":false}}\n`;
     if (!ws.write(line)) await new Promise((r) => ws.once('drain', r));
   }
   await new Promise((r) => ws.end(r));
@@ -124,26 +126,30 @@ try {
 
 const fmt = (x, d = 0) => x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 console.log(
-  `shardline scale bench — node ${process.version}, ${new Date().toISOString()}, ${values.shards} shards × ${values.concurrency}, fast profile, 8-token answers`,
+  `shardline scale bench — node ${process.version}, ${new Date().toISOString()}, ${values.shards} shards × ` +
+    `${values.concurrency}, fast profile, 8-token answers`,
 );
 console.log(
-  'requests     run wall   req/s    coordinator peak   shard peaks        report wall  report peak  counted  results agree',
+  'requests     run wall   req/s    coordinator peak   shard peaks        report wall  report peak  counted  ' +
+    'results agree',
 );
 for (const { n, run, rep, counted, agree } of rows) {
   console.log(
-    `${fmt(n).padStart(9)}  ${fmt(run.s, 1).padStart(8)} s  ${fmt(n / run.s).padStart(6)}  ${fmt(run.mainMb).padStart(10)} MB      ${run.childMb
-      .map((m) => fmt(m))
-      .join(', ')
-      .padEnd(
-        14,
-      )} MB  ${fmt(rep.s, 1).padStart(8)} s  ${fmt(rep.mainMb).padStart(8)} MB  ${fmt(counted).padStart(9)}  ${agree}`,
+    `${fmt(n).padStart(9)}  ${fmt(run.s, 1).padStart(8)} s  ${fmt(n / run.s).padStart(6)}  ` +
+      `${fmt(run.mainMb).padStart(10)} MB      ${run.childMb
+        .map((m) => fmt(m))
+        .join(', ')
+        .padEnd(14)} MB  ` +
+      `${fmt(rep.s, 1).padStart(8)} s  ${fmt(rep.mainMb).padStart(8)} MB  ${fmt(counted).padStart(9)}  ${agree}`,
   );
 }
 const [small, large] = rows;
 const worst = Math.max(large.run.mainMb, ...large.run.childMb);
 console.log(
-  `peak RSS, ${fmt(large.n)} vs ${fmt(small.n)}: coordinator ${fmt(large.run.mainMb / small.run.mainMb, 2)}×, largest shard ${fmt(Math.max(...large.run.childMb) / Math.max(...small.run.childMb), 2)}×`,
+  `peak RSS, ${fmt(large.n)} vs ${fmt(small.n)}: coordinator ${fmt(large.run.mainMb / small.run.mainMb, 2)}×, ` +
+    `largest shard ${fmt(Math.max(...large.run.childMb) / Math.max(...small.run.childMb), 2)}×`,
 );
 console.log(
-  `targets: every runner process < 300 MB: ${worst < 300 ? 'met' : 'NOT met'} (${fmt(worst)} MB); report < 10 s: ${large.rep.s < 10 ? 'met' : 'NOT met'} (${fmt(large.rep.s, 1)} s)`,
+  `targets: every runner process < 300 MB: ${worst < 300 ? 'met' : 'NOT met'} (${fmt(worst)} MB); report < 10 s: ` +
+    `${large.rep.s < 10 ? 'met' : 'NOT met'} (${fmt(large.rep.s, 1)} s)`,
 );

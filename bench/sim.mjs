@@ -59,13 +59,16 @@ async function phase(name, body) {
   const rps = (after.requests - before.requests) / elapsedS;
   const clientCpu = (cpu.user + cpu.system) / 1e6 / elapsedS;
   console.log(
-    `${name.padEnd(34)} ${Math.round(tps).toLocaleString('en-US').padStart(12)} tokens/s ${Math.round(rps).toLocaleString('en-US').padStart(8)} req/s   (client used ${(clientCpu * 100).toFixed(0)}% of a core)`,
+    `${name.padEnd(34)} ${Math.round(tps).toLocaleString('en-US').padStart(12)} tokens/s ` +
+      `${Math.round(rps).toLocaleString('en-US').padStart(8)} req/s   (client used ${(clientCpu * 100).toFixed(0)}% ` +
+      `of a core)`,
   );
   return { tps, rps };
 }
 
 console.log(
-  `simulator ceiling, fast profile, ${concurrency} concurrent, ${durationMs / 1000}s per phase (node ${process.version})`,
+  `simulator ceiling, fast profile, ${concurrency} concurrent, ${durationMs / 1000}s per phase (node ` +
+    `${process.version})`,
 );
 const streamed = await phase(`streaming, ${tokens}-token answers`, {
   messages: [{ role: 'user', content: 'bench' }],
@@ -75,6 +78,7 @@ const streamed = await phase(`streaming, ${tokens}-token answers`, {
 });
 await phase('non-streaming, 1-token answers', { messages: [{ role: 'user', content: 'bench' }], max_tokens: 1 });
 console.log(
-  `target ≥ 300,000 streamed tokens/s: ${streamed.tps >= 300_000 ? 'met' : 'NOT met'} (${(streamed.tps / 300_000).toFixed(2)}× target)`,
+  `target ≥ 300,000 streamed tokens/s: ${streamed.tps >= 300_000 ? 'met' : 'NOT met'} ` +
+    `(${(streamed.tps / 300_000).toFixed(2)}× target)`,
 );
 server.stop();

@@ -204,7 +204,8 @@ if (role === '--server') {
     return [got.flatMap((m) => m.ttfts), spans];
   };
   console.log(
-    `wave turnaround — node ${process.version}, ${new Date().toISOString()}, ${n} streams on ${loops} loop(s), raw transport (round 0 opens the connections)`,
+    `wave turnaround — node ${process.version}, ${new Date().toISOString()}, ${n} streams on ${loops} loop(s), raw ` +
+      `transport (round 0 opens the connections)`,
   );
   const warm = [];
   for (let round = 0; round < rounds; round++) {
@@ -216,7 +217,8 @@ if (role === '--server') {
     const added = ttfts.map((t) => t - own).sort((a, b) => a - b);
     if (round >= 2) warm.push(added);
     console.log(
-      `round ${round}: added TTFT p50 ${percentile(added, 50).toFixed(1)} ms, p99 ${percentile(added, 99).toFixed(1)} ms, max ${added[added.length - 1].toFixed(1)} ms` +
+      `round ${round}: added TTFT p50 ${percentile(added, 50).toFixed(1)} ms, p99 ` +
+        `${percentile(added, 99).toFixed(1)} ms, max ${added[added.length - 1].toFixed(1)} ms` +
         (round === 0 ? ' (connections opening)' : '') +
         `; server's own time per request p50 ${own.toFixed(2)} p99 ${percentile(serverMs, 99).toFixed(2)} ms` +
         `; per loop, requests written over / first tokens in by: ${spans} ms`,
@@ -229,7 +231,8 @@ if (role === '--server') {
   const p99s = warm.map((a) => percentile(a, 99)).sort((a, b) => a - b);
   const p50s = warm.map((a) => percentile(a, 50)).sort((a, b) => a - b);
   console.log(
-    `rounds 2+ (warm): added TTFT p99 ${p99s[0].toFixed(1)}–${p99s[p99s.length - 1].toFixed(1)} ms (median ${percentile(p99s, 50).toFixed(1)}), ` +
+    `rounds 2+ (warm): added TTFT p99 ${p99s[0].toFixed(1)}–${p99s[p99s.length - 1].toFixed(1)} ms (median ` +
+      `${percentile(p99s, 50).toFixed(1)}), ` +
       `p50 ${p50s[0].toFixed(1)}–${p50s[p50s.length - 1].toFixed(1)} ms`,
   );
   server.send('end');

@@ -217,7 +217,10 @@ const scenarios = {
         const limits = events(out).filter((e) => e.type === 'limit');
         const last = limits.at(-1)?.new ?? 16;
         const tail = limits.slice(-Math.max(1, Math.floor(limits.length / 2))).map((e) => e.new);
-        return `limit settled at ${last} (second half of its changes: ${Math.min(...tail, last)}–${Math.max(...tail, last)}); knee ${PARALLEL}`;
+        return (
+          `limit settled at ${last} (second half of its changes: ` +
+          `${Math.min(...tail, last)}–${Math.max(...tail, last)}); knee ${PARALLEL}`
+        );
       },
     });
   },
@@ -272,7 +275,10 @@ const scenarios = {
     row('kill-restart', 'shardline run long.jsonl … --concurrency 4; kill -9 at 4 s, back 7 s later', {
       exit: r.code,
       ...figures(rep),
-      note: `down ${((backAt - killedAt) / 1000).toFixed(1)} s; first request ${firstAfter ? `${Math.max(0, (firstAfter.ts - backAt) / 1000).toFixed(2)} s` : 'never'} after it was back; ${rep.outages?.paused_attempts ?? 0} paused attempts`,
+      note:
+        `down ${((backAt - killedAt) / 1000).toFixed(1)} s; first request ` +
+        `${firstAfter ? `${Math.max(0, (firstAfter.ts - backAt) / 1000).toFixed(2)} s` : 'never'} after it was ` +
+        `back; ${rep.outages?.paused_attempts ?? 0} paused attempts`,
     });
   },
   async 'wrong-key'() {
@@ -363,7 +369,9 @@ const head = [
   'note',
 ];
 const table = [
-  `llama-server ${version.split('\n')[0]} (node-llama-cpp@${process.env.NODE_LLAMA_CPP_VERSION ?? '3.21.1'} source), --parallel ${PARALLEL}, tiny random-weight llama, ${requests} requests a run; ${new Date().toISOString().slice(0, 10)}`,
+  `llama-server ${version.split('\n')[0]} (node-llama-cpp@${process.env.NODE_LLAMA_CPP_VERSION ?? '3.21.1'} ` +
+    `source), --parallel ${PARALLEL}, tiny random-weight llama, ${requests} requests a run; ` +
+    `${new Date().toISOString().slice(0, 10)}`,
   '',
   `| ${head.join(' | ')} |`,
   `|${head.map(() => '---').join('|')}|`,

@@ -52,25 +52,30 @@ describe('adaptive limit (pure)', () => {
     expect(round(a, 200, 400, 60)).toEqual({ old: 60, new: 59, reason: 'ttft_gradient' });
   });
 
-  it('comes down by the count of attempts that waited in the server queue, and holds at that knee before probing past it', () => {
-    const a = new AdaptiveLimit({ min: 1, max: 100, start: 26 }, 0);
-    // Rounds of 26 attempts over 400 ms: floor 30 ms; two waited ~300 ms for a slot (> 3 × floor and > floor + 400/5).
-    expect(round(a, 0, 400, (i) => (i < 2 ? 300 : 30))).toEqual({ old: 26, new: 24, reason: 'ttft_gradient' });
-    let t = 400;
-    const clean = () => {
-      const c = round(a, t, t + 400, 30);
+  it(
+    'comes down by the count of attempts that waited in the server queue, and holds at that knee before ' +
+      'probing past it',
+    () => {
+      const a = new AdaptiveLimit({ min: 1, max: 100, start: 26 }, 0);
+      // Rounds of 26 attempts over 400 ms: floor 30 ms; two waited ~300 ms for a slot (> 3 × floor and > floor +
+      // 400/5).
+      expect(round(a, 0, 400, (i) => (i < 2 ? 300 : 30))).toEqual({ old: 26, new: 24, reason: 'ttft_gradient' });
+      let t = 400;
+      const clean = () => {
+        const c = round(a, t, t + 400, 30);
+        t += 400;
+        return c;
+      };
+      // Four clean rounds at the knee, then one step past it.
+      for (let i = 0; i < 3; i++) expect(clean()).toBeUndefined();
+      expect(clean()).toEqual({ old: 24, new: 25, reason: 'probe' });
+      // The probe queued one: back to 24 at its first queued answer, and the next probe waits twice as long.
+      expect(round(a, t, t + 400, (i) => (i === 0 ? 300 : 30))).toEqual({ old: 25, new: 24, reason: 'ttft_gradient' });
       t += 400;
-      return c;
-    };
-    // Four clean rounds at the knee, then one step past it.
-    for (let i = 0; i < 3; i++) expect(clean()).toBeUndefined();
-    expect(clean()).toEqual({ old: 24, new: 25, reason: 'probe' });
-    // The probe queued one: back to 24 at its first queued answer, and the next probe waits twice as long.
-    expect(round(a, t, t + 400, (i) => (i === 0 ? 300 : 30))).toEqual({ old: 25, new: 24, reason: 'ttft_gradient' });
-    t += 400;
-    for (let i = 0; i < 7; i++) expect(clean()).toBeUndefined();
-    expect(clean()).toEqual({ old: 24, new: 25, reason: 'probe' });
-  });
+      for (let i = 0; i < 7; i++) expect(clean()).toBeUndefined();
+      expect(clean()).toEqual({ old: 24, new: 25, reason: 'probe' });
+    },
+  );
 
   it('ignores a TTFT rise of a few ms against a fast server', () => {
     const a = new AdaptiveLimit({ min: 1, max: 100, start: 4 }, 0);

@@ -101,7 +101,8 @@ describe('chunk queue on a real Redis (BullMQ)', () => {
   });
 
   it(
-    'hands a chunk whose worker was killed with kill -9 to another worker: every chunk completes, five kills at random moments',
+    'hands a chunk whose worker was killed with kill -9 to another worker: every chunk completes, five kills at ' +
+      'random moments',
     { timeout: 90_000 },
     async () => {
       const q = new ChunkQueue<string>(redis.url);

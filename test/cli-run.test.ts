@@ -49,7 +49,8 @@ describe('run options: precedence flag > environment > config file > default', (
       maxAttempts: 5,
     });
     expect(() => resolveRunOptions({ flags: base, env: { LLM_CONCURRENCY: 'lots' } })).toThrow(
-      /Expected `LLM_CONCURRENCY` to be an integer from 1 to 100000, or auto, auto:MIN-MAX or auto:MIN-MAX:START, got `lots`/,
+      'Expected `LLM_CONCURRENCY` to be an integer from 1 to 100000, or auto, auto:MIN-MAX or auto:MIN-MAX:START, ' +
+        'got `lots`',
     );
     expect(() => resolveRunOptions({ flags: { ...base, concurrency: '0' } })).toThrow(
       /Expected `--concurrency` to be an integer from 1 to 100000, or auto.*, got `0`/,
@@ -63,7 +64,10 @@ describe('run options: precedence flag > environment > config file > default', (
     // A bad value is named as the file spells its key, not by the option's inner name.
     writeFileSync(config, 'max-attempts: 0\nread-coalesce-ms: soon\n');
     expect(() => resolveRunOptions({ flags: base, configFile: config })).toThrow(
-      /Expected `max-attempts in .*run\.yaml` to be .*\n.*Expected `read-coalesce-ms in .*run\.yaml` to be 'auto' or a number/,
+      new RegExp(
+        String.raw`Expected \`max-attempts in .*run\.yaml\` to be .*\n` +
+          String.raw`.*Expected \`read-coalesce-ms in .*run\.yaml\` to be 'auto' or a number`,
+      ),
     );
   });
 });
@@ -79,7 +83,8 @@ describe('shardline run (CLI)', () => {
     expect(badEndpoint.code).toBe(2);
     expect(badEndpoint.stderr.match(/`--endpoint`/g)).toHaveLength(1);
     expect(badEndpoint.stderr).toMatch(
-      /Expected `--endpoint` to be an http:\/\/ or https:\/\/ URL such as http:\/\/127\.0\.0\.1:8000\/v1, got `127\.0\.0\.1:8000\/v1`/,
+      'Expected `--endpoint` to be an http:// or https:// URL such as http://127.0.0.1:8000/v1, ' +
+        'got `127.0.0.1:8000/v1`',
     );
     const fullUrl = await runCli([
       'run',
@@ -91,7 +96,8 @@ describe('shardline run (CLI)', () => {
     ]);
     expect(fullUrl.code).toBe(2);
     expect(fullUrl.stderr).toMatch(
-      /`--endpoint` to be valid \(the API base URL without \/chat\/completions: requests go to <endpoint>\/chat\/completions\)/,
+      '`--endpoint` to be valid (the API base URL without /chat/completions: ' +
+        'requests go to <endpoint>/chat/completions)',
     );
     const badShards = await runCli([
       'run',

@@ -46,7 +46,8 @@ describe('shardline demo --quick', () => {
     else if (fixed.verdict.bound === 'control-plane')
       expect(fixed.verdict.findings.map((f) => f.mode)).toContain('event_loop_stall');
     expect(r.stdout).toContain(
-      `naive (1 worker, unbounded in-flight, no keep-alive, fixed-delay retries): ${naive.verdict.bound.toUpperCase()}-bound`,
+      `naive (1 worker, unbounded in-flight, no keep-alive, fixed-delay retries): ` +
+        `${naive.verdict.bound.toUpperCase()}-bound`,
     );
 
     expect(r.stdout).toMatch(/minute sample: .*sample\.json\n {2}verified: /);

@@ -435,7 +435,10 @@ describe('distributed runs on BullMQ + a real Redis', () => {
       };
       expect(summary.status).toBe('failed');
       expect(summary.error).toMatch(
-        /^the first \d+ requests to finish all failed with HTTP 404 \(\d+\): stopped before sending the rest \(--fail-fast\)/,
+        new RegExp(
+          String.raw`^the first \d+ requests to finish all failed with HTTP 404 \(\d+\): ` +
+            String.raw`stopped before sending the rest \(--fail-fast\)`,
+        ),
       );
       expect(loadResults(out)).toHaveLength(summary.requests.failed);
       // Stopped within the chunks the workers held (two each), not after the whole input.
@@ -443,96 +446,101 @@ describe('distributed runs on BullMQ + a real Redis', () => {
     },
   );
 
-  it('exits 2 naming a bad --redis URL, and 1 naming the URL when Redis is down (password hidden) or the coordinator runs another version', async () => {
-    const dir = tempDir();
-    const input = writeInput(dir, 3);
-    const bad = await runCli([
-      'run',
-      input,
-      '--endpoint',
-      `${sim.url}/v1`,
-      '--out',
-      join(dir, 'a'),
-      '--redis',
-      'http://127.0.0.1:6379',
-    ]);
-    expect(bad.code).toBe(2);
-    expect(bad.stderr).toMatch(/`--redis` to be a redis:\/\/ or rediss:\/\/ URL/);
-    const down = await runCli([
-      'run',
-      input,
-      '--endpoint',
-      `${sim.url}/v1`,
-      '--out',
-      join(dir, 'b'),
-      '--redis',
-      'redis://:hunter2@127.0.0.1:1',
-    ]);
-    expect(down.code).toBe(1);
-    expect(down.stderr).toMatch(/Cannot reach Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1/);
-    expect(down.stderr).not.toContain('hunter2');
-    const w = await runCli(['worker', '--redis', 'redis://127.0.0.1:1', '--out', join(dir, 'c')]);
-    expect(w.code).toBe(1);
-    expect(w.stderr).toMatch(/Cannot reach Redis at redis:\/\/127\.0\.0\.1:1/);
-    const lw = await runCli([
-      'run',
-      input,
-      '--endpoint',
-      `${sim.url}/v1`,
-      '--out',
-      join(dir, 'd'),
-      '--local-workers',
-      '2',
-    ]);
-    expect(lw.code).toBe(2);
-    expect(lw.stderr).toMatch(/`--local-workers` only with `--redis`/);
-    // A coordinator of another chunk protocol (another shardline version): the worker names both.
-    const channel = new RunChannel(redis.url);
-    try {
-      await channel.redis
-        .multi()
-        .set(
-          'shardline:run:from-the-future:config',
-          JSON.stringify({ runId: 'from-the-future', version: '9.9.9', protocol: 999, options: {} }),
-        )
-        .set('shardline:run:current', 'from-the-future')
-        .exec();
-      const old = await runCli(['worker', '--redis', redis.url, '--out', join(dir, 'g')]);
-      expect(old.code).toBe(1);
-      expect(old.stderr).toMatch(
-        new RegExp(
-          `shardline 9\\.9\\.9 \\(chunk protocol 999\\); this worker is shardline \\S+ \\(protocol ${CHUNK_PROTOCOL}\\)`,
-        ),
-      );
-      await channel.finish('from-the-future');
-    } finally {
-      await channel.close();
-    }
-    const gc = await runCli([
-      'run',
-      input,
-      '--endpoint',
-      `${sim.url}/v1`,
-      '--out',
-      join(dir, 'f'),
-      '--global-concurrency',
-      '8',
-    ]);
-    expect(gc.code).toBe(2);
-    expect(gc.stderr).toMatch(/`--global-concurrency` only with `--redis`/);
-    const rpm = await runCli([
-      'run',
-      input,
-      '--endpoint',
-      `${sim.url}/v1`,
-      '--out',
-      join(dir, 'h'),
-      '--redis',
-      redis.url,
-      '--rpm',
-      '600',
-    ]);
-    expect(rpm.code).toBe(2);
-    expect(rpm.stderr).toMatch(/Expected no `--rpm` with `--redis`, got `600`: every worker would apply it/);
-  });
+  it(
+    'exits 2 naming a bad --redis URL, and 1 naming the URL when Redis is down (password hidden) or the ' +
+      'coordinator runs another version',
+    async () => {
+      const dir = tempDir();
+      const input = writeInput(dir, 3);
+      const bad = await runCli([
+        'run',
+        input,
+        '--endpoint',
+        `${sim.url}/v1`,
+        '--out',
+        join(dir, 'a'),
+        '--redis',
+        'http://127.0.0.1:6379',
+      ]);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toMatch(/`--redis` to be a redis:\/\/ or rediss:\/\/ URL/);
+      const down = await runCli([
+        'run',
+        input,
+        '--endpoint',
+        `${sim.url}/v1`,
+        '--out',
+        join(dir, 'b'),
+        '--redis',
+        'redis://:hunter2@127.0.0.1:1',
+      ]);
+      expect(down.code).toBe(1);
+      expect(down.stderr).toMatch(/Cannot reach Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1/);
+      expect(down.stderr).not.toContain('hunter2');
+      const w = await runCli(['worker', '--redis', 'redis://127.0.0.1:1', '--out', join(dir, 'c')]);
+      expect(w.code).toBe(1);
+      expect(w.stderr).toMatch(/Cannot reach Redis at redis:\/\/127\.0\.0\.1:1/);
+      const lw = await runCli([
+        'run',
+        input,
+        '--endpoint',
+        `${sim.url}/v1`,
+        '--out',
+        join(dir, 'd'),
+        '--local-workers',
+        '2',
+      ]);
+      expect(lw.code).toBe(2);
+      expect(lw.stderr).toMatch(/`--local-workers` only with `--redis`/);
+      // A coordinator of another chunk protocol (another shardline version): the worker names both.
+      const channel = new RunChannel(redis.url);
+      try {
+        await channel.redis
+          .multi()
+          .set(
+            'shardline:run:from-the-future:config',
+            JSON.stringify({ runId: 'from-the-future', version: '9.9.9', protocol: 999, options: {} }),
+          )
+          .set('shardline:run:current', 'from-the-future')
+          .exec();
+        const old = await runCli(['worker', '--redis', redis.url, '--out', join(dir, 'g')]);
+        expect(old.code).toBe(1);
+        expect(old.stderr).toMatch(
+          new RegExp(
+            `shardline 9\\.9\\.9 \\(chunk protocol 999\\); this worker is shardline \\S+ \\(protocol ` +
+              `${CHUNK_PROTOCOL}\\)`,
+          ),
+        );
+        await channel.finish('from-the-future');
+      } finally {
+        await channel.close();
+      }
+      const gc = await runCli([
+        'run',
+        input,
+        '--endpoint',
+        `${sim.url}/v1`,
+        '--out',
+        join(dir, 'f'),
+        '--global-concurrency',
+        '8',
+      ]);
+      expect(gc.code).toBe(2);
+      expect(gc.stderr).toMatch(/`--global-concurrency` only with `--redis`/);
+      const rpm = await runCli([
+        'run',
+        input,
+        '--endpoint',
+        `${sim.url}/v1`,
+        '--out',
+        join(dir, 'h'),
+        '--redis',
+        redis.url,
+        '--rpm',
+        '600',
+      ]);
+      expect(rpm.code).toBe(2);
+      expect(rpm.stderr).toMatch(/Expected no `--rpm` with `--redis`, got `600`: every worker would apply it/);
+    },
+  );
 });

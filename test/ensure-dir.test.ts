@@ -30,7 +30,8 @@ describe('ensureDir', () => {
         [
           '--input-type=module',
           '-e',
-          `import { ensureDir } from ${JSON.stringify(module)}; try { ensureDir('/proc/shardline-nope/x'); } catch (e) { console.log(e.code); }`,
+          `import { ensureDir } from ${JSON.stringify(module)}; try { ensureDir('/proc/shardline-nope/x'); } catch ` +
+            `(e) { console.log(e.code); }`,
         ],
         { encoding: 'utf8', timeout: 10_000, killSignal: 'SIGKILL' },
       );

@@ -8,7 +8,8 @@ describe('failure hints', () => {
   it('names the likely wrong flag once a cause is at least half the failures', () => {
     expect(failureHints({ requestUrl: url, failed: 4, causes: { http_4xx: 4 }, statuses: { 404: 2, 400: 2 } })).toEqual(
       [
-        `2 requests got HTTP 404 from ${url}: --endpoint is the API base URL, as the OpenAI client's baseURL (usually ending in /v1, e.g. http://127.0.0.1:8000/v1)`,
+        `2 requests got HTTP 404 from ${url}: --endpoint is the API base URL, as the OpenAI client's baseURL ` +
+          `(usually ending in /v1, e.g. http://127.0.0.1:8000/v1)`,
       ],
     );
     // A 404 that names the model is about --model, not --endpoint.
@@ -20,7 +21,8 @@ describe('failure hints', () => {
       statusErrors: { 404: 'HTTP 404: The model `llama-9` does not exist.' },
     });
     expect(model).toEqual([
-      '3 requests got HTTP 404 naming the model ("HTTP 404: The model `llama-9` does not exist."): set --model to one the server serves (GET http://127.0.0.1:8000/v1/models lists them)',
+      '3 requests got HTTP 404 naming the model ("HTTP 404: The model `llama-9` does not exist."): set --model to ' +
+        'one the server serves (GET http://127.0.0.1:8000/v1/models lists them)',
     ]);
     // 401 and 403 count together.
     const auth = failureHints({
@@ -32,7 +34,8 @@ describe('failure hints', () => {
     expect(auth).toHaveLength(1);
     expect(auth[0]).toMatch(/^3 requests were refused with HTTP 401\/403: set OPENAI_API_KEY or SHARDLINE_API_KEY/);
     expect(failureHints({ requestUrl: url, failed: 2, causes: { conn_refused: 2 }, statuses: {} })).toEqual([
-      '2 requests found nothing listening at https://example.test (connection refused): is the server up, and are host and port right?',
+      '2 requests found nothing listening at https://example.test (connection refused): is the server up, and are ' +
+        'host and port right?',
     ]);
   });
 
@@ -51,7 +54,8 @@ describe('--fail-fast: stop when every request so far was refused', () => {
   it('stops once the first N to finish all failed with 401, 403 or 404, and only then', () => {
     const refused = totals({ failed: 20, statuses: { 401: 15, 403: 5 } });
     expect(misconfiguredHalt(refused, 20)).toBe(
-      'the first 20 requests to finish all failed with HTTP 401 (15), 403 (5): stopped before sending the rest (--fail-fast). ' +
+      'the first 20 requests to finish all failed with HTTP 401 (15), 403 (5): stopped before sending the rest ' +
+        '(--fail-fast). ' +
         'Check the API key, --model and --endpoint, then run again into the same --out with --retry-failed',
     );
     expect(misconfiguredHalt(totals({ failed: 25, statuses: { 404: 25 } }), 20)).toMatch(

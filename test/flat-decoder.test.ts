@@ -139,9 +139,13 @@ describe('flat line decoder agrees with JSON.parse', () => {
   it('takes the writer’s own lines on the fast path, exactly', () => {
     const lines = [
       '{"v":1,"ts":1795780800010.344,"run":"r","shard":0,"type":"attempt_start","id":"req-1","attempt":1}',
-      '{"v":1,"ts":1795780800410.5,"run":"r","shard":2,"type":"attempt_end","id":"req-1","attempt":1,"outcome":"ok","status":200,"completion_tokens":128,"prompt_tokens":40,"last_token_ts":1795780800410.25,"tokens_estimated":true}',
-      '{"v":1,"ts":1795780800411,"run":"r","shard":-1,"type":"request_end","id":"é-1","outcome":"failed","attempts":3,"completion_tokens":0,"prompt_tokens":0,"cause":"http_5xx"}',
-      '{"v":1,"ts":1795780801000,"run":"r","shard":1,"type":"gauge","backlog":3,"in_flight":16,"limit":16,"loop_lag_ms":0.75,"conns_open":16,"cpu_ms":12.5}',
+      '{"v":1,"ts":1795780800410.5,"run":"r","shard":2,"type":"attempt_end","id":"req-1","attempt":1,"outcome":"ok",' +
+        '"status":200,"completion_tokens":128,"prompt_tokens":40,"last_token_ts":1795780800410.25,' +
+        '"tokens_estimated":true}',
+      '{"v":1,"ts":1795780800411,"run":"r","shard":-1,"type":"request_end","id":"é-1","outcome":"failed",' +
+        '"attempts":3,"completion_tokens":0,"prompt_tokens":0,"cause":"http_5xx"}',
+      '{"v":1,"ts":1795780801000,"run":"r","shard":1,"type":"gauge","backlog":3,"in_flight":16,"limit":16,' +
+        '"loop_lag_ms":0.75,"conns_open":16,"cpu_ms":12.5}',
       '{"ts":1e3,"type":"enqueue","id":"x","connect_ms":-2.5E-7}',
     ];
     for (const line of lines) {

@@ -23,77 +23,86 @@ afterEach(async () => {
 const EVIL = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">';
 
 describe('HTML report in real headless Chromium', () => {
-  it('loads offline with no console errors, draws every chart, matches the JSON verdict, and escapes hostile strings', async () => {
-    // A flaky server so the page has retries and error messages; a hostile id and prompt.
-    sim = await startSim({
-      profile: parseProfile({ base: 'fast', step_ms_base: 2, tokens_per_step: 1, faults: { errors: { p_503: 0.3 } } }),
-    });
-    const dir = tempDir();
-    const input = join(dir, 'in.jsonl');
-    const lines = Array.from({ length: 60 }, (_, i) =>
-      // The hostile id asks for the longest answer, so it is the slowest request and the page shows it.
-      JSON.stringify({
-        custom_id: i === 0 ? EVIL : `req-${i}`,
-        body: { messages: [{ role: 'user', content: `${EVIL} question ${i}` }], max_tokens: i === 0 ? 400 : 8 },
-      }),
-    );
-    writeFileSync(input, `${lines.join('\n')}\n`);
-    const out = join(dir, 'run');
-    await run({
-      input,
-      endpoint: `${sim.url}/v1`,
-      out,
-      concurrency: 4,
-      retryBackoffS: 0.01,
-      maxAttempts: 10,
-      progress: 'off',
-      gaugeIntervalMs: 25,
-    });
-    const html = join(dir, 'report.html');
-    const cli = await runCli(['report', out, '--html', html]);
-    expect(cli.code).toBe(0);
-    const report = await analyze([out]);
-    expect(readFileSync(html, 'utf8')).not.toContain('<script>window.__pwned');
+  it(
+    'loads offline with no console errors, draws every chart, matches the JSON verdict, and escapes ' +
+      'hostile strings',
+    async () => {
+      // A flaky server so the page has retries and error messages; a hostile id and prompt.
+      sim = await startSim({
+        profile: parseProfile({
+          base: 'fast',
+          step_ms_base: 2,
+          tokens_per_step: 1,
+          faults: { errors: { p_503: 0.3 } },
+        }),
+      });
+      const dir = tempDir();
+      const input = join(dir, 'in.jsonl');
+      const lines = Array.from({ length: 60 }, (_, i) =>
+        // The hostile id asks for the longest answer, so it is the slowest request and the page shows it.
+        JSON.stringify({
+          custom_id: i === 0 ? EVIL : `req-${i}`,
+          body: { messages: [{ role: 'user', content: `${EVIL} question ${i}` }], max_tokens: i === 0 ? 400 : 8 },
+        }),
+      );
+      writeFileSync(input, `${lines.join('\n')}\n`);
+      const out = join(dir, 'run');
+      await run({
+        input,
+        endpoint: `${sim.url}/v1`,
+        out,
+        concurrency: 4,
+        retryBackoffS: 0.01,
+        maxAttempts: 10,
+        progress: 'off',
+        gaugeIntervalMs: 25,
+      });
+      const html = join(dir, 'report.html');
+      const cli = await runCli(['report', out, '--html', html]);
+      expect(cli.code).toBe(0);
+      const report = await analyze([out]);
+      expect(readFileSync(html, 'utf8')).not.toContain('<script>window.__pwned');
 
-    const { page, consoleErrors, requests } = await openFile(browser, html);
-    await page.waitForSelector('[data-verdict]');
-    expect(consoleErrors).toEqual([]);
-    expect(requests).toEqual([`file://${html}`]);
-    const ink = await chartInk(page);
-    expect(ink.map((c) => c.title)).toEqual([
-      'Aggregate completion TPM per minute (stacked by shard)',
-      'Completion tokens/s',
-      'Server TTFT over time (ms)',
-      'Backlog vs in-flight vs limit',
-      'Retries by cause over time',
-      'Connections opened over time',
-      'Latency decomposition',
-    ]);
-    for (const c of ink) expect(c.ink, c.title).toBeGreaterThan(0);
-    expect(await page.getAttribute('[data-verdict]', 'data-verdict')).toBe(report.verdict.bound);
-    const verdictText = await page.textContent('[data-verdict]');
-    expect(verdictText).toContain(`Verdict: ${report.verdict.bound}-bound`);
-    for (const f of report.verdict.findings) expect(verdictText).toContain(f.evidence);
-    // Hostile strings render as text and never run.
-    expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
-    expect(report.detail.slowest[0]!.id).toBe(EVIL);
-    expect(await page.textContent('body')).toContain(EVIL);
-    expect(await page.textContent('body')).toContain('Verifiable minute sample');
-    // The client's own cost and its loop's load sit among the headline figures.
-    const kpis = Object.fromEntries(
-      await page.$$eval('.kpi', (els) =>
-        els.map((e) => [e.querySelector('.k')!.textContent, e.querySelector('.v')!.textContent]),
-      ),
-    ) as Record<string, string>;
-    expect(Number(kpis['client CPU µs / token']!.replace(/,/g, ''))).toBeCloseTo(
-      report.client_cpu.us_per_completion_token!,
-      1,
-    );
-    const pct = (x: number | null) => (x === null ? '–' : `${(x * 100).toFixed(1)}%`);
-    expect(kpis['shard loop busy / waiting for a core']).toBe(
-      `${pct(report.event_loop.busy_p50)} / ${pct(report.event_loop.cpu_wait_p50)}`,
-    );
-    expect(report.event_loop.busy_p50).not.toBeNull();
-    await page.screenshot({ path: join(artifactDir(), 'report.png'), fullPage: true });
-  });
+      const { page, consoleErrors, requests } = await openFile(browser, html);
+      await page.waitForSelector('[data-verdict]');
+      expect(consoleErrors).toEqual([]);
+      expect(requests).toEqual([`file://${html}`]);
+      const ink = await chartInk(page);
+      expect(ink.map((c) => c.title)).toEqual([
+        'Aggregate completion TPM per minute (stacked by shard)',
+        'Completion tokens/s',
+        'Server TTFT over time (ms)',
+        'Backlog vs in-flight vs limit',
+        'Retries by cause over time',
+        'Connections opened over time',
+        'Latency decomposition',
+      ]);
+      for (const c of ink) expect(c.ink, c.title).toBeGreaterThan(0);
+      expect(await page.getAttribute('[data-verdict]', 'data-verdict')).toBe(report.verdict.bound);
+      const verdictText = await page.textContent('[data-verdict]');
+      expect(verdictText).toContain(`Verdict: ${report.verdict.bound}-bound`);
+      for (const f of report.verdict.findings) expect(verdictText).toContain(f.evidence);
+      // Hostile strings render as text and never run.
+      expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+      expect(report.detail.slowest[0]!.id).toBe(EVIL);
+      expect(await page.textContent('body')).toContain(EVIL);
+      expect(await page.textContent('body')).toContain('Verifiable minute sample');
+      // The client's own cost and its loop's load sit among the headline figures.
+      const kpis = Object.fromEntries(
+        await page.$$eval('.kpi', (els) =>
+          els.map((e) => [e.querySelector('.k')!.textContent, e.querySelector('.v')!.textContent]),
+        ),
+      ) as Record<string, string>;
+      expect(Number(kpis['client CPU µs / token']!.replace(/,/g, ''))).toBeCloseTo(
+        report.client_cpu.us_per_completion_token!,
+        1,
+      );
+      const pct = (x: number | null) => (x === null ? '–' : `${(x * 100).toFixed(1)}%`);
+      expect(kpis['shard loop busy / waiting for a core']).toBe(
+        `${pct(report.event_loop.busy_p50)} / ${pct(report.event_loop.cpu_wait_p50)}`,
+      );
+      expect(report.event_loop.busy_p50).not.toBeNull();
+      await page.screenshot({ path: join(artifactDir(), 'report.png'), fullPage: true });
+    },
+  );
 });

@@ -28,7 +28,12 @@ function input(dir: string, n: number): string {
   appendFileSync(path, 'not json\n');
   appendFileSync(
     path,
-    `${JSON.stringify({ custom_id: 'req-0', method: 'POST', url: '/v1/chat/completions', body: { messages: [{ role: 'user', content: 'x' }] } })}\n`,
+    `${JSON.stringify({
+      custom_id: 'req-0',
+      method: 'POST',
+      url: '/v1/chat/completions',
+      body: { messages: [{ role: 'user', content: 'x' }] },
+    })}\n`,
   );
   return path;
 }

@@ -59,50 +59,53 @@ describe('a host that closes connections after streamed answers while advertisin
     });
   }
 
-  it('re-sends once per attempt: a server that drops every reused and fresh connection still fails the request', async () => {
-    // Answers the first request it ever gets, then drops every connection a request arrives on.
-    let served = 0;
-    extra = createServer((req, res) => {
-      req.resume();
-      req.on('end', () => {
-        if (served++ > 0) return req.socket.destroy();
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(
-          JSON.stringify({
-            id: 'x',
-            object: 'chat.completion',
-            choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }],
-            usage: { prompt_tokens: 1, completion_tokens: 1 },
-          }),
-        );
+  it(
+    're-sends once per attempt: a server that drops every reused and fresh connection still fails ' + 'the request',
+    async () => {
+      // Answers the first request it ever gets, then drops every connection a request arrives on.
+      let served = 0;
+      extra = createServer((req, res) => {
+        req.resume();
+        req.on('end', () => {
+          if (served++ > 0) return req.socket.destroy();
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(
+            JSON.stringify({
+              id: 'x',
+              object: 'chat.completion',
+              choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }],
+              usage: { prompt_tokens: 1, completion_tokens: 1 },
+            }),
+          );
+        });
       });
-    });
-    await new Promise<void>((r) => extra!.listen(0, '127.0.0.1', () => r()));
-    const port = (extra.address() as AddressInfo).port;
-    const dir = tempDir();
-    const out = join(dir, 'out');
-    const summary = await run({
-      input: writeInput(dir, 2, { stream: false }),
-      endpoint: `http://127.0.0.1:${port}/v1`,
-      out,
-      concurrency: 1,
-      maxAttempts: 2,
-      retryBackoffS: 0.01,
-      ...quiet,
-    });
-    expect(summary.requests).toMatchObject({ succeeded: 1, failed: 1 });
-    const events = loadEvents(out);
-    // The second request went out on the first one's connection: dropped, re-sent once on a fresh
-    // one, dropped again — a real failure, retried by the policy, and dropped for good.
-    const stale = ofType(events, 'stale_connection');
-    expect(stale).toHaveLength(1);
-    expect(stale[0]).toMatchObject({ id: 'req-1', attempt: 1 });
-    const ends = ofType(events, 'attempt_end').filter((e) => e.id === 'req-1');
-    expect(ends.map((e) => [e.attempt, e.cause])).toEqual([
-      [1, 'conn_reset'],
-      [2, 'conn_reset'],
-    ]);
-  });
+      await new Promise<void>((r) => extra!.listen(0, '127.0.0.1', () => r()));
+      const port = (extra.address() as AddressInfo).port;
+      const dir = tempDir();
+      const out = join(dir, 'out');
+      const summary = await run({
+        input: writeInput(dir, 2, { stream: false }),
+        endpoint: `http://127.0.0.1:${port}/v1`,
+        out,
+        concurrency: 1,
+        maxAttempts: 2,
+        retryBackoffS: 0.01,
+        ...quiet,
+      });
+      expect(summary.requests).toMatchObject({ succeeded: 1, failed: 1 });
+      const events = loadEvents(out);
+      // The second request went out on the first one's connection: dropped, re-sent once on a fresh
+      // one, dropped again — a real failure, retried by the policy, and dropped for good.
+      const stale = ofType(events, 'stale_connection');
+      expect(stale).toHaveLength(1);
+      expect(stale[0]).toMatchObject({ id: 'req-1', attempt: 1 });
+      const ends = ofType(events, 'attempt_end').filter((e) => e.id === 'req-1');
+      expect(ends.map((e) => [e.attempt, e.cause])).toEqual([
+        [1, 'conn_reset'],
+        [2, 'conn_reset'],
+      ]);
+    },
+  );
 });
 
 describe('an endpoint that goes down and comes back', () => {
@@ -235,7 +238,8 @@ function smallTmpfs(dir: string, size: string): boolean {
     return true;
   } catch (err) {
     console.log(
-      `skipped the disk-full test: mount -t tmpfs failed here (${String((err as { stderr?: Buffer }).stderr ?? err).trim()})`,
+      `skipped the disk-full test: mount -t tmpfs failed here ` +
+        `(${String((err as { stderr?: Buffer }).stderr ?? err).trim()})`,
     );
     return false;
   }
@@ -267,7 +271,10 @@ describe('a full disk', () => {
       const full = await runCli(args);
       expect(full.code).toBe(1);
       expect(full.stderr).toMatch(
-        /cannot write \S+\/(results\.jsonl|run\.json|events\/\S+\.jsonl): no space left on device \(ENOSPC\)\. The run stopped with nothing half-recorded: free some space/,
+        new RegExp(
+          String.raw`cannot write \S+\/(results\.jsonl|run\.json|events\/\S+\.jsonl): no space left on device ` +
+            String.raw`\(ENOSPC\)\. The run stopped with nothing half-recorded: free some space`,
+        ),
       );
       // No stack trace, and it says so once per cause, not once per shard and file.
       expect(full.stderr).not.toMatch(/\n\s+at /);

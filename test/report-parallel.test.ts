@@ -47,10 +47,13 @@ function failingRun(): string {
     join(dir, 'events', 'shard-000.jsonl'),
     [
       '{"v":1,"ts":1795780900000,"run":"synth","shard":0,"type":"enqueue","id":"quo\\"ted"}',
-      '{ "v": 1, "ts": 1795780900001, "run": "synth", "shard": 0, "type": "attempt_start", "id": "quo\\"ted", "attempt": 1 }',
-      '{"v":1,"ts":1795780900002,"run":"synth","shard":0,"type":"attempt_end","id":"quo\\"ted","attempt":1,"outcome":"error","cause":"conn_reset","error":"socket \\"hang\\" up ✗"}',
+      '{ "v": 1, "ts": 1795780900001, "run": "synth", "shard": 0, "type": "attempt_start", "id": "quo\\"ted", ' +
+        '"attempt": 1 }',
+      '{"v":1,"ts":1795780900002,"run":"synth","shard":0,"type":"attempt_end","id":"quo\\"ted","attempt":1,' +
+        '"outcome":"error","cause":"conn_reset","error":"socket \\"hang\\" up ✗"}',
       'not json',
-      '{"v":1,"ts":1795780900003,"run":"synth","shard":0,"type":"request_end","id":"quo\\"ted","outcome":"failed","attempts":1,"completion_tokens":0,"prompt_tokens":0,"cause":"conn_reset"}',
+      '{"v":1,"ts":1795780900003,"run":"synth","shard":0,"type":"request_end","id":"quo\\"ted","outcome":"failed",' +
+        '"attempts":1,"completion_tokens":0,"prompt_tokens":0,"cause":"conn_reset"}',
       '',
     ].join('\n'),
   );

@@ -33,7 +33,8 @@ describe('result facts on the distributed results stream', () => {
 
   it('fall back to what the results.jsonl line says by itself', () => {
     const ok =
-      '{"id":"batch_req_r_1","custom_id":"a","response":{"status_code":200,"request_id":null,"body":{"usage":{"prompt_tokens":7,"completion_tokens":9}}},"error":null}';
+      '{"id":"batch_req_r_1","custom_id":"a","response":{"status_code":200,"request_id":null,' +
+      '"body":{"usage":{"prompt_tokens":7,"completion_tokens":9}}},"error":null}';
     const failed =
       '{"id":"batch_req_r_2","custom_id":"b","response":null,"error":{"code":"http_4xx","message":"bad","status":400}}';
     expect(factsFromLine(ok)).toEqual({ outcome: 'succeeded', attempts: 1, promptTokens: 0, completionTokens: 9 });

@@ -173,7 +173,10 @@ describe('--retry-failed: run the failures of an earlier run again', () => {
     expect(summary.requests.failed).toBeGreaterThanOrEqual(20);
     expect(summary.requests.failed).toBeLessThan(60);
     expect(summary.error).toMatch(
-      /^the first \d+ requests to finish all failed with HTTP 404 \(\d+\): stopped before sending the rest \(--fail-fast\)/,
+      new RegExp(
+        String.raw`^the first \d+ requests to finish all failed with HTTP 404 \(\d+\): ` +
+          String.raw`stopped before sending the rest \(--fail-fast\)`,
+      ),
     );
     expect(r.stderr).toContain('shardline: error: the first');
     expect(summary.hints.some((h) => h.includes('--endpoint is the API base URL'))).toBe(true);
@@ -350,7 +353,12 @@ describe('results read back on resume', () => {
     });
     writeFileSync(
       join(dir, 'results.jsonl'),
-      `${long}\n${JSON.stringify({ id: 'b_s', custom_id: 'short', response: null, error: { code: 'http_5xx', message: 'x' } })}\n`,
+      `${long}\n${JSON.stringify({
+        id: 'b_s',
+        custom_id: 'short',
+        response: null,
+        error: { code: 'http_5xx', message: 'x' },
+      })}\n`,
     );
     const sink = new DirResultSink(dir);
     try {

@@ -199,7 +199,9 @@ describe('shardline run against the simulator', () => {
       res.end(
         JSON.stringify({
           error: {
-            message: `Incorrect API key provided: ${String(req.headers.authorization)} / ${String(req.headers['x-api-key'])}`,
+            message:
+              `Incorrect API key provided: ${String(req.headers.authorization)} / ` +
+              `${String(req.headers['x-api-key'])}`,
           },
         }),
       );

@@ -20,7 +20,8 @@ describe('post-processing hook', () => {
       hook,
       `export default function (result) {
          const until = Date.now() + 40; while (Date.now() < until) {}
-         result.response.body.choices[0].message.content = result.response.body.choices[0].message.content.toUpperCase();
+         const message = result.response.body.choices[0].message;
+         message.content = message.content.toUpperCase();
          return { ...result, postprocessed: true };
        }\n`,
     );
@@ -169,7 +170,8 @@ describe('progress line', () => {
         elapsedMs: 42_000,
       }),
     ).toBe(
-      '[42s] 1,234/5,000 done · 1.21M tok/min (60s) · in-flight 64/64 · backlog 256 · retries 31 · failed 2 · TTFT p95 412 ms',
+      '[42s] 1,234/5,000 done · 1.21M tok/min (60s) · in-flight 64/64 · backlog 256 · retries 31 · failed 2 · TTFT ' +
+        'p95 412 ms',
     );
     // Retries waiting out their backoff are said apart from the rest of the backlog.
     expect(
@@ -187,7 +189,8 @@ describe('progress line', () => {
         elapsedMs: 5_000,
       }),
     ).toBe(
-      '[5s] 10/16 done · 0 tok/min (60s) · in-flight 0/16 · backlog 6 (6 in backoff) · retries 6 · failed 0 · TTFT p95 80 ms',
+      '[5s] 10/16 done · 0 tok/min (60s) · in-flight 0/16 · backlog 6 (6 in backoff) · retries 6 · failed 0 · TTFT ' +
+        'p95 80 ms',
     );
     expect(
       formatProgress({

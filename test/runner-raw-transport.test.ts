@@ -219,8 +219,10 @@ describe('--transport raw', () => {
           });
           const response =
             extra === 'chunked'
-              ? `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n${Buffer.byteLength(json).toString(16)}\r\n${json}\r\n0\r\n\r\n`
-              : `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(json)}\r\n\r\n${json}`;
+              ? `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: ` +
+                `chunked\r\n\r\n${Buffer.byteLength(json).toString(16)}\r\n${json}\r\n0\r\n\r\n`
+              : `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ` +
+                `${Buffer.byteLength(json)}\r\n\r\n${json}`;
           const stray = 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}';
           if (extra !== 'idle') socket.write(response + stray);
           else {
@@ -338,7 +340,8 @@ describe('--transport raw', () => {
         let bytes: Buffer;
         if (body.stream) {
           bytes = Buffer.from(
-            `HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nx-request-id: ${id}\r\n\r\n${chunked(events(id))}`,
+            `HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nx-request-id: ` +
+              `${id}\r\n\r\n${chunked(events(id))}`,
           );
         } else {
           const json = JSON.stringify({
@@ -421,161 +424,171 @@ describe('--transport raw', () => {
     }
   });
 
-  it('skips interim 1xx answers, ends a 204 without a body, and fails a head that never ends, on both transports', async () => {
-    // `user` picks the misbehaviour: 'hints' sends 103 Early Hints before the real streamed answer,
-    // 'empty' a 204 on a kept-alive connection, 'badlength' a Content-Length that is not a number,
-    // 'endless' a head that goes on past 64 KiB and never ends.
-    const sockets: Socket[] = [];
-    const sse = (o: object) => `data: ${JSON.stringify(o)}\n\n`;
-    const streamed = (id: string) =>
-      [
-        sse({
-          id,
-          object: 'chat.completion.chunk',
-          created: 1,
-          model: 'm',
-          choices: [{ index: 0, delta: { role: 'assistant', content: 'hi' }, finish_reason: null }],
-        }),
-        sse({
-          id,
-          object: 'chat.completion.chunk',
-          created: 1,
-          model: 'm',
-          choices: [{ index: 0, delta: {}, finish_reason: 'stop' }],
-          usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
-        }),
-        'data: [DONE]\n\n',
-      ].join('');
-    const server = createNetServer((socket) => {
-      sockets.push(socket);
-      onRequests<{ user: string; messages: { content: string }[] }>(socket, (body) => {
-        const id = body.messages[0]!.content.replace(' ', '-');
-        if (body.user === 'hints') {
-          const text = streamed(id);
-          socket.write('HTTP/1.1 103 Early Hints\r\nlink: </hints.css>; rel=preload\r\n\r\n');
-          setTimeout(
-            () =>
-              socket.write(
-                `HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: ${Buffer.byteLength(text)}\r\n\r\n${text}`,
-              ),
-            5,
-          );
-        } else if (body.user === 'empty') socket.write('HTTP/1.1 204 No Content\r\n\r\n');
-        else if (body.user === 'badlength')
-          socket.write(
-            'HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: 12abc\r\n\r\ndata: [DONE]\n\n',
-          );
-        else socket.write(`HTTP/1.1 200 OK\r\nx-junk: ${'a'.repeat(100 * 1024)}`);
+  it(
+    'skips interim 1xx answers, ends a 204 without a body, and fails a head that never ends, on both ' + 'transports',
+    async () => {
+      // `user` picks the misbehaviour: 'hints' sends 103 Early Hints before the real streamed answer,
+      // 'empty' a 204 on a kept-alive connection, 'badlength' a Content-Length that is not a number,
+      // 'endless' a head that goes on past 64 KiB and never ends.
+      const sockets: Socket[] = [];
+      const sse = (o: object) => `data: ${JSON.stringify(o)}\n\n`;
+      const streamed = (id: string) =>
+        [
+          sse({
+            id,
+            object: 'chat.completion.chunk',
+            created: 1,
+            model: 'm',
+            choices: [{ index: 0, delta: { role: 'assistant', content: 'hi' }, finish_reason: null }],
+          }),
+          sse({
+            id,
+            object: 'chat.completion.chunk',
+            created: 1,
+            model: 'm',
+            choices: [{ index: 0, delta: {}, finish_reason: 'stop' }],
+            usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
+          }),
+          'data: [DONE]\n\n',
+        ].join('');
+      const server = createNetServer((socket) => {
+        sockets.push(socket);
+        onRequests<{ user: string; messages: { content: string }[] }>(socket, (body) => {
+          const id = body.messages[0]!.content.replace(' ', '-');
+          if (body.user === 'hints') {
+            const text = streamed(id);
+            socket.write('HTTP/1.1 103 Early Hints\r\nlink: </hints.css>; rel=preload\r\n\r\n');
+            setTimeout(
+              () =>
+                socket.write(
+                  `HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: ` +
+                    `${Buffer.byteLength(text)}\r\n\r\n${text}`,
+                ),
+              5,
+            );
+          } else if (body.user === 'empty') socket.write('HTTP/1.1 204 No Content\r\n\r\n');
+          else if (body.user === 'badlength')
+            socket.write(
+              'HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: 12abc\r\n\r\ndata: [DONE]\n\n',
+            );
+          else socket.write(`HTTP/1.1 200 OK\r\nx-junk: ${'a'.repeat(100 * 1024)}`);
+        });
       });
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-    try {
-      const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
-      for (const transport of ['raw', 'undici'] as const) {
-        const go = async (user: string) => {
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+      try {
+        const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
+        for (const transport of ['raw', 'undici'] as const) {
+          const go = async (user: string) => {
+            const dir = tempDir();
+            const out = join(dir, 'out');
+            // One attempt, 10 s at most: an answer the transport loses its place in fails here instead of hanging.
+            const summary = await run({
+              input: writeInput(dir, 3, { user, stream: true }),
+              endpoint,
+              out,
+              concurrency: 1,
+              transport,
+              progress: 'off',
+              maxAttempts: 1,
+              timeoutTotalS: 10,
+            });
+            return { summary, out };
+          };
+          const hints = await go('hints');
+          expect(hints.summary.requests.succeeded, transport).toBe(3);
+          for (const r of loadResults(hints.out)) expect(r.response!.body.choices[0]!.message.content).toBe('hi');
+          expect(ofType(loadEvents(hints.out), 'response_headers').map((e) => e.status)).toEqual([200, 200, 200]);
+
+          // A 204 has no body: each attempt ends at once as a protocol error (no chat answer), and the
+          // connection stays usable, so the three run one after another on one socket.
+          const before = sockets.length;
+          const empty = await go('empty');
+          expect(empty.summary.requests.failed, transport).toBe(3);
+          expect(empty.summary.failure_causes).toEqual({ protocol_error: 3 });
+          expect(ofType(loadEvents(empty.out), 'attempt_end')[0]!.error).toContain('HTTP 204 No Content');
+          expect(empty.summary.duration_s).toBeLessThan(5);
+          if (transport === 'raw') expect(sockets.length - before).toBe(1);
+
+          const badLength = await go('badlength');
+          expect(badLength.summary.failure_causes, transport).toEqual({ protocol_error: 3 });
+          expect(badLength.summary.duration_s).toBeLessThan(5);
+          if (transport === 'raw')
+            expect(ofType(loadEvents(badLength.out), 'attempt_end')[0]!.error).toContain(
+              'invalid content-length: 12abc',
+            );
+
+          const endless = await go('endless');
+          expect(endless.summary.failure_causes, transport).toEqual({ protocol_error: 3 });
+          const err = ofType(loadEvents(endless.out), 'attempt_end')[0]!.error;
+          expect(err).toMatch(transport === 'raw' ? /response head over 65536 bytes/ : /header/i);
+        }
+      } finally {
+        for (const c of sockets) c.destroy();
+        await new Promise((r) => server.close(r));
+      }
+    },
+  );
+
+  it(
+    'reads a JSON body when a server ignores stream: true, and names any other content type, on both ' + 'transports',
+    async () => {
+      const server = createNetServer((socket) => {
+        onRequests<{ user?: string }>(socket, (asked) => {
+          if (asked.user === 'html') {
+            // A proxy's login page, with status 200.
+            const page = '<html><body>Please sign in</body></html>';
+            socket.write(`HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: ${page.length}\r\n\r\n${page}`);
+            return;
+          }
+          const json = JSON.stringify({
+            id: 'c',
+            object: 'chat.completion',
+            created: 1,
+            model: 'm',
+            choices: [{ index: 0, message: { role: 'assistant', content: 'whole answer' }, finish_reason: 'stop' }],
+            usage: { prompt_tokens: 2, completion_tokens: 2, total_tokens: 4 },
+          });
+          socket.write(
+            `HTTP/1.1 200 OK\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ` +
+              `${Buffer.byteLength(json)}\r\n\r\n${json}`,
+          );
+        });
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+      try {
+        for (const transport of ['raw', 'undici'] as const) {
           const dir = tempDir();
           const out = join(dir, 'out');
-          // One attempt, 10 s at most: an answer the transport loses its place in fails here instead of hanging.
           const summary = await run({
-            input: writeInput(dir, 3, { user, stream: true }),
-            endpoint,
+            input: writeInput(dir, 3, { stream: true }),
+            endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`,
             out,
             concurrency: 1,
             transport,
             progress: 'off',
             maxAttempts: 1,
-            timeoutTotalS: 10,
           });
-          return { summary, out };
-        };
-        const hints = await go('hints');
-        expect(hints.summary.requests.succeeded, transport).toBe(3);
-        for (const r of loadResults(hints.out)) expect(r.response!.body.choices[0]!.message.content).toBe('hi');
-        expect(ofType(loadEvents(hints.out), 'response_headers').map((e) => e.status)).toEqual([200, 200, 200]);
-
-        // A 204 has no body: each attempt ends at once as a protocol error (no chat answer), and the
-        // connection stays usable, so the three run one after another on one socket.
-        const before = sockets.length;
-        const empty = await go('empty');
-        expect(empty.summary.requests.failed, transport).toBe(3);
-        expect(empty.summary.failure_causes).toEqual({ protocol_error: 3 });
-        expect(ofType(loadEvents(empty.out), 'attempt_end')[0]!.error).toContain('HTTP 204 No Content');
-        expect(empty.summary.duration_s).toBeLessThan(5);
-        if (transport === 'raw') expect(sockets.length - before).toBe(1);
-
-        const badLength = await go('badlength');
-        expect(badLength.summary.failure_causes, transport).toEqual({ protocol_error: 3 });
-        expect(badLength.summary.duration_s).toBeLessThan(5);
-        if (transport === 'raw')
-          expect(ofType(loadEvents(badLength.out), 'attempt_end')[0]!.error).toContain('invalid content-length: 12abc');
-
-        const endless = await go('endless');
-        expect(endless.summary.failure_causes, transport).toEqual({ protocol_error: 3 });
-        const err = ofType(loadEvents(endless.out), 'attempt_end')[0]!.error;
-        expect(err).toMatch(transport === 'raw' ? /response head over 65536 bytes/ : /header/i);
-      }
-    } finally {
-      for (const c of sockets) c.destroy();
-      await new Promise((r) => server.close(r));
-    }
-  });
-
-  it('reads a JSON body when a server ignores stream: true, and names any other content type, on both transports', async () => {
-    const server = createNetServer((socket) => {
-      onRequests<{ user?: string }>(socket, (asked) => {
-        if (asked.user === 'html') {
-          // A proxy's login page, with status 200.
-          const page = '<html><body>Please sign in</body></html>';
-          socket.write(`HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: ${page.length}\r\n\r\n${page}`);
-          return;
+          expect(summary.requests.succeeded).toBe(3);
+          expect(summary.tokens.completion).toBe(6);
+          for (const r of loadResults(out)) expect(r.response!.body.choices[0]!.message.content).toBe('whole answer');
+          // Neither JSON nor an event stream: the failure says what came instead.
+          const htmlOut = join(dir, 'html');
+          const html = await run({
+            input: writeInput(dir, 1, { stream: true, user: 'html' }, 'html.jsonl'),
+            endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`,
+            out: htmlOut,
+            transport,
+            progress: 'off',
+            maxAttempts: 1,
+          });
+          expect(html.failure_causes).toEqual({ protocol_error: 1 });
+          expect(ofType(loadEvents(htmlOut), 'attempt_end')[0]!.error).toBe(
+            'expected an event stream, got content-type text/html',
+          );
         }
-        const json = JSON.stringify({
-          id: 'c',
-          object: 'chat.completion',
-          created: 1,
-          model: 'm',
-          choices: [{ index: 0, message: { role: 'assistant', content: 'whole answer' }, finish_reason: 'stop' }],
-          usage: { prompt_tokens: 2, completion_tokens: 2, total_tokens: 4 },
-        });
-        socket.write(
-          `HTTP/1.1 200 OK\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(json)}\r\n\r\n${json}`,
-        );
-      });
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-    try {
-      for (const transport of ['raw', 'undici'] as const) {
-        const dir = tempDir();
-        const out = join(dir, 'out');
-        const summary = await run({
-          input: writeInput(dir, 3, { stream: true }),
-          endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`,
-          out,
-          concurrency: 1,
-          transport,
-          progress: 'off',
-          maxAttempts: 1,
-        });
-        expect(summary.requests.succeeded).toBe(3);
-        expect(summary.tokens.completion).toBe(6);
-        for (const r of loadResults(out)) expect(r.response!.body.choices[0]!.message.content).toBe('whole answer');
-        // Neither JSON nor an event stream: the failure says what came instead.
-        const htmlOut = join(dir, 'html');
-        const html = await run({
-          input: writeInput(dir, 1, { stream: true, user: 'html' }, 'html.jsonl'),
-          endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`,
-          out: htmlOut,
-          transport,
-          progress: 'off',
-          maxAttempts: 1,
-        });
-        expect(html.failure_causes).toEqual({ protocol_error: 1 });
-        expect(ofType(loadEvents(htmlOut), 'attempt_end')[0]!.error).toBe(
-          'expected an event stream, got content-type text/html',
-        );
+      } finally {
+        await new Promise((r) => server.close(r));
       }
-    } finally {
-      await new Promise((r) => server.close(r));
-    }
-  });
+    },
+  );
 });

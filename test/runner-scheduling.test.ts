@@ -270,7 +270,8 @@ describe('runner scheduling, proven from the event log', () => {
     expect(summary.failure_causes).toEqual({ http_429: 6 });
     expect(summary.duration_s).toBeLessThan(30);
     expect(summary.hints).toContain(
-      '6 requests were not retried: the server asked to wait up to 600 s, over --retry-after-max-s 120 (a spent quota?); run again later with --retry-failed, or raise --retry-after-max-s to wait it out',
+      '6 requests were not retried: the server asked to wait up to 600 s, over --retry-after-max-s 120 (a spent ' +
+        'quota?); run again later with --retry-failed, or raise --retry-after-max-s to wait it out',
     );
     const events = loadEvents(out);
     expect(ofType(events, 'backoff')).toHaveLength(0);

@@ -61,7 +61,8 @@ describe('simulator request timings', () => {
     // all in the same turn of its loop.
     for (const s of sockets) {
       s.write(
-        `POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
+        `POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ` +
+          `${body.length}\r\n\r\n${body}`,
       );
     }
     await Promise.all(replies);

@@ -142,18 +142,21 @@ describe.each(TRANSPORTS)('transport %s: the same outcomes', (_name, make) => {
     expect(await attempt(stalls, true, { ...TIMEOUTS, idleMs: 150 })).toMatchObject({ cause: 'timeout_idle' });
   });
 
-  it('calls a stream that ends early or is not SSE a protocol error, and a refused connection conn_refused', async () => {
-    const cut = await serve((_q, res) => {
-      res.writeHead(200, { 'content-type': 'text/event-stream' });
-      res.end(`data: ${JSON.stringify(chunk('a'))}\n\n`);
-    });
-    expect(await attempt(cut)).toMatchObject({ outcome: 'error', cause: 'protocol_error' });
-    await pool?.close();
-    pool = undefined;
-    server?.closeAllConnections();
-    await new Promise((r) => server!.close(r));
-    server = undefined;
-    const port = Number(new URL(cut).port);
-    expect(await attempt(`http://127.0.0.1:${port}`)).toMatchObject({ outcome: 'error', cause: 'conn_refused' });
-  });
+  it(
+    'calls a stream that ends early or is not SSE a protocol error, and a refused connection ' + 'conn_refused',
+    async () => {
+      const cut = await serve((_q, res) => {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.end(`data: ${JSON.stringify(chunk('a'))}\n\n`);
+      });
+      expect(await attempt(cut)).toMatchObject({ outcome: 'error', cause: 'protocol_error' });
+      await pool?.close();
+      pool = undefined;
+      server?.closeAllConnections();
+      await new Promise((r) => server!.close(r));
+      server = undefined;
+      const port = Number(new URL(cut).port);
+      expect(await attempt(`http://127.0.0.1:${port}`)).toMatchObject({ outcome: 'error', cause: 'conn_refused' });
+    },
+  );
 });

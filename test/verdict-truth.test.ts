@@ -65,46 +65,58 @@ describe('the verdict against a server that queues past 12 in flight', () => {
   });
 
   for (const stream of [true, false]) {
-    it(`over-subscribed (fixed 32, ${stream ? 'streamed' : 'not streamed'}): MODEL-bound, told to lower --concurrency`, async () => {
-      // Not streamed, TTFT is the whole answer: 32 on 12 slots puts its p25 just 1.9× its floor, at the
-      // edge of the ratio rule on a loaded machine. llama-server sends its own timings, which say
-      // how long each answer waited; the simulator sends them too here.
-      const r = await runAt(stream ? KNEE_12 : { ...KNEE_12, faults: { timings: true } }, 32, { stream });
-      expect(r.verdict.bound).toBe('model');
-      const sat = r.verdict.findings.find((f) => f.mode === 'model_saturation')!;
-      expect(sat).toBeDefined();
-      expect(sat.action).toMatch(/lower --concurrency 32/);
-      expect(r.verdict.findings.map((f) => f.mode)).not.toContain('queueing');
-    });
+    it(
+      `over-subscribed (fixed 32, ${stream ? 'streamed' : 'not streamed'}): MODEL-bound, told to lower ` +
+        `--concurrency`,
+      async () => {
+        // Not streamed, TTFT is the whole answer: 32 on 12 slots puts its p25 just 1.9× its floor, at the
+        // edge of the ratio rule on a loaded machine. llama-server sends its own timings, which say
+        // how long each answer waited; the simulator sends them too here.
+        const r = await runAt(stream ? KNEE_12 : { ...KNEE_12, faults: { timings: true } }, 32, { stream });
+        expect(r.verdict.bound).toBe('model');
+        const sat = r.verdict.findings.find((f) => f.mode === 'model_saturation')!;
+        expect(sat).toBeDefined();
+        expect(sat.action).toMatch(/lower --concurrency 32/);
+        expect(r.verdict.findings.map((f) => f.mode)).not.toContain('queueing');
+      },
+    );
   }
 
-  it("reads a server's own timings (llama-server's): not streamed at 20 in flight, the ratios alone miss it, the timings do not", async () => {
-    // 20 in flight on 12 slots: answers take ~1.9× the fastest, under the floor rule's 2.5×.
-    const blind = await runAt(KNEE_12, 20, { stream: false });
-    expect(blind.detail.server_queue_ms.count).toBe(0);
-    const told = await runAt({ ...KNEE_12, faults: { timings: true } }, 20, { stream: false });
-    expect(told.detail.server_queue_ms.count).toBe(240);
-    expect(told.detail.server_queue_ms.p50).toBeGreaterThan(100);
-    expect(told.verdict.bound).toBe('model');
-    expect(told.verdict.findings.find((f) => f.mode === 'model_saturation')!.evidence).toMatch(
-      /by the server's own timings answers waited \d+ ms \(p50\)/,
-    );
-    // At the knee the timings account for nearly all of each answer: no queue.
-    const atKnee = await runAt({ ...KNEE_12, faults: { timings: true } }, 12, { stream: false });
-    expect(atKnee.detail.server_queue_ms.p50).toBeLessThan(50);
-    expect(atKnee.verdict.bound).not.toBe('model');
-  });
+  it(
+    "reads a server's own timings (llama-server's): not streamed at 20 in flight, the ratios alone miss it, the " +
+      'timings do not',
+    async () => {
+      // 20 in flight on 12 slots: answers take ~1.9× the fastest, under the floor rule's 2.5×.
+      const blind = await runAt(KNEE_12, 20, { stream: false });
+      expect(blind.detail.server_queue_ms.count).toBe(0);
+      const told = await runAt({ ...KNEE_12, faults: { timings: true } }, 20, { stream: false });
+      expect(told.detail.server_queue_ms.count).toBe(240);
+      expect(told.detail.server_queue_ms.p50).toBeGreaterThan(100);
+      expect(told.verdict.bound).toBe('model');
+      expect(told.verdict.findings.find((f) => f.mode === 'model_saturation')!.evidence).toMatch(
+        /by the server's own timings answers waited \d+ ms \(p50\)/,
+      );
+      // At the knee the timings account for nearly all of each answer: no queue.
+      const atKnee = await runAt({ ...KNEE_12, faults: { timings: true } }, 12, { stream: false });
+      expect(atKnee.detail.server_queue_ms.p50).toBeLessThan(50);
+      expect(atKnee.verdict.bound).not.toBe('model');
+    },
+  );
 
-  it('a host that closes after every streamed answer does not make a healthy or model-bound run control-plane-bound', async () => {
-    const r = await runAt({ ...KNEE_12, faults: { close_after_stream: true } }, 32, { stream: true });
-    expect(r.verdict.bound).toBe('model');
-    const churn = r.verdict.findings.find((f) => f.mode === 'connection_churn');
-    // Many connections, each a loopback connect: cheap, so at most low, and the action says why.
-    if (churn) {
-      expect(churn.severity).toBe('low');
-      expect(churn.action).toMatch(/closes each connection after a streamed answer/);
-    }
-  });
+  it(
+    'a host that closes after every streamed answer does not make a healthy or model-bound run ' +
+      'control-plane-bound',
+    async () => {
+      const r = await runAt({ ...KNEE_12, faults: { close_after_stream: true } }, 32, { stream: true });
+      expect(r.verdict.bound).toBe('model');
+      const churn = r.verdict.findings.find((f) => f.mode === 'connection_churn');
+      // Many connections, each a loopback connect: cheap, so at most low, and the action says why.
+      if (churn) {
+        expect(churn.severity).toBe('low');
+        expect(churn.action).toMatch(/closes each connection after a streamed answer/);
+      }
+    },
+  );
 
   it('--no-keep-alive: the churn finding says to drop that flag', async () => {
     const r = await runAt({ base: 'fast' }, 8, { stream: true }, { keepAlive: false }, 120);

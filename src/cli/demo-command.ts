@@ -43,7 +43,8 @@ export function registerDemoCommand(program: Command): void {
       out.write(diagnosis('naive (1 worker, unbounded in-flight, no keep-alive, fixed-delay retries)', r.naive.report));
       out.write(diagnosis('shardline (2 shards × 32 in flight, keep-alive, backoff with jitter)', r.shardline.report));
       out.write(
-        `\nminute sample: ${r.samplePath}\n  ${r.verification.ok ? r.verification.summary : `VERIFY FAILED: ${r.verification.mismatch}`}\n`,
+        `\nminute sample: ${r.samplePath}\n  ` +
+          `${r.verification.ok ? r.verification.summary : `VERIFY FAILED: ${r.verification.mismatch}`}\n`,
       );
       out.write(`runs: ${r.out}/naive  ${r.out}/shardline\n`);
       if (r.htmlPath) out.write(`report: ${r.htmlPath}\n`);

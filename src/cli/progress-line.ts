@@ -8,10 +8,13 @@ export function formatProgress(p: ProgressSnapshot): string {
     `[${(p.elapsedMs / 1000).toFixed(0)}s] ${fmtInt(p.done)}/${total} done · ${fmtTokens(p.tpm)} tok/min (60s) · ` +
     // Retries waiting out a backoff are backlog that no free slot can take: said apart, or in-flight
     // 0 beside a backlog reads as an admission gap.
-    `in-flight ${p.inFlight}/${p.limit} · backlog ${fmtInt(p.backlog)}${p.inBackoff ? ` (${fmtInt(p.inBackoff)} in backoff)` : ''} · retries ${fmtInt(p.retries)} · ` +
+    `in-flight ${p.inFlight}/${p.limit} · backlog ` +
+    `${fmtInt(p.backlog)}${p.inBackoff ? ` (${fmtInt(p.inBackoff)} in backoff)` : ''} · retries ` +
+    `${fmtInt(p.retries)} · ` +
     `failed ${fmtInt(p.failed)} · TTFT p95 ${ttft}` +
     (p.endpointDownSinceMs !== undefined
-      ? ` · endpoint down since ${new Date(p.endpointDownSinceMs).toISOString().slice(11, 19)}Z (${Math.round(p.endpointDownS ?? 0)}s), dispatch paused`
+      ? ` · endpoint down since ${new Date(p.endpointDownSinceMs).toISOString().slice(11, 19)}Z ` +
+        `(${Math.round(p.endpointDownS ?? 0)}s), dispatch paused`
       : '')
   );
 }

@@ -9,7 +9,8 @@ import { EXIT } from '../exit-codes.js';
 const progressOption = () =>
   new Option(
     '--progress <mode>',
-    'hashing progress on stderr (default auto: in place on a TTY once it takes over a second, a line every 10 s otherwise)',
+    'hashing progress on stderr (default auto: in place on a TTY once it takes over a second, a line every 10 s ' +
+      'otherwise)',
   ).choices(['auto', 'tty', 'lines', 'off']);
 
 /** `shardline sample` and `shardline verify`: publish a minute of throughput and check one. */
@@ -31,8 +32,10 @@ export function registerProvenanceCommands(program: Command): void {
       if (opts.output) {
         writeFileSync(opts.output, text);
         process.stderr.write(
-          `shardline: sampled ${sample.minute.start}${sample.minute.partial ? ' (partial minute: the run has no full minute)' : ''}: ` +
-            `${sample.figures.completion_tokens.toLocaleString('en-US')} completion tokens from ${sample.figures.completed_requests} requests → ${opts.output}\n`,
+          `shardline: sampled ` +
+            `${sample.minute.start}${sample.minute.partial ? ' (partial minute: the run has no full minute)' : ''}: ` +
+            `${sample.figures.completion_tokens.toLocaleString('en-US')} completion tokens from ` +
+            `${sample.figures.completed_requests} requests → ${opts.output}\n`,
         );
       } else process.stdout.write(text);
     });
@@ -40,7 +43,8 @@ export function registerProvenanceCommands(program: Command): void {
   program
     .command('verify')
     .description(
-      'Re-hash the files of a minute sample and recompute every figure; exit 0 if it holds, 1 naming the first mismatch',
+      'Re-hash the files of a minute sample and recompute every figure; exit 0 if it holds, 1 naming the ' +
+        'first mismatch',
     )
     .argument('<sample>', 'sample JSON written by `shardline sample`')
     .option('--events <dir>', 'the run directory (or its events/) if it moved since sampling')

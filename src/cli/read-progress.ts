@@ -12,7 +12,8 @@ export function readingProgress(
     show(
       p.fraction,
       (s) =>
-        `shardline: reading events ${(p.fraction * 100).toFixed(0)}% (${p.events.toLocaleString('en-US')} so far, ${s.toFixed(0)} s)`,
+        `shardline: reading events ${(p.fraction * 100).toFixed(0)}% (${p.events.toLocaleString('en-US')} so far, ` +
+        `${s.toFixed(0)} s)`,
     );
 }
 
@@ -27,7 +28,8 @@ export function hashingProgress(
     show(
       p.fraction,
       (s) =>
-        `shardline: hashing the event files ${purpose} ${(p.fraction * 100).toFixed(0)}% (${mb(p.bytes)} of ${mb(p.totalBytes)} MB, ${s.toFixed(0)} s)`,
+        `shardline: hashing the event files ${purpose} ${(p.fraction * 100).toFixed(0)}% (${mb(p.bytes)} of ` +
+        `${mb(p.totalBytes)} MB, ${s.toFixed(0)} s)`,
     );
 }
 

@@ -32,7 +32,8 @@ export function registerReportCommand(program: Command): void {
     .addOption(
       new Option(
         '--progress <mode>',
-        'reading progress on stderr (default auto: in place on a TTY once a read takes over a second, a line every 10 s otherwise)',
+        'reading progress on stderr (default auto: in place on a TTY once a read takes over a second, a line every ' +
+          '10 s otherwise)',
       ).choices(['auto', 'tty', 'lines', 'off']),
     )
     .action(async (dirs: string[], opts: { json?: boolean; html?: string; progress?: ProgressMode }) => {

@@ -91,7 +91,10 @@ export function stageNotice(s: RunStage): string | undefined {
     return s.kept
       ? `no failed results with the causes asked for (${s.kept} others kept)`
       : 'no failed results to run again';
-  return `set ${s.moved} failed results aside in retried.jsonl to run them again${s.kept ? ` (${s.kept} failures of other causes kept)` : ''}`;
+  return (
+    `set ${s.moved} failed results aside in retried.jsonl to run them ` +
+    `again${s.kept ? ` (${s.kept} failures of other causes kept)` : ''}`
+  );
 }
 
 function summaryLine(s: RunSummary): string {
@@ -100,9 +103,11 @@ function summaryLine(s: RunSummary): string {
     .map(([c, n]) => `${c} ${n}`)
     .join(', ');
   return (
-    `shardline: ${s.status} in ${s.duration_s.toFixed(1)}s: ${r.succeeded} succeeded, ${r.failed} failed${causes ? ` (${causes})` : ''}, ` +
+    `shardline: ${s.status} in ${s.duration_s.toFixed(1)}s: ${r.succeeded} succeeded, ${r.failed} ` +
+    `failed${causes ? ` (${causes})` : ''}, ` +
     `${r.rejected} rejected${r.rejected ? ' (see rejects.jsonl)' : ''}, ${r.skipped} already done` +
-    `${r.rerun ? `, ${r.rerun} failed earlier, run again (old results in retried.jsonl)` : ''}; ${s.retries} retries; ` +
+    `${r.rerun ? `, ${r.rerun} failed earlier, run again (old results in retried.jsonl)` : ''}; ${s.retries} ` +
+    `retries; ` +
     `${s.tpm_average.toLocaleString('en-US')} completion tok/min; results in ${s.out}`
   );
 }

@@ -49,7 +49,10 @@ function formatProfileList(): string {
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   const lines = rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  '));
-  return `${lines.join('\n')}\n\ncapacity = 60000 × slots × N / (prefill_ms(P) + ceil(N/k) × step_ms(slots)), at each profile's reference P and N (see docs/sim.md)\n`;
+  return (
+    `${lines.join('\n')}\n\ncapacity = 60000 × slots × N / (prefill_ms(P) + ceil(N/k) × step_ms(slots)), at ` +
+    `each profile's reference P and N (see docs/sim.md)\n`
+  );
 }
 
 function fmt(x: number): string {

@@ -48,7 +48,8 @@ export function registerSweepCommand(program: Command): void {
     lines.push(k.level === null ? `no knee: ${k.why}` : `knee: concurrency ${k.level} — ${k.why}`);
     if (k.level !== null)
       lines.push(
-        `use: shardline run ${input} --endpoint ${runOptions.endpoint} --concurrency ${k.level}${runOptions.shards > 1 ? ` --shards ${runOptions.shards}` : ''}`,
+        `use: shardline run ${input} --endpoint ${runOptions.endpoint} --concurrency ` +
+          `${k.level}${runOptions.shards > 1 ? ` --shards ${runOptions.shards}` : ''}`,
       );
     process.stdout.write(`${lines.join('\n')}\n`);
   });
@@ -57,5 +58,9 @@ export function registerSweepCommand(program: Command): void {
 function stageLine(s: SweepStage): string {
   const ms = (x: number | null) => (x === null ? '–' : `${Math.round(x)} ms`);
   const pct = (x: number | null) => (x === null ? '–' : `${(x * 100).toFixed(1)}%`);
-  return `${String(s.level).padStart(5)} ${Math.round(s.tpm).toLocaleString('en-US').padStart(10)} ${ms(s.ttftP95Ms).padStart(10)} ${ms(s.ttftP99Ms).padStart(10)} ${pct(s.retryRate).padStart(9)} ${pct(s.successRate).padStart(8)}`;
+  return (
+    `${String(s.level).padStart(5)} ${Math.round(s.tpm).toLocaleString('en-US').padStart(10)} ` +
+    `${ms(s.ttftP95Ms).padStart(10)} ${ms(s.ttftP99Ms).padStart(10)} ${pct(s.retryRate).padStart(9)} ` +
+    `${pct(s.successRate).padStart(8)}`
+  );
 }

@@ -7,7 +7,8 @@ export function registerWorkerCommand(program: Command): void {
   const command = program
     .command('worker')
     .description(
-      "Serve distributed runs: take chunks of a `run --redis` coordinator's requests from Redis and run them on this machine",
+      "Serve distributed runs: take chunks of a `run --redis` coordinator's requests from Redis and run them on " +
+        'this machine',
     );
   addOptions(command, WORKER_OPTIONS);
   command.action(async (_raw: unknown, cmd: Command) => {

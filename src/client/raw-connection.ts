@@ -25,7 +25,9 @@ const enum State {
   UntilClose,
 }
 
-/** What a connection needs of the pool that owns it (RawPool), declared here so the two files do not import each other. */
+/**
+ * What a connection needs of the pool that owns it (RawPool), declared here so the two files do not import each other.
+ */
 export interface ConnectionOwner {
   readonly options: {
     onFreshRequest?: (connectMs: number, conn: object) => void;
@@ -124,7 +126,9 @@ export class RawConnection {
     let text = `${opts.method} ${opts.path} HTTP/1.1\r\nhost: ${this.hostHeader}\r\n`;
     const headers = (opts.headers ?? {}) as Record<string, string>;
     for (const name in headers) text += `${name}: ${headers[name]}\r\n`;
-    text += `content-length: ${Buffer.byteLength(body)}\r\nconnection: ${this.keepAlive ? 'keep-alive' : 'close'}\r\n\r\n${body}`;
+    text +=
+      `content-length: ${Buffer.byteLength(body)}\r\nconnection: ` +
+      `${this.keepAlive ? 'keep-alive' : 'close'}\r\n\r\n${body}`;
     this.socket!.write(text);
   }
 

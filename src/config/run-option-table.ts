@@ -313,7 +313,9 @@ export const RUN_OPTIONS = {
     help: 'items a shard holds beyond its free slots so a freed slot starts at once',
     doc:
       'items a shard holds beyond its free slots, so a freed slot starts its next request without an IPC round ' +
-      "trip to the coordinator; 0 is pure pull (a slot waits for that round trip). Each prefetched item holds its request body in the shard's memory, as read-ahead items do in the coordinator's: lower both for very large prompts",
+      'trip to the coordinator; 0 is pure pull (a slot waits for that round trip). Each prefetched item holds its ' +
+      "request body in the shard's memory, as read-ahead items do in the coordinator's: lower both for very " +
+      'large prompts',
     defaultText: 'concurrency, at most 1024',
   },
   onInterrupt: {

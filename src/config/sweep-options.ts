@@ -7,7 +7,9 @@ const rising = (s: string) =>
   s === 'auto' ||
   s.split(',').every((v, i, a) => Number(v) >= 1 && Number(v) <= 100_000 && (i === 0 || Number(v) > Number(a[i - 1])));
 
-/** `shardline sweep` options of its own; the run flags it passes on are `run`'s entries, checked as `run` checks them. */
+/**
+ * `shardline sweep` options of its own; the run flags it passes on are `run`'s entries, checked as `run` checks them.
+ */
 export const SWEEP_OPTIONS = {
   levels: {
     flag: '--levels <list|auto>',

@@ -96,7 +96,8 @@ export async function runDemo(o: DemoOptions = {}): Promise<DemoResult> {
         ...DEMO_CONFIGS[name],
       });
       log(
-        `demo: ${name}: ${summary.requests.succeeded} succeeded, ${summary.requests.failed} failed, ${summary.retries} retries in ${summary.duration_s.toFixed(1)} s`,
+        `demo: ${name}: ${summary.requests.succeeded} succeeded, ${summary.requests.failed} failed, ` +
+          `${summary.retries} retries in ${summary.duration_s.toFixed(1)} s`,
       );
       runs[name] = { summary, report: await analyze([dir]) };
     } finally {

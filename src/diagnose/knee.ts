@@ -73,7 +73,8 @@ export function findKnee(stages: readonly SweepStage[], sloTtftP95Ms?: number): 
         s.level < knee.level
           ? `${Math.abs(vs).toFixed(1)}% less throughput than ${knee.level}`
           : vs >= 0
-            ? `only ${vs.toFixed(1)}% more throughput than ${knee.level} (within ${SAME_TPM * 100}%): more in flight would only queue`
+            ? `only ${vs.toFixed(1)}% more throughput than ${knee.level} (within ${SAME_TPM * 100}%): more in ` +
+              `flight would only queue`
             : `${Math.abs(vs).toFixed(1)}% less throughput than ${knee.level}: more in flight gained nothing`,
     };
   });

@@ -90,7 +90,8 @@ export function describeDisagreement(c: ResultsCheck): string | undefined {
     parts.push(`${c.without_request_end} result line(s) have no request_end event (is an event file missing?)`);
   if (c.request_ends_without_result)
     parts.push(
-      `${c.request_ends_without_result} request(s) ended in the events have no result line (an interrupted run: run it again into the same --out)`,
+      `${c.request_ends_without_result} request(s) ended in the events have no result line (an interrupted run: run ` +
+        `it again into the same --out)`,
     );
   if (c.outcome_mismatch) parts.push(`${c.outcome_mismatch} result(s) say another outcome than their last request_end`);
   if (c.token_mismatch)

@@ -72,7 +72,9 @@ export function diagnose(r: Report): Verdict {
     findings.push({
       mode: 'errors',
       severity: (r.requests.success_rate ?? 0) < 0.9 ? 'high' : 'medium',
-      evidence: `${r.requests.failed} of ${finished} requests failed (${pct(r.requests.failed / finished)}): ${topCauses(causes)}${topStatus ? ` (mostly HTTP ${topStatus})` : ''}`,
+      evidence:
+        `${r.requests.failed} of ${finished} requests failed (${pct(r.requests.failed / finished)}): ` +
+        `${topCauses(causes)}${topStatus ? ` (mostly HTTP ${topStatus})` : ''}`,
       action: errorAction(
         main,
         concurrencyNow,
@@ -94,8 +96,10 @@ export function diagnose(r: Report): Verdict {
       mode: 'retry_loop',
       severity: (r.retries.rate ?? 0) >= 0.3 || retryShare >= 0.3 ? 'high' : 'medium',
       evidence:
-        `${pct(r.retries.rate ?? 0)} of ${r.attempts} attempts were retries (${topCauses(r.retries.causes) || 'no causes recorded'}); ` +
-        `${pct(share('retry_backoff'))} of request time in backoff, ${pct(share('failed_attempts'))} in failed attempts`,
+        `${pct(r.retries.rate ?? 0)} of ${r.attempts} attempts were retries ` +
+        `(${topCauses(r.retries.causes) || 'no causes recorded'}); ` +
+        `${pct(share('retry_backoff'))} of request time in backoff, ${pct(share('failed_attempts'))} in ` +
+        `failed attempts`,
       action: retryAction(main, concurrencyNow),
     });
   }
@@ -109,21 +113,29 @@ export function diagnose(r: Report): Verdict {
     const cheap = cost < T.churnCostShare;
     const c = r.connections;
     let action =
-      'keep connections alive: the server or a proxy closes them (Connection: close, or an idle timeout shorter than the gap between requests); enable keep-alive there, and reuse one client pool per worker';
+      'keep connections alive: the server or a proxy closes them (Connection: close, or an idle timeout shorter ' +
+      'than the gap between requests); enable keep-alive there, and reuse one client pool per worker';
     if (c.keepalive_disabled_shards > 0)
-      action = `drop --no-keep-alive: this run asked for a new connection for every request (${pct(cost)} of request time went to connecting)`;
+      action =
+        `drop --no-keep-alive: this run asked for a new connection for every request (${pct(cost)} of ` +
+        `request time went to connecting)`;
     else if (c.keepalive_off_shards > 0) {
       action =
-        "the server closes each connection after a streamed answer while advertising keep-alive (llama.cpp's llama-server does); shardline stopped reusing those connections, so each streamed request connects first" +
+        "the server closes each connection after a streamed answer while advertising keep-alive (llama.cpp's " +
+        'llama-server does); shardline stopped reusing those connections, so each streamed request connects first' +
         (cheap
           ? `: ${pct(cost)} of request time, nothing to change`
           : `: ${pct(cost)} of request time — put a keep-alive proxy in front, or send non-streamed requests`);
     } else if (cheap)
-      action = `connections are opened often but cost ${pct(cost)} of request time: nothing to change unless the endpoint moves further away (TLS, a WAN)`;
+      action =
+        `connections are opened often but cost ${pct(cost)} of request time: nothing to change unless the ` +
+        `endpoint moves further away (TLS, a WAN)`;
     findings.push({
       mode: 'connection_churn',
       severity: cheap ? 'low' : cost >= T.churnHighShare ? 'high' : 'medium',
-      evidence: `${c.opened} connections opened for ${r.requests.total} requests (${perReq.toFixed(2)} per request; connect p95 ${ms(c.connect_ms.p95)}, ${Math.round(b.connect)} ms in total, ${pct(cost)} of request time)`,
+      evidence:
+        `${c.opened} connections opened for ${r.requests.total} requests (${perReq.toFixed(2)} per request; ` +
+        `connect p95 ${ms(c.connect_ms.p95)}, ${Math.round(b.connect)} ms in total, ${pct(cost)} of request time)`,
       action,
     });
   }
@@ -135,10 +147,15 @@ export function diagnose(r: Report): Verdict {
       mode: 'admission_gap',
       severity: share('admission_gap') >= 0.2 || nwc >= 0.5 ? 'high' : 'medium',
       evidence:
-        `backlog stays high while in-flight is unstable: in ${pct(nwc)} of the seconds with work waiting a client slot was free ` +
-        `(in-flight varied ±${pct(cv)} around ${r.utilization.mean_in_flight.toFixed(1)} of ${L}); ${r.utilization.admission_gap_s.toFixed(1)} s of free slots with a backlog, ${pct(share('admission_gap'))} of request time`,
+        `backlog stays high while in-flight is unstable: in ${pct(nwc)} of the seconds with work waiting a client ` +
+        `slot was free ` +
+        `(in-flight varied ±${pct(cv)} around ${r.utilization.mean_in_flight.toFixed(1)} of ${L}); ` +
+        `${r.utilization.admission_gap_s.toFixed(1)} s of free slots with a backlog, ${pct(share('admission_gap'))} ` +
+        `of request time`,
       action:
-        'the dispatcher is not work-conserving: start the next request the moment a slot frees (pull-based dispatch, as `shardline run` does) instead of waiting for a batch or a whole worker to drain; check for a blocking hook or lock',
+        'the dispatcher is not work-conserving: start the next request the moment a slot frees (pull-based ' +
+        'dispatch, as `shardline run` does) instead of waiting for a batch or a whole worker to drain; check for a ' +
+        'blocking hook or lock',
     });
   }
 
@@ -196,18 +213,24 @@ export function diagnose(r: Report): Verdict {
           : '') +
         (ttftVsTpot ? ` and is ${Math.round(ttft.p50! / tpot!)}× the time per output token (${ms(tpot)})` : '') +
         (ttftTail && !ttftVsTpot
-          ? ` with a long tail (p95 ${Math.round(ttft.p95! / ttft.p50!)}× p50: some requests waited in the server's queue)`
+          ? ` with a long tail (p95 ${Math.round(ttft.p95! / ttft.p50!)}× p50: some requests waited in the ` +
+            `server's queue)`
           : '') +
         (serverSaysQueued
           ? `; by the server's own timings answers waited ${ms(sq!.p50)} (p50) before it started on them`
           : '') +
         (ttftVsFloor && !ttftVsTpot
-          ? `; its p50 is ${(ttft.p50! / floor!).toFixed(1)}× its floor (${ms(floor)}, an idle server's answer), p25 ${(p25! / floor!).toFixed(1)}×`
+          ? `; its p50 is ${(ttft.p50! / floor!).toFixed(1)}× its floor (${ms(floor)}, an idle server's answer), ` +
+            `p25 ${(p25! / floor!).toFixed(1)}×`
           : '') +
-        `, with the client holding ${r.utilization.mean_in_flight.toFixed(1)} of ${L} slots busy: the server is queueing requests`,
+        `, with the client holding ${r.utilization.mean_in_flight.toFixed(1)} of ${L} slots busy: the server is ` +
+        `queueing requests`,
       action: autoRun
-        ? `the model server is at capacity: add replicas or faster hardware for throughput; --concurrency auto settled at ${concurrencyPhrase(r.utilization.limit_final, shards, 'in flight')}, where its controller saw the server start to queue (the slot timeline by limit says what each level gave)`
-        : `the model server is at capacity: add replicas or faster hardware for throughput; to cut latency lower ${concurrencyNow} (raising it adds only queueing)`,
+        ? `the model server is at capacity: add replicas or faster hardware for throughput; --concurrency auto ` +
+          `settled at ${concurrencyPhrase(r.utilization.limit_final, shards, 'in flight')}, where its controller ` +
+          `saw the server start to queue (the slot timeline by limit says what each level gave)`
+        : `the model server is at capacity: add replicas or faster hardware for throughput; to cut latency lower ` +
+          `${concurrencyNow} (raising it adds only queueing)`,
     });
   }
 
@@ -217,10 +240,16 @@ export function diagnose(r: Report): Verdict {
     findings.push({
       mode: 'queueing',
       severity: 'medium',
-      evidence: `server TTFT flat at ${ms(ttft.p50)} (p95 ${ms(ttft.p95)}) while ${pct(share('queue_wait'))} of e2e time was spent waiting for a client slot (busy ${pct(r.utilization.busy_fraction)} of the time)`,
+      evidence:
+        `server TTFT flat at ${ms(ttft.p50)} (p95 ${ms(ttft.p95)}) while ${pct(share('queue_wait'))} of e2e ` +
+        `time was spent waiting for a client slot (busy ${pct(r.utilization.busy_fraction)} of the time)`,
       action: autoRun
-        ? `--concurrency auto settled at ${concurrencyPhrase(r.utilization.limit_final, shards, 'in flight')} (it tried up to ${r.utilization.limit}): above that its controller saw the server queue, so a higher bound would add only queueing`
-        : `the client bound was the limit of this run (${concurrencyNow}) and the server showed no queueing at it; one run at one bound cannot tell whether more would help: \`shardline sweep\` measures it level by level, \`--concurrency auto\` finds it while the job runs`,
+        ? `--concurrency auto settled at ${concurrencyPhrase(r.utilization.limit_final, shards, 'in flight')} (it ` +
+          `tried up to ${r.utilization.limit}): above that its controller saw the server queue, so a higher bound ` +
+          `would add only queueing`
+        : `the client bound was the limit of this run (${concurrencyNow}) and the server showed no queueing at it; ` +
+          `one run at one bound cannot tell whether more would help: \`shardline sweep\` measures it level by ` +
+          `level, \`--concurrency auto\` finds it while the job runs`,
     });
   }
 
@@ -228,9 +257,12 @@ export function diagnose(r: Report): Verdict {
     findings.push({
       mode: 'postprocess_stall',
       severity: share('postprocess') >= 0.3 ? 'high' : 'medium',
-      evidence: `post-processing took ${pct(share('postprocess'))} of request time (${Math.round(b.postprocess)} ms in total)`,
+      evidence:
+        `post-processing took ${pct(share('postprocess'))} of request time (${Math.round(b.postprocess)} ms ` +
+        `in total)`,
       action:
-        'move post-processing off the request path (a worker pool, as --postprocess does), give it more threads, or make the hook cheaper',
+        'move post-processing off the request path (a worker pool, as --postprocess does), give it more threads, or ' +
+        'make the hook cheaper',
     });
   }
 
@@ -247,16 +279,27 @@ export function diagnose(r: Report): Verdict {
           ? ` (client CPU ${r.client_cpu.us_per_completion_token.toFixed(1)} µs per completion token)`
           : '') +
         (r.client_cpu.reads_per_completion_token !== null && r.client_cpu.reads_per_completion_token >= 0.5
-          ? `; ${r.client_cpu.reads_per_completion_token.toFixed(2)} socket reads per token: tokens mostly arrive one per read`
+          ? `; ${r.client_cpu.reads_per_completion_token.toFixed(2)} socket reads per token: tokens mostly arrive ` +
+            `one per read`
           : '') +
         (hostSaturated
-          ? `; the shards also waited for a core (medians: ${[cpuWait !== null ? `waiting ${pct(cpuWait)} of the time` : '', hostBusy !== null ? `machine CPU ${pct(hostBusy)} busy` : ''].filter(Boolean).join(', ')})`
+          ? `; the shards also waited for a core (medians: ` +
+            [
+              cpuWait !== null ? `waiting ${pct(cpuWait)} of the time` : '',
+              hostBusy !== null ? `machine CPU ${pct(hostBusy)} busy` : '',
+            ]
+              .filter(Boolean)
+              .join(', ') +
+            ')'
           : ''),
       action:
         (hostSaturated
-          ? 'give the client CPU of its own (a machine or cores not shared with the server or other work); more shards than free cores only add to the queue for them; '
-          : 'add --shards to spread the load over more event loops, and keep CPU-heavy work (parsing, hooks) off the dispatch loop; ') +
-        'when every token arrives in its own read, --transport raw spends about a third less CPU per chunk (for endpoints you run or trust)',
+          ? 'give the client CPU of its own (a machine or cores not shared with the server or other work); more ' +
+            'shards than free cores only add to the queue for them; '
+          : 'add --shards to spread the load over more event loops, and keep CPU-heavy work (parsing, hooks) off ' +
+            'the dispatch loop; ') +
+        'when every token arrives in its own read, --transport raw spends about a third less CPU per chunk (for ' +
+        'endpoints you run or trust)',
     });
   }
 
@@ -265,10 +308,13 @@ export function diagnose(r: Report): Verdict {
       mode: 'endpoint_down',
       severity: share('endpoint_down') >= 0.2 ? 'high' : 'medium',
       evidence:
-        `the endpoint was down ${r.outages.count} time(s), ${r.outages.down_s.toFixed(1)} s in all (refused connections or 502/503/504): dispatch paused, ` +
-        `${r.outages.paused_attempts} attempts failed against it and none was charged to --max-attempts; ${pct(share('endpoint_down'))} of request time waited for it`,
+        `the endpoint was down ${r.outages.count} time(s), ${r.outages.down_s.toFixed(1)} s in all (refused ` +
+        `connections or 502/503/504): dispatch paused, ` +
+        `${r.outages.paused_attempts} attempts failed against it and none was charged to --max-attempts; ` +
+        `${pct(share('endpoint_down'))} of request time waited for it`,
       action:
-        'nothing to change in the client (it paused and resumed by itself): find out why the server went away — its logs, OOM kills, restarts, a deploy',
+        'nothing to change in the client (it paused and resumed by itself): find out why the server went away — its ' +
+        'logs, OOM kills, restarts, a deploy',
     });
   }
 
@@ -303,24 +349,44 @@ function concurrencyPhrase(total: number, shards: number, what = ''): string {
 
 function errorAction(cause: string, limit: string, maxRetryAfterMs: number | null, status?: number): string {
   if (status === 401 || status === 403) {
-    return `the endpoint refused the credentials (HTTP ${status}): check the API key (OPENAI_API_KEY or SHARDLINE_API_KEY) and any auth --header; retrying cannot help`;
+    return (
+      `the endpoint refused the credentials (HTTP ${status}): check the API key (OPENAI_API_KEY or ` +
+      `SHARDLINE_API_KEY) and any auth --header; retrying cannot help`
+    );
   }
   if (status === 404)
-    return 'the endpoint answered 404: check --model (the server may not serve that model) and --endpoint (the API base URL, e.g. …/v1); retrying cannot help';
+    return (
+      'the endpoint answered 404: check --model (the server may not serve that model) and --endpoint (the API ' +
+      'base URL, e.g. …/v1); retrying cannot help'
+    );
   if (cause === 'http_4xx')
-    return 'fix the requests: the server rejected them as invalid (see the error messages in results.jsonl); retrying cannot help';
+    return (
+      'fix the requests: the server rejected them as invalid (see the error messages in results.jsonl); ' +
+      'retrying cannot help'
+    );
   if (cause === 'http_429' && maxRetryAfterMs !== null && maxRetryAfterMs >= QUOTA_RETRY_AFTER_MS) {
     return (
-      `the server asked to wait up to ${Math.round(maxRetryAfterMs / 1000)} s before retrying — a spent quota rather than a pace to stay under: ` +
-      'run the failures again once it resets (`shardline run … --retry-failed http_429`), or raise --retry-after-max-s to wait it out; lowering --concurrency will not bring it back sooner'
+      `the server asked to wait up to ${Math.round(maxRetryAfterMs / 1000)} s before retrying — a spent quota ` +
+      `rather than a pace to stay under: ` +
+      'run the failures again once it resets (`shardline run … --retry-failed http_429`), or raise ' +
+      '--retry-after-max-s to wait it out; lowering --concurrency will not bring it back sooner'
     );
   }
   if (cause === 'http_429')
-    return `stay under the rate limit: lower ${limit} or pace with --rate; raise --max-attempts only if the limit is bursty`;
+    return (
+      `stay under the rate limit: lower ${limit} or pace with --rate; raise --max-attempts only if the limit ` +
+      `is bursty`
+    );
   if (cause === 'http_5xx')
-    return 'the server errs under this load: check its health and logs, lower --concurrency, or raise --max-attempts if errors are transient';
+    return (
+      'the server errs under this load: check its health and logs, lower --concurrency, or raise ' +
+      '--max-attempts if errors are transient'
+    );
   if (cause.startsWith('timeout_'))
-    return `requests time out (${cause}): raise --${cause.replace('_', '-')}-s if the server is just slow, or lower --concurrency if it is overloaded`;
+    return (
+      `requests time out (${cause}): raise --${cause.replace('_', '-')}-s if the server is just slow, or lower ` +
+      `--concurrency if it is overloaded`
+    );
   if (cause === 'conn_refused' || cause === 'conn_reset')
     return 'the endpoint drops or refuses connections: check the server, the network path and any proxy in between';
   if (cause === 'postprocess_error') return 'the --postprocess hook threw: see the error messages in results.jsonl';
@@ -329,12 +395,21 @@ function errorAction(cause: string, limit: string, maxRetryAfterMs: number | nul
 
 function retryAction(cause: string, limit: string): string {
   if (cause === 'http_429')
-    return `the run is fighting a rate limit or a full server queue: lower ${limit} or set --rate below the limit, and back off with jitter honouring Retry-After (--retry-mode backoff) instead of retrying on a fixed timer`;
+    return (
+      `the run is fighting a rate limit or a full server queue: lower ${limit} or set --rate below the limit, ` +
+      `and back off with jitter honouring Retry-After (--retry-mode backoff) instead of retrying on a fixed timer`
+    );
   if (cause === 'http_5xx')
     return 'the server fails under this load: check its health; lower --concurrency so retries stop adding load';
   if (cause === 'conn_reset' || cause === 'conn_refused')
-    return 'connections are being dropped: check the server and any proxy/load balancer (idle timeouts, connection limits)';
+    return (
+      'connections are being dropped: check the server and any proxy/load balancer (idle timeouts, ' +
+      'connection limits)'
+    );
   if (cause.startsWith('timeout_'))
-    return `attempts time out (${cause}): lower --concurrency if the server is overloaded, or raise the timeout if answers are just long`;
+    return (
+      `attempts time out (${cause}): lower --concurrency if the server is overloaded, or raise the timeout if ` +
+      `answers are just long`
+    );
   return 'find why attempts fail (attempt_end events carry the cause and status) before adding retries';
 }

@@ -63,7 +63,8 @@ export async function sampleMinute(
     const ms = Date.parse(minute);
     if (Number.isNaN(ms) || ms % 60_000 !== 0) {
       throw new ConfigError(
-        `Expected \`--minute\` to be \`best\` or an ISO time on a minute boundary (e.g. 2026-11-27T12:03:00Z), got \`${minute}\``,
+        `Expected \`--minute\` to be \`best\` or an ISO time on a minute boundary (e.g. 2026-11-27T12:03:00Z), got ` +
+          `\`${minute}\``,
       );
     }
     chosen = ms / 60_000;

@@ -62,7 +62,9 @@ export async function verifySample(
     if (!c)
       return {
         ok: false,
-        mismatch: `line ${r!.file}:${r!.line}: referenced, but it is not a succeeded request_end in ${sample.minute.start}`,
+        mismatch:
+          `line ${r!.file}:${r!.line}: referenced, but it is not a succeeded request_end in ` +
+          `${sample.minute.start}`,
       };
     if (!r || c.file !== r.file || c.line !== r.line) {
       return {
@@ -90,6 +92,9 @@ export async function verifySample(
   }
   return {
     ok: true,
-    summary: `verified: ${tokens.toLocaleString('en-US')} completion tokens from ${counted.length} requests in ${sample.minute.start}${sample.minute.partial ? ' (partial minute)' : ''} — aggregate TPM ${tokens.toLocaleString('en-US')} — across ${sample.files.length} files, run ${sample.run_id}`,
+    summary:
+      `verified: ${tokens.toLocaleString('en-US')} completion tokens from ${counted.length} requests in ` +
+      `${sample.minute.start}${sample.minute.partial ? ' (partial minute)' : ''} — aggregate TPM ` +
+      `${tokens.toLocaleString('en-US')} — across ${sample.files.length} files, run ${sample.run_id}`,
   };
 }

@@ -5,6 +5,9 @@ import type { Report } from '../diagnose/report-types.js';
 import { VERSION } from '../version.js';
 import { PAGE_SCRIPT, PAGE_STYLE } from './html-page.js';
 
+/** Nothing from the network; the page's own inline script and styles, and data: images (uPlot's). */
+const CSP = "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:";
+
 export interface HtmlReportInput {
   title: string;
   runs: { label: string; report: Report }[];
@@ -50,7 +53,7 @@ export function renderHtmlReport(input: HtmlReportInput): string {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:">
+<meta http-equiv="Content-Security-Policy" content="${CSP}">
 <title>${escapeHtml(input.title)}</title>
 <style>${uplotCss}</style>
 <style>${PAGE_STYLE}</style>

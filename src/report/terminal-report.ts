@@ -11,7 +11,8 @@ export function formatReport(r: Report): string {
       ? `p50 ${f1(s.p50)}  p95 ${f1(s.p95)}  p99 ${f1(s.p99)}  max ${f1(s.max)} ms (n=${n(s.count)})`
       : 'no samples';
   out.push(
-    `shardline report — run ${r.run_id ?? '(unknown)'}  ${r.window.start ?? ''} → ${r.window.end ?? ''} (${r.window.duration_s.toFixed(1)} s)`,
+    `shardline report — run ${r.run_id ?? '(unknown)'}  ${r.window.start ?? ''} → ${r.window.end ?? ''} ` +
+      `(${r.window.duration_s.toFixed(1)} s)`,
   );
   out.push('');
   out.push(
@@ -29,10 +30,11 @@ export function formatReport(r: Report): string {
   out.push('');
   const rq = r.requests;
   out.push(
-    `requests    ${n(rq.total)} total, ${n(rq.succeeded)} succeeded, ${n(rq.failed)} failed (success rate ${rq.success_rate === null ? '–' : `${(rq.success_rate * 100).toFixed(2)}%`})`,
+    `requests    ${n(rq.total)} total, ${n(rq.succeeded)} succeeded, ${n(rq.failed)} failed (success rate ` +
+      `${rq.success_rate === null ? '–' : `${(rq.success_rate * 100).toFixed(2)}%`})`,
   );
   out.push(
-    `attempts    ${n(r.attempts)}; retries ${n(r.retries.count)} (rate ${r.retries.rate === null ? '–' : `${(r.retries.rate * 100).toFixed(1)}%`})${
+    `attempts    ${n(r.attempts)}; retries ${n(r.retries.count)} (rate ${pctOrDash(r.retries.rate, 1)})${
       Object.keys(r.retries.causes).length
         ? ` — ${Object.entries(r.retries.causes)
             .map(([c, k]) => `${c} ${k}`)
@@ -41,10 +43,13 @@ export function formatReport(r: Report): string {
     }`,
   );
   out.push(
-    `tokens      ${n(r.tokens.completion)} completion, ${n(r.tokens.prompt)} prompt${r.tokens.estimated ? `, ${n(r.tokens.estimated)} estimated` : ''}`,
+    `tokens      ${n(r.tokens.completion)} completion, ${n(r.tokens.prompt)} ` +
+      `prompt${r.tokens.estimated ? `, ${n(r.tokens.estimated)} estimated` : ''}`,
   );
   out.push(
-    `TPM         peak ${n(r.tpm.aggregate_peak)}${r.tpm.aggregate_peak_partial ? ' (partial minute, scaled)' : ''} at ${r.tpm.aggregate_peak_minute ?? '–'}; run average ${n(r.tpm.run_average)} completion tokens/min across shards`,
+    `TPM         peak ${n(r.tpm.aggregate_peak)}${r.tpm.aggregate_peak_partial ? ' (partial minute, scaled)' : ''} ` +
+      `at ${r.tpm.aggregate_peak_minute ?? '–'}; run average ${n(r.tpm.run_average)} completion tokens/min ` +
+      `across shards`,
   );
   out.push(`TTFT        server ${p(r.ttft_ms.server)}`);
   out.push(`            e2e    ${p(r.ttft_ms.e2e)}`);
@@ -54,7 +59,9 @@ export function formatReport(r: Report): string {
   const limit =
     u.limit_final && u.limit_final !== u.limit ? `${u.limit_final} at the end (at most ${u.limit})` : `${u.limit}`;
   out.push(
-    `slots       limit ${limit}${u.shards > 1 ? ` over ${u.shards} shards` : ''}, mean in-flight ${u.mean_in_flight.toFixed(1)}, mean backlog ${u.mean_backlog.toFixed(1)}, all busy ${(u.busy_fraction * 100).toFixed(0)}% of the time, admission gaps ${u.admission_gap_s.toFixed(2)} s`,
+    `slots       limit ${limit}${u.shards > 1 ? ` over ${u.shards} shards` : ''}, mean in-flight ` +
+      `${u.mean_in_flight.toFixed(1)}, mean backlog ${u.mean_backlog.toFixed(1)}, all busy ` +
+      `${(u.busy_fraction * 100).toFixed(0)}% of the time, admission gaps ${u.admission_gap_s.toFixed(2)} s`,
   );
   const levels = r.detail.by_limit ?? [];
   if (levels.length > 1) {
@@ -67,18 +74,21 @@ export function formatReport(r: Report): string {
   }
   const c = r.connections;
   out.push(
-    `connections ${n(c.opened)} opened (${c.per_request?.toFixed(2) ?? '–'} per request), connect ${p(c.connect_ms)}` +
+    `connections ${n(c.opened)} opened (${c.per_request?.toFixed(2) ?? '–'} per request), ` +
+      `connect ${p(c.connect_ms)}` +
       (c.stale_resends
         ? `; ${n(c.stale_resends)} stale (closed by the server) and sent again at once on a fresh one`
         : '') +
       (c.keepalive_off_shards
-        ? `; the host closes connections after streamed answers without saying so: ${c.keepalive_off_shards} shard(s) stopped reusing them`
+        ? `; the host closes connections after streamed answers without saying so: ${c.keepalive_off_shards} ` +
+          `shard(s) stopped reusing them`
         : ''),
   );
   const o = r.outages;
   if (o.count > 0) {
     out.push(
-      `outages     endpoint down ${o.count} time(s), ${o.down_s.toFixed(1)} s in all: dispatch paused; ${n(o.paused_attempts)} attempts failed meanwhile, none charged to --max-attempts`,
+      `outages     endpoint down ${o.count} time(s), ${o.down_s.toFixed(1)} s in all: dispatch paused; ` +
+        `${n(o.paused_attempts)} attempts failed meanwhile, none charged to --max-attempts`,
     );
   }
   const loop = r.event_loop;
@@ -94,7 +104,14 @@ export function formatReport(r: Report): string {
   );
   const cpu = r.client_cpu;
   out.push(
-    `client CPU  ${n(cpu.shard_cpu_ms)} ms in shards${cpu.us_per_request === null ? '' : ` (${n(cpu.us_per_request)} µs per attempt${cpu.us_per_completion_token === null ? '' : `, ${cpu.us_per_completion_token.toFixed(2)} µs per completion token`})`}` +
+    `client CPU  ${n(cpu.shard_cpu_ms)} ms in shards` +
+      (cpu.us_per_request === null
+        ? ''
+        : ` (${n(cpu.us_per_request)} µs per attempt` +
+          (cpu.us_per_completion_token === null
+            ? ''
+            : `, ${cpu.us_per_completion_token.toFixed(2)} µs per completion token`) +
+          ')') +
       (cpu.reads_per_completion_token === null
         ? ''
         : `; ${cpu.reads_per_completion_token.toFixed(2)} socket reads per completion token`),
@@ -109,7 +126,8 @@ export function formatReport(r: Report): string {
   if (hold && hold.held_fraction > 0) {
     out.push('');
     out.push(
-      `note: reads were held (--read-coalesce-ms) to spend less CPU per token; a stream's end was read up to ${hold.max_ms} ms late, which is in its decode time`,
+      `note: reads were held (--read-coalesce-ms) to spend less CPU per token; a stream's end was read up to ` +
+        `${hold.max_ms} ms late, which is in its decode time`,
     );
   }
   const disagreement = r.results ? describeDisagreement(r.results) : undefined;
@@ -121,7 +139,8 @@ export function formatReport(r: Report): string {
   if (bad > 0) {
     out.push('');
     out.push(
-      `note: ${n(bad)} event line${bad === 1 ? ' was' : 's were'} not valid JSON and left out (a crash or a full disk can tear the last line of a file)`,
+      `note: ${n(bad)} event line${bad === 1 ? ' was' : 's were'} not valid JSON and left out (a crash or a full ` +
+        `disk can tear the last line of a file)`,
     );
   }
   return `${out.join('\n')}\n`;
@@ -129,4 +148,9 @@ export function formatReport(r: Report): string {
 
 function f1(x: number | null): string {
   return x === null ? '–' : x.toFixed(1);
+}
+
+/** A share as a percentage with `digits` decimals, or – when there is none. */
+function pctOrDash(x: number | null, digits: number): string {
+  return x === null ? '–' : `${(x * 100).toFixed(digits)}%`;
 }

@@ -471,13 +471,15 @@ export class Coordinator {
       return this.fail(
         new Error(
           `shard processes exit before they start (${this.failedStarts} in a row, last: ${how}); ` +
-            'check NODE_OPTIONS and SHARDLINE_SHARD_NODE_OPTIONS, and that shardline is built (dist/runner/shard/shard-main.js)',
+            'check NODE_OPTIONS and SHARDLINE_SHARD_NODE_OPTIONS, and that shardline is built ' +
+            '(dist/runner/shard/shard-main.js)',
         ),
       );
     }
     const what = reason === 'failed_start' ? 'exited before it started' : reason;
     process.stderr.write(
-      `shardline: shard ${shard.index} (pid ${shard.pid}) ${what} (${how}); ${requeued.length} in-flight request(s) re-queued, starting a replacement\n`,
+      `shardline: shard ${shard.index} (pid ${shard.pid}) ${what} (${how}); ${requeued.length} in-flight request(s) ` +
+        `re-queued, starting a replacement\n`,
     );
     if (this.totals.shardRestarts > MAX_SHARD_RESTARTS) {
       return this.fail(

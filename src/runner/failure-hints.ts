@@ -29,28 +29,33 @@ export function failureHints(f: FailureFacts): string[] {
     const said = f.statusErrors?.['404'] ?? '';
     hints.push(
       /\bmodel\b/i.test(said)
-        ? `${notFound} requests got HTTP 404 naming the model (${JSON.stringify(said.slice(0, 120))}): set --model to one the server serves (GET ${f.requestUrl.replace(/\/chat\/completions$/, '/models')} lists them)`
-        : `${notFound} requests got HTTP 404 from ${f.requestUrl}: --endpoint is the API base URL, as the OpenAI client's baseURL (usually ending in /v1, e.g. http://127.0.0.1:8000/v1)`,
+        ? `${notFound} requests got HTTP 404 naming the model (${JSON.stringify(said.slice(0, 120))}): set --model ` +
+            `to one the server serves (GET ${f.requestUrl.replace(/\/chat\/completions$/, '/models')} lists them)`
+        : `${notFound} requests got HTTP 404 from ${f.requestUrl}: --endpoint is the API base URL, as the OpenAI ` +
+            `client's baseURL (usually ending in /v1, e.g. http://127.0.0.1:8000/v1)`,
     );
   }
   const denied = (f.statuses['401'] ?? 0) + (f.statuses['403'] ?? 0);
   if (most(denied || undefined)) {
     hints.push(
-      `${denied} requests were refused with HTTP 401/403: set OPENAI_API_KEY or SHARDLINE_API_KEY (sent as Authorization: Bearer), or pass the header the server expects with --header (Azure: 'api-key: …')`,
+      `${denied} requests were refused with HTTP 401/403: set OPENAI_API_KEY or SHARDLINE_API_KEY (sent as ` +
+        `Authorization: Bearer), or pass the header the server expects with --header (Azure: 'api-key: …')`,
     );
   }
   const waited = f.retryAfterTooLong;
   if (waited && waited.count > 0) {
     // Not a wrong flag, but the same kind of news: nothing to gain by retrying now.
     hints.push(
-      `${waited.count} requests were not retried: the server asked to wait up to ${Math.round(waited.maxMs / 1000)} s, over --retry-after-max-s ${waited.limitS} ` +
+      `${waited.count} requests were not retried: the server asked to wait up to ${Math.round(waited.maxMs / 1000)} ` +
+        `s, over --retry-after-max-s ${waited.limitS} ` +
         '(a spent quota?); run again later with --retry-failed, or raise --retry-after-max-s to wait it out',
     );
   }
   const refused = f.causes.conn_refused;
   if (most(refused)) {
     hints.push(
-      `${refused} requests found nothing listening at ${new URL(f.requestUrl).origin} (connection refused): is the server up, and are host and port right?`,
+      `${refused} requests found nothing listening at ${new URL(f.requestUrl).origin} (connection refused): is the ` +
+        `server up, and are host and port right?`,
     );
   }
   return hints;

@@ -16,7 +16,9 @@ export interface RunTotals {
   statuses: Record<string, number>;
   /** The first error message seen for each of those statuses. */
   statusErrors: Record<string, string>;
-  /** Failed requests not retried because the server's Retry-After was over --retry-after-max-s, and the longest (ms). */
+  /**
+   * Failed requests not retried because the server's Retry-After was over --retry-after-max-s, and the longest (ms).
+   */
   retryAfterTooLong: number;
   retryAfterTooLongMaxMs: number;
   shardRestarts: number;
@@ -56,8 +58,10 @@ export function misconfiguredHalt(t: RunTotals, n: number): string | undefined {
   const refused = REFUSED_STATUSES.map((s) => [s, t.statuses[s] ?? 0] as const).filter(([, c]) => c > 0);
   if (refused.reduce((a, [, c]) => a + c, 0) !== t.failed) return undefined;
   return (
-    `the first ${t.failed} requests to finish all failed with HTTP ${refused.map(([s, c]) => `${s} (${c})`).join(', ')}: ` +
-    'stopped before sending the rest (--fail-fast). Check the API key, --model and --endpoint, then run again into the same --out with --retry-failed'
+    `the first ${t.failed} requests to finish all failed with HTTP ` +
+    `${refused.map(([s, c]) => `${s} (${c})`).join(', ')}: ` +
+    'stopped before sending the rest (--fail-fast). Check the API key, --model and --endpoint, then run again into ' +
+    'the same --out with --retry-failed'
   );
 }
 

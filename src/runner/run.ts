@@ -83,7 +83,8 @@ export async function run(input: RunOptionsInput | RunOptions, hooks: RunHooks =
   checkReadableInput(o.input);
   if (o.globalConcurrency !== undefined && o.redis === undefined)
     throw new ConfigError(
-      `Expected \`--global-concurrency\` only with \`--redis\`, got \`${o.globalConcurrency}\` without it (one machine: --shards × --concurrency is the bound)`,
+      `Expected \`--global-concurrency\` only with \`--redis\`, got \`${o.globalConcurrency}\` without it (one ` +
+        `machine: --shards × --concurrency is the bound)`,
     );
   if (o.localWorkers > 0 && o.redis === undefined)
     throw new ConfigError(`Expected \`--local-workers\` only with \`--redis\`, got \`${o.localWorkers}\` without it`);
@@ -95,7 +96,8 @@ export async function run(input: RunOptionsInput | RunOptions, hooks: RunHooks =
   ] as const) {
     if (o.redis !== undefined && o[key] !== undefined)
       throw new ConfigError(
-        `Expected no \`${flag}\` with \`--redis\`, got \`${o[key]}\`: every worker would apply it on its own (bound a distributed run with --global-concurrency)`,
+        `Expected no \`${flag}\` with \`--redis\`, got \`${o[key]}\`: every worker would apply it on its own (bound ` +
+          `a distributed run with --global-concurrency)`,
       );
   }
   if (o.postprocess && !existsSync(o.postprocess)) {
@@ -127,11 +129,13 @@ async function runInDir(o: ResolvedRunOptions, out: string, hooks: RunHooks, clo
   if (o.resume && !previous) throw new ConfigError(`Nothing to resume: \`--out\` ${out} has no run.json`);
   if (o.retryCauses !== undefined && !previous)
     throw new ConfigError(
-      `Nothing to retry: \`--out\` ${out} has no run.json (--retry-failed runs again the failures of an earlier run there)`,
+      `Nothing to retry: \`--out\` ${out} has no run.json (--retry-failed runs again the failures of an earlier ` +
+        `run there)`,
     );
   if (previous && previous.input.sha256 !== inputHash.sha256) {
     throw new InputChangedError(
-      `Refusing to resume into ${out}: the input changed (sha256 ${inputHash.sha256.slice(0, 12)}… now, ${previous.input.sha256.slice(0, 12)}… when the run started). Use a new --out.`,
+      `Refusing to resume into ${out}: the input changed (sha256 ${inputHash.sha256.slice(0, 12)}… now, ` +
+        `${previous.input.sha256.slice(0, 12)}… when the run started). Use a new --out.`,
     );
   }
   const runId = previous?.run_id ?? newRunId();
@@ -341,7 +345,8 @@ function buildSummary(
 function optionHints(o: RunOptions): string[] {
   if (o.readCoalesceMs !== undefined) {
     return [
-      `--read-coalesce-ms ${o.readCoalesceMs} had no effect: read holds were removed (they saved CPU in one benchmark shape at the cost of reading stream ends late)`,
+      `--read-coalesce-ms ${o.readCoalesceMs} had no effect: read holds were removed (they saved CPU in one ` +
+        `benchmark shape at the cost of reading stream ends late)`,
     ];
   }
   return [];

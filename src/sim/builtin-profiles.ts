@@ -65,7 +65,8 @@ const inputs: SimProfileInput[] = [
   {
     name: 'quota',
     description:
-      "A hosted API's quota and a capacity knee: 24 slots (TTFT climbs past 24 in flight), 1,500 requests and 60,000 tokens a minute, 429s with Retry-After and x-ratelimit-* headers, like OpenAI's.",
+      "A hosted API's quota and a capacity knee: 24 slots (TTFT climbs past 24 in flight), 1,500 requests and " +
+      "60,000 tokens a minute, 429s with Retry-After and x-ratelimit-* headers, like OpenAI's.",
     slots: 24,
     queue_limit: 4096,
     prefill_ms_base: 20,
@@ -79,7 +80,8 @@ const inputs: SimProfileInput[] = [
   {
     name: 'incident',
     description:
-      'The classic incident: 48 slots, a short queue answered 429 when full, 2% 5xx, costly new connections, a frontend that steals decode time.',
+      'The classic incident: 48 slots, a short queue answered 429 when full, 2% 5xx, costly new connections, a ' +
+      'frontend that steals decode time.',
     slots: 48,
     queue_limit: 16,
     overflow_status: 429,

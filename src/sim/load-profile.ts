@@ -15,7 +15,8 @@ export function loadProfile(nameOrPath: string): SimProfile {
   if (builtin) return builtin;
   if (!/\.ya?ml$/i.test(nameOrPath) && !nameOrPath.includes('/')) {
     throw new ConfigError(
-      `Expected \`--profile\` to be one of ${[...builtinProfiles.keys()].join(', ')} or a .yaml file, got \`${nameOrPath}\``,
+      `Expected \`--profile\` to be one of ${[...builtinProfiles.keys()].join(', ')} or a .yaml file, got ` +
+        `\`${nameOrPath}\``,
     );
   }
   let text: string;
@@ -44,7 +45,8 @@ export function parseProfile(doc: unknown, source = 'profile'): SimProfile {
     const baseProfile = typeof base === 'string' ? builtinProfiles.get(base) : undefined;
     if (!baseProfile) {
       throw new ConfigError(
-        `Expected \`base\` in ${source} to be one of ${[...builtinProfiles.keys()].join(', ')}, got \`${String(base)}\``,
+        `Expected \`base\` in ${source} to be one of ${[...builtinProfiles.keys()].join(', ')}, got ` +
+          `\`${String(base)}\``,
       );
     }
     merged = deepMerge(baseProfile as unknown as Record<string, unknown>, fields);

@@ -16,7 +16,8 @@ export const rateLimitSchema = z
       .max(60)
       .default(60)
       .describe(
-        'Bucket size in seconds of budget: 60 lets a full minute through at once; 1 enforces the per-second rate, as large APIs quantize limits.',
+        'Bucket size in seconds of budget: 60 lets a full minute through at once; 1 enforces the per-second rate, ' +
+          'as large APIs quantize limits.',
       ),
     random_429_p: prob.default(0).describe('Probability that any request is answered 429 regardless of budget.'),
     retry_after_s: nonNeg.default(1).describe('Retry-After for random 429s and queue overflow, in seconds.'),
@@ -24,7 +25,8 @@ export const rateLimitSchema = z
       .boolean()
       .default(false)
       .describe(
-        "Send OpenAI's x-ratelimit-{limit,remaining,reset}-{requests,tokens} headers on every answer (a budget of 0 sends none for it).",
+        "Send OpenAI's x-ratelimit-{limit,remaining,reset}-{requests,tokens} headers on every answer (a budget of 0 " +
+          'sends none for it).',
       ),
   })
   .strict();
@@ -75,7 +77,8 @@ export const outageSchema = z
     loading_s: nonNeg
       .default(0)
       .describe(
-        'After it is back, how long every request is answered 503 "Loading model" (as llama-server does while it loads).',
+        'After it is back, how long every request is answered 503 "Loading model" (as llama-server does while ' +
+          'it loads).',
       ),
   })
   .strict();
@@ -91,7 +94,8 @@ export const faultsSchema = z
     admission_cost_ms: nonNeg
       .default(0)
       .describe(
-        "Time each arriving request (even one refused) takes from the decode loop: the API frontend shares the engine's CPU, so floods of retries slow generation.",
+        'Time each arriving request (even one refused) takes from the decode loop: the API frontend shares the ' +
+          "engine's CPU, so floods of retries slow generation.",
       ),
     connection_cost_ms: nonNeg
       .default(0)
@@ -104,13 +108,16 @@ export const faultsSchema = z
       .boolean()
       .default(false)
       .describe(
-        "Add llama.cpp's `timings` (prompt_ms from admission to the first token, predicted_ms after it) to every answer: the server's own account, which leaves out its queue.",
+        "Add llama.cpp's `timings` (prompt_ms from admission to the first token, predicted_ms after it) to every " +
+          "answer: the server's own account, which leaves out its queue.",
       ),
     close_after_stream: z
       .boolean()
       .default(false)
       .describe(
-        "Close the connection `close_after_stream_ms` after each streamed answer while still advertising keep-alive, as llama.cpp's llama-server does: a client that reuses the socket meets a closed connection before any response byte.",
+        'Close the connection `close_after_stream_ms` after each streamed answer while still advertising ' +
+          "keep-alive, as llama.cpp's llama-server does: a client that reuses the socket meets a closed connection " +
+          'before any response byte.',
       ),
     close_after_stream_ms: nonNeg
       .default(4)

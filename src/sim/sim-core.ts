@@ -188,7 +188,9 @@ export class SimCore implements ResponseHost {
     this.metrics.faults.inc({ fault: kind });
   }
 
-  /** OpenAI's rate-limit headers, when the profile asks for them: what is left of each budget and when it is full again. */
+  /**
+   * OpenAI's rate-limit headers, when the profile asks for them: what is left of each budget and when it is full again.
+   */
   private rateLimitHeaders(): Record<string, string> {
     const rl = this.profile.faults.rate_limit;
     if (!rl.headers) return {};

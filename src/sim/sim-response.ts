@@ -45,7 +45,15 @@ export class SimResponse implements SequenceSink {
     private readonly res: ServerResponse,
     private readonly init: SimResponseInit,
   ) {
-    this.head = `data: {"id":"${init.id}","object":"chat.completion.chunk","created":${this.created},"model":${JSON.stringify(init.model)},"choices":[{"index":0,"delta":`;
+    this.head = `${this.chunkPrefix()}[{"index":0,"delta":`;
+  }
+
+  /** An SSE chunk up to its choices array: `data: {"id":…,"object":…,"created":…,"model":…,"choices":`. */
+  private chunkPrefix(): string {
+    return (
+      `data: {"id":"${this.init.id}","object":"chat.completion.chunk","created":${this.created},` +
+      `"model":${JSON.stringify(this.init.model)},"choices":`
+    );
   }
 
   start(seq: Sequence): void {
@@ -110,7 +118,8 @@ export class SimResponse implements SequenceSink {
     if (this.init.stream) {
       let s = `${this.head}{}${SUFFIX.replace('"finish_reason":null', `"finish_reason":"${this.init.finishReason}"`)}`;
       if (this.init.includeUsage) {
-        s += `data: {"id":"${this.init.id}","object":"chat.completion.chunk","created":${this.created},"model":${JSON.stringify(this.init.model)},"choices":[],"usage":${JSON.stringify(usage)}${timings ? `,"timings":${JSON.stringify(timings)}` : ''}}\n\n`;
+        const timed = timings ? `,"timings":${JSON.stringify(timings)}` : '';
+        s += `${this.chunkPrefix()}[],"usage":${JSON.stringify(usage)}${timed}}\n\n`;
       }
       s += 'data: [DONE]\n\n';
       this.res.end(s);

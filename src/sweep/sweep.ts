@@ -14,7 +14,10 @@ export interface SweepOptions {
   run: Omit<RunOptionsInput, 'input' | 'out' | 'concurrency'>;
   /** Each stage's run directory goes below this one (`c<level>`). */
   out: string;
-  /** Concurrency levels, or `auto`: 1, 2, 4, … up to 512, stopping once two levels in a row add under 5% throughput or miss the SLO. */
+  /**
+   * Concurrency levels, or `auto`: 1, 2, 4, … up to 512, stopping once two levels in a row add under 5% throughput or
+   * miss the SLO.
+   */
   levels: readonly number[] | 'auto';
   /** TTFT p95 bound for the knee; 3 × the lightest stage's when absent. */
   sloTtftP95Ms?: number | undefined;

@@ -46,7 +46,8 @@ export function outputWriteError(path: string, cause: unknown): OutputWriteError
       ? 'make the output directory writable (or choose another --out)'
       : 'free some space (or choose an --out on a disk with room)';
   return new OutputWriteError(
-    `cannot write ${path}: ${why}${code ? ` (${code})` : ''}. The run stopped with nothing half-recorded: ${todo} and run the same command again; it resumes where it stopped`,
+    `cannot write ${path}: ${why}${code ? ` (${code})` : ''}. The run stopped with nothing half-recorded: ${todo} ` +
+      `and run the same command again; it resumes where it stopped`,
     { cause },
   );
 }

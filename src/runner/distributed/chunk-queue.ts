@@ -97,7 +97,8 @@ export function startChunkWorker<T, R>(
     async (job, token) => {
       if (job.data.protocol !== CHUNK_PROTOCOL) {
         throw new Error(
-          `chunk ${job.id ?? '?'} uses shardline chunk protocol ${job.data.protocol}; this worker speaks ${CHUNK_PROTOCOL}: run the same shardline version on the coordinator and every worker`,
+          `chunk ${job.id ?? '?'} uses shardline chunk protocol ${job.data.protocol}; this worker speaks ` +
+            `${CHUNK_PROTOCOL}: run the same shardline version on the coordinator and every worker`,
         );
       }
       return handle(job.data, job, token);
@@ -121,7 +122,8 @@ export function startChunkWorker<T, R>(
     if (told.has(lost)) return;
     told.add(lost);
     process.stderr.write(
-      `shardline: chunk ${lost} went to another worker while this one was silent past its lock; what this one finishes of it is dropped as a duplicate\n`,
+      `shardline: chunk ${lost} went to another worker while this one was silent past its lock; what this one ` +
+        `finishes of it is dropped as a duplicate\n`,
     );
   });
   return worker;

@@ -38,7 +38,10 @@ export interface DistributedRunResult {
   error?: Error;
 }
 
-/** Chunks enqueued ahead of the results: enough to keep every worker busy, bounded so Redis holds a window of the input, not all of it. */
+/**
+ * Chunks enqueued ahead of the results: enough to keep every worker busy, bounded so Redis holds a window of the input,
+ * not all of it.
+ */
 const CHUNKS_AHEAD = 32;
 /** How often the results stream is trimmed behind what results.jsonl holds. */
 const TRIM_EVERY_MS = 250;
@@ -225,7 +228,8 @@ export class DistributedCoordinator {
     const n = (x: number) => x.toLocaleString('en-US');
     if (stalled && this.written.size < this.expected)
       this.log(
-        `no results for ${PROGRESS_EVERY_MS / 1000} s: is a \`shardline worker --redis …\` running and able to reach the endpoint?`,
+        `no results for ${PROGRESS_EVERY_MS / 1000} s: is a \`shardline worker --redis …\` running and able to ` +
+          `reach the endpoint?`,
       );
     else
       this.log(

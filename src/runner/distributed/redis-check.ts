@@ -31,7 +31,8 @@ export async function checkRedis(url: string, { timeoutMs = 5000 }: { timeoutMs?
   const parsed = redisUrlSchema.safeParse(url);
   if (!parsed.success)
     throw new ConfigError(
-      `Expected \`--redis\` to be a redis:// or rediss:// URL such as redis://127.0.0.1:6379, got \`${redactRedisUrl(url)}\``,
+      `Expected \`--redis\` to be a redis:// or rediss:// URL such as redis://127.0.0.1:6379, got ` +
+        `\`${redactRedisUrl(url)}\``,
     );
   const client = new Redis(url, {
     lazyConnect: true,
@@ -54,14 +55,16 @@ export async function checkRedis(url: string, { timeoutMs = 5000 }: { timeoutMs?
     const policy = await maxmemoryPolicy(client);
     if (policy !== undefined && policy !== 'noeviction') {
       throw new RedisError(
-        `Redis at ${redactRedisUrl(url)} has maxmemory-policy ${policy}; a queue needs noeviction, or Redis may drop queued work (CONFIG SET maxmemory-policy noeviction)`,
+        `Redis at ${redactRedisUrl(url)} has maxmemory-policy ${policy}; a queue needs noeviction, or Redis may ` +
+          `drop queued work (CONFIG SET maxmemory-policy noeviction)`,
       );
     }
     return version;
   } catch (err) {
     if (err instanceof RedisError) throw err;
     throw new RedisError(
-      `Cannot reach Redis at ${redactRedisUrl(url)}: ${(err as Error).message}. Is redis-server running there? (--redis)`,
+      `Cannot reach Redis at ${redactRedisUrl(url)}: ${(err as Error).message}. Is redis-server running there? ` +
+        `(--redis)`,
       { cause: err },
     );
   } finally {

@@ -86,7 +86,9 @@ async function waitForRun(
 function checkCompatible(run: PublishedRun): void {
   if (run.protocol !== CHUNK_PROTOCOL) {
     throw new RedisError(
-      `Run ${run.runId} comes from shardline ${run.version} (chunk protocol ${run.protocol}); this worker is shardline ${VERSION} (protocol ${CHUNK_PROTOCOL}). Run the same shardline version on the coordinator and every worker.`,
+      `Run ${run.runId} comes from shardline ${run.version} (chunk protocol ${run.protocol}); this worker is ` +
+        `shardline ${VERSION} (protocol ${CHUNK_PROTOCOL}). Run the same shardline version on the coordinator and ` +
+        `every worker.`,
     );
   }
 }
@@ -100,7 +102,8 @@ async function serveRun(
 ): Promise<void> {
   if (run.options.endpoint === undefined && o.endpoint === undefined) {
     throw new ConfigError(
-      `Run ${run.runId}'s endpoint carries credentials, which are not sent through Redis: give this worker \`--endpoint\``,
+      `Run ${run.runId}'s endpoint carries credentials, which are not sent through Redis: give this worker ` +
+        `\`--endpoint\``,
     );
   }
   const options = parseRunOptions({
@@ -162,7 +165,8 @@ async function serveRun(
   const onAbort = () => coordinator.interrupt();
   signal?.addEventListener('abort', onAbort, { once: true });
   log(
-    `worker serving run ${run.runId} with shards ${firstShard}–${firstShard + options.shards - 1} (${hostname()}, pid ${process.pid})`,
+    `worker serving run ${run.runId} with shards ${firstShard}–${firstShard + options.shards - 1} (${hostname()}, ` +
+      `pid ${process.pid})`,
   );
   try {
     const { status } = await coordinator.run();

@@ -75,7 +75,9 @@ export class LiveMetrics {
     });
     new Gauge({
       name: 'shardline_retries_waiting',
-      help: 'Retries waiting out their backoff (counted in shardline_backlog too): a backlog that is all backoff is not an admission gap.',
+      help:
+        'Retries waiting out their backoff (counted in shardline_backlog too): a backlog that is all backoff is ' +
+        'not an admission gap.',
       registers,
       collect() {
         this.set(state.inBackoff());
@@ -91,7 +93,9 @@ export class LiveMetrics {
     });
     new Gauge({
       name: 'shardline_in_flight_limit',
-      help: 'In-flight limit across shards: shards × concurrency, or the sum of their adaptive limits (--concurrency auto).',
+      help:
+        'In-flight limit across shards: shards × concurrency, or the sum of their adaptive limits ' +
+        '(--concurrency auto).',
       registers,
       collect() {
         this.set(state.limit());
@@ -116,12 +120,16 @@ export class LiveMetrics {
     });
     this.staleConnections = new Counter({
       name: 'shardline_stale_connections_total',
-      help: 'Requests sent again at once on a fresh connection because the reused keep-alive connection had been closed by the server (not attempts, not retries).',
+      help:
+        'Requests sent again at once on a fresh connection because the reused keep-alive connection had been ' +
+        'closed by the server (not attempts, not retries).',
       registers,
     });
     this.pausedAttempts = new Counter({
       name: 'shardline_paused_attempts_total',
-      help: 'Attempts that failed while the endpoint was down: their requests waited for it, using up no --max-attempts.',
+      help:
+        'Attempts that failed while the endpoint was down: their requests waited for it, using up no ' +
+        '--max-attempts.',
       registers,
     });
     const down = this.downShards;

@@ -22,7 +22,8 @@ export function acquireOutLock(out: string): () => void {
       const pid = readPid(path);
       if (pid !== undefined && isAlive(pid)) {
         throw new ConfigError(
-          `Another shardline run (pid ${pid}) is using \`--out\` ${out}: wait for it or stop it, or use a new --out (two runs in one directory would duplicate results)`,
+          `Another shardline run (pid ${pid}) is using \`--out\` ${out}: wait for it or stop it, or use a new --out ` +
+            `(two runs in one directory would duplicate results)`,
         );
       }
       // Stale: its run is gone. Remove it and try again (another starter may race us to it).

@@ -49,7 +49,10 @@ function moduleUrlOf(modulePath: string): string {
 export async function checkPostprocessModule(modulePath: string, timeoutMs = 30_000): Promise<void> {
   const url = moduleUrlOf(modulePath);
   const code = `const { parentPort, workerData } = require('node:worker_threads');
-import(workerData).then((m) => parentPort.postMessage({ kind: typeof m.default }), (e) => parentPort.postMessage({ error: String(e && e.message || e) }));`;
+import(workerData).then(
+  (m) => parentPort.postMessage({ kind: typeof m.default }),
+  (e) => parentPort.postMessage({ error: String(e && e.message || e) }),
+);`;
   const worker = new Worker(code, { eval: true, workerData: url });
   let timer: NodeJS.Timeout | undefined;
   try {
@@ -65,7 +68,8 @@ import(workerData).then((m) => parentPort.postMessage({ kind: typeof m.default }
       );
     if (answer.kind !== 'function')
       throw new ConfigError(
-        `Expected \`--postprocess\` to be ${expected}, got \`${modulePath}\` (its default export is ${answer.kind === 'undefined' ? 'missing' : `a ${answer.kind}`})`,
+        `Expected \`--postprocess\` to be ${expected}, got \`${modulePath}\` (its default export is ` +
+          `${answer.kind === 'undefined' ? 'missing' : `a ${answer.kind}`})`,
       );
   } finally {
     clearTimeout(timer);

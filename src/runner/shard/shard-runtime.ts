@@ -462,7 +462,8 @@ export class ShardRuntime {
         this.redact(o.message) +
         (tooLong === undefined
           ? ''
-          : ` (not retried: the server asked to wait ${round3(tooLong / 1000)} s, over --retry-after-max-s ${this.retry.retryAfterMaxMs! / 1000})`);
+          : ` (not retried: the server asked to wait ${round3(tooLong / 1000)} s, over --retry-after-max-s ` +
+            `${this.retry.retryAfterMaxMs! / 1000})`);
       const done: DoneItem = {
         id,
         resultLine: errorResultLine(this.config.runId, item, o.cause, message, o.status),
