@@ -39,7 +39,6 @@ export type OptionTable = Record<string, OptionSpec>;
 
 /** The parsed object a table describes. */
 export type TableOutput<T extends OptionTable> = z.output<z.ZodObject<{ [K in keyof T]: T[K]['schema'] }>>;
-export type TableInput<T extends OptionTable> = z.input<z.ZodObject<{ [K in keyof T]: T[K]['schema'] }>>;
 
 /** The strict zod object of a table, each field described by its help line. */
 export function tableSchema<T extends OptionTable>(table: T): z.ZodObject<{ [K in keyof T]: T[K]['schema'] }> {

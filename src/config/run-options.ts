@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { envKeys, nameOf, tableSchema } from './option-table.js';
+import { nameOf, tableSchema } from './option-table.js';
 import { AUTO_CONCURRENCY, RUN_OPTIONS } from './run-option-table.js';
 
 export { RESULT_ERROR_CODES } from './run-option-table.js';
@@ -17,12 +17,6 @@ export type RunOptions = z.output<typeof runOptionsSchema>;
 export const flagOf: Record<string, string> = Object.fromEntries(
   Object.keys(RUN_OPTIONS).map((key) => [key, nameOf(RUN_OPTIONS, key)]),
 );
-
-/** Environment variables teams already use, mapped to option keys (later entries win). */
-export const envOf: Record<string, keyof RunOptions> = Object.fromEntries(envKeys(RUN_OPTIONS)) as Record<
-  string,
-  keyof RunOptions
->;
 
 /** A shard's slots: the most it may run (its pool size) and, for `auto`, the adaptive range. */
 export interface SlotBounds {

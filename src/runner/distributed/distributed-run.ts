@@ -254,11 +254,6 @@ export class DistributedCoordinator {
   }
 }
 
-/** Run a distributed run to its end: `new DistributedCoordinator(d).run()`. */
-export function runDistributed(d: DistributedRunDeps): Promise<DistributedRunResult> {
-  return new DistributedCoordinator(d).run();
-}
-
 /**
  * The options workers take from Redis: all but what is per machine or secret (`localOnly` in the option
  * table), and the endpoint only when it carries no credentials (user:pass@, a key in the query).
