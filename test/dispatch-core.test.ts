@@ -60,6 +60,7 @@ function setup(opts: {
   autoFinish?: boolean;
   doneIds?: Set<string>;
   assignedCap?: () => number;
+  shardOpts?: { isolated?: boolean; failStart?: boolean };
 }) {
   const dir = tempDir();
   const out = join(dir, 'out');
@@ -74,7 +75,7 @@ function setup(opts: {
   const clock = () => now;
   const events = new EventWriter({ path: join(out, 'events', 'coordinator.jsonl'), run: 'r', shard: -1, now: clock });
   const sink = new RecordingSink();
-  const fakes = fakeShards({ autoFinish: opts.autoFinish ?? false });
+  const fakes = fakeShards({ autoFinish: opts.autoFinish ?? false, ...opts.shardOpts });
   const coordinator = new Coordinator({
     options: o,
     source: new ArraySource(opts.lines),
@@ -269,6 +270,81 @@ describe('dispatch core, with fake shards and a fake clock', () => {
     expect(r.status).toBe('failed');
     expect(r.error?.message).toMatch(/401/);
     expect(t.sink.results.length).toBeLessThan(50);
+  });
+});
+
+describe('dispatch core: stopping', () => {
+  it('drains on interrupt: running work finishes, nothing new starts, unfinished work has no result', async () => {
+    const t = setup({ lines: specs(20), options: { concurrency: 3, prefetch: 0 } });
+    await until(() => t.shards[0]?.running.length === 3, 'three running');
+    const s = t.shards[0]!;
+    t.coordinator.interrupt('drain');
+    s.finish('r1');
+    s.finish('r2');
+    await new Promise((r) => setTimeout(r, 20));
+    // Stopping: the freed slots take nothing more.
+    expect(s.received).toHaveLength(3);
+    s.finish('r3');
+    expect((await t.finished).status).toBe('interrupted');
+    expect(t.sink.results.map((r) => r.id).sort()).toEqual(['r1', 'r2', 'r3']);
+  });
+
+  it('abandons at once, and stops as failed with the error given to stopFor', async () => {
+    const a = setup({ lines: specs(20), options: { concurrency: 3 } });
+    await until(() => a.shards[0]?.running.length === 3, 'three running');
+    a.coordinator.interrupt('abandon');
+    expect((await a.finished).status).toBe('interrupted');
+    expect(a.sink.results).toHaveLength(0);
+    const b = setup({ lines: specs(20), options: { concurrency: 3 } });
+    await until(() => b.shards[0]?.running.length === 3, 'three running');
+    b.coordinator.stopFor(new Error('cannot write results.jsonl'));
+    const r = await b.finished;
+    expect(r.status).toBe('failed');
+    expect(r.error?.message).toBe('cannot write results.jsonl');
+  });
+
+  it('kills a shard silent past --wedge-timeout-s and runs its work on a replacement', async () => {
+    const t = setup({
+      lines: specs(4),
+      options: { concurrency: 4, wedgeTimeoutS: 1 },
+      shardOpts: { isolated: true },
+    });
+    await until(() => t.shards[0]?.running.length === 4, 'four running');
+    // No message for longer than the timeout on the event clock: the watchdog (every 500 ms) kills it.
+    t.advance(1500);
+    await until(() => t.shards.length === 2 && t.shards[1]!.received.length === 4, 'a replacement with the work');
+    t.shards[1]!.finishAll();
+    expect((await t.finished).status).toBe('finished');
+    expect(ofType(loadEvents(t.out), 'shard_exit')[0]).toMatchObject({ reason: 'wedged', requeued: 4 });
+    expect(t.sink.results).toHaveLength(4);
+  });
+
+  it('gives up when shard processes keep exiting before they start, saying what to check', async () => {
+    const t = setup({ lines: specs(4), shardOpts: { failStart: true } });
+    const r = await t.finished;
+    expect(r.status).toBe('failed');
+    expect(r.error?.message).toMatch(/shard processes exit before they start \(3 in a row/);
+    expect(r.error?.message).toMatch(/NODE_OPTIONS/);
+    expect(ofType(loadEvents(t.out), 'shard_exit').map((e) => e.reason)).toEqual([
+      'failed_start',
+      'failed_start',
+      'failed_start',
+    ]);
+  });
+
+  it('reports progress: done, total, in flight, limit and backlog', async () => {
+    const t = setup({ lines: specs(10), options: { concurrency: 2, prefetch: 0, readAhead: 100 } });
+    await until(() => t.shards[0]?.running.length === 2, 'two running');
+    t.shards[0]!.finish('r1');
+    await until(() => t.sink.results.length === 1 && t.shards[0]!.running.length === 2, 'r1 done, r3 running');
+    const p = t.coordinator.snapshot();
+    expect(p).toMatchObject({ done: 1, total: 10, limit: 2, backlog: 7, retries: 0, failed: 0 });
+    for (let i = 0; i < 50 && t.sink.results.length < 10; i++) {
+      t.shards[0]!.finishAll();
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    expect((await t.finished).status).toBe('finished');
+    expect(t.coordinator.snapshot()).toMatchObject({ done: 10, total: 10, backlog: 0 });
   });
 });
 

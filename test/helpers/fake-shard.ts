@@ -21,7 +21,12 @@ export class FakeShard {
   readonly ev: ShardLinkEvents;
   private readonly autoFinish: boolean;
 
-  constructor(events: ShardLinkEvents, autoFinish: boolean) {
+  constructor(
+    events: ShardLinkEvents,
+    autoFinish: boolean,
+    /** Exit on init without saying ready (a process that cannot start). */
+    private readonly failStart = false,
+  ) {
     this.ev = events;
     this.autoFinish = autoFinish;
   }
@@ -36,6 +41,7 @@ export class FakeShard {
     switch (msg.t) {
       case 'init':
         this.config = msg.config;
+        if (this.failStart) return this.end(1, null);
         this.emit({ t: 'ready', pid: 1000 + msg.config.shard });
         this.emit({ t: 'pull', n: msg.config.concurrency + msg.config.prefetch, running: 0, local: 0 });
         return;
@@ -128,17 +134,21 @@ export class FakeShard {
 }
 
 /** A launcher of fake shards; `shards` lists every one started, replacements included. */
-export function fakeShards(opts: { autoFinish?: boolean } = {}): { launch: ShardLauncher; shards: FakeShard[] } {
+export function fakeShards(opts: { autoFinish?: boolean; isolated?: boolean; failStart?: boolean } = {}): {
+  launch: ShardLauncher;
+  shards: FakeShard[];
+} {
   const shards: FakeShard[] = [];
   const launch: ShardLauncher = (events) => {
-    const shard = new FakeShard(events, opts.autoFinish ?? false);
+    const shard = new FakeShard(events, opts.autoFinish ?? false, opts.failStart ?? false);
     shards.push(shard);
     return {
       pid: 1000 + shards.length,
       get connected() {
         return !shard.exited;
       },
-      isolated: false,
+      // Isolated: the watchdog may kill it alone, as it does a child process.
+      isolated: opts.isolated ?? false,
       send: (msg) => queueMicrotask(() => shard.handle(msg)),
       kill: () => shard.crash(),
     };
