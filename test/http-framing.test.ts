@@ -2,6 +2,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { Pool } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runChatAttempt, type AttemptOutcome } from '../src/client/chat-attempt.js';
+import type { ChatCompletion } from '../src/client/stream-assembler.js';
 import { RawPool, type ChatDispatcher } from '../src/client/raw-pool.js';
 
 // HTTP/1.1 as servers really frame it, written byte for byte on a raw socket: chunk extensions and
@@ -80,7 +81,8 @@ describe.each(TRANSPORTS)('HTTP framing over %s', (_name, make) => {
     const timeouts = { ttftMs: 3000, idleMs: 3000, totalMs: 5000 };
     return runChatAttempt(d, target, '{"messages":[]}', stream, timeouts, () => performance.now());
   }
-  const content = (o: AttemptOutcome) => (o.outcome === 'ok' ? o.completion.choices[0]!.message.content : o.message);
+  const content = (o: AttemptOutcome) =>
+    o.outcome === 'ok' ? (o.completion as ChatCompletion).choices[0]!.message.content : o.message;
 
   it('reads chunks with extensions, upper-case hex and trailers, split at every byte', async () => {
     const body = Buffer.from(STREAM, 'latin1');

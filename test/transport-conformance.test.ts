@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { Pool } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runChatAttempt, type AttemptOutcome } from '../src/client/chat-attempt.js';
+import type { ChatCompletion } from '../src/client/stream-assembler.js';
 import { RawPool, type ChatDispatcher } from '../src/client/raw-pool.js';
 import { completionText, parseProfile, startSim, type RunningSim } from '../src/index.js';
 
@@ -72,7 +73,7 @@ describe.each(TRANSPORTS)('transport %s: the same outcomes', (_name, make) => {
     const out = await attempt(sim.url);
     expect(out.outcome).toBe('ok');
     if (out.outcome !== 'ok') return;
-    expect(out.completion.choices[0]!.message.content).toBe(completionText(2));
+    expect((out.completion as ChatCompletion).choices[0]!.message.content).toBe(completionText(2));
     expect(out.completion.usage?.completion_tokens).toBe(2);
     expect(out.firstTokenTs).toBeLessThanOrEqual(out.lastTokenTs);
   });
@@ -93,7 +94,7 @@ describe.each(TRANSPORTS)('transport %s: the same outcomes', (_name, make) => {
     for (const stream of [false, true]) {
       const out = await attempt(origin, stream);
       expect(out.outcome, `stream ${stream}`).toBe('ok');
-      if (out.outcome === 'ok') expect(out.completion.choices[0]!.message.content).toBe('ok!');
+      if (out.outcome === 'ok') expect((out.completion as ChatCompletion).choices[0]!.message.content).toBe('ok!');
     }
   });
 
@@ -109,7 +110,7 @@ describe.each(TRANSPORTS)('transport %s: the same outcomes', (_name, make) => {
     const out = await attempt(origin);
     expect(out.outcome).toBe('ok');
     if (out.outcome === 'ok') {
-      expect(out.completion.choices[0]!.message.content).toBe('hello');
+      expect((out.completion as ChatCompletion).choices[0]!.message.content).toBe('hello');
       expect(out.contentChunks).toBe(2);
     }
   });

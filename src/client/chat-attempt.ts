@@ -6,7 +6,9 @@ import type { Cause } from '../events/event-types.js';
 import type { Clock } from '../util/clock.js';
 import { causeOfError, causeOfStatus, PhaseTimeoutError } from './error-cause.js';
 import { parseRetryAfterMs } from './retry-policy.js';
-import { ProtocolError, StreamAssembler, type ChatCompletion } from './stream-assembler.js';
+import { assemblerFor, plainBodyProblem, type ApiBody } from './endpoint-assemblers.js';
+import { streams, type EndpointKind } from './endpoints.js';
+import { ProtocolError } from './stream-assembler.js';
 
 /** Where and how to send: resolved once per shard. */
 export interface ChatTarget {
@@ -37,7 +39,8 @@ export type AttemptOutcome =
   | {
       outcome: 'ok';
       status: number;
-      completion: ChatCompletion;
+      /** The answer's body as the non-streamed endpoint returns it (assembled from the stream if any). */
+      completion: ApiBody;
       requestId: string | undefined;
       firstTokenTs: number;
       lastTokenTs: number;
@@ -67,6 +70,7 @@ export function runChatAttempt(
   timeouts: PhaseTimeouts,
   clock: Clock,
   observer: AttemptObserver = {},
+  kind: EndpointKind = 'chat',
 ): Promise<AttemptOutcome> {
   return new Promise((resolve) => {
     const startTs = clock();
@@ -80,7 +84,7 @@ export function runChatAttempt(
     let settled = false;
     let timer: NodeJS.Timeout | undefined;
     let timerDue = 0;
-    const assembler = new StreamAssembler();
+    const assembler = assemblerFor(kind);
     const decoder = new StringDecoder('utf8');
     let errorText = '';
     let plainBody = '';
@@ -198,14 +202,16 @@ export function runChatAttempt(
           return fail('protocol_error', 'HTTP 204 No Content: the server answered without a completion');
         if (!sse) {
           plainBody += decoder.end();
-          let completion: ChatCompletion;
+          let completion: ApiBody;
           try {
-            completion = JSON.parse(plainBody) as ChatCompletion;
-            if (!completion || !Array.isArray(completion.choices)) throw new ProtocolError('response has no choices');
-          } catch (e) {
-            return fail('protocol_error', e instanceof ProtocolError ? e.message : 'response body is not valid JSON');
+            completion = JSON.parse(plainBody) as ApiBody;
+          } catch {
+            return fail('protocol_error', 'response body is not valid JSON');
           }
-          observer.onFirstToken?.(endTs);
+          const problem = plainBodyProblem(kind, completion);
+          if (problem) return fail('protocol_error', problem);
+          // Only a streamed endpoint has a first token: an embeddings answer has none at all.
+          if (streams(kind)) observer.onFirstToken?.(endTs);
           return settle({
             outcome: 'ok',
             status,

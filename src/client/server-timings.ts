@@ -1,4 +1,4 @@
-import type { ChatCompletion } from './stream-assembler.js';
+import type { ServerTimings } from './stream-assembler.js';
 
 /**
  * What the server's own timings (llama-server's `timings`) leave unaccounted of what the client saw,
@@ -7,7 +7,7 @@ import type { ChatCompletion } from './stream-assembler.js';
  * sends no timings.
  */
 export function serverQueueMs(
-  completion: ChatCompletion,
+  completion: { timings?: ServerTimings | undefined },
   stream: boolean,
   a: { startTs: number; firstTokenTs: number; lastTokenTs: number; connectMs: number },
 ): number | undefined {

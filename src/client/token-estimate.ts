@@ -33,6 +33,26 @@ export async function estimateCompletionTokens(completion: {
   return n;
 }
 
+/**
+ * Input estimate of a non-chat body: its `prompt` (completions) or `input` (embeddings, responses), a
+ * string or a list of strings (token arrays count their length; other parts their text).
+ */
+export async function estimateInputTokens(bodyJson: string): Promise<number> {
+  const body = JSON.parse(bodyJson) as { prompt?: unknown; input?: unknown };
+  const encode = await getEncoder();
+  const count = (v: unknown): number => {
+    if (typeof v === 'string') return encode(v).length;
+    if (typeof v === 'number') return 1;
+    if (Array.isArray(v)) return v.reduce((n: number, x) => n + count(x), 0);
+    if (v && typeof v === 'object') {
+      const o = v as { text?: unknown; content?: unknown };
+      return count(o.text ?? o.content ?? '');
+    }
+    return 0;
+  };
+  return count(body.prompt ?? body.input ?? '');
+}
+
 /** Prompt estimate: content tokens plus OpenAI's chat framing (3 per request, 4 per message). */
 export async function estimatePromptTokens(bodyJson: string): Promise<number> {
   const body = JSON.parse(bodyJson) as { messages?: { content?: unknown }[] };

@@ -1,3 +1,4 @@
+import { endpointOfUrl, type EndpointKind } from '../client/endpoints.js';
 import { ConfigError } from '../errors.js';
 import { runOptionsSchema, slotBounds, type RunOptions, type RunOptionsInput, type SlotBounds } from './run-options.js';
 import { formatZodIssues } from './zod-issues.js';
@@ -19,6 +20,8 @@ export interface ResolvedRunOptions extends RunOptions {
   readonly readAheadItems: number;
   /** What `retryFailed` runs again: every failure, the failures of these causes, or nothing. */
   readonly retryCauses: 'all' | readonly string[] | undefined;
+  /** The endpoint of bare bodies without `messages`, from `url`. */
+  readonly bareEndpoint: { kind: EndpointKind; path: string };
 }
 
 /** Whether `o` came from `resolveRun` (and was not copied since). */
@@ -37,6 +40,8 @@ export function resolveRun(o: RunOptions): ResolvedRunOptions {
     // an unbounded run (concurrency 100,000) does not ship its whole input to a shard in one message.
     prefetchItems: o.prefetch ?? Math.min(slots.max, MAX_DEFAULT_PREFETCH),
     readAheadItems: o.readAhead ?? 4 * o.shards * slots.max,
+    // The schema checked it names an endpoint.
+    bareEndpoint: endpointOfUrl(o.url)!,
     retryCauses:
       o.retryFailed === false
         ? undefined

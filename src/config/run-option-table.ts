@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { CAUSES } from '../events/event-types.js';
+import { endpointOfUrl } from '../client/endpoints.js';
 import { redactUrl } from '../util/redact-url.js';
 import type { OptionSpec } from './option-table.js';
 import { redisUrlSchema } from './redis-url.js';
@@ -77,6 +78,20 @@ export const RUN_OPTIONS = {
     schema: z.string().min(1),
     help: 'output directory: results.jsonl, rejects.jsonl, run.json, events/',
     localOnly: true,
+  },
+  url: {
+    flag: '--url <path>',
+    schema: z
+      .string()
+      .refine((u) => endpointOfUrl(u) !== undefined, 'a POST path under /v1/ such as /v1/embeddings')
+      .default('/v1/chat/completions'),
+    help:
+      'the endpoint of bare bodies without messages: /v1/embeddings (input), /v1/completions (prompt), ' +
+      '/v1/responses (input); Batch lines name their own url',
+    doc:
+      'the endpoint of **bare bodies** without `messages`: `/v1/embeddings` (a body with `input`), ' +
+      '`/v1/completions` (`prompt`) or `/v1/responses` (`input`). Batch API lines name their own `url`, per ' +
+      'line, and a job file may mix them; a bare body with `messages` is always chat',
   },
   model: {
     flag: '--model <name>',

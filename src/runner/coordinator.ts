@@ -260,6 +260,8 @@ export class Coordinator {
         if (this.stopping) break;
       }
       const item: WorkItem = { id: next.id, lineNo: next.lineNo, body: next.body, stream: next.stream, attempt: 1 };
+      if (next.endpoint) item.endpoint = next.endpoint;
+      if (next.path) item.path = next.path;
       if (this.budget.active) {
         // Waiting for the budget happens before the enqueue event: it is pacing, not queueing.
         if (this.budget.countsTokens) item.charge = await tokenCharge(item.body);

@@ -1,5 +1,6 @@
 import type { QuotaObservation } from './pacing/rate-budget.js';
 import type { Cause } from '../events/event-types.js';
+import type { EndpointKind } from '../client/endpoints.js';
 
 /** A request as the coordinator hands it to a shard. */
 export interface WorkItem {
@@ -7,6 +8,9 @@ export interface WorkItem {
   lineNo: number;
   body: string;
   stream: boolean;
+  /** The endpoint, when not chat, and an `other` endpoint's path (see RequestSpec). */
+  endpoint?: Exclude<EndpointKind, 'chat'>;
+  path?: string;
   /** The attempt number this dispatch makes (1 for a first try). */
   attempt: number;
   /**
@@ -24,7 +28,11 @@ export interface ShardConfig {
   runId: string;
   eventsPath: string;
   origin: string;
+  /** The chat request path with its query (the hot path); other endpoints' paths are basePath/…search. */
   path: string;
+  /** The API base URL's path without a trailing slash, and its query (Azure's `?api-version=`). */
+  basePath: string;
+  search: string;
   headers: Record<string, string>;
   /** The most attempts in flight (the pool's size; the fixed limit unless `adaptive`). */
   concurrency: number;

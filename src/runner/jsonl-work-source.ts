@@ -2,6 +2,7 @@ import { MAX_LINE_BYTES, readJsonlLines, type JsonlLine } from '../input/jsonl-l
 import { parseRequestLine, type RejectedLine, type RequestSpec } from '../input/request-line.js';
 import { IdInterner } from '../events/id-interner.js';
 import type { WorkSource } from './work-source.js';
+import type { EndpointKind } from '../client/endpoints.js';
 
 /**
  * Streams requests from a JSONL file, rejecting malformed lines and duplicate ids (the first
@@ -22,6 +23,8 @@ export class JsonlWorkSource implements WorkSource {
   constructor(
     path: string,
     private readonly model: string | undefined,
+    /** The endpoint of bare bodies without `messages` (`--url`). @default chat */
+    private readonly url?: { kind: EndpointKind; path: string },
   ) {
     this.lines = readJsonlLines(path, MAX_LINE_BYTES);
   }
@@ -31,7 +34,7 @@ export class JsonlWorkSource implements WorkSource {
       const r = await this.lines.next();
       if (r.done) return null;
       this.linesRead = r.value.lineNo;
-      const parsed = parseRequestLine(r.value, { model: this.model, maxLineBytes: MAX_LINE_BYTES });
+      const parsed = parseRequestLine(r.value, { model: this.model, maxLineBytes: MAX_LINE_BYTES, url: this.url });
       if (parsed === undefined) continue;
       if ('reason' in parsed) return parsed;
       const before = this.seen.size;

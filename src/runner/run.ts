@@ -223,7 +223,7 @@ async function runInDir(o: ResolvedRunOptions, out: string, hooks: RunHooks, clo
     );
     return summary;
   }
-  const source = new JsonlWorkSource(o.input, o.model);
+  const source = new JsonlWorkSource(o.input, o.model, o.bareEndpoint);
   const coordinator = new Coordinator({
     options: o,
     source,

@@ -9,6 +9,7 @@ import { IoTurnClock } from './io-turn-clock.js';
 import { TokenBucket } from './token-bucket.js';
 import { countPromptTokens } from './token-text.js';
 import { sendError, sendJson } from './http-replies.js';
+import { apiBodyProblem, generates, inputTokens, PlainResponse, SIM_API_PATHS, type SimApi } from './sim-apis.js';
 
 /** Options of an in-process simulator. */
 export interface SimCoreOptions {
@@ -35,7 +36,18 @@ export interface SimStats {
 interface Arrival {
   arrivalMs: number;
   ioTurnMs: number;
+  api: SimApi;
 }
+
+/** Id prefixes as OpenAI writes them, per endpoint. */
+const ID_PREFIX: Record<SimApi, string> = {
+  chat: 'chatcmpl',
+  completions: 'cmpl',
+  responses: 'resp',
+  embeddings: 'emb',
+  rerank: 'rerank',
+  score: 'score',
+};
 
 const MAX_BODY_BYTES = 8 * 1024 * 1024;
 const TIMING_CAP = 200_000;
@@ -122,9 +134,10 @@ export class SimCore implements ResponseHost {
     const q = req.url?.indexOf('?') ?? -1;
     const path = q >= 0 ? req.url!.slice(0, q) : (req.url ?? '/');
     // Arrival is when the request's head was parsed, so the body read counts as server time.
-    if (path === '/v1/chat/completions' && req.method === 'POST') {
+    const api = req.method === 'POST' ? SIM_API_PATHS[path] : undefined;
+    if (api) {
       const arrival = this.now();
-      return this.readBody(req, res, { arrivalMs: arrival, ioTurnMs: this.turnClock.read(arrival) });
+      return this.readBody(req, res, { arrivalMs: arrival, ioTurnMs: this.turnClock.read(arrival), api });
     }
     if (req.method === 'GET' && path === '/v1/models') {
       return sendJson(res, 200, {
@@ -268,7 +281,7 @@ export class SimCore implements ResponseHost {
         'We could not parse the JSON body of your request: expected a JSON object.',
       );
     }
-    const problem = validateChatBody(body);
+    const problem = at.api === 'chat' ? validateChatBody(body) : apiBodyProblem(at.api, body);
     if (problem) {
       this.countStatus(400);
       return sendError(res, 400, 'invalid_request_error', 'invalid_value', problem);
@@ -315,14 +328,20 @@ export class SimCore implements ResponseHost {
   ): void {
     const f = this.profile.faults;
     const now = this.now();
-    const messages = body.messages as unknown[];
-    const promptTokens = countPromptTokens(messages);
-    const maxTokens = (body.max_completion_tokens ?? body.max_tokens ?? this.profile.default_max_tokens) as number;
+    const api = at.api;
+    const promptTokens = api === 'chat' ? countPromptTokens(body.messages as unknown[]) : inputTokens(api, body);
+    // Embeddings and scoring generate nothing: one step after their prefill.
+    const maxTokens = !generates(api)
+      ? 1
+      : ((body.max_completion_tokens ??
+          body.max_output_tokens ??
+          body.max_tokens ??
+          this.profile.default_max_tokens) as number);
     if (u.r429 < f.rate_limit.random_429_p)
       return this.reject(res, 'random_429', 429, f.rate_limit.retry_after_s * 1000);
     const byReq = this.requestBucket.take(1, now);
     if (!byReq.ok) return this.reject(res, 'rate_limit_requests', 429, byReq.retryAfterMs);
-    const byTok = this.tokenBucket.take(promptTokens + maxTokens, now);
+    const byTok = this.tokenBucket.take(promptTokens + (generates(api) ? maxTokens : 0), now);
     if (!byTok.ok) return this.reject(res, 'rate_limit_tokens', 429, byTok.retryAfterMs);
     const e = f.errors;
     const sinceS = (now - this.startMs) / 1000;
@@ -345,19 +364,28 @@ export class SimCore implements ResponseHost {
       return this.reject(res, 'queue_full', this.profile.overflow_status, f.rate_limit.retry_after_s * 1000);
 
     this.metrics.promptTokens.inc(promptTokens);
-    const id = `chatcmpl-sim${(this.nextId++).toString(36)}`;
+    const id = `${ID_PREFIX[api]}-sim${(this.nextId++).toString(36)}`;
     const model = typeof body.model === 'string' ? body.model : this.profile.model;
     const streamOpts = body.stream_options as { include_usage?: unknown } | undefined;
-    const response = new SimResponse(this, res, {
-      id,
-      model,
-      stream: body.stream === true,
-      includeUsage: streamOpts?.include_usage === true && f.usage,
-      usage: f.usage,
-      promptTokens,
-      finishReason: body.max_completion_tokens !== undefined || body.max_tokens !== undefined ? 'length' : 'stop',
-      headers: this.rateLimitHeaders(),
-    });
+    const response = !generates(api)
+      ? new PlainResponse(this, res, api, body, { id, model, promptTokens, headers: this.rateLimitHeaders() })
+      : new SimResponse(this, res, {
+          api,
+          id,
+          model,
+          stream: body.stream === true,
+          // The Responses API always ends its stream with usage; chat and completions when asked.
+          includeUsage: (api === 'responses' || streamOpts?.include_usage === true) && f.usage,
+          usage: f.usage,
+          promptTokens,
+          finishReason:
+            body.max_completion_tokens !== undefined ||
+            body.max_tokens !== undefined ||
+            body.max_output_tokens !== undefined
+              ? 'length'
+              : 'stop',
+          headers: this.rateLimitHeaders(),
+        });
     const seq: Sequence = {
       promptTokens,
       maxTokens,

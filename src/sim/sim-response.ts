@@ -6,6 +6,8 @@ import type { FaultKind, RequestTiming, SimMetrics } from './sim-metrics.js';
 import { completionText, tokenText } from './token-text.js';
 
 export interface SimResponseInit {
+  /** The endpoint answered: chat completion chunks, text_completion chunks, or Responses API events. @default chat */
+  api?: 'chat' | 'completions' | 'responses';
   id: string;
   model: string;
   stream: boolean;
@@ -45,13 +47,22 @@ export class SimResponse implements SequenceSink {
     private readonly res: ServerResponse,
     private readonly init: SimResponseInit,
   ) {
-    this.head = `${this.chunkPrefix()}[{"index":0,"delta":`;
+    this.api = init.api ?? 'chat';
+    this.head =
+      this.api === 'completions'
+        ? `${this.chunkPrefix()}[{"index":0,"text":`
+        : this.api === 'responses'
+          ? `event: response.output_text.delta\ndata: {"type":"response.output_text.delta","item_id":"msg_${init.id}",` +
+            `"output_index":0,"content_index":0,"delta":`
+          : `${this.chunkPrefix()}[{"index":0,"delta":`;
   }
+  private readonly api: 'chat' | 'completions' | 'responses';
 
   /** An SSE chunk up to its choices array: `data: {"id":…,"object":…,"created":…,"model":…,"choices":`. */
   private chunkPrefix(): string {
     return (
-      `data: {"id":"${this.init.id}","object":"chat.completion.chunk","created":${this.created},` +
+      `data: {"id":"${this.init.id}","object":"${this.api === 'completions' ? 'text_completion' : 'chat.completion.chunk'}",` +
+      `"created":${this.created},` +
       `"model":${JSON.stringify(this.init.model)},"choices":`
     );
   }
@@ -79,9 +90,17 @@ export class SimResponse implements SequenceSink {
   tokens(seq: Sequence, from: number, count: number): void {
     if (from === 0) this.core.metrics.ttftS.observe((seq.firstTokenMs - seq.arrivalMs) / 1000);
     if (!this.init.stream || this.done) return;
-    let s = from === 0 ? `${this.head}{"role":"assistant","content":""}${SUFFIX}` : '';
     const end = from + count;
-    for (let i = from; i < end; i++) s += `${this.head}{"content":"${tokenText(i)}"}${SUFFIX}`;
+    let s = '';
+    if (this.api === 'chat') {
+      if (from === 0) s = `${this.head}{"role":"assistant","content":""}${SUFFIX}`;
+      for (let i = from; i < end; i++) s += `${this.head}{"content":"${tokenText(i)}"}${SUFFIX}`;
+    } else if (this.api === 'completions') {
+      for (let i = from; i < end; i++) s += `${this.head}"${tokenText(i)}"${SUFFIX}`;
+    } else {
+      if (from === 0) s = this.responseEvent('response.created', this.responseObject('in_progress', 0));
+      for (let i = from; i < end; i++) s += `${this.head}"${tokenText(i)}"}\n\n`;
+    }
     this.writeChunk(s);
   }
 
@@ -115,8 +134,11 @@ export class SimResponse implements SequenceSink {
           predicted_ms: Math.round((this.core.now() - seq.firstTokenMs) * 1000) / 1000,
         }
       : undefined;
-    if (this.init.stream) {
-      let s = `${this.head}{}${SUFFIX.replace('"finish_reason":null', `"finish_reason":"${this.init.finishReason}"`)}`;
+    if (this.init.stream && this.api === 'responses') {
+      this.res.end(this.responseEvent('response.completed', this.responseObject('completed', seq.emitted, usage)));
+    } else if (this.init.stream) {
+      const finish = SUFFIX.replace('"finish_reason":null', `"finish_reason":"${this.init.finishReason}"`);
+      let s = this.api === 'completions' ? `${this.head}""${finish}` : `${this.head}{}${finish}`;
       if (this.init.includeUsage) {
         const timed = timings ? `,"timings":${JSON.stringify(timings)}` : '';
         s += `${this.chunkPrefix()}[],"usage":${JSON.stringify(usage)}${timed}}\n\n`;
@@ -126,22 +148,26 @@ export class SimResponse implements SequenceSink {
       const socket = this.res.socket;
       if (this.core.profile.faults.close_after_stream && socket) this.core.closeSoon(socket);
     } else {
-      const body = JSON.stringify({
-        id: this.init.id,
-        object: 'chat.completion',
-        created: this.created,
-        model: this.init.model,
-        choices: [
-          {
-            index: 0,
-            message: { role: 'assistant', content: completionText(seq.emitted), refusal: null },
-            logprobs: null,
-            finish_reason: this.init.finishReason,
-          },
-        ],
-        ...(this.init.usage ? { usage } : {}),
-        ...(timings ? { timings } : {}),
-      });
+      const body = JSON.stringify(
+        this.api === 'chat'
+          ? {
+              id: this.init.id,
+              object: 'chat.completion',
+              created: this.created,
+              model: this.init.model,
+              choices: [
+                {
+                  index: 0,
+                  message: { role: 'assistant', content: completionText(seq.emitted), refusal: null },
+                  logprobs: null,
+                  finish_reason: this.init.finishReason,
+                },
+              ],
+              ...(this.init.usage ? { usage } : {}),
+              ...(timings ? { timings } : {}),
+            }
+          : this.plainBody(seq.emitted, usage),
+      );
       this.res.writeHead(200, {
         'content-type': 'application/json',
         'content-length': Buffer.byteLength(body),
@@ -161,6 +187,60 @@ export class SimResponse implements SequenceSink {
       endMs: this.core.now(),
       completionTokens: seq.emitted,
     });
+  }
+
+  /** A non-streamed answer of the completions or responses endpoint. */
+  private plainBody(emitted: number, usage: { prompt_tokens: number; completion_tokens: number }): unknown {
+    if (this.api === 'responses') return this.responseObject('completed', emitted, usage);
+    return {
+      id: this.init.id,
+      object: 'text_completion',
+      created: this.created,
+      model: this.init.model,
+      choices: [{ index: 0, text: completionText(emitted), logprobs: null, finish_reason: this.init.finishReason }],
+      ...(this.init.usage ? { usage } : {}),
+    };
+  }
+
+  /** A Responses API `response` object, with its text once there is any. */
+  private responseObject(
+    status: 'in_progress' | 'completed',
+    emitted: number,
+    usage?: { prompt_tokens: number; completion_tokens: number },
+  ): Record<string, unknown> {
+    const text = completionText(emitted);
+    return {
+      id: `resp_${this.init.id}`,
+      object: 'response',
+      created_at: this.created,
+      status,
+      model: this.init.model,
+      output:
+        status === 'completed'
+          ? [
+              {
+                type: 'message',
+                id: `msg_${this.init.id}`,
+                status: 'completed',
+                role: 'assistant',
+                content: [{ type: 'output_text', text, annotations: [] }],
+              },
+            ]
+          : [],
+      ...(usage && this.init.usage
+        ? {
+            usage: {
+              input_tokens: usage.prompt_tokens,
+              output_tokens: usage.completion_tokens,
+              total_tokens: usage.prompt_tokens + usage.completion_tokens,
+            },
+          }
+        : {}),
+    };
+  }
+
+  private responseEvent(type: string, response: Record<string, unknown>): string {
+    return `event: ${type}\ndata: ${JSON.stringify({ type, response })}\n\n`;
   }
 
   reset(_seq: Sequence): void {

@@ -18,8 +18,9 @@ export interface Chunk<T> {
 /**
  * The chunk and result format this build reads and writes. 2: results carry their facts (attempts,
  * prompt tokens, TTFT...) beside their lines, so a distributed run's summary counts what a local one does.
+ * 3: requests carry their endpoint (embeddings, completions, …): a worker of 2 would send them all to chat.
  */
-export const CHUNK_PROTOCOL = 2;
+export const CHUNK_PROTOCOL = 3;
 /** Requests per chunk. @default 256 */
 export const DEFAULT_CHUNK_SIZE = 256;
 /** The BullMQ queue every run's chunks go to (one queue per Redis; chunks carry their run id). */

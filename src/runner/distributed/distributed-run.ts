@@ -139,7 +139,7 @@ export class DistributedCoordinator {
 
   /** Read the input into chunks, staying at most CHUNKS_AHEAD chunks ahead of the results. */
   private async produce(): Promise<void> {
-    const source = new JsonlWorkSource(this.o.input, this.o.model);
+    const source = new JsonlWorkSource(this.o.input, this.o.model, this.o.bareEndpoint);
     let buf: RequestSpec[] = [];
     try {
       for (;;) {

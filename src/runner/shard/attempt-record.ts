@@ -1,5 +1,12 @@
 import type { AttemptOutcome } from '../../client/chat-attempt.js';
-import { estimateCompletionTokens, estimatePromptTokens } from '../../client/token-estimate.js';
+import { outputTextOf, usageOf } from '../../client/endpoints.js';
+import type { ChatCompletion } from '../../client/stream-assembler.js';
+import {
+  estimateCompletionTokens,
+  estimateInputTokens,
+  estimatePromptTokens,
+  estimateTokens,
+} from '../../client/token-estimate.js';
 import type { EventPayloads } from '../../events/event-types.js';
 import { round3 } from '../../metrics/percentiles.js';
 import type { WorkItem } from '../ipc-messages.js';
@@ -11,15 +18,23 @@ export interface TokenCounts {
   estimated: boolean;
 }
 
-/** Completion and prompt tokens from `usage`, or from a real tokenizer when the server sent none. */
+/**
+ * Completion (output) and prompt (input) tokens from `usage` — each endpoint names them its way — or
+ * from a real tokenizer when the server sent none. Embeddings and other endpoints produce no tokens.
+ */
 export async function countTokens(item: WorkItem, o: Extract<AttemptOutcome, { outcome: 'ok' }>): Promise<TokenCounts> {
-  const usage = o.completion.usage;
-  if (usage?.completion_tokens !== undefined && usage.prompt_tokens !== undefined) {
-    return { completion: usage.completion_tokens, prompt: usage.prompt_tokens, estimated: false };
-  }
+  const kind = item.endpoint ?? 'chat';
+  const usage = usageOf(kind, o.completion);
+  if (usage.completion !== undefined && usage.prompt !== undefined)
+    return { completion: usage.completion, prompt: usage.prompt, estimated: false };
   return {
-    completion: usage?.completion_tokens ?? (await estimateCompletionTokens(o.completion)),
-    prompt: usage?.prompt_tokens ?? (await estimatePromptTokens(item.body)),
+    completion:
+      usage.completion ??
+      (kind === 'chat'
+        ? await estimateCompletionTokens(o.completion as ChatCompletion)
+        : await estimateTokens(outputTextOf(kind, o.completion))),
+    prompt:
+      usage.prompt ?? (kind === 'chat' ? await estimatePromptTokens(item.body) : await estimateInputTokens(item.body)),
     estimated: true,
   };
 }

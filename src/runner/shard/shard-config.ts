@@ -33,6 +33,8 @@ export function shardConfig(
     eventsPath: join(out, 'events', `shard-${String(index).padStart(3, '0')}.jsonl`),
     origin: u.origin,
     path: `${chatPath(u)}${u.search}`,
+    basePath: u.pathname.replace(/\/$/, ''),
+    search: u.search,
     headers,
     concurrency: o.slots.max,
     adaptive: o.slots.adaptive,

@@ -1,3 +1,4 @@
+import { ENDPOINT_PATHS, streams, type EndpointKind } from '../../client/endpoints.js';
 import { hostname } from 'node:os';
 import { Pool } from 'undici';
 import { runChatAttempt, type AttemptOutcome, type ChatTarget, type PhaseTimeouts } from '../../client/chat-attempt.js';
@@ -67,6 +68,8 @@ export class ShardRuntime {
   private readonly keepAlive = new KeepAliveLearner();
   /** `target` with Connection: close, for requests that must not leave a connection to reuse. */
   private readonly closeTarget: ChatTarget;
+  /** Targets of non-chat endpoints, by path (and `close:` path). */
+  private readonly targets = new Map<string, ChatTarget>();
   /** Where a re-send after a stale connection goes: always a connection opened for it. */
   private freshDispatcher: ChatDispatcher | undefined;
   private freshPool: Pool | undefined;
@@ -287,16 +290,40 @@ export class ShardRuntime {
     const { id, attempt } = item;
     who.reused = undefined;
     who.afterStream = undefined;
-    const target = fresh || (item.stream && this.keepAlive.noReuseAfterStream) ? this.closeTarget : this.target;
-    return runChatAttempt(fresh ? this.fresh() : this.pool, target, item.body, item.stream, this.timeouts, this.clock, {
-      onRequestStart: () => this.tracker.mark(who),
-      onHeaders: (status, ts, headers) => {
-        this.events.write('response_headers', { id, attempt, status }, ts);
-        if (this.gate.noteStatus(status)) this.endpointUp(false);
-        if (this.config.reportQuota) this.noteQuota(headers, ts);
+    const close = fresh || (item.stream && this.keepAlive.noReuseAfterStream);
+    const target = item.endpoint ? this.targetFor(item, close) : close ? this.closeTarget : this.target;
+    const dispatcher = fresh ? this.fresh() : this.pool;
+    return runChatAttempt(
+      dispatcher,
+      target,
+      item.body,
+      item.stream,
+      this.timeouts,
+      this.clock,
+      {
+        onRequestStart: () => this.tracker.mark(who),
+        onHeaders: (status, ts, headers) => {
+          this.events.write('response_headers', { id, attempt, status }, ts);
+          if (this.gate.noteStatus(status)) this.endpointUp(false);
+          if (this.config.reportQuota) this.noteQuota(headers, ts);
+        },
+        onFirstToken: (ts) => this.events.write('first_token', { id, attempt }, ts),
       },
-      onFirstToken: (ts) => this.events.write('first_token', { id, attempt }, ts),
-    });
+      item.endpoint,
+    );
+  }
+
+  /** The target of a non-chat request: its endpoint's path under the base URL, made once per path. */
+  private targetFor(item: WorkItem, close: boolean): ChatTarget {
+    const path = item.path ?? ENDPOINT_PATHS[item.endpoint as Exclude<EndpointKind, 'other'>];
+    const key = close ? `close:${path}` : path;
+    let t = this.targets.get(key);
+    if (!t) {
+      const base = close ? this.closeTarget : this.target;
+      t = { ...base, path: `${this.config.basePath}/${path}${this.config.search}` };
+      this.targets.set(key, t);
+    }
+    return t;
   }
 
   private fresh(): ChatDispatcher {
@@ -401,7 +428,8 @@ export class ShardRuntime {
       attempts: attempt,
       completionTokens,
       promptTokens,
-      ttftMs: o.firstTokenTs - startTs,
+      // A chat answer always has one (its whole time when not streamed); embeddings and the like none.
+      ttftMs: item.endpoint && !streams(item.endpoint) ? undefined : o.firstTokenTs - startTs,
       attemptMs: endTs - startTs,
     };
     if (o.completion.model) done.model = o.completion.model;
@@ -529,7 +557,9 @@ export class ShardRuntime {
   private adapt(outcome: AttemptOutcome, startTs: number, endTs: number, queueMs: number | undefined): void {
     const ok = outcome.outcome === 'ok' ? outcome : undefined;
     const ttftMs = ok ? ok.firstTokenTs - startTs : undefined;
-    const tokens = ok ? (ok.completion.usage?.completion_tokens ?? ok.contentChunks) : 0;
+    const tokens = ok
+      ? (ok.completion.usage?.completion_tokens ?? ok.completion.usage?.output_tokens ?? ok.contentChunks)
+      : 0;
     const tpotMs = ok && tokens > 1 ? (ok.lastTokenTs - ok.firstTokenTs) / (tokens - 1) : undefined;
     const change = this.adaptive!.noteEnd(
       startTs,
