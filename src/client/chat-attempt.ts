@@ -8,7 +8,6 @@ import { causeOfError, causeOfStatus, PhaseTimeoutError } from './error-cause.js
 import { parseRetryAfterMs } from './retry-policy.js';
 import { assemblerFor, plainBodyProblem, type ApiBody } from './endpoint-assemblers.js';
 import { streams, type EndpointKind } from './endpoints.js';
-import { ProtocolError } from './stream-assembler.js';
 
 /** Where and how to send: resolved once per shard. */
 export interface ChatTarget {

@@ -52,8 +52,8 @@ export class SimResponse implements SequenceSink {
       this.api === 'completions'
         ? `${this.chunkPrefix()}[{"index":0,"text":`
         : this.api === 'responses'
-          ? `event: response.output_text.delta\ndata: {"type":"response.output_text.delta","item_id":"msg_${init.id}",` +
-            `"output_index":0,"content_index":0,"delta":`
+          ? 'event: response.output_text.delta\ndata: {"type":"response.output_text.delta",' +
+            `"item_id":"msg_${init.id}","output_index":0,"content_index":0,"delta":`
           : `${this.chunkPrefix()}[{"index":0,"delta":`;
   }
   private readonly api: 'chat' | 'completions' | 'responses';
@@ -61,7 +61,8 @@ export class SimResponse implements SequenceSink {
   /** An SSE chunk up to its choices array: `data: {"id":…,"object":…,"created":…,"model":…,"choices":`. */
   private chunkPrefix(): string {
     return (
-      `data: {"id":"${this.init.id}","object":"${this.api === 'completions' ? 'text_completion' : 'chat.completion.chunk'}",` +
+      `data: {"id":"${this.init.id}",` +
+      `"object":"${this.api === 'completions' ? 'text_completion' : 'chat.completion.chunk'}",` +
       `"created":${this.created},` +
       `"model":${JSON.stringify(this.init.model)},"choices":`
     );
