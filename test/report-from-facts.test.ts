@@ -70,6 +70,8 @@ function facts(over: Partial<RunFacts> = {}): RunFacts {
     bins: [],
     badLines: 0,
     events: 700,
+    byEndpoint: {},
+    plainServerMs: [],
     slowest: [],
     recentErrors: [],
     ...over,

@@ -17,6 +17,7 @@ export function buildReport(f: RunFacts): Report {
   const bins = downsample(f.bins, MAX_POINTS);
   // Sorted once for the summary, the floor and the p25.
   const serverTtft = Float64Array.from(f.serverTtft).sort();
+  const floorSource = serverTtft.length > 0 ? serverTtft : Float64Array.from(f.plainServerMs).sort();
   const buckets = Object.fromEntries(BUCKETS.map((b) => [b, round3(f.buckets[b])])) as Record<Bucket, number>;
   const timelineSec = bins.map((b) => ({ b, backlogPositive: b.backlog > 0 }));
   const underBacklog = timelineSec.filter((x) => x.backlogPositive && x.b.limit > 0 && !x.b.down);
@@ -59,6 +60,7 @@ export function buildReport(f: RunFacts): Report {
     ttft_ms: { server: summarizeSorted(serverTtft), e2e: summarize(f.e2eTtft) },
     latency_ms: { e2e: summarize(f.e2eLatency) },
     tpot_ms: summarize(f.tpot),
+    by_endpoint: byEndpoint(f, durationMs),
     utilization: {
       limit: f.limitMax,
       shards: f.shards,
@@ -107,8 +109,9 @@ export function buildReport(f: RunFacts): Report {
       attempt_error_causes: f.attemptErrorCauses,
       attempt_error_statuses: f.attemptErrorStatuses,
       // The floor: the 1st percentile (the minimum below 100 samples), the server's answer when idle.
-      server_ttft_floor_ms: percentileOf(serverTtft, 1),
-      server_ttft_p25_ms: percentileOf(serverTtft, 25),
+      // Where no answer had a first token (an embeddings job), the server's whole answer stands in.
+      server_ttft_floor_ms: percentileOf(floorSource, 1),
+      server_ttft_p25_ms: percentileOf(floorSource, 25),
       server_queue_ms: summarize(f.serverQueueMs),
       max_retry_after_ms: f.maxRetryAfterMs > 0 ? f.maxRetryAfterMs : null,
       bad_lines: f.badLines,
@@ -139,6 +142,29 @@ export function buildReport(f: RunFacts): Report {
   };
   report.verdict = diagnose(report);
   return report;
+}
+
+/** Each endpoint's figures, over the run's window. */
+function byEndpoint(f: RunFacts, durationMs: number): Report['by_endpoint'] {
+  const perMin = (n: number) => (durationMs > 0 ? (n * 60_000) / durationMs : 0);
+  const out: Report['by_endpoint'] = {};
+  for (const [name, e] of Object.entries(f.byEndpoint)) {
+    out[name] = {
+      requests: e.requests,
+      succeeded: e.succeeded,
+      failed: e.failed,
+      success_rate: e.succeeded + e.failed > 0 ? e.succeeded / (e.succeeded + e.failed) : null,
+      completion_tokens: e.completionTokens,
+      prompt_tokens: e.promptTokens,
+      items: e.items,
+      tpm: perMin(e.completionTokens),
+      input_tpm: perMin(e.promptTokens),
+      items_per_s: perMin(e.items) / 60,
+      latency_ms: summarize(e.latency),
+      ttft_ms: e.ttft.length > 0 ? summarize(e.ttft) : null,
+    };
+  }
+  return out;
 }
 
 /** Attempts that retried a failed attempt (see Report.retries.rate). */

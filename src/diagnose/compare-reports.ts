@@ -45,6 +45,7 @@ export function compareReports(a: Report, b: Report): Comparison {
     row('success_rate', a.requests.success_rate, b.requests.success_rate, 'higher'),
     row('connections_per_request', a.connections.per_request, b.connections.per_request, 'lower'),
     ...BUCKETS.map((k) => row(`${k}_ms_per_request`, perReq(a, a.buckets_ms[k]), perReq(b, b.buckets_ms[k]), 'lower')),
+    ...endpointRows(a, b),
   ];
   const T = COMPARE_THRESHOLDS;
   const get = (n: string) => rows.find((r) => r.name === n)!;
@@ -78,6 +79,20 @@ export function compareReports(a: Report, b: Report): Comparison {
     rows,
     stability: { judgement, reasons },
   };
+}
+
+/** Rows per endpoint both runs used, when either used more than chat: throughput and latency p95. */
+function endpointRows(a: Report, b: Report): CompareRow[] {
+  const ea = a.by_endpoint ?? {};
+  const eb = b.by_endpoint ?? {};
+  const names = Object.keys(ea).filter((n) => n in eb);
+  if (names.length === 0 || (names.length === 1 && names[0] === 'chat')) return [];
+  return names.flatMap((n) => [
+    n === 'embeddings'
+      ? row(`${n}_input_tpm`, ea[n]!.input_tpm, eb[n]!.input_tpm, 'higher')
+      : row(`${n}_tpm`, ea[n]!.tpm, eb[n]!.tpm, 'higher'),
+    row(`${n}_latency_p95_ms`, ea[n]!.latency_ms.p95, eb[n]!.latency_ms.p95, 'lower'),
+  ]);
 }
 
 function row(name: string, a: number | null, b: number | null, better: 'higher' | 'lower'): CompareRow {

@@ -56,6 +56,25 @@ export interface Verdict {
 }
 
 /** `shardline report --json`: keys are a public contract (add, never rename). See docs/report.md. */
+/** One endpoint's figures in a run (Report.by_endpoint). */
+export interface EndpointFigures {
+  requests: number;
+  succeeded: number;
+  failed: number;
+  success_rate: number | null;
+  completion_tokens: number;
+  prompt_tokens: number;
+  items: number;
+  /** Completion tokens per minute over the run's window (generation endpoints). */
+  tpm: number;
+  /** Prompt (input) tokens per minute over the run's window: an embeddings job's throughput. */
+  input_tpm: number;
+  /** Inputs per second over the run's window (embeddings; one per request elsewhere). */
+  items_per_s: number;
+  latency_ms: PercentileSummary;
+  ttft_ms: PercentileSummary | null;
+}
+
 export interface Report {
   schema: 'shardline.report/v1';
   run_id: string | null;
@@ -69,6 +88,12 @@ export interface Report {
   ttft_ms: { server: PercentileSummary; e2e: PercentileSummary };
   latency_ms: { e2e: PercentileSummary };
   tpot_ms: PercentileSummary;
+  /**
+   * Each endpoint the run used (chat, completions, embeddings, responses, other): its requests, what its
+   * throughput counts (completion tokens/min for generation; input tokens/min and items/s for
+   * embeddings), e2e latency, and server TTFT where the endpoint streams (null where it has none).
+   */
+  by_endpoint: Record<string, EndpointFigures>;
   utilization: {
     limit: number;
     /** Shards that ran, and the in-flight limit they last ran with, summed (an `auto` run's settled limit). */

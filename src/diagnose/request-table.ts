@@ -22,14 +22,16 @@ export const DECODE_END = 11;
 export const PAUSE_START = 12;
 /** The endpoint-down integral when the current wait for a slot began (the outage part of that wait). */
 export const WAIT_DOWN = 13;
+/** The request's endpoint code (flat-event's ENDPOINT_CODES index + 1), 0 for chat (from its enqueue). */
+export const ENDPOINT = 14;
 /** Bucket i of BUCKETS is at BUCKET0 + i. */
-export const BUCKET0 = 14;
+export const BUCKET0 = 15;
 /** Bucket columns by name, e.g. `B.queue_wait`. */
 export const B = Object.fromEntries(BUCKETS.map((b, i) => [b, BUCKET0 + i])) as {
   readonly [K in (typeof BUCKETS)[number]]: number;
 };
 const WIDTH = BUCKET0 + BUCKETS.length;
-const INITIAL = Float64Array.from([0, -1, 0, -1, 0, -1, -1, -1, -1, -1, -1, -1, -1, 0, ...BUCKETS.map(() => 0)]);
+const INITIAL = Float64Array.from([0, -1, 0, -1, 0, -1, -1, -1, -1, -1, -1, -1, -1, 0, 0, ...BUCKETS.map(() => 0)]);
 
 /**
  * Open requests' state as rows of one Float64Array, found by interned id. Why not an object per

@@ -1,4 +1,4 @@
-import { O, T, type EventRecord } from '../events/flat-event.js';
+import { ENDPOINT_CODES, O, T, type EventRecord } from '../events/flat-event.js';
 import type { MinuteBucket } from '../metrics/tpm.js';
 import { NotableRequests } from './notable-requests.js';
 import { BUCKETS } from './report-types.js';
@@ -9,6 +9,7 @@ import {
   BUCKET0,
   DECODE_END,
   DECODE_START,
+  ENDPOINT,
   E2E_TTFT,
   FIRST_ENQUEUE,
   FIRST_TOKEN,
@@ -22,6 +23,9 @@ import {
   WAIT_START,
 } from './request-table.js';
 import { zeroBuckets, type Bin, type RunFacts } from './run-facts.js';
+
+/** Endpoint codes (flat-event's) whose answers have no first token: embeddings and `other`. */
+const PLAIN: readonly boolean[] = [false, ...ENDPOINT_CODES.map((n) => n === 'embeddings' || n === 'other')];
 
 /** How a request id has ended so far (see RunAccumulator.done). */
 const DONE_OK = 1;
@@ -134,6 +138,8 @@ export class RunAccumulator {
       bins: [],
       badLines: 0,
       events: 0,
+      byEndpoint: {},
+      plainServerMs: [],
       slowest: [],
       recentErrors: [],
     };
@@ -170,7 +176,7 @@ export class RunAccumulator {
       case T.shard_exit:
         return this.onShardExit(e);
       case T.enqueue:
-        if (e.rid >= 0) this.onEnqueue(ts, this.reqs.open(e.rid, ts));
+        if (e.rid >= 0) this.onEnqueue(ts, this.reqs.open(e.rid, ts), e.endpoint);
         return;
       case T.attempt_start:
         if (e.rid >= 0) this.onAttemptStart(e, ts, this.reqs.open(e.rid, ts));
@@ -259,8 +265,9 @@ export class RunAccumulator {
     this.openByShard.set(shard, 0);
   }
 
-  private onEnqueue(ts: number, st: number): void {
+  private onEnqueue(ts: number, st: number, endpoint: number): void {
     const r = this.reqs;
+    if (endpoint > 0) r.set(st, ENDPOINT, endpoint);
     r.set(st, WAIT_START, ts);
     r.set(st, WAIT_FREE, this.freeMs);
     r.set(st, WAIT_DOWN, this.downIntegralMs);
@@ -312,6 +319,14 @@ export class RunAccumulator {
       this.onFailedAttempt(e);
       if (st >= 0 && r.get(st, ATTEMPT_START) >= 0)
         r.add(st, B.failed_attempts, ts - r.get(st, ATTEMPT_START) - r.get(st, ATTEMPT_CONNECT));
+    } else if (st >= 0 && r.get(st, ATTEMPT_START) >= 0 && PLAIN[r.get(st, ENDPOINT)]) {
+      // Embeddings, rerank and the like: no token stream, so no TTFT; the server's time is their latency,
+      // which the diagnosis reads where TTFT is not defined.
+      const serverMs = ts - r.get(st, ATTEMPT_START) - r.get(st, ATTEMPT_CONNECT);
+      r.add(st, B.server_ttft, serverMs);
+      this.f.plainServerMs.push(serverMs);
+      this.f.ttftLoadInFlight.push(this.inFlight + 1);
+      this.f.ttftLoadMs.push(serverMs);
     } else if (st >= 0 && r.get(st, ATTEMPT_START) >= 0) {
       const first = r.get(st, FIRST_TOKEN) >= 0 ? r.get(st, FIRST_TOKEN) : ts;
       r.set(st, SERVER_TTFT, first - r.get(st, ATTEMPT_START) - r.get(st, ATTEMPT_CONNECT));
@@ -472,6 +487,7 @@ export class RunAccumulator {
         succeeded ? 'succeeded' : 'failed',
       );
     if (st >= 0) for (let i = 0; i < BUCKETS.length; i++) this.bucketSums[i]! += r.get(st, BUCKET0 + i);
+    this.tallyEndpoint(e, ts, st, succeeded, tokens);
     if (succeeded) {
       f.succeeded++;
       f.completionTokens += tokens;
@@ -483,13 +499,40 @@ export class RunAccumulator {
         f.e2eLatency.push(ts - r.get(st, FIRST_ENQUEUE));
         if (r.get(st, TPOT) >= 0) f.tpot.push(r.get(st, TPOT));
         this.bin?.ttft.push(r.get(st, SERVER_TTFT));
-      }
+      } else if (st >= 0 && PLAIN[r.get(st, ENDPOINT)]) f.e2eLatency.push(ts - r.get(st, FIRST_ENQUEUE));
     } else {
       f.failed++;
       const c = e.cause || 'unknown';
       f.failureCauses[c] = (f.failureCauses[c] ?? 0) + 1;
       this.failedCause.set(rid, c);
     }
+  }
+
+  /** Count a request's end for its endpoint (the report's split by endpoint). */
+  private tallyEndpoint(e: EventRecord, ts: number, st: number, succeeded: boolean, tokens: number): void {
+    const name = ENDPOINT_CODES[(e.endpoint || 1) - 1] ?? 'chat';
+    const b = (this.f.byEndpoint[name] ??= {
+      requests: 0,
+      succeeded: 0,
+      failed: 0,
+      completionTokens: 0,
+      promptTokens: 0,
+      items: 0,
+      latency: [],
+      ttft: [],
+    });
+    b.requests++;
+    if (!succeeded) {
+      b.failed++;
+      return;
+    }
+    b.succeeded++;
+    b.completionTokens += tokens;
+    b.promptTokens += e.promptTokens || 0;
+    b.items += Number.isNaN(e.items) ? 1 : e.items;
+    if (st < 0) return;
+    b.latency.push(ts - this.reqs.get(st, FIRST_ENQUEUE));
+    if (this.reqs.get(st, SERVER_TTFT) >= 0) b.ttft.push(this.reqs.get(st, SERVER_TTFT));
   }
 
   /**

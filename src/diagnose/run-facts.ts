@@ -74,10 +74,28 @@ export interface RunFacts {
   bins: Bin[];
   badLines: number;
   events: number;
+  /** Requests by endpoint name, for the report's split (every endpoint the run used). */
+  byEndpoint: Record<string, EndpointFacts>;
+  /** Server time of answers without a first token (embeddings, rerank…): the diagnosis's stand-in for TTFT. */
+  plainServerMs: number[];
   /** The 10 slowest finished requests by e2e latency. */
   slowest: { id: string; e2e_ms: number; attempts: number; outcome: string }[];
   /** The last 10 failed attempts with their messages. */
   recentErrors: { id: string; attempt: number; cause: string; status: number | null; error: string }[];
+}
+
+/** One endpoint's share of a run. */
+export interface EndpointFacts {
+  requests: number;
+  succeeded: number;
+  failed: number;
+  completionTokens: number;
+  promptTokens: number;
+  /** Embeddings inputs (an `input` may be an array). */
+  items: number;
+  /** Succeeded requests' e2e latency and, where the endpoint streams, server TTFT (ms). */
+  latency: number[];
+  ttft: number[];
 }
 
 /** One timeline bin: state sampled at its start, counts within it. */

@@ -1,3 +1,4 @@
+import type { EndpointKind } from '../client/endpoints.js';
 /**
  * The raw event log schema, v1. Every figure shardline reports is recomputed from these lines, so
  * names here are a public contract: add fields and types freely, never rename. See docs/events.md.
@@ -39,7 +40,8 @@ export interface EventPayloads {
     replaces?: number;
     /** The machine's hostname: shards of a distributed run come from several. */ host?: string;
   };
-  enqueue: { id: string; line?: number; attempt?: number };
+  /** `endpoint` on a request's first enqueue when it is not chat. */
+  enqueue: { id: string; line?: number; attempt?: number; endpoint?: Exclude<EndpointKind, 'chat'> };
   attempt_start: { id: string; attempt: number };
   conn_open: { connect_ms: number; id?: string; attempt?: number };
   response_headers: { id: string; attempt: number; status: number };
@@ -75,6 +77,9 @@ export interface EventPayloads {
     prompt_tokens: number;
     cause?: Cause | 'postprocess_error';
     tokens_estimated?: boolean;
+    /** The endpoint, when not chat; `items`: an embeddings request's inputs. */
+    endpoint?: Exclude<EndpointKind, 'chat'>;
+    items?: number;
   };
   gauge: {
     backlog: number;

@@ -59,21 +59,27 @@ export const NUMERIC_FIELDS = {
   cpu_wait: 'cpuWait',
   retry_after_ms: 'retryAfterMs',
   server_queue_ms: 'serverQueueMs',
+  items: 'items',
 } as const;
 
+/** `endpoint` values as codes (0 = absent: chat, as every line before endpoints were recorded). */
+export const ENDPOINT_CODES = ['chat', 'completions', 'embeddings', 'responses', 'other'] as const;
+
 /** Row columns after the numeric fields. */
-export const C_TYPE = 23;
-export const C_OUTCOME = 24;
-export const C_ESTIMATED = 25;
+export const C_TYPE = 24;
+export const C_OUTCOME = 25;
+export const C_ESTIMATED = 26;
 /** Interned request id, -1 when none (set by whoever interns, from the id's bytes). */
-export const C_RID = 26;
+export const C_RID = 27;
 /** The id's bytes: [start, end) in `idBuf` (or in a batch's id bytes), -1 when the event has none. */
-export const C_ID_START = 27;
-export const C_ID_END = 28;
+export const C_ID_START = 28;
+export const C_ID_END = 29;
 /** Index of the event's [cause, error, run] in `strings`, -1 when it has none of them. */
-export const C_STRINGS = 29;
+export const C_STRINGS = 30;
+/** Endpoint code (index of ENDPOINT_CODES + 1), 0 when absent. */
+export const C_ENDPOINT = 31;
 /** Numbers per event row. */
-export const ROW_WIDTH = 30;
+export const ROW_WIDTH = 32;
 
 const BLANK = new Float64Array(ROW_WIDTH).fill(NaN);
 BLANK[C_TYPE] = 0;
@@ -83,6 +89,7 @@ BLANK[C_RID] = -1;
 BLANK[C_ID_START] = -1;
 BLANK[C_ID_END] = -1;
 BLANK[C_STRINGS] = -1;
+BLANK[C_ENDPOINT] = 0;
 const BLANK_BYTES = new Uint8Array(0);
 
 /**
@@ -196,6 +203,13 @@ export class FlatEvent {
   get serverQueueMs(): number {
     return this.col(22);
   }
+  get items(): number {
+    return this.col(23);
+  }
+  /** Endpoint code (ENDPOINT_CODES index + 1), 0 when absent (chat). */
+  get endpoint(): number {
+    return this.col(C_ENDPOINT);
+  }
   /** Type code (`T`), 0 for a type this version does not know. */
   get type(): number {
     return this.col(C_TYPE);
@@ -280,7 +294,10 @@ export class EventRecord {
   cpuWait = NaN;
   retryAfterMs = NaN;
   serverQueueMs = NaN;
+  items = NaN;
   type = 0;
+  /** Endpoint code (ENDPOINT_CODES index + 1), 0 when absent (chat). */
+  endpoint = 0;
   outcome = 0;
   tokensEstimated = false;
   /** Interned request id, -1 when none. */
@@ -316,7 +333,9 @@ export class EventRecord {
     this.cpuWait = r[b + 20]!;
     this.retryAfterMs = r[b + 21]!;
     this.serverQueueMs = r[b + 22]!;
+    this.items = r[b + 23]!;
     this.type = r[b + C_TYPE]!;
+    this.endpoint = r[b + C_ENDPOINT]!;
     this.outcome = r[b + C_OUTCOME]!;
     this.tokensEstimated = r[b + C_ESTIMATED] === 1;
     this.rid = r[b + C_RID]!;
@@ -335,6 +354,7 @@ const NUMERIC_KEYS = Object.keys(NUMERIC_FIELDS) as NumericKey[];
 
 const typeByName = new Map<string, number>(EVENT_TYPE_CODES.map((n, i) => [n, i + 1]));
 const outcomeByName = new Map<string, number>(OUTCOME_CODES.map((n, i) => [n, i + 1]));
+const endpointByName = new Map<string, number>(ENDPOINT_CODES.map((n, i) => [n, i + 1]));
 
 /**
  * Fill `ev` from a parsed JSON object (the path for lines the byte decoder hands back: nested
@@ -363,6 +383,7 @@ export function fillFromObject(o: unknown, ev: FlatEvent): boolean {
     row[base + C_ID_END] = ev.idBuf.length;
   }
   if (typeof r.outcome === 'string') row[base + C_OUTCOME] = outcomeByName.get(r.outcome) ?? 0;
+  if (typeof r.endpoint === 'string') row[base + C_ENDPOINT] = endpointByName.get(r.endpoint) ?? 0;
   row[base + C_ESTIMATED] = r.tokens_estimated === true ? 1 : 0;
   return true;
 }

@@ -1,10 +1,12 @@
 import { CAUSES } from './event-types.js';
 import {
+  C_ENDPOINT,
   C_ESTIMATED,
   C_ID_END,
   C_ID_START,
   C_OUTCOME,
   C_TYPE,
+  ENDPOINT_CODES,
   EVENT_TYPE_CODES,
   NUMERIC_FIELDS,
   OUTCOME_CODES,
@@ -33,6 +35,7 @@ const K_ID = K_CAUSE + 3;
 const K_TYPE = K_CAUSE + 4;
 const K_OUTCOME = K_CAUSE + 5;
 const K_ESTIMATED = K_CAUSE + 6;
+const K_ENDPOINT = K_CAUSE + 7;
 
 interface Named {
   bytes: Uint8Array;
@@ -69,7 +72,7 @@ const IGNORED_KEYS = [
   'probes',
   'gave_up',
 ];
-const K_IGNORED = K_ESTIMATED + 1;
+const K_IGNORED = K_ENDPOINT + 1;
 const ALL_KEYS = [
   ...NUMERIC_KEYS,
   'cause',
@@ -79,6 +82,7 @@ const ALL_KEYS = [
   'type',
   'outcome',
   'tokens_estimated',
+  'endpoint',
   ...IGNORED_KEYS,
 ];
 const KEYS_BY_LEN = byLength(ALL_KEYS);
@@ -92,6 +96,7 @@ const KEY_TAILS = ALL_KEYS.map((k) => Buffer.from(`${k}":`));
 const NEXT_KEY = new Int32Array(ALL_KEYS.length + 1).fill(-1);
 const TYPES_BY_LEN = byLength(EVENT_TYPE_CODES, 1);
 const OUTCOMES_BY_LEN = byLength(OUTCOME_CODES, 1);
+const ENDPOINTS_BY_LEN = byLength(ENDPOINT_CODES, 1);
 const CAUSES_BY_LEN = byLength(CAUSES);
 const TRUE = Buffer.from('true');
 const FALSE = Buffer.from('false');
@@ -172,6 +177,7 @@ export function decodeFlatLine(buf: Buffer, start: number, end: number, ev: Flat
         row[base + C_TYPE] = lookup(TYPES_BY_LEN, buf, a, q - a, 0);
         typeSeen = true;
       } else if (key === K_OUTCOME) row[base + C_OUTCOME] = lookup(OUTCOMES_BY_LEN, buf, a, q - a, 0);
+      else if (key === K_ENDPOINT) row[base + C_ENDPOINT] = lookup(ENDPOINTS_BY_LEN, buf, a, q - a, 0);
       else if (key === K_RUN) {
         // Only run_start needs the run id as a string: don't make one per line.
         runAt = a;
@@ -220,6 +226,7 @@ function clear(ev: FlatEvent, key: number, typeSeen: boolean): boolean {
   else if (key === K_ERROR) ev.setString(1, '');
   else if (key === K_ID) row[base + C_ID_START] = row[base + C_ID_END] = -1;
   else if (key === K_OUTCOME) row[base + C_OUTCOME] = 0;
+  else if (key === K_ENDPOINT) row[base + C_ENDPOINT] = 0;
   else if (key === K_ESTIMATED) row[base + C_ESTIMATED] = 0;
   else if (key === K_TYPE) return false;
   return typeSeen;

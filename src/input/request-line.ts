@@ -1,4 +1,4 @@
-import { bodyProblem, endpointOfUrl, streams, type EndpointKind } from '../client/endpoints.js';
+import { bodyProblem, endpointOfUrl, inputItems, streams, type EndpointKind } from '../client/endpoints.js';
 import type { JsonlLine } from './jsonl-lines.js';
 
 /** A request ready for dispatch: the body is serialized once, here. */
@@ -14,6 +14,8 @@ export interface RequestSpec {
   endpoint?: Exclude<EndpointKind, 'chat'>;
   /** Its path under the API base URL, for an `other` endpoint (`rerank`). */
   path?: string;
+  /** An embeddings request's inputs (its `input` may be an array). */
+  items?: number;
 }
 
 /** A line that cannot be run; it goes to rejects.jsonl with its line number. */
@@ -99,6 +101,7 @@ export function parseRequestLine(line: JsonlLine, opts: ParseLineOptions): Reque
   const spec: RequestSpec = { id, lineNo: line.lineNo, body: JSON.stringify(out), stream };
   if (endpoint.kind !== 'chat') spec.endpoint = endpoint.kind;
   if (endpoint.kind === 'other') spec.path = endpoint.path;
+  if (endpoint.kind === 'embeddings') spec.items = inputItems(body);
   return spec;
 }
 

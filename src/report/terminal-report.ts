@@ -55,6 +55,22 @@ export function formatReport(r: Report): string {
   out.push(`            e2e    ${p(r.ttft_ms.e2e)}`);
   out.push(`latency     e2e    ${p(r.latency_ms.e2e)}`);
   out.push(`TPOT               ${p(r.tpot_ms)}`);
+  // A run that is not chat alone: each endpoint's own figures, in what its throughput counts.
+  const endpoints = Object.entries(r.by_endpoint ?? {});
+  if (endpoints.length > 1 || (endpoints.length === 1 && endpoints[0]![0] !== 'chat')) {
+    for (const [name, e] of endpoints) {
+      const throughput =
+        name === 'embeddings'
+          ? `${n(e.input_tpm)} input tokens/min, ${e.items_per_s.toFixed(1)} inputs/s`
+          : name === 'other'
+            ? `${e.items_per_s.toFixed(1)} requests/s`
+            : `${n(e.tpm)} completion tokens/min`;
+      out.push(
+        `${name.padEnd(11)} ${n(e.requests)} requests (${n(e.failed)} failed); ${throughput}; latency ` +
+          `${p(e.latency_ms)}${e.ttft_ms ? `; TTFT ${p(e.ttft_ms)}` : ''}`,
+      );
+    }
+  }
   const u = r.utilization;
   const limit =
     u.limit_final && u.limit_final !== u.limit ? `${u.limit_final} at the end (at most ${u.limit})` : `${u.limit}`;

@@ -1,6 +1,7 @@
 import type { ResolvedRunOptions } from '../config/resolved-run-options.js';
 import type { Clock } from '../util/clock.js';
 import type { EventWriter } from '../events/event-writer.js';
+import type { EventPayloads } from '../events/event-types.js';
 import { createRng } from '../util/rng.js';
 import { rssMb } from './live/load-sampler.js';
 import { LoopLagSampler } from './live/loop-lag.js';
@@ -262,6 +263,7 @@ export class Coordinator {
       const item: WorkItem = { id: next.id, lineNo: next.lineNo, body: next.body, stream: next.stream, attempt: 1 };
       if (next.endpoint) item.endpoint = next.endpoint;
       if (next.path) item.path = next.path;
+      if (next.items !== undefined) item.items = next.items;
       if (this.budget.active) {
         // Waiting for the budget happens before the enqueue event: it is pacing, not queueing.
         if (this.budget.countsTokens) item.charge = await tokenCharge(item.body);
@@ -270,8 +272,10 @@ export class Coordinator {
       }
       // Open loop: the request arrived when the schedule said, even if this loop woke up late; the
       // lateness is then client-side waiting, visible in queue_wait, not a shift of the arrivals.
-      if (this.o.rate !== undefined) events.write('enqueue', { id: item.id, line: item.lineNo }, arrivalAt);
-      else events.write('enqueue', { id: item.id, line: item.lineNo });
+      const enqueue: EventPayloads['enqueue'] = { id: item.id, line: item.lineNo };
+      if (item.endpoint) enqueue.endpoint = item.endpoint;
+      if (this.o.rate !== undefined) events.write('enqueue', enqueue, arrivalAt);
+      else events.write('enqueue', enqueue);
       this.backlog.push(item);
       this.dispatch();
     }

@@ -11,6 +11,7 @@ export interface WorkItem {
   /** The endpoint, when not chat, and an `other` endpoint's path (see RequestSpec). */
   endpoint?: Exclude<EndpointKind, 'chat'>;
   path?: string;
+  items?: number;
   /** The attempt number this dispatch makes (1 for a first try). */
   attempt: number;
   /**

@@ -419,6 +419,8 @@ export class ShardRuntime {
     };
     if (cause) end.cause = cause;
     if (estimated) end.tokens_estimated = true;
+    if (item.endpoint) end.endpoint = item.endpoint;
+    if (item.items !== undefined) end.items = item.items;
     this.events.write('request_end', end);
     this.requests++;
     const done: DoneItem = {
@@ -476,14 +478,17 @@ export class ShardRuntime {
       if (item.free) retry.free = item.free;
       this.outbox.retry.push(retry);
     } else {
-      this.events.write('request_end', {
+      const end: EventPayloads['request_end'] = {
         id,
         outcome: 'failed',
         attempts: attempt,
         completion_tokens: 0,
         prompt_tokens: 0,
         cause: o.cause,
-      });
+      };
+      if (item.endpoint) end.endpoint = item.endpoint;
+      if (item.items !== undefined) end.items = item.items;
+      this.events.write('request_end', end);
       this.requests++;
       const tooLong = decision.retryAfterTooLongMs;
       const message =
