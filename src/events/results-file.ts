@@ -15,7 +15,7 @@ export interface ResultSummary {
   id: string;
   /** `error.code` of a failed result; undefined for a success. */
   code: string | undefined;
-  /** `response.body.usage.completion_tokens` of a success, when the server sent usage. */
+  /** `response.body.usage.completion_tokens` (`output_tokens`: Responses API) of a success, when sent. */
   completionTokens: number | undefined;
 }
 
@@ -96,7 +96,7 @@ function parseAnyLine(text: string): ResultSummary | undefined {
   let r: {
     custom_id?: unknown;
     error?: { code?: unknown } | null;
-    response?: { body?: { usage?: { completion_tokens?: unknown } } } | null;
+    response?: { body?: { usage?: { completion_tokens?: unknown; output_tokens?: unknown } } } | null;
   };
   try {
     r = JSON.parse(text) as typeof r;
@@ -106,7 +106,9 @@ function parseAnyLine(text: string): ResultSummary | undefined {
   }
   if (typeof r?.custom_id !== 'string') return undefined;
   const code = r.error ? (typeof r.error.code === 'string' ? r.error.code : 'unknown') : undefined;
-  const tokens = r.response?.body?.usage?.completion_tokens;
+  // The Responses API names its completion tokens output_tokens.
+  const usage = r.response?.body?.usage;
+  const tokens = usage?.completion_tokens ?? usage?.output_tokens;
   return {
     id: r.custom_id,
     code,

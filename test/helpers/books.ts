@@ -12,7 +12,10 @@ export async function expectBooksAgree(out: string): Promise<void> {
   expect(report.requests.succeeded + report.requests.failed).toBe(results.length);
   expect(report.requests.succeeded).toBe(results.filter((r) => r.error === null).length);
   expect(report.tokens.completion).toBe(
-    results.reduce((a, r) => a + (r.response?.body.usage?.completion_tokens ?? 0), 0),
+    results.reduce((a, r) => {
+      const usage = r.response?.body.usage as { completion_tokens?: number; output_tokens?: number } | undefined;
+      return a + (usage?.completion_tokens ?? usage?.output_tokens ?? 0);
+    }, 0),
   );
   expect(report.results).toMatchObject({
     lines: results.length,
