@@ -266,7 +266,7 @@ export class Coordinator {
       if (next.items !== undefined) item.items = next.items;
       if (this.budget.active) {
         // Waiting for the budget happens before the enqueue event: it is pacing, not queueing.
-        if (this.budget.countsTokens) item.charge = await tokenCharge(item.body);
+        if (this.budget.countsTokens) item.charge = await tokenCharge(item.body, item.endpoint);
         await new Promise<void>((go) => this.whenBudgetAllows(item, go));
         if (this.stopping) break;
       }

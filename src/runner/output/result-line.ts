@@ -11,6 +11,12 @@ export function successResultLine(
   item: WorkItem,
   o: Extract<AttemptOutcome, { outcome: 'ok' }>,
 ): string {
+  if (o.rawBody !== undefined) {
+    // The body as the server sent it (one line of JSON it parsed), the rest as JSON.stringify writes it.
+    const head = `{"id":${JSON.stringify(resultId(runId, item))},"custom_id":${JSON.stringify(item.id)}`;
+    const response = `{"status_code":${o.status},"request_id":${JSON.stringify(o.requestId ?? null)}`;
+    return `${head},"response":${response},"body":${o.rawBody}},"error":null}`;
+  }
   return JSON.stringify({
     id: resultId(runId, item),
     custom_id: item.id,

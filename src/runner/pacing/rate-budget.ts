@@ -1,4 +1,5 @@
-import { estimatePromptTokens } from '../../client/token-estimate.js';
+import { estimateInputTokens, estimatePromptTokens } from '../../client/token-estimate.js';
+import type { EndpointKind } from '../../client/endpoints.js';
 
 /** What a provider's x-ratelimit-* headers said about one budget, when an answer arrived. */
 export interface QuotaObservation {
@@ -196,12 +197,23 @@ function first(v: string | string[] | undefined): string | undefined {
 }
 
 /** What a request costs a token budget before it runs: its prompt (o200k) and its max_tokens, if set. */
-export async function tokenCharge(bodyJson: string): Promise<{ promptTokens: number; maxTokens: number | undefined }> {
-  const body = JSON.parse(bodyJson) as { max_tokens?: unknown; max_completion_tokens?: unknown; n?: unknown };
-  const max = body.max_completion_tokens ?? body.max_tokens;
+export async function tokenCharge(
+  bodyJson: string,
+  endpoint: EndpointKind = 'chat',
+): Promise<{ promptTokens: number; maxTokens: number | undefined }> {
+  // Embeddings and other endpoints produce no tokens: their charge is their input alone.
+  if (endpoint === 'embeddings' || endpoint === 'other')
+    return { promptTokens: await estimateInputTokens(bodyJson), maxTokens: 0 };
+  const body = JSON.parse(bodyJson) as {
+    max_tokens?: unknown;
+    max_completion_tokens?: unknown;
+    max_output_tokens?: unknown;
+    n?: unknown;
+  };
+  const max = body.max_completion_tokens ?? body.max_tokens ?? body.max_output_tokens;
   const n = typeof body.n === 'number' && body.n > 1 ? body.n : 1;
   return {
-    promptTokens: await estimatePromptTokens(bodyJson),
+    promptTokens: endpoint === 'chat' ? await estimatePromptTokens(bodyJson) : await estimateInputTokens(bodyJson),
     maxTokens: typeof max === 'number' ? max * n : undefined,
   };
 }
