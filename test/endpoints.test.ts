@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterEach, describe, expect, it } from 'vitest';
 import { bodyProblem, endpointOfUrl, usageOf } from '../src/client/endpoints.js';
-import { analyze, parseProfile, run, startSim, type RunningSim } from '../src/index.js';
+import { analyze, parseProfile, run, startSim, sweep, type RunningSim } from '../src/index.js';
 import { parseRequestLine, type RejectedLine, type RequestSpec } from '../src/input/request-line.js';
 import { expectBooksAgree } from './helpers/books.js';
 import { CLI, runCli } from './helpers/cli.js';
@@ -226,5 +226,36 @@ describe('a job mixing every endpoint', () => {
     expect(ids).toHaveLength(n);
     expect(new Set(ids).size).toBe(n);
     expect(results(out).every((r) => r.error === null)).toBe(true);
+  });
+});
+
+describe('sweep and auto on an embeddings job', () => {
+  it('measures each level by input tokens/min and server latency, as no answer has a token or a TTFT', async () => {
+    sim = await startSim({ profile: parseProfile({ base: 'fast', slots: 2 }), seed: 4 });
+    const dir = tempDir();
+    const input = join(dir, 'emb.jsonl');
+    const line = (i: number) => JSON.stringify({ input: [`doc ${i}`, `more ${i}`] });
+    writeFileSync(input, `${Array.from({ length: 80 }, (_, i) => line(i)).join('\n')}\n`);
+    const result = await sweep({
+      input,
+      run: { endpoint: `${sim.url}/v1`, url: '/v1/embeddings' },
+      out: join(dir, 'sweep'),
+      levels: [1, 4],
+      requestsPerStage: 40,
+    });
+    for (const s of result.stages) {
+      expect(s.tpm, `level ${s.level}`).toBeGreaterThan(0);
+      expect(s.ttftP95Ms, `level ${s.level}`).not.toBeNull();
+    }
+    expect(result.knee.level).not.toBeNull();
+    const auto = await run({
+      input,
+      endpoint: `${sim.url}/v1`,
+      url: '/v1/embeddings',
+      out: join(dir, 'auto'),
+      concurrency: 'auto:1-8:2',
+      progress: 'off',
+    });
+    expect(auto.requests.succeeded).toBe(80);
   });
 });

@@ -113,6 +113,7 @@ export function buildReport(f: RunFacts): Report {
       server_ttft_floor_ms: percentileOf(floorSource, 1),
       server_ttft_p25_ms: percentileOf(floorSource, 25),
       server_queue_ms: summarize(f.serverQueueMs),
+      plain_server_ms: summarize(f.plainServerMs),
       max_retry_after_ms: f.maxRetryAfterMs > 0 ? f.maxRetryAfterMs : null,
       bad_lines: f.badLines,
       events: f.events,

@@ -160,6 +160,8 @@ export interface ReportDetail {
   server_ttft_p25_ms: number | null;
   /** What servers that report their own timings did not account for (see attempt_end.server_queue_ms), ms. */
   server_queue_ms: PercentileSummary;
+  /** Server time (latency less connect) of answers without a first token: embeddings, rerank and the like. */
+  plain_server_ms: PercentileSummary;
   /** The longest Retry-After (or retry-after-ms) a failed attempt was given, ms; null when none. */
   max_retry_after_ms: number | null;
   bad_lines: number;

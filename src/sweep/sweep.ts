@@ -4,6 +4,7 @@ import { createInterface } from 'node:readline';
 import type { RunOptionsInput } from '../config/run-options.js';
 import { analyze } from '../diagnose/analyze.js';
 import { findKnee, type Knee, type SweepStage } from '../diagnose/knee.js';
+import type { Report } from '../diagnose/report-types.js';
 import { checkReadableInput } from '../input/check-readable.js';
 import { ensureDir } from '../util/ensure-dir.js';
 import { run } from '../runner/run.js';
@@ -55,9 +56,11 @@ export async function sweep(o: SweepOptions): Promise<SweepResult> {
     const stage: SweepStage = {
       level,
       dir,
-      tpm: r.tpm.run_average,
-      ttftP95Ms: r.ttft_ms.server.p95,
-      ttftP99Ms: r.ttft_ms.server.p99,
+      // An embeddings job generates nothing: its throughput is input tokens, and without a first token
+      // its server time stands in for TTFT (the same in every stage, so the knee compares like with like).
+      tpm: r.tpm.run_average > 0 ? r.tpm.run_average : inputTpm(r),
+      ttftP95Ms: r.ttft_ms.server.p95 ?? r.detail.plain_server_ms.p95,
+      ttftP99Ms: r.ttft_ms.server.p99 ?? r.detail.plain_server_ms.p99,
       retryRate: r.retries.rate,
       successRate: r.requests.success_rate,
     };
@@ -110,4 +113,9 @@ async function headLines(from: string, to: string, n: number): Promise<void> {
   }
   lines.close();
   await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+}
+
+/** Prompt (input) tokens per minute over every endpoint of a report. */
+function inputTpm(r: Report): number {
+  return Object.values(r.by_endpoint).reduce((a, e) => a + e.input_tpm, 0);
 }
