@@ -49,7 +49,8 @@ describe('input lines', () => {
     ['{"custom_id":"","body":{"messages":[1]}}', /custom_id must be a non-empty string/],
     ['{"custom_id":"a","body":[]}', /body must be an object/],
     ['{"custom_id":"a","method":"GET","body":{"messages":[1]}}', /method must be POST, got "GET"/],
-    ['{"custom_id":"a","url":"/v1/embeddings","body":{"messages":[1]}}', /url must be \/v1\/chat\/completions/],
+    ['{"custom_id":"a","url":"/v2/embeddings","body":{"messages":[1]}}', /url must be a POST path under \/v1\//],
+    ['{"custom_id":"a","url":"/v1/embeddings","body":{"messages":[1]}}', /no input: body\.input/],
     ['{"custom_id":"a","body":{"messages":[]}}', /no messages/],
     ['{"prompt":"x"}', /no messages/],
   ])('rejects %s naming why, with the line number and an excerpt', (text, reason) => {
