@@ -106,3 +106,39 @@ describe('HTML report in real headless Chromium', () => {
     },
   );
 });
+
+describe('HTML report of a job mixing endpoints', () => {
+  it('shows each endpoint’s figures in a table, in the units its throughput counts', async () => {
+    sim = await startSim({ profile: parseProfile({ base: 'fast' }), seed: 5 });
+    const dir = tempDir();
+    const input = join(dir, 'mixed.jsonl');
+    const line = (i: number) =>
+      i % 2 === 0
+        ? {
+            custom_id: `c${i}`,
+            method: 'POST',
+            url: '/v1/chat/completions',
+            body: { messages: [{ role: 'user', content: 'x' }], max_tokens: 4 },
+          }
+        : { custom_id: `e${i}`, method: 'POST', url: '/v1/embeddings', body: { input: ['a', 'b'] } };
+    writeFileSync(input, `${Array.from({ length: 20 }, (_, i) => JSON.stringify(line(i))).join('\n')}\n`);
+    const out = join(dir, 'out');
+    await run({ input, endpoint: `${sim.url}/v1`, out, progress: 'off' });
+    const html = join(dir, 'report.html');
+    expect((await runCli(['report', out, '--html', html])).code).toBe(0);
+    const { page, consoleErrors } = await openFile(browser, html);
+    await page.waitForSelector('[data-table="by-endpoint"]');
+    expect(consoleErrors).toEqual([]);
+    const rows = await page.$$eval('[data-table="by-endpoint"] tr', (trs) =>
+      trs.slice(1).map((tr) => Array.from(tr.querySelectorAll('td')).map((td) => td.textContent ?? '')),
+    );
+    expect(rows.map((r) => r[0])).toEqual(['chat', 'embeddings']);
+    expect(rows.map((r) => r[1])).toEqual(['10', '10']);
+    expect(rows[0]![3]).toMatch(/tok\/min$/);
+    expect(rows[1]![3]).toMatch(/input tok\/min, [\d.]+ inputs\/s$/);
+    // Embeddings have no first token: no TTFT.
+    expect(rows[1]![5]).toBe('–');
+    expect(rows[0]![5]).not.toBe('–');
+    await page.close();
+  });
+});

@@ -115,6 +115,21 @@ export const PAGE_SCRIPT = String.raw`
     ].forEach(function (kv) { var k = append(g, el('div', 'kpi')); append(k, el('div', 'v', kv[1]), el('div', 'k',
       kv[0])); });
 
+    // A run that is not chat alone: each endpoint's own figures, in what its throughput counts.
+    var eps = Object.keys(r.by_endpoint || {});
+    if (eps.length > 1 || (eps.length === 1 && eps[0] !== 'chat')) {
+      append(sec, el('h3', null, 'By endpoint'));
+      var et = table(sec, ['endpoint', 'requests', 'failed', 'throughput', 'latency p95 ms', 'TTFT p95 ms'],
+        eps.map(function (name) {
+          var e = r.by_endpoint[name];
+          var tp = name === 'embeddings' ? fmt(e.input_tpm) + ' input tok/min, ' + fmt(e.items_per_s, 1) + ' inputs/s'
+            : name === 'other' ? fmt(e.items_per_s, 1) + ' req/s' : fmt(e.tpm) + ' tok/min';
+          var ttft = e.ttft_ms ? fmt(e.ttft_ms.p95) : '–';
+          return [name, fmt(e.requests), fmt(e.failed), tp, fmt(e.latency_ms.p95), ttft];
+        }), [1, 2, 4, 5]);
+      et.setAttribute('data-table', 'by-endpoint');
+    }
+
     append(sec, el('h3', null, 'Throughput, latency, work conservation'));
     var charts = append(sec, el('div', 'charts'));
     // Aggregate completion TPM per UTC minute, stacked by shard.
