@@ -70,6 +70,10 @@ describe('the results check', () => {
       request_ends_without_result: 2,
       agree: false,
     });
+    expect([c.lines, c.succeeded, c.failed, c.completion_tokens]).toEqual([4, 3, 1, 9]);
+    // Events that count nothing (a log copied without its files): every line is without its request_end.
+    const none = await checkResults([dir], () => undefined, 0);
+    expect(none).toMatchObject({ without_request_end: 4, request_ends_without_result: 0, agree: false });
     const said = describeDisagreement(c)!;
     expect(said).toMatch(/^results\.jsonl and the events disagree: /);
     expect(said).toContain('1 result line(s) have no request_end event');
