@@ -77,7 +77,23 @@ function writeInput(name, n, stream, maxTokens = 32) {
   writeFileSync(path, `${lines.join('\n')}\n`);
   return path;
 }
+/** Lines of another endpoint: `/v1/completions` (prompt) or `/v1/embeddings` (input, 4 texts a line). */
+function writeEndpointInput(name, n, url) {
+  const path = join(work, name);
+  const lines = [];
+  for (let i = 0; i < n; i++) {
+    const body =
+      url === '/v1/embeddings'
+        ? { model: 'tiny', input: [0, 1, 2, 3].map((j) => `Text ${i}.${j} to embed.`) }
+        : { model: 'tiny', max_tokens: 32, prompt: `Say something about the number ${i}.` };
+    lines.push(JSON.stringify({ custom_id: `r${i}`, method: 'POST', url, body }));
+  }
+  writeFileSync(path, `${lines.join('\n')}\n`);
+  return path;
+}
 const streamed = writeInput('streamed.jsonl', requests, true);
+const completions = writeEndpointInput('completions.jsonl', requests, '/v1/completions');
+const embeddings = writeEndpointInput('embeddings.jsonl', requests, '/v1/embeddings');
 const plain = writeInput('plain.jsonl', requests, false);
 const long = writeInput('long.jsonl', 2000, true, 64);
 
@@ -279,6 +295,31 @@ const scenarios = {
         `down ${((backAt - killedAt) / 1000).toFixed(1)} s; first request ` +
         `${firstAfter ? `${Math.max(0, (firstAfter.ts - backAt) / 1000).toFixed(2)} s` : 'never'} after it was ` +
         `back; ${rep.outages?.paused_attempts ?? 0} paused attempts`,
+    });
+  },
+  async completions() {
+    await fixedRun('completions', completions, ['--concurrency', '4'], {
+      note: (out, rep) => {
+        const e = rep.by_endpoint?.completions;
+        return e
+          ? `completions: ${e.succeeded} ok, ${Math.round(e.tpm)} tok/min, ` +
+              `TTFT p95 ${Math.round(e.ttft_ms?.p95 ?? 0)} ms`
+          : 'no completions figures';
+      },
+    });
+  },
+  async embeddings() {
+    await fixedRun('embeddings', embeddings, ['--concurrency', '4'], {
+      serverArgs: ['--embeddings', '--pooling', 'mean'],
+      note: (out, rep) => {
+        const e = rep.by_endpoint?.embeddings;
+        const first = readFileSync(join(out, 'results.jsonl'), 'utf8').split('\n')[0] ?? '';
+        const dims = JSON.parse(first)?.response?.body?.data?.[0]?.embedding?.length ?? 0;
+        return e
+          ? `embeddings: ${e.succeeded} ok, ${e.items} inputs, ${Math.round(e.input_tpm)} input tok/min, ` +
+              `${dims} dimensions, TTFT ${e.ttft_ms === null ? 'none' : 'present'}`
+          : 'no embeddings figures';
+      },
     });
   },
   async 'wrong-key'() {

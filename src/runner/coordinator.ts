@@ -341,7 +341,7 @@ export class Coordinator {
       case 'fatal':
         return this.stopFor(new Error(msg.message));
       case 'quota':
-        for (const q of msg.items) this.budget.observe(q);
+        for (const quota of msg.items) this.budget.observe(quota);
         return;
       case 'ready':
         shard.started = true;
@@ -360,20 +360,20 @@ export class Coordinator {
   }
 
   private onDone(shard: ShardHandle, msg: ShardMessage<'done'>): void {
-    for (const d of msg.items) {
+    for (const done of msg.items) {
       // Only the shard a request is assigned to may finish it: a late answer from a shard that
       // was declared dead must not produce a second result.
-      const item = shard.assigned.get(d.id);
+      const item = shard.assigned.get(done.id);
       if (!item) continue;
-      shard.assigned.delete(d.id);
-      if (item.charge && d.outcome === 'succeeded') {
+      shard.assigned.delete(done.id);
+      if (item.charge && done.outcome === 'succeeded') {
         // Providers count the prompt as their tokenizer does, and max_tokens when set (else the completion).
         const charged = item.charge.promptTokens + (item.charge.maxTokens ?? 0);
-        this.budget.adjust(d.promptTokens + (item.charge.maxTokens ?? d.completionTokens) - charged);
+        this.budget.adjust(done.promptTokens + (item.charge.maxTokens ?? done.completionTokens) - charged);
       }
-      this.deps.sink.writeResult(d.id, d.resultLine, d);
-      this.live.recordDone(d, this.deps.clock());
-      tallyDone(this.totals, d);
+      this.deps.sink.writeResult(done.id, done.resultLine, done);
+      this.live.recordDone(done, this.deps.clock());
+      tallyDone(this.totals, done);
     }
     if (!this.stopping) {
       const halt = misconfiguredHalt(this.totals, this.o.failFast);
@@ -383,17 +383,17 @@ export class Coordinator {
   }
 
   private onRetry(shard: ShardHandle, msg: ShardMessage<'retry'>): void {
-    for (const r of msg.items) {
-      const item = shard.assigned.get(r.id);
+    for (const retry of msg.items) {
+      const item = shard.assigned.get(retry.id);
       if (!item) continue;
-      shard.assigned.delete(r.id);
+      shard.assigned.delete(retry.id);
       if (this.stopping) continue; // unfinished: a resume runs it again
       this.totals.retries++;
-      this.live.recordRetry(r);
-      item.attempt = r.attempt;
-      if (r.free) item.free = r.free;
+      this.live.recordRetry(retry);
+      item.attempt = retry.attempt;
+      if (retry.free) item.free = retry.free;
       this.delayed++;
-      this.requeueAt(item, r.dueTs);
+      this.requeueAt(item, retry.dueTs);
     }
     this.maybeFinish();
   }
