@@ -1,3 +1,4 @@
+import { streams } from '../client/endpoints.js';
 import { ENDPOINT_CODES, O, T, type EventRecord } from '../events/flat-event.js';
 import type { MinuteBucket } from '../metrics/tpm.js';
 import { NotableRequests } from './notable-requests.js';
@@ -25,7 +26,7 @@ import {
 import { zeroBuckets, type Bin, type RunFacts } from './run-facts.js';
 
 /** Endpoint codes (flat-event's) whose answers have no first token: embeddings and `other`. */
-const PLAIN: readonly boolean[] = [false, ...ENDPOINT_CODES.map((n) => n === 'embeddings' || n === 'other')];
+const PLAIN: readonly boolean[] = [false, ...ENDPOINT_CODES.map((n) => !streams(n))];
 
 /** How a request id has ended so far (see RunAccumulator.done). */
 const DONE_OK = 1;

@@ -1,3 +1,4 @@
+import { ENDPOINTS } from '../client/endpoints.js';
 /** Event types in the order of their numeric codes (code = index + 1; 0 = a type this version does not know). */
 export const EVENT_TYPE_CODES = [
   'run_start',
@@ -62,8 +63,8 @@ export const NUMERIC_FIELDS = {
   items: 'items',
 } as const;
 
-/** `endpoint` values as codes (0 = absent: chat, as every line before endpoints were recorded). */
-export const ENDPOINT_CODES = ['chat', 'completions', 'embeddings', 'responses', 'other'] as const;
+/** `endpoint` values as codes: index + 1 (0 = absent: chat, as every line before endpoints were recorded). */
+export const ENDPOINT_CODES = ENDPOINTS;
 
 /** Row columns after the numeric fields. */
 export const C_TYPE = 24;
