@@ -13,7 +13,8 @@ import { zeroBuckets, type EndpointFacts, type RunFacts } from '../src/diagnose/
 import { decodeFlatLine } from './helpers/flat-decode.js';
 import { tokenCharge } from '../src/runner/pacing/rate-budget.js';
 import { formatReport } from '../src/report/terminal-report.js';
-import { apiBodyProblem, generates as simGenerates, inputTokens, textTokens } from '../src/sim/sim-apis.js';
+import { apiBodyProblem, generates as simGenerates, inputTokens } from '../src/sim/sim-apis.js';
+import { textTokens } from '../src/sim/token-text.js';
 
 // The parts every endpoint goes through, each on its own: stream assemblers, body checks, token
 // counts and charges, the flat event decoder's endpoint field, and the report's split by endpoint.

@@ -1,5 +1,11 @@
 import type { EndpointKind } from './endpoints.js';
-import { ProtocolError, StreamAssembler, type ServerTimings, type Usage } from './stream-assembler.js';
+import {
+  parseStreamChunk,
+  ProtocolError,
+  StreamAssembler,
+  type ServerTimings,
+  type Usage,
+} from './stream-assembler.js';
 
 /** What an attempt assembles from a stream, whatever the endpoint. */
 export interface BodyAssembler {
@@ -69,13 +75,7 @@ export class CompletionsAssembler implements BodyAssembler {
       this.done = true;
       return false;
     }
-    let chunk: CompletionChunk;
-    try {
-      chunk = JSON.parse(data) as CompletionChunk;
-    } catch {
-      throw new ProtocolError(`invalid JSON in stream: ${data.slice(0, 80)}`);
-    }
-    if (chunk.error) throw new ProtocolError(`error event in stream: ${chunk.error.message ?? 'unknown'}`);
+    const chunk = parseStreamChunk<CompletionChunk>(data);
     if (!this.id && chunk.id) {
       this.id = chunk.id;
       this.model = chunk.model ?? '';
@@ -138,12 +138,7 @@ export class ResponsesAssembler implements BodyAssembler {
 
   push(data: string): boolean {
     if (data === '[DONE]') return false;
-    let ev: ResponseEvent;
-    try {
-      ev = JSON.parse(data) as ResponseEvent;
-    } catch {
-      throw new ProtocolError(`invalid JSON in stream: ${data.slice(0, 80)}`);
-    }
+    const ev = parseStreamChunk<ResponseEvent>(data);
     switch (ev.type) {
       case 'response.output_text.delta':
         if (!ev.delta) return false;

@@ -39,6 +39,21 @@ export class ProtocolError extends Error {
   override name = 'ProtocolError';
 }
 
+/**
+ * One SSE `data` payload as JSON, every endpoint's chunks alike: invalid JSON, or an `error` object the
+ * server streams instead of a chunk, is a ProtocolError naming what came.
+ */
+export function parseStreamChunk<T extends { error?: { message?: string } }>(data: string): T {
+  let chunk: T;
+  try {
+    chunk = JSON.parse(data) as T;
+  } catch {
+    throw new ProtocolError(`invalid JSON in stream: ${data.slice(0, 80)}`);
+  }
+  if (chunk.error) throw new ProtocolError(`error event in stream: ${chunk.error.message ?? 'unknown'}`);
+  return chunk;
+}
+
 interface ChunkShape {
   id?: string;
   model?: string;
@@ -113,13 +128,7 @@ export class StreamAssembler {
         return true;
       }
     }
-    let chunk: ChunkShape;
-    try {
-      chunk = JSON.parse(data) as ChunkShape;
-    } catch {
-      throw new ProtocolError(`invalid JSON in stream: ${data.slice(0, 80)}`);
-    }
-    if (chunk.error) throw new ProtocolError(`error event in stream: ${chunk.error.message ?? 'unknown'}`);
+    const chunk = parseStreamChunk<ChunkShape>(data);
     if (!this.id && chunk.id) {
       this.id = chunk.id;
       this.model = chunk.model ?? '';

@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Sequence, SequenceSink } from './batch-engine.js';
-import type { ResponseHost } from './sim-response.js';
+import { answerJson, recordAnswered, type ResponseHost } from './sim-response.js';
+import { textTokens } from './token-text.js';
 
 /**
  * The endpoints the simulator serves. Generation endpoints (chat, completions, responses) decode
@@ -20,18 +21,6 @@ export const SIM_API_PATHS: Readonly<Record<string, SimApi>> = {
 
 export function generates(api: SimApi): api is 'chat' | 'completions' | 'responses' {
   return api === 'chat' || api === 'completions' || api === 'responses';
-}
-
-/** Tokens the simulator charges for a text: ceil(chars / 4), an approximation stated as such. */
-export function textTokens(v: unknown): number {
-  if (typeof v === 'string') return Math.ceil(v.length / 4);
-  if (typeof v === 'number') return 1;
-  if (Array.isArray(v)) return v.reduce((n: number, x) => n + textTokens(x), 0);
-  if (v && typeof v === 'object') {
-    const o = v as { text?: unknown; content?: unknown };
-    return textTokens(o.text ?? o.content ?? '');
-  }
-  return 0;
 }
 
 /** The OpenAI-style 400 message for a body its endpoint cannot take, or undefined. */
@@ -87,25 +76,8 @@ export class PlainResponse implements SequenceSink {
     if (this.done) return;
     this.done = true;
     const usage = { prompt_tokens: this.init.promptTokens, total_tokens: this.init.promptTokens };
-    const text = JSON.stringify(this.answer(usage));
-    this.res.writeHead(200, {
-      'content-type': 'application/json',
-      'content-length': Buffer.byteLength(text),
-      'x-request-id': this.init.id,
-      ...this.init.headers,
-      ...(this.core.profile.faults.keep_alive ? {} : { connection: 'close' }),
-    });
-    this.res.end(text);
-    this.core.countStatus(200);
-    this.core.recordTiming({
-      id: this.init.id,
-      arrivalMs: seq.arrivalMs,
-      ioTurnMs: seq.ioTurnMs,
-      admittedMs: seq.admittedMs,
-      firstTokenMs: seq.firstTokenMs,
-      endMs: this.core.now(),
-      completionTokens: 0,
-    });
+    answerJson(this.core, this.res, this.init, JSON.stringify(this.answer(usage)));
+    recordAnswered(this.core, this.init.id, seq, 0);
   }
 
   private answer(usage: { prompt_tokens: number; total_tokens: number }): Record<string, unknown> {

@@ -21,6 +21,37 @@ export interface SimResponseInit {
 
 const SUFFIX = ',"logprobs":null,"finish_reason":null}]}\n\n';
 
+/** Send a whole JSON answer (not streamed): its id, the rate-limit headers, keep-alive as the profile says. */
+export function answerJson(
+  core: ResponseHost,
+  res: ServerResponse,
+  init: { id: string; headers: Record<string, string> },
+  text: string,
+): void {
+  res.writeHead(200, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    'x-request-id': init.id,
+    ...init.headers,
+    ...(core.profile.faults.keep_alive ? {} : { connection: 'close' }),
+  });
+  res.end(text);
+}
+
+/** Count a 200 and record the request's server timings, once its answer is complete. */
+export function recordAnswered(core: ResponseHost, id: string, seq: Sequence, completionTokens: number): void {
+  core.countStatus(200);
+  core.recordTiming({
+    id,
+    arrivalMs: seq.arrivalMs,
+    ioTurnMs: seq.ioTurnMs,
+    admittedMs: seq.admittedMs,
+    firstTokenMs: seq.firstTokenMs,
+    endMs: core.now(),
+    completionTokens,
+  });
+}
+
 /** What a response needs of the simulator (SimCore), declared here so the two files do not import each other. */
 export interface ResponseHost {
   readonly profile: SimProfile;
@@ -169,25 +200,9 @@ export class SimResponse implements SequenceSink {
             }
           : this.plainBody(seq.emitted, usage),
       );
-      this.res.writeHead(200, {
-        'content-type': 'application/json',
-        'content-length': Buffer.byteLength(body),
-        'x-request-id': this.init.id,
-        ...this.init.headers,
-        ...(this.core.profile.faults.keep_alive ? {} : { connection: 'close' }),
-      });
-      this.res.end(body);
+      answerJson(this.core, this.res, this.init, body);
     }
-    this.core.countStatus(200);
-    this.core.recordTiming({
-      id: this.init.id,
-      arrivalMs: seq.arrivalMs,
-      ioTurnMs: seq.ioTurnMs,
-      admittedMs: seq.admittedMs,
-      firstTokenMs: seq.firstTokenMs,
-      endMs: this.core.now(),
-      completionTokens: seq.emitted,
-    });
+    recordAnswered(this.core, this.init.id, seq, seq.emitted);
   }
 
   /** A non-streamed answer of the completions or responses endpoint. */

@@ -88,16 +88,21 @@ export function completionText(n: number): string {
  */
 export function countPromptTokens(messages: readonly unknown[]): number {
   let tokens = 3;
-  for (const m of messages) {
-    tokens += 4;
-    const content = (m as { content?: unknown } | null)?.content;
-    if (typeof content === 'string') tokens += Math.ceil(content.length / 4);
-    else if (Array.isArray(content)) {
-      for (const part of content) {
-        const text = (part as { text?: unknown } | null)?.text;
-        if (typeof text === 'string') tokens += Math.ceil(text.length / 4);
-      }
-    }
-  }
+  for (const m of messages) tokens += 4 + textTokens((m as { content?: unknown } | null)?.content);
   return tokens;
+}
+
+/**
+ * Tokens the simulator charges for a text: ceil(chars / 4), an approximation stated as such; a list
+ * (of strings, or of content parts with `text`) counts each item.
+ */
+export function textTokens(v: unknown): number {
+  if (typeof v === 'string') return Math.ceil(v.length / 4);
+  if (typeof v === 'number') return 1;
+  if (Array.isArray(v)) return v.reduce((n: number, x) => n + textTokens(x), 0);
+  if (v && typeof v === 'object') {
+    const o = v as { text?: unknown; content?: unknown };
+    return textTokens(o.text ?? o.content ?? '');
+  }
+  return 0;
 }
