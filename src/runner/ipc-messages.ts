@@ -68,8 +68,11 @@ export interface ShardConfig {
 /** A request that reached its end on a shard. */
 export interface DoneItem {
   id: string;
-  /** The results.jsonl line (no trailing newline). */
-  resultLine: string;
+  /**
+   * The results.jsonl line (no trailing newline): text, or its UTF-8 bytes as a forked shard's
+   * frames carry it (see shard-frames.ts).
+   */
+  resultLine: string | Uint8Array;
   outcome: 'succeeded' | 'failed';
   attempts: number;
   completionTokens: number;

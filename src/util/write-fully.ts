@@ -13,13 +13,13 @@ const REASONS: Record<string, string> = {
 };
 
 /**
- * Write all of `text` at the file's end, or throw an OutputWriteError naming `path`. Why a loop:
+ * Write all of `data` at the file's end, or throw an OutputWriteError naming `path`. Why a loop:
  * `writeSync` of a string writes once and returns the count, and on a filling disk that count can
  * be short with no error (the error comes on the next write): a line would be torn in silence and
  * the caller would go on as if it were on disk. The file must be appended to by this process alone.
  */
-export function writeFully(fd: number, text: string, path: string): void {
-  const buf = Buffer.from(text);
+export function writeFully(fd: number, data: string | Uint8Array, path: string): void {
+  const buf = typeof data === 'string' ? Buffer.from(data) : data;
   let off = 0;
   try {
     while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off);

@@ -2,7 +2,7 @@ import type { Job, Worker } from 'bullmq';
 import type { RejectedLine, RequestSpec } from '../../input/request-line.js';
 import { Deque } from '../../util/deque.js';
 import type { DoneItem } from '../ipc-messages.js';
-import type { ResultSink } from '../output/result-sink.js';
+import { lineText, type ResultLine, type ResultSink } from '../output/result-sink.js';
 import type { WorkSource } from '../work-source.js';
 import { putBack, startChunkWorker, type Chunk } from './chunk-queue.js';
 import type { RunChannel, SentResult } from './run-channel.js';
@@ -103,8 +103,8 @@ export class RedisWorkSource implements WorkSource, ResultSink {
     return new Set();
   }
 
-  writeResult(id: string, line: string, done?: DoneItem): void {
-    this.outbox.push({ id, line, facts: done });
+  writeResult(id: string, line: ResultLine, done?: DoneItem): void {
+    this.outbox.push({ id, line: lineText(line), facts: done });
     if (this.outbox.length >= SEND_BATCH) this.send();
     else this.sendTimer ??= setTimeout(() => this.send(), SEND_EVERY_MS);
   }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { readResults, RESULTS_FILE } from '../../events/results-file.js';
 import type { RejectedLine } from '../../input/request-line.js';
 import { JsonlAppender } from './jsonl-appender.js';
-import type { ResultSink } from './result-sink.js';
+import type { ResultLine, ResultSink } from './result-sink.js';
 
 /** results.jsonl and rejects.jsonl in the run directory. */
 export class DirResultSink implements ResultSink {
@@ -33,7 +33,7 @@ export class DirResultSink implements ResultSink {
     return ids;
   }
 
-  writeResult(_id: string, line: string): void {
+  writeResult(_id: string, line: ResultLine): void {
     this.results.append(line);
   }
 

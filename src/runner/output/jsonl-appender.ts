@@ -10,7 +10,9 @@ import { dropTornTail } from '../../util/torn-tail.js';
  */
 export class JsonlAppender {
   private readonly fd: number;
-  private pending: string[] = [];
+  /** Lines of this turn: text, or UTF-8 bytes written as they came (a forked shard's results). */
+  private pending: (string | Uint8Array)[] = [];
+  private bytesPending = false;
   private scheduled = false;
   /** The write that failed; from then on nothing more is written (see `onError`). */
   writeError: OutputWriteError | undefined;
@@ -22,9 +24,10 @@ export class JsonlAppender {
     dropTornTail(this.fd);
   }
 
-  append(line: string): void {
+  append(line: string | Uint8Array): void {
     if (this.writeError) return;
     this.pending.push(line);
+    if (typeof line !== 'string') this.bytesPending = true;
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(() => this.flush());
@@ -34,10 +37,11 @@ export class JsonlAppender {
   flush(): void {
     this.scheduled = false;
     if (this.pending.length === 0) return;
-    const text = `${this.pending.join('\n')}\n`;
+    const data = this.bytesPending ? joinLines(this.pending) : `${this.pending.join('\n')}\n`;
     this.pending = [];
+    this.bytesPending = false;
     try {
-      writeFully(this.fd, text, this.path);
+      writeFully(this.fd, data, this.path);
     } catch (err) {
       this.writeError = err as OutputWriteError;
       if (!this.onError) throw err;
@@ -49,4 +53,21 @@ export class JsonlAppender {
     this.flush();
     closeSync(this.fd);
   }
+}
+
+/** Lines, text or bytes, as one buffer with a newline after each. */
+function joinLines(lines: readonly (string | Uint8Array)[]): Buffer {
+  let total = lines.length;
+  for (const l of lines) total += typeof l === 'string' ? Buffer.byteLength(l) : l.length;
+  const out = Buffer.allocUnsafe(total);
+  let off = 0;
+  for (const l of lines) {
+    if (typeof l === 'string') off += out.write(l, off);
+    else {
+      out.set(l, off);
+      off += l.length;
+    }
+    out[off++] = 0x0a;
+  }
+  return out;
 }

@@ -1,7 +1,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { Piscina } from 'piscina';
+import type { Piscina } from 'piscina';
 import { ConfigError } from '../../errors.js';
 import { distFile } from '../../util/dist-file.js';
 
@@ -17,22 +17,30 @@ export interface Postprocessor {
  */
 export function createPostprocessor(modulePath: string, threads = 2): Postprocessor {
   const moduleUrl = moduleUrlOf(modulePath);
-  const pool = new Piscina({
-    filename: distFile('runner/output/postprocess-worker.js'),
-    minThreads: 1,
-    maxThreads: threads,
-    workerData: { moduleUrl },
-  });
+  // Loaded with the first result: every shard imports this module, few runs have a hook.
+  let pool: Promise<Piscina> | undefined;
+  const poolNow = () =>
+    (pool ??= import('piscina').then(
+      ({ Piscina }) =>
+        new Piscina({
+          filename: distFile('runner/output/postprocess-worker.js'),
+          minThreads: 1,
+          maxThreads: threads,
+          workerData: { moduleUrl },
+        }),
+    ));
   return {
     async run(resultLine) {
       try {
-        const line = (await pool.run(resultLine)) as string;
+        const line = (await (await poolNow()).run(resultLine)) as string;
         return { ok: true, line };
       } catch (err) {
         return { ok: false, error: `postprocess hook failed: ${(err as Error).message ?? String(err)}` };
       }
     },
-    close: () => pool.destroy(),
+    close: async () => {
+      if (pool) await (await pool).destroy();
+    },
   };
 }
 
