@@ -1,6 +1,7 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { Socket } from 'node:net';
-import { buildConnector } from 'undici';
+import type { buildConnector as Connector } from 'undici';
+import { buildConnector } from './undici-parts.js';
 import type { Clock } from '../util/clock.js';
 
 /** Whom the next request written to a socket belongs to. */
@@ -51,7 +52,7 @@ export class ConnTracker {
   }
 
   /** A connector for undici's `connect` option that times every connect. */
-  connector(options: buildConnector.BuildOptions): buildConnector.connector {
+  connector(options: Connector.BuildOptions): Connector.connector {
     const base = buildConnector(options);
     return (opts, callback) => {
       const t0 = this.clock();

@@ -1,6 +1,6 @@
 import { ENDPOINT_PATHS, streams, type EndpointKind } from '../../client/endpoints.js';
 import { hostname } from 'node:os';
-import { Pool } from 'undici';
+import { Pool } from '../../client/undici-parts.js';
 import { runChatAttempt, type AttemptOutcome, type ChatTarget, type PhaseTimeouts } from '../../client/chat-attempt.js';
 import { ConnTracker, type ConnAttribution } from '../../client/conn-tracker.js';
 import { KeepAliveLearner } from '../../client/keepalive-learner.js';
