@@ -32,6 +32,8 @@ export interface OptionSpec<S extends z.ZodType = z.ZodType> {
   publish?: { as?: string; value: (value: never) => unknown };
   /** The flag is mandatory on the command line (commander says so before parsing). */
   required?: boolean;
+  /** The flag may be given more than once (its values collected in order) though the schema is not a plain array. */
+  repeatable?: boolean;
 }
 
 /** A table of options keyed by option name (the camelCase key of the parsed object). */
@@ -120,7 +122,8 @@ export function addOptions<T extends OptionTable>(
     const option = new Option(spec.flag, helpLine(spec));
     const choices = choicesOf(spec.schema);
     if (choices) option.choices(choices);
-    if (isArraySchema(spec.schema)) option.argParser((v: string, prev: string[] = []) => [...prev, v]);
+    if (spec.repeatable || isArraySchema(spec.schema))
+      option.argParser((v: string, prev: string[] = []) => [...prev, v]);
     if (spec.required) option.makeOptionMandatory();
     cmd.addOption(option);
   }

@@ -41,6 +41,37 @@ const endpointSchema = z
     'the API base URL without /chat/completions: requests go to <endpoint>/chat/completions',
   );
 
+const headerSchema = z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+:\s*.*$/, "a header as 'Name: value'");
+
+/**
+ * One endpoint of several, as a config file may give it: its URL, and headers or an API key of its
+ * own. The key is named by its environment variable (`apiKeyEnv`), so no secret sits in the file.
+ */
+const upstreamSchema = z.union([
+  endpointSchema,
+  z
+    .object({
+      url: endpointSchema,
+      headers: z.array(headerSchema).optional(),
+      apiKeyEnv: z
+        .string()
+        .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'the name of an environment variable holding the key')
+        .optional(),
+    })
+    .strict(),
+]);
+export type UpstreamInput = z.output<typeof upstreamSchema>;
+
+/** One URL (the common case, kept a string) or several endpoints the run balances over. */
+const endpointsSchema = z
+  .union([endpointSchema, z.array(upstreamSchema).min(1, 'at least one endpoint')])
+  .transform((v) => (Array.isArray(v) && v.length === 1 && typeof v[0] === 'string' ? v[0] : v));
+
+/** An endpoint as run.json publishes it: the URL without credentials, never its headers or key. */
+function publishUpstream(u: UpstreamInput): string {
+  return redactUrl(typeof u === 'string' ? u : u.url);
+}
+
 const concurrencySchema = z
   // One check rather than a union, so a bad value gets one message naming both forms.
   .preprocess(
@@ -64,14 +95,17 @@ export const RUN_OPTIONS = {
   },
   endpoint: {
     flag: '--endpoint <url>',
-    schema: endpointSchema,
-    help: "API base URL as the OpenAI client's baseURL, e.g. http://127.0.0.1:8000/v1",
+    schema: endpointsSchema,
+    repeatable: true,
+    help:
+      "API base URL as the OpenAI client's baseURL, e.g. http://127.0.0.1:8000/v1; repeat it to balance " +
+      'the run over several servers',
     doc:
-      "API base URL exactly as the OpenAI client's `baseURL` (`http://127.0.0.1:8000/v1`); requests go to " +
-      "`<endpoint>/chat/completions`, query string kept (Azure's `api-version`). `https://` trusts Node's roots, " +
-      'the system CA bundle and `NODE_EXTRA_CA_CERTS`; an untrusted certificate fails as `conn_refused` with ' +
-      'the TLS error',
-    publish: { value: (u: string) => redactUrl(u) },
+      "API base URL exactly as the OpenAI client's `baseURL`; requests go to `<endpoint>/chat/completions`, " +
+      "query string kept (Azure's `api-version`). `https://` trusts Node's roots, the system CA bundle and " +
+      '`NODE_EXTRA_CA_CERTS`. **Repeat it** (or give a list in the config file) to balance over several ' +
+      'servers: see "Several endpoints"',
+    publish: { value: (u: string | UpstreamInput[]) => (Array.isArray(u) ? u.map(publishUpstream) : redactUrl(u)) },
   },
   out: {
     flag: '--out <dir>',
@@ -258,7 +292,7 @@ export const RUN_OPTIONS = {
   },
   headers: {
     flag: '--header <header>',
-    schema: z.array(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+:\s*.*$/, "a header as 'Name: value'")).default([]),
+    schema: z.array(headerSchema).default([]),
     help: "extra request header 'Name: value', repeatable (values are never written anywhere)",
     configAliases: ['headers'],
     localOnly: true,

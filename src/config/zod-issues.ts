@@ -17,11 +17,28 @@ export function formatZodIssues(
       }
       const value = valueAt(input, issue.path);
       // A required option left out: say so, rather than "expected a string, got nothing".
-      if (value === undefined && issue.code === 'invalid_type') return `\`${nameOf(issue.path)}\` is required`;
-      const got = value === undefined ? 'nothing' : `\`${short(value)}\``;
-      return `Expected \`${nameOf(issue.path)}\` ${expectation(issue)}, got ${got}`;
+      if (value === undefined && (issue.code === 'invalid_type' || issue.code === 'invalid_union'))
+        return `\`${nameOf(issue.path)}\` is required`;
+      // A union without a message of its own (one URL or a list): the branch of the value's own type
+      // says what is wrong with it.
+      const plainUnion = issue.code === 'invalid_union' && (!issue.message || issue.message === 'Invalid input');
+      if (plainUnion && issue.errors.length > 0) {
+        const branch = issue.errors.find(
+          (b) => b.length > 0 && !b.some((i) => i.code === 'invalid_type' && !i.path.length),
+        );
+        const inner = branch?.[0];
+        if (inner) {
+          const at = [...issue.path, ...inner.path];
+          return `Expected \`${nameOf(at)}\` ${expectation(inner)}, got ${describe(valueAt(input, at))}`;
+        }
+      }
+      return `Expected \`${nameOf(issue.path)}\` ${expectation(issue)}, got ${describe(value)}`;
     })
     .join('\n');
+}
+
+function describe(value: unknown): string {
+  return value === undefined ? 'nothing' : `\`${short(value)}\``;
 }
 
 function expectation(issue: z.core.$ZodIssue): string {

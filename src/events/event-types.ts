@@ -39,6 +39,12 @@ export interface EventPayloads {
     concurrency: number;
     replaces?: number;
     /** The machine's hostname: shards of a distributed run come from several. */ host?: string;
+    /**
+     * The server this shard sends every attempt to (its URL without credentials), and its place in
+     * `--endpoint`'s list, when the run has several: each attempt's server is its shard's.
+     */
+    upstream?: string;
+    upstream_index?: number;
   };
   /** `endpoint` on a request's first enqueue when it is not chat. */
   enqueue: { id: string; line?: number; attempt?: number; endpoint?: Exclude<EndpointKind, 'chat'> };

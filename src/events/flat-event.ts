@@ -61,26 +61,27 @@ export const NUMERIC_FIELDS = {
   retry_after_ms: 'retryAfterMs',
   server_queue_ms: 'serverQueueMs',
   items: 'items',
+  upstream_index: 'upstreamIndex',
 } as const;
 
 /** `endpoint` values as codes: index + 1 (0 = absent: chat, as every line before endpoints were recorded). */
 export const ENDPOINT_CODES = ENDPOINTS;
 
 /** Row columns after the numeric fields. */
-export const C_TYPE = 24;
-export const C_OUTCOME = 25;
-export const C_ESTIMATED = 26;
+export const C_TYPE = 25;
+export const C_OUTCOME = 26;
+export const C_ESTIMATED = 27;
 /** Interned request id, -1 when none (set by whoever interns, from the id's bytes). */
-export const C_RID = 27;
+export const C_RID = 28;
 /** The id's bytes: [start, end) in `idBuf` (or in a batch's id bytes), -1 when the event has none. */
-export const C_ID_START = 28;
-export const C_ID_END = 29;
+export const C_ID_START = 29;
+export const C_ID_END = 30;
 /** Index of the event's [cause, error, run] in `strings`, -1 when it has none of them. */
-export const C_STRINGS = 30;
+export const C_STRINGS = 31;
 /** Endpoint code (index of ENDPOINT_CODES + 1), 0 when absent. */
-export const C_ENDPOINT = 31;
+export const C_ENDPOINT = 32;
 /** Numbers per event row. */
-export const ROW_WIDTH = 32;
+export const ROW_WIDTH = 33;
 
 const BLANK = new Float64Array(ROW_WIDTH).fill(NaN);
 BLANK[C_TYPE] = 0;
@@ -207,6 +208,10 @@ export class FlatEvent {
   get items(): number {
     return this.col(23);
   }
+  /** shard_start: the shard's place in `--endpoint`'s list. */
+  get upstreamIndex(): number {
+    return this.col(24);
+  }
   /** Endpoint code (ENDPOINT_CODES index + 1), 0 when absent (chat). */
   get endpoint(): number {
     return this.col(C_ENDPOINT);
@@ -248,8 +253,12 @@ export class FlatEvent {
   get run(): string {
     return this.str(2);
   }
+  /** The shard's server (URL without credentials), on shard_start only: the same string as `run`. */
+  get upstream(): string {
+    return this.str(2);
+  }
 
-  /** Set string field 0 (cause), 1 (error) or 2 (run). */
+  /** Set string field 0 (cause), 1 (error) or 2 (the run id on run_start, the upstream on shard_start). */
   setString(which: 0 | 1 | 2, v: string): void {
     let at = this.col(C_STRINGS);
     if (at < 0) {
@@ -296,6 +305,7 @@ export class EventRecord {
   retryAfterMs = NaN;
   serverQueueMs = NaN;
   items = NaN;
+  upstreamIndex = NaN;
   type = 0;
   /** Endpoint code (ENDPOINT_CODES index + 1), 0 when absent (chat). */
   endpoint = 0;
@@ -335,6 +345,7 @@ export class EventRecord {
     this.retryAfterMs = r[b + 21]!;
     this.serverQueueMs = r[b + 22]!;
     this.items = r[b + 23]!;
+    this.upstreamIndex = r[b + 24]!;
     this.type = r[b + C_TYPE]!;
     this.endpoint = r[b + C_ENDPOINT]!;
     this.outcome = r[b + C_OUTCOME]!;
@@ -378,6 +389,7 @@ export function fillFromObject(o: unknown, ev: FlatEvent): boolean {
   if (typeof r.cause === 'string') ev.setString(0, r.cause);
   if (typeof r.error === 'string') ev.setString(1, r.error);
   if (typeof r.run === 'string' && type === T.run_start) ev.setString(2, r.run);
+  if (typeof r.upstream === 'string' && type === T.shard_start) ev.setString(2, r.upstream);
   if (typeof r.id === 'string') {
     ev.idBuf = Buffer.from(r.id, 'utf8');
     row[base + C_ID_START] = 0;

@@ -36,6 +36,7 @@ const K_TYPE = K_CAUSE + 4;
 const K_OUTCOME = K_CAUSE + 5;
 const K_ESTIMATED = K_CAUSE + 6;
 const K_ENDPOINT = K_CAUSE + 7;
+const K_UPSTREAM = K_CAUSE + 8;
 
 interface Named {
   bytes: Uint8Array;
@@ -72,7 +73,7 @@ const IGNORED_KEYS = [
   'probes',
   'gave_up',
 ];
-const K_IGNORED = K_ENDPOINT + 1;
+const K_IGNORED = K_UPSTREAM + 1;
 const ALL_KEYS = [
   ...NUMERIC_KEYS,
   'cause',
@@ -83,6 +84,7 @@ const ALL_KEYS = [
   'outcome',
   'tokens_estimated',
   'endpoint',
+  'upstream',
   ...IGNORED_KEYS,
 ];
 const KEYS_BY_LEN = byLength(ALL_KEYS);
@@ -130,6 +132,8 @@ export function decodeFlatLine(buf: Buffer, start: number, end: number, ev: Flat
   let typeSeen = false;
   let runAt = -1;
   let runEnd = -1;
+  let upAt = -1;
+  let upEnd = -1;
   let i = start + 1;
   let prev = ALL_KEYS.length;
   for (;;) {
@@ -182,6 +186,9 @@ export function decodeFlatLine(buf: Buffer, start: number, end: number, ev: Flat
         // Only run_start needs the run id as a string: don't make one per line.
         runAt = a;
         runEnd = q;
+      } else if (key === K_UPSTREAM) {
+        upAt = a;
+        upEnd = q;
       } else if (key === K_CAUSE) {
         const known = lookup(CAUSES_BY_LEN, buf, a, q - a, -1);
         ev.setString(0, known >= 0 ? CAUSES[known]! : buf.toString('utf8', a, q));
@@ -193,6 +200,7 @@ export function decodeFlatLine(buf: Buffer, start: number, end: number, ev: Flat
       for (let l = 0; l < lit.length; l++) if (buf[i + l] !== lit[l]) return -1;
       if (key === K_ESTIMATED) row[base + C_ESTIMATED] = c === 0x74 ? 1 : 0;
       else if (key === K_RUN) runAt = -1;
+      else if (key === K_UPSTREAM) upAt = -1;
       else if (key >= 0) typeSeen = clear(ev, key, typeSeen);
       i += lit.length;
     } else if (c === OPEN || c === 0x5b) {
@@ -211,6 +219,8 @@ export function decodeFlatLine(buf: Buffer, start: number, end: number, ev: Flat
     else return -1;
   }
   if (runAt >= 0 && row[base + C_TYPE] === T.run_start) ev.setString(2, buf.toString('utf8', runAt, runEnd));
+  // A shard's server, on shard_start only: the third string's other use (see FlatEvent.upstream).
+  if (upAt >= 0 && row[base + C_TYPE] === T.shard_start) ev.setString(2, buf.toString('utf8', upAt, upEnd));
   return typeSeen && !Number.isNaN(row[base]!) ? i + 1 : -1;
 }
 

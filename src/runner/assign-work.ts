@@ -34,7 +34,14 @@ export function assignWork<S extends ShardSlots>(
     for (const s of shards) {
       // A shard whose endpoint is down takes one item to probe with, and no more (this round's included).
       if (s.exited || s.demand <= 0 || (s.down && (s.assigned.size > 0 || batches.has(s)))) continue;
-      if (!best || s.freeSlots > best.freeSlots || (s.freeSlots === best.freeSlots && s.demand > best.demand)) best = s;
+      // A shard whose endpoint is up before one whose endpoint is down (several endpoints: the other's probe waits).
+      if (
+        !best ||
+        (best.down && !s.down) ||
+        (best.down === s.down &&
+          (s.freeSlots > best.freeSlots || (s.freeSlots === best.freeSlots && s.demand > best.demand)))
+      )
+        best = s;
     }
     if (!best) break;
     const item = backlog.shift()!;

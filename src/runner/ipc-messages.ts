@@ -29,6 +29,11 @@ export interface ShardConfig {
   runId: string;
   eventsPath: string;
   origin: string;
+  /**
+   * Which of the run's endpoints this shard sends to (`index` of `of`), its URL without credentials.
+   * With several, work waiting on this shard while its endpoint is down goes back to the others.
+   */
+  upstream: { index: number; of: number; url: string };
   /** The chat request path with its query (the hot path); other endpoints' paths are basePath/…search. */
   path: string;
   /** The API base URL's path without a trailing slash, and its query (Azure's `?api-version=`). */

@@ -165,7 +165,8 @@ async function runInDir(o: ResolvedRunOptions, out: string, hooks: RunHooks, clo
     run_id: runId,
     status: 'running',
     input: { path: resolve(o.input), ...inputHash },
-    endpoint: redactUrl(o.endpoint),
+    endpoint: redactUrl(o.upstreams[0]!.url),
+    ...(o.upstreams.length > 1 ? { endpoints: o.upstreams.map((u) => redactUrl(u.url)) } : {}),
     config: publicConfig(o),
     versions: { shardline: VERSION, node: process.version, undici: undiciVersion() },
     started_at: previous?.started_at ?? startedAt.toISOString(),
@@ -289,7 +290,7 @@ function finishManifest(out: string, manifest: RunManifest, writeError: Error | 
 }
 
 function buildSummary(
-  o: RunOptions,
+  o: ResolvedRunOptions,
   runId: string,
   out: string,
   status: RunSummary['status'],
@@ -322,7 +323,7 @@ function buildSummary(
     failure_statuses: t.statuses,
     hints: [
       ...failureHints({
-        requestUrl: requestUrlOf(o.endpoint),
+        requestUrl: requestUrlOf(o.upstreams[0]!.url),
         failed: t.failed,
         causes: t.causes,
         statuses: t.statuses,

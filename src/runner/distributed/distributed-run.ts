@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import type { ResolvedRunOptions } from '../../config/resolved-run-options.js';
+import type { ResolvedRunOptions, Upstream } from '../../config/resolved-run-options.js';
 import type { Clock } from '../../util/clock.js';
 import { IdInterner } from '../../events/id-interner.js';
 import type { RequestSpec } from '../../input/request-line.js';
@@ -260,8 +260,16 @@ export class DistributedCoordinator {
  */
 function publishedOptions(o: ResolvedRunOptions): Record<string, unknown> {
   const published = Object.fromEntries(Object.entries(o).filter(([k]) => !LOCAL_ONLY_OPTIONS.includes(k)));
-  if (redactUrl(o.endpoint) !== new URL(o.endpoint).toString()) delete published.endpoint;
+  // An endpoint with its own headers, or a URL with credentials in it, stays here (so does its key).
+  const secret = (u: Upstream, i: number) =>
+    redactUrl(u.url) !== new URL(u.url).toString() || u.headers.length > o.headers.length || usesKeyEnv(o, i);
+  if (o.upstreams.some(secret)) delete published.endpoint;
   return published;
+}
+
+function usesKeyEnv(o: ResolvedRunOptions, i: number): boolean {
+  const e = Array.isArray(o.endpoint) ? o.endpoint[i] : undefined;
+  return typeof e === 'object' && e.apiKeyEnv !== undefined;
 }
 
 /** `--local-workers N`: workers on this machine, serving this run only, writing into its directory. */

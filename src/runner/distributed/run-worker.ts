@@ -1,3 +1,4 @@
+import type { RunOptions } from '../../config/run-options.js';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, RedisError } from '../../errors.js';
@@ -26,7 +27,8 @@ export interface WorkerOptions {
   /** Per shard; the run's when absent. */
   concurrency?: number | string | undefined;
   /** The run's when absent (a worker may reach the same server by another address). */
-  endpoint?: string | undefined;
+  /** This machine's endpoint(s), as `run`'s `endpoint` takes them. */
+  endpoint?: RunOptions['endpoint'] | undefined;
   transport?: 'undici' | 'raw' | undefined;
   apiKey?: string | undefined;
   headers?: string[] | undefined;
@@ -102,8 +104,8 @@ async function serveRun(
 ): Promise<void> {
   if (run.options.endpoint === undefined && o.endpoint === undefined) {
     throw new ConfigError(
-      `Run ${run.runId}'s endpoint carries credentials, which are not sent through Redis: give this worker ` +
-        `\`--endpoint\``,
+      `Run ${run.runId}'s endpoint carries credentials or headers, which are not sent through Redis: give this ` +
+        `worker \`--endpoint\``,
     );
   }
   const options = parseRunOptions({

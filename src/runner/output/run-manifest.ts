@@ -11,7 +11,10 @@ export interface RunManifest {
   run_id: string;
   status: 'running' | 'finished' | 'interrupted' | 'failed';
   input: { path: string; sha256: string; bytes: number; lines: number };
+  /** The (first) endpoint, credentials removed. */
   endpoint: string;
+  /** Every endpoint, when the run has several. */
+  endpoints?: string[];
   config: Record<string, unknown>;
   versions: { shardline: string; node: string; undici: string };
   started_at: string;

@@ -1,6 +1,7 @@
 import { join, resolve } from 'node:path';
 import type { ResolvedRunOptions } from '../../config/resolved-run-options.js';
 import { VERSION } from '../../version.js';
+import { redactUrl } from '../../util/redact-url.js';
 import type { ShardConfig } from '../ipc-messages.js';
 
 /** The path requests go to under the API base URL (`<endpoint>/chat/completions`), without query. */
@@ -8,7 +9,10 @@ export function chatPath(u: URL): string {
   return `${u.pathname.replace(/\/$/, '')}/chat/completions`;
 }
 
-/** What shard `index` of run `runId` is told: where to send requests, its slots, retries and timeouts. */
+/**
+ * What shard `index` of run `runId` is told: where to send requests (upstream `index` mod their number),
+ * its slots, retries and timeouts.
+ */
 export function shardConfig(
   o: ResolvedRunOptions,
   runId: string,
@@ -16,14 +20,16 @@ export function shardConfig(
   index: number,
   replaces?: number,
 ): ShardConfig {
-  const u = new URL(o.endpoint);
+  const upstreamIndex = index % o.upstreams.length;
+  const upstream = o.upstreams[upstreamIndex]!;
+  const u = new URL(upstream.url);
   const headers: Record<string, string> = {
     'content-type': 'application/json',
     accept: 'application/json, text/event-stream',
     'user-agent': `shardline/${VERSION}`,
   };
-  if (o.apiKey) headers.authorization = `Bearer ${o.apiKey}`;
-  for (const h of o.headers) {
+  if (upstream.apiKey) headers.authorization = `Bearer ${upstream.apiKey}`;
+  for (const h of upstream.headers) {
     const i = h.indexOf(':');
     headers[h.slice(0, i).trim().toLowerCase()] = h.slice(i + 1).trim();
   }
@@ -32,6 +38,7 @@ export function shardConfig(
     runId,
     eventsPath: join(out, 'events', `shard-${String(index).padStart(3, '0')}.jsonl`),
     origin: u.origin,
+    upstream: { index: upstreamIndex, of: o.upstreams.length, url: redactUrl(upstream.url) },
     path: `${chatPath(u)}${u.search}`,
     basePath: u.pathname.replace(/\/$/, ''),
     search: u.search,

@@ -146,6 +146,8 @@ export class ShardRuntime {
       pid: process.pid,
       host: hostname(),
       concurrency: this.limit,
+      upstream: this.config.upstream.url,
+      upstream_index: this.config.upstream.index,
       ...(this.config.replaces !== undefined ? { replaces: this.config.replaces } : {}),
     });
     if (!this.config.keepAlive) this.events.write('keepalive_disabled', {});
@@ -156,6 +158,8 @@ export class ShardRuntime {
 
   onWork(items: WorkItem[]): void {
     for (const item of items) this.local.push(item);
+    // Sent before the coordinator heard this endpoint is down: the other endpoints take them.
+    if (this.gate.health.down && this.config.upstream.of > 1) this.release(this.local.splice(1));
     this.startMore();
   }
 
@@ -369,7 +373,9 @@ export class ShardRuntime {
     // here (no pull credit), first in line for the next probe.
     item.attempt++;
     item.free = (item.free ?? 0) + 1;
-    if (this.stopping) this.release([item]);
+    // With other endpoints to take it, it goes back at once (and what waits here with it): the
+    // coordinator hands this shard one item at a time to probe with while it is down.
+    if (this.stopping || this.config.upstream.of > 1) this.release([item, ...this.local.splice(0)]);
     else this.local.unshift(item);
     return true;
   }
