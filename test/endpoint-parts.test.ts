@@ -266,6 +266,7 @@ function facts(byEndpoint: RunFacts['byEndpoint'], endMs = 60_000): RunFacts {
     badLines: 0,
     events: 100,
     byEndpoint,
+    byUpstream: {},
     plainServerMs: [80, 90, 400],
     slowest: [],
     recentErrors: [],

@@ -71,6 +71,7 @@ function facts(over: Partial<RunFacts> = {}): RunFacts {
     badLines: 0,
     events: 700,
     byEndpoint: {},
+    byUpstream: {},
     plainServerMs: [],
     slowest: [],
     recentErrors: [],

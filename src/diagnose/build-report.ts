@@ -61,6 +61,7 @@ export function buildReport(f: RunFacts): Report {
     latency_ms: { e2e: summarize(f.e2eLatency) },
     tpot_ms: summarize(f.tpot),
     by_endpoint: byEndpoint(f, durationMs),
+    by_upstream: byUpstream(f, durationMs),
     utilization: {
       limit: f.limitMax,
       shards: f.shards,
@@ -163,6 +164,35 @@ function byEndpoint(f: RunFacts, durationMs: number): Report['by_endpoint'] {
       items_per_s: perMin(e.items) / 60,
       latency_ms: summarize(e.latency),
       ttft_ms: e.ttft.length > 0 ? summarize(e.ttft) : null,
+    };
+  }
+  return out;
+}
+
+/** Each server's figures, over the run's window. */
+function byUpstream(f: RunFacts, durationMs: number): Report['by_upstream'] {
+  const perMin = (n: number) => (durationMs > 0 ? (n * 60_000) / durationMs : 0);
+  const out: Report['by_upstream'] = {};
+  for (const [index, u] of Object.entries(f.byUpstream)) {
+    out[index] = {
+      url: u.url,
+      shards: u.shards,
+      requests: u.requests,
+      succeeded: u.succeeded,
+      failed: u.failed,
+      success_rate: u.requests > 0 ? u.succeeded / u.requests : null,
+      tpm: perMin(u.completionTokens),
+      input_tpm: perMin(u.promptTokens),
+      share: f.succeeded > 0 ? u.succeeded / f.succeeded : 0,
+      attempts: u.attempts,
+      retried_attempts: Math.max(0, u.attempts - u.firstAttempts - u.pausedAttempts),
+      paused_attempts: u.pausedAttempts,
+      in_flight_limit: u.limitMax,
+      outages: u.outages,
+      down_s: u.downMs / 1000,
+      latency_ms: summarize(u.latency),
+      ttft_ms: u.ttft.length > 0 ? summarize(u.ttft) : null,
+      answer_ms: summarize(u.answerMs),
     };
   }
   return out;

@@ -46,6 +46,7 @@ export function compareReports(a: Report, b: Report): Comparison {
     row('connections_per_request', a.connections.per_request, b.connections.per_request, 'lower'),
     ...BUCKETS.map((k) => row(`${k}_ms_per_request`, perReq(a, a.buckets_ms[k]), perReq(b, b.buckets_ms[k]), 'lower')),
     ...endpointRows(a, b),
+    ...upstreamRows(a, b),
   ];
   const T = COMPARE_THRESHOLDS;
   const get = (n: string) => rows.find((r) => r.name === n)!;
@@ -92,6 +93,21 @@ function endpointRows(a: Report, b: Report): CompareRow[] {
       ? row(`${n}_input_tpm`, ea[n]!.input_tpm, eb[n]!.input_tpm, 'higher')
       : row(`${n}_tpm`, ea[n]!.tpm, eb[n]!.tpm, 'higher'),
     row(`${n}_latency_p95_ms`, ea[n]!.latency_ms.p95, eb[n]!.latency_ms.p95, 'lower'),
+  ]);
+}
+
+/**
+ * Rows per server when both runs had several (by place in `--endpoint`'s list): throughput and the median
+ * answer's time, so a replica that got slower between runs shows by itself.
+ */
+function upstreamRows(a: Report, b: Report): CompareRow[] {
+  const ua = a.by_upstream ?? {};
+  const ub = b.by_upstream ?? {};
+  if (Object.keys(ua).length < 2 || Object.keys(ub).length < 2) return [];
+  const keys = Object.keys(ua).filter((k) => k in ub);
+  return keys.flatMap((k) => [
+    row(`endpoint_${Number(k) + 1}_tpm`, ua[k]!.tpm, ub[k]!.tpm, 'higher'),
+    row(`endpoint_${Number(k) + 1}_answer_p50_ms`, ua[k]!.answer_ms.p50, ub[k]!.answer_ms.p50, 'lower'),
   ]);
 }
 

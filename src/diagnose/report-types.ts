@@ -38,6 +38,7 @@ export const MODES = [
   'model_saturation',
   'errors',
   'endpoint_down',
+  'slow_upstream',
 ] as const;
 export type Mode = (typeof MODES)[number];
 
@@ -75,6 +76,34 @@ export interface EndpointFigures {
   ttft_ms: PercentileSummary | null;
 }
 
+/** One server's figures in a run over several (Report.by_upstream), keyed by its place in `--endpoint`'s list. */
+export interface UpstreamFigures {
+  /** Its URL without credentials. */
+  url: string;
+  shards: number;
+  requests: number;
+  succeeded: number;
+  failed: number;
+  success_rate: number | null;
+  /** Completion tokens per minute over the run's window, and input tokens per minute. */
+  tpm: number;
+  input_tpm: number;
+  /** Share of the run's succeeded requests it answered. */
+  share: number;
+  attempts: number;
+  /** Attempts that were not a request's first, less those that failed into a pause (see retries.rate). */
+  retried_attempts: number;
+  paused_attempts: number;
+  /** The most attempts its shards allowed in flight at once (their limits summed). */
+  in_flight_limit: number;
+  outages: number;
+  down_s: number;
+  latency_ms: PercentileSummary;
+  ttft_ms: PercentileSummary | null;
+  /** Its time per answer: request sent → the answer's end, connecting left out (what a slower replica shows). */
+  answer_ms: PercentileSummary;
+}
+
 export interface Report {
   schema: 'shardline.report/v1';
   run_id: string | null;
@@ -94,6 +123,11 @@ export interface Report {
    * embeddings), e2e latency, and server TTFT where the endpoint streams (null where it has none).
    */
   by_endpoint: Record<string, EndpointFigures>;
+  /**
+   * Each server of the run (`--endpoint` given more than once), keyed by its place in the list ("0", "1"…):
+   * its share, throughput, TTFT, retries, in-flight limit and outages. One entry for a run of one.
+   */
+  by_upstream: Record<string, UpstreamFigures>;
   utilization: {
     limit: number;
     /** Shards that ran, and the in-flight limit they last ran with, summed (an `auto` run's settled limit). */

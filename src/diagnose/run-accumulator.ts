@@ -23,7 +23,7 @@ import {
   WAIT_FREE,
   WAIT_START,
 } from './request-table.js';
-import { zeroBuckets, type Bin, type RunFacts } from './run-facts.js';
+import { zeroBuckets, type Bin, type RunFacts, type UpstreamFacts } from './run-facts.js';
 
 /** Endpoint codes (flat-event's) whose answers have no first token: embeddings and `other`. */
 const PLAIN: readonly boolean[] = [false, ...ENDPOINT_CODES.map((n) => !streams(n))];
@@ -76,9 +76,13 @@ export class RunAccumulator {
   private runStart = NaN;
   private runEnd = NaN;
   private bin: Bin | undefined;
-  /** Shards whose endpoint is down now, and when the first of them went down. */
+  /** Shards whose endpoint is down now, and when the run's outage began. */
   private readonly downShards = new Set<number>();
   private downSince = 0;
+  /** Each shard's place in `--endpoint`'s list (from shard_start; 0 for a log of one endpoint). */
+  private readonly upstreamOfShard = new Map<number, number>();
+  /** Per upstream: its shards now down, and since when. */
+  private readonly upstreamDown = new Map<number, { shards: Set<number>; sinceTs: number }>();
 
   constructor(binMs = 1000) {
     this.f = {
@@ -140,6 +144,7 @@ export class RunAccumulator {
       badLines: 0,
       events: 0,
       byEndpoint: {},
+      byUpstream: {},
       plainServerMs: [],
       slowest: [],
       recentErrors: [],
@@ -194,15 +199,9 @@ export class RunAccumulator {
         this.f.keepaliveDisabledShards++;
         return;
       case T.endpoint_down:
-        if (this.downShards.size === 0) {
-          this.f.outages++;
-          this.downSince = ts;
-        }
-        this.downShards.add(e.shard);
-        return;
+        return this.onEndpointDown(e.shard, ts);
       case T.endpoint_up:
-        if (this.downShards.delete(e.shard) && this.downShards.size === 0) this.f.downMs += ts - this.downSince;
-        return;
+        return this.onEndpointUp(e.shard, ts);
     }
     // The rest belong to a request: its slot (-1 when the request is not open, e.g. a torn log).
     const r = this.reqs;
@@ -219,6 +218,7 @@ export class RunAccumulator {
         return this.onBackoff(e, st);
       case T.paused:
         this.f.pausedAttempts++;
+        if (this.upstreamOfShard.has(e.shard)) this.upstream(this.upstreamOfShard.get(e.shard)!).pausedAttempts++;
         if (st >= 0) r.set(st, PAUSE_START, ts);
         return;
       case T.postprocess_start:
@@ -235,7 +235,75 @@ export class RunAccumulator {
     }
   }
 
+  /**
+   * A shard's endpoint went down. The run is down (dispatch paused on purpose) while every endpoint it
+   * sends to is: with several, one down is that endpoint's outage, and the others carry the run.
+   */
+  private onEndpointDown(shard: number, ts: number): void {
+    const wasDown = this.runDown();
+    const up = this.upstreamOfShard.get(shard) ?? 0;
+    let d = this.upstreamDown.get(up);
+    if (!d) this.upstreamDown.set(up, (d = { shards: new Set(), sinceTs: ts }));
+    if (d.shards.size === 0) {
+      d.sinceTs = ts;
+      this.upstream(up).outages++;
+    }
+    d.shards.add(shard);
+    this.downShards.add(shard);
+    if (!wasDown && this.runDown()) {
+      this.f.outages++;
+      this.downSince = ts;
+    }
+  }
+
+  private onEndpointUp(shard: number, ts: number): void {
+    const wasDown = this.runDown();
+    const up = this.upstreamOfShard.get(shard) ?? 0;
+    const d = this.upstreamDown.get(up);
+    if (d?.shards.delete(shard) && d.shards.size === 0) this.upstream(up).downMs += ts - d.sinceTs;
+    this.downShards.delete(shard);
+    if (wasDown && !this.runDown()) this.f.downMs += ts - this.downSince;
+  }
+
+  /** Whether every endpoint the run sends to is down (a shard of each). */
+  private runDown(): boolean {
+    if (this.downShards.size === 0) return false;
+    const upstreams = new Set(this.upstreamOfShard.values());
+    if (upstreams.size <= 1) return true;
+    for (const up of upstreams) if (!this.upstreamDown.get(up)?.shards.size) return false;
+    return true;
+  }
+
+  /** An upstream's figures, made on first sight. */
+  private upstream(index: number): UpstreamFacts {
+    return (this.f.byUpstream[String(index)] ??= {
+      url: '',
+      shards: 0,
+      requests: 0,
+      succeeded: 0,
+      failed: 0,
+      completionTokens: 0,
+      promptTokens: 0,
+      attempts: 0,
+      firstAttempts: 0,
+      pausedAttempts: 0,
+      limitMax: 0,
+      limit: 0,
+      outages: 0,
+      downMs: 0,
+      latency: [],
+      ttft: [],
+      answerMs: [],
+    });
+  }
+
   private onShardStart(e: EventRecord): void {
+    if (!Number.isNaN(e.upstreamIndex)) {
+      const u = this.upstream(e.upstreamIndex);
+      if (!this.upstreamOfShard.has(e.shard)) u.shards++;
+      this.upstreamOfShard.set(e.shard, e.upstreamIndex);
+      if (e.run) u.url = e.run;
+    }
     this.gaugedShards.delete(e.shard);
     // A replacement starts a new process: bank what its predecessor's gauges showed.
     this.f.shardCpuMs += this.gaugeCpu.get(e.shard) ?? 0;
@@ -299,6 +367,12 @@ export class RunAccumulator {
     if (this.inFlight > this.f.maxInFlight) this.f.maxInFlight = this.inFlight;
     this.openByShard.set(e.shard, (this.openByShard.get(e.shard) ?? 0) + 1);
     this.f.attempts++;
+    const up = this.upstreamOfShard.get(e.shard);
+    if (up !== undefined) {
+      const u = this.upstream(up);
+      u.attempts++;
+      if (e.attempt === 1) u.firstAttempts++;
+    }
   }
 
   private onConnOpen(e: EventRecord, st: number): void {
@@ -343,7 +417,15 @@ export class RunAccumulator {
       this.f.ttftLoadInFlight.push(this.inFlight + 1);
       this.f.ttftLoadMs.push(r.get(st, SERVER_TTFT));
     }
+    if (e.outcome !== O.error && st >= 0 && r.get(st, ATTEMPT_START) >= 0) this.noteAnswer(e.shard, ts, st);
     if (st >= 0) r.set(st, ATTEMPT_START, -1);
+  }
+
+  /** A server's time for an answer (request sent → its end, connecting left out), by the server. */
+  private noteAnswer(shard: number, ts: number, st: number): void {
+    const up = this.upstreamOfShard.get(shard);
+    if (up === undefined) return;
+    this.upstream(up).answerMs.push(ts - this.reqs.get(st, ATTEMPT_START) - this.reqs.get(st, ATTEMPT_CONNECT));
   }
 
   private onFailedAttempt(e: EventRecord): void {
@@ -489,6 +571,7 @@ export class RunAccumulator {
       );
     if (st >= 0) for (let i = 0; i < BUCKETS.length; i++) this.bucketSums[i]! += r.get(st, BUCKET0 + i);
     this.tallyEndpoint(e, ts, st, succeeded, tokens);
+    this.tallyUpstream(e, ts, st, succeeded, tokens);
     if (succeeded) {
       f.succeeded++;
       f.completionTokens += tokens;
@@ -536,6 +619,24 @@ export class RunAccumulator {
     if (this.reqs.get(st, SERVER_TTFT) >= 0) b.ttft.push(this.reqs.get(st, SERVER_TTFT));
   }
 
+  /** Count a request's end for the server its last attempt went to (the report's split by upstream). */
+  private tallyUpstream(e: EventRecord, ts: number, st: number, succeeded: boolean, tokens: number): void {
+    const up = this.upstreamOfShard.get(e.shard);
+    if (up === undefined) return;
+    const u = this.upstream(up);
+    u.requests++;
+    if (!succeeded) {
+      u.failed++;
+      return;
+    }
+    u.succeeded++;
+    u.completionTokens += tokens;
+    u.promptTokens += e.promptTokens || 0;
+    if (st < 0) return;
+    u.latency.push(ts - this.reqs.get(st, FIRST_ENQUEUE));
+    if (this.reqs.get(st, SERVER_TTFT) >= 0) u.ttft.push(this.reqs.get(st, SERVER_TTFT));
+  }
+
   /**
    * Per-second token chart: a request's tokens are spread evenly over its decode (first → last
    * token), as they were generated, rather than all landing in the second it ended. (TPM per
@@ -566,8 +667,15 @@ export class RunAccumulator {
   private setLimit(shard: number, concurrency: number): void {
     // The limit each shard last ran with (an ending shard's 0 is not a limit it ran with).
     if (concurrency > 0) this.finalLimitByShard.set(shard, concurrency);
-    this.limit += concurrency - (this.limitByShard.get(shard) ?? 0);
+    const delta = concurrency - (this.limitByShard.get(shard) ?? 0);
+    this.limit += delta;
     this.limitByShard.set(shard, concurrency);
+    const up = this.upstreamOfShard.get(shard);
+    if (up !== undefined) {
+      const u = this.upstream(up);
+      u.limit += delta;
+      if (u.limit > u.limitMax) u.limitMax = u.limit;
+    }
     if (this.limit > this.f.limitMax) this.f.limitMax = this.limit;
   }
 
@@ -576,7 +684,7 @@ export class RunAccumulator {
     const dt = ts - this.lastTs;
     if (dt > 0) {
       const f = this.f;
-      if (this.downShards.size > 0) this.downIntegralMs += dt;
+      if (this.downShards.size > 0 && this.runDown()) this.downIntegralMs += dt;
       else if (this.limit > 0) {
         f.activeMs += dt;
         f.inFlightIntegral += this.inFlight * dt;
@@ -608,7 +716,7 @@ export class RunAccumulator {
           conns: 0,
           ttft: [],
           retryCauses: {},
-          down: this.downShards.size > 0,
+          down: this.runDown(),
         };
         this.f.bins.push(this.bin);
       }

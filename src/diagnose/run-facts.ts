@@ -76,12 +76,40 @@ export interface RunFacts {
   events: number;
   /** Requests by endpoint name, for the report's split (every endpoint the run used). */
   byEndpoint: Record<string, EndpointFacts>;
+  /** Requests by the server they went to (`--endpoint`'s place in its list), from shard_start's upstream. */
+  byUpstream: Record<string, UpstreamFacts>;
   /** Server time of answers without a first token (embeddings, rerank…): the diagnosis's stand-in for TTFT. */
   plainServerMs: number[];
   /** The 10 slowest finished requests by e2e latency. */
   slowest: { id: string; e2e_ms: number; attempts: number; outcome: string }[];
   /** The last 10 failed attempts with their messages. */
   recentErrors: { id: string; attempt: number; cause: string; status: number | null; error: string }[];
+}
+
+/** One server's share of a run of several (`--endpoint` given more than once). */
+export interface UpstreamFacts {
+  /** Its URL without credentials (from shard_start). */
+  url: string;
+  shards: number;
+  requests: number;
+  succeeded: number;
+  failed: number;
+  completionTokens: number;
+  promptTokens: number;
+  /** Attempts sent to it, and those that failed into an endpoint-down pause (not retries). */
+  attempts: number;
+  firstAttempts: number;
+  pausedAttempts: number;
+  /** Its shards' in-flight limits summed: now (while reading) and the most. */
+  limit: number;
+  limitMax: number;
+  /** Its outages (a shard of it paused for it) and their time. */
+  outages: number;
+  downMs: number;
+  latency: number[];
+  ttft: number[];
+  /** Each successful attempt's server time, request sent → answer's end (connecting left out). */
+  answerMs: number[];
 }
 
 /** One endpoint's share of a run. */

@@ -318,6 +318,8 @@ export function diagnose(r: Report): Verdict {
     });
   }
 
+  findings.push(...upstreamFindings(r, autoRun));
+
   const sevRank = { high: 0, medium: 1, low: 2 } as const;
   findings.sort((x, y) => sevRank[x.severity] - sevRank[y.severity]);
   let dominant: Bucket | null = null;
@@ -329,11 +331,68 @@ export function diagnose(r: Report): Verdict {
   // A high-severity control-plane finding makes the run control-plane-bound even when the model's
   // buckets are larger: the findings say what is costing throughput.
   const cpHigh = findings.some(
-    (f) => f.severity === 'high' && f.mode !== 'errors' && f.mode !== 'model_saturation' && f.mode !== 'endpoint_down',
+    (f) =>
+      f.severity === 'high' &&
+      f.mode !== 'errors' &&
+      f.mode !== 'model_saturation' &&
+      f.mode !== 'endpoint_down' &&
+      f.mode !== 'slow_upstream',
   );
   const bound: Verdict['bound'] =
     controlPlane >= T.controlPlaneShare || cpHigh ? 'control-plane' : saturated ? 'model' : 'healthy';
   return { bound, dominant, findings };
+}
+
+/** A server whose median answer takes this many times the others' (their median) held the run back. */
+const SLOW_UPSTREAM_RATIO = 2;
+/** Successes a server needs before its figures are judged. */
+const UPSTREAM_MIN_SUCCEEDED = 20;
+
+/**
+ * With several servers: each one that went down while the others carried the run, and the one that held
+ * the run back — answering much slower than the others at the in-flight limit its shards gave it.
+ */
+export function upstreamFindings(r: Report, autoRun: boolean): Finding[] {
+  const ups = Object.entries(r.by_upstream ?? {});
+  if (ups.length < 2) return [];
+  const findings: Finding[] = [];
+  const name = (i: string, u: { url: string }) => `endpoint ${Number(i) + 1} (${u.url || 'unknown URL'})`;
+  for (const [i, u] of ups) {
+    if (u.outages === 0) continue;
+    findings.push({
+      mode: 'endpoint_down',
+      severity: 'medium',
+      evidence:
+        `${name(i, u)} was down ${u.outages} time(s), ${u.down_s.toFixed(1)} s in all: ${u.paused_attempts} ` +
+        `attempts failed against it uncharged and its waiting work went to the other ${ups.length - 1}`,
+      action: 'nothing to change in the client: find out why that server went away (its logs, OOM kills, restarts)',
+    });
+  }
+  const slowness = (u: (typeof ups)[number][1]) => u.answer_ms.p50;
+  const judged = ups.filter(([, u]) => u.succeeded >= UPSTREAM_MIN_SUCCEEDED && slowness(u) !== null);
+  if (judged.length < 2) return findings;
+  const sorted = [...judged].sort((a, b) => slowness(b[1])! - slowness(a[1])!);
+  const [worstIndex, worst] = sorted[0]!;
+  const others = sorted.slice(1).map(([, u]) => slowness(u)!);
+  const othersMid = others.sort((a, b) => a - b)[Math.floor(others.length / 2)]!;
+  if (othersMid <= 0 || slowness(worst)! < SLOW_UPSTREAM_RATIO * othersMid) return findings;
+  const ratio = slowness(worst)! / othersMid;
+  const ttft =
+    worst.ttft_ms?.p95 !== undefined && worst.ttft_ms.p95 !== null ? `, TTFT p95 ${ms(worst.ttft_ms.p95)}` : '';
+  findings.push({
+    mode: 'slow_upstream',
+    severity: ratio >= 4 && worst.share >= 1 / (2 * ups.length) ? 'high' : 'medium',
+    evidence:
+      `${name(worstIndex, worst)} took ${Math.round(slowness(worst)!)} ms a median answer${ttft} at up to ` +
+      `${worst.in_flight_limit} in flight, ${ratio.toFixed(1)}× the others' ${Math.round(othersMid)} ms, and ` +
+      `gave ${pct(worst.share)} of the answers: it is model-bound there while the others have headroom`,
+    action: autoRun
+      ? 'give it more replicas or faster hardware, or take it out of --endpoint: its shards already settled at ' +
+        'the limit it sustains'
+      : "route less to it: run with --concurrency auto (each endpoint's shards then settle at the limit it " +
+        'sustains), or give it more replicas or faster hardware',
+  });
+  return findings;
 }
 
 /** A Retry-After this long is not a rate limit to pace under but a quota to wait out. */

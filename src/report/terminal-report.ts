@@ -71,6 +71,18 @@ export function formatReport(r: Report): string {
       );
     }
   }
+  // A run over several servers: each one's share, speed and outages.
+  const upstreams = Object.entries(r.by_upstream ?? {});
+  if (upstreams.length > 1) {
+    for (const [i, e] of upstreams) {
+      out.push(
+        `endpoint ${Number(i) + 1}  ${e.url}: ${n(e.requests)} requests (${(e.share * 100).toFixed(0)}%, ` +
+          `${n(e.failed)} failed, ${n(e.retried_attempts)} retried attempts); ${n(e.tpm)} tok/min; answer ` +
+          `${p(e.answer_ms)}${e.ttft_ms ? `; TTFT ${p(e.ttft_ms)}` : ''}; up to ${e.in_flight_limit} in flight` +
+          (e.outages > 0 ? `; down ${e.outages}× (${e.down_s.toFixed(1)} s)` : ''),
+      );
+    }
+  }
   const u = r.utilization;
   const limit =
     u.limit_final && u.limit_final !== u.limit ? `${u.limit_final} at the end (at most ${u.limit})` : `${u.limit}`;
