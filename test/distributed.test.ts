@@ -61,6 +61,47 @@ async function expectExactlyOnce(out: string, n: number): Promise<void> {
 
 describe('distributed runs on BullMQ + a real Redis', () => {
   it(
+    'starts while Redis is down and rides through until it is up (coordinator and worker)',
+    { timeout: 90_000 },
+    async () => {
+      const own = await startRedis();
+      const s = await startSim({ profile: parseProfile({ base: 'fast' }) });
+      const procs: ChildProcess[] = [];
+      try {
+        await own.stop();
+        const dir = tempDir();
+        const input = writeInput(dir, 300);
+        const out = join(dir, 'out');
+        const start = (args: string[]) => {
+          const p = spawn(process.execPath, [CLI, ...args, '--redis', own.url, '--redis-wait-s', '60'], {
+            stdio: ['ignore', 'ignore', 'pipe'],
+          });
+          const said = { err: '' };
+          p.stderr!.on('data', (d: Buffer) => (said.err += d.toString()));
+          procs.push(p);
+          return { p, said };
+        };
+        const coord = start(['run', input, '--endpoint', `${s.url}/v1`, '--out', out, '--progress', 'off']);
+        const worker = start(['worker', '--out', out, '--once']);
+        const waiting = () => /cannot be reached/.test(coord.said.err) && /cannot be reached/.test(worker.said.err);
+        await until(waiting, 30_000, 'the coordinator and the worker saying Redis cannot be reached');
+        await own.start();
+        expect(await exited(coord.p), coord.said.err).toBe(0);
+        expect(await exited(worker.p), worker.said.err).toBe(0);
+        for (const { said } of [coord, worker]) {
+          expect(said.err.match(/cannot be reached/g)).toHaveLength(1);
+          expect(said.err).toMatch(/answers again after \d+\.\d s/);
+        }
+        expect(new Set(loadResults(out).map((r) => r.custom_id)).size).toBe(300);
+      } finally {
+        for (const p of procs) await killed(p, 'SIGKILL');
+        await s.close();
+        await own.stop();
+      }
+    },
+  );
+
+  it(
     'three workers, five of them killed with kill -9 at random moments: exactly one result per line, one report',
     { timeout: 150_000 },
     async () => {
@@ -473,13 +514,31 @@ describe('distributed runs on BullMQ + a real Redis', () => {
         join(dir, 'b'),
         '--redis',
         'redis://:hunter2@127.0.0.1:1',
+        '--redis-wait-s',
+        '1',
       ]);
       expect(down.code).toBe(1);
-      expect(down.stderr).toMatch(/Cannot reach Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1/);
+      // It said once that it would try again, then gave up naming how long it tried.
+      expect(down.stderr).toMatch(
+        /Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1 cannot be reached .*trying again for up to 1 s/,
+      );
+      expect(down.stderr.match(/trying again/g)).toHaveLength(1);
+      expect(down.stderr).toMatch(
+        /Cannot reach Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1.*tried for .* s, --redis-wait-s 1/,
+      );
       expect(down.stderr).not.toContain('hunter2');
-      const w = await runCli(['worker', '--redis', 'redis://127.0.0.1:1', '--out', join(dir, 'c')]);
+      const w = await runCli([
+        'worker',
+        '--redis',
+        'redis://127.0.0.1:1',
+        '--out',
+        join(dir, 'c'),
+        '--redis-wait-s',
+        '0',
+      ]);
       expect(w.code).toBe(1);
       expect(w.stderr).toMatch(/Cannot reach Redis at redis:\/\/127\.0\.0\.1:1/);
+      expect(w.stderr).not.toMatch(/trying again/);
       const lw = await runCli([
         'run',
         input,

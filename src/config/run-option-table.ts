@@ -417,6 +417,16 @@ export const RUN_OPTIONS = {
       'with `--rate`, `--rpm` or `--tpm` (each worker would apply them alone)',
     localOnly: true,
   },
+  redisWaitS: {
+    flag: '--redis-wait-s <s>',
+    schema: z.coerce.number().finite().min(0).max(3600).default(30),
+    help: 'with --redis: at start, how long to keep trying a Redis that cannot be reached (a restart, a failover)',
+    doc:
+      'with `--redis`: at start, how long to keep trying a Redis that cannot be reached (a restart, a failover) ' +
+      'before exiting 1, saying so on one line; 0 tries once. A Redis that answers but is too old or evicts keys ' +
+      'fails at once',
+    localOnly: true,
+  },
   globalConcurrency: {
     flag: '--global-concurrency <n>',
     schema: posInt.max(1_000_000).optional(),

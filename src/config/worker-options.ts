@@ -16,6 +16,9 @@ export const WORKER_OPTIONS = {
     help: 'the Redis the coordinator uses, e.g. redis://10.0.0.5:6379',
     required: true,
   },
+  redisWaitS: reuse(run.redisWaitS, {
+    help: 'at start, how long to keep trying a Redis that cannot be reached (a restart, a failover)',
+  }),
   out: {
     flag: '--out <dir>',
     schema: z.string().min(1),

@@ -12,6 +12,8 @@ export interface TestRedis {
   /** kill -9 and start again on the same port and dir: what survives is what the AOF kept. */
   restart: () => Promise<void>;
   stop: () => Promise<void>;
+  /** Start it again after `stop` (same port, same dir). */
+  start: () => Promise<void>;
 }
 
 export const REDIS_SERVER = process.env.REDIS_SERVER_PATH ?? '/usr/bin/redis-server';
@@ -79,5 +81,8 @@ export async function startRedis(): Promise<TestRedis> {
       child = await launch(port, dir);
     },
     stop: () => kill('SIGTERM'),
+    start: async () => {
+      child = await launch(port, dir);
+    },
   };
 }

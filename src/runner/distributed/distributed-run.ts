@@ -11,7 +11,7 @@ import { misconfiguredHalt, newRunTotals, tallyDone, type RunTotals } from '../r
 import { ChunkQueue, chunkJobId, CHUNK_PROTOCOL, DEFAULT_CHUNK_SIZE } from './chunk-queue.js';
 import { DistributedMetrics } from './distributed-metrics.js';
 import { redactRedisUrl } from '../../config/redis-url.js';
-import { checkRedis } from './redis-check.js';
+import { waitForRedis } from './redis-check.js';
 import { factsFromLine } from './result-facts.js';
 import { LOCAL_ONLY_OPTIONS, RunChannel } from './run-channel.js';
 
@@ -104,7 +104,7 @@ export class DistributedCoordinator {
   /** Run to the end (or interruption); resolves with how it ended and the totals. */
   async run(): Promise<DistributedRunResult> {
     const o = this.o;
-    await checkRedis(o.redis);
+    await waitForRedis(o.redis, { waitS: o.redisWaitS, log: (line) => this.log(line) });
     if (o.metricsPort !== undefined) this.d.onMetrics?.(await this.metrics.serve(o.metricsHost, o.metricsPort));
     const channel = (this.channel = new RunChannel(o.redis));
     this.queue = new ChunkQueue<RequestSpec>(o.redis);

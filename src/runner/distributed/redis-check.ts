@@ -62,7 +62,7 @@ export async function checkRedis(url: string, { timeoutMs = 5000 }: { timeoutMs?
     return version;
   } catch (err) {
     if (err instanceof RedisError) throw err;
-    throw new RedisError(
+    throw new RedisUnreachable(
       `Cannot reach Redis at ${redactRedisUrl(url)}: ${(err as Error).message}. Is redis-server running there? ` +
         `(--redis)`,
       { cause: err },
@@ -70,6 +70,59 @@ export async function checkRedis(url: string, { timeoutMs = 5000 }: { timeoutMs?
   } finally {
     client.disconnect();
   }
+}
+
+/** Redis did not answer at all (as opposed to answering with something wrong): worth trying again. */
+class RedisUnreachable extends RedisError {}
+
+/**
+ * `checkRedis`, riding through a Redis that cannot be reached at start (a restart, a failover): tries
+ * again every 0.5 s (doubling to 2 s) for up to `waitS`, saying so once on `log`, and once more when it
+ * answers. Anything else wrong with it (its URL, version or eviction policy) fails at once, as does the
+ * last try. @default waitS 30
+ */
+export async function waitForRedis(
+  url: string,
+  { waitS = 30, log, sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms)) }: WaitOptions = {},
+): Promise<string> {
+  const startMs = Date.now();
+  let delayMs = 500;
+  let said = false;
+  for (;;) {
+    try {
+      const version = await checkRedis(url);
+      if (said)
+        log?.(`Redis at ${redactRedisUrl(url)} answers again after ${((Date.now() - startMs) / 1000).toFixed(1)} s`);
+      return version;
+    } catch (err) {
+      const waitedMs = Date.now() - startMs;
+      if (!(err instanceof RedisUnreachable) || waitedMs + delayMs > waitS * 1000) {
+        if (said && err instanceof RedisUnreachable)
+          throw new RedisError(
+            `${err.message} (tried for ${(waitedMs / 1000).toFixed(1)} s, --redis-wait-s ${waitS})`,
+            {
+              cause: err,
+            },
+          );
+        throw err;
+      }
+      if (!said) {
+        said = true;
+        log?.(
+          `Redis at ${redactRedisUrl(url)} cannot be reached (${(err.cause as Error)?.message ?? err.message}); ` +
+            `trying again for up to ${waitS} s (--redis-wait-s)`,
+        );
+      }
+      await sleep(delayMs);
+      delayMs = Math.min(2000, delayMs * 2);
+    }
+  }
+}
+
+interface WaitOptions {
+  waitS?: number;
+  log?: (line: string) => void;
+  sleep?: (ms: number) => Promise<void>;
 }
 
 async function maxmemoryPolicy(client: Redis): Promise<string | undefined> {

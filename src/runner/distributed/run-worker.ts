@@ -13,7 +13,7 @@ import { shardConfig } from '../shard/shard-config.js';
 import { CHUNK_PROTOCOL } from './chunk-queue.js';
 import { GlobalLease } from './global-lease.js';
 import { redactRedisUrl } from '../../config/redis-url.js';
-import { checkRedis } from './redis-check.js';
+import { waitForRedis } from './redis-check.js';
 import { RedisWorkSource } from './redis-work-source.js';
 import { RunChannel, type PublishedRun } from './run-channel.js';
 
@@ -26,14 +26,16 @@ export interface WorkerOptions {
   shards?: number | undefined;
   /** Per shard; the run's when absent. */
   concurrency?: number | string | undefined;
-  /** The run's when absent (a worker may reach the same server by another address). */
-  /** This machine's endpoint(s), as `run`'s `endpoint` takes them. */
+  /** This machine's endpoint(s), as `run`'s `endpoint` takes them; the run's when absent (a worker may reach the
+   *  same server by another address). */
   endpoint?: RunOptions['endpoint'] | undefined;
   transport?: 'undici' | 'raw' | undefined;
   apiKey?: string | undefined;
   headers?: string[] | undefined;
   /** Serve this worker's Prometheus /metrics on 127.0.0.1 during each run (0 picks a port). */
   metricsPort?: number | undefined;
+  /** At start, how long to keep trying a Redis that cannot be reached. @default 30 */
+  redisWaitS?: number | undefined;
   /** Serve one run, then exit. @default false: serve runs until stopped */
   once?: boolean | undefined;
   /** Chunk lock (ms): a worker silent this long loses its chunk to another. @default 10000 */
@@ -49,7 +51,7 @@ export interface WorkerOptions {
  */
 export async function runWorker(o: WorkerOptions, signal?: AbortSignal): Promise<{ runs: number }> {
   const log = o.log ?? ((line: string) => process.stderr.write(`shardline: ${line}\n`));
-  await checkRedis(o.redis);
+  await waitForRedis(o.redis, { waitS: o.redisWaitS ?? 30, log });
   const channel = new RunChannel(o.redis);
   let runs = 0;
   try {
