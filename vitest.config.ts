@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
 /** Tests that start many processes (Redis, coordinators, workers, shards): they run after the rest. */
-const HEAVY = ['test/distributed.test.ts', 'test/chunk-queue.test.ts'];
+const HEAVY = ['test/distributed.test.ts', 'test/chunk-queue.test.ts', 'test/shared-budget.test.ts'];
 
 export default defineConfig({
   test: {

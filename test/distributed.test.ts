@@ -595,11 +595,11 @@ describe('distributed runs on BullMQ + a real Redis', () => {
         join(dir, 'h'),
         '--redis',
         redis.url,
-        '--rpm',
+        '--rate',
         '600',
       ]);
       expect(rpm.code).toBe(2);
-      expect(rpm.stderr).toMatch(/Expected no `--rpm` with `--redis`, got `600`: every worker would apply it/);
+      expect(rpm.stderr).toMatch(/Expected no `--rate` with `--redis`, got `600`: every worker would apply it/);
     },
   );
 });

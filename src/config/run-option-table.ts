@@ -414,7 +414,7 @@ export const RUN_OPTIONS = {
     doc:
       'coordinate a distributed run over this Redis: the input goes out in chunks of 256 to `shardline worker` ' +
       'processes on any machine, results come back to this `--out` ([distributed.md](distributed.md)). Not ' +
-      'with `--rate`, `--rpm` or `--tpm` (each worker would apply them alone)',
+      'with `--rate` (each worker would apply it alone); `--rpm`/`--tpm` are one budget all workers share',
     localOnly: true,
   },
   redisWaitS: {

@@ -13,7 +13,7 @@ import { LiveMetrics } from './live/live-metrics.js';
 import { misconfiguredHalt, newRunTotals, tallyDone, type RunTotals } from './run-totals.js';
 import { ShardHandle } from './shard/shard-handle.js';
 import type { ShardLauncher } from './shard/shard-link.js';
-import { RateBudget, tokenCharge } from './pacing/rate-budget.js';
+import { RateBudget, tokenCharge, type Budget } from './pacing/rate-budget.js';
 import type { WorkSource } from './work-source.js';
 import { assignWork } from './assign-work.js';
 
@@ -55,6 +55,8 @@ export interface CoordinatorDeps {
    * distributed worker's share of `--global-concurrency`. Call `kick()` when it rises. @default no cap
    */
   assignedCap?: () => number;
+  /** Paces enqueues under --rpm/--tpm. @default a RateBudget of the options (a distributed worker's is shared) */
+  budget?: Budget;
   /** How shards start. @default forkShard: a child process each */
   launchShard?: ShardLauncher;
   clock: Clock;
@@ -95,7 +97,7 @@ export class Coordinator {
   /** Shard processes in a row that exited before `ready` (reset by any shard that starts). */
   private failedStarts = 0;
   /** --rpm/--tpm: a request is enqueued only once the budget has room for it. */
-  private readonly budget: RateBudget;
+  private readonly budget: Budget;
   /** The in-flight limit while shards ran: the progress line after they stop still says it. */
   private lastLimit = 0;
 
@@ -113,7 +115,7 @@ export class Coordinator {
       () => this.startedMs,
     );
     this.finished = new Promise((resolve) => (this.finish = resolve));
-    this.budget = new RateBudget({ rpm: this.o.rpm, tpm: this.o.tpm }, deps.clock());
+    this.budget = deps.budget ?? new RateBudget({ rpm: this.o.rpm, tpm: this.o.tpm }, deps.clock());
   }
 
   /** Run to the end (or interruption); resolves with how it ended. */

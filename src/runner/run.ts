@@ -88,18 +88,13 @@ export async function run(input: RunOptionsInput | RunOptions, hooks: RunHooks =
     );
   if (o.localWorkers > 0 && o.redis === undefined)
     throw new ConfigError(`Expected \`--local-workers\` only with \`--redis\`, got \`${o.localWorkers}\` without it`);
-  // Each worker would apply an arrival rate or a budget on its own: N workers would send N times it.
-  for (const [key, flag] of [
-    ['rate', '--rate'],
-    ['rpm', '--rpm'],
-    ['tpm', '--tpm'],
-  ] as const) {
-    if (o.redis !== undefined && o[key] !== undefined)
-      throw new ConfigError(
-        `Expected no \`${flag}\` with \`--redis\`, got \`${o[key]}\`: every worker would apply it on its own (bound ` +
-          `a distributed run with --global-concurrency)`,
-      );
-  }
+  // Each worker would apply an arrival rate on its own: N workers would send N times it. (--rpm/--tpm
+  // are one budget in Redis, shared by every worker.)
+  if (o.redis !== undefined && o.rate !== undefined)
+    throw new ConfigError(
+      `Expected no \`--rate\` with \`--redis\`, got \`${o.rate}\`: every worker would apply it on its own (bound ` +
+        `a distributed run with --global-concurrency, or pace it with --rpm/--tpm)`,
+    );
   if (o.postprocess && !existsSync(o.postprocess)) {
     throw new ConfigError(`Expected \`--postprocess\` to be a module file, got \`${o.postprocess}\` (not found)`);
   }

@@ -14,6 +14,7 @@ import { CHUNK_PROTOCOL } from './chunk-queue.js';
 import { GlobalLease } from './global-lease.js';
 import { redactRedisUrl } from '../../config/redis-url.js';
 import { waitForRedis } from './redis-check.js';
+import { SharedBudget } from './shared-budget.js';
 import { RedisWorkSource } from './redis-work-source.js';
 import { RunChannel, type PublishedRun } from './run-channel.js';
 
@@ -152,6 +153,15 @@ async function serveRun(
     // One shard: run it in this process (see inProcessShard); several keep a process each.
     ...(options.shards === 1 ? { launchShard: inProcessShard } : {}),
     shardConfig: (index, replaces) => shardConfig(options, run.runId, o.out, index, replaces),
+    // --rpm/--tpm: one budget for every worker of the run, kept in Redis.
+    ...(options.rpm !== undefined || options.tpm !== undefined
+      ? {
+          budget: new SharedBudget(channel.redis, `shardline:run:${run.runId}:budget`, {
+            rpm: options.rpm,
+            tpm: options.tpm,
+          }),
+        }
+      : {}),
     ...(options.globalConcurrency !== undefined ? { assignedCap: () => lease?.lease ?? 0 } : {}),
   });
   if (options.globalConcurrency !== undefined) {

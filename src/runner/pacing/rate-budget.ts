@@ -14,6 +14,20 @@ export interface QuotaObservation {
   ts: number;
 }
 
+/** What the coordinator paces enqueues with: a run's own budget (RateBudget) or one shared by workers. */
+export interface Budget {
+  /** Whether any budget is in force (nothing waits otherwise). */
+  readonly active: boolean;
+  /** Whether requests must be costed in tokens (a token budget is set). */
+  readonly countsTokens: boolean;
+  /** Charge a request of `tokens` and return 0 when there is room now; else charge nothing, return ms to wait. */
+  tryTake(tokens: number, nowMs: number): number;
+  /** Correct a charge once the answer's usage is known (positive `deltaTokens` charges more). */
+  adjust(deltaTokens: number): void;
+  /** A provider's rate-limit headers. */
+  observe(q: QuotaObservation): void;
+}
+
 export interface RateBudgetOptions {
   /** Requests per minute for the whole run; undefined = no request budget. */
   rpm?: number | undefined;
@@ -50,7 +64,7 @@ const MAX_WAIT_MS = 1000;
  * provider's x-ratelimit-remaining-* headers count too: the budget is what both allow, so a quota
  * shared with other clients (or smaller than the flag says) is still respected.
  */
-export class RateBudget {
+export class RateBudget implements Budget {
   private readonly own: Partial<Record<'requests' | 'tokens', Bucket>> = {};
   private readonly server: Partial<Record<'requests' | 'tokens', ServerView>> = {};
 
