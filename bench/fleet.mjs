@@ -1,0 +1,163 @@
+#!/usr/bin/env node
+// A fleet on one box: a distributed run over three simulator instances (three --endpoint) with many
+// workers, a third of them killed with SIGKILL and one simulator stopped mid-run. Prints the
+// coordinator's result rate, the most attempts in flight at once across every shard (from the merged
+// events) against --global-concurrency, and whether results.jsonl has exactly one line per input line.
+//
+//   node bench/fleet.mjs [--workers 32] [--requests 60000] [--global 192] [--concurrency 8]
+//
+// Each worker runs a shard per endpoint (shard numbers are run-wide, shard i sends to endpoint i mod 3),
+// so a worker whose endpoint goes down hands that endpoint's work to its other shards. Needs redis-server.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { startSimProcess } from './sim-process.mjs';
+
+const { values } = parseArgs({
+  options: {
+    workers: { type: 'string', default: '32' },
+    requests: { type: 'string', default: '60000' },
+    global: { type: 'string', default: '192' },
+    concurrency: { type: 'string', default: '8' },
+  },
+});
+const CLI = new URL('../dist/cli/main.js', import.meta.url).pathname;
+const nWorkers = Number(values.workers);
+const n = Number(values.requests);
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+if (spawnSync('redis-server', ['--version']).error) {
+  console.error('bench/fleet.mjs needs redis-server on PATH (Debian: apt-get install redis-server)');
+  process.exit(2);
+}
+const dir = mkdtempSync(join(tmpdir(), 'sl-bench-fleet-'));
+const port = await freePort();
+const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', ''], {
+  stdio: 'ignore',
+});
+await new Promise((r) => setTimeout(r, 500));
+const redisUrl = `redis://127.0.0.1:${port}`;
+const sims = await Promise.all([1, 2, 3].map(() => startSimProcess('fast')));
+const input = join(dir, 'in.jsonl');
+const lines = [];
+for (let i = 0; i < n; i++)
+  lines.push(
+    JSON.stringify({
+      custom_id: `r${i}`,
+      body: { model: 'sim', messages: [{ role: 'user', content: `q ${i}` }], max_tokens: 8, stream: false },
+    }),
+  );
+writeFileSync(input, `${lines.join('\n')}\n`);
+const out = join(dir, 'out');
+const children = [];
+const start = (args, name) => {
+  const p = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  p.name = name;
+  p.err = '';
+  p.stderr.on('data', (d) => (p.err = (p.err + d).slice(-4000)));
+  children.push(p);
+  return p;
+};
+const exited = (p) => new Promise((r) => (p.exitCode !== null || p.signalCode !== null ? r() : p.once('exit', r)));
+const resultLines = () => {
+  try {
+    return readFileSync(join(out, 'results.jsonl'), 'utf8').split('\n').length - 1;
+  } catch {
+    return 0;
+  }
+};
+
+let killedWorkers = 0;
+let report;
+try {
+  const t0 = performance.now();
+  const endpoints = sims.flatMap((s) => ['--endpoint', `${s.url}/v1`]);
+  const coord = start(
+    [
+      'run',
+      input,
+      ...endpoints,
+      '--out',
+      out,
+      '--redis',
+      redisUrl,
+      '--global-concurrency',
+      values.global,
+      '--progress',
+      'off',
+    ],
+    'coordinator',
+  );
+  const workers = Array.from({ length: nWorkers }, (_, i) =>
+    start(['worker', '--redis', redisUrl, '--out', out, '--once', '--concurrency', values.concurrency], `worker ${i}`),
+  );
+  // Mid-run: a third of the workers killed, one endpoint gone.
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 200));
+    if (resultLines() >= n * 0.3 || coord.exitCode !== null) break;
+  }
+  const tKill = performance.now();
+  for (const w of workers.slice(0, Math.floor(nWorkers / 3))) {
+    w.kill('SIGKILL');
+    killedWorkers++;
+  }
+  sims[1].stop();
+  await exited(coord);
+  const wallS = (performance.now() - t0) / 1000;
+  if (coord.exitCode !== 0) console.error(`coordinator exited ${coord.exitCode}:\n${coord.err}`);
+  const ids = readFileSync(join(out, 'results.jsonl'), 'utf8').split('\n').filter(Boolean);
+  const unique = new Set(ids.map((l) => JSON.parse(l).custom_id));
+  let failed = 0;
+  for (const l of ids) if (JSON.parse(l).error) failed++;
+  // The most attempts in flight at once, every shard's events merged.
+  const marks = [];
+  let paused = 0;
+  for (const f of readdirSync(join(out, 'events')))
+    for (const line of readFileSync(join(out, 'events', f), 'utf8').split('\n')) {
+      if (!line) continue;
+      if (line.includes('"attempt_start"')) marks.push([JSON.parse(line).ts, 1]);
+      else if (line.includes('"attempt_end"')) marks.push([JSON.parse(line).ts, -1]);
+      else if (line.includes('"paused"')) paused++;
+    }
+  marks.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  let inFlight = 0;
+  let maxInFlight = 0;
+  for (const [, d] of marks) maxInFlight = Math.max(maxInFlight, (inFlight += d));
+  report = { wallS, killS: (tKill - t0) / 1000, lines: ids.length, unique: unique.size, failed, maxInFlight, paused };
+} finally {
+  for (const c of children) c.kill('SIGKILL');
+  for (const s of sims) s.stop();
+  redis.kill('SIGTERM');
+}
+const fmt = (x, d = 0) => x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
+console.log(
+  `shardline fleet bench — node ${process.version}, ${new Date().toISOString()}: ${fmt(n)} requests, ${nWorkers} ` +
+    `workers (a shard per endpoint each), 3 simulator instances (fast), --global-concurrency ${values.global}, ` +
+    `--concurrency ${values.concurrency} per shard`,
+);
+console.log(
+  `killed ${killedWorkers} workers (SIGKILL) and stopped endpoint 2 at ${fmt(report.killS, 1)} s (30% of the results in)`,
+);
+console.log(`coordinator result rate    ${fmt(n / report.wallS)} results/s (${fmt(report.wallS, 1)} s for the run)`);
+console.log(
+  `global bound               at most ${fmt(report.maxInFlight)} attempts in flight across all shards (merged ` +
+    `events; bound ${values.global}): ${report.maxInFlight <= Number(values.global) ? 'held' : 'NOT held'}`,
+);
+console.log(
+  `results.jsonl              ${fmt(report.lines)} lines, ${fmt(report.unique)} distinct custom_ids for ${fmt(n)} ` +
+    `input lines, ${fmt(report.failed)} failed; ${fmt(report.paused)} attempts paused on the stopped endpoint: ` +
+    `${report.lines === n && report.unique === n ? 'exactly one result per line' : 'NOT one result per line'}`,
+);
+rmSync(dir, { recursive: true, force: true });
