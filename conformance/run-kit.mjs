@@ -297,6 +297,35 @@ const scenarios = {
         `back; ${rep.outages?.paused_attempts ?? 0} paused attempts`,
     });
   },
+  async 'two-servers'() {
+    // Two llama-server instances, one run over both (--endpoint twice); the second killed with kill -9 at
+    // 4 s and never brought back: its share must move to the first with nothing failed.
+    const ports = [await freePort(), await freePort()];
+    const servers = [await startServer(ports[0]), await startServer(ports[1])];
+    const out = join(work, 'two-servers');
+    const argv = ['run', long, '--out', out, '--concurrency', '4', '--progress', 'off'];
+    for (const port of ports) argv.push('--endpoint', `http://127.0.0.1:${port}/v1`);
+    const running = runCli(argv);
+    await new Promise((r) => setTimeout(r, 4000));
+    await stop(servers[1].child);
+    const killedAt = Date.now();
+    const r = await running;
+    await stop(servers[0].child);
+    const rep = await report(out);
+    const ups = rep.by_upstream ?? {};
+    const after = events(out).filter((e) => e.type === 'request_end' && e.ts > killedAt + 1000);
+    const shardsAfter = new Set(after.map((e) => e.shard));
+    const named = rep.verdict.findings.some((f) => f.mode === 'endpoint_down' && f.evidence.includes(`${ports[1]}`));
+    row('two-servers', 'shardline run long.jsonl --endpoint A --endpoint B --concurrency 4; B kill -9 at 4 s', {
+      exit: r.code,
+      ...figures(rep),
+      note:
+        `A ${ups['0']?.requests ?? 0} requests, B ${ups['1']?.requests ?? 0} ` +
+        `(down ${ups['1']?.down_s?.toFixed(1) ?? '–'} ` +
+        `s, ${ups['1']?.paused_attempts ?? 0} paused); after B died + 1 s, requests ended on shards ` +
+        `${[...shardsAfter].join(',') || '–'}; report names B down: ${named}`,
+    });
+  },
   async completions() {
     await fixedRun('completions', completions, ['--concurrency', '4'], {
       note: (out, rep) => {

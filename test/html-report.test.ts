@@ -2,10 +2,10 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { analyze, parseProfile, run, startSim, type RunningSim } from '../src/index.js';
+import { analyze, parseProfile, run, startSim, type Report, type RunningSim } from '../src/index.js';
 import { artifactDir, chartInk, launch, openFile } from './helpers/browser.js';
 import { runCli } from './helpers/cli.js';
-import { tempDir } from './helpers/run-dir.js';
+import { tempDir, writeInput } from './helpers/run-dir.js';
 
 let browser: Browser;
 let sim: RunningSim | undefined;
@@ -140,5 +140,31 @@ describe('HTML report of a job mixing endpoints', () => {
     expect(rows[1]![5]).toBe('–');
     expect(rows[0]![5]).not.toBe('–');
     await page.close();
+  });
+});
+
+describe('HTML report of a run over several servers', () => {
+  it('shows each server’s share, speed and outages in a table that matches the JSON report', async () => {
+    const sims = await Promise.all([1, 2].map((seed) => startSim({ profile: parseProfile({ base: 'fast' }), seed })));
+    try {
+      const dir = tempDir();
+      const out = join(dir, 'out');
+      await run({ input: writeInput(dir, 60), endpoint: sims.map((s) => `${s.url}/v1`), out, progress: 'off' });
+      const html = join(dir, 'report.html');
+      expect((await runCli(['report', out, '--html', html])).code).toBe(0);
+      const report = JSON.parse((await runCli(['report', out, '--json'])).stdout) as Report;
+      const { page, consoleErrors } = await openFile(browser, html);
+      await page.waitForSelector('[data-table="by-upstream"]');
+      expect(consoleErrors).toEqual([]);
+      const rows = await page.$$eval('[data-table="by-upstream"] tr', (trs) =>
+        trs.slice(1).map((tr) => Array.from(tr.querySelectorAll('td')).map((td) => td.textContent ?? '')),
+      );
+      expect(rows.map((r) => r[0])).toEqual(sims.map((s, i) => `${i + 1} ${s.url}/v1`));
+      expect(rows.map((r) => Number(r[1]))).toEqual(['0', '1'].map((k) => report.by_upstream[k]!.requests));
+      expect(rows.reduce((a, r) => a + Number(r[1]), 0)).toBe(60);
+      await page.close();
+    } finally {
+      await Promise.all(sims.map((s) => s.close()));
+    }
   });
 });

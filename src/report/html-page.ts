@@ -130,6 +130,20 @@ export const PAGE_SCRIPT = String.raw`
       et.setAttribute('data-table', 'by-endpoint');
     }
 
+    // A run over several servers: each one's share, speed and outages.
+    var ups = Object.keys(r.by_upstream || {});
+    if (ups.length > 1) {
+      append(sec, el('h3', null, 'By server'));
+      var ut = table(sec, ['server', 'requests', 'share', 'failed', 'tok/min', 'answer p50 ms', 'TTFT p95 ms',
+        'in flight', 'down s'],
+        ups.map(function (i) {
+          var u = r.by_upstream[i];
+          return [(Number(i) + 1) + ' ' + u.url, fmt(u.requests), pct(u.share), fmt(u.failed), fmt(u.tpm),
+            fmt(u.answer_ms.p50), u.ttft_ms ? fmt(u.ttft_ms.p95) : '–', fmt(u.in_flight_limit), fmt(u.down_s, 1)];
+        }), [1, 2, 3, 4, 5, 6, 7, 8]);
+      ut.setAttribute('data-table', 'by-upstream');
+    }
+
     append(sec, el('h3', null, 'Throughput, latency, work conservation'));
     var charts = append(sec, el('div', 'charts'));
     // Aggregate completion TPM per UTC minute, stacked by shard.
