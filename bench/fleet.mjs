@@ -148,7 +148,8 @@ console.log(
     `--concurrency ${values.concurrency} per shard`,
 );
 console.log(
-  `killed ${killedWorkers} workers (SIGKILL) and stopped endpoint 2 at ${fmt(report.killS, 1)} s (30% of the results in)`,
+  `killed ${killedWorkers} workers (SIGKILL) and stopped endpoint 2 at ${fmt(report.killS, 1)} s ` +
+    '(30% of the results in)',
 );
 console.log(`coordinator result rate    ${fmt(n / report.wallS)} results/s (${fmt(report.wallS, 1)} s for the run)`);
 console.log(

@@ -108,6 +108,9 @@ describe('several endpoints', () => {
     expect(named, JSON.stringify(report.verdict.findings)).toBeDefined();
     // One server down is not the run down: the others carried it.
     expect(report.outages.count).toBe(0);
+    expect(report.by_upstream['1']!.down_s).toBeGreaterThan(0);
+    // Its slots were out of rotation, not free while work waited (a real llama-server run read them so).
+    expect(report.verdict.findings.map((f) => f.mode)).not.toContain('admission_gap');
     await expectBooksAgree(out);
   });
 

@@ -510,6 +510,10 @@ export class RunAccumulator {
     f.startMs = Number.isNaN(this.runStart) ? this.firstTs : Math.min(this.runStart, this.firstTs);
     f.endMs = Number.isNaN(this.runEnd) ? this.lastTs : Math.max(this.runEnd, this.lastTs);
     if (Number.isNaN(f.startMs)) f.startMs = f.endMs = 0;
+    // An outage still open when the log ends (a server that never came back) lasted until then.
+    for (const [up, d] of this.upstreamDown)
+      if (d.shards.size > 0) this.upstream(up).downMs += Math.max(0, f.endMs - d.sinceTs);
+    if (this.runDown()) f.downMs += Math.max(0, f.endMs - this.downSince);
     f.minutes = [...this.minuteMap.values()];
     f.shards = this.finalLimitByShard.size;
     for (const l of this.finalLimitByShard.values()) f.limitFinal += l;
@@ -679,23 +683,35 @@ export class RunAccumulator {
     if (this.limit > this.f.limitMax) this.f.limitMax = this.limit;
   }
 
+  /**
+   * The in-flight limit work could use: the shards' limits less those of shards whose server is down
+   * (one of several servers down: its slots are out of rotation, not free slots while work waits).
+   */
+  private usableLimit(): number {
+    if (this.downShards.size === 0) return this.limit;
+    let down = 0;
+    for (const s of this.downShards) down += this.limitByShard.get(s) ?? 0;
+    return Math.max(0, this.limit - down);
+  }
+
   /** Integrate state over [lastTs, ts) and roll timeline bins forward. */
   private advance(ts: number): void {
     const dt = ts - this.lastTs;
     if (dt > 0) {
       const f = this.f;
+      const limit = this.usableLimit();
       if (this.downShards.size > 0 && this.runDown()) this.downIntegralMs += dt;
-      else if (this.limit > 0) {
+      else if (limit > 0) {
         f.activeMs += dt;
         f.inFlightIntegral += this.inFlight * dt;
         f.backlogIntegral += this.backlog * dt;
-        if (this.inFlight >= this.limit) f.busyMs += dt;
+        if (this.inFlight >= limit) f.busyMs += dt;
         else {
           // Idle slots slow the queue by the share of capacity they are: with every slot free no
           // waiting request moves, with 1 of 64 free the queue drains 1/64 slower. Each waiting
           // request is charged that share of the time, so a slot free for a moment between two
           // requests is not billed in full to every request behind it.
-          this.freeMs += (dt * (this.limit - this.inFlight)) / this.limit;
+          this.freeMs += (dt * (limit - this.inFlight)) / limit;
           if (this.backlog > 0) f.gapMs += dt;
         }
       }
@@ -710,7 +726,7 @@ export class RunAccumulator {
           t,
           backlog: this.backlog,
           inFlight: this.inFlight,
-          limit: this.limit,
+          limit: this.usableLimit(),
           tokens: 0,
           retries: 0,
           conns: 0,
