@@ -1,3 +1,4 @@
+import { redactUrl } from '../util/redact-url.js';
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { addOptions, flagValues } from '../config/option-table.js';
@@ -48,7 +49,7 @@ export function registerSweepCommand(program: Command): void {
     lines.push(k.level === null ? `no knee: ${k.why}` : `knee: concurrency ${k.level} — ${k.why}`);
     if (k.level !== null)
       lines.push(
-        `use: shardline run ${input} --endpoint ${runOptions.endpoint} --concurrency ` +
+        `use: shardline run ${input} ${endpointFlags(runOptions.endpoint)} --concurrency ` +
           `${k.level}${runOptions.shards > 1 ? ` --shards ${runOptions.shards}` : ''}`,
       );
     process.stdout.write(`${lines.join('\n')}\n`);
@@ -63,4 +64,10 @@ function stageLine(s: SweepStage): string {
     `${ms(s.ttftP95Ms).padStart(10)} ${ms(s.ttftP99Ms).padStart(10)} ${pct(s.retryRate).padStart(9)} ` +
     `${pct(s.successRate).padStart(8)}`
   );
+}
+
+/** `--endpoint` as the user would type it again: once per URL (a config file's objects by their URL). */
+function endpointFlags(endpoint: string | (string | { url: string })[]): string {
+  const list = Array.isArray(endpoint) ? endpoint : [endpoint];
+  return list.map((e) => `--endpoint ${redactUrl(typeof e === 'string' ? e : e.url)}`).join(' ');
 }
