@@ -305,7 +305,8 @@ if (perCore) {
   console.log(
     `${cores} workers vs ${cores} local shards, steady state: ${fmt(median(cpu) * 100, 1)}% client CPU per request ` +
       `(rounds: ${pct(cpu)}; target ≤ 5%): ${median(cpu) <= 0.05 ? 'met' : 'not met'}; ` +
-      `${fmt(median(rate) * 100, 1)}% of the request rate (rounds: ${pct(rate)}; target ≥ 90%): ${median(rate) >= 0.9 ? 'met' : 'not met'}; ` +
+      `${fmt(median(rate) * 100, 1)}% of the request rate (rounds: ${pct(rate)}; target ≥ 90%): ` +
+      `${median(rate) >= 0.9 ? 'met' : 'not met'}; ` +
       `whole runs, start and end included: ${fmt(median(rateAllIn) * 100, 1)}% of the rate`,
   );
   configs.forEach((c, ci) =>
