@@ -128,6 +128,28 @@ describe('several endpoints', () => {
     expect(report.by_upstream['2']!.share).toBeLessThan(report.by_upstream['0']!.share);
   });
 
+  it("keeps a server's own rpm, the other servers taking the rest", async () => {
+    const endpoints = await threeSims();
+    const dir = tempDir();
+    const out = join(dir, 'out');
+    const rpm = 600; // 10 a second, at most a second's worth at once (the bucket starts empty)
+    const t0 = Date.now();
+    const s = await run({
+      input: writeInput(dir, 300),
+      endpoint: [{ url: endpoints[0]!, rpm }, endpoints[1]!],
+      out,
+      concurrency: 4,
+      progress: 'off',
+    });
+    const elapsedS = (Date.now() - t0) / 1000;
+    expect(s.requests.succeeded).toBe(300);
+    const attempts = ofType(loadEvents(out), 'attempt_start');
+    const onFirst = attempts.filter((e) => e.shard === 0).length;
+    // An upper bound, not a speed: never more than the budget allowed over the whole run.
+    expect(onFirst).toBeLessThanOrEqual(Math.ceil((rpm / 60) * elapsedS) + 1);
+    expect(attempts.length - onFirst).toBeGreaterThan(onFirst);
+  });
+
   it('refuses an endpoint whose apiKeyEnv is not set, naming it', async () => {
     const dir = tempDir();
     await expect(

@@ -13,6 +13,9 @@ export interface Upstream {
   readonly headers: readonly string[];
   /** Its API key: its `apiKeyEnv`'s value, else the run's. */
   readonly apiKey: string | undefined;
+  /** Its own budgets per minute (a config file's `rpm`/`tpm` for it), shared by the shards sending to it. */
+  readonly rpm?: number;
+  readonly tpm?: number;
 }
 
 /** Default prefetch ceiling: 1,024 covers 100,000 starts/s over a 10 ms round trip. */
@@ -52,7 +55,13 @@ export function upstreamsOf(o: Pick<RunOptions, 'endpoint' | 'headers' | 'apiKey
             'expected the environment variable that holds its API key',
         );
     }
-    return { url: u.url, headers: [...o.headers, ...(u.headers ?? [])], apiKey };
+    return {
+      url: u.url,
+      headers: [...o.headers, ...(u.headers ?? [])],
+      apiKey,
+      ...(u.rpm !== undefined ? { rpm: u.rpm } : {}),
+      ...(u.tpm !== undefined ? { tpm: u.tpm } : {}),
+    };
   });
 }
 

@@ -57,6 +57,9 @@ const upstreamSchema = z.union([
         .string()
         .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'the name of an environment variable holding the key')
         .optional(),
+      /** This server's own budgets per minute (a deployment's quota), on top of the run's --rpm/--tpm. */
+      rpm: z.coerce.number().finite().positive().optional(),
+      tpm: z.coerce.number().finite().positive().optional(),
     })
     .strict(),
 ]);

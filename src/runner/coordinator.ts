@@ -98,6 +98,10 @@ export class Coordinator {
   private failedStarts = 0;
   /** --rpm/--tpm: a request is enqueued only once the budget has room for it. */
   private readonly budget: Budget;
+  /** Requests are costed in tokens: the run or one of its servers has a token budget. */
+  private get chargesTokens(): boolean {
+    return this.budget.countsTokens || this.o.upstreams.some((u) => u.tpm !== undefined);
+  }
   /** The in-flight limit while shards ran: the progress line after they stop still says it. */
   private lastLimit = 0;
 
@@ -266,9 +270,10 @@ export class Coordinator {
       if (next.endpoint) item.endpoint = next.endpoint;
       if (next.path) item.path = next.path;
       if (next.items !== undefined) item.items = next.items;
+      // A token budget (the run's, or a server's own) costs each request before it goes.
+      if (this.chargesTokens) item.charge = await tokenCharge(item.body, item.endpoint);
       if (this.budget.active) {
         // Waiting for the budget happens before the enqueue event: it is pacing, not queueing.
-        if (this.budget.countsTokens) item.charge = await tokenCharge(item.body, item.endpoint);
         await new Promise<void>((go) => this.whenBudgetAllows(item, go));
         if (this.stopping) break;
       }

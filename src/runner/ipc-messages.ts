@@ -33,7 +33,13 @@ export interface ShardConfig {
    * Which of the run's endpoints this shard sends to (`index` of `of`), its URL without credentials.
    * With several, work waiting on this shard while its endpoint is down goes back to the others.
    */
-  upstream: { index: number; of: number; url: string };
+  upstream: {
+    index: number;
+    of: number;
+    url: string;
+    /** Its per-minute budgets, this shard's part of them (divided among the shards sending to it). */
+    budget?: { rpm?: number; tpm?: number };
+  };
   /** The chat request path with its query (the hot path); other endpoints' paths are basePath/…search. */
   path: string;
   /** The API base URL's path without a trailing slash, and its query (Azure's `?api-version=`). */

@@ -38,7 +38,12 @@ export function shardConfig(
     runId,
     eventsPath: join(out, 'events', `shard-${String(index).padStart(3, '0')}.jsonl`),
     origin: u.origin,
-    upstream: { index: upstreamIndex, of: o.upstreams.length, url: redactUrl(upstream.url) },
+    upstream: {
+      index: upstreamIndex,
+      of: o.upstreams.length,
+      url: redactUrl(upstream.url),
+      ...upstreamBudget(upstream, o.shards, upstreamIndex, o.upstreams.length),
+    },
     path: `${chatPath(u)}${u.search}`,
     basePath: u.pathname.replace(/\/$/, ''),
     search: u.search,
@@ -66,5 +71,22 @@ export function shardConfig(
     postprocess: o.postprocess ? resolve(o.postprocess) : undefined,
     gaugeIntervalMs: o.gaugeIntervalMs,
     ...(replaces !== undefined ? { replaces } : {}),
+  };
+}
+
+/** A server's own budgets, split evenly over the shards that send to it (shard i serves i mod n). */
+function upstreamBudget(
+  u: { rpm?: number; tpm?: number },
+  shards: number,
+  index: number,
+  n: number,
+): { budget?: { rpm?: number; tpm?: number } } {
+  if (u.rpm === undefined && u.tpm === undefined) return {};
+  const serving = Math.max(1, Math.floor((shards - 1 - index) / n) + 1);
+  return {
+    budget: {
+      ...(u.rpm !== undefined ? { rpm: u.rpm / serving } : {}),
+      ...(u.tpm !== undefined ? { tpm: u.tpm / serving } : {}),
+    },
   };
 }

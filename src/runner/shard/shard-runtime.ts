@@ -19,7 +19,7 @@ import { LoadSampler, rssMb } from '../live/load-sampler.js';
 import type { DoneItem, FromShard, RetryItem, ShardConfig, WorkItem } from '../ipc-messages.js';
 import { errorResultLine, successResultLine } from '../output/result-line.js';
 import type { Postprocessor } from '../output/postprocessor.js';
-import { quotaFromHeaders, type QuotaObservation } from '../pacing/rate-budget.js';
+import { quotaFromHeaders, RateBudget, type QuotaObservation } from '../pacing/rate-budget.js';
 import { AdaptiveLimit } from '../pacing/adaptive-limit.js';
 import { attemptEndPayload, countTokens, type TokenCounts } from './attempt-record.js';
 import { ProbeGate } from './probe-gate.js';
@@ -64,6 +64,9 @@ export class ShardRuntime {
   private readonly redact: (text: string) => string;
   /** The endpoint-down pause: while the endpoint is down only probes go out. */
   private readonly gate: ProbeGate;
+  /** This server's own --rpm/--tpm part (a config file's endpoint entry), if it has one. */
+  private readonly budget: RateBudget | undefined;
+  private budgetTimer: NodeJS.Timeout | undefined;
   private pausedCount = 0;
   private readonly keepAlive = new KeepAliveLearner();
   /** `target` with Connection: close, for requests that must not leave a connection to reuse. */
@@ -109,6 +112,8 @@ export class ShardRuntime {
     this.target = { origin: config.origin, path: config.path, headers: config.headers, keepAlive: config.keepAlive };
     this.closeTarget = { ...this.target, keepAlive: false };
     this.gate = new ProbeGate(config.endpointDownMaxMs, () => this.startMore());
+    const own = config.upstream.budget;
+    this.budget = own ? new RateBudget({ rpm: own.rpm, tpm: own.tpm }, clock()) : undefined;
     this.timeouts = { ttftMs: config.timeoutTtftMs, idleMs: config.timeoutIdleMs, totalMs: config.timeoutTotalMs };
     this.retry = {
       maxAttempts: config.maxAttempts,
@@ -163,16 +168,33 @@ export class ShardRuntime {
     this.startMore();
   }
 
-  /** Start prefetched work while slots are free; while the endpoint is down, only a due probe. */
+  /**
+   * Start prefetched work while slots are free; while the endpoint is down, only a due probe. With a
+   * budget of this server's own, each attempt waits for room in it (a probe goes unpaced).
+   */
   private startMore(): void {
     while (
       this.local.length > 0 &&
       this.inFlight < this.limit &&
       !this.stopping &&
+      (this.gate.health.down || this.budgetAllows(this.local[0]!)) &&
       this.gate.admit(this.local[0]!.id)
     ) {
       void this.execute(this.local.shift()!);
     }
+  }
+
+  /** Whether this server's own budget has room for `item` now (charging it); if not, look again when it will. */
+  private budgetAllows(item: WorkItem): boolean {
+    if (!this.budget) return true;
+    const tokens = item.charge ? item.charge.promptTokens + (item.charge.maxTokens ?? 0) : 0;
+    const waitMs = this.budget.tryTake(tokens, this.clock());
+    if (waitMs === 0) return true;
+    this.budgetTimer ??= setTimeout(() => {
+      this.budgetTimer = undefined;
+      this.startMore();
+    }, waitMs);
+    return false;
   }
 
   /** Return up to `n` prefetched items that have not started, newest first, for another shard. */
@@ -208,6 +230,7 @@ export class ShardRuntime {
     // Prefetched work never started: hand it back so it is not counted as in flight.
     this.release(this.local.splice(0));
     this.gate.stop();
+    clearTimeout(this.budgetTimer);
     while (this.stopping === 'drain' && (this.inFlight > 0 || this.postPending > 0))
       await new Promise((r) => setTimeout(r, 5));
     // Attempts that failed into a pause while draining: unfinished, back to the coordinator.
@@ -310,6 +333,8 @@ export class ShardRuntime {
           this.events.write('response_headers', { id, attempt, status }, ts);
           if (this.gate.noteStatus(status)) this.endpointUp(false);
           if (this.config.reportQuota) this.noteQuota(headers, ts);
+          // This server's own budget obeys what it says of itself.
+          if (this.budget) for (const q of quotaFromHeaders(headers, ts)) this.budget.observe(q);
         },
         onFirstToken: (ts) => this.events.write('first_token', { id, attempt }, ts),
       },
@@ -398,6 +423,11 @@ export class ShardRuntime {
     const { id, attempt } = item;
     const completionTokens = tokens.completion;
     const promptTokens = tokens.prompt;
+    if (this.budget && item.charge) {
+      // As the coordinator corrects the run's budget: the prompt as counted, max_tokens when set.
+      const charged = item.charge.promptTokens + (item.charge.maxTokens ?? 0);
+      this.budget.adjust(promptTokens + (item.charge.maxTokens ?? completionTokens) - charged);
+    }
     const estimated = tokens.estimated;
     let resultLine = successResultLine(this.config.runId, item, o);
     let cause: DoneItem['cause'];
