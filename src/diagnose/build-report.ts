@@ -2,7 +2,7 @@ import { percentileOf, round3, summarize, summarizeSorted } from '../metrics/per
 import { computeTpm } from '../metrics/tpm.js';
 import { diagnose } from './verdict.js';
 import { BUCKETS, type Bucket, type Report } from './report-types.js';
-import type { Bin, RunFacts } from './run-facts.js';
+import type { Bin, RunFacts, ShareFacts } from './run-facts.js';
 
 const MAX_POINTS = 1200;
 
@@ -146,24 +146,31 @@ export function buildReport(f: RunFacts): Report {
   return report;
 }
 
+/** What every split of the run reports alike (an endpoint, a server), over the run's window. */
+function shareFigures(b: ShareFacts, perMin: (n: number) => number) {
+  return {
+    requests: b.requests,
+    succeeded: b.succeeded,
+    failed: b.failed,
+    success_rate: b.requests > 0 ? b.succeeded / b.requests : null,
+    tpm: perMin(b.completionTokens),
+    input_tpm: perMin(b.promptTokens),
+    latency_ms: summarize(b.latency),
+    ttft_ms: b.ttft.length > 0 ? summarize(b.ttft) : null,
+  };
+}
+
 /** Each endpoint's figures, over the run's window. */
 function byEndpoint(f: RunFacts, durationMs: number): Report['by_endpoint'] {
   const perMin = (n: number) => (durationMs > 0 ? (n * 60_000) / durationMs : 0);
   const out: Report['by_endpoint'] = {};
   for (const [name, e] of Object.entries(f.byEndpoint)) {
     out[name] = {
-      requests: e.requests,
-      succeeded: e.succeeded,
-      failed: e.failed,
-      success_rate: e.succeeded + e.failed > 0 ? e.succeeded / (e.succeeded + e.failed) : null,
+      ...shareFigures(e, perMin),
       completion_tokens: e.completionTokens,
       prompt_tokens: e.promptTokens,
       items: e.items,
-      tpm: perMin(e.completionTokens),
-      input_tpm: perMin(e.promptTokens),
       items_per_s: perMin(e.items) / 60,
-      latency_ms: summarize(e.latency),
-      ttft_ms: e.ttft.length > 0 ? summarize(e.ttft) : null,
     };
   }
   return out;
@@ -175,14 +182,9 @@ function byUpstream(f: RunFacts, durationMs: number): Report['by_upstream'] {
   const out: Report['by_upstream'] = {};
   for (const [index, u] of Object.entries(f.byUpstream)) {
     out[index] = {
+      ...shareFigures(u, perMin),
       url: u.url,
       shards: u.shards,
-      requests: u.requests,
-      succeeded: u.succeeded,
-      failed: u.failed,
-      success_rate: u.requests > 0 ? u.succeeded / u.requests : null,
-      tpm: perMin(u.completionTokens),
-      input_tpm: perMin(u.promptTokens),
       share: f.succeeded > 0 ? u.succeeded / f.succeeded : 0,
       attempts: u.attempts,
       retried_attempts: Math.max(0, u.attempts - u.firstAttempts - u.pausedAttempts),
@@ -190,8 +192,6 @@ function byUpstream(f: RunFacts, durationMs: number): Report['by_upstream'] {
       in_flight_limit: u.limitMax,
       outages: u.outages,
       down_s: u.downMs / 1000,
-      latency_ms: summarize(u.latency),
-      ttft_ms: u.ttft.length > 0 ? summarize(u.ttft) : null,
       answer_ms: summarize(u.answerMs),
     };
   }

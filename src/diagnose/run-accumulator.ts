@@ -23,7 +23,7 @@ import {
   WAIT_FREE,
   WAIT_START,
 } from './request-table.js';
-import { zeroBuckets, type Bin, type RunFacts, type UpstreamFacts } from './run-facts.js';
+import { zeroBuckets, type Bin, type RunFacts, type ShareFacts, type UpstreamFacts } from './run-facts.js';
 
 /** Endpoint codes (flat-event's) whose answers have no first token: embeddings and `other`. */
 const PLAIN: readonly boolean[] = [false, ...ENDPOINT_CODES.map((n) => !streams(n))];
@@ -83,6 +83,9 @@ export class RunAccumulator {
   private readonly upstreamOfShard = new Map<number, number>();
   /** Per upstream: its shards now down, and since when. */
   private readonly upstreamDown = new Map<number, { shards: Set<number>; sinceTs: number }>();
+  /** Servers the shards send to, and how many of them are down now (kept, not counted per event). */
+  private readonly upstreamsSeen = new Set<number>();
+  private upstreamsDownNow = 0;
 
   constructor(binMs = 1000) {
     this.f = {
@@ -247,6 +250,7 @@ export class RunAccumulator {
     if (d.shards.size === 0) {
       d.sinceTs = ts;
       this.upstream(up).outages++;
+      this.upstreamsDownNow++;
     }
     d.shards.add(shard);
     this.downShards.add(shard);
@@ -260,18 +264,18 @@ export class RunAccumulator {
     const wasDown = this.runDown();
     const up = this.upstreamOfShard.get(shard) ?? 0;
     const d = this.upstreamDown.get(up);
-    if (d?.shards.delete(shard) && d.shards.size === 0) this.upstream(up).downMs += ts - d.sinceTs;
+    if (d?.shards.delete(shard) && d.shards.size === 0) {
+      this.upstream(up).downMs += ts - d.sinceTs;
+      this.upstreamsDownNow--;
+    }
     this.downShards.delete(shard);
     if (wasDown && !this.runDown()) this.f.downMs += ts - this.downSince;
   }
 
-  /** Whether every endpoint the run sends to is down (a shard of each). */
+  /** Whether every endpoint the run sends to is down (a shard of each). Read for every event in an outage. */
   private runDown(): boolean {
     if (this.downShards.size === 0) return false;
-    const upstreams = new Set(this.upstreamOfShard.values());
-    if (upstreams.size <= 1) return true;
-    for (const up of upstreams) if (!this.upstreamDown.get(up)?.shards.size) return false;
-    return true;
+    return this.upstreamsSeen.size <= 1 || this.upstreamsDownNow >= this.upstreamsSeen.size;
   }
 
   /** An upstream's figures, made on first sight. */
@@ -302,6 +306,7 @@ export class RunAccumulator {
       const u = this.upstream(e.upstreamIndex);
       if (!this.upstreamOfShard.has(e.shard)) u.shards++;
       this.upstreamOfShard.set(e.shard, e.upstreamIndex);
+      this.upstreamsSeen.add(e.upstreamIndex);
       if (e.run) u.url = e.run;
     }
     this.gaugedShards.delete(e.shard);
@@ -609,36 +614,29 @@ export class RunAccumulator {
       latency: [],
       ttft: [],
     });
-    b.requests++;
-    if (!succeeded) {
-      b.failed++;
-      return;
-    }
-    b.succeeded++;
-    b.completionTokens += tokens;
-    b.promptTokens += e.promptTokens || 0;
-    b.items += Number.isNaN(e.items) ? 1 : e.items;
-    if (st < 0) return;
-    b.latency.push(ts - this.reqs.get(st, FIRST_ENQUEUE));
-    if (this.reqs.get(st, SERVER_TTFT) >= 0) b.ttft.push(this.reqs.get(st, SERVER_TTFT));
+    if (this.tallyShare(b, e, ts, st, succeeded, tokens)) b.items += Number.isNaN(e.items) ? 1 : e.items;
   }
 
   /** Count a request's end for the server its last attempt went to (the report's split by upstream). */
   private tallyUpstream(e: EventRecord, ts: number, st: number, succeeded: boolean, tokens: number): void {
     const up = this.upstreamOfShard.get(e.shard);
-    if (up === undefined) return;
-    const u = this.upstream(up);
-    u.requests++;
-    if (!succeeded) {
-      u.failed++;
-      return;
+    if (up !== undefined) this.tallyShare(this.upstream(up), e, ts, st, succeeded, tokens);
+  }
+
+  /** Count a request's end in one split of the run; returns whether it succeeded. */
+  private tallyShare(b: ShareFacts, e: EventRecord, ts: number, st: number, ok: boolean, tokens: number): boolean {
+    b.requests++;
+    if (!ok) {
+      b.failed++;
+      return false;
     }
-    u.succeeded++;
-    u.completionTokens += tokens;
-    u.promptTokens += e.promptTokens || 0;
-    if (st < 0) return;
-    u.latency.push(ts - this.reqs.get(st, FIRST_ENQUEUE));
-    if (this.reqs.get(st, SERVER_TTFT) >= 0) u.ttft.push(this.reqs.get(st, SERVER_TTFT));
+    b.succeeded++;
+    b.completionTokens += tokens;
+    b.promptTokens += e.promptTokens || 0;
+    if (st < 0) return true;
+    b.latency.push(ts - this.reqs.get(st, FIRST_ENQUEUE));
+    if (this.reqs.get(st, SERVER_TTFT) >= 0) b.ttft.push(this.reqs.get(st, SERVER_TTFT));
+    return true;
   }
 
   /**

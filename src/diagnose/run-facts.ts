@@ -86,16 +86,23 @@ export interface RunFacts {
   recentErrors: { id: string; attempt: number; cause: string; status: number | null; error: string }[];
 }
 
-/** One server's share of a run of several (`--endpoint` given more than once). */
-export interface UpstreamFacts {
-  /** Its URL without credentials (from shard_start). */
-  url: string;
-  shards: number;
+/** The requests of one part of a run (an endpoint, a server): what each split counts alike. */
+export interface ShareFacts {
   requests: number;
   succeeded: number;
   failed: number;
   completionTokens: number;
   promptTokens: number;
+  /** Succeeded requests' e2e latency and, where answers streamed, server TTFT (ms). */
+  latency: number[];
+  ttft: number[];
+}
+
+/** One server's share of a run of several (`--endpoint` given more than once). */
+export interface UpstreamFacts extends ShareFacts {
+  /** Its URL without credentials (from shard_start). */
+  url: string;
+  shards: number;
   /** Attempts sent to it, and those that failed into an endpoint-down pause (not retries). */
   attempts: number;
   firstAttempts: number;
@@ -106,24 +113,14 @@ export interface UpstreamFacts {
   /** Its outages (a shard of it paused for it) and their time. */
   outages: number;
   downMs: number;
-  latency: number[];
-  ttft: number[];
   /** Each successful attempt's server time, request sent → answer's end (connecting left out). */
   answerMs: number[];
 }
 
 /** One endpoint's share of a run. */
-export interface EndpointFacts {
-  requests: number;
-  succeeded: number;
-  failed: number;
-  completionTokens: number;
-  promptTokens: number;
+export interface EndpointFacts extends ShareFacts {
   /** Embeddings inputs (an `input` may be an array). */
   items: number;
-  /** Succeeded requests' e2e latency and, where the endpoint streams, server TTFT (ms). */
-  latency: number[];
-  ttft: number[];
 }
 
 /** One timeline bin: state sampled at its start, counts within it. */
