@@ -98,10 +98,8 @@ export class Coordinator {
   private failedStarts = 0;
   /** --rpm/--tpm: a request is enqueued only once the budget has room for it. */
   private readonly budget: Budget;
-  /** Requests are costed in tokens: the run or one of its servers has a token budget. */
-  private get chargesTokens(): boolean {
-    return this.budget.countsTokens || this.o.upstreams.some((u) => u.tpm !== undefined);
-  }
+  /** Requests are costed in tokens: the run or one of its servers has a token budget (read per request). */
+  private readonly chargesTokens: boolean;
   /** The in-flight limit while shards ran: the progress line after they stop still says it. */
   private lastLimit = 0;
 
@@ -120,6 +118,7 @@ export class Coordinator {
     );
     this.finished = new Promise((resolve) => (this.finish = resolve));
     this.budget = deps.budget ?? new RateBudget({ rpm: this.o.rpm, tpm: this.o.tpm }, deps.clock());
+    this.chargesTokens = this.budget.countsTokens || this.o.upstreams.some((u) => u.tpm !== undefined);
   }
 
   /** Run to the end (or interruption); resolves with how it ended. */
