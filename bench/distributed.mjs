@@ -21,13 +21,13 @@
 // included, by its requests. Targets (issue #12): Redis adds ≤ 10% client CPU per request at chunk
 // size 256 (judged on the steady state); the coordinator drains ≥ 20,000 results/s. Needs
 // redis-server (Debian's package).
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { procStats, treeOf } from './proc-stat.mjs';
+import { startRedisProcess } from './redis-process.mjs';
 import { startSimProcess } from './sim-process.mjs';
 
 const { values } = parseArgs({
@@ -118,29 +118,9 @@ function measuredRun(args, out, n) {
   });
 }
 
-function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 const dir = mkdtempSync(join(tmpdir(), 'sl-bench-dist-'));
-const port = await freePort();
-if (spawnSync('redis-server', ['--version']).error) {
-  console.error('bench/distributed.mjs needs redis-server on PATH (Debian: apt-get install redis-server)');
-  process.exit(2);
-}
-const redis = spawn(
-  'redis-server',
-  ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no'],
-  { stdio: 'ignore' },
-);
-await new Promise((r) => setTimeout(r, 500));
-const redisUrl = `redis://127.0.0.1:${port}`;
+const redis = await startRedisProcess('bench/distributed.mjs', dir, ['--appendonly', 'no']);
+const redisUrl = redis.url;
 const sim = await startSimProcess('fast');
 const n = Number(values.requests);
 const input = join(dir, 'in.jsonl');
@@ -217,7 +197,7 @@ try {
 } finally {
   await rc.quit();
   sim.stop();
-  redis.kill('SIGTERM');
+  redis.stop();
   rmSync(dir, { recursive: true, force: true });
 }
 

@@ -8,12 +8,12 @@
 //
 // Each worker runs a shard per endpoint (shard numbers are run-wide, shard i sends to endpoint i mod 3),
 // so a worker whose endpoint goes down hands that endpoint's work to its other shards. Needs redis-server.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { startRedisProcess } from './redis-process.mjs';
 import { startSimProcess } from './sim-process.mjs';
 
 const { values } = parseArgs({
@@ -28,27 +28,9 @@ const CLI = new URL('../dist/cli/main.js', import.meta.url).pathname;
 const nWorkers = Number(values.workers);
 const n = Number(values.requests);
 
-function freePort() {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-if (spawnSync('redis-server', ['--version']).error) {
-  console.error('bench/fleet.mjs needs redis-server on PATH (Debian: apt-get install redis-server)');
-  process.exit(2);
-}
 const dir = mkdtempSync(join(tmpdir(), 'sl-bench-fleet-'));
-const port = await freePort();
-const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', ''], {
-  stdio: 'ignore',
-});
-await new Promise((r) => setTimeout(r, 500));
-const redisUrl = `redis://127.0.0.1:${port}`;
+const redis = await startRedisProcess('bench/fleet.mjs', dir);
+const redisUrl = redis.url;
 const sims = await Promise.all([1, 2, 3].map(() => startSimProcess('fast')));
 const input = join(dir, 'in.jsonl');
 const lines = [];
@@ -139,7 +121,7 @@ try {
 } finally {
   for (const c of children) c.kill('SIGKILL');
   for (const s of sims) s.stop();
-  redis.kill('SIGTERM');
+  redis.stop();
 }
 const fmt = (x, d = 0) => x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 console.log(

@@ -8,12 +8,11 @@
 //   node bench/quota.mjs [--requests 6000] [--workers 3] [--tpm 90000] [--headers true|false]
 //
 // Targets (issue #25): < 1% of attempts answered 429, ≥ 85% of the quota used after the first minute.
-import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { startRedisProcess } from './redis-process.mjs';
 import { runShardline, startSimProcess } from './sim-process.mjs';
 
 const { values } = parseArgs({
@@ -24,21 +23,8 @@ const { values } = parseArgs({
     headers: { type: 'string', default: 'true' },
   },
 });
-if (spawnSync('redis-server', ['--version']).error) {
-  console.error('bench/quota.mjs needs redis-server on PATH (Debian: apt-get install redis-server)');
-  process.exit(2);
-}
 const dir = mkdtempSync(join(tmpdir(), 'sl-bench-quota-'));
-const port = await new Promise((resolve) => {
-  const s = createServer().listen(0, '127.0.0.1', () => {
-    const p = s.address().port;
-    s.close(() => resolve(p));
-  });
-});
-const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', ''], {
-  stdio: 'ignore',
-});
-await new Promise((r) => setTimeout(r, 500));
+const redis = await startRedisProcess('bench/quota.mjs', dir);
 const tpm = Number(values.tpm);
 const profile = join(dir, 'quota.yaml');
 writeFileSync(
@@ -75,7 +61,7 @@ try {
       '--progress',
       'off',
       '--redis',
-      `redis://127.0.0.1:${port}`,
+      redis.url,
       '--local-workers',
       values.workers,
       '--tpm',
@@ -127,6 +113,6 @@ try {
   );
 } finally {
   sim.stop();
-  redis.kill('SIGTERM');
+  redis.stop();
   rmSync(dir, { recursive: true, force: true });
 }
