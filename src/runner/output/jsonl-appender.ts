@@ -2,6 +2,7 @@ import { closeSync, openSync } from 'node:fs';
 import type { OutputWriteError } from '../../errors.js';
 import { writeFully } from '../../util/write-fully.js';
 import { dropTornTail } from '../../util/torn-tail.js';
+import { byteLengthOf, putBytes } from '../../util/put-bytes.js';
 
 /**
  * Appends whole lines to a file, batching the lines of one event-loop turn into one `write`. A line
@@ -58,15 +59,11 @@ export class JsonlAppender {
 /** Lines, text or bytes, as one buffer with a newline after each. */
 function joinLines(lines: readonly (string | Uint8Array)[]): Buffer {
   let total = lines.length;
-  for (const l of lines) total += typeof l === 'string' ? Buffer.byteLength(l) : l.length;
+  for (const l of lines) total += byteLengthOf(l);
   const out = Buffer.allocUnsafe(total);
   let off = 0;
   for (const l of lines) {
-    if (typeof l === 'string') off += out.write(l, off);
-    else {
-      out.set(l, off);
-      off += l.length;
-    }
+    off = putBytes(out, l, off);
     out[off++] = 0x0a;
   }
   return out;

@@ -1,4 +1,5 @@
 import type { DoneItem, FromShard } from '../ipc-messages.js';
+import { byteLengthOf, putBytes } from '../../util/put-bytes.js';
 
 /**
  * The descriptor a forked shard sends its messages on (a pipe beside the IPC channel, which then
@@ -28,32 +29,22 @@ const HEADER_BYTES = 8;
 
 /** Encode one shard message as a frame (a `done` message's lines as raw bytes). */
 export function encodeFrame(msg: FromShard): Buffer {
-  if (msg.t !== 'done') {
-    const head = Buffer.from(JSON.stringify(msg));
-    const out = Buffer.allocUnsafe(HEADER_BYTES + head.length);
-    out.writeUInt32LE(out.length, 0);
-    out.writeUInt32LE(head.length, 4);
-    head.copy(out, HEADER_BYTES);
-    return out;
-  }
-  const lines = msg.items.map((d) => d.resultLine);
-  const lens = lines.map((l) => (typeof l === 'string' ? Buffer.byteLength(l) : l.length));
-  // The items are the shard's own, sent once: blank their lines for the head rather than copy them.
-  for (const d of msg.items) d.resultLine = '';
-  const head = Buffer.from(JSON.stringify({ t: 'done', items: msg.items, lens } satisfies DoneHead));
+  let lines: (string | Uint8Array)[] = [];
+  let head: Buffer;
+  if (msg.t === 'done') {
+    lines = msg.items.map((d) => d.resultLine);
+    const lens = lines.map(byteLengthOf);
+    // The items are the shard's own, sent once: blank their lines for the head rather than copy them.
+    for (const d of msg.items) d.resultLine = '';
+    head = Buffer.from(JSON.stringify({ t: 'done', items: msg.items, lens } satisfies DoneHead));
+  } else head = Buffer.from(JSON.stringify(msg));
   let total = HEADER_BYTES + head.length;
-  for (const n of lens) total += n;
+  for (const l of lines) total += byteLengthOf(l);
   const out = Buffer.allocUnsafe(total);
   out.writeUInt32LE(total, 0);
   out.writeUInt32LE(head.length, 4);
   let off = HEADER_BYTES + head.copy(out, HEADER_BYTES);
-  for (const l of lines) {
-    if (typeof l === 'string') off += out.write(l, off);
-    else {
-      out.set(l, off);
-      off += l.length;
-    }
-  }
+  for (const l of lines) off = putBytes(out, l, off);
   return out;
 }
 
