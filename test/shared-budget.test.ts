@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseProfile, startSim } from '../src/index.js';
+import { parseProfile, run, startSim } from '../src/index.js';
 import { SharedBudget } from '../src/runner/distributed/shared-budget.js';
 import { runCli } from './helpers/cli.js';
 import { startRedis, type TestRedis } from './helpers/redis.js';
@@ -118,4 +118,50 @@ describe('--tpm with --redis against a provider quota (the quota profile)', () =
         }
       },
     );
+});
+
+describe("an endpoint's own rpm with --redis", () => {
+  it(
+    'is one budget for the shards of every worker sending to it, the other server taking the rest',
+    {
+      timeout: 120_000,
+    },
+    async () => {
+      // A answers at once; B takes ~50 ms a request (16 tokens, 3 ms each), 8 slots.
+      const [a, b] = await Promise.all([
+        startSim({ profile: parseProfile({ base: 'fast' }) }),
+        startSim({
+          profile: parseProfile({ base: 'fast', slots: 8, step_ms_base: 3, step_ms_per_seq: 0, tokens_per_step: 1 }),
+        }),
+      ]);
+      try {
+        const dir = tempDir();
+        const out = join(dir, 'out');
+        const rpm = 600; // 10 a second for A, whichever worker sends
+        const s = await run({
+          input: writeInput(dir, 768),
+          endpoint: [{ url: `${a.url}/v1`, rpm }, `${b.url}/v1`],
+          out,
+          concurrency: 4,
+          progress: 'off',
+          redis: redis.url,
+          localWorkers: 2,
+        });
+        expect(s.requests.succeeded).toBe(768);
+        const events = loadEvents(out);
+        const upstreamOf = new Map<number, number>();
+        for (const e of ofType(events, 'shard_start')) upstreamOf.set(e.shard, e.upstream_index ?? 0);
+        const starts = ofType(events, 'attempt_start');
+        const onA = starts.filter((e) => upstreamOf.get(e.shard) === 0);
+        // Both workers sent to A: two budgets of their own would have let through twice the rate.
+        expect(new Set(onA.map((e) => e.shard)).size).toBe(2);
+        const spanS = (Math.max(...onA.map((e) => e.ts)) - Math.min(...onA.map((e) => e.ts))) / 1000;
+        // The bucket's rate over the span, its one second of capacity, and a grant each worker may hold.
+        expect(onA.length).toBeLessThanOrEqual(Math.ceil((rpm / 60) * (spanS + 1)) + 2);
+        expect(starts.length - onA.length).toBeGreaterThan(onA.length);
+      } finally {
+        await Promise.all([a.close(), b.close()]);
+      }
+    },
+  );
 });

@@ -37,8 +37,11 @@ export interface ShardConfig {
     index: number;
     of: number;
     url: string;
-    /** Its per-minute budgets, this shard's part of them (divided among the shards sending to it). */
-    budget?: { rpm?: number; tpm?: number };
+    /**
+     * Its per-minute budgets: this shard's part of them (divided among the shards sending to it), or, in a
+     * distributed run, the whole of them kept in Redis under `shared.key` for every shard of every worker.
+     */
+    budget?: { rpm?: number; tpm?: number; shared?: { redis: string; key: string } };
   };
   /** The chat request path with its query (the hot path); other endpoints' paths are basePath/…search. */
   path: string;

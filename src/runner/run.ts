@@ -88,17 +88,12 @@ export async function run(input: RunOptionsInput | RunOptions, hooks: RunHooks =
     );
   if (o.localWorkers > 0 && o.redis === undefined)
     throw new ConfigError(`Expected \`--local-workers\` only with \`--redis\`, got \`${o.localWorkers}\` without it`);
-  // Each worker would apply an arrival rate on its own: N workers would send N times it. (--rpm/--tpm
-  // are one budget in Redis, shared by every worker.)
+  // Each worker would apply an arrival rate on its own: N workers would send N times it. (--rpm/--tpm,
+  // and an endpoint's own rpm/tpm, are each one budget in Redis, shared by every worker.)
   if (o.redis !== undefined && o.rate !== undefined)
     throw new ConfigError(
       `Expected no \`--rate\` with \`--redis\`, got \`${o.rate}\`: every worker would apply it on its own (bound ` +
         `a distributed run with --global-concurrency, or pace it with --rpm/--tpm)`,
-    );
-  if (o.redis !== undefined && o.upstreams.some((u) => u.rpm !== undefined || u.tpm !== undefined))
-    throw new ConfigError(
-      "Expected no `rpm`/`tpm` on an endpoint with `--redis`, got one: a server's own budget is kept by the shards " +
-        'of one machine (give the run --rpm/--tpm, shared by every worker)',
     );
   if (o.postprocess && !existsSync(o.postprocess)) {
     throw new ConfigError(`Expected \`--postprocess\` to be a module file, got \`${o.postprocess}\` (not found)`);

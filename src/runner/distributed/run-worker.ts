@@ -152,7 +152,8 @@ async function serveRun(
     firstShard,
     // One shard: run it in this process (see inProcessShard); several keep a process each.
     ...(options.shards === 1 ? { launchShard: inProcessShard } : {}),
-    shardConfig: (index, replaces) => shardConfig(options, run.runId, o.out, index, replaces),
+    // The servers' own budgets (rpm/tpm on an endpoint entry) are kept in Redis for every worker's shards.
+    shardConfig: (index, replaces) => shardConfig(options, run.runId, o.out, index, replaces, o.redis),
     // --rpm/--tpm: one budget for every worker of the run, kept in Redis.
     ...(options.rpm !== undefined || options.tpm !== undefined
       ? {

@@ -11,7 +11,8 @@ export function chatPath(u: URL): string {
 
 /**
  * What shard `index` of run `runId` is told: where to send requests (upstream `index` mod their number),
- * its slots, retries and timeouts.
+ * its slots, retries and timeouts. `redis`: a distributed worker's, where the servers' own budgets are kept
+ * for every worker of the run.
  */
 export function shardConfig(
   o: ResolvedRunOptions,
@@ -19,6 +20,7 @@ export function shardConfig(
   out: string,
   index: number,
   replaces?: number,
+  redis?: string,
 ): ShardConfig {
   const upstreamIndex = index % o.upstreams.length;
   const upstream = o.upstreams[upstreamIndex]!;
@@ -42,7 +44,9 @@ export function shardConfig(
       index: upstreamIndex,
       of: o.upstreams.length,
       url: redactUrl(upstream.url),
-      ...upstreamBudget(upstream, o.shards, upstreamIndex, o.upstreams.length),
+      ...(redis === undefined
+        ? upstreamBudget(upstream, o.shards, upstreamIndex, o.upstreams.length)
+        : sharedUpstreamBudget(upstream, redis, upstreamBudgetKey(runId, upstreamIndex))),
     },
     path: `${chatPath(u)}${u.search}`,
     basePath: u.pathname.replace(/\/$/, ''),
@@ -87,6 +91,27 @@ function upstreamBudget(
     budget: {
       ...(u.rpm !== undefined ? { rpm: u.rpm / serving } : {}),
       ...(u.tpm !== undefined ? { tpm: u.tpm / serving } : {}),
+    },
+  };
+}
+
+/** Where endpoint `index`'s own budget of a distributed run is kept in Redis (by its place in the endpoint list). */
+export function upstreamBudgetKey(runId: string, index: number): string {
+  return `shardline:run:${runId}:budget:upstream:${index}`;
+}
+
+/** A server's own budgets in a distributed run: the whole of them, one bucket in Redis for every worker's shards. */
+function sharedUpstreamBudget(
+  u: { rpm?: number; tpm?: number },
+  redis: string,
+  key: string,
+): { budget?: NonNullable<ShardConfig['upstream']['budget']> } {
+  if (u.rpm === undefined && u.tpm === undefined) return {};
+  return {
+    budget: {
+      ...(u.rpm !== undefined ? { rpm: u.rpm } : {}),
+      ...(u.tpm !== undefined ? { tpm: u.tpm } : {}),
+      shared: { redis, key },
     },
   };
 }

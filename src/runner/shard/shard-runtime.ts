@@ -19,7 +19,8 @@ import { LoadSampler, rssMb } from '../live/load-sampler.js';
 import type { DoneItem, FromShard, RetryItem, ShardConfig, WorkItem } from '../ipc-messages.js';
 import { errorResultLine, successResultLine } from '../output/result-line.js';
 import type { Postprocessor } from '../output/postprocessor.js';
-import { quotaFromHeaders, RateBudget, type QuotaObservation } from '../pacing/rate-budget.js';
+import { quotaFromHeaders, type QuotaObservation } from '../pacing/rate-budget.js';
+import { ownBudget, type OwnBudget } from './own-budget.js';
 import { AdaptiveLimit } from '../pacing/adaptive-limit.js';
 import { attemptEndPayload, countTokens, type TokenCounts } from './attempt-record.js';
 import { ProbeGate } from './probe-gate.js';
@@ -64,8 +65,8 @@ export class ShardRuntime {
   private readonly redact: (text: string) => string;
   /** The endpoint-down pause: while the endpoint is down only probes go out. */
   private readonly gate: ProbeGate;
-  /** This server's own --rpm/--tpm part (a config file's endpoint entry), if it has one. */
-  private readonly budget: RateBudget | undefined;
+  /** This server's own rpm/tpm (a config file's endpoint entry), if it has one. */
+  private readonly own: OwnBudget | undefined;
   private budgetTimer: NodeJS.Timeout | undefined;
   private pausedCount = 0;
   private readonly keepAlive = new KeepAliveLearner();
@@ -112,8 +113,7 @@ export class ShardRuntime {
     this.target = { origin: config.origin, path: config.path, headers: config.headers, keepAlive: config.keepAlive };
     this.closeTarget = { ...this.target, keepAlive: false };
     this.gate = new ProbeGate(config.endpointDownMaxMs, () => this.startMore());
-    const own = config.upstream.budget;
-    this.budget = own ? new RateBudget({ rpm: own.rpm, tpm: own.tpm }, clock()) : undefined;
+    this.own = config.upstream.budget ? ownBudget(config.upstream.budget, clock()) : undefined;
     this.timeouts = { ttftMs: config.timeoutTtftMs, idleMs: config.timeoutIdleMs, totalMs: config.timeoutTotalMs };
     this.retry = {
       maxAttempts: config.maxAttempts,
@@ -186,9 +186,9 @@ export class ShardRuntime {
 
   /** Whether this server's own budget has room for `item` now (charging it); if not, look again when it will. */
   private budgetAllows(item: WorkItem): boolean {
-    if (!this.budget) return true;
+    if (!this.own) return true;
     const tokens = item.charge ? item.charge.promptTokens + (item.charge.maxTokens ?? 0) : 0;
-    const waitMs = this.budget.tryTake(tokens, this.clock());
+    const waitMs = this.own.budget.tryTake(tokens, this.clock());
     if (waitMs === 0) return true;
     this.budgetTimer ??= setTimeout(() => {
       this.budgetTimer = undefined;
@@ -231,6 +231,7 @@ export class ShardRuntime {
     this.release(this.local.splice(0));
     this.gate.stop();
     clearTimeout(this.budgetTimer);
+    this.own?.close();
     while (this.stopping === 'drain' && (this.inFlight > 0 || this.postPending > 0))
       await new Promise((r) => setTimeout(r, 5));
     // Attempts that failed into a pause while draining: unfinished, back to the coordinator.
@@ -334,7 +335,7 @@ export class ShardRuntime {
           if (this.gate.noteStatus(status)) this.endpointUp(false);
           if (this.config.reportQuota) this.noteQuota(headers, ts);
           // This server's own budget obeys what it says of itself.
-          if (this.budget) for (const q of quotaFromHeaders(headers, ts)) this.budget.observe(q);
+          if (this.own) for (const q of quotaFromHeaders(headers, ts)) this.own.budget.observe(q);
         },
         onFirstToken: (ts) => this.events.write('first_token', { id, attempt }, ts),
       },
@@ -423,10 +424,10 @@ export class ShardRuntime {
     const { id, attempt } = item;
     const completionTokens = tokens.completion;
     const promptTokens = tokens.prompt;
-    if (this.budget && item.charge) {
+    if (this.own && item.charge) {
       // As the coordinator corrects the run's budget: the prompt as counted, max_tokens when set.
       const charged = item.charge.promptTokens + (item.charge.maxTokens ?? 0);
-      this.budget.adjust(promptTokens + (item.charge.maxTokens ?? completionTokens) - charged);
+      this.own.budget.adjust(promptTokens + (item.charge.maxTokens ?? completionTokens) - charged);
     }
     const estimated = tokens.estimated;
     let resultLine = successResultLine(this.config.runId, item, o);
