@@ -91,7 +91,10 @@ function measuredRun(args, out, n) {
       } catch {
         // not yet written
       }
-      marks.push({ t: performance.now(), bytes, cpuMs: [...tree.values()].reduce((a, b) => a + b.ms, 0) });
+      const roleMs = {};
+      for (const { role } of last.values()) roleMs[role] = 0;
+      for (const { role, ms } of last.values()) roleMs[role] += ms;
+      marks.push({ t: performance.now(), bytes, cpuMs: [...tree.values()].reduce((a, b) => a + b.ms, 0), roleMs });
     }, 100);
     const limit = setTimeout(() => child.kill('SIGKILL'), 5 * 60_000);
     child.on('exit', (code) => {
@@ -107,8 +110,14 @@ function measuredRun(args, out, n) {
       const steadyUs =
         a && b && b.bytes > a.bytes ? ((b.cpuMs - a.cpuMs) * 1000) / (((b.bytes - a.bytes) / total) * n) : NaN;
       const steadyRate = a && b && b.t > a.t ? (((b.bytes - a.bytes) / total) * n) / ((b.t - a.t) / 1000) : NaN;
+      const steadyByRole = {};
+      if (a && b && b.bytes > a.bytes)
+        for (const role of Object.keys(b.roleMs))
+          steadyByRole[role] =
+            (((b.roleMs[role] ?? 0) - (a.roleMs[role] ?? 0)) * 1000) / (((b.bytes - a.bytes) / total) * n);
       resolve({
         s: (performance.now() - t0) / 1000,
+        steadyByRole,
         cpuMs: [...last.values()].reduce((a, b) => a + b.ms, 0),
         steadyUs,
         steadyRate,
@@ -164,7 +173,7 @@ try {
       const c = configs[ci];
       const out = join(dir, `out-${round}-${ci}`);
       const r0 = await redisCpuMs();
-      const { s, cpuMs, steadyUs, steadyRate, byRole } = await measuredRun(
+      const { s, cpuMs, steadyUs, steadyRate, byRole, steadyByRole } = await measuredRun(
         [
           'run',
           input,
@@ -189,6 +198,7 @@ try {
         fixedS: (cpuMs - (steadyUs * n) / 1000) / 1000,
         redisUsPerReq: (((await redisCpuMs()) - r0) * 1000) / n,
         byRole,
+        steadyByRole,
       };
       rmSync(out, { recursive: true, force: true });
     }
@@ -269,10 +279,13 @@ configs.forEach((c, ci) => {
   const parts = roles
     .map((role) => `${role} ${fmt(median(runs.map((r) => ((r.byRole[role] ?? 0) * 1000) / n)))}`)
     .join(', ');
+  const steadyParts = roles
+    .map((role) => `${role} ${fmt(median(runs.map((r) => r.steadyByRole[role] ?? 0)))}`)
+    .join(', ');
   console.log(
     `${c.name.padEnd(26)} ${fmt(median(runs.map((r) => n / r.s))).padStart(7)} req/s   client CPU ` +
       `${fmt(median(runs.map((r) => r.cpuUsPerReq))).padStart(5)} µs/req all in (${parts}); ` +
-      `${fmt(median(runs.map((r) => r.marginalUs))).padStart(5)} µs per request steady + ` +
+      `${fmt(median(runs.map((r) => r.marginalUs))).padStart(5)} µs per request steady (${steadyParts}) + ` +
       `${fmt(median(runs.map((r) => r.fixedS)), 2)} s start and end   Redis CPU ` +
       `${fmt(median(runs.map((r) => r.redisUsPerReq))).padStart(4)} µs/req`,
   );
