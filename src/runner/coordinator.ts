@@ -1,21 +1,23 @@
 import type { ResolvedRunOptions } from '../config/resolved-run-options.js';
 import type { Clock } from '../util/clock.js';
 import type { EventWriter } from '../events/event-writer.js';
-import type { EventPayloads } from '../events/event-types.js';
 import { createRng } from '../util/rng.js';
-import { rssMb } from './live/load-sampler.js';
+import { writeCoordinatorGauge } from './live/coordinator-gauge.js';
+import { noteBeat } from './live/note-beat.js';
 import { LoopLagSampler } from './live/loop-lag.js';
 import { Deque } from '../util/deque.js';
 import type { FromShard, ShardConfig, WorkItem } from './ipc-messages.js';
 
 import type { ResultSink } from './output/result-sink.js';
 import { LiveMetrics } from './live/live-metrics.js';
-import { misconfiguredHalt, newRunTotals, tallyDone, type RunTotals } from './run-totals.js';
+import { misconfiguredHalt, newRunTotals, type RunTotals } from './run-totals.js';
 import { ShardHandle } from './shard/shard-handle.js';
 import type { ShardLauncher } from './shard/shard-link.js';
 import { RateBudget, tokenCharge, type Budget } from './pacing/rate-budget.js';
 import type { WorkSource } from './work-source.js';
 import { assignWork } from './assign-work.js';
+import { atTime, whenBudgetAllows } from './pacing/budget-gate.js';
+import { bookDone, bookRetry, enqueuePayload, workItemOf, type Books } from './work-item.js';
 
 /** The message of type `T` a shard sends. */
 type ShardMessage<T extends FromShard['t']> = Extract<FromShard, { t: T }>;
@@ -100,6 +102,7 @@ export class Coordinator {
   private readonly budget: Budget;
   /** Requests are costed in tokens: the run or one of its servers has a token budget (read per request). */
   private readonly chargesTokens: boolean;
+  private readonly books: Books;
   /** The in-flight limit while shards ran: the progress line after they stop still says it. */
   private lastLimit = 0;
 
@@ -119,6 +122,7 @@ export class Coordinator {
     this.finished = new Promise((resolve) => (this.finish = resolve));
     this.budget = deps.budget ?? new RateBudget({ rpm: this.o.rpm, tpm: this.o.tpm }, deps.clock());
     this.chargesTokens = this.budget.countsTokens || this.o.upstreams.some((u) => u.tpm !== undefined);
+    this.books = { budget: this.budget, sink: deps.sink, live: this.live, totals: this.totals, now: deps.clock };
   }
 
   /** Run to the end (or interruption); resolves with how it ended. */
@@ -265,10 +269,7 @@ export class Coordinator {
         if (wait > 1) await new Promise((r) => setTimeout(r, wait));
         if (this.stopping) break;
       }
-      const item: WorkItem = { id: next.id, lineNo: next.lineNo, body: next.body, stream: next.stream, attempt: 1 };
-      if (next.endpoint) item.endpoint = next.endpoint;
-      if (next.path) item.path = next.path;
-      if (next.items !== undefined) item.items = next.items;
+      const item = workItemOf(next);
       // A token budget (the run's, or a server's own) costs each request before it goes.
       if (this.chargesTokens) item.charge = await tokenCharge(item.body, item.endpoint);
       if (this.budget.active) {
@@ -278,8 +279,7 @@ export class Coordinator {
       }
       // Open loop: the request arrived when the schedule said, even if this loop woke up late; the
       // lateness is then client-side waiting, visible in queue_wait, not a shift of the arrivals.
-      const enqueue: EventPayloads['enqueue'] = { id: item.id, line: item.lineNo };
-      if (item.endpoint) enqueue.endpoint = item.endpoint;
+      const enqueue = enqueuePayload(item);
       if (this.o.rate !== undefined) events.write('enqueue', enqueue, arrivalAt);
       else events.write('enqueue', enqueue);
       this.backlog.push(item);
@@ -339,7 +339,7 @@ export class Coordinator {
       case 'retry':
         return this.onRetry(shard, msg);
       case 'beat':
-        return this.onBeat(shard, msg);
+        return noteBeat(this.live, shard, shard.index, msg);
       case 'release':
         return this.onRelease(shard, msg);
       case 'health':
@@ -372,14 +372,7 @@ export class Coordinator {
       const item = shard.assigned.get(done.id);
       if (!item) continue;
       shard.assigned.delete(done.id);
-      if (item.charge && done.outcome === 'succeeded') {
-        // Providers count the prompt as their tokenizer does, and max_tokens when set (else the completion).
-        const charged = item.charge.promptTokens + (item.charge.maxTokens ?? 0);
-        this.budget.adjust(done.promptTokens + (item.charge.maxTokens ?? done.completionTokens) - charged);
-      }
-      this.deps.sink.writeResult(done.id, done.resultLine, done);
-      this.live.recordDone(done, this.deps.clock());
-      tallyDone(this.totals, done);
+      bookDone(this.books, item, done);
     }
     if (!this.stopping) {
       const halt = misconfiguredHalt(this.totals, this.o.failFast);
@@ -394,10 +387,7 @@ export class Coordinator {
       if (!item) continue;
       shard.assigned.delete(retry.id);
       if (this.stopping) continue; // unfinished: a resume runs it again
-      this.totals.retries++;
-      this.live.recordRetry(retry);
-      item.attempt = retry.attempt;
-      if (retry.free) item.free = retry.free;
+      bookRetry(this.books, item, retry);
       this.delayed++;
       this.requeueAt(item, retry.dueTs);
     }
@@ -410,32 +400,15 @@ export class Coordinator {
    * cached time and can fire a millisecond or more early.
    */
   private requeueAt(item: WorkItem, dueTs: number): void {
-    const left = dueTs - this.deps.clock();
-    if (left > 0) {
-      setTimeout(() => this.requeueAt(item, dueTs), Math.max(1, left));
-      return;
-    }
-    this.whenBudgetAllows(item, () => {
-      this.delayed--;
-      if (this.stopping) return this.maybeFinish();
-      this.deps.events.write('enqueue', { id: item.id, line: item.lineNo, attempt: item.attempt });
-      this.backlog.unshift(item);
-      this.dispatch();
-    });
-  }
-
-  private onBeat(shard: ShardHandle, msg: ShardMessage<'beat'>): void {
-    shard.inFlight = msg.inFlight;
-    shard.limit = msg.limit;
-    shard.connsOpen = msg.connsOpen;
-    // Counts are per shard process: a replacement starts from zero, so add deltas.
-    this.live.recordConnections(msg.connsOpened - shard.connsOpened);
-    shard.connsOpened = msg.connsOpened;
-    this.live.recordConnectionFaults(msg.stale - shard.stale, msg.paused - shard.paused);
-    shard.stale = msg.stale;
-    shard.paused = msg.paused;
-    this.live.recordLoopLag(shard.index, msg.loopLagMs);
-    this.live.recordLoopLoad(shard.index, msg.loopBusy, msg.cpuWait);
+    atTime(dueTs, this.deps.clock, () =>
+      this.whenBudgetAllows(item, () => {
+        this.delayed--;
+        if (this.stopping) return this.maybeFinish();
+        this.deps.events.write('enqueue', { id: item.id, line: item.lineNo, attempt: item.attempt });
+        this.backlog.unshift(item);
+        this.dispatch();
+      }),
+    );
   }
 
   private onRelease(shard: ShardHandle, msg: ShardMessage<'release'>): void {
@@ -516,25 +489,18 @@ export class Coordinator {
   private gauge(): void {
     let conns = 0;
     for (const s of this.shards) conns += s.connsOpen;
-    const lag = this.loopLag.take();
-    this.live.recordLoopLag(-1, lag);
-    this.deps.events.write('gauge', {
+    writeCoordinatorGauge(this.deps.events, this.live, this.loopLag, {
       backlog: this.backlog.length + this.delayed,
       backoff: this.delayed,
-      in_flight: this.inFlight(),
+      inFlight: this.inFlight(),
       limit: this.limit(),
-      loop_lag_ms: Math.round(lag * 1000) / 1000,
-      conns_open: conns,
-      rss_mb: rssMb(),
+      connsOpen: conns,
     });
   }
 
   /** Call `go` once the run's budget has room for the item (at once without budgets, or when stopping). */
   private whenBudgetAllows(item: WorkItem, go: () => void): void {
-    const tokens = item.charge ? item.charge.promptTokens + (item.charge.maxTokens ?? 0) : 0;
-    const waitMs = this.stopping ? 0 : this.budget.tryTake(tokens, this.deps.clock());
-    if (waitMs === 0) return go();
-    setTimeout(() => this.whenBudgetAllows(item, go), waitMs);
+    whenBudgetAllows(this.budget, item, this.deps.clock, () => this.stopping, go);
   }
 
   private fail(err: Error): void {

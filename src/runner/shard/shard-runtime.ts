@@ -21,6 +21,7 @@ import { errorResultLine, successResultLine } from '../output/result-line.js';
 import type { Postprocessor } from '../output/postprocessor.js';
 import { quotaFromHeaders, type QuotaObservation } from '../pacing/rate-budget.js';
 import { ownBudget, type OwnBudget } from './own-budget.js';
+import { chargeCorrection, chargedTokens } from '../pacing/budget-gate.js';
 import { AdaptiveLimit } from '../pacing/adaptive-limit.js';
 import { attemptEndPayload, countTokens, type TokenCounts } from './attempt-record.js';
 import { ProbeGate } from './probe-gate.js';
@@ -187,8 +188,7 @@ export class ShardRuntime {
   /** Whether this server's own budget has room for `item` now (charging it); if not, look again when it will. */
   private budgetAllows(item: WorkItem): boolean {
     if (!this.own) return true;
-    const tokens = item.charge ? item.charge.promptTokens + (item.charge.maxTokens ?? 0) : 0;
-    const waitMs = this.own.budget.tryTake(tokens, this.clock());
+    const waitMs = this.own.budget.tryTake(chargedTokens(item.charge), this.clock());
     if (waitMs === 0) return true;
     this.budgetTimer ??= setTimeout(() => {
       this.budgetTimer = undefined;
@@ -424,11 +424,9 @@ export class ShardRuntime {
     const { id, attempt } = item;
     const completionTokens = tokens.completion;
     const promptTokens = tokens.prompt;
-    if (this.own && item.charge) {
-      // As the coordinator corrects the run's budget: the prompt as counted, max_tokens when set.
-      const charged = item.charge.promptTokens + (item.charge.maxTokens ?? 0);
-      this.own.budget.adjust(promptTokens + (item.charge.maxTokens ?? completionTokens) - charged);
-    }
+    // As the coordinator corrects the run's budget.
+    if (this.own && item.charge)
+      this.own.budget.adjust(chargeCorrection(item.charge, { promptTokens, completionTokens }));
     const estimated = tokens.estimated;
     let resultLine = successResultLine(this.config.runId, item, o);
     let cause: DoneItem['cause'];
