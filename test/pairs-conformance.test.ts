@@ -4,23 +4,23 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseRunOptions, type ResolvedRunOptions } from '../src/config/resolved-run-options.js';
 import { EventWriter } from '../src/events/event-writer.js';
 import { Coordinator } from '../src/runner/coordinator.js';
+import { DirectShard } from '../src/runner/distributed/direct-shard.js';
 import { DistributedCoordinator } from '../src/runner/distributed/distributed-run.js';
 import { RedisWorkSource } from '../src/runner/distributed/redis-work-source.js';
 import { RunChannel } from '../src/runner/distributed/run-channel.js';
 import { JsonlWorkSource } from '../src/runner/jsonl-work-source.js';
 import { DirResultSink } from '../src/runner/output/dir-result-sink.js';
-import { inProcessShard } from '../src/runner/shard/in-process-shard.js';
 import { shardConfig } from '../src/runner/shard/shard-config.js';
-import { forkShard, type ShardLauncher } from '../src/runner/shard/shard-link.js';
+import { forkShard } from '../src/runner/shard/shard-link.js';
 import { parseProfile, startSim } from '../src/index.js';
 import { fakeShards } from './helpers/fake-shard.js';
 import { startRedis, type TestRedis } from './helpers/redis.js';
 import { loadEvents, loadResults, ofType, tempDir, writeInput } from './helpers/run-dir.js';
 
 // Each seam with two implementations runs one case list over both: the work source and result sink
-// (a JSONL file and results.jsonl, or chunks and results through Redis), and the shard (a child
-// process, or a runtime in the coordinator's process). The transports have theirs in
-// transport-conformance.test.ts.
+// (a JSONL file and results.jsonl, or chunks and results through Redis), and a worker's engine (a
+// coordinator over a shard process, or its one shard run directly on its chunks). The transports have
+// theirs in transport-conformance.test.ts.
 
 /** An input of `n` requests plus a malformed line and a duplicate custom_id, as users' files have. */
 function input(dir: string, n: number): string {
@@ -142,22 +142,44 @@ describe.each(SOURCES)('work source and result sink: %s', (_name, runThrough) =>
   }, 60_000);
 });
 
-/** The shard launchers: the same run through the simulator, with the same results and events. */
-const LAUNCHERS: [string, ShardLauncher][] = [
-  ['child process', forkShard],
-  ['in process', inProcessShard],
+/** A worker's engines: its chunks through a coordinator over a shard process, or run by its one shard directly. */
+type Engine = Pick<Coordinator, 'run' | 'totals'>;
+const ENGINES: [
+  string,
+  (o: ResolvedRunOptions, runId: string, source: RedisWorkSource, events: EventWriter) => Engine,
+][] = [
+  [
+    'a coordinator over a shard process',
+    (o, runId, source, events) =>
+      new Coordinator({
+        options: o,
+        source,
+        sink: source,
+        events,
+        doneIds: new Set(),
+        clock: () => Date.now(),
+        shardConfig: (i, rep) => shardConfig(o, runId, o.out, i, rep),
+        launchShard: forkShard,
+      }),
+  ],
+  [
+    'one shard directly',
+    (o, runId, source, events) =>
+      new DirectShard({ options: o, config: shardConfig(o, runId, o.out, 0), source, events, clock: () => Date.now() }),
+  ],
 ];
 
-describe.each(LAUNCHERS)('shard launcher: %s', (_name, launch) => {
-  it('runs every request against the simulator, with retries, events and one result each', async () => {
+describe.each(ENGINES)('worker engine: %s', (_name, engineOf) => {
+  it('runs every chunked request against the simulator, with retries, events and one result each', async () => {
     const sim = await startSim({
       profile: parseProfile({ base: 'fast', faults: { errors: { p_503: 0.1 } } }),
       seed: 3,
     });
     try {
       const dir = tempDir();
+      const url = redis!.url;
       const o = parseRunOptions({
-        input: writeInput(dir, 120),
+        input: writeInput(dir, 600),
         endpoint: `${sim.url}/v1`,
         out: join(dir, 'out'),
         progress: 'off',
@@ -165,32 +187,41 @@ describe.each(LAUNCHERS)('shard launcher: %s', (_name, launch) => {
         retryBackoffS: 0.01,
         retryBackoffMaxS: 0.05,
         seed: 1,
+        redis: url,
       });
       const sink = new DirResultSink(o.out);
-      const source = new JsonlWorkSource(o.input, o.model);
-      const events = writer(o.out, 'coordinator.jsonl');
-      const coordinator = new Coordinator({
-        options: o,
-        source,
+      const runId = `engine-${Date.now()}`;
+      const running = new DistributedCoordinator({
+        options: Object.assign(o, { redis: url }),
+        runId,
+        out: o.out,
         sink,
-        events,
         doneIds: new Set(),
         clock: () => Date.now(),
-        shardConfig: (i, rep) => shardConfig(o, 'pair', o.out, i, rep),
-        launchShard: launch,
-      });
-      expect((await coordinator.run()).status).toBe('finished');
+        log: () => undefined,
+      }).run();
+      const channel = new RunChannel(url);
+      const source = new RedisWorkSource(url, runId, channel);
+      const events = writer(o.out, 'worker.jsonl');
+      const engine = engineOf(o, runId, source, events);
+      const [run, served] = await Promise.all([running, engine.run()]);
       await source.close();
+      await channel.close();
       await sink.close();
       events.close();
+      expect(run.status).toBe('finished');
+      expect(served.status).toBe('finished');
       const results = loadResults(o.out);
-      expect(results).toHaveLength(120);
+      expect(new Set(results.map((r) => r.custom_id)).size).toBe(600);
       expect(results.every((r) => r.error === null)).toBe(true);
       const ev = loadEvents(o.out);
-      expect(ofType(ev, 'request_end')).toHaveLength(120);
-      // The 503s were retried: one backoff per extra attempt, as the totals say.
-      expect(ofType(ev, 'backoff').length).toBe(coordinator.totals.retries);
-      expect(coordinator.totals.retries).toBeGreaterThan(0);
+      expect(ofType(ev, 'request_end')).toHaveLength(600);
+      // The 503s were retried: one backoff per extra attempt, as the totals say, and each retry enqueued again.
+      const retries = engine.totals.retries;
+      expect(retries).toBeGreaterThan(0);
+      expect(ofType(ev, 'backoff')).toHaveLength(retries);
+      expect(ofType(ev, 'enqueue')).toHaveLength(600 + retries);
+      expect(engine.totals.succeeded).toBe(600);
       expect(ofType(ev, 'shard_start')).toHaveLength(1);
     } finally {
       await sim.close();

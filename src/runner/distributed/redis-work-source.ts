@@ -44,7 +44,7 @@ export class RedisWorkSource implements WorkSource, ResultSink {
     private readonly channel: RunChannel,
     { lockDurationMs, stalledIntervalMs }: { lockDurationMs?: number; stalledIntervalMs?: number } = {},
   ) {
-    this.worker = startChunkWorker<RequestSpec, number>(redisUrl, (chunk, job, token) => this.take(chunk, job, token), {
+    this.worker = startChunkWorker<RequestSpec, number>(redisUrl, (chunk, job, token) => this.hold(chunk, job, token), {
       concurrency: CHUNKS_AT_ONCE,
       ...(lockDurationMs !== undefined ? { lockDurationMs } : {}),
       ...(stalledIntervalMs !== undefined ? { stalledIntervalMs } : {}),
@@ -65,7 +65,7 @@ export class RedisWorkSource implements WorkSource, ResultSink {
     return over;
   }
 
-  private async take(chunk: Chunk<RequestSpec>, job: Job, token: string | undefined): Promise<number> {
+  private async hold(chunk: Chunk<RequestSpec>, job: Job, token: string | undefined): Promise<number> {
     if (chunk.runId !== this.runId) {
       // One run at a time per Redis. A chunk of the run now current means this worker's run is over:
       // the chunk goes straight back for that run. A chunk of any other run (one abandoned, to be
@@ -89,6 +89,15 @@ export class RedisWorkSource implements WorkSource, ResultSink {
     const w = this.waiter;
     this.waiter = undefined;
     w?.();
+  }
+
+  /**
+   * The next request if one is here now, without waiting: null once the run is over for this worker,
+   * undefined when the chunks held are used up (`next()` waits for the next).
+   */
+  take(): RequestSpec | null | undefined {
+    if (this.ready.length > 0) return this.ready.shift()!;
+    return this.finished ? null : undefined;
   }
 
   async next(): Promise<RequestSpec | RejectedLine | null> {

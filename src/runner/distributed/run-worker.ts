@@ -8,15 +8,18 @@ import { EventWriter } from '../../events/event-writer.js';
 import { ensureDir } from '../../util/ensure-dir.js';
 import { VERSION } from '../../version.js';
 import { Coordinator } from '../coordinator.js';
-import { inProcessShard } from '../shard/in-process-shard.js';
 import { shardConfig } from '../shard/shard-config.js';
 import { CHUNK_PROTOCOL } from './chunk-queue.js';
+import { DirectShard } from './direct-shard.js';
 import { GlobalLease } from './global-lease.js';
 import { redactRedisUrl } from '../../config/redis-url.js';
 import { waitForRedis } from './redis-check.js';
 import { SharedBudget } from './shared-budget.js';
 import { RedisWorkSource } from './redis-work-source.js';
 import { RunChannel, type PublishedRun } from './run-channel.js';
+
+/** What serves a run's chunks on this worker: a coordinator over its shards, or its one shard directly. */
+type WorkerEngine = Pick<Coordinator, 'live' | 'totals' | 'run' | 'interrupt' | 'demand' | 'kick'>;
 
 /** `shardline worker` options: what this machine decides; the rest comes from the run's coordinator. */
 export interface WorkerOptions {
@@ -142,55 +145,66 @@ async function serveRun(
   });
   const slots = options.slots.max * options.shards;
   let lease: GlobalLease | undefined;
-  const coordinator = new Coordinator({
-    options,
-    source,
-    sink: source,
-    events,
-    doneIds: new Set(),
-    clock,
-    firstShard,
-    // One shard: run it in this process (see inProcessShard); several keep a process each.
-    ...(options.shards === 1 ? { launchShard: inProcessShard } : {}),
-    // The servers' own budgets (rpm/tpm on an endpoint entry) are kept in Redis for every worker's shards.
-    shardConfig: (index, replaces) => shardConfig(options, run.runId, o.out, index, replaces, o.redis),
-    // --rpm/--tpm: one budget for every worker of the run, kept in Redis.
-    ...(options.rpm !== undefined || options.tpm !== undefined
-      ? {
-          budget: new SharedBudget(channel.redis, `shardline:run:${run.runId}:budget`, {
-            rpm: options.rpm,
-            tpm: options.tpm,
-          }),
-        }
-      : {}),
-    ...(options.globalConcurrency !== undefined ? { assignedCap: () => lease?.lease ?? 0 } : {}),
-  });
+  // --rpm/--tpm: one budget for every worker of the run, kept in Redis.
+  const budget =
+    options.rpm !== undefined || options.tpm !== undefined
+      ? new SharedBudget(channel.redis, `shardline:run:${run.runId}:budget`, { rpm: options.rpm, tpm: options.tpm })
+      : undefined;
+  const assignedCap = options.globalConcurrency !== undefined ? () => lease?.lease ?? 0 : undefined;
+  // The servers' own budgets (rpm/tpm on an endpoint entry) are kept in Redis for every worker's shards.
+  const configOf = (index: number, replaces?: number) =>
+    shardConfig(options, run.runId, o.out, index, replaces, o.redis);
+  // One shard: it takes the chunks' requests itself (see DirectShard). Several keep a process each
+  // behind a coordinator that shares the chunks among them, as `run` does.
+  const engine: WorkerEngine =
+    options.shards === 1
+      ? new DirectShard({
+          options,
+          config: configOf(firstShard),
+          source,
+          events,
+          clock,
+          ...(budget ? { budget } : {}),
+          ...(assignedCap ? { assignedCap } : {}),
+        })
+      : new Coordinator({
+          options,
+          source,
+          sink: source,
+          events,
+          doneIds: new Set(),
+          clock,
+          firstShard,
+          shardConfig: configOf,
+          ...(budget ? { budget } : {}),
+          ...(assignedCap ? { assignedCap } : {}),
+        });
   if (options.globalConcurrency !== undefined) {
     lease = new GlobalLease(
       channel.redis,
       run.runId,
       `${hostname()}:${process.pid}:${firstShard}`,
       options.globalConcurrency,
-      () => Math.min(slots, coordinator.demand()),
-      () => coordinator.kick(),
+      () => Math.min(slots, engine.demand()),
+      () => engine.kick(),
     );
     await lease.start();
   }
-  if (o.metricsPort !== undefined) log(`worker metrics on ${await coordinator.live.serve('127.0.0.1', o.metricsPort)}`);
-  const onAbort = () => coordinator.interrupt();
+  if (o.metricsPort !== undefined) log(`worker metrics on ${await engine.live.serve('127.0.0.1', o.metricsPort)}`);
+  const onAbort = () => engine.interrupt();
   signal?.addEventListener('abort', onAbort, { once: true });
   log(
     `worker serving run ${run.runId} with shards ${firstShard}–${firstShard + options.shards - 1} (${hostname()}, ` +
       `pid ${process.pid})`,
   );
   try {
-    const { status } = await coordinator.run();
-    const t = coordinator.totals;
+    const { status } = await engine.run();
+    const t = engine.totals;
     log(`worker ${status} with run ${run.runId}: ${t.succeeded} succeeded, ${t.failed} failed here`);
   } finally {
     signal?.removeEventListener('abort', onAbort);
     await lease?.stop();
-    await coordinator.live.close();
+    await engine.live.close();
     await source.close();
     events.close();
   }

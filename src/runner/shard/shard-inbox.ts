@@ -12,7 +12,7 @@ export interface ShardInbox {
 
 /**
  * The shard's side of the coordinator protocol, shared by the forked child (`shard-main`) and the
- * in-process shard of a one-shard worker: `init` builds the runtime, `work` and `steal` feed it,
+ * one shard of a one-shard worker (DirectShard): `init` builds the runtime, `work` and `steal` feed it,
  * `stop` drains or abandons it and then calls `onStopped`. `cpuSince` is the CPU baseline for the
  * shard's gauges (a worker process serves run after run; a child counts from its start).
  */
