@@ -200,6 +200,12 @@ try {
         byRole,
         steadyByRole,
       };
+      // Each run as it ends (stderr): a round far from the others shows which side moved.
+      const parts = Object.entries(steadyByRole).map(([role, us]) => `${role} ${us.toFixed(1)}`);
+      process.stderr.write(
+        `round ${round + 1} ${c.name}: ${steadyUs.toFixed(1)} µs/req steady (${parts.join(', ')}), ` +
+          `${Math.round(steadyRate)} req/s\n`,
+      );
       rmSync(out, { recursive: true, force: true });
     }
   }

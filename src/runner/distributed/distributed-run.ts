@@ -288,12 +288,14 @@ async function stopWorkers(workers: ChildProcess[]): Promise<void> {
         new Promise<void>((resolve) => {
           if (w.exitCode !== null || w.signalCode !== null) return resolve();
           const kill = setTimeout(() => w.kill('SIGKILL'), 10_000);
+          // A --once worker exits by itself once it sees the run finished; this covers an interrupted run.
+          const term = setTimeout(() => w.exitCode === null && w.kill('SIGTERM'), 2_000);
           w.once('exit', () => {
+            // Both cleared: a pending timer kept the finished command alive up to 2 s after its summary.
             clearTimeout(kill);
+            clearTimeout(term);
             resolve();
           });
-          // A --once worker exits by itself once it sees the run finished; this covers an interrupted run.
-          setTimeout(() => w.exitCode === null && w.kill('SIGTERM'), 2_000);
         }),
     ),
   );
