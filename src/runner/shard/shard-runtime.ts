@@ -1,12 +1,8 @@
-import { ENDPOINT_PATHS, streams, type EndpointKind } from '../../client/endpoints.js';
 import { hostname } from 'node:os';
-import { Pool } from '../../client/undici-parts.js';
-import { runChatAttempt, type AttemptOutcome, type ChatTarget, type PhaseTimeouts } from '../../client/chat-attempt.js';
-import { ConnTracker, type ConnAttribution } from '../../client/conn-tracker.js';
+import { runChatAttempt, type AttemptOutcome, type PhaseTimeouts } from '../../client/chat-attempt.js';
+import type { ConnAttribution } from '../../client/conn-tracker.js';
 import { KeepAliveLearner } from '../../client/keepalive-learner.js';
 import { serverQueueMs } from '../../client/server-timings.js';
-import { RawPool, type ChatDispatcher } from '../../client/raw-pool.js';
-import { trustedCas } from '../../client/trusted-cas.js';
 import { createRedactor, headerSecrets } from '../../client/redact.js';
 import { decideRetry, RetryBudget, type RetryPolicyOptions } from '../../client/retry-policy.js';
 import type { Clock } from '../../util/clock.js';
@@ -25,6 +21,8 @@ import { chargeCorrection, chargedTokens } from '../pacing/budget-gate.js';
 import { AdaptiveLimit } from '../pacing/adaptive-limit.js';
 import { attemptEndPayload, countTokens, type TokenCounts } from './attempt-record.js';
 import { ProbeGate } from './probe-gate.js';
+import { ShardTransport } from './shard-transport.js';
+import { answeredEnd, failedEnd, retryOf } from './request-end.js';
 
 /**
  * One shard: executes attempts with at most `concurrency` in flight over its own keep-alive pool,
@@ -35,11 +33,9 @@ export class ShardRuntime {
   private inFlight = 0;
   private postPending = 0;
   private requests = 0;
-  private readonly pool: Pool | RawPool;
+  private readonly transport: ShardTransport;
   private readonly events: EventWriter;
-  private readonly tracker: ConnTracker;
   private readonly retry: RetryPolicyOptions;
-  private readonly target: ChatTarget;
   private readonly timeouts: PhaseTimeouts;
   private readonly loopLag: LoopLagSampler;
   private readonly gaugeTimer: NodeJS.Timeout;
@@ -71,13 +67,6 @@ export class ShardRuntime {
   private budgetTimer: NodeJS.Timeout | undefined;
   private pausedCount = 0;
   private readonly keepAlive = new KeepAliveLearner();
-  /** `target` with Connection: close, for requests that must not leave a connection to reuse. */
-  private readonly closeTarget: ChatTarget;
-  /** Targets of non-chat endpoints, by path (and `close:` path). */
-  private readonly targets = new Map<string, ChatTarget>();
-  /** Where a re-send after a stale connection goes: always a connection opened for it. */
-  private freshDispatcher: ChatDispatcher | undefined;
-  private freshPool: Pool | undefined;
 
   constructor(
     private readonly config: ShardConfig,
@@ -96,23 +85,9 @@ export class ShardRuntime {
       // coordinator drains the shards; no result is written without its request_end on disk).
       onError: (err) => this.send({ t: 'fatal', message: err.message }),
     });
-    this.tracker = new ConnTracker(clock, (connectMs, who) =>
+    this.transport = new ShardTransport(config, clock, (connectMs, who) =>
       this.events.write('conn_open', { connect_ms: round3(connectMs), id: who.id, attempt: who.attempt }),
     );
-    this.pool =
-      config.transport === 'raw'
-        ? new RawPool({
-            origin: config.origin,
-            connections: config.concurrency,
-            connectTimeoutMs: config.timeoutConnectMs,
-            onOpen: () => this.tracker.noteOpen(),
-            onClose: () => this.tracker.noteClose(),
-            onFreshRequest: (ms, conn) => this.tracker.attributeFresh(ms, conn),
-            onReusedRequest: (conn) => this.tracker.attributeReused(conn),
-          })
-        : this.undiciPool();
-    this.target = { origin: config.origin, path: config.path, headers: config.headers, keepAlive: config.keepAlive };
-    this.closeTarget = { ...this.target, keepAlive: false };
     this.gate = new ProbeGate(config.endpointDownMaxMs, () => this.startMore());
     this.own = config.upstream.budget ? ownBudget(config.upstream.budget, clock()) : undefined;
     this.timeouts = { ttftMs: config.timeoutTtftMs, idleMs: config.timeoutIdleMs, totalMs: config.timeoutTotalMs };
@@ -130,21 +105,6 @@ export class ShardRuntime {
     this.limit = this.adaptive?.limit ?? config.concurrency;
     this.redact = createRedactor(headerSecrets(config.headers));
     this.gaugeTimer = setInterval(() => this.gauge(), config.gaugeIntervalMs);
-  }
-
-  private undiciPool(): Pool {
-    const config = this.config;
-    return new Pool(config.origin, {
-      connections: config.concurrency,
-      pipelining: 1,
-      keepAliveTimeout: 30_000,
-      headersTimeout: 0,
-      bodyTimeout: 0,
-      connect: this.tracker.connector({
-        timeout: config.timeoutConnectMs,
-        ...(config.origin.startsWith('https:') ? { ca: trustedCas() } : {}),
-      }),
-    });
   }
 
   start(): void {
@@ -246,12 +206,11 @@ export class ShardRuntime {
       cpu_user_ms: cpu.user / 1000,
       cpu_system_ms: cpu.system / 1000,
     };
-    if (this.pool instanceof RawPool) end.socket_reads = this.pool.reads;
+    const reads = this.transport.socketReads;
+    if (reads !== undefined) end.socket_reads = reads;
     this.events.write('shard_end', end);
     this.events.close();
-    this.tracker.close();
-    if (this.stopping === 'drain') await Promise.all([this.pool.close(), this.freshPool?.close()]);
-    else void Promise.all([this.pool.destroy(), this.freshPool?.destroy()]);
+    await this.transport.close(this.stopping === 'drain');
     await this.postprocessor?.close();
     this.send({ t: 'stopped' });
   }
@@ -319,17 +278,15 @@ export class ShardRuntime {
     who.reused = undefined;
     who.afterStream = undefined;
     const close = fresh || (item.stream && this.keepAlive.noReuseAfterStream);
-    const target = item.endpoint ? this.targetFor(item, close) : close ? this.closeTarget : this.target;
-    const dispatcher = fresh ? this.fresh() : this.pool;
     return runChatAttempt(
-      dispatcher,
-      target,
+      this.transport.dispatcher(fresh),
+      this.transport.targetFor(item, close),
       item.body,
       item.stream,
       this.timeouts,
       this.clock,
       {
-        onRequestStart: () => this.tracker.mark(who),
+        onRequestStart: () => this.transport.tracker.mark(who),
         onHeaders: (status, ts, headers) => {
           this.events.write('response_headers', { id, attempt, status }, ts);
           if (this.gate.noteStatus(status)) this.endpointUp(false);
@@ -341,29 +298,6 @@ export class ShardRuntime {
       },
       item.endpoint,
     );
-  }
-
-  /** The target of a non-chat request: its endpoint's path under the base URL, made once per path. */
-  private targetFor(item: WorkItem, close: boolean): ChatTarget {
-    const path = item.path ?? ENDPOINT_PATHS[item.endpoint as Exclude<EndpointKind, 'other'>];
-    const key = close ? `close:${path}` : path;
-    let t = this.targets.get(key);
-    if (!t) {
-      const base = close ? this.closeTarget : this.target;
-      t = { ...base, path: `${this.config.basePath}/${path}${this.config.search}` };
-      this.targets.set(key, t);
-    }
-    return t;
-  }
-
-  private fresh(): ChatDispatcher {
-    if (!this.freshDispatcher) {
-      const pool = this.pool;
-      if (pool instanceof RawPool) this.freshDispatcher = { dispatch: (o, h) => pool.dispatchFresh(o, h) };
-      // Its requests all ask for Connection: close, so each one opens its own connection.
-      else this.freshDispatcher = this.freshPool = this.undiciPool();
-    }
-    return this.freshDispatcher;
   }
 
   /** Record a stale connection; after two following streamed answers, stop reusing those. */
@@ -421,13 +355,12 @@ export class ShardRuntime {
     startTs: number,
     endTs: number,
   ): Promise<void> {
-    const { id, attempt } = item;
-    const completionTokens = tokens.completion;
-    const promptTokens = tokens.prompt;
+    const { id } = item;
     // As the coordinator corrects the run's budget.
     if (this.own && item.charge)
-      this.own.budget.adjust(chargeCorrection(item.charge, { promptTokens, completionTokens }));
-    const estimated = tokens.estimated;
+      this.own.budget.adjust(
+        chargeCorrection(item.charge, { promptTokens: tokens.prompt, completionTokens: tokens.completion }),
+      );
     let resultLine = successResultLine(this.config.runId, item, o);
     let cause: DoneItem['cause'];
     if (this.postprocessor) {
@@ -444,33 +377,9 @@ export class ShardRuntime {
         this.events.write('postprocess_end', { id, error: this.redact(r.error) });
       }
     }
-    const outcome = cause ? 'failed' : 'succeeded';
-    const end: EventPayloads['request_end'] = {
-      id,
-      outcome,
-      attempts: attempt,
-      completion_tokens: completionTokens,
-      prompt_tokens: promptTokens,
-    };
-    if (cause) end.cause = cause;
-    if (estimated) end.tokens_estimated = true;
-    if (item.endpoint) end.endpoint = item.endpoint;
-    if (item.items !== undefined) end.items = item.items;
+    const { end, done } = answeredEnd(item, o, tokens, resultLine, cause, startTs, endTs);
     this.events.write('request_end', end);
     this.requests++;
-    const done: DoneItem = {
-      id,
-      resultLine,
-      outcome,
-      attempts: attempt,
-      completionTokens,
-      promptTokens,
-      // A chat answer always has one (its whole time when not streamed); embeddings and the like none.
-      ttftMs: item.endpoint && !streams(item.endpoint) ? undefined : o.firstTokenTs - startTs,
-      attemptMs: endTs - startTs,
-    };
-    if (o.completion.model) done.model = o.completion.model;
-    if (cause) done.cause = cause;
     this.outbox.done.push(done);
     this.scheduleFlush();
   }
@@ -481,50 +390,18 @@ export class ShardRuntime {
     startTs: number,
     now: number,
   ): void {
-    const { id, attempt } = item;
     // Attempts that failed while the endpoint was down are not charged (see pause()).
-    const charged = attempt - (item.free ?? 0);
+    const charged = item.attempt - (item.free ?? 0);
     const decision = decideRetry(
       { attempt: charged, cause: o.cause, status: o.status, retryAfterMs: o.retryAfterMs, nowMs: now },
       this.retry,
     );
     if (decision.retry) {
-      const delayMs = round3(decision.delayMs);
       const backoffTs = this.clock();
-      this.events.write(
-        'backoff',
-        {
-          id,
-          attempt,
-          delay_ms: delayMs,
-          cause: o.cause,
-          ...(decision.budgetExhausted ? { budget_exhausted: true } : {}),
-        },
-        backoffTs,
-      );
-      const retry: RetryItem = {
-        id,
-        attempt: attempt + 1,
-        delayMs,
-        dueTs: backoffTs + delayMs,
-        cause: o.cause,
-        attemptMs: now - startTs,
-      };
-      if (item.free) retry.free = item.free;
+      const { backoff, retry } = retryOf(item, o, decision, backoffTs, now - startTs);
+      this.events.write('backoff', backoff, backoffTs);
       this.outbox.retry.push(retry);
     } else {
-      const end: EventPayloads['request_end'] = {
-        id,
-        outcome: 'failed',
-        attempts: attempt,
-        completion_tokens: 0,
-        prompt_tokens: 0,
-        cause: o.cause,
-      };
-      if (item.endpoint) end.endpoint = item.endpoint;
-      if (item.items !== undefined) end.items = item.items;
-      this.events.write('request_end', end);
-      this.requests++;
       const tooLong = decision.retryAfterTooLongMs;
       const message =
         this.redact(o.message) +
@@ -532,21 +409,10 @@ export class ShardRuntime {
           ? ''
           : ` (not retried: the server asked to wait ${round3(tooLong / 1000)} s, over --retry-after-max-s ` +
             `${this.retry.retryAfterMaxMs! / 1000})`);
-      const done: DoneItem = {
-        id,
-        resultLine: errorResultLine(this.config.runId, item, o.cause, message, o.status),
-        outcome: 'failed',
-        attempts: attempt,
-        completionTokens: 0,
-        promptTokens: 0,
-        cause: o.cause,
-        attemptMs: now - startTs,
-      };
-      if (o.status !== undefined) {
-        done.status = o.status;
-        done.error = message.slice(0, 300);
-      }
-      if (tooLong !== undefined) done.retryAfterTooLongMs = tooLong;
+      const line = errorResultLine(this.config.runId, item, o.cause, message, o.status);
+      const { end, done } = failedEnd(item, o, message, line, tooLong, now - startTs);
+      this.events.write('request_end', end);
+      this.requests++;
       this.outbox.done.push(done);
     }
     this.scheduleFlush();
@@ -564,7 +430,7 @@ export class ShardRuntime {
       in_flight: this.inFlight,
       limit: this.limit,
       loop_lag_ms: round3(lagMs),
-      conns_open: this.tracker.open,
+      conns_open: this.transport.tracker.open,
       cpu_ms: round3(cpuMs),
       loop_busy: round3(load.loopBusy),
       host_busy: round3(load.hostBusy),
@@ -577,8 +443,8 @@ export class ShardRuntime {
       inFlight: this.inFlight,
       limit: this.limit,
       loopLagMs: lagMs,
-      connsOpen: this.tracker.open,
-      connsOpened: this.tracker.opened,
+      connsOpen: this.transport.tracker.open,
+      connsOpened: this.transport.tracker.opened,
       stale: this.keepAlive.stale,
       paused: this.pausedCount,
       loopBusy: load.loopBusy,
