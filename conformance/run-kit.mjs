@@ -13,6 +13,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startRedisProcess } from '../bench/redis-process.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const cli = join(root, 'dist', 'cli', 'main.js');
@@ -325,6 +326,33 @@ const scenarios = {
         `s, ${ups['1']?.paused_attempts ?? 0} paused); after B died + 1 s, requests ended on shards ` +
         `${[...shardsAfter].join(',') || '–'}; report names B down: ${named}`,
     });
+  },
+  async distributed() {
+    // One llama-server, a run over Redis with two local workers (one shard each, run directly on their
+    // chunks): every request exactly once, none failed, and the same stale-connection figures as `run`.
+    const redis = await startRedisProcess('the distributed scenario', work, ['--appendonly', 'no']);
+    try {
+      await fixedRun('distributed', streamed, ['--concurrency', '4', '--redis', redis.url, '--local-workers', '2'], {
+        command: `shardline run streamed.jsonl … --concurrency 4 --redis URL --local-workers 2`,
+        note: (out) => {
+          const ids = readFileSync(join(out, 'results.jsonl'), 'utf8')
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => JSON.parse(l).custom_id);
+          const shards = new Set(
+            events(out)
+              .filter((e) => e.type === 'request_end')
+              .map((e) => e.shard),
+          );
+          return (
+            `${ids.length} result lines, ${new Set(ids).size} distinct ids for ${requests} input lines; ` +
+            `requests ended on ${shards.size} workers' shards`
+          );
+        },
+      });
+    } finally {
+      redis.stop();
+    }
   },
   async completions() {
     await fixedRun('completions', completions, ['--concurrency', '4'], {
