@@ -11,7 +11,7 @@ import { RunChannel } from '../src/runner/distributed/run-channel.js';
 import { JsonlWorkSource } from '../src/runner/jsonl-work-source.js';
 import { DirResultSink } from '../src/runner/output/dir-result-sink.js';
 import { shardConfig } from '../src/runner/shard/shard-config.js';
-import { forkShard } from '../src/runner/shard/shard-link.js';
+import { forkShard, type ShardLauncher } from '../src/runner/shard/shard-link.js';
 import { parseProfile, startSim } from '../src/index.js';
 import { fakeShards } from './helpers/fake-shard.js';
 import { startRedis, type TestRedis } from './helpers/redis.js';
@@ -52,6 +52,61 @@ function options(dir: string, extra: Record<string, unknown> = {}): ResolvedRunO
 const writer = (out: string, name: string) =>
   new EventWriter({ path: join(out, 'events', name), run: 'pair', shard: -1, now: () => Date.now() });
 
+/** What serves a worker's chunks: a coordinator over shards, or one shard directly. */
+type Engine = Pick<Coordinator, 'run' | 'totals'>;
+
+/** A worker's coordinator taking `runId`'s chunks from `source`, its shards started by `launchShard`. */
+function workerCoordinator(
+  o: ResolvedRunOptions,
+  runId: string,
+  source: RedisWorkSource,
+  events: EventWriter,
+  launchShard: ShardLauncher,
+): Coordinator {
+  return new Coordinator({
+    options: o,
+    source,
+    sink: source,
+    events,
+    doneIds: new Set(),
+    clock: () => Date.now(),
+    shardConfig: (i, rep) => shardConfig(o, runId, o.out, i, rep),
+    launchShard,
+  });
+}
+
+/**
+ * A distributed run in this process: its coordinator reading `o.input` into chunks in Redis, and one
+ * worker's `engine` taking them; resolves once both have ended, everything closed.
+ */
+async function throughRedis(
+  o: ResolvedRunOptions,
+  url: string,
+  engineOf: (runId: string, source: RedisWorkSource, events: EventWriter) => Engine,
+): Promise<{ run: { status: string }; served: { status: string }; engine: Engine }> {
+  const sink = new DirResultSink(o.out);
+  const runId = `pair-${Date.now()}`;
+  const running = new DistributedCoordinator({
+    options: Object.assign(o, { redis: url }),
+    runId,
+    out: o.out,
+    sink,
+    doneIds: await sink.doneIds(),
+    clock: () => Date.now(),
+    log: () => undefined,
+  }).run();
+  const channel = new RunChannel(url);
+  const source = new RedisWorkSource(url, runId, channel);
+  const events = writer(o.out, 'worker.jsonl');
+  const engine = engineOf(runId, source, events);
+  const [run, served] = await Promise.all([running, engine.run()]);
+  await source.close();
+  await channel.close();
+  await sink.close();
+  events.close();
+  return { run, served, engine };
+}
+
 /** The source/sink pairs: each runs the input through a Coordinator with fake shards that answer at once. */
 const SOURCES: [string, (o: ResolvedRunOptions, redis: () => string) => Promise<{ status: string }>][] = [
   [
@@ -78,41 +133,16 @@ const SOURCES: [string, (o: ResolvedRunOptions, redis: () => string) => Promise<
   ],
   [
     'Redis chunks → Redis stream → results.jsonl',
-    async (o, redis) => {
-      const url = redis();
-      const sink = new DirResultSink(o.out);
-      const runId = `pair-${Date.now()}`;
-      const coordinator = new DistributedCoordinator({
-        options: Object.assign(o, { redis: url }),
-        runId,
-        out: o.out,
-        sink,
-        doneIds: await sink.doneIds(),
-        clock: () => Date.now(),
-        log: () => undefined,
-      });
-      const running = coordinator.run();
-      // The worker's side, in this process: chunks in, results out, shards faked.
-      const channel = new RunChannel(url);
-      const source = new RedisWorkSource(url, runId, channel);
-      const events = writer(o.out, 'worker.jsonl');
-      const worker = new Coordinator({
-        options: o,
-        source,
-        sink: source,
-        events,
-        doneIds: new Set(),
-        clock: () => Date.now(),
-        shardConfig: (i, rep) => shardConfig(o, runId, o.out, i, rep),
-        launchShard: fakeShards({ autoFinish: true }).launch,
-      }).run();
-      const [r] = await Promise.all([running, worker]);
-      await source.close();
-      await channel.close();
-      await sink.close();
-      events.close();
-      return r;
-    },
+    async (o, redis) =>
+      (
+        await throughRedis(
+          o,
+          redis(),
+          // The worker's side, in this process: chunks in, results out, shards faked.
+          (runId, source, events) =>
+            workerCoordinator(o, runId, source, events, fakeShards({ autoFinish: true }).launch),
+        )
+      ).run,
   ],
 ];
 
@@ -143,24 +173,13 @@ describe.each(SOURCES)('work source and result sink: %s', (_name, runThrough) =>
 });
 
 /** A worker's engines: its chunks through a coordinator over a shard process, or run by its one shard directly. */
-type Engine = Pick<Coordinator, 'run' | 'totals'>;
 const ENGINES: [
   string,
   (o: ResolvedRunOptions, runId: string, source: RedisWorkSource, events: EventWriter) => Engine,
 ][] = [
   [
     'a coordinator over a shard process',
-    (o, runId, source, events) =>
-      new Coordinator({
-        options: o,
-        source,
-        sink: source,
-        events,
-        doneIds: new Set(),
-        clock: () => Date.now(),
-        shardConfig: (i, rep) => shardConfig(o, runId, o.out, i, rep),
-        launchShard: forkShard,
-      }),
+    (o, runId, source, events) => workerCoordinator(o, runId, source, events, forkShard),
   ],
   [
     'one shard directly',
@@ -189,26 +208,9 @@ describe.each(ENGINES)('worker engine: %s', (_name, engineOf) => {
         seed: 1,
         redis: url,
       });
-      const sink = new DirResultSink(o.out);
-      const runId = `engine-${Date.now()}`;
-      const running = new DistributedCoordinator({
-        options: Object.assign(o, { redis: url }),
-        runId,
-        out: o.out,
-        sink,
-        doneIds: new Set(),
-        clock: () => Date.now(),
-        log: () => undefined,
-      }).run();
-      const channel = new RunChannel(url);
-      const source = new RedisWorkSource(url, runId, channel);
-      const events = writer(o.out, 'worker.jsonl');
-      const engine = engineOf(o, runId, source, events);
-      const [run, served] = await Promise.all([running, engine.run()]);
-      await source.close();
-      await channel.close();
-      await sink.close();
-      events.close();
+      const { run, served, engine } = await throughRedis(o, url, (runId, source, events) =>
+        engineOf(o, runId, source, events),
+      );
       expect(run.status).toBe('finished');
       expect(served.status).toBe('finished');
       const results = loadResults(o.out);

@@ -16,6 +16,7 @@ import type { ShardLauncher } from './shard/shard-link.js';
 import { RateBudget, tokenCharge, type Budget } from './pacing/rate-budget.js';
 import type { WorkSource } from './work-source.js';
 import { assignWork } from './assign-work.js';
+import { whenDrained } from './when-drained.js';
 import { atTime, whenBudgetAllows } from './pacing/budget-gate.js';
 import { bookDone, bookRetry, enqueuePayload, workItemOf, type Books } from './work-item.js';
 
@@ -161,14 +162,11 @@ export class Coordinator {
     this.stopping = true;
     this.spaceWaiter?.();
     if (mode === 'abandon') return this.finish('interrupted');
-    const deadline = setTimeout(() => this.finish('interrupted'), this.o.drainTimeoutS * 1000);
-    const waitDrain = setInterval(() => {
-      if (this.shards.every((s) => s.assigned.size === 0)) {
-        clearInterval(waitDrain);
-        clearTimeout(deadline);
-        this.finish('interrupted');
-      }
-    }, 10);
+    whenDrained(
+      () => this.shards.every((s) => s.assigned.size === 0),
+      this.o.drainTimeoutS * 1000,
+      () => this.finish('interrupted'),
+    );
   }
 
   snapshot(): ProgressSnapshot {

@@ -11,6 +11,7 @@ import { atTime, whenBudgetAllows } from '../pacing/budget-gate.js';
 import { RateBudget, tokenCharge, type Budget } from '../pacing/rate-budget.js';
 import { newRunTotals, type RunTotals } from '../run-totals.js';
 import { shardInbox, type ShardInbox } from '../shard/shard-inbox.js';
+import { whenDrained } from '../when-drained.js';
 import { bookDone, bookRetry, enqueuePayload, workItemOf, type Books } from '../work-item.js';
 import type { RedisWorkSource } from './redis-work-source.js';
 
@@ -134,13 +135,11 @@ export class DirectShard {
     this.stopping = true;
     this.spaceWaiter?.();
     if (mode === 'abandon') return this.finish('interrupted');
-    const deadline = setTimeout(() => this.finish('interrupted'), this.o.drainTimeoutS * 1000);
-    const waitDrain = setInterval(() => {
-      if (this.assigned.size > 0) return;
-      clearInterval(waitDrain);
-      clearTimeout(deadline);
-      this.finish('interrupted');
-    }, 10);
+    whenDrained(
+      () => this.assigned.size === 0,
+      this.o.drainTimeoutS * 1000,
+      () => this.finish('interrupted'),
+    );
   }
 
   /** Requests this worker could run now: taken in (waiting here or on the shard). */
