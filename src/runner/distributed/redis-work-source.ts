@@ -8,7 +8,10 @@ import { putBack, startChunkWorker, type Chunk } from './chunk-queue.js';
 import type { RunChannel, SentResult } from './run-channel.js';
 
 interface OpenChunk {
+  /** Results not yet in Redis. */
   left: number;
+  /** Results not yet written here (the outbox): at 0 the chunk's last ones go at once. */
+  unwritten: number;
   done: () => void;
 }
 
@@ -84,7 +87,8 @@ export class RedisWorkSource implements WorkSource, ResultSink {
       return putBack(job, token, stale ? 0 : FOREIGN_CHUNK_DELAY_MS);
     }
     return new Promise((resolve) => {
-      const open: OpenChunk = { left: chunk.items.length, done: () => resolve(chunk.items.length) };
+      const n = chunk.items.length;
+      const open: OpenChunk = { left: n, unwritten: n, done: () => resolve(n) };
       if (open.left === 0) return open.done();
       for (const item of chunk.items) {
         this.chunkOf.set(item.id, open);
@@ -123,7 +127,11 @@ export class RedisWorkSource implements WorkSource, ResultSink {
 
   writeResult(id: string, line: ResultLine, done?: DoneItem): void {
     this.outbox.push({ id, line: lineText(line), facts: done });
-    if (this.outbox.length >= SEND_BATCH) this.send();
+    const open = this.chunkOf.get(id);
+    // A chunk's last result goes at once: BullMQ hands this worker its next chunk only once this one is
+    // complete, and waiting out the batch timer there left a fast worker with nothing to run (a worker per
+    // core at 74% of a local run's rate with 50 ms batches, bench/distributed.mjs --set per-core).
+    if (this.outbox.length >= SEND_BATCH || (open !== undefined && --open.unwritten === 0)) this.send();
     else this.sendTimer ??= setTimeout(() => this.send(), SEND_EVERY_MS);
   }
 
