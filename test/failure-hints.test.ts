@@ -37,6 +37,15 @@ describe('failure hints', () => {
       '2 requests found nothing listening at https://example.test (connection refused): is the server up, and are ' +
         'host and port right?',
     ]);
+    // Several endpoints: the totals do not say which refused, so the hint names them all, not the first.
+    const urls = ['http://127.0.0.1:8000/v1/chat/completions', 'http://127.0.0.1:9/v1/chat/completions'];
+    expect(
+      failureHints({ requestUrl: urls[0]!, requestUrls: urls, failed: 2, causes: { conn_refused: 2 }, statuses: {} }),
+    ).toEqual([
+      '2 requests found nothing listening at one of http://127.0.0.1:8000, http://127.0.0.1:9 (connection ' +
+        'refused): is the server up, and are host and port right? (`shardline report` names the endpoint that ' +
+        'was down)',
+    ]);
   });
 
   it('stays quiet for a minority cause, other causes, and runs without failures', () => {

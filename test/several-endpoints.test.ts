@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { analyze, parseProfile, run, startSim, type RunningSim } from '../src/index.js';
 import { existsSync, readFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { loadEvents, loadResults, ofType, tempDir, writeInput } from './helpers/run-dir.js';
 import { until } from './helpers/processes.js';
@@ -23,6 +24,15 @@ const profile = (slots: number, stepMs = 3) =>
 async function threeSims(stepMs: readonly number[] = [3, 3, 3]): Promise<string[]> {
   sims = await Promise.all(stepMs.map((ms, i) => startSim({ profile: profile(4 * (i + 1), ms), seed: i + 1 })));
   return sims.map((s) => `${s.url}/v1`);
+}
+
+/** The URL of a loopback port nothing listens on (one bound and closed again). */
+async function closedUrl(): Promise<string> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return `http://127.0.0.1:${port}`;
 }
 
 /** Requests that ended at each server, from the events: request_end by its shard's upstream_index. */
@@ -111,6 +121,36 @@ describe('several endpoints', () => {
     expect(report.by_upstream['1']!.down_s).toBeGreaterThan(0);
     // Its slots were out of rotation, not free while work waited (a real llama-server run read them so).
     expect(report.verdict.findings.map((f) => f.mode)).not.toContain('admission_gap');
+    await expectBooksAgree(out);
+  });
+
+  it('runs on the others when a server is down from the start: no failed request, the report names it', async () => {
+    const endpoints = await threeSims([3, 3]);
+    // A port nothing listens on: a replica that is down when the run begins (or a wrong URL among several).
+    const dead = `${await closedUrl()}/v1`;
+    const dir = tempDir();
+    const out = join(dir, 'out');
+    const n = 400;
+    const s = await run({
+      input: writeInput(dir, n),
+      endpoint: [endpoints[0]!, dead, endpoints[1]!],
+      out,
+      concurrency: 4,
+      progress: 'off',
+    });
+    // Without the breaker opening on a never-answered endpoint, its shard (all slots free, every attempt failing
+    // at once) drew the others' work: retries by the thousand and failed requests.
+    expect(s.requests.failed).toBe(0);
+    expect(s.retries).toBe(0);
+    expect(new Set(loadResults(out).map((r) => r.custom_id)).size).toBe(n);
+    const events = loadEvents(out);
+    expect(new Set(ofType(events, 'endpoint_down').map((e) => e.shard))).toEqual(new Set([1]));
+    expect(ofType(events, 'request_end').filter((e) => e.shard === 1)).toEqual([]);
+    const report = await analyze([join(out, 'events')]);
+    const named = report.verdict.findings.find((f) => f.mode === 'endpoint_down' && f.evidence.includes(dead));
+    expect(named, JSON.stringify(report.verdict.findings)).toBeDefined();
+    // Its outage is its own, even when its shard_start and endpoint_down come before the others' shards start.
+    expect(report.outages.count).toBe(0);
     await expectBooksAgree(out);
   });
 

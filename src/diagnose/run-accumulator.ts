@@ -85,6 +85,8 @@ export class RunAccumulator {
   private readonly upstreamDown = new Map<number, { shards: Set<number>; sinceTs: number }>();
   /** Servers the shards send to, and how many of them are down now (kept, not counted per event). */
   private readonly upstreamsSeen = new Set<number>();
+  /** The run's endpoints as its shards said (before every shard_start is read, the ones seen may be fewer). */
+  private upstreamCount = 0;
   private upstreamsDownNow = 0;
 
   constructor(binMs = 1000) {
@@ -275,7 +277,8 @@ export class RunAccumulator {
   /** Whether every endpoint the run sends to is down (a shard of each). Read for every event in an outage. */
   private runDown(): boolean {
     if (this.downShards.size === 0) return false;
-    return this.upstreamsSeen.size <= 1 || this.upstreamsDownNow >= this.upstreamsSeen.size;
+    const upstreams = Math.max(this.upstreamsSeen.size, this.upstreamCount);
+    return upstreams <= 1 || this.upstreamsDownNow >= upstreams;
   }
 
   /** An upstream's figures, made on first sight. */
@@ -307,6 +310,7 @@ export class RunAccumulator {
       if (!this.upstreamOfShard.has(e.shard)) u.shards++;
       this.upstreamOfShard.set(e.shard, e.upstreamIndex);
       this.upstreamsSeen.add(e.upstreamIndex);
+      if (e.upstreams > this.upstreamCount) this.upstreamCount = e.upstreams;
       if (e.run) u.url = e.run;
     }
     this.gaugedShards.delete(e.shard);

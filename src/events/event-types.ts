@@ -45,6 +45,8 @@ export interface EventPayloads {
      */
     upstream?: string;
     upstream_index?: number;
+    /** How many endpoints the run has: with several, one down is not the run down. */
+    upstreams?: number;
   };
   /** `endpoint` on a request's first enqueue when it is not chat. */
   enqueue: { id: string; line?: number; attempt?: number; endpoint?: Exclude<EndpointKind, 'chat'> };

@@ -62,26 +62,27 @@ export const NUMERIC_FIELDS = {
   server_queue_ms: 'serverQueueMs',
   items: 'items',
   upstream_index: 'upstreamIndex',
+  upstreams: 'upstreams',
 } as const;
 
 /** `endpoint` values as codes: index + 1 (0 = absent: chat, as every line before endpoints were recorded). */
 export const ENDPOINT_CODES = ENDPOINTS;
 
 /** Row columns after the numeric fields. */
-export const C_TYPE = 25;
-export const C_OUTCOME = 26;
-export const C_ESTIMATED = 27;
+export const C_TYPE = 26;
+export const C_OUTCOME = 27;
+export const C_ESTIMATED = 28;
 /** Interned request id, -1 when none (set by whoever interns, from the id's bytes). */
-export const C_RID = 28;
+export const C_RID = 29;
 /** The id's bytes: [start, end) in `idBuf` (or in a batch's id bytes), -1 when the event has none. */
-export const C_ID_START = 29;
-export const C_ID_END = 30;
+export const C_ID_START = 30;
+export const C_ID_END = 31;
 /** Index of the event's [cause, error, run] in `strings`, -1 when it has none of them. */
-export const C_STRINGS = 31;
+export const C_STRINGS = 32;
 /** Endpoint code (index of ENDPOINT_CODES + 1), 0 when absent. */
-export const C_ENDPOINT = 32;
+export const C_ENDPOINT = 33;
 /** Numbers per event row. */
-export const ROW_WIDTH = 33;
+export const ROW_WIDTH = 34;
 
 const BLANK = new Float64Array(ROW_WIDTH).fill(NaN);
 BLANK[C_TYPE] = 0;
@@ -212,6 +213,10 @@ export class FlatEvent {
   get upstreamIndex(): number {
     return this.col(24);
   }
+  /** shard_start: how many endpoints the run has (NaN in logs from before it was recorded). */
+  get upstreams(): number {
+    return this.col(25);
+  }
   /** Endpoint code (ENDPOINT_CODES index + 1), 0 when absent (chat). */
   get endpoint(): number {
     return this.col(C_ENDPOINT);
@@ -306,6 +311,7 @@ export class EventRecord {
   serverQueueMs = NaN;
   items = NaN;
   upstreamIndex = NaN;
+  upstreams = NaN;
   type = 0;
   /** Endpoint code (ENDPOINT_CODES index + 1), 0 when absent (chat). */
   endpoint = 0;
@@ -346,6 +352,7 @@ export class EventRecord {
     this.serverQueueMs = r[b + 22]!;
     this.items = r[b + 23]!;
     this.upstreamIndex = r[b + 24]!;
+    this.upstreams = r[b + 25]!;
     this.type = r[b + C_TYPE]!;
     this.endpoint = r[b + C_ENDPOINT]!;
     this.outcome = r[b + C_OUTCOME]!;

@@ -2,6 +2,8 @@
 export interface FailureFacts {
   /** Where requests went, credentials and query removed: `<origin><path>/chat/completions`. */
   requestUrl: string;
+  /** With several endpoints, each one's request URL (`requestUrl` is the first's): the run's totals do not say which. */
+  requestUrls?: string[];
   failed: number;
   /** Failed requests by cause (`conn_refused`, `http_4xx`, …). */
   causes: Record<string, number>;
@@ -53,9 +55,12 @@ export function failureHints(f: FailureFacts): string[] {
   }
   const refused = f.causes.conn_refused;
   if (most(refused)) {
+    const origins = [...new Set((f.requestUrls ?? [f.requestUrl]).map((u) => new URL(u).origin))];
+    const where = origins.length > 1 ? `one of ${origins.join(', ')}` : origins[0];
     hints.push(
-      `${refused} requests found nothing listening at ${new URL(f.requestUrl).origin} (connection refused): is the ` +
-        `server up, and are host and port right?`,
+      `${refused} requests found nothing listening at ${where} (connection refused): is the server up, and are ` +
+        `host and port right?` +
+        (origins.length > 1 ? ' (`shardline report` names the endpoint that was down)' : ''),
     );
   }
   return hints;

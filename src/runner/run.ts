@@ -319,6 +319,7 @@ function buildSummary(
     hints: [
       ...failureHints({
         requestUrl: requestUrlOf(o.upstreams[0]!.url),
+        ...(o.upstreams.length > 1 ? { requestUrls: o.upstreams.map((u) => requestUrlOf(u.url)) } : {}),
         failed: t.failed,
         causes: t.causes,
         statuses: t.statuses,

@@ -17,8 +17,10 @@ export class ProbeGate {
   constructor(
     maxDownMs: number,
     private readonly onDue: () => void,
+    /** One of the run's several endpoints (see EndpointHealth). @default false */
+    oneOfSeveral = false,
   ) {
-    this.health = new EndpointHealth(maxDownMs);
+    this.health = new EndpointHealth(maxDownMs, oneOfSeveral);
   }
 
   /** Whether the request `id` may start now; while down, it goes only as the due probe. */

@@ -88,7 +88,7 @@ export class ShardRuntime {
     this.transport = new ShardTransport(config, clock, (connectMs, who) =>
       this.events.write('conn_open', { connect_ms: round3(connectMs), id: who.id, attempt: who.attempt }),
     );
-    this.gate = new ProbeGate(config.endpointDownMaxMs, () => this.startMore());
+    this.gate = new ProbeGate(config.endpointDownMaxMs, () => this.startMore(), config.upstream.of > 1);
     this.own = config.upstream.budget ? ownBudget(config.upstream.budget, clock()) : undefined;
     this.timeouts = { ttftMs: config.timeoutTtftMs, idleMs: config.timeoutIdleMs, totalMs: config.timeoutTotalMs };
     this.retry = {
@@ -114,6 +114,7 @@ export class ShardRuntime {
       concurrency: this.limit,
       upstream: this.config.upstream.url,
       upstream_index: this.config.upstream.index,
+      upstreams: this.config.upstream.of,
       ...(this.config.replaces !== undefined ? { replaces: this.config.replaces } : {}),
     });
     if (!this.config.keepAlive) this.events.write('keepalive_disabled', {});
