@@ -2,7 +2,7 @@
 export interface FailureFacts {
   /** Where requests went, credentials and query removed: `<origin><path>/chat/completions`. */
   requestUrl: string;
-  /** With several endpoints, each one's request URL (`requestUrl` is the first's): the run's totals do not say which. */
+  /** With several endpoints, each one's request URL (`requestUrl` is the first's): the totals do not say which. */
   requestUrls?: string[];
   failed: number;
   /** Failed requests by cause (`conn_refused`, `http_4xx`, …). */
