@@ -91,6 +91,7 @@ try {
     if (resultLines() >= n * 0.3 || coord.exitCode !== null) break;
   }
   const tKill = performance.now();
+  const killEpochMs = Date.now();
   for (const w of workers.slice(0, Math.floor(nWorkers / 3))) {
     w.kill('SIGKILL');
     killedWorkers++;
@@ -103,16 +104,29 @@ try {
   const unique = new Set(ids.map((l) => JSON.parse(l).custom_id));
   let failed = 0;
   for (const l of ids) if (JSON.parse(l).error) failed++;
-  // The most attempts in flight at once, every shard's events merged.
+  // The most attempts in flight at once, every shard's events merged. A killed worker's shards die with it
+  // (a shard exits when its worker's channel closes) without writing the ends of their open attempts: those
+  // end at the kill, not never (counted open for good, they made the bound look broken after the kill).
   const marks = [];
   let paused = 0;
-  for (const f of readdirSync(join(out, 'events')))
+  for (const f of readdirSync(join(out, 'events'))) {
+    const open = new Set();
+    let ended = false;
     for (const line of readFileSync(join(out, 'events', f), 'utf8').split('\n')) {
       if (!line) continue;
-      if (line.includes('"attempt_start"')) marks.push([JSON.parse(line).ts, 1]);
-      else if (line.includes('"attempt_end"')) marks.push([JSON.parse(line).ts, -1]);
-      else if (line.includes('"paused"')) paused++;
+      if (line.includes('"attempt_start"')) {
+        const e = JSON.parse(line);
+        marks.push([e.ts, 1]);
+        open.add(`${e.id}/${e.attempt}`);
+      } else if (line.includes('"attempt_end"')) {
+        const e = JSON.parse(line);
+        marks.push([e.ts, -1]);
+        open.delete(`${e.id}/${e.attempt}`);
+      } else if (line.includes('"paused"')) paused++;
+      else if (line.includes('"shard_end"')) ended = true;
     }
+    if (!ended) for (let i = 0; i < open.size; i++) marks.push([killEpochMs, -1]);
+  }
   marks.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   let inFlight = 0;
   let maxInFlight = 0;
