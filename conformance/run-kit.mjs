@@ -327,6 +327,31 @@ const scenarios = {
         `${[...shardsAfter].join(',') || '–'}; report names B down: ${named}`,
     });
   },
+  async 'down-at-start'() {
+    // One llama-server and a port nothing listens on, one run over both: the dead one is out of rotation from
+    // its first refused connection (it once drew the live one's work and failed it), nothing fails.
+    const port = await freePort();
+    const dead = await freePort();
+    const { child } = await startServer(port);
+    const out = join(work, 'down-at-start');
+    const argv = ['run', streamed, '--out', out, '--concurrency', '4', '--progress', 'off'];
+    for (const p of [port, dead]) argv.push('--endpoint', `http://127.0.0.1:${p}/v1`);
+    let r;
+    try {
+      r = await runCli(argv);
+    } finally {
+      await stop(child);
+    }
+    const rep = await report(out);
+    const named = rep.verdict.findings.some((f) => f.mode === 'endpoint_down' && f.evidence.includes(`${dead}`));
+    row('down-at-start', 'shardline run streamed.jsonl --endpoint A --endpoint DEAD --concurrency 4', {
+      exit: r.code,
+      ...figures(rep),
+      note:
+        `A ${rep.by_upstream?.['0']?.requests ?? 0} requests, DEAD ${rep.by_upstream?.['1']?.requests ?? 0}; ` +
+        `report names DEAD down: ${named}; run-level outages ${rep.outages?.count ?? '–'}`,
+    });
+  },
   async distributed() {
     // One llama-server, a run over Redis with two local workers (one shard each, run directly on their
     // chunks): every request exactly once, none failed, and the same stale-connection figures as `run`.

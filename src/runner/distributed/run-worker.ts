@@ -50,8 +50,9 @@ export interface WorkerOptions {
 
 /**
  * Serve distributed runs: wait for the coordinator's current run, check it speaks this build's
- * chunk protocol, then run its chunks with a local coordinator and shards exactly as `run` does,
- * numbering the shards run-wide through Redis so every machine's event files merge into one report.
+ * chunk protocol, then run its chunks — with one shard directly (DirectShard), with several behind a
+ * local coordinator as `run` does — numbering the shards run-wide through Redis so every machine's
+ * event files merge into one report.
  */
 export async function runWorker(o: WorkerOptions, signal?: AbortSignal): Promise<{ runs: number }> {
   const log = o.log ?? ((line: string) => process.stderr.write(`shardline: ${line}\n`));
