@@ -43,7 +43,11 @@ const modes = (r: { verdict: { findings: { mode: Mode }[] } }) => r.verdict.find
 describe('end to end: runs against simulator profiles are diagnosed by their cause', () => {
   it('saturated → model-bound, model_saturation', async () => {
     const r = await runProfile('saturated', 120, 16);
-    expect(r.verdict.bound).toBe('model');
+    // A machine busy with other work (the other test fork spawning processes) can stall the client's own loop
+    // past 200 ms: the verdict then says so (event_loop_stall, high) and is control-plane, as it should be for
+    // that run; otherwise the server's queue is the bound. Failed once so in a full suite beside a busy process.
+    const stalled = r.verdict.findings.some((f) => f.mode === 'event_loop_stall' && f.severity === 'high');
+    expect(r.verdict.bound, JSON.stringify(r.verdict.findings)).toBe(stalled ? 'control-plane' : 'model');
     expect(modes(r)).toContain('model_saturation');
     expect(modes(r)).not.toContain('queueing');
   });
