@@ -16,7 +16,7 @@ import type { ShardLauncher } from './shard/shard-link.js';
 import { RateBudget, tokenCharge, type Budget } from './pacing/rate-budget.js';
 import type { WorkSource } from './work-source.js';
 import { assignWork } from './assign-work.js';
-import { whenDrained } from './when-drained.js';
+import { RunEnd } from './run-end.js';
 import { atTime, whenBudgetAllows } from './pacing/budget-gate.js';
 import { bookDone, bookRetry, enqueuePayload, workItemOf, type Books } from './work-item.js';
 
@@ -90,13 +90,9 @@ export class Coordinator {
   private loopLag!: LoopLagSampler;
   private delayed = 0;
   private inputDone = false;
-  private stopping = false;
-  private spaceWaiter: (() => void) | undefined;
-  private finish!: (status: 'finished' | 'interrupted' | 'failed') => void;
-  private readonly finished: Promise<'finished' | 'interrupted' | 'failed'>;
+  private readonly end = new RunEnd();
   private readonly timers: NodeJS.Timeout[] = [];
   private startedMs = 0;
-  private failure: Error | undefined;
   /** Shard processes in a row that exited before `ready` (reset by any shard that starts). */
   private failedStarts = 0;
   /** --rpm/--tpm: a request is enqueued only once the budget has room for it. */
@@ -120,7 +116,6 @@ export class Coordinator {
       deps.clock,
       () => this.startedMs,
     );
-    this.finished = new Promise((resolve) => (this.finish = resolve));
     this.budget = deps.budget ?? new RateBudget({ rpm: this.o.rpm, tpm: this.o.tpm }, deps.clock());
     this.chargesTokens = this.budget.countsTokens || this.o.upstreams.some((u) => u.tpm !== undefined);
     this.books = { budget: this.budget, sink: deps.sink, live: this.live, totals: this.totals, now: deps.clock };
@@ -135,7 +130,7 @@ export class Coordinator {
     this.timers.push(setInterval(() => this.watchdog(), 500));
     if (this.deps.onProgress) this.timers.push(setInterval(() => this.deps.onProgress!(this.snapshot()), 1000));
     void this.readLoop().catch((err: unknown) => this.fail(err as Error));
-    const status = await this.finished;
+    const status = await this.end.ended;
     this.lastLimit = this.limit() || this.lastLimit;
     for (const t of this.timers) clearInterval(t);
     this.loopLag.stop();
@@ -144,29 +139,19 @@ export class Coordinator {
     );
     this.deps.sink.flush();
     this.deps.onProgress?.(this.snapshot());
-    return this.failure ? { status, error: this.failure } : { status };
+    const failure = this.end.failure;
+    return failure ? { status, error: failure } : { status };
   }
 
   /** Stop the run as failed with `err` (an output file cannot be written, say): `run()` resolves with it. */
   stopFor(err: Error): void {
-    if (!this.failure) this.fail(err);
+    this.fail(err);
   }
 
   /** Stop taking work. `drain` lets in-flight attempts finish (bounded by drainTimeoutS). */
   interrupt(mode: 'drain' | 'abandon' = this.o.onInterrupt): void {
     if (mode === 'abandon') for (const s of this.shards) void s.stop('abandon', 1000);
-    if (this.stopping) {
-      if (mode === 'abandon') this.finish('interrupted');
-      return;
-    }
-    this.stopping = true;
-    this.spaceWaiter?.();
-    if (mode === 'abandon') return this.finish('interrupted');
-    whenDrained(
-      () => this.shards.every((s) => s.assigned.size === 0),
-      this.o.drainTimeoutS * 1000,
-      () => this.finish('interrupted'),
-    );
+    this.end.interrupt(mode, () => this.shards.every((s) => s.assigned.size === 0), this.o.drainTimeoutS * 1000);
   }
 
   snapshot(): ProgressSnapshot {
@@ -244,8 +229,8 @@ export class Coordinator {
     let arrivalAt = clock();
     while (!this.stopping) {
       if (this.o.rate === undefined && this.backlog.length >= this.readAhead) {
-        await new Promise<void>((resolve) => (this.spaceWaiter = resolve));
-        this.spaceWaiter = undefined;
+        await new Promise<void>((resolve) => (this.end.spaceWaiter = resolve));
+        this.end.spaceWaiter = undefined;
         continue;
       }
       const next = await source.next();
@@ -304,7 +289,7 @@ export class Coordinator {
     if (this.backlog.length > 0) {
       const batches = assignWork(this.backlog, this.shards, this.deps.assignedCap?.() ?? Infinity);
       for (const [shard, items] of batches) shard.dispatch(items);
-      if (this.spaceWaiter && this.backlog.length < this.readAhead) this.spaceWaiter();
+      if (this.end.spaceWaiter && this.backlog.length < this.readAhead) this.end.spaceWaiter();
     }
     if (this.backlog.length === 0) this.stealForIdleSlots();
   }
@@ -502,15 +487,16 @@ export class Coordinator {
   }
 
   private fail(err: Error): void {
-    this.failure = err;
-    this.stopping = true;
-    this.spaceWaiter?.();
-    this.finish('failed');
+    this.end.fail(err);
+  }
+
+  private get stopping(): boolean {
+    return this.end.stopping;
   }
 
   private maybeFinish(): void {
     if (!this.inputDone || this.backlog.length > 0 || this.delayed > 0) return;
     if (this.shards.some((s) => s.assigned.size > 0)) return;
-    this.finish('finished');
+    this.end.finish('finished');
   }
 }

@@ -11,7 +11,7 @@ import { atTime, whenBudgetAllows } from '../pacing/budget-gate.js';
 import { RateBudget, tokenCharge, type Budget } from '../pacing/rate-budget.js';
 import { newRunTotals, type RunTotals } from '../run-totals.js';
 import { shardInbox, type ShardInbox } from '../shard/shard-inbox.js';
-import { whenDrained } from '../when-drained.js';
+import { RunEnd, type RunStatus } from '../run-end.js';
 import { bookDone, bookRetry, enqueuePayload, workItemOf, type Books } from '../work-item.js';
 import type { RedisWorkSource } from './redis-work-source.js';
 
@@ -28,8 +28,6 @@ export interface DirectShardDeps {
   /** Most requests handed to the shard at once: this worker's share of --global-concurrency. @default no cap */
   assignedCap?: () => number;
 }
-
-type Status = 'finished' | 'interrupted' | 'failed';
 
 /**
  * A one-shard worker without a coordinator between its chunks and its shard (issue #25): the shard
@@ -66,13 +64,9 @@ export class DirectShard {
   /** Retries waiting out their backoff here. */
   private delayed = 0;
   private inputDone = false;
-  private stopping = false;
-  private spaceWaiter: (() => void) | undefined;
+  private readonly end = new RunEnd();
   private onShardStopped: (() => void) | undefined;
-  private failure: Error | undefined;
   private startedMs = 0;
-  private finish!: (status: Status) => void;
-  private readonly finished: Promise<Status>;
 
   constructor(private readonly deps: DirectShardDeps) {
     this.o = deps.options;
@@ -98,11 +92,10 @@ export class DirectShard {
     this.budget = deps.budget ?? new RateBudget({ rpm: this.o.rpm, tpm: this.o.tpm }, deps.clock());
     this.chargesTokens = this.budget.countsTokens || this.o.upstreams.some((u) => u.tpm !== undefined);
     this.books = { budget: this.budget, sink: deps.source, live: this.live, totals: this.totals, now: deps.clock };
-    this.finished = new Promise((resolve) => (this.finish = resolve));
   }
 
   /** Serve the run until it is over for this worker (or interrupted); resolves with how it ended. */
-  async run(): Promise<{ status: Status; error?: Error }> {
+  async run(): Promise<{ status: RunStatus; error?: Error }> {
     const { clock, config } = this.deps;
     this.startedMs = clock();
     this.loopLag = new LoopLagSampler(clock);
@@ -117,29 +110,19 @@ export class DirectShard {
     inbox.handle({ t: 'init', config });
     const gauge = setInterval(() => this.gauge(), this.o.gaugeIntervalMs);
     void this.intake().catch((err: unknown) => this.fail(err as Error));
-    const status = await this.finished;
+    const status = await this.end.ended;
     clearInterval(gauge);
     this.loopLag.stop();
     await this.stopShard(status === 'finished' ? 'drain' : this.o.onInterrupt, this.o.drainTimeoutS * 1000);
     this.deps.source.flush();
-    return this.failure ? { status, error: this.failure } : { status };
+    const failure = this.end.failure;
+    return failure ? { status, error: failure } : { status };
   }
 
   /** Stop taking work. `drain` lets in-flight attempts finish (bounded by drainTimeoutS). */
   interrupt(mode: 'drain' | 'abandon' = this.o.onInterrupt): void {
     if (mode === 'abandon') this.inbox?.handle({ t: 'stop', mode: 'abandon' });
-    if (this.stopping) {
-      if (mode === 'abandon') this.finish('interrupted');
-      return;
-    }
-    this.stopping = true;
-    this.spaceWaiter?.();
-    if (mode === 'abandon') return this.finish('interrupted');
-    whenDrained(
-      () => this.assigned.size === 0,
-      this.o.drainTimeoutS * 1000,
-      () => this.finish('interrupted'),
-    );
+    this.end.interrupt(mode, () => this.assigned.size === 0, this.o.drainTimeoutS * 1000);
   }
 
   /** Requests this worker could run now: taken in (waiting here or on the shard). */
@@ -157,8 +140,8 @@ export class DirectShard {
     const { source, events, clock } = this.deps;
     while (!this.stopping) {
       if (this.queued.length >= this.o.readAheadItems) {
-        await new Promise<void>((resolve) => (this.spaceWaiter = resolve));
-        this.spaceWaiter = undefined;
+        await new Promise<void>((resolve) => (this.end.spaceWaiter = resolve));
+        this.end.spaceWaiter = undefined;
         continue;
       }
       // What the chunks already hold is taken without a promise per request (the hot path).
@@ -195,7 +178,7 @@ export class DirectShard {
     }
     // Never re-entering the shard from its own callbacks: the hand-off waits for this turn to end.
     if (before === 0 && this.handoff.length > 0) queueMicrotask(() => this.handOff());
-    if (this.spaceWaiter && this.queued.length < this.o.readAheadItems) this.spaceWaiter();
+    if (this.end.spaceWaiter && this.queued.length < this.o.readAheadItems) this.end.spaceWaiter();
   }
 
   private handOff(): void {
@@ -321,14 +304,15 @@ export class DirectShard {
   }
 
   private fail(err: Error): void {
-    this.failure ??= err;
-    this.stopping = true;
-    this.spaceWaiter?.();
-    this.finish('failed');
+    this.end.fail(err);
+  }
+
+  private get stopping(): boolean {
+    return this.end.stopping;
   }
 
   private maybeFinish(): void {
     if (!this.inputDone || this.queued.length > 0 || this.delayed > 0 || this.assigned.size > 0) return;
-    this.finish('finished');
+    this.end.finish('finished');
   }
 }
