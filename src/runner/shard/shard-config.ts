@@ -44,9 +44,13 @@ export function shardConfig(
       index: upstreamIndex,
       of: o.upstreams.length,
       url: redactUrl(upstream.url),
-      ...(redis === undefined
-        ? upstreamBudget(upstream, o.shards, upstreamIndex, o.upstreams.length)
-        : sharedUpstreamBudget(upstream, redis, upstreamBudgetKey(runId, upstreamIndex))),
+      ...upstreamBudget(
+        upstream,
+        o.shards,
+        upstreamIndex,
+        o.upstreams.length,
+        redis === undefined ? undefined : { redis, key: `shardline:run:${runId}:budget:upstream:${upstreamIndex}` },
+      ),
     },
     path: `${chatPath(u)}${u.search}`,
     basePath: u.pathname.replace(/\/$/, ''),
@@ -78,40 +82,24 @@ export function shardConfig(
   };
 }
 
-/** A server's own budgets, split evenly over the shards that send to it (shard i serves i mod n). */
+/**
+ * A server's own budgets: split evenly over the shards that send to it (shard i serves i mod n), or, in a
+ * distributed run (`shared`: where in Redis), whole, one bucket every worker's shards take from.
+ */
 function upstreamBudget(
   u: { rpm?: number; tpm?: number },
   shards: number,
   index: number,
   n: number,
-): { budget?: { rpm?: number; tpm?: number } } {
+  shared: { redis: string; key: string } | undefined,
+): { budget?: NonNullable<ShardConfig['upstream']['budget']> } {
   if (u.rpm === undefined && u.tpm === undefined) return {};
-  const serving = Math.max(1, Math.floor((shards - 1 - index) / n) + 1);
+  const serving = shared ? 1 : Math.max(1, Math.floor((shards - 1 - index) / n) + 1);
   return {
     budget: {
       ...(u.rpm !== undefined ? { rpm: u.rpm / serving } : {}),
       ...(u.tpm !== undefined ? { tpm: u.tpm / serving } : {}),
-    },
-  };
-}
-
-/** Where endpoint `index`'s own budget of a distributed run is kept in Redis (by its place in the endpoint list). */
-export function upstreamBudgetKey(runId: string, index: number): string {
-  return `shardline:run:${runId}:budget:upstream:${index}`;
-}
-
-/** A server's own budgets in a distributed run: the whole of them, one bucket in Redis for every worker's shards. */
-function sharedUpstreamBudget(
-  u: { rpm?: number; tpm?: number },
-  redis: string,
-  key: string,
-): { budget?: NonNullable<ShardConfig['upstream']['budget']> } {
-  if (u.rpm === undefined && u.tpm === undefined) return {};
-  return {
-    budget: {
-      ...(u.rpm !== undefined ? { rpm: u.rpm } : {}),
-      ...(u.tpm !== undefined ? { tpm: u.tpm } : {}),
-      shared: { redis, key },
+      ...(shared ? { shared } : {}),
     },
   };
 }
