@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runShardline, startSimProcess } from './sim-process.mjs';
+import { writeChatInput } from './chat-input.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -39,21 +40,11 @@ writeFileSync(
   profile,
   `base: quota\nslots: ${knee}\nfaults:\n  rate_limit:\n    tokens_per_min: 0\n    requests_per_min: 0\n`,
 );
-const input = join(dir, 'input.jsonl');
-const lines = [];
-for (let i = 0; i < Number(values.requests); i++) {
-  lines.push(
-    JSON.stringify({
-      custom_id: `r${i}`,
-      body: {
-        model: 'm',
-        messages: [{ role: 'user', content: `question ${i}` }],
-        max_tokens: Number(values['max-tokens']),
-      },
-    }),
-  );
-}
-writeFileSync(input, `${lines.join('\n')}\n`);
+const input = writeChatInput(join(dir, 'input.jsonl'), Number(values.requests), {
+  model: 'm',
+  maxTokens: Number(values['max-tokens']),
+  content: (i) => `question ${i}`,
+});
 
 const sim = await startSimProcess(profile);
 const rows = new Map(CONFIGS.map((c) => [c.name, []]));

@@ -22,13 +22,14 @@
 // size 256 (judged on the steady state); the coordinator drains ≥ 20,000 results/s. Needs
 // redis-server (Debian's package).
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { procStats, treeOf } from './proc-stat.mjs';
 import { startRedisProcess } from './redis-process.mjs';
 import { startSimProcess } from './sim-process.mjs';
+import { writeChatInput } from './chat-input.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -132,16 +133,7 @@ const redis = await startRedisProcess('bench/distributed.mjs', dir, ['--appendon
 const redisUrl = redis.url;
 const sim = await startSimProcess('fast');
 const n = Number(values.requests);
-const input = join(dir, 'in.jsonl');
-const lines = [];
-for (let i = 0; i < n; i++)
-  lines.push(
-    JSON.stringify({
-      custom_id: `r${i}`,
-      body: { model: 'sim', messages: [{ role: 'user', content: `q ${i}` }], max_tokens: 8, stream: false },
-    }),
-  );
-writeFileSync(input, `${lines.join('\n')}\n`);
+const input = writeChatInput(join(dir, 'in.jsonl'), n, { maxTokens: 8, stream: false });
 
 const { Redis } = await import('ioredis');
 const rc = new Redis(redisUrl);

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { run } from '../dist/index.js';
 import { startSimProcess } from './sim-process.mjs';
+import { writeChatInput } from './chat-input.mjs';
 
 const { values } = parseArgs({
   options: { requests: { type: 'string', default: '1500' }, rounds: { type: 'string', default: '3' } },
@@ -25,19 +26,7 @@ for (const s of slots) {
   writeFileSync(file, `base: realistic\nname: slots-${s}\nslots: ${s}\nqueue_limit: 4096\n`);
   sims.push(await startSimProcess(file));
 }
-const input = (n) => {
-  const path = join(dir, `in-${n}.jsonl`);
-  const lines = [];
-  for (let i = 0; i < n; i++)
-    lines.push(
-      JSON.stringify({
-        custom_id: `r${i}`,
-        body: { model: 'sim', messages: [{ role: 'user', content: `q ${i}` }], max_tokens: 64, stream: true },
-      }),
-    );
-  writeFileSync(path, `${lines.join('\n')}\n`);
-  return path;
-};
+const input = (n) => writeChatInput(join(dir, `in-${n}.jsonl`), n, { maxTokens: 64, stream: true });
 const n = Number(values.requests);
 // Alone, each server gets the share of the job the combined run would give it (by slots), so every
 // run lasts about as long and start-up weighs the same.

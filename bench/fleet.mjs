@@ -9,12 +9,13 @@
 // Each worker runs a shard per endpoint (shard numbers are run-wide, shard i sends to endpoint i mod 3),
 // so a worker whose endpoint goes down hands that endpoint's work to its other shards. Needs redis-server.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startRedisProcess } from './redis-process.mjs';
 import { startSimProcess } from './sim-process.mjs';
+import { writeChatInput } from './chat-input.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -32,16 +33,7 @@ const dir = mkdtempSync(join(tmpdir(), 'sl-bench-fleet-'));
 const redis = await startRedisProcess('bench/fleet.mjs', dir);
 const redisUrl = redis.url;
 const sims = await Promise.all([1, 2, 3].map(() => startSimProcess('fast')));
-const input = join(dir, 'in.jsonl');
-const lines = [];
-for (let i = 0; i < n; i++)
-  lines.push(
-    JSON.stringify({
-      custom_id: `r${i}`,
-      body: { model: 'sim', messages: [{ role: 'user', content: `q ${i}` }], max_tokens: 8, stream: false },
-    }),
-  );
-writeFileSync(input, `${lines.join('\n')}\n`);
+const input = writeChatInput(join(dir, 'in.jsonl'), n, { maxTokens: 8, stream: false });
 const out = join(dir, 'out');
 const children = [];
 const start = (args, name) => {

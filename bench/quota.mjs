@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startRedisProcess } from './redis-process.mjs';
 import { runShardline, startSimProcess } from './sim-process.mjs';
+import { writeChatInput } from './chat-input.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -34,16 +35,7 @@ writeFileSync(
 );
 const sim = await startSimProcess(profile);
 const n = Number(values.requests);
-const input = join(dir, 'in.jsonl');
-const lines = [];
-for (let i = 0; i < n; i++)
-  lines.push(
-    JSON.stringify({
-      custom_id: `r${i}`,
-      body: { model: 'sim', messages: [{ role: 'user', content: `question number ${i}` }], max_tokens: 32 },
-    }),
-  );
-writeFileSync(input, `${lines.join('\n')}\n`);
+const input = writeChatInput(join(dir, 'in.jsonl'), n, { maxTokens: 32, content: (i) => `question number ${i}` });
 const out = join(dir, 'out');
 try {
   await runShardline(
