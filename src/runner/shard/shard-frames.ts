@@ -30,16 +30,17 @@ const HEADER_BYTES = 8;
 /** Encode one shard message as a frame (a `done` message's lines as raw bytes). */
 export function encodeFrame(msg: FromShard): Buffer {
   let lines: (string | Uint8Array)[] = [];
+  let lens: number[] = [];
   let head: Buffer;
   if (msg.t === 'done') {
     lines = msg.items.map((d) => d.resultLine);
-    const lens = lines.map(byteLengthOf);
+    lens = lines.map(byteLengthOf);
     // The items are the shard's own, sent once: blank their lines for the head rather than copy them.
     for (const d of msg.items) d.resultLine = '';
     head = Buffer.from(JSON.stringify({ t: 'done', items: msg.items, lens } satisfies DoneHead));
   } else head = Buffer.from(JSON.stringify(msg));
   let total = HEADER_BYTES + head.length;
-  for (const l of lines) total += byteLengthOf(l);
+  for (const n of lens) total += n;
   const out = Buffer.allocUnsafe(total);
   out.writeUInt32LE(total, 0);
   out.writeUInt32LE(head.length, 4);
