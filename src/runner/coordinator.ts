@@ -17,7 +17,7 @@ import { RateBudget, tokenCharge, type Budget } from './pacing/rate-budget.js';
 import type { WorkSource } from './work-source.js';
 import { assignWork } from './assign-work.js';
 import { RunEnd } from './run-end.js';
-import { atTime, whenBudgetAllows } from './pacing/budget-gate.js';
+import { atTime, costsTokens, whenBudgetAllows } from './pacing/budget-gate.js';
 import { bookDone, bookRetry, enqueuePayload, workItemOf, type Books } from './work-item.js';
 
 /** The message of type `T` a shard sends. */
@@ -117,7 +117,7 @@ export class Coordinator {
       () => this.startedMs,
     );
     this.budget = deps.budget ?? new RateBudget({ rpm: this.o.rpm, tpm: this.o.tpm }, deps.clock());
-    this.chargesTokens = this.budget.countsTokens || this.o.upstreams.some((u) => u.tpm !== undefined);
+    this.chargesTokens = costsTokens(this.budget, this.o.upstreams);
     this.books = { budget: this.budget, sink: deps.sink, live: this.live, totals: this.totals, now: deps.clock };
   }
 
@@ -229,8 +229,7 @@ export class Coordinator {
     let arrivalAt = clock();
     while (!this.stopping) {
       if (this.o.rate === undefined && this.backlog.length >= this.readAhead) {
-        await new Promise<void>((resolve) => (this.end.spaceWaiter = resolve));
-        this.end.spaceWaiter = undefined;
+        await this.end.waitForRoom();
         continue;
       }
       const next = await source.next();
@@ -289,7 +288,7 @@ export class Coordinator {
     if (this.backlog.length > 0) {
       const batches = assignWork(this.backlog, this.shards, this.deps.assignedCap?.() ?? Infinity);
       for (const [shard, items] of batches) shard.dispatch(items);
-      if (this.end.spaceWaiter && this.backlog.length < this.readAhead) this.end.spaceWaiter();
+      if (this.backlog.length < this.readAhead) this.end.roomFreed();
     }
     if (this.backlog.length === 0) this.stealForIdleSlots();
   }

@@ -7,13 +7,25 @@ export type RunStatus = 'finished' | 'interrupted' | 'failed';
 export class RunEnd {
   stopping = false;
   failure: Error | undefined;
-  /** An intake waiting for room: woken when the run stops, so it sees `stopping`. */
-  spaceWaiter: (() => void) | undefined;
+  /** The intake waiting for room, if it is: woken when room frees or the run stops (it then sees `stopping`). */
+  private spaceWaiter: (() => void) | undefined;
   readonly ended: Promise<RunStatus>;
   private resolve!: (status: RunStatus) => void;
 
   constructor() {
     this.ended = new Promise((resolve) => (this.resolve = resolve));
+  }
+
+  /** Wait until `roomFreed()` (or the run stops). */
+  waitForRoom(): Promise<void> {
+    return new Promise((resolve) => (this.spaceWaiter = resolve));
+  }
+
+  /** Wake the intake waiting for room, if one is. */
+  roomFreed(): void {
+    const wake = this.spaceWaiter;
+    this.spaceWaiter = undefined;
+    wake?.();
   }
 
   finish(status: RunStatus): void {
@@ -43,7 +55,7 @@ export class RunEnd {
 
   private stop(): void {
     this.stopping = true;
-    this.spaceWaiter?.();
+    this.roomFreed();
   }
 }
 

@@ -7,7 +7,7 @@ import { writeCoordinatorGauge } from '../live/coordinator-gauge.js';
 import { LiveMetrics } from '../live/live-metrics.js';
 import { LoopLagSampler } from '../live/loop-lag.js';
 import { noteBeat, type BeatSeen } from '../live/note-beat.js';
-import { atTime, whenBudgetAllows } from '../pacing/budget-gate.js';
+import { atTime, costsTokens, whenBudgetAllows } from '../pacing/budget-gate.js';
 import { RateBudget, tokenCharge, type Budget } from '../pacing/rate-budget.js';
 import { newRunTotals, type RunTotals } from '../run-totals.js';
 import { shardInbox, type ShardInbox } from '../shard/shard-inbox.js';
@@ -90,7 +90,7 @@ export class DirectShard {
       () => this.startedMs,
     );
     this.budget = deps.budget ?? new RateBudget({ rpm: this.o.rpm, tpm: this.o.tpm }, deps.clock());
-    this.chargesTokens = this.budget.countsTokens || this.o.upstreams.some((u) => u.tpm !== undefined);
+    this.chargesTokens = costsTokens(this.budget, this.o.upstreams);
     this.books = { budget: this.budget, sink: deps.source, live: this.live, totals: this.totals, now: deps.clock };
   }
 
@@ -140,8 +140,7 @@ export class DirectShard {
     const { source, events, clock } = this.deps;
     while (!this.stopping) {
       if (this.queued.length >= this.o.readAheadItems) {
-        await new Promise<void>((resolve) => (this.end.spaceWaiter = resolve));
-        this.end.spaceWaiter = undefined;
+        await this.end.waitForRoom();
         continue;
       }
       // What the chunks already hold is taken without a promise per request (the hot path).
@@ -178,7 +177,7 @@ export class DirectShard {
     }
     // Never re-entering the shard from its own callbacks: the hand-off waits for this turn to end.
     if (before === 0 && this.handoff.length > 0) queueMicrotask(() => this.handOff());
-    if (this.end.spaceWaiter && this.queued.length < this.o.readAheadItems) this.end.spaceWaiter();
+    if (this.queued.length < this.o.readAheadItems) this.end.roomFreed();
   }
 
   private handOff(): void {

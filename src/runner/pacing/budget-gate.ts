@@ -4,6 +4,11 @@ import type { Budget } from './rate-budget.js';
 
 type Charge = WorkItem['charge'];
 
+/** Whether requests must be costed in tokens: the run's budget counts them, or a server has a `tpm` of its own. */
+export function costsTokens(budget: Budget, upstreams: readonly { tpm?: number }[]): boolean {
+  return budget.countsTokens || upstreams.some((u) => u.tpm !== undefined);
+}
+
 /** What a request costs a token budget before it runs: its prompt estimate and its max_tokens (0 uncharged). */
 export function chargedTokens(charge: Charge): number {
   return charge ? charge.promptTokens + (charge.maxTokens ?? 0) : 0;
