@@ -120,7 +120,10 @@ describe('several endpoints', () => {
     expect(report.outages.count).toBe(0);
     expect(report.by_upstream['1']!.down_s).toBeGreaterThan(0);
     // Its slots were out of rotation, not free while work waited (a real llama-server run read them so).
-    expect(report.verdict.findings.map((f) => f.mode)).not.toContain('admission_gap');
+    expect(
+      report.verdict.findings.map((f) => f.mode),
+      JSON.stringify(report.verdict.findings),
+    ).not.toContain('admission_gap');
     await expectBooksAgree(out);
   });
 
