@@ -1,0 +1,49 @@
+/**
+ * Bytes appended as they come (text as UTF-8) into one buffer that is reused, off the JS heap: what
+ * waits in it is not copied by each young-generation scavenge it lives through, nor promoted, as the
+ * strings it was built from would be if they were kept instead.
+ */
+export class ByteBuilder {
+  private buf: Buffer;
+  private len = 0;
+
+  /** @param initialBytes first allocation; it doubles as needed. @default 16384 */
+  constructor(initialBytes = 16_384) {
+    this.buf = Buffer.allocUnsafe(initialBytes);
+  }
+
+  get length(): number {
+    return this.len;
+  }
+
+  /** Append text (as UTF-8) or bytes. */
+  append(data: string | Uint8Array): void {
+    if (typeof data === 'string') {
+      // A UTF-8 byte is at most 3 per UTF-16 unit: room for that, then write exactly what it takes.
+      this.reserve(data.length * 3);
+      this.len += this.buf.write(data, this.len);
+    } else {
+      this.reserve(data.length);
+      this.buf.set(data, this.len);
+      this.len += data.length;
+    }
+  }
+
+  /** The bytes so far, to be used before the next append (a synchronous write); `clear` then reuses them. */
+  view(): Buffer {
+    return this.buf.subarray(0, this.len);
+  }
+
+  clear(): void {
+    this.len = 0;
+  }
+
+  private reserve(n: number): void {
+    if (this.len + n <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < this.len + n) size *= 2;
+    const next = Buffer.allocUnsafe(size);
+    this.buf.copy(next, 0, 0, this.len);
+    this.buf = next;
+  }
+}
