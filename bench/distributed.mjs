@@ -5,14 +5,16 @@
 // results.jsonl on its own (results pre-loaded, no workers), the ceiling of a distributed run.
 //
 //   node bench/distributed.mjs [--requests 100000] [--concurrency 64] [--drain 200000] [--rounds 3]
-//                              [--set redis|per-core]
+//                              [--set redis|per-core] [--order rotate|mirror]
 //
 // --set per-core: a local run with one shard per core against a distributed run with one worker per core
 // on the same box (issue #25's targets: ≤ 5% more client CPU per request, ≥ 90% of the request rate).
 //
-// Each round runs the three setups back to back, in a rotated order; figures are medians over the
-// rounds, and the Redis overhead is the median of each round's own ratio (this 2-core VM's speed
-// drifts by tens of percent between minutes, so only neighbours are compared).
+// Each round runs the setups back to back, in a rotated order (--order rotate, the default of --set
+// redis), or mirrored: A B B A, a round's figure for a setup being the mean of its two runs (--order
+// mirror, the default of --set per-core); figures are medians over the rounds, and the Redis overhead
+// is the median of each round's own ratio (this 2-core VM's speed drifts by tens of percent between
+// minutes, so only neighbours are compared).
 // Client CPU is every shardline process's user+system time (coordinator, workers, shards): the
 // process tree under each run polled from /proc every 100 ms, keeping each process's last reading
 // (reaped-children time would miss shards that outlive their parent by a moment). The simulator and
@@ -38,9 +40,14 @@ const { values } = parseArgs({
     drain: { type: 'string', default: '200000' },
     rounds: { type: 'string', default: '3' },
     set: { type: 'string', default: 'redis' },
+    order: { type: 'string' },
   },
 });
 const CLI = new URL('../dist/cli/main.js', import.meta.url).pathname;
+if (!['mirror', 'rotate', undefined].includes(values.order)) {
+  console.error(`bench/distributed.mjs: --order must be mirror or rotate, got ${values.order}`);
+  process.exit(2);
+}
 
 const roles = new Map();
 /** What a process is, from its command line (read once per pid). */
@@ -155,15 +162,23 @@ const configs = perCore
       { name: '3 workers over Redis', args: ['--redis', redisUrl, '--local-workers', '3'] },
     ];
 const rounds = Number(values.rounds);
+// Per-core rounds are mirrored by default: its two setups differ by a few percent on a VM whose speed
+// moves by tens of percent between minutes (rotated rounds ranged −17% to +42%).
+const mirror = (values.order ?? (perCore ? 'mirror' : 'rotate')) === 'mirror';
 /** samples[config][round] */
 const samples = configs.map(() => []);
 let drain;
 try {
   for (let round = 0; round < rounds; round++) {
-    for (let k = 0; k < configs.length; k++) {
-      const ci = (k + round) % configs.length;
+    // Rotated, or mirrored (A B B A): each setup then runs twice a round, once either side of the
+    // other's runs, and the round takes their mean, so a machine that speeds up or slows down across a
+    // round weighs on both setups alike.
+    const rotated = configs.map((_, k) => (k + round) % configs.length);
+    const order = mirror ? [...rotated, ...[...rotated].reverse()] : rotated;
+    const runs = configs.map(() => []);
+    for (const ci of order) {
       const c = configs[ci];
-      const out = join(dir, `out-${round}-${ci}`);
+      const out = join(dir, `out-${round}-${ci}-${runs[ci].length}`);
       const r0 = await redisCpuMs();
       const { s, cpuMs, steadyUs, steadyRate, byRole, steadyByRole } = await measuredRun(
         [
@@ -182,7 +197,7 @@ try {
         out,
         n,
       );
-      samples[ci][round] = {
+      runs[ci].push({
         s,
         cpuUsPerReq: (cpuMs * 1000) / n,
         marginalUs: steadyUs,
@@ -191,7 +206,7 @@ try {
         redisUsPerReq: (((await redisCpuMs()) - r0) * 1000) / n,
         byRole,
         steadyByRole,
-      };
+      });
       // Each run as it ends (stderr): a round far from the others shows which side moved.
       const parts = Object.entries(steadyByRole).map(([role, us]) => `${role} ${us.toFixed(1)}`);
       process.stderr.write(
@@ -200,6 +215,7 @@ try {
       );
       rmSync(out, { recursive: true, force: true });
     }
+    runs.forEach((r, ci) => (samples[ci][round] = meanRun(r)));
   }
   if (!perCore) drain = await measureDrain();
 } finally {
@@ -207,6 +223,27 @@ try {
   sim.stop();
   redis.stop();
   rmSync(dir, { recursive: true, force: true });
+}
+
+/** One round's figure for a setup: the mean of its runs in the round, field by field (by process kind too). */
+function meanRun(runs) {
+  const mean = (f) => runs.reduce((a, r) => a + f(r), 0) / runs.length;
+  const byKind = (field) => {
+    const out = {};
+    for (const role of new Set(runs.flatMap((r) => Object.keys(r[field]))))
+      out[role] = mean((r) => r[field][role] ?? 0);
+    return out;
+  };
+  return {
+    s: mean((r) => r.s),
+    cpuUsPerReq: mean((r) => r.cpuUsPerReq),
+    marginalUs: mean((r) => r.marginalUs),
+    steadyRate: mean((r) => r.steadyRate),
+    fixedS: mean((r) => r.fixedS),
+    redisUsPerReq: mean((r) => r.redisUsPerReq),
+    byRole: byKind('byRole'),
+    steadyByRole: byKind('steadyByRole'),
+  };
 }
 
 /** The coordinator's side alone: results pre-loaded in the run's stream, drained into results.jsonl. */
