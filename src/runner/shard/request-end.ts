@@ -1,9 +1,10 @@
 import type { AttemptOutcome } from '../../client/chat-attempt.js';
 import { streams } from '../../client/endpoints.js';
-import type { RetryDecision } from '../../client/retry-policy.js';
+import { RetryBudget, type RetryDecision, type RetryPolicyOptions } from '../../client/retry-policy.js';
 import type { EventPayloads } from '../../events/event-types.js';
 import { round3 } from '../../metrics/percentiles.js';
-import type { DoneItem, RetryItem, WorkItem } from '../ipc-messages.js';
+import { createRng } from '../../util/rng.js';
+import type { DoneItem, RetryItem, ShardConfig, WorkItem } from '../ipc-messages.js';
 import type { TokenCounts } from './attempt-record.js';
 
 type Answered = Extract<AttemptOutcome, { outcome: 'ok' }>;
@@ -111,4 +112,17 @@ export function retryOf(
   };
   if (item.free) retry.free = item.free;
   return { backoff, retry };
+}
+
+/** The retry policy a shard applies, from its config: seeded per shard when the run has a seed. */
+export function retryPolicy(config: ShardConfig): RetryPolicyOptions {
+  return {
+    maxAttempts: config.maxAttempts,
+    backoffBaseMs: config.backoffBaseMs,
+    backoffCapMs: config.backoffCapMs,
+    retryAfterMaxMs: config.retryAfterMaxMs,
+    budget: new RetryBudget(config.retryBudget, config.retryBudgetWindowMs, config.retryBudgetMinRetries),
+    random: config.seed >= 0 ? createRng(config.seed * 7919 + config.shard) : Math.random,
+    fixed: config.retryMode === 'fixed',
+  };
 }

@@ -4,25 +4,24 @@ import type { ConnAttribution } from '../../client/conn-tracker.js';
 import { KeepAliveLearner } from '../../client/keepalive-learner.js';
 import { serverQueueMs } from '../../client/server-timings.js';
 import { createRedactor, headerSecrets } from '../../client/redact.js';
-import { decideRetry, RetryBudget, type RetryPolicyOptions } from '../../client/retry-policy.js';
+import { decideRetry, type RetryPolicyOptions } from '../../client/retry-policy.js';
 import type { Clock } from '../../util/clock.js';
 import { EventWriter } from '../../events/event-writer.js';
 import type { EventPayloads } from '../../events/event-types.js';
 import { round3 } from '../../metrics/percentiles.js';
-import { createRng } from '../../util/rng.js';
-import { LoopLagSampler } from '../live/loop-lag.js';
-import { LoadSampler, rssMb } from '../live/load-sampler.js';
-import type { DoneItem, FromShard, RetryItem, ShardConfig, WorkItem } from '../ipc-messages.js';
+import type { DoneItem, FromShard, ShardConfig, WorkItem } from '../ipc-messages.js';
 import { errorResultLine, successResultLine } from '../output/result-line.js';
 import type { Postprocessor } from '../output/postprocessor.js';
-import { quotaFromHeaders, type QuotaObservation } from '../pacing/rate-budget.js';
+import { quotaFromHeaders } from '../pacing/rate-budget.js';
 import { ownBudget, type OwnBudget } from './own-budget.js';
 import { chargeCorrection, chargedTokens } from '../pacing/budget-gate.js';
-import { AdaptiveLimit } from '../pacing/adaptive-limit.js';
 import { attemptEndPayload, countTokens, type TokenCounts } from './attempt-record.js';
 import { ProbeGate } from './probe-gate.js';
 import { ShardTransport } from './shard-transport.js';
-import { answeredEnd, failedEnd, retryOf } from './request-end.js';
+import { answeredEnd, failedEnd, retryOf, retryPolicy } from './request-end.js';
+import { ShardGauge, shardEnd } from './shard-gauge.js';
+import { ShardLimit } from './shard-limit.js';
+import { ShardOutbox } from './shard-outbox.js';
 
 /**
  * One shard: executes attempts with at most `concurrency` in flight over its own keep-alive pool,
@@ -37,10 +36,8 @@ export class ShardRuntime {
   private readonly events: EventWriter;
   private readonly retry: RetryPolicyOptions;
   private readonly timeouts: PhaseTimeouts;
-  private readonly loopLag: LoopLagSampler;
   private readonly gaugeTimer: NodeJS.Timeout;
-  private cpuMark = process.cpuUsage();
-  private readonly gaugeLoad = new LoadSampler();
+  private readonly gauges: ShardGauge;
   private stopping: 'drain' | 'abandon' | undefined;
   private stopped: Promise<void> | undefined;
   /**
@@ -48,16 +45,9 @@ export class ShardRuntime {
    * next request at once instead of after an IPC round trip to the coordinator.
    */
   private readonly local: WorkItem[] = [];
-  private outbox: { pull: number; done: DoneItem[]; retry: RetryItem[] } = { pull: 0, done: [], retry: [] };
-  /** `--concurrency auto`; undefined for a fixed limit. */
-  private readonly adaptive: AdaptiveLimit | undefined;
-  /** In-flight limit now: the fixed concurrency, or the adaptive limit. */
-  private limit: number;
-  /** Pulls to skip after the limit came down: the coordinator is owed fewer slots. */
-  private pullDebt = 0;
-  /** The newest rate-limit state seen, by budget kind, until the next flush. */
-  private quota = new Map<string, QuotaObservation>();
-  private flushScheduled = false;
+  private readonly outbox: ShardOutbox;
+  /** In-flight limit now (fixed, or `--concurrency auto`) and the pulls it owes after coming down. */
+  private readonly slots: ShardLimit;
   /** Error text is written to events and results: credentials a server echoes back are removed. */
   private readonly redact: (text: string) => string;
   /** The endpoint-down pause: while the endpoint is down only probes go out. */
@@ -91,18 +81,12 @@ export class ShardRuntime {
     this.gate = new ProbeGate(config.endpointDownMaxMs, () => this.startMore(), config.upstream.of > 1);
     this.own = config.upstream.budget ? ownBudget(config.upstream.budget, clock()) : undefined;
     this.timeouts = { ttftMs: config.timeoutTtftMs, idleMs: config.timeoutIdleMs, totalMs: config.timeoutTotalMs };
-    this.retry = {
-      maxAttempts: config.maxAttempts,
-      backoffBaseMs: config.backoffBaseMs,
-      backoffCapMs: config.backoffCapMs,
-      retryAfterMaxMs: config.retryAfterMaxMs,
-      budget: new RetryBudget(config.retryBudget, config.retryBudgetWindowMs, config.retryBudgetMinRetries),
-      random: config.seed >= 0 ? createRng(config.seed * 7919 + config.shard) : Math.random,
-      fixed: config.retryMode === 'fixed',
-    };
-    this.loopLag = new LoopLagSampler(this.clock);
-    this.adaptive = config.adaptive ? new AdaptiveLimit(config.adaptive, this.clock()) : undefined;
-    this.limit = this.adaptive?.limit ?? config.concurrency;
+    this.retry = retryPolicy(config);
+    this.gauges = new ShardGauge(this.clock);
+    this.outbox = new ShardOutbox(send, this.events, () =>
+      this.stopping ? undefined : { running: this.inFlight, local: this.local.length },
+    );
+    this.slots = new ShardLimit(config.concurrency, config.adaptive, this.clock());
     this.redact = createRedactor(headerSecrets(config.headers));
     this.gaugeTimer = setInterval(() => this.gauge(), config.gaugeIntervalMs);
   }
@@ -111,7 +95,7 @@ export class ShardRuntime {
     this.events.write('shard_start', {
       pid: process.pid,
       host: hostname(),
-      concurrency: this.limit,
+      concurrency: this.slots.limit,
       upstream: this.config.upstream.url,
       upstream_index: this.config.upstream.index,
       upstreams: this.config.upstream.of,
@@ -119,8 +103,7 @@ export class ShardRuntime {
     });
     if (!this.config.keepAlive) this.events.write('keepalive_disabled', {});
     this.send({ t: 'ready', pid: process.pid });
-    this.outbox.pull += this.limit + this.config.prefetch;
-    this.scheduleFlush();
+    this.outbox.pull(this.slots.limit + this.config.prefetch);
   }
 
   onWork(items: WorkItem[]): void {
@@ -137,7 +120,7 @@ export class ShardRuntime {
   private startMore(): void {
     while (
       this.local.length > 0 &&
-      this.inFlight < this.limit &&
+      this.inFlight < this.slots.limit &&
       !this.stopping &&
       (this.gate.health.down || this.budgetAllows(this.local[0]!)) &&
       this.gate.admit(this.local[0]!.id)
@@ -197,19 +180,10 @@ export class ShardRuntime {
       await new Promise((r) => setTimeout(r, 5));
     // Attempts that failed into a pause while draining: unfinished, back to the coordinator.
     this.release(this.local.splice(0));
-    this.flushOutbox();
+    this.outbox.flush();
     clearInterval(this.gaugeTimer);
-    this.gaugeLoad.close();
-    this.loopLag.stop();
-    const cpu = process.cpuUsage(this.cpuSince);
-    const end: EventPayloads['shard_end'] = {
-      requests: this.requests,
-      cpu_user_ms: cpu.user / 1000,
-      cpu_system_ms: cpu.system / 1000,
-    };
-    const reads = this.transport.socketReads;
-    if (reads !== undefined) end.socket_reads = reads;
-    this.events.write('shard_end', end);
+    this.gauges.close();
+    this.events.write('shard_end', shardEnd(this.requests, this.cpuSince, this.transport.socketReads));
     this.events.close();
     await this.transport.close(this.stopping === 'drain');
     await this.postprocessor?.close();
@@ -219,7 +193,7 @@ export class ShardRuntime {
   private async execute(item: WorkItem): Promise<void> {
     const { id, attempt } = item;
     this.inFlight++;
-    this.adaptive?.noteStart(this.inFlight);
+    this.slots.noteStart(this.inFlight);
     const startTs = this.clock();
     this.events.write('attempt_start', { id, attempt }, startTs);
     this.retry.budget.recordAttempt(startTs);
@@ -261,12 +235,15 @@ export class ShardRuntime {
     this.gate.ended(id);
     if (this.stopping === 'abandon') return;
     if (outcome.outcome === 'error' && this.pause(item, outcome, endTs)) return;
-    if (this.adaptive) this.adapt(outcome, startTs, endTs, queueMs);
+    const moved = this.slots.noteEnd(outcome, startTs, endTs, queueMs);
+    if (moved) {
+      const { change, pulls } = moved;
+      this.events.write('limit', { ...change, concurrency: change.new }, endTs);
+      if (pulls > 0) this.outbox.pull(pulls);
+    }
     if (!this.stopping) {
       this.startMore();
-      if (this.pullDebt > 0) this.pullDebt--;
-      else this.outbox.pull++;
-      this.scheduleFlush();
+      if (this.slots.slotFreed()) this.outbox.pull();
     }
     if (outcome.outcome === 'ok') {
       await this.succeed(item, outcome, tokens!, startTs, endTs);
@@ -291,7 +268,7 @@ export class ShardRuntime {
         onHeaders: (status, ts, headers) => {
           this.events.write('response_headers', { id, attempt, status }, ts);
           if (this.gate.noteStatus(status)) this.endpointUp(false);
-          if (this.config.reportQuota) this.noteQuota(headers, ts);
+          if (this.config.reportQuota) this.outbox.quotaSeen(quotaFromHeaders(headers, ts));
           // This server's own budget obeys what it says of itself.
           if (this.own) for (const q of quotaFromHeaders(headers, ts)) this.own.budget.observe(q);
         },
@@ -381,8 +358,7 @@ export class ShardRuntime {
     const { end, done } = answeredEnd(item, o, tokens, resultLine, cause, startTs, endTs);
     this.events.write('request_end', end);
     this.requests++;
-    this.outbox.done.push(done);
-    this.scheduleFlush();
+    this.outbox.finished(done);
   }
 
   private failAttempt(
@@ -401,7 +377,7 @@ export class ShardRuntime {
       const backoffTs = this.clock();
       const { backoff, retry } = retryOf(item, o, decision, backoffTs, now - startTs);
       this.events.write('backoff', backoff, backoffTs);
-      this.outbox.retry.push(retry);
+      this.outbox.retry(retry);
     } else {
       const tooLong = decision.retryAfterTooLongMs;
       const message =
@@ -414,102 +390,21 @@ export class ShardRuntime {
       const { end, done } = failedEnd(item, o, message, line, tooLong, now - startTs);
       this.events.write('request_end', end);
       this.requests++;
-      this.outbox.done.push(done);
+      this.outbox.finished(done);
     }
-    this.scheduleFlush();
   }
 
   private gauge(): void {
-    const lagMs = this.loopLag.take();
-    const cpu = process.cpuUsage(this.cpuMark);
-    this.cpuMark = process.cpuUsage();
-    const cpuMs = (cpu.user + cpu.system) / 1000;
-    const load = this.gaugeLoad.take();
-    const p: EventPayloads['gauge'] = {
-      // Prefetched items not started yet: this shard holds them, so they are its backlog.
+    const { gauge, beat } = this.gauges.take({
       backlog: this.local.length,
-      in_flight: this.inFlight,
-      limit: this.limit,
-      loop_lag_ms: round3(lagMs),
-      conns_open: this.transport.tracker.open,
-      cpu_ms: round3(cpuMs),
-      loop_busy: round3(load.loopBusy),
-      host_busy: round3(load.hostBusy),
-      rss_mb: rssMb(),
-    };
-    if (load.cpuWait !== null) p.cpu_wait = round3(load.cpuWait);
-    this.events.write('gauge', p);
-    this.send({
-      t: 'beat',
       inFlight: this.inFlight,
-      limit: this.limit,
-      loopLagMs: lagMs,
+      limit: this.slots.limit,
       connsOpen: this.transport.tracker.open,
       connsOpened: this.transport.tracker.opened,
       stale: this.keepAlive.stale,
       paused: this.pausedCount,
-      loopBusy: load.loopBusy,
-      cpuWait: load.cpuWait,
     });
-  }
-
-  // Batch IPC: at most one message of each kind per turn of the event loop.
-  private scheduleFlush(): void {
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    setImmediate(() => this.flushOutbox());
-  }
-
-  /** Feed the adaptive limit one finished attempt; apply and record a change. */
-  private adapt(outcome: AttemptOutcome, startTs: number, endTs: number, queueMs: number | undefined): void {
-    const ok = outcome.outcome === 'ok' ? outcome : undefined;
-    const ttftMs = ok ? ok.firstTokenTs - startTs : undefined;
-    const tokens = ok
-      ? (ok.completion.usage?.completion_tokens ?? ok.completion.usage?.output_tokens ?? ok.contentChunks)
-      : 0;
-    const tpotMs = ok && tokens > 1 ? (ok.lastTokenTs - ok.firstTokenTs) / (tokens - 1) : undefined;
-    const change = this.adaptive!.noteEnd(
-      startTs,
-      ttftMs,
-      outcome.outcome === 'error' ? outcome.cause : undefined,
-      endTs,
-      tpotMs,
-      queueMs,
-    );
-    if (!change) return;
-    this.limit = change.new;
-    this.events.write(
-      'limit',
-      { old: change.old, new: change.new, reason: change.reason, concurrency: change.new },
-      endTs,
-    );
-    const delta = change.new - change.old;
-    if (delta > 0) {
-      // Owed pulls first absorb the rise; the rest asks the coordinator for more.
-      const fromDebt = Math.min(this.pullDebt, delta);
-      this.pullDebt -= fromDebt;
-      this.outbox.pull += delta - fromDebt;
-    } else this.pullDebt -= delta;
-  }
-
-  private noteQuota(headers: Record<string, string | string[] | undefined>, ts: number): void {
-    for (const q of quotaFromHeaders(headers, ts)) this.quota.set(q.kind, q);
-    if (this.quota.size > 0) this.scheduleFlush();
-  }
-
-  private flushOutbox(): void {
-    this.flushScheduled = false;
-    if (this.quota.size > 0) {
-      this.send({ t: 'quota', items: [...this.quota.values()] });
-      this.quota.clear();
-    }
-    const { pull, done, retry } = this.outbox;
-    this.outbox = { pull: 0, done: [], retry: [] };
-    // Each request_end reaches the kernel before the coordinator can write its result line, so a
-    // kill -9 at any moment never leaves a result the event log does not count (docs/run.md); if
-    // the events cannot be written, neither are the results: a resume runs those requests again.
-    if (done.length && this.events.flush()) this.send({ t: 'done', items: done });
-    if (retry.length) this.send({ t: 'retry', items: retry });
-    if (pull && !this.stopping) this.send({ t: 'pull', n: pull, running: this.inFlight, local: this.local.length });
+    this.events.write('gauge', gauge);
+    this.send(beat);
   }
 }
