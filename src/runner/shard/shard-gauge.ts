@@ -3,18 +3,13 @@ import { round3 } from '../../metrics/percentiles.js';
 import type { Clock } from '../../util/clock.js';
 import { LoadSampler, rssMb } from '../live/load-sampler.js';
 import { LoopLagSampler } from '../live/loop-lag.js';
+import type { BeatSeen } from '../live/note-beat.js';
 import type { FromShard } from '../ipc-messages.js';
 
-/** What the runtime knows of itself at a gauge. */
-export interface ShardState {
+/** What the runtime knows of itself at a gauge: what its beat tells the coordinator, and its backlog. */
+export interface ShardState extends BeatSeen {
   /** Prefetched items not started yet: the shard holds them, so they are its backlog. */
   backlog: number;
-  inFlight: number;
-  limit: number;
-  connsOpen: number;
-  connsOpened: number;
-  stale: number;
-  paused: number;
 }
 
 /**
