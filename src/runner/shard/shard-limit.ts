@@ -8,13 +8,18 @@ import { AdaptiveLimit, type AdaptiveLimitOptions, type LimitChange } from '../p
  * it rises owed pulls absorb the rise before more are asked for.
  */
 export class ShardLimit {
-  limit: number;
+  private current: number;
   private readonly adaptive: AdaptiveLimit | undefined;
   private debt = 0;
 
   constructor(fixed: number, adaptive: AdaptiveLimitOptions | undefined, nowMs: number) {
     this.adaptive = adaptive ? new AdaptiveLimit(adaptive, nowMs) : undefined;
-    this.limit = this.adaptive?.limit ?? fixed;
+    this.current = this.adaptive?.limit ?? fixed;
+  }
+
+  /** In-flight attempts allowed now. */
+  get limit(): number {
+    return this.current;
   }
 
   noteStart(inFlight: number): void {
@@ -48,7 +53,7 @@ export class ShardLimit {
     const cause = outcome.outcome === 'error' ? outcome.cause : undefined;
     const change = this.adaptive.noteEnd(startTs, ttftMs, cause, endTs, tpotMs, queueMs);
     if (!change) return undefined;
-    this.limit = change.new;
+    this.current = change.new;
     const delta = change.new - change.old;
     if (delta < 0) {
       this.debt -= delta;
