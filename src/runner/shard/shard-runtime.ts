@@ -238,7 +238,8 @@ export class ShardRuntime {
     const moved = this.slots.noteEnd(outcome, startTs, endTs, queueMs);
     if (moved) {
       const { change, pulls } = moved;
-      this.events.write('limit', { ...change, concurrency: change.new }, endTs);
+      const { old, reason } = change;
+      this.events.write('limit', { old, new: change.new, reason, concurrency: change.new }, endTs);
       if (pulls > 0) this.outbox.pull(pulls);
     }
     if (!this.stopping) {
