@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Two builds of the worker side by side in the same distributed run: one worker from build A, one
 // from build B, taking chunks from the same coordinator against the `fast` simulator. Each worker's
-// whole-process CPU (user+system, from /usr/bin/time's rusage) is divided by the requests it served;
+// whole-process CPU (user+system, from /usr/bin/time's rusage) is divided by the requests it served
+// (its peak RSS is shown beside it, for flags that trade memory for CPU);
 // the figure is B's CPU per request over A's. Both workers see the same machine at the same moment,
 // so a change of a percent or two shows through the VM's drift, which moves a round of
 // `bench/distributed.mjs` by ±15%. The start order alternates between runs: a worker started second
@@ -55,7 +56,7 @@ const input = writeChatInput(join(dir, 'in.jsonl'), n, { maxTokens: 8, stream: f
 function worker(side, run) {
   const timeFile = join(dir, `time-${side}-${run}`);
   const flags = values[`${side}-node-flags`].split(' ').filter(Boolean);
-  const args = ['-f', '%U %S', '-o', timeFile, process.execPath, ...flags, cliOf(values[side])];
+  const args = ['-f', '%U %S %M', '-o', timeFile, process.execPath, ...flags, cliOf(values[side])];
   args.push('worker', '--redis', redis.url, '--once', '--out', join(dir, `w-${side}-${run}`));
   const child = spawn('/usr/bin/time', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let said = '';
@@ -67,8 +68,8 @@ function worker(side, run) {
       clearTimeout(limit);
       const served = /(\d+) succeeded/.exec(said);
       if (code !== 0 || !served) return reject(new Error(`worker ${side} exited ${code}: ${said.slice(-300)}`));
-      const [user, sys] = readFileSync(timeFile, 'utf8').trim().split(' ').map(Number);
-      resolveRun({ cpuS: user + sys, served: Number(served[1]) });
+      const [user, sys, rssKb] = readFileSync(timeFile, 'utf8').trim().split(' ').map(Number);
+      resolveRun({ cpuS: user + sys, served: Number(served[1]), rssMb: rssKb / 1024 });
     }),
   );
 }
@@ -90,8 +91,9 @@ try {
     const usB = (b.cpuS * 1e6) / b.served;
     ratios.push(usB / usA - 1);
     console.log(
-      `run ${run + 1} (${order[0].toUpperCase()} started first): A ${usA.toFixed(1)} µs/req (${a.served} requests), ` +
-        `B ${usB.toFixed(1)} µs/req (${b.served}); B/A ${((usB / usA - 1) * 100).toFixed(1)}%`,
+      `run ${run + 1} (${order[0].toUpperCase()} started first): A ${usA.toFixed(1)} µs/req (${a.served} requests, ` +
+        `peak RSS ${a.rssMb.toFixed(0)} MB), B ${usB.toFixed(1)} µs/req (${b.served}, ${b.rssMb.toFixed(0)} MB); ` +
+        `B/A ${((usB / usA - 1) * 100).toFixed(1)}%`,
     );
     rmSync(out, { recursive: true, force: true });
   }
