@@ -3,7 +3,7 @@ import { CAUSES } from '../events/event-types.js';
 import { endpointOfUrl } from '../client/endpoints.js';
 import { redactUrl } from '../util/redact-url.js';
 import type { OptionSpec } from './option-table.js';
-import { redisUrlSchema } from './redis-url.js';
+import { redactRedisUrl, redisUrlSchema } from './redis-url.js';
 
 const positive = z.coerce.number().finite().positive();
 const posInt = z.coerce.number().int().positive();
@@ -419,6 +419,8 @@ export const RUN_OPTIONS = {
       'processes on any machine, results come back to this `--out` ([distributed.md](distributed.md)). Not ' +
       'with `--rate` (each worker would apply it alone); `--rpm`/`--tpm` are one budget all workers share',
     localOnly: true,
+    // Its password stays out of run.json and run_start.
+    publish: { value: (u: string | undefined) => (u === undefined ? undefined : redactRedisUrl(u)) },
   },
   redisWaitS: {
     flag: '--redis-wait-s <s>',
