@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -6,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { completionText, parseProfile, run, SimCore } from '../src/index.js';
 import { loadResults, tempDir, writeInput } from './helpers/run-dir.js';
+import { selfSignedCert } from './helpers/tls.js';
 
 let server: Server;
 let core: SimCore;
@@ -13,33 +13,10 @@ let certFile: string;
 let url: string;
 
 beforeAll(async () => {
-  // A throwaway self-signed certificate for 127.0.0.1, made with the system openssl.
-  const dir = tempDir('sl-tls-');
-  certFile = join(dir, 'cert.pem');
-  const keyFile = join(dir, 'key.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      keyFile,
-      '-out',
-      certFile,
-      '-days',
-      '1',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-    ],
-    { stdio: 'ignore' },
-  );
+  const cert = selfSignedCert();
+  certFile = cert.certFile;
   core = new SimCore({ profile: parseProfile({ base: 'fast' }) });
-  server = createServer({ key: readFileSync(keyFile), cert: readFileSync(certFile) }, core.handle);
+  server = createServer({ key: readFileSync(cert.keyFile), cert: readFileSync(certFile) }, core.handle);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   url = `https://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
 });

@@ -29,10 +29,22 @@ function freePort(): Promise<number> {
   });
 }
 
-function launch(port: number, dir: string): Promise<ChildProcess> {
+/** A Redis that asks for a password, and speaks TLS only (no plain port). */
+export interface RedisSecurity {
+  password?: string;
+  tls?: { certFile: string; keyFile: string };
+}
+
+function launch(port: number, dir: string, security: RedisSecurity): Promise<ChildProcess> {
+  const tls = security.tls;
+  // The CA file is the certificate itself (self-signed); clients are not asked for one.
+  const listen = tls
+    ? ['--port', '0', '--tls-port', String(port), '--tls-cert-file', tls.certFile, '--tls-key-file', tls.keyFile]
+    : ['--port', String(port)];
+  if (tls) listen.push('--tls-ca-cert-file', tls.certFile, '--tls-auth-clients', 'no');
   const args = [
-    '--port',
-    String(port),
+    ...listen,
+    ...(security.password ? ['--requirepass', security.password] : []),
     '--bind',
     '127.0.0.1',
     '--dir',
@@ -64,25 +76,26 @@ function launch(port: number, dir: string): Promise<ChildProcess> {
   });
 }
 
-export async function startRedis(): Promise<TestRedis> {
+/** Start one; `url` carries the password and rediss:// when `security` asks for them. */
+export async function startRedis(security: RedisSecurity = {}): Promise<TestRedis> {
   if (!existsSync(REDIS_SERVER))
     throw new Error(
       `${REDIS_SERVER} is missing: install Debian's redis-server (apt-get install redis-server), as .ci/run does`,
     );
   const dir = mkdtempSync(join(tmpdir(), 'sl-redis-'));
   const port = await freePort();
-  let child = await launch(port, dir);
+  let child = await launch(port, dir, security);
   const kill = (signal: NodeJS.Signals) => killed(child, signal);
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: `${security.tls ? 'rediss' : 'redis'}://${security.password ? `:${security.password}@` : ''}127.0.0.1:${port}`,
     port,
     restart: async () => {
       await kill('SIGKILL');
-      child = await launch(port, dir);
+      child = await launch(port, dir, security);
     },
     stop: () => kill('SIGTERM'),
     start: async () => {
-      child = await launch(port, dir);
+      child = await launch(port, dir, security);
     },
   };
 }
