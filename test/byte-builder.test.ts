@@ -13,6 +13,15 @@ describe('ByteBuilder', () => {
     expect(b.view().equals(expected)).toBe(true);
   });
 
+  it('appends single bytes, growing at a full buffer', () => {
+    const b = new ByteBuilder(4);
+    b.append('abcd');
+    b.appendByte(0x0a);
+    b.append('é');
+    b.appendByte(0x0a);
+    expect(b.view().toString()).toBe('abcd\né\n');
+  });
+
   it('starts again empty on clear, reusing its buffer', () => {
     const b = new ByteBuilder(16);
     b.append('first batch');

@@ -29,6 +29,12 @@ export class ByteBuilder {
     }
   }
 
+  /** Append one byte (a separator), without a call into Buffer's native code. */
+  appendByte(byte: number): void {
+    this.reserve(1);
+    this.buf[this.len++] = byte;
+  }
+
   /** The bytes so far, to be used before the next append (a synchronous write); `clear` then reuses them. */
   view(): Buffer {
     return this.buf.subarray(0, this.len);

@@ -2,10 +2,11 @@ import type { Job, Worker } from 'bullmq';
 import type { RejectedLine, RequestSpec } from '../../input/request-line.js';
 import { Deque } from '../../util/deque.js';
 import type { DoneItem } from '../ipc-messages.js';
-import { lineText, type ResultLine, type ResultSink } from '../output/result-sink.js';
+import type { ResultLine, ResultSink } from '../output/result-sink.js';
 import type { WorkSource } from '../work-source.js';
 import { putBack, startChunkWorker, type Chunk } from './chunk-queue.js';
-import type { RunChannel, SentResult } from './run-channel.js';
+import { ResultBatch } from './result-batch.js';
+import type { RunChannel } from './run-channel.js';
 
 interface OpenChunk {
   /** Results not yet in Redis. */
@@ -42,7 +43,9 @@ const FOREIGN_CHUNK_DELAY_MS = 60_000;
 export class RedisWorkSource implements WorkSource, ResultSink {
   private readonly ready = new Deque<RequestSpec>(1024);
   private readonly chunkOf = new Map<string, OpenChunk>();
-  private readonly outbox: SentResult[] = [];
+  /** Results not sent yet; `spare` holds batches sent, for reuse. */
+  private outbox = new ResultBatch();
+  private readonly spare: ResultBatch[] = [];
   private waiter: (() => void) | undefined;
   private finished = false;
   private sendTimer: NodeJS.Timeout | undefined;
@@ -126,12 +129,12 @@ export class RedisWorkSource implements WorkSource, ResultSink {
   }
 
   writeResult(id: string, line: ResultLine, done?: DoneItem): void {
-    this.outbox.push({ id, line: lineText(line), facts: done });
+    this.outbox.add(id, line, done);
     const open = this.chunkOf.get(id);
     // A chunk's last result goes at once: BullMQ hands this worker its next chunk only once this one is
     // complete, and waiting out the batch timer there left a fast worker with nothing to run (a worker per
     // core at 74% of a local run's rate with 50 ms batches, bench/distributed.mjs --set per-core).
-    if (this.outbox.length >= SEND_BATCH || (open !== undefined && --open.unwritten === 0)) this.send();
+    if (this.outbox.size >= SEND_BATCH || (open !== undefined && --open.unwritten === 0)) this.send();
     else this.sendTimer ??= setTimeout(() => this.send(), SEND_EVERY_MS);
   }
 
@@ -139,16 +142,19 @@ export class RedisWorkSource implements WorkSource, ResultSink {
   private send(): void {
     clearTimeout(this.sendTimer);
     this.sendTimer = undefined;
-    const batch = this.outbox.splice(0);
-    if (batch.length === 0) return;
+    const batch = this.outbox;
+    if (batch.size === 0) return;
+    this.outbox = this.spare.pop() ?? new ResultBatch();
     this.sending = this.sending.then(async () => {
-      await this.channel.sendResults(this.runId, batch);
-      for (const r of batch) {
-        const open = this.chunkOf.get(r.id);
+      await this.channel.sendBatch(this.runId, batch);
+      for (const id of batch.ids) {
+        const open = this.chunkOf.get(id);
         if (!open) continue;
-        this.chunkOf.delete(r.id);
+        this.chunkOf.delete(id);
         if (--open.left === 0) open.done();
       }
+      batch.clear();
+      this.spare.push(batch);
     });
   }
 

@@ -4,7 +4,9 @@ import { Redis } from 'ioredis';
 import { VERSION } from '../../version.js';
 import { CHUNK_PROTOCOL } from './chunk-queue.js';
 import { redactRedisUrl } from '../../config/redis-url.js';
-import { decodeFacts, encodeFacts, type ResultFacts } from './result-facts.js';
+import { ResultBatch } from './result-batch.js';
+import { decodeFacts, type ResultFacts } from './result-facts.js';
+import { RespConnection } from './resp-connection.js';
 
 /**
  * What a distributed run's coordinator publishes for its workers: the run id and the options a
@@ -49,6 +51,8 @@ const key = (runId: string, what: string) => `shardline:run:${runId}:${what}`;
  */
 export class RunChannel {
   readonly redis: Redis;
+  /** Where result batches go (opened by the first one): their own connection, see RespConnection. */
+  private results: RespConnection | undefined;
 
   constructor(readonly url: string) {
     // maxRetriesPerRequest null: commands wait out a Redis restart instead of failing the run.
@@ -86,19 +90,32 @@ export class RunChannel {
     return (await this.redis.incrby(key(runId, 'shards'), n)) - n;
   }
 
-  /**
-   * Send results as one stream entry: the ids as a JSON array, the lines joined by newlines (a result
-   * line is JSON, so it holds none), and their facts when every one has them. One XADD a batch rather
-   * than one a result: per-command cost in ioredis and Redis was most of what Redis added to a
-   * request's client CPU (bench/distributed.mjs).
-   */
+  /** Send results as one stream entry (see sendBatch). */
   async sendResults(runId: string, results: readonly SentResult[]): Promise<void> {
-    if (results.length === 0) return;
-    const fields = ['ids', JSON.stringify(results.map((r) => r.id)), 'lines', results.map((r) => r.line).join('\n')];
-    if (results.every((r) => r.facts !== undefined)) fields.push('facts', encodeFacts(results.map((r) => r.facts!)));
+    const batch = new ResultBatch();
+    for (const r of results) batch.add(r.id, r.line, r.facts);
+    await this.sendBatch(runId, batch);
+  }
+
+  /**
+   * Send a batch of results as one stream entry: its ids as a JSON array, its lines joined by
+   * newlines, and their facts when every one has them. One XADD a batch rather than one a result:
+   * per-command cost in ioredis and Redis was most of what Redis added to a request's client CPU
+   * (bench/distributed.mjs). The batch's bytes must not change until this resolves.
+   */
+  async sendBatch(runId: string, batch: ResultBatch): Promise<void> {
+    if (batch.size === 0) return;
+    this.results ??= new RespConnection(this.url);
     // A worker wedged past its chunks' locks may wake after the run finished: its results are
     // dropped then, or XADD would bring the deleted stream back for good.
-    await this.redis.eval(XADD_UNLESS_FINISHED, 2, key(runId, 'results'), key(runId, 'finished'), ...fields);
+    await this.results.send([
+      'EVAL',
+      XADD_UNLESS_FINISHED,
+      '2',
+      key(runId, 'results'),
+      key(runId, 'finished'),
+      ...batch.fields(),
+    ]);
   }
 
   /** Results in entries after `afterId` ('0' for all), waiting up to `blockMs` for the first. */
@@ -154,6 +171,7 @@ export class RunChannel {
   }
 
   async close(): Promise<void> {
+    this.results?.close();
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
 }
