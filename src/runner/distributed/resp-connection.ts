@@ -13,6 +13,7 @@ interface Sent {
   handshake?: boolean;
 }
 
+const CONNECT_TIMEOUT_MS = 10_000;
 /** Waits between reconnects: 50 ms more each try, at most 2 s (what ioredis does by default). */
 const retryDelayMs = (tries: number) => Math.min(tries * 50, 2000);
 
@@ -77,13 +78,18 @@ export class RespConnection {
         ? tlsConnect({ host, port, ...(isIP(host) ? {} : { servername: host }) }, () => this.onConnect())
         : tcpConnect({ host, port }, () => this.onConnect());
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', (err: Error) => this.onLost(err.message));
-    socket.on('close', () => this.onLost('connection closed'));
+    // A host that drops packets would leave a connect hanging for minutes: 10 s, as ioredis waits.
+    socket.setTimeout(CONNECT_TIMEOUT_MS, () => socket.destroy(new Error('connect timed out')));
+    // A replaced socket's late events are not this connection's any more.
+    const mine = () => this.socket === socket;
+    socket.on('data', (chunk: Buffer) => mine() && this.onData(chunk));
+    socket.on('error', (err: Error) => mine() && this.onLost(err.message));
+    socket.on('close', () => mine() && this.onLost('connection closed'));
     this.socket = socket;
   }
 
   private onConnect(): void {
+    this.socket?.setTimeout(0);
     this.connected = true;
     this.input = '';
     if (this.said) this.log(`Redis at ${redactRedisUrl(this.url.href)} is back: results flow again`);
