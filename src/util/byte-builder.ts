@@ -1,3 +1,5 @@
+import { putBytes } from './put-bytes.js';
+
 /**
  * Bytes appended as they come (text as UTF-8) into one buffer that is reused, off the JS heap: what
  * waits in it is not copied by each young-generation scavenge it lives through, nor promoted, as the
@@ -18,15 +20,9 @@ export class ByteBuilder {
 
   /** Append text (as UTF-8) or bytes. */
   append(data: string | Uint8Array): void {
-    if (typeof data === 'string') {
-      // A UTF-8 byte is at most 3 per UTF-16 unit: room for that, then write exactly what it takes.
-      this.reserve(data.length * 3);
-      this.len += this.buf.write(data, this.len);
-    } else {
-      this.reserve(data.length);
-      this.buf.set(data, this.len);
-      this.len += data.length;
-    }
+    // Text takes at most 3 UTF-8 bytes per UTF-16 unit: room for that, then putBytes writes exactly what it takes.
+    this.reserve(typeof data === 'string' ? data.length * 3 : data.length);
+    this.len = putBytes(this.buf, data, this.len);
   }
 
   /** Append one byte (a separator), without a call into Buffer's native code. */
