@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { decodeFrame, encodeFrame, FrameReader } from '../src/runner/shard/shard-frames.js';
 import type { DoneItem, FromShard } from '../src/runner/ipc-messages.js';
 import { JsonlAppender } from '../src/runner/output/jsonl-appender.js';
-import { lineText } from '../src/runner/output/result-sink.js';
+import type { ResultLine } from '../src/runner/output/result-sink.js';
 import { tempDir } from './helpers/run-dir.js';
 
 // A forked shard's messages cross a pipe as frames, result lines as raw bytes: every message must come
@@ -19,6 +19,8 @@ const done = (id: string, resultLine: string): DoneItem => ({
   promptTokens: 7,
   attemptMs: 12.5,
 });
+
+const lineText = (line: ResultLine) => (typeof line === 'string' ? line : Buffer.from(line).toString());
 
 /** The messages as they came out, with result lines as text (they arrive as bytes). */
 const asText = (msgs: FromShard[]) =>

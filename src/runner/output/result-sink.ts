@@ -4,11 +4,6 @@ import type { DoneItem } from '../ipc-messages.js';
 /** A results.jsonl line without its newline: text, or its UTF-8 bytes (as forked shards send it). */
 export type ResultLine = string | Uint8Array;
 
-/** The line as text. */
-export function lineText(line: ResultLine): string {
-  return typeof line === 'string' ? line : Buffer.from(line.buffer, line.byteOffset, line.byteLength).toString();
-}
-
 /**
  * Where results go. The local implementation appends to results.jsonl / rejects.jsonl in the output
  * directory; `doneIds` tells a resumed run what to skip.
