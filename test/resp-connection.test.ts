@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,7 +7,7 @@ import { RespConnection } from '../src/runner/distributed/resp-connection.js';
 import { ResultBatch } from '../src/runner/distributed/result-batch.js';
 import { runCli } from './helpers/cli.js';
 import { startRedis, type TestRedis } from './helpers/redis.js';
-import { loadResults, tempDir, writeInput } from './helpers/run-dir.js';
+import { filesUnder, loadResults, tempDir, writeInput } from './helpers/run-dir.js';
 import { selfSignedCert } from './helpers/tls.js';
 
 // The connection a worker sends its result batches on (its own RESP writer, not ioredis: see
@@ -181,9 +181,6 @@ describe('a distributed run over TLS, with a password and a database', () => {
     expect(new Set(ids).size).toBe(n);
     expect(r.stderr + r.stdout).not.toContain('tls-pass-8c1');
     expect(readFileSync(join(out, 'run.json'), 'utf8')).toContain('rediss://:***@127.0.0.1');
-    for (const file of readdirSync(out, { recursive: true }) as string[]) {
-      const path = join(out, file);
-      if (statSync(path).isFile()) expect(readFileSync(path, 'utf8'), file).not.toContain('tls-pass-8c1');
-    }
+    for (const file of filesUnder(out)) expect(readFileSync(file, 'utf8'), file).not.toContain('tls-pass-8c1');
   }, 120_000);
 });

@@ -1,11 +1,11 @@
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createServer } from 'node:http';
 import { startObservingSim } from './helpers/observing-sim.js';
 import type { AddressInfo } from 'node:net';
 import { analyze, completionText, parseProfile, run, startSim, type RunningSim } from '../src/index.js';
-import { loadEvents, loadResults, ofType, tempDir, writeInput } from './helpers/run-dir.js';
+import { filesUnder, loadEvents, loadResults, ofType, tempDir, writeInput } from './helpers/run-dir.js';
 
 let sim: RunningSim | undefined;
 afterEach(async () => {
@@ -246,15 +246,7 @@ describe('shardline run against the simulator', () => {
       retryBackoffS: 0.01,
       ...quiet,
     });
-    const files: string[] = [];
-    const walk = (d: string) => {
-      for (const f of readdirSync(d)) {
-        const p = join(d, f);
-        if (statSync(p).isDirectory()) walk(p);
-        else files.push(p);
-      }
-    };
-    walk(out);
+    const files = filesUnder(out);
     expect(files.length).toBeGreaterThanOrEqual(5);
     for (const f of files) expect(readFileSync(f, 'utf8'), f).not.toContain(secret);
   });

@@ -1,10 +1,17 @@
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ShardlineEvent } from '../../src/index.js';
 
 export function tempDir(prefix = 'sl-run-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** Every file under `dir`, at any depth (to look through all a run wrote, e.g. for a secret). */
+export function filesUnder(dir: string): string[] {
+  return (readdirSync(dir, { recursive: true }) as string[])
+    .map((f) => join(dir, f))
+    .filter((p) => statSync(p).isFile());
 }
 
 /** Write N Batch-format request lines; returns the path. */
