@@ -33,9 +33,19 @@ describe('the run channel', () => {
         { id: 'a', line: '{"custom_id":"a"}' },
         { id: 'b', line: '{"custom_id":"b"}', facts: undefined },
       ]);
-      await channel.sendResults('r1', [{ id: 'c', line: '{"custom_id":"c"}' }]);
+      const facts = { outcome: 'succeeded' as const, attempts: 2, promptTokens: 5, completionTokens: 7, ttftMs: 12.5 };
+      await channel.sendResults('r1', [{ id: 'c', line: '{"custom_id":"c","é":"漢"}', facts }]);
       const read = await channel.readResults('r1', '0', 100);
       expect(read.map((r) => r.id)).toEqual(['a', 'b', 'c']);
+      // Lines come back as the bytes sent, to be written to results.jsonl as they are.
+      expect(read.map((r) => Buffer.from(r.line).toString())).toEqual([
+        '{"custom_id":"a"}',
+        '{"custom_id":"b"}',
+        '{"custom_id":"c","é":"漢"}',
+      ]);
+      expect(read.map((r) => r.facts)).toEqual([undefined, undefined, expect.objectContaining(facts)]);
+      // Nothing newer: the read waits out its block and comes back empty.
+      expect(await channel.readResults('r1', read[2]!.streamId, 20)).toEqual([]);
       const after = await channel.readResults('r1', read[1]!.streamId, 100);
       expect(after.map((r) => r.id)).toEqual(['c']);
       await channel.trimResults('r1', read[1]!.streamId);

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -42,13 +43,79 @@ describe('RespConnection', () => {
         c.send(['SET', 'k2', 'é ü 漢']),
         c.send(['GET', 'k2']),
       ]);
-      expect(replies).toEqual(['OK', 42, '42', null, 'OK', 'é ü 漢']);
+      // Bulk strings stay bytes; statuses are text.
+      expect(replies).toEqual(['OK', 42, Buffer.from('42'), null, 'OK', Buffer.from('é ü 漢')]);
       await expect(c.send(['INCR', 'k2'])).rejects.toThrow(/^Redis: ERR value is not an integer/);
       expect(await c.send(['EXISTS', 'k2'])).toBe(1);
     } finally {
       c.close();
     }
   });
+
+  it('reads arrays, nested and empty, and nil for a read that timed out', async () => {
+    const c = new RespConnection(redis.url, logged().log);
+    try {
+      const nested = await c.send(['EVAL', "return {1, {2, 'x', {}}, redis.status_reply('FINE'), 'end'}", '0']);
+      expect(nested).toEqual([1, [2, Buffer.from('x'), []], 'FINE', Buffer.from('end')]);
+      await c.send(['XADD', 'arr-stream', '1-1', 'f', 'v1']);
+      await c.send(['XADD', 'arr-stream', '1-2', 'f', 'v2', 'g', '']);
+      expect(await c.send(['XREAD', 'STREAMS', 'arr-stream', '0'])).toEqual([
+        [
+          Buffer.from('arr-stream'),
+          [
+            [Buffer.from('1-1'), [Buffer.from('f'), Buffer.from('v1')]],
+            [Buffer.from('1-2'), [Buffer.from('f'), Buffer.from('v2'), Buffer.from('g'), Buffer.from('')]],
+          ],
+        ],
+      ]);
+      expect(await c.send(['XREAD', 'BLOCK', '20', 'STREAMS', 'arr-stream', '$'])).toBeNull();
+    } finally {
+      c.close();
+    }
+  });
+
+  it('reads a reply of many MB that comes in many reads, bytes exact', async () => {
+    const { lines, log } = logged();
+    const c = new RespConnection(redis.url, log);
+    try {
+      // Multi-byte characters across every read boundary, and CR LF inside the value.
+      const big = Buffer.from('é漢\r\n'.repeat(400_000));
+      await c.send(['SET', 'big', big]);
+      const [got, after] = await Promise.all([c.send(['GET', 'big']), c.send(['PING'])]);
+      expect(Buffer.compare(got as Buffer, big)).toBe(0);
+      expect(after).toBe('PONG');
+      // Read in one go: a reply misread would have dropped the connection and sent both again.
+      expect(lines).toEqual([]);
+    } finally {
+      c.close();
+    }
+  }, 30_000);
+
+  it('reads replies cut anywhere: a server that answers one byte at a time', async () => {
+    // Not Redis: a loopback server whose every reply arrives byte by byte, so each header, each
+    // bulk string and each CR LF is split across reads.
+    const reply = Buffer.from('*3\r\n$5\r\nab\r\nc\r\n*2\r\n:-7\r\n$-1\r\n+OK\r\n-ERR nope\r\n');
+    const server = createServer((socket) => {
+      socket.setNoDelay(true);
+      socket.once('data', async () => {
+        for (const byte of reply) {
+          socket.write(Buffer.from([byte]));
+          await new Promise((r) => setImmediate(r));
+        }
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const c = new RespConnection(`redis://127.0.0.1:${(server.address() as AddressInfo).port}`, logged().log);
+    try {
+      const first = c.send(['ANYTHING']);
+      const second = c.send(['ELSE']);
+      expect(await first).toEqual([Buffer.from('ab\r\nc'), [-7, null], 'OK']);
+      await expect(second).rejects.toThrow('Redis: ERR nope');
+    } finally {
+      c.close();
+      server.close();
+    }
+  }, 10_000);
 
   it('sends byte arguments as they are, CR and LF and invalid UTF-8 included', async () => {
     const c = new RespConnection(redis.url, logged().log);
@@ -96,7 +163,7 @@ describe('RespConnection', () => {
       const bad = new RespConnection(`redis://:wrong@127.0.0.1:${redis.port}`, log);
       await expect(bad.send(['SET', 'x', '1'])).rejects.toThrow(/^Redis: WRONGPASS/);
       expect(lines).toHaveLength(1);
-      expect(lines[0]).toMatch(/refused this worker's results connection: Redis: WRONGPASS/);
+      expect(lines[0]).toMatch(/refused the results connection: Redis: WRONGPASS/);
       expect(lines[0]).not.toContain('wrong@');
     } finally {
       await admin.config('SET', 'requirepass', '');

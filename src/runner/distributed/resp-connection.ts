@@ -2,8 +2,12 @@ import { isIP, connect as tcpConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { redactRedisUrl } from '../../config/redis-url.js';
 
-/** A reply this connection reads: the kinds a script or a write command answers with (RESP2). */
-export type RespReply = string | number | null;
+/**
+ * A reply as this connection reads it (RESP2): a status as text, an integer, nil, a bulk string as its
+ * bytes (a view into what the socket read when it came in one piece: no copy, no text decoding), or an
+ * array of replies (XREAD's entries).
+ */
+export type RespReply = string | number | null | Buffer | RespReply[];
 
 interface Sent {
   args: readonly (string | Uint8Array)[];
@@ -18,11 +22,12 @@ const CONNECT_TIMEOUT_MS = 10_000;
 const retryDelayMs = (tries: number) => Math.min(tries * 50, 2000);
 
 /**
- * One connection to Redis for commands whose arguments are large byte buffers: a worker's result
- * batches (run-channel.ts). Why not ioredis for these: ioredis copies a command's Buffer arguments into
- * one new Buffer (or concatenates string ones into one string, flattened on write), so each batch of
- * results — up to 512 lines, hundreds of KB — was a fresh allocation the size of the batch. Written as
- * they are here (a head string, the caller's bytes, a tail, in one writev), a one-shard worker spent
+ * One connection to Redis for commands whose arguments or replies are large byte buffers: a worker's
+ * result batches and the coordinator's reads of them (run-channel.ts). Why not ioredis for these:
+ * ioredis copies a command's Buffer arguments into one new Buffer (or concatenates string ones into one
+ * string, flattened on write), so each batch of results — up to 512 lines, hundreds of KB — was a fresh
+ * allocation the size of the batch. Written as they are here (a head string, the caller's bytes, a
+ * tail, in one writev), a one-shard worker spent
  * 3.5% ± 0.7% less CPU a request than with ioredis (six same-run A/B runs, `bench/worker-ab.mjs`; a
  * prototype: −4.5% and −3.4% ± 0.9%), and ioredis given the same bytes as a Buffer only −0.3% ± 0.9%
  * (BENCHMARKS.md, "Results without ioredis"). Everything else a worker says to Redis still goes through
@@ -32,7 +37,11 @@ const retryDelayMs = (tries: number) => Math.min(tries * 50, 2000);
  * rediss:// over TLS with the system's CAs; and a lost connection is tried again and again (50 ms more
  * each time, at most 2 s apart), the commands not yet answered sent again once it is back — a Redis
  * restart delays results, it does not lose them (a batch sent twice is kept once by the coordinator).
- * Replies are read in order; an error reply rejects its command.
+ * Replies are read in order; an error reply rejects its command. Bulk replies stay bytes: the
+ * coordinator's XREAD of result batches, read through ioredis, was decoded into one string per batch
+ * (hundreds of KB, in V8's large-object space until a full GC), split, and encoded again into
+ * results.jsonl; as bytes, a result line goes from the socket's buffer to the file: the drain spent
+ * 24.9% ± 3.2% less CPU a result (`bench/drain-ab.mjs`, BENCHMARKS.md, "Results as bytes to the file").
  */
 export class RespConnection {
   private socket: Socket | undefined;
@@ -43,8 +52,14 @@ export class RespConnection {
   private tries = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private said = false;
-  private input = '';
   private readonly url: URL;
+  /** The reply being read: arrays not yet full (innermost last), a bulk string coming in pieces. */
+  private readonly arrays: { items: RespReply[]; left: number }[] = [];
+  private bulk: { bytes: Buffer; filled: number } | undefined;
+  /** Bytes still to skip (a bulk string's CRLF that came in the next read). */
+  private skip = 0;
+  /** The start of a line whose end has not come yet. */
+  private carry: Buffer | undefined;
 
   constructor(
     url: string,
@@ -92,7 +107,10 @@ export class RespConnection {
   private onConnect(): void {
     this.socket?.setTimeout(0);
     this.connected = true;
-    this.input = '';
+    this.arrays.length = 0;
+    this.bulk = undefined;
+    this.skip = 0;
+    this.carry = undefined;
     if (this.said) this.log(`Redis at ${redactRedisUrl(this.url.href)} is back: results flow again`);
     this.tries = 0;
     this.said = false;
@@ -120,7 +138,7 @@ export class RespConnection {
   private fatal(err: Error): void {
     for (const s of this.inFlight.splice(0)) s.reject(err);
     this.close();
-    this.log(`Redis at ${redactRedisUrl(this.url.href)} refused this worker's results connection: ${err.message}`);
+    this.log(`Redis at ${redactRedisUrl(this.url.href)} refused the results connection: ${err.message}`);
   }
 
   private write(commands: readonly Sent[]): void {
@@ -143,45 +161,78 @@ export class RespConnection {
   }
 
   private onData(chunk: Buffer): void {
-    // Replies here are a few bytes each (a stream id, OK, nil): text is simplest to cut.
-    this.input += chunk.toString('latin1');
-    for (;;) {
-      const reply = this.readReply();
-      if (reply === undefined) return;
-      const sent = this.inFlight.shift();
-      if (!sent) return;
-      if (reply instanceof Error) sent.reject(reply);
-      else sent.resolve(reply);
+    let data = chunk;
+    if (this.carry) {
+      data = Buffer.concat([this.carry, chunk]);
+      this.carry = undefined;
+    }
+    let pos = 0;
+    while (pos < data.length) {
+      if (this.skip > 0) {
+        const n = Math.min(this.skip, data.length - pos);
+        this.skip -= n;
+        pos += n;
+        continue;
+      }
+      if (this.bulk) {
+        const b = this.bulk;
+        const n = Math.min(b.bytes.length - b.filled, data.length - pos);
+        data.copy(b.bytes, b.filled, pos, pos + n);
+        b.filled += n;
+        pos += n;
+        if (b.filled < b.bytes.length) return;
+        this.bulk = undefined;
+        this.skip = 2;
+        this.deliver(b.bytes);
+        continue;
+      }
+      const lf = data.indexOf(0x0a, pos);
+      if (lf < 0) {
+        // Copied: the rest of the read is not kept alive for a few bytes of a header.
+        this.carry = Buffer.from(data.subarray(pos));
+        return;
+      }
+      const kind = data[pos];
+      const text = data.toString('utf8', pos + 1, lf - 1);
+      pos = lf + 1;
+      if (kind === 0x2b /* + */) this.deliver(text);
+      else if (kind === 0x2d /* - */) this.deliver(new Error(`Redis: ${text}`));
+      else if (kind === 0x3a /* : */) this.deliver(Number(text));
+      else if (kind === 0x5f /* _ */) this.deliver(null);
+      else if (kind === 0x24 /* $ */ || kind === 0x2a /* * */) {
+        const n = Number(text);
+        if (n < 0) this.deliver(null);
+        else if (kind === 0x2a) {
+          if (n === 0) this.deliver([]);
+          else this.arrays.push({ items: [], left: n });
+        } else if (data.length - pos >= n + 2) {
+          // Whole in this read: a view of it, not a copy.
+          this.deliver(data.subarray(pos, pos + n));
+          pos += n + 2;
+        } else this.bulk = { bytes: Buffer.allocUnsafe(n), filled: 0 };
+      } else {
+        // Not RESP2 as this connection speaks it: a bug, not Redis's.
+        this.socket?.destroy(new Error(`unexpected reply from Redis: ${JSON.stringify(text.slice(0, 40))}`));
+        return;
+      }
     }
   }
 
-  /** One whole reply off the front of the input, or undefined until it has come in full. */
-  private readReply(): RespReply | Error | undefined {
-    const end = this.input.indexOf('\r\n');
-    if (end < 0) return undefined;
-    const kind = this.input[0];
-    const text = this.input.slice(1, end);
-    let used = end + 2;
-    let reply: RespReply | Error;
-    if (kind === '+') reply = text;
-    else if (kind === '-') reply = new Error(`Redis: ${text}`);
-    else if (kind === ':') reply = Number(text);
-    else if (kind === '_') reply = null;
-    else if (kind === '$') {
-      const n = Number(text);
-      if (n < 0) reply = null;
-      else {
-        if (this.input.length < used + n + 2) return undefined;
-        reply = Buffer.from(this.input.slice(used, used + n), 'latin1').toString();
-        used += n + 2;
-      }
-    } else {
-      // Nothing this connection sends is answered with an array or anything else: a bug, not Redis's.
-      this.socket?.destroy(new Error(`unexpected reply from Redis: ${JSON.stringify(this.input.slice(0, 40))}`));
-      return undefined;
+  /** A value read: into the array it belongs to, or, once its reply is whole, to the command it answers. */
+  private deliver(value: RespReply | Error): void {
+    for (;;) {
+      const top = this.arrays.at(-1);
+      if (!top) break;
+      // An error inside an array (EXEC's) is that element's value; nothing sent here gets one.
+      top.items.push(value as RespReply);
+      if (--top.left > 0) return;
+      this.arrays.pop();
+      value = top.items;
     }
-    this.input = this.input.slice(used);
-    return reply;
+    const sent = this.inFlight.shift();
+    if (!sent) return;
+    if (value instanceof Error) sent.reject(value);
+    else sent.resolve(value);
   }
 
   private onLost(why: string): void {

@@ -6,7 +6,7 @@ import { CHUNK_PROTOCOL } from './chunk-queue.js';
 import { redactRedisUrl } from '../../config/redis-url.js';
 import { ResultBatch } from './result-batch.js';
 import { decodeFacts, type ResultFacts } from './result-facts.js';
-import { RespConnection } from './resp-connection.js';
+import { RespConnection, type RespReply } from './resp-connection.js';
 
 /**
  * What a distributed run's coordinator publishes for its workers: the run id and the options a
@@ -28,8 +28,11 @@ export interface SentResult {
   facts?: ResultFacts | undefined;
 }
 
-/** One result as the coordinator reads it back, with the stream entry it came in. */
-export interface StreamedResult extends SentResult {
+/** One result as the coordinator reads it back (its line as bytes), with the stream entry it came in. */
+export interface StreamedResult {
+  id: string;
+  line: Uint8Array;
+  facts?: ResultFacts | undefined;
   streamId: string;
 }
 
@@ -53,6 +56,8 @@ export class RunChannel {
   readonly redis: Redis;
   /** Where result batches go (opened by the first one): their own connection, see RespConnection. */
   private results: RespConnection | undefined;
+  /** Where the coordinator reads them back (opened by the first read). */
+  private reads: RespConnection | undefined;
 
   constructor(readonly url: string) {
     // maxRetriesPerRequest null: commands wait out a Redis restart instead of failing the run.
@@ -118,29 +123,41 @@ export class RunChannel {
     ]);
   }
 
-  /** Results in entries after `afterId` ('0' for all), waiting up to `blockMs` for the first. */
+  /**
+   * Results in entries after `afterId` ('0' for all), waiting up to `blockMs` for the first. Read on a
+   * connection of their own (the read blocks it), as bytes: each line is a view of the bytes Redis
+   * sent, to be written to results.jsonl as it is.
+   */
   async readResults(runId: string, afterId: string, blockMs: number, count = 64): Promise<StreamedResult[]> {
-    const reply = (await this.redis.xread(
+    this.reads ??= new RespConnection(this.url);
+    const reply = await this.reads.send([
+      'XREAD',
       'COUNT',
-      count,
+      String(count),
       'BLOCK',
-      blockMs,
+      String(blockMs),
       'STREAMS',
       key(runId, 'results'),
       afterId,
-    )) as [string, [string, string[]][]][] | null;
+    ]);
     const out: StreamedResult[] = [];
-    for (const [, entries] of reply ?? []) {
-      for (const [streamId, fields] of entries) {
+    for (const stream of asArray(reply)) {
+      for (const entry of asArray(asArray(stream)[1] ?? null)) {
+        const [idBytes, fields] = asArray(entry);
+        const streamId = String(idBytes);
+        const pairs = asArray(fields ?? null);
         let ids: string[] = [];
-        let lines: string[] = [];
+        let lines: Buffer[] = [];
         let facts: (ResultFacts | undefined)[] = [];
-        for (let i = 0; i + 1 < fields.length; i += 2) {
-          if (fields[i] === 'ids') ids = JSON.parse(fields[i + 1]!) as string[];
-          else if (fields[i] === 'lines') lines = fields[i + 1]!.split('\n');
-          else if (fields[i] === 'facts') facts = decodeFacts(fields[i + 1]);
+        for (let i = 0; i + 1 < pairs.length; i += 2) {
+          const name = String(pairs[i]);
+          const value = pairs[i + 1] as Buffer;
+          if (name === 'ids') ids = JSON.parse(value.toString()) as string[];
+          else if (name === 'lines') lines = splitLines(value);
+          else if (name === 'facts') facts = decodeFacts(value.toString());
         }
-        for (let k = 0; k < ids.length; k++) out.push({ streamId, id: ids[k]!, line: lines[k] ?? '', facts: facts[k] });
+        for (let k = 0; k < ids.length; k++)
+          out.push({ streamId, id: ids[k]!, line: lines[k] ?? EMPTY, facts: facts[k] });
       }
     }
     return out;
@@ -172,8 +189,29 @@ export class RunChannel {
 
   async close(): Promise<void> {
     this.results?.close();
+    this.reads?.close();
     await this.redis.quit().catch(() => this.redis.disconnect());
   }
+}
+
+const EMPTY = new Uint8Array(0);
+
+function asArray(reply: RespReply | undefined): RespReply[] {
+  return Array.isArray(reply) ? reply : [];
+}
+
+/** A batch's lines: views of its bytes between newlines (a result line is JSON: it holds none). */
+function splitLines(bytes: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  let from = 0;
+  for (;;) {
+    const nl = bytes.indexOf(0x0a, from);
+    if (nl < 0) break;
+    out.push(bytes.subarray(from, nl));
+    from = nl + 1;
+  }
+  out.push(bytes.subarray(from));
+  return out;
 }
 
 /** The smallest stream id after `id` ("ms-seq"). */
