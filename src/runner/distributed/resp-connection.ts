@@ -27,11 +27,10 @@ const retryDelayMs = (tries: number) => Math.min(tries * 50, 2000);
  * ioredis copies a command's Buffer arguments into one new Buffer (or concatenates string ones into one
  * string, flattened on write), so each batch of results — up to 512 lines, hundreds of KB — was a fresh
  * allocation the size of the batch. Written as they are here (a head string, the caller's bytes, a
- * tail, in one writev), a one-shard worker spent
- * 3.5% ± 0.7% less CPU a request than with ioredis (six same-run A/B runs, `bench/worker-ab.mjs`; a
- * prototype: −4.5% and −3.4% ± 0.9%), and ioredis given the same bytes as a Buffer only −0.3% ± 0.9%
- * (BENCHMARKS.md, "Results without ioredis"). Everything else a worker says to Redis still goes through
- * ioredis and BullMQ.
+ * tail, in one writev), a one-shard worker spent 3.5% ± 0.7% less CPU a request than with ioredis (six
+ * same-run A/B runs, `bench/worker-ab.mjs`; a prototype: −4.5% and −3.4% ± 0.9%), and ioredis given the
+ * same bytes as a Buffer only −0.3% ± 0.9% (BENCHMARKS.md, "Results without ioredis"). Everything else
+ * a worker or coordinator says to Redis still goes through ioredis and BullMQ.
  *
  * What it keeps of ioredis's behaviour: the URL's user, password and database (AUTH, SELECT);
  * rediss:// over TLS with the system's CAs; and a lost connection is tried again and again (50 ms more
