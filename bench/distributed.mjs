@@ -32,6 +32,7 @@ import { procStats, treeOf } from './proc-stat.mjs';
 import { startRedisProcess } from './redis-process.mjs';
 import { startSimProcess } from './sim-process.mjs';
 import { writeChatInput } from './chat-input.mjs';
+import { drainResults } from './drain-results.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -248,50 +249,8 @@ function meanRun(runs) {
 
 /** The coordinator's side alone: results pre-loaded in the run's stream, drained into results.jsonl. */
 async function measureDrain() {
-  const { RunChannel } = await import('../dist/runner/distributed/run-channel.js');
-  const { DirResultSink } = await import('../dist/runner/output/dir-result-sink.js');
-  const { IdInterner } = await import('../dist/events/id-interner.js');
-  const { newRunTotals, tallyDone } = await import('../dist/runner/run-totals.js');
-  const channel = new RunChannel(redisUrl);
-  const runId = 'drain-bench';
   const total = Number(values.drain);
-  // A result line as a `fast`-profile run writes it (8-token answer).
-  const line =
-    '{"id":"batch_req_x","custom_id":"ID","response":{"status_code":200,"request_id":"c",' +
-    '"body":{"choices":[{"index":0,"message":{"role":"assistant","content":" the of and to in is that for"},' +
-    '"finish_reason":"length"}],"usage":{"prompt_tokens":8,"completion_tokens":8,"total_tokens":16}}},"error":null}';
-  const facts = { outcome: 'succeeded', attempts: 1, promptTokens: 8, completionTokens: 8, ttftMs: 2.5 };
-  for (let i = 0; i < total; i += 1000) {
-    await channel.sendResults(
-      runId,
-      Array.from({ length: Math.min(1000, total - i) }, (_, k) => ({
-        id: `r${i + k}`,
-        line: line.replace('ID', `r${i + k}`),
-        facts,
-      })),
-    );
-  }
-  const sink = new DirResultSink(join(dir, 'drain'));
-  const seen = new IdInterner(1 << 16);
-  const totals = newRunTotals();
-  const t0 = performance.now();
-  let after = '0';
-  let got = 0;
-  while (got < total) {
-    const batch = await channel.readResults(runId, after, 500);
-    for (const r of batch) {
-      seen.internString(r.id);
-      sink.writeResult(r.id, r.line);
-      tallyDone(totals, r.facts);
-      got++;
-    }
-    sink.flush();
-    after = batch[batch.length - 1].streamId;
-    await channel.trimResults(runId, after);
-  }
-  const s = (performance.now() - t0) / 1000;
-  await sink.close();
-  await channel.close();
+  const { s } = await drainResults(new URL('../dist', import.meta.url).pathname, redisUrl, join(dir, 'drain'), total);
   return { total, s };
 }
 

@@ -1,8 +1,7 @@
 #!/usr/bin/env node
-// Two builds of the coordinator's drain side by side: results pre-loaded in a run's Redis stream (as
-// workers send them: batches of 512 lines with their facts), read back and written to results.jsonl
-// the way a distributed run's coordinator does, in a process of its own per build, alternating A B /
-// B A run after run. The figure is the drain's CPU (all its threads: GC helpers included) per result,
+// Two builds of the coordinator's drain side by side (bench/drain-results.mjs: results pre-loaded in a
+// run's Redis stream as workers send them, read back into results.jsonl), each in a process of its own,
+// alternating A B / B A run after run. The figure is the drain's CPU (all its threads: GC helpers included) per result,
 // B's over A's, mean ± standard error over the runs.
 //
 //   node bench/drain-ab.mjs --a <checkout> --b <checkout> [--runs 6] [--results 200000]
@@ -13,8 +12,9 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { meanAndError } from './ab-stats.mjs';
+import { drainResults } from './drain-results.mjs';
 import { startRedisProcess } from './redis-process.mjs';
 
 const { values } = parseArgs({
@@ -32,7 +32,7 @@ const { values } = parseArgs({
 const total = Number(values.results);
 
 if (values.child) {
-  console.log(JSON.stringify(await drainOnce(values.child, values.redis, values.dir)));
+  console.log(JSON.stringify(await drainResults(values.child, values.redis, values.dir, total)));
   process.exit(0);
 }
 
@@ -81,60 +81,8 @@ try {
   redis.stop();
   rmSync(dir, { recursive: true, force: true });
 }
-const mean = ratios.reduce((x, y) => x + y, 0) / ratios.length;
-const se =
-  ratios.length > 1
-    ? Math.sqrt(ratios.reduce((x, r) => x + (r - mean) ** 2, 0) / (ratios.length - 1) / ratios.length)
-    : NaN;
+const { mean, se } = meanAndError(ratios);
 console.log(
   `B's drain spends ${(mean * 100).toFixed(1)}% ± ${(se * 100).toFixed(1)}% (standard error) CPU per result ` +
     `against A's (${ratios.length} runs of ${total.toLocaleString('en-US')} results)`,
 );
-
-/** Load `total` results into a stream, then drain them into results.jsonl as the coordinator does. */
-async function drainOnce(dist, redisUrl, outDir) {
-  const load = (path) => import(pathToFileURL(join(dist, path)).href);
-  const { RunChannel } = await load('runner/distributed/run-channel.js');
-  const { DirResultSink } = await load('runner/output/dir-result-sink.js');
-  const { IdInterner } = await load('events/id-interner.js');
-  const { newRunTotals, tallyDone } = await load('runner/run-totals.js');
-  const channel = new RunChannel(redisUrl);
-  const runId = `drain-${process.pid}`;
-  // A result line as a `fast`-profile run writes it (8-token answer).
-  const line =
-    '{"id":"batch_req_x","custom_id":"ID","response":{"status_code":200,"request_id":"c",' +
-    '"body":{"choices":[{"index":0,"message":{"role":"assistant","content":" the of and to in is that for"},' +
-    '"finish_reason":"length"}],"usage":{"prompt_tokens":8,"completion_tokens":8,"total_tokens":16}}},"error":null}';
-  const facts = { outcome: 'succeeded', attempts: 1, promptTokens: 8, completionTokens: 8, ttftMs: 2.5 };
-  for (let i = 0; i < total; i += 512) {
-    const batch = Array.from({ length: Math.min(512, total - i) }, (_, k) => ({
-      id: `r${i + k}`,
-      line: line.replace('ID', `r${i + k}`),
-      facts,
-    }));
-    await channel.sendResults(runId, batch);
-  }
-  const sink = new DirResultSink(outDir);
-  const seen = new IdInterner(1 << 16);
-  const totals = newRunTotals();
-  const cpu0 = process.cpuUsage();
-  let after = '0';
-  let got = 0;
-  while (got < total) {
-    const batch = await channel.readResults(runId, after, 500);
-    for (const r of batch) {
-      seen.internString(r.id);
-      sink.writeResult(r.id, r.line);
-      tallyDone(totals, r.facts);
-      got++;
-    }
-    sink.flush();
-    after = batch[batch.length - 1].streamId;
-    await channel.trimResults(runId, after);
-  }
-  const cpu = process.cpuUsage(cpu0);
-  await sink.close();
-  await channel.finish(runId);
-  await channel.close();
-  return { cpuUs: (cpu.user + cpu.system) / total };
-}

@@ -21,6 +21,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { writeChatInput } from './chat-input.mjs';
+import { meanAndError } from './ab-stats.mjs';
 import { startRedisProcess } from './redis-process.mjs';
 import { runShardline, startSimProcess } from './sim-process.mjs';
 
@@ -102,11 +103,7 @@ try {
   redis.stop();
   rmSync(dir, { recursive: true, force: true });
 }
-const mean = ratios.reduce((x, y) => x + y, 0) / ratios.length;
-const se =
-  ratios.length > 1
-    ? Math.sqrt(ratios.reduce((x, r) => x + (r - mean) ** 2, 0) / (ratios.length - 1) / ratios.length)
-    : NaN;
+const { mean, se } = meanAndError(ratios);
 console.log(
   `B spends ${(mean * 100).toFixed(1)}% ± ${(se * 100).toFixed(1)}% (standard error) CPU per request against A ` +
     `(${ratios.length} runs, whole worker processes, start-up included)`,
