@@ -92,8 +92,12 @@ describe('chunk queue on a real Redis (BullMQ)', () => {
       await q.add(chunks);
       await q.add(chunks);
       await q.add(chunks.slice(2));
+      // One chunk at a time, as the coordinator adds them: the same no-op, the first data kept.
+      await q.add([chunks[1]!]);
+      await q.add([{ ...chunks[3]!, items: ['changed'] }]);
       const counts = await q.queue.getJobCounts('wait', 'active', 'completed', 'failed', 'delayed');
       expect(Object.values(counts).reduce((a, b) => a + b, 0)).toBe(4);
+      expect((await q.queue.getJob('run-a.3'))?.data.items).toHaveLength(232);
     } finally {
       await q.queue.obliterate({ force: true });
       await q.close();
