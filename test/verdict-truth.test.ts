@@ -200,7 +200,9 @@ describe('finding the bound of a server whose knee is at 12', () => {
       // Its throughput and TTFT p99 against a bound fixed at the knee are timing figures: measured
       // side by side by bench/adaptive.mjs --slots 12 (BENCHMARKS.md), not asserted here.
       const auto = await runAt(KNEE_12, 'auto', { stream: true, max_tokens: 16 }, {}, 2000);
-      expect(auto.utilization.limit_final).toBeGreaterThanOrEqual(9);
+      // A client starved of CPU sees every request slower, as past the knee, and its controller rightly
+      // stops lower (as the sweep above): the exact range when its shards never waited for a core.
+      expect(auto.utilization.limit_final).toBeGreaterThanOrEqual(starved(auto) ? 6 : 9);
       expect(auto.utilization.limit_final).toBeLessThanOrEqual(15);
       // Its report reads its own timeline: no advice to go above where its controller saw the knee.
       expect(actions(auto)).not.toMatch(/headroom|raise --concurrency/);
@@ -209,15 +211,15 @@ describe('finding the bound of a server whose knee is at 12', () => {
   );
 });
 
+/** Whether a run's shards waited for a core (or the machine was saturated), by its own report. */
+function starved(r: Report): boolean {
+  return (
+    (r.event_loop.cpu_wait_p50 ?? 0) >= THRESHOLDS.cpuWait || (r.event_loop.host_busy_p50 ?? 0) >= THRESHOLDS.hostBusy
+  );
+}
+
 /** Whether the shards of any of these run directories waited for a core (or the machine was saturated). */
 async function someStageStarved(dirs: readonly string[]): Promise<boolean> {
-  for (const dir of dirs) {
-    const r = await analyze([dir]);
-    if (
-      (r.event_loop.cpu_wait_p50 ?? 0) >= THRESHOLDS.cpuWait ||
-      (r.event_loop.host_busy_p50 ?? 0) >= THRESHOLDS.hostBusy
-    )
-      return true;
-  }
+  for (const dir of dirs) if (starved(await analyze([dir]))) return true;
   return false;
 }
