@@ -142,10 +142,10 @@ export class RunChannel {
     ]);
     const out: StreamedResult[] = [];
     for (const stream of asArray(reply)) {
-      for (const entry of asArray(asArray(stream)[1] ?? null)) {
+      for (const entry of asArray(asArray(stream)[1])) {
         const [idBytes, fields] = asArray(entry);
         const streamId = String(idBytes);
-        const pairs = asArray(fields ?? null);
+        const pairs = asArray(fields);
         let ids: string[] = [];
         let lines: Buffer[] = [];
         let facts: (ResultFacts | undefined)[] = [];
