@@ -9,11 +9,11 @@
 // A checkout is a directory holding a built shardline (its dist/ and node_modules); `--a .` is this one.
 // Needs redis-server.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { meanAndError } from './ab-stats.mjs';
+import { checkoutsOrExit, meanAndError } from './ab-stats.mjs';
 import { drainResults } from './drain-results.mjs';
 import { startRedisProcess } from './redis-process.mjs';
 
@@ -36,20 +36,14 @@ if (values.child) {
   process.exit(0);
 }
 
-const distOf = (dir) => join(resolve(dir), 'dist');
-for (const side of ['a', 'b']) {
-  if (!values[side] || !existsSync(join(distOf(values[side]), 'runner/distributed/run-channel.js'))) {
-    console.error(`bench/drain-ab.mjs: --${side} must name a checkout with a built shardline (dist/)`);
-    process.exit(2);
-  }
-}
+const dist = checkoutsOrExit('bench/drain-ab.mjs', values);
 
 const dir = mkdtempSync(join(tmpdir(), 'sl-bench-drain-'));
 const redis = await startRedisProcess('bench/drain-ab.mjs', dir, ['--appendonly', 'no']);
 
 /** One drain of a build in its own process; resolves with its CPU µs per result. */
 function child(side, run) {
-  const args = [new URL(import.meta.url).pathname, '--child', distOf(values[side]), '--redis', redis.url];
+  const args = [new URL(import.meta.url).pathname, '--child', dist[side], '--redis', redis.url];
   args.push('--dir', join(dir, `${side}-${run}`), '--results', String(total));
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';

@@ -16,12 +16,12 @@
 // one. Give the same checkout twice with different --*-node-flags to measure a V8 flag. Needs
 // redis-server and /usr/bin/time.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { writeChatInput } from './chat-input.mjs';
-import { meanAndError } from './ab-stats.mjs';
+import { checkoutsOrExit, meanAndError } from './ab-stats.mjs';
 import { startRedisProcess } from './redis-process.mjs';
 import { runShardline, startSimProcess } from './sim-process.mjs';
 
@@ -35,13 +35,7 @@ const { values } = parseArgs({
     'b-node-flags': { type: 'string', default: '' },
   },
 });
-const cliOf = (dir) => join(resolve(dir), 'dist/cli/main.js');
-for (const side of ['a', 'b']) {
-  if (!values[side] || !existsSync(cliOf(values[side]))) {
-    console.error(`bench/worker-ab.mjs: --${side} must name a checkout with a built shardline (dist/cli/main.js)`);
-    process.exit(2);
-  }
-}
+const dist = checkoutsOrExit('bench/worker-ab.mjs', values);
 if (spawnSync('/usr/bin/time', ['true']).error) {
   console.error('bench/worker-ab.mjs needs /usr/bin/time (Debian: apt-get install time)');
   process.exit(2);
@@ -57,7 +51,7 @@ const input = writeChatInput(join(dir, 'in.jsonl'), n, { maxTokens: 8, stream: f
 function worker(side, run) {
   const timeFile = join(dir, `time-${side}-${run}`);
   const flags = values[`${side}-node-flags`].split(' ').filter(Boolean);
-  const args = ['-f', '%U %S %M', '-o', timeFile, process.execPath, ...flags, cliOf(values[side])];
+  const args = ['-f', '%U %S %M', '-o', timeFile, process.execPath, ...flags, join(dist[side], 'cli/main.js')];
   args.push('worker', '--redis', redis.url, '--once', '--out', join(dir, `w-${side}-${run}`));
   const child = spawn('/usr/bin/time', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let said = '';
