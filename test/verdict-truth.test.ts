@@ -5,12 +5,12 @@ import {
   parseProfile,
   run,
   startSim,
-  THRESHOLDS,
   type Report,
   type RunningSim,
   type SimProfileFile,
 } from '../src/index.js';
 import { tempDir, writeInput } from './helpers/run-dir.js';
+import { starved } from './helpers/starved.js';
 
 // The verdict against a server whose truth is known (issue "The verdict is true on a real
 // server"): a knee at 12 sequences, past which requests wait in the server's own queue.
@@ -210,13 +210,6 @@ describe('finding the bound of a server whose knee is at 12', () => {
     },
   );
 });
-
-/** Whether a run's shards waited for a core (or the machine was saturated), by its own report. */
-function starved(r: Report): boolean {
-  return (
-    (r.event_loop.cpu_wait_p50 ?? 0) >= THRESHOLDS.cpuWait || (r.event_loop.host_busy_p50 ?? 0) >= THRESHOLDS.hostBusy
-  );
-}
 
 /** Whether the shards of any of these run directories waited for a core (or the machine was saturated). */
 async function someStageStarved(dirs: readonly string[]): Promise<boolean> {
