@@ -209,14 +209,14 @@ export class DistributedCoordinator {
     }
   }
 
-  private keepResult(id: string, line: Uint8Array, sent: Parameters<typeof tallyDone>[1] | undefined): void {
+  private keepResult(id: string, line: Buffer, sent: Parameters<typeof tallyDone>[1] | undefined): void {
     if (this.d.doneIds.has(id)) return;
     const before = this.written.size;
     this.written.internString(id);
     if (this.written.size === before) return;
     this.d.sink.writeResult(id, line);
     // The line is read only when its batch came without facts.
-    const facts = sent ?? factsFromLine(Buffer.from(line.buffer, line.byteOffset, line.byteLength).toString());
+    const facts = sent ?? factsFromLine(line.toString());
     if (!facts) return;
     tallyDone(this.totals, facts);
     // A retry is an attempt past a request's first (the worker that scheduled it may be gone).

@@ -31,7 +31,7 @@ export interface SentResult {
 /** One result as the coordinator reads it back (its line as bytes), with the stream entry it came in. */
 export interface StreamedResult {
   id: string;
-  line: Uint8Array;
+  line: Buffer;
   facts?: ResultFacts | undefined;
   streamId: string;
 }
@@ -194,7 +194,7 @@ export class RunChannel {
   }
 }
 
-const EMPTY = new Uint8Array(0);
+const EMPTY = Buffer.alloc(0);
 
 function asArray(reply: RespReply | undefined): RespReply[] {
   return Array.isArray(reply) ? reply : [];
