@@ -117,6 +117,30 @@ describe('RespConnection', () => {
     }
   }, 10_000);
 
+  it('sends a command again while Redis is loading its data, and says so once', async () => {
+    // Not Redis: a loopback server that answers LOADING twice, then OK, as a Redis restarted from its
+    // AOF does until its data is in.
+    let asked = 0;
+    const server = createServer((socket) => {
+      socket.on('data', () => {
+        asked++;
+        socket.write(asked <= 2 ? '-LOADING Redis is loading the dataset in memory\r\n' : '+OK\r\n');
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const { lines, log } = logged();
+    const c = new RespConnection(`redis://127.0.0.1:${(server.address() as AddressInfo).port}`, log);
+    try {
+      expect(await c.send(['SET', 'k', 'v'])).toBe('OK');
+      expect(asked).toBe(3);
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(/is loading its data; results wait for it/);
+    } finally {
+      c.close();
+      server.close();
+    }
+  }, 10_000);
+
   it('sends byte arguments as they are, CR and LF and invalid UTF-8 included', async () => {
     const c = new RespConnection(redis.url, logged().log);
     try {

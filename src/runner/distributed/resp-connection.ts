@@ -18,6 +18,8 @@ interface Sent {
 }
 
 const CONNECT_TIMEOUT_MS = 10_000;
+/** How soon a command answered LOADING is sent again. */
+const LOADING_RETRY_MS = 100;
 /** Waits between reconnects: 50 ms more each try, at most 2 s (what ioredis does by default). */
 const retryDelayMs = (tries: number) => Math.min(tries * 50, 2000);
 
@@ -230,8 +232,22 @@ export class RespConnection {
     }
     const sent = this.inFlight.shift();
     if (!sent) return;
+    // A Redis restarted from its AOF answers LOADING until its data is in: the command waits, as with
+    // ioredis (whose ready check holds commands back), instead of failing the run.
+    if (value instanceof Error && value.message.startsWith('Redis: LOADING')) return this.sendLater(sent);
     if (value instanceof Error) sent.reject(value);
     else sent.resolve(value);
+  }
+
+  /** Send a command again in a moment (Redis still loading its data). */
+  private sendLater(sent: Sent): void {
+    if (!this.said) this.log(`Redis at ${redactRedisUrl(this.url.href)} is loading its data; results wait for it`);
+    this.said = true;
+    setTimeout(() => {
+      if (this.closed) return sent.reject(new Error('the Redis connection for results was closed'));
+      this.inFlight.push(sent);
+      if (this.connected) this.write([sent]);
+    }, LOADING_RETRY_MS);
   }
 
   private onLost(why: string): void {
