@@ -309,6 +309,8 @@ describe('queue_wait vs admission_gap (hand-computed)', () => {
     expect(r.buckets_ms.queue_wait).toBeCloseTo(75 + 250, 6);
     // The utilization figure stays plain time: a slot was free with work waiting for 0–100 and 200–300.
     expect(r.utilization.admission_gap_s).toBeCloseTo(0.2, 6);
+    // Work waited 0–300 (E until 300), a slot free for 200 ms of it: exact time, not samples a second.
+    expect(r.detail.not_work_conserving_fraction).toBeCloseTo(2 / 3, 6);
   });
 });
 

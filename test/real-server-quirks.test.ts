@@ -8,7 +8,6 @@ import { analyze, parseProfile, run, startSim, type RunningSim } from '../src/in
 import { expectBooksAgree } from './helpers/books.js';
 import { runCli } from './helpers/cli.js';
 import { loadEvents, loadResults, ofType, tempDir, writeInput } from './helpers/run-dir.js';
-import { starved } from './helpers/starved.js';
 
 // What llama.cpp's llama-server showed a client (issue "Ride real servers cleanly"), reproduced by
 // the simulator's quirks so every `npm test` covers each path; conformance/run-kit.mjs checks the
@@ -154,12 +153,10 @@ describe('an endpoint that goes down and comes back', () => {
     expect(report.outages.count).toBeGreaterThanOrEqual(1);
     expect(report.outages.paused_attempts).toBe(paused.length);
     expect(report.buckets_ms.endpoint_down).toBeGreaterThan(0);
-    // Waiting out the outage is neither an admission gap nor a retry loop. (A client starved of CPU
-    // refills its slots late, which its report rightly calls an admission gap: that one is asserted
-    // when the run's shards never waited for a core.)
+    // Waiting out the outage is neither an admission gap nor a retry loop.
     const modes = report.verdict.findings.map((f) => f.mode);
     expect(modes).toContain('endpoint_down');
-    if (!starved(report)) expect(modes).not.toContain('admission_gap');
+    expect(modes, JSON.stringify(report.verdict.findings)).not.toContain('admission_gap');
     expect(modes).not.toContain('retry_loop');
     await expectBooksAgree(out);
   });

@@ -66,8 +66,10 @@ function facts(over: Partial<RunFacts> = {}): RunFacts {
     busyMs: 100_000,
     activeMs: 100_000,
     gapMs: 0,
+    backloggedMs: 0,
     binMs: 1000,
     bins: [],
+    limitSegments: [],
     badLines: 0,
     events: 700,
     byEndpoint: {},
@@ -114,18 +116,27 @@ describe('figures from facts', () => {
     expect(r.outages).toEqual({ count: 0, down_s: 0, paused_attempts: 5 });
   });
 
-  it('groups seconds by the limit in force, leaving out seconds the endpoint was down', () => {
-    const bins = [
-      bin(0, { limit: 4, tokens: 100, ttft: [30, 32] }),
-      bin(1, { limit: 4, tokens: 140, ttft: [34] }),
-      bin(2, { limit: 8, tokens: 300, ttft: [60, 80] }),
-      bin(3, { limit: 8, tokens: 0, down: true }),
-    ];
-    const r = buildReport(facts({ bins }));
+  it('groups time by the limit in force, leaving out stretches the endpoint was down', () => {
+    const seg = (s: number, limit: number, tokens: number, ttft: number[] = []) => ({
+      t: T0 + s * 1000,
+      limit,
+      tokens,
+      ttft,
+    });
+    const r = buildReport(
+      facts({
+        endMs: T0 + 3_500,
+        limitSegments: [seg(0, 4, 240, [30, 32, 34]), seg(2, 8, 300, [60, 80]), seg(3, 0, 0), seg(3.25, 6, 50, [90])],
+        bins: [bin(0), bin(1), bin(2), bin(3, { down: true })],
+      }),
+    );
     expect(r.detail.by_limit).toEqual([
       { limit: 4, seconds: 2, tpm: 7200, ttft_p50: 32, ttft_p95: 34 },
+      // The last level, held for the run's last quarter second, is a row too.
+      { limit: 6, seconds: 0.25, tpm: 12_000, ttft_p50: 90, ttft_p95: 90 },
       { limit: 8, seconds: 1, tpm: 18_000, ttft_p50: 60, ttft_p95: 80 },
     ]);
+    // The per-second timeline is the bins' (their own limits are not what by_limit reads).
     expect(r.utilization.timeline).toHaveLength(4);
   });
 

@@ -1,6 +1,7 @@
 import { percentileOf, round3, summarize, summarizeSorted } from '../metrics/percentiles.js';
 import { computeTpm } from '../metrics/tpm.js';
 import { diagnose } from './verdict.js';
+import { levelsByLimit } from './limit-timeline.js';
 import { BUCKETS, type Bucket, type Report } from './report-types.js';
 import type { Bin, RunFacts, ShareFacts } from './run-facts.js';
 
@@ -21,7 +22,6 @@ export function buildReport(f: RunFacts): Report {
   const buckets = Object.fromEntries(BUCKETS.map((b) => [b, round3(f.buckets[b])])) as Record<Bucket, number>;
   const timelineSec = bins.map((b) => ({ b, backlogPositive: b.backlog > 0 }));
   const underBacklog = timelineSec.filter((x) => x.backlogPositive && x.b.limit > 0 && !x.b.down);
-  const notConserving = underBacklog.filter((x) => x.b.inFlight < x.b.limit).length;
   const inflights = underBacklog.map((x) => x.b.inFlight);
   const mean = inflights.length ? inflights.reduce((a, b) => a + b, 0) / inflights.length : 0;
   const sd = inflights.length ? Math.sqrt(inflights.reduce((a, v) => a + (v - mean) ** 2, 0) / inflights.length) : 0;
@@ -122,9 +122,9 @@ export function buildReport(f: RunFacts): Report {
         low_p50: q > 0 ? p50Of(loadOrder.slice(0, q)) : null,
         high_p50: q > 0 ? p50Of(loadOrder.slice(-q)) : null,
       },
-      not_work_conserving_fraction: underBacklog.length ? notConserving / underBacklog.length : 0,
+      not_work_conserving_fraction: f.backloggedMs > 0 ? f.gapMs / f.backloggedMs : 0,
       in_flight_cv_under_backlog: inflights.length > 1 && mean > 0 ? sd / mean : null,
-      by_limit: byLimit(f.bins, f.binMs),
+      by_limit: levelsByLimit(f.limitSegments, f.endMs),
       per_second: bins.map((b) => {
         const s = summarize(b.ttft);
         return {
@@ -201,31 +201,6 @@ function byUpstream(f: RunFacts, durationMs: number): Report['by_upstream'] {
 /** Attempts that retried a failed attempt (see Report.retries.rate). */
 function retriedAttempts(f: RunFacts): number {
   return Math.max(0, f.attempts - f.firstAttempts - f.pausedAttempts);
-}
-
-/** Timeline bins grouped by the limit in force at their start (see ReportDetail.by_limit). */
-function byLimit(bins: readonly Bin[], binMs: number): Report['detail']['by_limit'] {
-  const groups = new Map<number, { n: number; tokens: number; ttft: number[] }>();
-  for (const b of bins) {
-    if (b.limit <= 0 || b.down) continue;
-    let g = groups.get(b.limit);
-    if (!g) groups.set(b.limit, (g = { n: 0, tokens: 0, ttft: [] }));
-    g.n++;
-    g.tokens += b.tokens;
-    for (const t of b.ttft) g.ttft.push(t);
-  }
-  return [...groups.entries()]
-    .sort((a, b) => a[0] - b[0])
-    .map(([limit, g]) => {
-      const s = summarize(g.ttft);
-      return {
-        limit,
-        seconds: (g.n * binMs) / 1000,
-        tpm: (g.tokens * 60_000) / (g.n * binMs),
-        ttft_p50: s.p50,
-        ttft_p95: s.p95,
-      };
-    });
 }
 
 /** Merge adjacent bins so a long run's charts stay a reasonable size. */

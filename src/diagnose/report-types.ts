@@ -202,17 +202,22 @@ export interface ReportDetail {
   events: number;
   /** Server TTFT p50 (ms) of attempts started at low vs high client in-flight (quartiles of in-flight). */
   server_ttft_by_load: { low_p50: number | null; high_p50: number | null };
-  /** Share of timeline seconds where backlog > 0 while a slot was free. */
+  /**
+   * Share of the time with work waiting (backlog > 0, slots in rotation) during which a slot was
+   * free: exact, from the events. (Until batch 3 it was read from one sample a timeline second, which
+   * in a run of a few seconds called a quarter of them free from two unlucky samples.)
+   */
   not_work_conserving_fraction: number;
   /** Coefficient of variation of in-flight over the seconds where backlog > 0. */
   in_flight_cv_under_backlog: number | null;
-  /** Per-second series for charts: completion tokens and retries, per second since window start. */
   /**
    * The run's own limit timeline (`--concurrency auto`, or shards coming and going): for each
-   * in-flight limit it ran at, the seconds spent there, completion tokens/min over them and the
-   * server TTFT p50/p95 of the answers that started then. Timeline seconds with no slots are left out.
+   * in-flight limit it ran at, the seconds spent there (exact, from the events: a level held for
+   * the run's last 0.3 s is here), completion tokens/min generated meanwhile and the server TTFT
+   * p50/p95 of the answers that started then. Stretches with no slots (the endpoint down) are left out.
    */
   by_limit: { limit: number; seconds: number; tpm: number; ttft_p50: number | null; ttft_p95: number | null }[];
+  /** Per-second series for charts: completion tokens and retries, per second since window start. */
   per_second: {
     t: number;
     tokens: number;

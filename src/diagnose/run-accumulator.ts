@@ -1,6 +1,7 @@
 import { streams } from '../client/endpoints.js';
 import { ENDPOINT_CODES, O, T, type EventRecord } from '../events/flat-event.js';
 import type { MinuteBucket } from '../metrics/tpm.js';
+import { LimitTimeline } from './limit-timeline.js';
 import { NotableRequests } from './notable-requests.js';
 import { BUCKETS } from './report-types.js';
 import {
@@ -72,6 +73,7 @@ export class RunAccumulator {
   /** Running integral of time the endpoint was down, in ms. */
   private downIntegralMs = 0;
   private lastTs = NaN;
+  private readonly limits = new LimitTimeline();
   private firstTs = NaN;
   private runStart = NaN;
   private runEnd = NaN;
@@ -144,8 +146,10 @@ export class RunAccumulator {
       busyMs: 0,
       activeMs: 0,
       gapMs: 0,
+      backloggedMs: 0,
       binMs,
       bins: [],
+      limitSegments: [],
       badLines: 0,
       events: 0,
       byEndpoint: {},
@@ -524,6 +528,7 @@ export class RunAccumulator {
       if (d.shards.size > 0) this.upstream(up).downMs += Math.max(0, f.endMs - d.sinceTs);
     if (this.runDown()) f.downMs += Math.max(0, f.endMs - this.downSince);
     f.minutes = [...this.minuteMap.values()];
+    f.limitSegments = this.limits.segments;
     f.shards = this.finalLimitByShard.size;
     for (const l of this.finalLimitByShard.values()) f.limitFinal += l;
     for (const ms of this.gaugeCpu.values()) f.shardCpuMs += ms;
@@ -596,6 +601,8 @@ export class RunAccumulator {
         f.e2eLatency.push(ts - r.get(st, FIRST_ENQUEUE));
         if (r.get(st, TPOT) >= 0) f.tpot.push(r.get(st, TPOT));
         this.bin?.ttft.push(r.get(st, SERVER_TTFT));
+        const first = r.get(st, DECODE_START) >= 0 ? r.get(st, DECODE_START) : ts;
+        this.limits.addTtft(first - r.get(st, SERVER_TTFT), r.get(st, SERVER_TTFT));
       } else if (st >= 0 && PLAIN[r.get(st, ENDPOINT)]) f.e2eLatency.push(ts - r.get(st, FIRST_ENQUEUE));
     } else {
       f.failed++;
@@ -651,11 +658,13 @@ export class RunAccumulator {
   private spreadTokens(st: number, tokens: number, endTs: number): void {
     const bins = this.f.bins;
     const r = this.reqs;
-    if (bins.length === 0 || tokens <= 0) return;
-    const t0 = bins[0]!.t;
-    const binMs = this.f.binMs;
+    if (tokens <= 0) return;
     const from = st >= 0 && r.get(st, DECODE_START) >= 0 ? r.get(st, DECODE_START) : endTs;
     const to = st >= 0 && r.get(st, DECODE_END) >= from ? r.get(st, DECODE_END) : from;
+    this.limits.addTokens(from, to, tokens);
+    if (bins.length === 0) return;
+    const t0 = bins[0]!.t;
+    const binMs = this.f.binMs;
     const i0 = Math.max(0, Math.min(bins.length - 1, Math.floor((from - t0) / binMs)));
     const i1 = Math.max(i0, Math.min(bins.length - 1, Math.floor((to - t0) / binMs)));
     if (i0 === i1) {
@@ -702,11 +711,14 @@ export class RunAccumulator {
     if (dt > 0) {
       const f = this.f;
       const limit = this.usableLimit();
-      if (this.downShards.size > 0 && this.runDown()) this.downIntegralMs += dt;
+      const down = this.downShards.size > 0 && this.runDown();
+      this.limits.note(this.lastTs, down ? 0 : limit);
+      if (down) this.downIntegralMs += dt;
       else if (limit > 0) {
         f.activeMs += dt;
         f.inFlightIntegral += this.inFlight * dt;
         f.backlogIntegral += this.backlog * dt;
+        if (this.backlog > 0) f.backloggedMs += dt;
         if (this.inFlight >= limit) f.busyMs += dt;
         else {
           // Idle slots slow the queue by the share of capacity they are: with every slot free no

@@ -1,3 +1,4 @@
+import type { LimitSegment } from './limit-timeline.js';
 import type { MinuteBucket } from '../metrics/tpm.js';
 import type { Bucket } from './report-types.js';
 
@@ -69,9 +70,13 @@ export interface RunFacts {
   backlogIntegral: number;
   busyMs: number;
   activeMs: number;
+  /** Time with work waiting and slots in rotation, and (gapMs) the part of it with a slot free. */
   gapMs: number;
+  backloggedMs: number;
   binMs: number;
   bins: Bin[];
+  /** The usable in-flight limit over time, at the events' resolution (ReportDetail.by_limit). */
+  limitSegments: LimitSegment[];
   badLines: number;
   events: number;
   /** Requests by endpoint name, for the report's split (every endpoint the run used). */
