@@ -147,7 +147,7 @@ export function diagnose(r: Report): Verdict {
       mode: 'admission_gap',
       severity: share('admission_gap') >= 0.2 || nwc >= 0.5 ? 'high' : 'medium',
       evidence:
-        `backlog stays high while in-flight is unstable: in ${pct(nwc)} of the seconds with work waiting a client ` +
+        `backlog stays high while in-flight is unstable: for ${pct(nwc)} of the time with work waiting a client ` +
         `slot was free ` +
         `(in-flight varied ±${pct(cv)} around ${r.utilization.mean_in_flight.toFixed(1)} of ${L}); ` +
         `${r.utilization.admission_gap_s.toFixed(1)} s of free slots with a backlog, ${pct(share('admission_gap'))} ` +
