@@ -266,51 +266,47 @@ describe('queue_wait vs admission_gap (hand-computed)', () => {
     // at 100 (all busy); A ends at 200, and E starts at 300 (1 slot free meanwhile).
     //   D: 0–100 with 1 of 4 slots free → 25 ms admission_gap, 75 ms queue_wait.
     //   E: 0–100 ¼ free, 100–200 none, 200–300 ¼ free → 50 ms admission_gap, 250 ms queue_wait.
-    const t0 = Date.UTC(2026, 10, 27, 12, 0, 0);
-    const ev: object[] = [];
-    const at = (ms: number, shard: number, type: string, fields: object = {}) =>
-      ev.push({ v: 1, ts: t0 + ms, run: 'h', shard, type, ...fields });
-    at(0, -1, 'run_start', { config: {}, resumed: false, pid: 1 });
+    const { at, attempt, analyzeLog } = handLog();
     at(0, 0, 'shard_start', { pid: 2, concurrency: 4 });
     for (const id of 'ABCDE') at(0, -1, 'enqueue', { id, line: 1 });
-    const attempt = (id: string, start: number, end: number) => {
-      at(start, 0, 'attempt_start', { id, attempt: 1 });
-      at(start + 10, 0, 'first_token', { id, attempt: 1 });
-      at(end, 0, 'attempt_end', {
-        id,
-        attempt: 1,
-        outcome: 'ok',
-        status: 200,
-        completion_tokens: 5,
-        prompt_tokens: 1,
-        last_token_ts: t0 + end,
-      });
-      at(end, 0, 'request_end', { id, outcome: 'succeeded', attempts: 1, completion_tokens: 5, prompt_tokens: 1 });
-    };
     attempt('A', 0, 200);
     attempt('B', 0, 500);
     attempt('C', 0, 500);
     attempt('D', 100, 500);
     attempt('E', 300, 500);
-    at(600, 0, 'shard_end', { requests: 5 });
-    at(600, -1, 'run_end', { status: 'finished', succeeded: 5, failed: 0, rejected: 0 });
-    const dir = tempDir('sl-gap-');
-    mkdirSync(join(dir, 'events'));
-    const lines = (shard: number) =>
-      `${(ev as { shard: number; ts: number }[])
-        .filter((e) => e.shard === shard)
-        .sort((a, b) => a.ts - b.ts)
-        .map((e) => JSON.stringify(e))
-        .join('\n')}\n`;
-    writeFileSync(join(dir, 'events', 'coordinator.jsonl'), lines(-1));
-    writeFileSync(join(dir, 'events', 'shard-000.jsonl'), lines(0));
-    const r = await analyze([dir]);
+    const r = await analyzeLog(600);
     expect(r.buckets_ms.admission_gap).toBeCloseTo(25 + 50, 6);
     expect(r.buckets_ms.queue_wait).toBeCloseTo(75 + 250, 6);
     // The utilization figure stays plain time: a slot was free with work waiting for 0–100 and 200–300.
     expect(r.utilization.admission_gap_s).toBeCloseTo(0.2, 6);
     // Work waited 0–300 (E until 300), a slot free for 200 ms of it: exact time, not samples a second.
     expect(r.detail.not_work_conserving_fraction).toBeCloseTo(2 / 3, 6);
+  });
+
+  it('says where an adaptive limit settled: its level the last time work waited, not a cut in the tail', async () => {
+    // auto: 4 slots, up to 6 at 50 ms while D and E wait; the backlog empties at 300 (E starts); a
+    // cut to 3 at 450, with nothing left waiting, bound nothing.
+    const { at, attempt, analyzeLog } = handLog();
+    at(0, 0, 'shard_start', { pid: 2, concurrency: 4 });
+    for (const id of 'ABCDE') at(0, -1, 'enqueue', { id, line: 1 });
+    attempt('A', 0, 200);
+    attempt('B', 0, 500);
+    attempt('C', 0, 500);
+    at(50, 0, 'limit', { old: 4, new: 6, reason: 'probe', concurrency: 6 });
+    attempt('D', 100, 500);
+    attempt('E', 300, 500);
+    at(450, 0, 'limit', { old: 6, new: 3, reason: 'ttft_gradient', concurrency: 3 });
+    const r = await analyzeLog(600);
+    expect(r.utilization.limit_final).toBe(3);
+    expect(r.utilization.limit_settled).toBe(6);
+    // Time at each level, exact: 4 for 0–50, 6 for 50–450, 3 for the last 150 ms.
+    expect(r.detail.by_limit.map((l) => [l.limit, l.seconds])).toEqual([
+      [3, 0.15],
+      [4, 0.05],
+      [6, 0.4],
+    ]);
+    // TTFT filed under the level each attempt started at: A–C at 4, D and E at 6.
+    expect(r.detail.by_limit.map((l) => l.ttft_p50)).toEqual([null, 10, 10]);
   });
 });
 
@@ -359,3 +355,42 @@ describe('the requests a report names', () => {
     });
   });
 });
+
+/** A hand-written event log of one shard: events at ms offsets, written out and analyzed. */
+function handLog() {
+  const t0 = Date.UTC(2026, 10, 27, 12, 0, 0);
+  const ev: { shard: number; ts: number }[] = [];
+  const at = (ms: number, shard: number, type: string, fields: object = {}) =>
+    ev.push({ v: 1, ts: t0 + ms, run: 'h', shard, type, ...fields } as { shard: number; ts: number });
+  at(0, -1, 'run_start', { config: {}, resumed: false, pid: 1 });
+  const attempt = (id: string, start: number, end: number) => {
+    at(start, 0, 'attempt_start', { id, attempt: 1 });
+    at(start + 10, 0, 'first_token', { id, attempt: 1 });
+    at(end, 0, 'attempt_end', {
+      id,
+      attempt: 1,
+      outcome: 'ok',
+      status: 200,
+      completion_tokens: 5,
+      prompt_tokens: 1,
+      last_token_ts: t0 + end,
+    });
+    at(end, 0, 'request_end', { id, outcome: 'succeeded', attempts: 1, completion_tokens: 5, prompt_tokens: 1 });
+  };
+  const analyzeLog = async (endMs: number) => {
+    at(endMs, 0, 'shard_end', { requests: 5 });
+    at(endMs, -1, 'run_end', { status: 'finished', succeeded: 5, failed: 0, rejected: 0 });
+    const dir = tempDir('sl-hand-');
+    mkdirSync(join(dir, 'events'));
+    const lines = (shard: number) =>
+      `${ev
+        .filter((e) => e.shard === shard)
+        .sort((a, b) => a.ts - b.ts)
+        .map((e) => JSON.stringify(e))
+        .join('\n')}\n`;
+    writeFileSync(join(dir, 'events', 'coordinator.jsonl'), lines(-1));
+    writeFileSync(join(dir, 'events', 'shard-000.jsonl'), lines(0));
+    return analyze([dir]);
+  };
+  return { at, attempt, analyzeLog };
+}

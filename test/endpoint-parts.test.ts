@@ -222,6 +222,7 @@ function facts(byEndpoint: RunFacts['byEndpoint'], endMs = 60_000): RunFacts {
     keepaliveDisabledShards: 0,
     shards: 1,
     limitFinal: 4,
+    limitSettled: 4,
     attemptErrorStatuses: {},
     outages: 0,
     downMs: 0,

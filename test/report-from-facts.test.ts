@@ -24,6 +24,7 @@ function facts(over: Partial<RunFacts> = {}): RunFacts {
     keepaliveDisabledShards: 0,
     shards: 1,
     limitFinal: 16,
+    limitSettled: 16,
     attemptErrorStatuses: {},
     outages: 0,
     downMs: 0,

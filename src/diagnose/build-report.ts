@@ -66,6 +66,7 @@ export function buildReport(f: RunFacts): Report {
       limit: f.limitMax,
       shards: f.shards,
       limit_final: f.limitFinal,
+      limit_settled: f.limitSettled,
       mean_in_flight: f.activeMs > 0 ? f.inFlightIntegral / f.activeMs : 0,
       mean_backlog: f.activeMs > 0 ? f.backlogIntegral / f.activeMs : 0,
       busy_fraction: f.activeMs > 0 ? f.busyMs / f.activeMs : 0,

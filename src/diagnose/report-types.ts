@@ -130,9 +130,14 @@ export interface Report {
   by_upstream: Record<string, UpstreamFigures>;
   utilization: {
     limit: number;
-    /** Shards that ran, and the in-flight limit they last ran with, summed (an `auto` run's settled limit). */
+    /** Shards that ran, and the in-flight limit they last ran with, summed. */
     shards: number;
     limit_final: number;
+    /**
+     * The run's in-flight limit the last time work waited for a slot: where an `auto` run settled. A
+     * change in the run's tail, with nothing left waiting, bound nothing (0: work never waited).
+     */
+    limit_settled?: number;
     mean_in_flight: number;
     mean_backlog: number;
     busy_fraction: number;

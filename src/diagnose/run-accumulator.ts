@@ -107,6 +107,7 @@ export class RunAccumulator {
       keepaliveDisabledShards: 0,
       shards: 0,
       limitFinal: 0,
+      limitSettled: 0,
       attemptErrorStatuses: {},
       outages: 0,
       downMs: 0,
@@ -718,7 +719,10 @@ export class RunAccumulator {
         f.activeMs += dt;
         f.inFlightIntegral += this.inFlight * dt;
         f.backlogIntegral += this.backlog * dt;
-        if (this.backlog > 0) f.backloggedMs += dt;
+        if (this.backlog > 0) {
+          f.backloggedMs += dt;
+          f.limitSettled = limit;
+        }
         if (this.inFlight >= limit) f.busyMs += dt;
         else {
           // Idle slots slow the queue by the share of capacity they are: with every slot free no

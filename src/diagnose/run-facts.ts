@@ -22,6 +22,8 @@ export interface RunFacts {
   /** Shards that started (distinct shard numbers), and each one's last in-flight limit. */
   shards: number;
   limitFinal: number;
+  /** The usable limit the last time the backlog was above 0 (report.utilization.limit_settled). */
+  limitSettled: number;
   /** HTTP statuses of failed attempts. */
   attemptErrorStatuses: Record<string, number>;
   outages: number;

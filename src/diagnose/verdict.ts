@@ -49,13 +49,15 @@ export function diagnose(r: Report): Verdict {
   const share = (k: Bucket) => (total > 0 ? b[k] / total : 0);
   const clientShare = CLIENT_BUCKETS.reduce((a, k) => a + share(k), 0);
   const T = THRESHOLDS;
+  // An adaptive run (or one whose shards' limits moved) settled at its limit the last time work
+  // waited for a slot: a cut in the run's tail, with nothing waiting, bound nothing.
+  const autoRun = r.utilization.limit_final > 0 && r.utilization.limit_final !== r.utilization.limit;
+  const settled = (autoRun && r.utilization.limit_settled) || r.utilization.limit_final;
   // Advice is in the units of the flag it names: --concurrency is per shard.
-  const L = r.utilization.limit_final || r.utilization.limit;
+  const L = settled || r.utilization.limit;
   const shards = Math.max(1, r.utilization.shards);
   const concurrencyNow = concurrencyPhrase(L, shards);
   const findings: Finding[] = [];
-  // An adaptive run (or one whose shards' limits moved): its last limit is where it settled.
-  const autoRun = r.utilization.limit_final > 0 && r.utilization.limit_final !== r.utilization.limit;
   const topCauses = (causes: Record<string, number>) =>
     Object.entries(causes)
       .sort((x, y) => y[1] - x[1])
@@ -227,7 +229,7 @@ export function diagnose(r: Report): Verdict {
         `queueing requests`,
       action: autoRun
         ? `the model server is at capacity: add replicas or faster hardware for throughput; --concurrency auto ` +
-          `settled at ${concurrencyPhrase(r.utilization.limit_final, shards, 'in flight')}, where its controller ` +
+          `settled at ${concurrencyPhrase(settled, shards, 'in flight')}, where its controller ` +
           `saw the server start to queue (the slot timeline by limit says what each level gave)`
         : `the model server is at capacity: add replicas or faster hardware for throughput; to cut latency lower ` +
           `${concurrencyNow} (raising it adds only queueing)`,
@@ -244,7 +246,7 @@ export function diagnose(r: Report): Verdict {
         `server TTFT flat at ${ms(ttft.p50)} (p95 ${ms(ttft.p95)}) while ${pct(share('queue_wait'))} of e2e ` +
         `time was spent waiting for a client slot (busy ${pct(r.utilization.busy_fraction)} of the time)`,
       action: autoRun
-        ? `--concurrency auto settled at ${concurrencyPhrase(r.utilization.limit_final, shards, 'in flight')} (it ` +
+        ? `--concurrency auto settled at ${concurrencyPhrase(settled, shards, 'in flight')} (it ` +
           `tried up to ${r.utilization.limit}): above that its controller saw the server queue, so a higher bound ` +
           `would add only queueing`
         : `the client bound was the limit of this run (${concurrencyNow}) and the server showed no queueing at it; ` +

@@ -84,8 +84,11 @@ export function formatReport(r: Report): string {
     }
   }
   const u = r.utilization;
+  const settled = u.limit_settled && u.limit_settled !== u.limit_final ? `settled at ${u.limit_settled}, ` : '';
   const limit =
-    u.limit_final && u.limit_final !== u.limit ? `${u.limit_final} at the end (at most ${u.limit})` : `${u.limit}`;
+    u.limit_final && u.limit_final !== u.limit
+      ? `${settled}${u.limit_final} at the end (at most ${u.limit})`
+      : `${u.limit}`;
   out.push(
     `slots       limit ${limit}${u.shards > 1 ? ` over ${u.shards} shards` : ''}, mean in-flight ` +
       `${u.mean_in_flight.toFixed(1)}, mean backlog ${u.mean_backlog.toFixed(1)}, all busy ` +
