@@ -230,13 +230,14 @@ const scenarios = {
   },
   async auto() {
     await fixedRun('auto', streamed, ['--concurrency', 'auto'], {
-      note: (out) => {
+      note: (out, rep) => {
         const limits = events(out).filter((e) => e.type === 'limit');
         const last = limits.at(-1)?.new ?? 16;
         const tail = limits.slice(-Math.max(1, Math.floor(limits.length / 2))).map((e) => e.new);
         return (
           `limit settled at ${last} (second half of its changes: ` +
-          `${Math.min(...tail, last)}–${Math.max(...tail, last)}); knee ${PARALLEL}`
+          `${Math.min(...tail, last)}–${Math.max(...tail, last)}); knee ${PARALLEL}; report: settled ` +
+          `${rep.utilization.limit_settled}, at the end ${rep.utilization.limit_final}`
         );
       },
     });
