@@ -283,6 +283,25 @@ describe('queue_wait vs admission_gap (hand-computed)', () => {
     expect(r.detail.not_work_conserving_fraction).toBeCloseTo(2 / 3, 6);
   });
 
+  it('leaves the stretch before a run started again out of its duration and rates', async () => {
+    // A run of one request, then the same run started again 10 s after its last event (a resume, or a
+    // sweep re-run over a finished stage): the 10 s were no run's time.
+    const { at, attempt, analyzeLog } = handLog();
+    at(0, 0, 'shard_start', { pid: 2, concurrency: 4 });
+    at(0, -1, 'enqueue', { id: 'A', line: 1 });
+    attempt('A', 0, 200);
+    at(250, -1, 'run_end', { status: 'finished', succeeded: 1, failed: 0, rejected: 0 });
+    at(10_250, -1, 'run_start', { config: {}, resumed: true, pid: 3 });
+    at(10_250, 0, 'shard_start', { pid: 4, concurrency: 4 });
+    at(10_250, -1, 'enqueue', { id: 'B', line: 2 });
+    attempt('B', 10_300, 10_500);
+    const r = await analyzeLog(10_600);
+    expect(r.window.idle_s).toBe(10);
+    expect(r.window.duration_s).toBeCloseTo(0.6, 9);
+    // 10 tokens over 0.6 s of running, not over 10.6 s of window.
+    expect(r.tpm.run_average).toBeCloseTo(1000, 6);
+  });
+
   it('says where an adaptive limit settled: its level the last time work waited, not a cut in the tail', async () => {
     // auto: 4 slots, up to 6 at 50 ms while D and E wait; the backlog empties at 300 (E starts); a
     // cut to 3 at 450, with nothing left waiting, bound nothing.

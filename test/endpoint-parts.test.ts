@@ -211,6 +211,7 @@ function facts(byEndpoint: RunFacts['byEndpoint'], endMs = 60_000): RunFacts {
     runIds: ['r'],
     startMs: 0,
     endMs,
+    idleMs: 0,
     requests: 20,
     succeeded: 20,
     failed: 0,

@@ -5,7 +5,7 @@ import { parseProfile, startSim, type RunningSim } from '../src/index.js';
 import { findKnee, type SweepStage } from '../src/diagnose/knee.js';
 import { launch, openFile } from './helpers/browser.js';
 import { runCli } from './helpers/cli.js';
-import { loadResults, tempDir, writeInput } from './helpers/run-dir.js';
+import { loadEvents, loadResults, ofType, tempDir, writeInput } from './helpers/run-dir.js';
 
 function stage(level: number, tpm: number, ttftP95Ms: number, retryRate = 0): SweepStage {
   return { level, dir: `c${level}`, tpm, ttftP95Ms, ttftP99Ms: ttftP95Ms * 1.1, retryRate, successRate: 1 };
@@ -102,6 +102,10 @@ describe('shardline sweep', () => {
       expect(doc.schema).toBe('shardline.sweep/v1');
       expect(doc.knee.level).toBe(knee);
       expect(doc.stages.map((s) => s.level)).toEqual([8, 16, 24, 32, 48]);
+      // Read as they were, not run again: a second start and end stretched each stage's window by the
+      // time since the first sweep, cut its TPM, and once moved the knee from 16 to 24.
+      for (const level of [8, 16, 24, 32, 48])
+        expect(ofType(loadEvents(join(out, `c${level}`)), 'run_start')).toHaveLength(1);
       // Past the knee the server queues: TTFT p95 at 48 is well above 8's, throughput no better than 5% over 24's.
       const at = (l: number) => doc.stages.find((s) => s.level === l)!;
       expect(at(48).ttftP95Ms!).toBeGreaterThan(3 * at(8).ttftP95Ms!);

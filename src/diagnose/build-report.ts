@@ -13,7 +13,7 @@ const MAX_POINTS = 1200;
  * clock's resolution (µs), which removes floating-point noise and loses nothing. Views round.
  */
 export function buildReport(f: RunFacts): Report {
-  const durationMs = Math.max(0, f.endMs - f.startMs);
+  const durationMs = Math.max(0, f.endMs - f.startMs - f.idleMs);
   const attempted = f.requests;
   const bins = downsample(f.bins, MAX_POINTS);
   // Sorted once for the summary, the floor and the p25.
@@ -39,6 +39,7 @@ export function buildReport(f: RunFacts): Report {
       start: f.events ? new Date(f.startMs).toISOString() : null,
       end: f.events ? new Date(f.endMs).toISOString() : null,
       duration_s: durationMs / 1000,
+      idle_s: f.idleMs / 1000,
     },
     requests: {
       total: f.requests,
@@ -56,7 +57,7 @@ export function buildReport(f: RunFacts): Report {
       causes: f.retryCauses,
     },
     tokens: { completion: f.completionTokens, prompt: f.promptTokens, estimated: f.estimatedTokens },
-    tpm: computeTpm(f.minutes, f.startMs, f.endMs),
+    tpm: computeTpm(f.minutes, f.startMs, f.endMs, f.idleMs),
     ttft_ms: { server: summarizeSorted(serverTtft), e2e: summarize(f.e2eTtft) },
     latency_ms: { e2e: summarize(f.e2eLatency) },
     tpot_ms: summarize(f.tpot),

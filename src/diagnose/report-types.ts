@@ -108,7 +108,12 @@ export interface Report {
   schema: 'shardline.report/v1';
   run_id: string | null;
   run_ids: string[];
-  window: { start: string | null; end: string | null; duration_s: number };
+  /**
+   * First and last event, and the run's time between them: `duration_s` leaves out `idle_s`, the
+   * stretches before a run started again (a resume, a re-run over a finished directory) in which no
+   * event at all was written. TPM's run average and per-endpoint rates are over `duration_s`.
+   */
+  window: { start: string | null; end: string | null; duration_s: number; idle_s?: number };
   requests: { total: number; succeeded: number; failed: number; success_rate: number | null };
   attempts: number;
   retries: { count: number; rate: number | null; per_request: number | null; causes: Record<string, number> };

@@ -108,6 +108,7 @@ export class RunAccumulator {
       shards: 0,
       limitFinal: 0,
       limitSettled: 0,
+      idleMs: 0,
       attemptErrorStatuses: {},
       outages: 0,
       downMs: 0,
@@ -171,6 +172,9 @@ export class RunAccumulator {
       this.firstTs = ts;
       this.lastTs = ts;
     }
+    // A run started again (a resume, a re-run over a finished directory) after a stretch with no
+    // events at all: that stretch was no run's time, and averages over the window leave it out.
+    if (e.type === T.run_start && !Number.isNaN(this.runStart) && ts > this.lastTs) this.f.idleMs += ts - this.lastTs;
     this.advance(ts);
     switch (e.type) {
       case T.run_start:

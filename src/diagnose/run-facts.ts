@@ -7,6 +7,8 @@ export interface RunFacts {
   runIds: string[];
   startMs: number;
   endMs: number;
+  /** Time in the window before a run started again with no event since the last one (see Report.window). */
+  idleMs: number;
   requests: number;
   succeeded: number;
   failed: number;

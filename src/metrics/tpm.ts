@@ -23,13 +23,14 @@ export interface TpmFigures {
  * - the peak is the best minute lying fully inside the window; when there is none (runs under two
  *   minutes may have none), the best partial minute scaled to 60 s of its overlap with the window,
  *   flagged `aggregate_peak_partial`;
- * - run_average = total tokens × 60000 / window length.
+ * - run_average = total tokens × 60000 / window length, less `idleMs` (stretches between a run's
+ *   sessions with no event: a resume a day later does not average its tokens over the day).
  * Per-shard peaks follow the same rule per shard.
  */
-export function computeTpm(buckets: readonly MinuteBucket[], startMs: number, endMs: number): TpmFigures {
+export function computeTpm(buckets: readonly MinuteBucket[], startMs: number, endMs: number, idleMs = 0): TpmFigures {
   const sorted = [...buckets].sort((a, b) => a.minute - b.minute);
   const total = sorted.reduce((a, b) => a + b.tokens, 0);
-  const durationMs = Math.max(0, endMs - startMs);
+  const durationMs = Math.max(0, endMs - startMs - idleMs);
   const full = sorted.filter((b) => b.minute * 60_000 >= startMs && (b.minute + 1) * 60_000 <= endMs);
   const partial = full.length === 0;
   const rate = (b: MinuteBucket, tokens: number) =>

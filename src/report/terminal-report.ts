@@ -12,7 +12,9 @@ export function formatReport(r: Report): string {
       : 'no samples';
   out.push(
     `shardline report — run ${r.run_id ?? '(unknown)'}  ${r.window.start ?? ''} → ${r.window.end ?? ''} ` +
-      `(${r.window.duration_s.toFixed(1)} s)`,
+      `(${r.window.duration_s.toFixed(1)} s` +
+      (r.window.idle_s ? ` running; ${r.window.idle_s.toFixed(1)} s idle before a resume, left out of rates` : '') +
+      ')',
   );
   out.push('');
   out.push(

@@ -7,6 +7,8 @@ import { findKnee, type Knee, type SweepStage } from '../diagnose/knee.js';
 import type { Report } from '../diagnose/report-types.js';
 import { checkReadableInput } from '../input/check-readable.js';
 import { ensureDir } from '../util/ensure-dir.js';
+import { hashFile } from '../events/hashing.js';
+import { readManifest } from '../runner/output/run-manifest.js';
 import { run } from '../runner/run.js';
 
 export interface SweepOptions {
@@ -51,7 +53,11 @@ export async function sweep(o: SweepOptions): Promise<SweepResult> {
     ensureDir(dir);
     const input = join(dir, 'input.jsonl');
     await headLines(o.input, input, o.requestsPerStage ?? Math.max(200, 10 * level));
-    await run({ ...o.run, input, out: dir, concurrency: level, progress: 'off' });
+    // A stage already run to the end over the same lines is read as it is: running it again sends
+    // nothing, but its start and end would stretch the stage's window (and cut its TPM) by the time
+    // since the first sweep.
+    if (!(await finishedOver(dir, input, level)))
+      await run({ ...o.run, input, out: dir, concurrency: level, progress: 'off' });
     const r = await analyze([dir]);
     const stage: SweepStage = {
       level,
@@ -95,6 +101,13 @@ export async function sweep(o: SweepOptions): Promise<SweepResult> {
   }
   stages.sort((a, b) => a.level - b.level);
   return { stages, knee: findKnee(stages, o.sloTtftP95Ms) };
+}
+
+/** Whether `dir` holds a run that finished over exactly these input lines at this concurrency. */
+async function finishedOver(dir: string, input: string, level: number): Promise<boolean> {
+  const previous = readManifest(dir);
+  if (previous?.status !== 'finished' || previous.config['concurrency'] !== level) return false;
+  return previous.input.sha256 === (await hashFile(input)).sha256;
 }
 
 function* doubling(): Generator<number> {
