@@ -103,7 +103,12 @@ describe('figures from facts', () => {
       facts({ attempts: 125, firstAttempts: 100, pausedAttempts: 5, retries: 20, retryCauses: { http_429: 20 } }),
     );
     expect(r.run_id).toBe('run-a');
-    expect(r.window).toEqual({ start: '2026-12-06T10:00:00.000Z', end: '2026-12-06T10:02:00.000Z', duration_s: 120, idle_s: 0 });
+    expect(r.window).toEqual({
+      start: '2026-12-06T10:00:00.000Z',
+      end: '2026-12-06T10:02:00.000Z',
+      duration_s: 120,
+      idle_s: 0,
+    });
     expect(r.requests).toEqual({ total: 100, succeeded: 100, failed: 0, success_rate: 1 });
     // 125 attempts: 100 first tries, 5 after a pause for a down endpoint, 20 retries.
     expect(r.retries).toMatchObject({ count: 20, rate: 20 / 125, per_request: 0.2 });
