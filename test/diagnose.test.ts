@@ -266,15 +266,9 @@ describe('queue_wait vs admission_gap (hand-computed)', () => {
     // at 100 (all busy); A ends at 200, and E starts at 300 (1 slot free meanwhile).
     //   D: 0–100 with 1 of 4 slots free → 25 ms admission_gap, 75 ms queue_wait.
     //   E: 0–100 ¼ free, 100–200 none, 200–300 ¼ free → 50 ms admission_gap, 250 ms queue_wait.
-    const { at, attempt, analyzeLog } = handLog();
-    at(0, 0, 'shard_start', { pid: 2, concurrency: 4 });
-    for (const id of 'ABCDE') at(0, -1, 'enqueue', { id, line: 1 });
-    attempt('A', 0, 200);
-    attempt('B', 0, 500);
-    attempt('C', 0, 500);
-    attempt('D', 100, 500);
-    attempt('E', 300, 500);
-    const r = await analyzeLog(600);
+    const log = handLog();
+    fiveOnFourSlots(log);
+    const r = await log.analyzeLog(600);
     expect(r.buckets_ms.admission_gap).toBeCloseTo(25 + 50, 6);
     expect(r.buckets_ms.queue_wait).toBeCloseTo(75 + 250, 6);
     // The utilization figure stays plain time: a slot was free with work waiting for 0–100 and 200–300.
@@ -305,17 +299,11 @@ describe('queue_wait vs admission_gap (hand-computed)', () => {
   it('says where an adaptive limit settled: its level the last time work waited, not a cut in the tail', async () => {
     // auto: 4 slots, up to 6 at 50 ms while D and E wait; the backlog empties at 300 (E starts); a
     // cut to 3 at 450, with nothing left waiting, bound nothing.
-    const { at, attempt, analyzeLog } = handLog();
-    at(0, 0, 'shard_start', { pid: 2, concurrency: 4 });
-    for (const id of 'ABCDE') at(0, -1, 'enqueue', { id, line: 1 });
-    attempt('A', 0, 200);
-    attempt('B', 0, 500);
-    attempt('C', 0, 500);
-    at(50, 0, 'limit', { old: 4, new: 6, reason: 'probe', concurrency: 6 });
-    attempt('D', 100, 500);
-    attempt('E', 300, 500);
-    at(450, 0, 'limit', { old: 6, new: 3, reason: 'ttft_gradient', concurrency: 3 });
-    const r = await analyzeLog(600);
+    const log = handLog();
+    log.at(50, 0, 'limit', { old: 4, new: 6, reason: 'probe', concurrency: 6 });
+    fiveOnFourSlots(log);
+    log.at(450, 0, 'limit', { old: 6, new: 3, reason: 'ttft_gradient', concurrency: 3 });
+    const r = await log.analyzeLog(600);
     expect(r.utilization.limit_final).toBe(3);
     expect(r.utilization.limit_settled).toBe(6);
     // Time at each level, exact: 4 for 0–50, 6 for 50–450, 3 for the last 150 ms.
@@ -374,6 +362,20 @@ describe('the requests a report names', () => {
     });
   });
 });
+
+/**
+ * 4 slots, 5 requests enqueued at once: A, B, C start at 0 (D and E wait); D starts at 100; A ends at
+ * 200, E starts at 300; B–E end at 500.
+ */
+function fiveOnFourSlots({ at, attempt }: ReturnType<typeof handLog>): void {
+  at(0, 0, 'shard_start', { pid: 2, concurrency: 4 });
+  for (const id of 'ABCDE') at(0, -1, 'enqueue', { id, line: 1 });
+  attempt('A', 0, 200);
+  attempt('B', 0, 500);
+  attempt('C', 0, 500);
+  attempt('D', 100, 500);
+  attempt('E', 300, 500);
+}
 
 /** A hand-written event log of one shard: events at ms offsets, written out and analyzed. */
 function handLog() {
