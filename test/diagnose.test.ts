@@ -294,6 +294,8 @@ describe('queue_wait vs admission_gap (hand-computed)', () => {
     expect(r.window.duration_s).toBeCloseTo(0.6, 9);
     // 10 tokens over 0.6 s of running, not over 10.6 s of window.
     expect(r.tpm.run_average).toBeCloseTo(1000, 6);
+    // Nor was it time at a limit: 4 slots for 0–250 and 10,250–10,600.
+    expect(r.detail.by_limit.map((l) => [l.limit, l.seconds])).toEqual([[4, 0.6]]);
   });
 
   it('says where an adaptive limit settled: its level the last time work waited, not a cut in the tail', async () => {

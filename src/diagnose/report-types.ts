@@ -214,8 +214,8 @@ export interface ReportDetail {
   server_ttft_by_load: { low_p50: number | null; high_p50: number | null };
   /**
    * Share of the time with work waiting (backlog > 0, slots in rotation) during which a slot was
-   * free: exact, from the events. (Until batch 3 it was read from one sample a timeline second, which
-   * in a run of a few seconds called a quarter of them free from two unlucky samples.)
+   * free: exact, from the events. (One sample a timeline second, as it once was, called a quarter of
+   * a few-second run's time free from two unlucky samples.)
    */
   not_work_conserving_fraction: number;
   /** Coefficient of variation of in-flight over the seconds where backlog > 0. */

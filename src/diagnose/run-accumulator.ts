@@ -173,8 +173,13 @@ export class RunAccumulator {
       this.lastTs = ts;
     }
     // A run started again (a resume, a re-run over a finished directory) after a stretch with no
-    // events at all: that stretch was no run's time, and averages over the window leave it out.
-    if (e.type === T.run_start && !Number.isNaN(this.runStart) && ts > this.lastTs) this.f.idleMs += ts - this.lastTs;
+    // events at all: that stretch was no run's time. Averages over the window leave it out, and the
+    // state a crash left (slots, a backlog) is not integrated over it.
+    if (e.type === T.run_start && !Number.isNaN(this.runStart) && ts > this.lastTs) {
+      this.f.idleMs += ts - this.lastTs;
+      this.limits.note(this.lastTs, 0);
+      this.lastTs = ts;
+    }
     this.advance(ts);
     switch (e.type) {
       case T.run_start:
