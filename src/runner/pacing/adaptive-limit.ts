@@ -62,7 +62,8 @@ const HOLD_ROUNDS_MAX = 32;
  *   QUEUED_FLOOR_FACTOR), the limit was past the server's batch size by their share of the round's
  *   answers times the limit: it comes down by that (`ttft_gradient`), and that level becomes the known
  *   knee (a probe past it that holds clean for 4 rounds moves the knee up) (at or below a known
- *   knee it takes two such answers in a round: one is noise);
+ *   knee it takes two such answers in a round, one being noise, in two rounds running, one being a
+ *   stall of the client or the machine);
  * - else, if in-flight reached the limit, it grows: by √limit while the mean is within 1.25 × the
  *   floor, by 1 closer to the bound (`probe`); never past the known knee until it has held there for
  *   4 clean rounds (8, 16, … 32 after each probe that queued), so the few requests a probe sends into
@@ -87,6 +88,8 @@ export class AdaptiveLimit {
   private kneeLimit = Infinity;
   private holdRounds = HOLD_ROUNDS_MIN;
   private cleanRounds = 0;
+  /** The last round was slow at or below the known knee and was let pass (one round of it is a stall). */
+  private slowLastRound = false;
   private finished = 0;
   private overloaded = false;
   private peakInFlight = 0;
@@ -154,6 +157,7 @@ export class AdaptiveLimit {
     const old = this.current;
     const used = this.peakInFlight >= old;
     let next = old;
+    let slowNow = false;
     let reason: LimitReason = 'probe';
     if (probeQueued && !this.overloaded) {
       // Back to the knee; the mean of a round cut this short says nothing.
@@ -168,7 +172,14 @@ export class AdaptiveLimit {
       // The mean over the floor, less a rise too small to be a queue (see ABS_SLACK_MS).
       const ratio = Math.max(1, (this.ttftSum / this.ttftCount - this.slackMs()) / this.floorMs);
       const queued = this.queuedCount();
-      if (ratio > 2 * this.tolerance) {
+      const slow = ratio > this.tolerance || queued > 1;
+      if (slow && this.kneeLimit !== Infinity && old <= this.kneeLimit && !this.slowLastRound) {
+        // At or below the known knee a slowdown must show in two rounds running: a stall of the client
+        // or the machine (a GC pause, a CPU taken by other work) slows every answer in flight at once, for
+        // one round. Cut on each, a knee of 12 settled at 7 (a test suite's other files busy beside it).
+        // A knee that really moved is as slow the next round, and is cut as below then.
+        slowNow = true;
+      } else if (ratio > 2 * this.tolerance) {
         // Deep in the server's queue: straight to the gradient's target.
         next = old * Math.max(0.5, this.tolerance / ratio) + Math.sqrt(old);
         reason = 'ttft_gradient';
@@ -201,6 +212,7 @@ export class AdaptiveLimit {
         }
       }
     }
+    this.slowLastRound = slowNow;
     this.finished = 0;
     this.ttftSum = 0;
     this.ttftCount = 0;
