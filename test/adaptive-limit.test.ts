@@ -90,18 +90,21 @@ describe('adaptive limit (pure)', () => {
     expect(a.limit).toBe(24);
   });
 
-  it('takes a stall of one round at the known knee for noise, and a queue in two rounds running for a queue', () => {
+  it('takes a stall of one round at a settled knee for noise, and a slowdown in two rounds running for a queue', () => {
     const a = new AdaptiveLimit({ min: 1, max: 100, start: 26 }, 0);
     expect(round(a, 0, 400, (i) => (i < 2 ? 300 : 30))).toEqual({ old: 26, new: 24, reason: 'ttft_gradient' });
-    // A stall: six answers of one round slow at once. Nothing moves; a clean round after it clears it.
+    expect(round(a, 400, 800, 30)).toBeUndefined();
+    // A stall after a clean round: six answers of one round slow at once. Nothing moves.
     const stall = (i: number) => (i < 6 ? 300 : 30);
-    expect(round(a, 400, 800, stall)).toBeUndefined();
-    expect(round(a, 800, 1200, 30)).toBeUndefined();
-    expect(round(a, 1200, 1600, stall)).toBeUndefined();
+    expect(round(a, 800, 1200, stall)).toBeUndefined();
+    expect(round(a, 1200, 1600, 30)).toBeUndefined();
+    expect(round(a, 1600, 2000, stall)).toBeUndefined();
     expect(a.limit).toBe(24);
     // The same again the next round: the server is slower, and the limit goes to the gradient's target
     // (mean 97.5 ms less 5 ms of slack over the 30 ms floor: 3.08 > 2 × 1.5; 24 × 1.5 / 3.08 + √24 = 16.6).
-    expect(round(a, 1600, 2000, stall)).toEqual({ old: 24, new: 17, reason: 'ttft_gradient' });
+    expect(round(a, 2000, 2400, stall)).toEqual({ old: 24, new: 17, reason: 'ttft_gradient' });
+    // Still slow at 17, with no clean round since that cut: it comes down again at once.
+    expect(round(a, 2400, 2800, stall)?.new).toBeLessThan(17);
   });
 
   it("counts queued answers from the server's own timings when it sends them, whatever the floor", () => {

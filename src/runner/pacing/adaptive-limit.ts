@@ -88,8 +88,8 @@ export class AdaptiveLimit {
   private kneeLimit = Infinity;
   private holdRounds = HOLD_ROUNDS_MIN;
   private cleanRounds = 0;
-  /** The last round was slow at or below the known knee and was let pass (one round of it is a stall). */
-  private slowLastRound = false;
+  /** The last round was neither slow nor overloaded: a slow round after it may be a stall. */
+  private cleanLastRound = false;
   private finished = 0;
   private overloaded = false;
   private peakInFlight = 0;
@@ -157,7 +157,7 @@ export class AdaptiveLimit {
     const old = this.current;
     const used = this.peakInFlight >= old;
     let next = old;
-    let slowNow = false;
+    let cleanNow = false;
     let reason: LimitReason = 'probe';
     if (probeQueued && !this.overloaded) {
       // Back to the knee; the mean of a round cut this short says nothing.
@@ -173,12 +173,13 @@ export class AdaptiveLimit {
       const ratio = Math.max(1, (this.ttftSum / this.ttftCount - this.slackMs()) / this.floorMs);
       const queued = this.queuedCount();
       const slow = ratio > this.tolerance || queued > 1;
-      if (slow && this.kneeLimit !== Infinity && old <= this.kneeLimit && !this.slowLastRound) {
-        // At or below the known knee a slowdown must show in two rounds running: a stall of the client
-        // or the machine (a GC pause, a CPU taken by other work) slows every answer in flight at once, for
-        // one round. Cut on each, a knee of 12 settled at 7 (a test suite's other files busy beside it).
-        // A knee that really moved is as slow the next round, and is cut as below then.
-        slowNow = true;
+      cleanNow = !slow;
+      if (slow && this.kneeLimit !== Infinity && old <= this.kneeLimit && this.cleanLastRound) {
+        // At or below the known knee, after a clean round, a slowdown must show in two rounds running: a
+        // stall of the client or the machine (a GC pause, a CPU taken by other work) slows every answer in
+        // flight at once, for one round. Cut on each, a knee of 12 settled at 7 (a test suite's other files
+        // busy beside it). A knee that really moved is as slow the next round, and is cut as below then;
+        // a limit still coming down (no clean round since the last cut) is cut at once.
       } else if (ratio > 2 * this.tolerance) {
         // Deep in the server's queue: straight to the gradient's target.
         next = old * Math.max(0.5, this.tolerance / ratio) + Math.sqrt(old);
@@ -212,7 +213,7 @@ export class AdaptiveLimit {
         }
       }
     }
-    this.slowLastRound = slowNow;
+    this.cleanLastRound = cleanNow;
     this.finished = 0;
     this.ttftSum = 0;
     this.ttftCount = 0;
