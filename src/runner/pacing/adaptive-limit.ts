@@ -62,8 +62,10 @@ const HOLD_ROUNDS_MAX = 32;
  *   QUEUED_FLOOR_FACTOR), the limit was past the server's batch size by their share of the round's
  *   answers times the limit: it comes down by that (`ttft_gradient`), and that level becomes the known
  *   knee (a probe past it that holds clean for 4 rounds moves the knee up) (at or below a known
- *   knee it takes two such answers in a round, one being noise, in two rounds running, one being a
- *   stall of the client or the machine);
+ *   knee it takes two such answers in a round: one is noise);
+ * - at or below a known knee, a slow round (a gradient or queued answers) right after a clean one
+ *   moves nothing: it must be slow again the next round (one round of it is a stall of the client
+ *   or the machine);
  * - else, if in-flight reached the limit, it grows: by √limit while the mean is within 1.25 × the
  *   floor, by 1 closer to the bound (`probe`); never past the known knee until it has held there for
  *   4 clean rounds (8, 16, … 32 after each probe that queued), so the few requests a probe sends into
