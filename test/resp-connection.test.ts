@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,6 +7,7 @@ import { parseProfile, startSim, type RunningSim } from '../src/index.js';
 import { RespConnection } from '../src/runner/distributed/resp-connection.js';
 import { ResultBatch } from '../src/runner/distributed/result-batch.js';
 import { runCli } from './helpers/cli.js';
+import { until } from './helpers/processes.js';
 import { startRedis, type TestRedis } from './helpers/redis.js';
 import { filesUnder, loadResults, tempDir, writeInput } from './helpers/run-dir.js';
 import { selfSignedCert } from './helpers/tls.js';
@@ -119,9 +120,11 @@ describe('RespConnection', () => {
 
   it('sends a command again while Redis is loading its data, and says so once', async () => {
     // Not Redis: a loopback server that answers LOADING twice, then OK, as a Redis restarted from its
-    // AOF does until its data is in.
+    // AOF does until its data is in; then it drops the connection, which is said too.
     let asked = 0;
+    const sockets: Socket[] = [];
     const server = createServer((socket) => {
+      sockets.push(socket);
       socket.on('data', () => {
         asked++;
         socket.write(asked <= 2 ? '-LOADING Redis is loading the dataset in memory\r\n' : '+OK\r\n');
@@ -135,6 +138,9 @@ describe('RespConnection', () => {
       expect(asked).toBe(3);
       expect(lines).toHaveLength(1);
       expect(lines[0]).toMatch(/is loading its data; results wait for it/);
+      for (const s of sockets) s.destroy();
+      await until(() => lines.length > 1, 5_000, 'the lost connection said');
+      expect(lines[1]).toMatch(/results wait for it \(reconnecting\)/);
     } finally {
       c.close();
       server.close();

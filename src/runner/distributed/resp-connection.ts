@@ -52,7 +52,10 @@ export class RespConnection {
   private closed = false;
   private tries = 0;
   private retryTimer: NodeJS.Timeout | undefined;
+  /** Whether the connection's loss was said (its return is said too). */
   private said = false;
+  /** Whether this connection's Redis was said to be loading (once a connection). */
+  private saidLoading = false;
   private readonly url: URL;
   /** The reply being read: arrays not yet full (innermost last), a bulk string coming in pieces. */
   private readonly arrays: { items: RespReply[]; left: number }[] = [];
@@ -115,6 +118,7 @@ export class RespConnection {
     if (this.said) this.log(`Redis at ${redactRedisUrl(this.url.href)} is back: results flow again`);
     this.tries = 0;
     this.said = false;
+    this.saidLoading = false;
     // The handshake goes first, then every command not answered before the connection was lost.
     const pending = this.inFlight.filter((s) => !s.handshake);
     this.inFlight = [...this.handshake(), ...pending];
@@ -241,8 +245,10 @@ export class RespConnection {
 
   /** Send a command again in a moment (Redis still loading its data). */
   private sendLater(sent: Sent): void {
-    if (!this.said) this.log(`Redis at ${redactRedisUrl(this.url.href)} is loading its data; results wait for it`);
-    this.said = true;
+    // Its own flag: sharing the loss's made a later loss of the connection go unsaid.
+    if (!this.saidLoading)
+      this.log(`Redis at ${redactRedisUrl(this.url.href)} is loading its data; results wait for it`);
+    this.saidLoading = true;
     setTimeout(() => {
       if (this.closed) return sent.reject(new Error('the Redis connection for results was closed'));
       this.inFlight.push(sent);
