@@ -7,13 +7,14 @@
 //
 //   node bench/chunk-cost.mjs [--items 256] [--chunks 3000]
 //
-// Needs redis-server.
+// Needs redis-server and a built shardline (npm run build): the chunks' protocol and job options are its own.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
+import { CHUNK_PROTOCOL, chunkJobOptions } from '../dist/runner/distributed/chunk-queue.js';
 import { startRedisProcess } from './redis-process.mjs';
 
 const { values } = parseArgs({
@@ -41,8 +42,8 @@ const items = Array.from({ length: perChunk }, (_, i) => ({
   body: `{"model":"sim","messages":[{"role":"user","content":"q ${i}"}],"max_tokens":8,"stream":false}`,
   stream: false,
 }));
-const chunk = (index) => ({ runId: 'bench', index, protocol: 3, items });
-const opts = (index) => ({ jobId: `bench.${index}`, removeOnComplete: false, removeOnFail: false, attempts: 1 });
+const chunk = (index) => ({ runId: 'bench', index, protocol: CHUNK_PROTOCOL, items });
+const opts = (index) => chunkJobOptions(chunk(index));
 
 try {
   const queue = new Queue('chunk-cost', { connection });

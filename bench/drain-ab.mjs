@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // Two builds of the coordinator's drain side by side (bench/drain-results.mjs: results pre-loaded in a
 // run's Redis stream as workers send them, read back into results.jsonl), each in a process of its own,
-// alternating A B / B A run after run. The figure is the drain's CPU (all its threads: GC helpers included) per result,
-// B's over A's, mean ± standard error over the runs.
+// alternating A B / B A run after run. The figure is the drain's CPU (all its threads: GC helpers
+// included) per result, B's over A's, mean ± standard error over the runs.
 //
 //   node bench/drain-ab.mjs --a <checkout> --b <checkout> [--runs 6] [--results 200000]
 //

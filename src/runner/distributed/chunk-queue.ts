@@ -40,7 +40,8 @@ export function toChunks<T>(runId: string, items: readonly T[], size = DEFAULT_C
   return out;
 }
 
-function chunkJobOptions(c: Chunk<unknown>) {
+/** The BullMQ job options of a chunk (also bench/chunk-cost.mjs's, so it measures what runs). */
+export function chunkJobOptions(c: Chunk<unknown>) {
   // Kept after completion so a re-add of a finished chunk stays a no-op; removed with the run.
   return { jobId: chunkJobId(c.runId, c.index), removeOnComplete: false, removeOnFail: false, attempts: 1 };
 }
