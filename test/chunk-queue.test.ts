@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ChunkQueue, chunkJobId, lostChunk, toChunks } from '../src/runner/distributed/chunk-queue.js';
+import { ChunkQueue, chunkJobId, CHUNK_PROTOCOL, lostChunk, toChunks } from '../src/runner/distributed/chunk-queue.js';
 import { checkRedis, redisVersionOf, versionAtLeast } from '../src/runner/distributed/redis-check.js';
 import { killed, until } from './helpers/processes.js';
 import { startRedis, type TestRedis } from './helpers/redis.js';
@@ -98,6 +98,11 @@ describe('chunk queue on a real Redis (BullMQ)', () => {
       const counts = await q.queue.getJobCounts('wait', 'active', 'completed', 'failed', 'delayed');
       expect(Object.values(counts).reduce((a, b) => a + b, 0)).toBe(4);
       expect((await q.queue.getJob('run-a.3'))?.data.items).toHaveLength(232);
+      // A chunk of one block (no `blocks` field) reads as one; where no chunk starts, nothing.
+      expect(await q.blocksAt('run-a', 3)).toBe(1);
+      expect(await q.blocksAt('run-a', 4)).toBeUndefined();
+      await q.add([{ runId: 'run-a', index: 4, blocks: 3, protocol: CHUNK_PROTOCOL, items: ['x'] }]);
+      expect(await q.blocksAt('run-a', 4)).toBe(3);
     } finally {
       await q.queue.obliterate({ force: true });
       await q.close();

@@ -45,6 +45,30 @@ function worker(out: string, ...extra: string[]): ChildProcess & { err: () => st
   return start(['worker', '--redis', redis.url, '--out', out, '--concurrency', '8', ...extra]);
 }
 
+/** A coordinator's `run` over the shared simulator and Redis, into `out`. */
+function coordinatorArgs(input: string, out: string, ...extra: string[]): string[] {
+  return [
+    'run',
+    input,
+    '--endpoint',
+    `${sim.url}/v1`,
+    '--out',
+    out,
+    '--redis',
+    redis.url,
+    '--progress',
+    'off',
+    ...extra,
+  ];
+}
+
+/** A run of `n` requests in a new directory: its `--out` and its coordinator's arguments. */
+function newRun(n: number): { out: string; args: string[] } {
+  const dir = tempDir();
+  const out = join(dir, 'out');
+  return { out, args: coordinatorArgs(writeInput(dir, n, { max_tokens: 20 }), out) };
+}
+
 function resultLines(out: string): number {
   const p = join(out, 'results.jsonl');
   return existsSync(p) ? readFileSync(p, 'utf8').split('\n').filter(Boolean).length : 0;
@@ -105,22 +129,9 @@ describe('distributed runs on BullMQ + a real Redis', () => {
     'three workers, five of them killed with kill -9 at random moments: exactly one result per line, one report',
     { timeout: 150_000 },
     async () => {
-      const dir = tempDir();
-      const out = join(dir, 'out');
       const n = 2400;
-      const input = writeInput(dir, n, { max_tokens: 20 });
-      const coordinator = start([
-        'run',
-        input,
-        '--endpoint',
-        `${sim.url}/v1`,
-        '--out',
-        out,
-        '--redis',
-        redis.url,
-        '--progress',
-        'off',
-      ]);
+      const { out, args } = newRun(n);
+      const coordinator = start(args);
       const workers = [worker(out, '--metrics-port', '0'), worker(out), worker(out)];
       await until(() => resultLines(out) > 100, 30_000, 'the first results');
       // Each worker serves its own /metrics.
@@ -156,22 +167,9 @@ describe('distributed runs on BullMQ + a real Redis', () => {
     'hands the chunks of a worker wedged past its lock (SIGSTOP) to another; woken after the run, it adds nothing',
     { timeout: 120_000 },
     async () => {
-      const dir = tempDir();
-      const out = join(dir, 'out');
       const n = 1200;
-      const input = writeInput(dir, n, { max_tokens: 20 });
-      const coordinator = start([
-        'run',
-        input,
-        '--endpoint',
-        `${sim.url}/v1`,
-        '--out',
-        out,
-        '--redis',
-        redis.url,
-        '--progress',
-        'off',
-      ]);
+      const { out, args } = newRun(n);
+      const coordinator = start(args);
       const wedged = worker(out);
       worker(out);
       await until(() => resultLines(out) > 100, 30_000, 'the first results');
@@ -214,22 +212,8 @@ describe('distributed runs on BullMQ + a real Redis', () => {
     'a coordinator killed with kill -9 and started again finishes the run without running finished requests again',
     { timeout: 120_000 },
     async () => {
-      const dir = tempDir();
-      const out = join(dir, 'out');
       const n = 1500;
-      const input = writeInput(dir, n, { max_tokens: 20 });
-      const args = [
-        'run',
-        input,
-        '--endpoint',
-        `${sim.url}/v1`,
-        '--out',
-        out,
-        '--redis',
-        redis.url,
-        '--progress',
-        'off',
-      ];
+      const { out, args } = newRun(n);
       const first = start(args);
       // One worker keeps a child process per shard (--shards 2); the others run their one shard in process.
       const workers = [worker(out, '--shards', '2'), worker(out), worker(out)];
@@ -249,23 +233,55 @@ describe('distributed runs on BullMQ + a real Redis', () => {
     },
   );
 
+  it(
+    'a coordinator started again over chunks a former one cut larger (several blocks) adds none overlapping them: ' +
+      'no request runs twice',
+    { timeout: 90_000 },
+    async () => {
+      const n = 1500;
+      const { out, args } = newRun(n);
+      // No worker yet: the first coordinator only cuts its chunks (one block each: no results, no pace).
+      const first = start(args);
+      const queue = new ChunkQueue<RequestSpec>(redis.url);
+      try {
+        await until(() => existsSync(join(out, 'run.json')), 30_000, 'run.json');
+        const runId = (JSON.parse(readFileSync(join(out, 'run.json'), 'utf8')) as { run_id: string }).run_id;
+        await until(async () => (await queue.blocksAt(runId, 5)) !== undefined, 30_000, 'six chunks in Redis');
+        await killed(first, 'SIGKILL');
+        // Recut as a coordinator at a fast pace would have: blocks 0–3 in one chunk, 4–5 in another.
+        const items: RequestSpec[] = [];
+        for (let b = 0; b < 6; b++) {
+          const id = chunkJobId(runId, b);
+          items.push(...(await queue.queue.getJob(id))!.data.items);
+          await queue.queue.remove(id);
+        }
+        expect(items.map((r) => r.id)).toEqual(Array.from({ length: n }, (_, i) => `req-${i}`));
+        await queue.add([
+          { runId, index: 0, blocks: 4, protocol: CHUNK_PROTOCOL, items: items.slice(0, 1024) },
+          { runId, index: 4, blocks: 2, protocol: CHUNK_PROTOCOL, items: items.slice(1024) },
+        ]);
+        worker(out);
+        worker(out);
+        const again = await runCli(args, { timeoutMs: 60_000 });
+        expect(again.code, again.stderr).toBe(0);
+        await expectExactlyOnce(out, n);
+        // Every request was sent once: no chunk of the second coordinator's overlapped the former's.
+        const starts = ofType(loadEvents(out), 'attempt_start');
+        expect(new Set(starts.map((e) => e.id)).size).toBe(n);
+        expect(starts).toHaveLength(n);
+        // The run's chunks are gone from Redis once it finished, the former coordinator's included.
+        expect(await queue.blocksAt(runId, 0)).toBeUndefined();
+        expect(await queue.blocksAt(runId, 4)).toBeUndefined();
+      } finally {
+        await queue.close();
+      }
+    },
+  );
+
   it('survives Redis killed with kill -9 and restarted mid-run (AOF)', { timeout: 120_000 }, async () => {
-    const dir = tempDir();
-    const out = join(dir, 'out');
     const n = 1500;
-    const input = writeInput(dir, n, { max_tokens: 20 });
-    const coordinator = start([
-      'run',
-      input,
-      '--endpoint',
-      `${sim.url}/v1`,
-      '--out',
-      out,
-      '--redis',
-      redis.url,
-      '--progress',
-      'off',
-    ]);
+    const { out, args } = newRun(n);
+    const coordinator = start(args);
     worker(out);
     worker(out);
     worker(out);
@@ -333,22 +349,7 @@ describe('distributed runs on BullMQ + a real Redis', () => {
     const out = join(dir, 'out');
     const n = 900;
     const input = writeInput(dir, n, { max_tokens: 20 });
-    const coordinator = start([
-      'run',
-      input,
-      '--endpoint',
-      `${sim.url}/v1`,
-      '--out',
-      out,
-      '--redis',
-      redis.url,
-      '--global-concurrency',
-      '10',
-      '--metrics-port',
-      '0',
-      '--progress',
-      'off',
-    ]);
+    const coordinator = start(coordinatorArgs(input, out, '--global-concurrency', '10', '--metrics-port', '0'));
     // Three workers that could hold 24 in flight between them.
     worker(out);
     worker(out);

@@ -415,9 +415,10 @@ export const RUN_OPTIONS = {
     schema: redisUrlSchema.optional(),
     help: 'coordinate a distributed run over this Redis: requests go out in chunks to `shardline worker` processes',
     doc:
-      'coordinate a distributed run over this Redis: the input goes out in chunks of 256 to `shardline worker` ' +
-      'processes on any machine, results come back to this `--out` ([distributed.md](distributed.md)). Not ' +
-      'with `--rate` (each worker would apply it alone); `--rpm`/`--tpm` are one budget all workers share',
+      'coordinate a distributed run over this Redis: the input goes out in chunks of 256–1,024 requests to ' +
+      '`shardline worker` processes on any machine, results come back to this `--out` ' +
+      '([distributed.md](distributed.md)). Not with `--rate` (each worker would apply it alone); ' +
+      '`--rpm`/`--tpm` are one budget all workers share',
     localOnly: true,
     // Its password stays out of run.json and run_start.
     publish: { value: (u: string | undefined) => (u === undefined ? undefined : redactRedisUrl(u)) },

@@ -1,5 +1,6 @@
 import { DelayedError, Queue, Worker, type Job } from 'bullmq';
 import { redactRedisUrl } from '../../config/redis-url.js';
+import { BLOCK_SIZE } from './chunk-sizer.js';
 
 /**
  * The distributed run's work unit: a chunk of input lines, not one job per request, so BullMQ's
@@ -8,8 +9,10 @@ import { redactRedisUrl } from '../../config/redis-url.js';
  */
 export interface Chunk<T> {
   runId: string;
-  /** Chunk number within the run, from 0; with the run id it names the job. */
+  /** The chunk's first block (BLOCK_SIZE requests of the input, numbered from 0); with the run id it names the job. */
   index: number;
+  /** Blocks the chunk covers (its items are theirs, less any done before). @default 1 */
+  blocks?: number;
   /** Bumped when the job data's shape changes: a worker refuses chunks of another protocol. */
   protocol: number;
   items: T[];
@@ -21,8 +24,6 @@ export interface Chunk<T> {
  * 3: requests carry their endpoint (embeddings, completions, …): a worker of 2 would send them all to chat.
  */
 export const CHUNK_PROTOCOL = 3;
-/** Requests per chunk. @default 256 */
-export const DEFAULT_CHUNK_SIZE = 256;
 /** The BullMQ queue every run's chunks go to (one queue per Redis; chunks carry their run id). */
 export const QUEUE_NAME = 'shardline-chunks';
 
@@ -33,7 +34,7 @@ export function chunkJobId(runId: string, index: number): string {
 }
 
 /** Split items into chunks of `size`, numbered from `firstIndex`. */
-export function toChunks<T>(runId: string, items: readonly T[], size = DEFAULT_CHUNK_SIZE, firstIndex = 0): Chunk<T>[] {
+export function toChunks<T>(runId: string, items: readonly T[], size = BLOCK_SIZE, firstIndex = 0): Chunk<T>[] {
   const out: Chunk<T>[] = [];
   for (let i = 0; i < items.length; i += size)
     out.push({ runId, index: firstIndex + i / size, protocol: CHUNK_PROTOCOL, items: items.slice(i, i + size) });
@@ -73,6 +74,12 @@ export class ChunkQueue<T> {
       return;
     }
     await this.queue.addBulk(chunks.map((c) => ({ name: 'chunk', data: c, opts: chunkJobOptions(c) })));
+  }
+
+  /** The blocks of the run's chunk starting at block `index`, or undefined when no chunk starts there. */
+  async blocksAt(runId: string, index: number): Promise<number | undefined> {
+    const job = await this.queue.getJob(chunkJobId(runId, index));
+    return job ? (job.data.blocks ?? 1) : undefined;
   }
 
   close(): Promise<void> {

@@ -8,7 +8,8 @@ import { JsonlWorkSource } from '../jsonl-work-source.js';
 import { redactUrl } from '../../util/redact-url.js';
 import type { ResultSink } from '../output/result-sink.js';
 import { misconfiguredHalt, newRunTotals, tallyDone, type RunTotals } from '../run-totals.js';
-import { ChunkQueue, chunkJobId, CHUNK_PROTOCOL, DEFAULT_CHUNK_SIZE } from './chunk-queue.js';
+import { ChunkQueue, chunkJobId, CHUNK_PROTOCOL } from './chunk-queue.js';
+import { BLOCK_SIZE, ChunkSizer, MAX_CHUNK_BLOCKS } from './chunk-sizer.js';
 import { DistributedMetrics } from './distributed-metrics.js';
 import { redactRedisUrl } from '../../config/redis-url.js';
 import { waitForRedis } from './redis-check.js';
@@ -39,10 +40,10 @@ export interface DistributedRunResult {
 }
 
 /**
- * Chunks enqueued ahead of the results: enough to keep every worker busy, bounded so Redis holds a window of the input,
- * not all of it.
+ * Requests enqueued ahead of the results: enough to keep every worker busy, bounded so Redis holds a window of the
+ * input, not all of it.
  */
-const CHUNKS_AHEAD = 32;
+const REQUESTS_AHEAD = 32 * BLOCK_SIZE;
 /** How often the results stream is trimmed behind what results.jsonl holds. */
 const TRIM_EVERY_MS = 250;
 const PROGRESS_EVERY_MS = 10_000;
@@ -63,6 +64,10 @@ export class DistributedCoordinator {
   /** Requests enqueued, and chunks. */
   private expected = 0;
   private chunks = 0;
+  /** Blocks of the input cut into chunks so far: the next chunk's first block. */
+  private blocks = 0;
+  /** The first block of every chunk of the run in Redis, this coordinator's or a former one's. */
+  private readonly starts: number[] = [];
   private inputDone = false;
   /** Ids whose result is in results.jsonl. */
   private readonly written = new IdInterner(1 << 16);
@@ -112,7 +117,8 @@ export class DistributedCoordinator {
     const workers = startLocalWorkers(o, this.d.out);
     const redis = redactRedisUrl(o.redis);
     this.log(
-      `distributed run ${this.d.runId} on ${redis}: chunks of ${DEFAULT_CHUNK_SIZE}; ` +
+      `distributed run ${this.d.runId} on ${redis}: chunks of ${BLOCK_SIZE}–${BLOCK_SIZE * MAX_CHUNK_BLOCKS} ` +
+        `requests; ` +
         `start workers with: shardline worker --redis ${redis} --out ${this.d.out}`,
     );
     const result = (status: DistributedRunResult['status'], error?: Error): DistributedRunResult => ({
@@ -137,15 +143,30 @@ export class DistributedCoordinator {
     }
   }
 
-  /** Read the input into chunks, staying at most CHUNKS_AHEAD chunks ahead of the results. */
+  /**
+   * Read the input into chunks, staying at most REQUESTS_AHEAD requests ahead of the results. A run
+   * started again (a coordinator killed and run again) cuts one block a chunk and keeps every chunk a
+   * former coordinator left, whatever its size: a larger chunk of its own would overlap one of those and
+   * run requests twice.
+   */
   private async produce(): Promise<void> {
     const source = new JsonlWorkSource(this.o.input, this.o.model, this.o.bareEndpoint);
+    const sizer = new ChunkSizer(this.d.clock);
+    const queue = this.queue!;
+    const resumed = this.d.doneIds.size > 0 || (await queue.blocksAt(this.d.runId, 0)) !== undefined;
     let buf: RequestSpec[] = [];
+    let blocks = 1;
+    let left = false;
     try {
       for (;;) {
-        while (!this.stopped() && this.expected - this.written.size >= CHUNKS_AHEAD * DEFAULT_CHUNK_SIZE)
+        while (!this.stopped() && this.expected - this.written.size >= REQUESTS_AHEAD)
           await new Promise<void>((r) => (this.wake = r));
         if (this.stopped()) return;
+        if (buf.length === 0) {
+          const former = resumed ? await queue.blocksAt(this.d.runId, this.blocks) : undefined;
+          left = former !== undefined;
+          blocks = former ?? (resumed ? 1 : sizer.blocks(this.written.size));
+        }
         const next = await source.next();
         if (next === null) break;
         if ('reason' in next) {
@@ -155,24 +176,28 @@ export class DistributedCoordinator {
         }
         this.totals.requests++;
         buf.push(next);
-        if (buf.length === DEFAULT_CHUNK_SIZE) {
-          await this.enqueueChunk(buf);
+        if (buf.length === blocks * BLOCK_SIZE) {
+          await this.enqueueChunk(buf, blocks, left);
           buf = [];
         }
       }
-      if (buf.length > 0) await this.enqueueChunk(buf);
+      if (buf.length > 0) await this.enqueueChunk(buf, blocks, left);
       this.inputDone = true;
     } finally {
       await source.close();
     }
   }
 
-  private async enqueueChunk(buf: RequestSpec[]): Promise<void> {
+  /** Enqueue a chunk of `blocks` blocks (unless a former coordinator `left` it), less what is done. */
+  private async enqueueChunk(buf: RequestSpec[], blocks: number, left: boolean): Promise<void> {
     const items = buf.filter((s) => !this.d.doneIds.has(s.id));
     this.totals.skipped += buf.length - items.length;
-    if (items.length > 0)
-      await this.queue!.add([{ runId: this.d.runId, index: this.chunks, protocol: CHUNK_PROTOCOL, items }]);
+    const index = this.blocks;
+    if (items.length > 0 && !left)
+      await this.queue!.add([{ runId: this.d.runId, index, blocks, protocol: CHUNK_PROTOCOL, items }]);
+    if (items.length > 0 || left) this.starts.push(index);
     this.expected += items.length;
+    this.blocks += blocks;
     this.chunks++;
   }
 
@@ -245,11 +270,11 @@ export class DistributedCoordinator {
    */
   private async finishInRedis(): Promise<void> {
     await this.channel!.finish(this.d.runId);
-    for (let i = 0; i < this.chunks; i += 100) {
+    for (let i = 0; i < this.starts.length; i += 100) {
       await Promise.all(
-        Array.from({ length: Math.min(100, this.chunks - i) }, (_, k) =>
-          this.queue!.queue.remove(chunkJobId(this.d.runId, i + k)).catch(() => 0),
-        ),
+        this.starts
+          .slice(i, i + 100)
+          .map((index) => this.queue!.queue.remove(chunkJobId(this.d.runId, index)).catch(() => 0)),
       );
     }
   }
