@@ -5,8 +5,9 @@
 // results.jsonl on its own (results pre-loaded, no workers), the ceiling of a distributed run.
 //
 //   node bench/distributed.mjs [--requests 100000] [--concurrency 64] [--drain 200000] [--rounds 3]
-//                              [--set redis|per-core] [--order rotate|mirror]
+//                              [--set redis|per-core|per-core-aa] [--order rotate|mirror|together]
 //
+// --set per-core-aa: the local run against itself, the floor under what an --order can tell.
 // --set per-core: a local run with one shard per core against a distributed run with one worker per core
 // on the same box (issue #25's targets: ≤ 5% more client CPU per request, ≥ 90% of the request rate).
 //
@@ -14,7 +15,10 @@
 // redis), or mirrored: A B B A, a round's figure for a setup being the mean of its two runs (--order
 // mirror, the default of --set per-core); figures are medians over the rounds, and the Redis overhead
 // is the median of each round's own ratio (this 2-core VM's speed drifts by tens of percent between
-// minutes, so only neighbours are compared).
+// minutes, so only neighbours are compared). --order together starts a round's setups at the same
+// moment, so each sees the machine as the other does, second by second: a round's CPU figures are then
+// taken over the stretch in which every setup was between 20% and 80% of its results (each on half the
+// cores: its CPU a request, not its rate, is the figure to read).
 // Client CPU is every shardline process's user+system time (coordinator, workers, shards): the
 // process tree under each run polled from /proc every 100 ms, keeping each process's last reading
 // (reaped-children time would miss shards that outlive their parent by a moment). The simulator and
@@ -45,8 +49,12 @@ const { values } = parseArgs({
   },
 });
 const CLI = new URL('../dist/cli/main.js', import.meta.url).pathname;
-if (!['mirror', 'rotate', undefined].includes(values.order)) {
-  console.error(`bench/distributed.mjs: --order must be mirror or rotate, got ${values.order}`);
+if (!['redis', 'per-core', 'per-core-aa'].includes(values.set)) {
+  console.error(`bench/distributed.mjs: --set must be redis, per-core or per-core-aa, got ${values.set}`);
+  process.exit(2);
+}
+if (!['mirror', 'rotate', 'together', undefined].includes(values.order)) {
+  console.error(`bench/distributed.mjs: --order must be mirror, rotate or together, got ${values.order}`);
   process.exit(2);
 }
 
@@ -126,6 +134,8 @@ function measuredRun(args, out, n) {
             (((b.roleMs[role] ?? 0) - (a.roleMs[role] ?? 0)) * 1000) / (((b.bytes - a.bytes) / total) * n);
       resolve({
         s: (performance.now() - t0) / 1000,
+        marks,
+        total,
         steadyByRole,
         cpuMs: [...last.values()].reduce((a, b) => a + b.ms, 0),
         steadyUs,
@@ -151,11 +161,14 @@ const redisCpuMs = async () => {
 };
 
 const cores = (await import('node:os')).availableParallelism();
-const perCore = values.set === 'per-core';
+const perCore = values.set === 'per-core' || values.set === 'per-core-aa';
+const local = { name: `${cores} local shards (no Redis)`, args: ['--shards', String(cores)] };
 const configs = perCore
   ? [
-      { name: `${cores} local shards (no Redis)`, args: ['--shards', String(cores)] },
-      { name: `${cores} workers over Redis`, args: ['--redis', redisUrl, '--local-workers', String(cores)] },
+      values.set === 'per-core-aa' ? { ...local, name: `${local.name}, A` } : local,
+      values.set === 'per-core-aa'
+        ? { ...local, name: `${local.name}, B` }
+        : { name: `${cores} workers over Redis`, args: ['--redis', redisUrl, '--local-workers', String(cores)] },
     ]
   : [
       { name: '1 local shard (no Redis)', args: [] },
@@ -165,7 +178,9 @@ const configs = perCore
 const rounds = Number(values.rounds);
 // Per-core rounds are mirrored by default: its two setups differ by a few percent on a VM whose speed
 // moves by tens of percent between minutes (rotated rounds ranged −17% to +42%).
-const mirror = (values.order ?? (perCore ? 'mirror' : 'rotate')) === 'mirror';
+const order = values.order ?? (perCore ? 'mirror' : 'rotate');
+const mirror = order === 'mirror';
+const together = order === 'together';
 /** samples[config][round] */
 const samples = configs.map(() => []);
 let drain;
@@ -175,46 +190,58 @@ try {
     // other's runs, and the round takes their mean, so a machine that speeds up or slows down across a
     // round weighs on both setups alike.
     const rotated = configs.map((_, k) => (k + round) % configs.length);
-    const order = mirror ? [...rotated, ...[...rotated].reverse()] : rotated;
     const runs = configs.map(() => []);
-    for (const ci of order) {
+    const args = (c, out) => [
+      'run',
+      input,
+      '--endpoint',
+      `${sim.url}/v1`,
+      '--out',
+      out,
+      '--concurrency',
+      values.concurrency,
+      '--progress',
+      'off',
+      ...c.args,
+    ];
+    const record = (ci, r, redisMs) => {
       const c = configs[ci];
-      const out = join(dir, `out-${round}-${ci}-${runs[ci].length}`);
-      const r0 = await redisCpuMs();
-      const { s, cpuMs, steadyUs, steadyRate, byRole, steadyByRole } = await measuredRun(
-        [
-          'run',
-          input,
-          '--endpoint',
-          `${sim.url}/v1`,
-          '--out',
-          out,
-          '--concurrency',
-          values.concurrency,
-          '--progress',
-          'off',
-          ...c.args,
-        ],
-        out,
-        n,
-      );
       runs[ci].push({
-        s,
-        cpuUsPerReq: (cpuMs * 1000) / n,
-        marginalUs: steadyUs,
-        steadyRate,
-        fixedS: (cpuMs - (steadyUs * n) / 1000) / 1000,
-        redisUsPerReq: (((await redisCpuMs()) - r0) * 1000) / n,
-        byRole,
-        steadyByRole,
+        s: r.s,
+        cpuUsPerReq: (r.cpuMs * 1000) / n,
+        marginalUs: r.steadyUs,
+        steadyRate: r.steadyRate,
+        fixedS: (r.cpuMs - (r.steadyUs * n) / 1000) / 1000,
+        redisUsPerReq: (redisMs * 1000) / n,
+        byRole: r.byRole,
+        steadyByRole: r.steadyByRole,
       });
       // Each run as it ends (stderr): a round far from the others shows which side moved.
-      const parts = Object.entries(steadyByRole).map(([role, us]) => `${role} ${us.toFixed(1)}`);
+      const parts = Object.entries(r.steadyByRole).map(([role, us]) => `${role} ${us.toFixed(1)}`);
       process.stderr.write(
-        `round ${round + 1} ${c.name}: ${steadyUs.toFixed(1)} µs/req steady (${parts.join(', ')}), ` +
-          `${Math.round(steadyRate)} req/s\n`,
+        `round ${round + 1} ${c.name}: ${r.steadyUs.toFixed(1)} µs/req steady (${parts.join(', ')}), ` +
+          `${Math.round(r.steadyRate)} req/s\n`,
       );
-      rmSync(out, { recursive: true, force: true });
+    };
+    if (together) {
+      const outs = configs.map((_, ci) => join(dir, `out-${round}-${ci}`));
+      const r0 = await redisCpuMs();
+      // Started in the round's rotated order: the one spawned second has the first's start-up to itself.
+      const started = new Map(rotated.map((ci) => [ci, measuredRun(args(configs[ci], outs[ci]), outs[ci], n)]));
+      const rs = await Promise.all(configs.map((_, ci) => started.get(ci)));
+      const redisMs = (await redisCpuMs()) - r0;
+      const common = commonSteady(rs);
+      rs.forEach((r, ci) => record(ci, { ...r, ...common[ci] }, configs[ci].args.includes('--redis') ? redisMs : 0));
+      for (const out of outs) rmSync(out, { recursive: true, force: true });
+    } else {
+      const sequence = mirror ? [...rotated, ...[...rotated].reverse()] : rotated;
+      for (const ci of sequence) {
+        const out = join(dir, `out-${round}-${ci}-${runs[ci].length}`);
+        const r0 = await redisCpuMs();
+        const r = await measuredRun(args(configs[ci], out), out, n);
+        record(ci, r, (await redisCpuMs()) - r0);
+        rmSync(out, { recursive: true, force: true });
+      }
     }
     runs.forEach((r, ci) => (samples[ci][round] = meanRun(r)));
   }
@@ -224,6 +251,32 @@ try {
   sim.stop();
   redis.stop();
   rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * Runs that ran at once, measured over the same stretch of time: from when the last of them reached
+ * 20% of its results to when the first reached 80% (each run's own CPU and results over that stretch).
+ * Without it the faster run's window would end sooner, and the slower would have the machine to
+ * itself for part of its own.
+ */
+function commonSteady(rs) {
+  const when = (r, share) => r.marks.find((m) => m.bytes >= share * r.total)?.t ?? NaN;
+  const from = Math.max(...rs.map((r) => when(r, 0.2)));
+  const to = Math.min(...rs.map((r) => when(r, 0.8)));
+  return rs.map((r) => {
+    const a = r.marks.find((m) => m.t >= from);
+    const b = r.marks.findLast((m) => m.t <= to);
+    if (!(to > from) || !a || !b || b.bytes <= a.bytes) return { steadyUs: NaN, steadyRate: NaN, steadyByRole: {} };
+    const results = ((b.bytes - a.bytes) / r.total) * n;
+    const steadyByRole = {};
+    for (const role of Object.keys(b.roleMs))
+      steadyByRole[role] = (((b.roleMs[role] ?? 0) - (a.roleMs[role] ?? 0)) * 1000) / results;
+    return {
+      steadyUs: ((b.cpuMs - a.cpuMs) * 1000) / results,
+      steadyRate: results / ((b.t - a.t) / 1000),
+      steadyByRole,
+    };
+  });
 }
 
 /** One round's figure for a setup: the mean of its runs in the round, field by field (by process kind too). */
@@ -264,8 +317,8 @@ const median = (xs) => {
   return a.length % 2 ? a[(a.length - 1) / 2] : (a[a.length / 2 - 1] + a[a.length / 2]) / 2;
 };
 console.log(
-  `medians of ${rounds} round(s); client CPU by process kind in brackets; per request = steady state (the CPU spent ` +
-    `while results 20–80% were written, per result); the rest of a run's CPU is its start and end`,
+  `medians of ${rounds} round(s), ${order} order; client CPU by process kind in brackets; per request = steady ` +
+    `state (the CPU spent while results 20–80% were written, per result); the rest of a run's CPU is its start and end`,
 );
 configs.forEach((c, ci) => {
   const runs = samples[ci];
@@ -290,7 +343,7 @@ if (perCore) {
   const rate = samples[1].map((r, i) => r.steadyRate / samples[0][i].steadyRate);
   const rateAllIn = samples[1].map((r, i) => samples[0][i].s / r.s);
   console.log(
-    `${cores} workers vs ${cores} local shards, steady state: ${fmt(median(cpu) * 100, 1)}% client CPU per request ` +
+    `${configs[1].name} vs ${configs[0].name}, steady state: ${fmt(median(cpu) * 100, 1)}% client CPU per request ` +
       `(rounds: ${pct(cpu)}; target ≤ 5%): ${median(cpu) <= 0.05 ? 'met' : 'not met'}; ` +
       `${fmt(median(rate) * 100, 1)}% of the request rate (rounds: ${pct(rate)}; target ≥ 90%): ` +
       `${median(rate) >= 0.9 ? 'met' : 'not met'}; ` +
