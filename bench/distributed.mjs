@@ -310,7 +310,7 @@ async function measureDrain() {
 const fmt = (x, d = 0) => x.toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 console.log(
   `shardline distributed bench — node ${process.version}, ${new Date().toISOString()}, ${fmt(n)} requests a run, ` +
-    `fast profile, 8-token answers, concurrency ${values.concurrency} per shard, chunks of 256–1,024 (by pace)`,
+    `fast profile, 8-token answers, concurrency ${values.concurrency} per shard, chunks of 256–2,048 (by pace)`,
 );
 const median = (xs) => {
   const a = [...xs].sort((x, y) => x - y);

@@ -415,7 +415,7 @@ export const RUN_OPTIONS = {
     schema: redisUrlSchema.optional(),
     help: 'coordinate a distributed run over this Redis: requests go out in chunks to `shardline worker` processes',
     doc:
-      'coordinate a distributed run over this Redis: the input goes out in chunks of 256–1,024 requests to ' +
+      'coordinate a distributed run over this Redis: the input goes out in chunks of 256–2,048 requests to ' +
       '`shardline worker` processes on any machine, results come back to this `--out` ' +
       '([distributed.md](distributed.md)). Not with `--rate` (each worker would apply it alone); ' +
       '`--rpm`/`--tpm` are one budget all workers share',

@@ -5,10 +5,10 @@ import type { Clock } from '../../util/clock.js';
  * by its first block, so a coordinator started again finds the chunks a former one cut, whatever their size.
  */
 export const BLOCK_SIZE = 256;
-/** The most blocks a chunk holds (1,024 requests). */
-export const MAX_CHUNK_BLOCKS = 4;
+/** The most blocks a chunk holds (2,048 requests). */
+export const MAX_CHUNK_BLOCKS = 8;
 /** A chunk holds about this much of the run's pace (results a second), within 1 and MAX_CHUNK_BLOCKS blocks. */
-export const CHUNK_PACE_MS = 100;
+export const CHUNK_PACE_MS = 250;
 /** The pace is measured over at least this long. */
 const PACE_WINDOW_MS = 1000;
 
@@ -19,7 +19,10 @@ const PACE_WINDOW_MS = 1000;
  * matters only when the client is busy, that is when results come fast. Slow requests keep small
  * chunks: a chunk is work no other worker can take while one holds it, and at the run's end a worker's
  * last two chunks are its tail. So a chunk holds about CHUNK_PACE_MS of the run's current pace: one
- * block under 5,120 results a second, four from 10,240 (this VM's worker per core runs ~9,000 each).
+ * block under 2,048 results a second, eight from 8,192 (this VM's worker per core runs ~9,000 each).
+ * Two workers against two local shards, started together (`bench/distributed.mjs --set per-core
+ * --order together`): +10.6% client CPU a request with chunks of one block, +6.3% and +9.1% with up to
+ * four, +2.9% and +6.0% with up to eight, +4.3% with up to sixteen.
  */
 export class ChunkSizer {
   private sinceMs: number;

@@ -40,10 +40,10 @@ export interface DistributedRunResult {
 }
 
 /**
- * Requests enqueued ahead of the results: enough to keep every worker busy, bounded so Redis holds a window of the
- * input, not all of it.
+ * Chunks (of the size being cut) enqueued ahead of the results: enough to keep every worker busy, bounded so Redis
+ * holds a window of the input, not all of it.
  */
-const REQUESTS_AHEAD = 32 * BLOCK_SIZE;
+const CHUNKS_AHEAD = 32;
 /** How often the results stream is trimmed behind what results.jsonl holds. */
 const TRIM_EVERY_MS = 250;
 const PROGRESS_EVERY_MS = 10_000;
@@ -144,7 +144,7 @@ export class DistributedCoordinator {
   }
 
   /**
-   * Read the input into chunks, staying at most REQUESTS_AHEAD requests ahead of the results. A run
+   * Read the input into chunks, staying at most CHUNKS_AHEAD chunks ahead of the results. A run
    * started again (a coordinator killed and run again) cuts one block a chunk and keeps every chunk a
    * former coordinator left, whatever its size: a larger chunk of its own would overlap one of those and
    * run requests twice.
@@ -159,7 +159,7 @@ export class DistributedCoordinator {
     let left = false;
     try {
       for (;;) {
-        while (!this.stopped() && this.expected - this.written.size >= REQUESTS_AHEAD)
+        while (!this.stopped() && this.expected - this.written.size >= CHUNKS_AHEAD * blocks * BLOCK_SIZE)
           await new Promise<void>((r) => (this.wake = r));
         if (this.stopped()) return;
         if (buf.length === 0) {
