@@ -22,7 +22,7 @@ const PACE_WINDOW_MS = 1000;
  * block under 2,048 results a second, eight from 8,192 (this VM's worker per core runs ~9,000 each).
  * Two workers against two local shards, started together (`bench/distributed.mjs --set per-core
  * --order together`): +10.6% client CPU a request with chunks of one block, +6.3% and +9.1% with up to
- * four, +2.9% and +6.0% with up to eight, +4.3% with up to sixteen.
+ * four, +2.9% to +6.0% (four runs) with up to eight, +4.3% with up to sixteen.
  */
 export class ChunkSizer {
   private sinceMs: number;
