@@ -83,7 +83,7 @@ describe('chunk queue on a real Redis (BullMQ)', () => {
   });
 
   it('enqueues a chunk once, however often it is added (a coordinator started again)', async () => {
-    const q = new ChunkQueue<string>(redis.url, { prefix: 'sl-test-idem' });
+    const q = new ChunkQueue<string[]>(redis.url, { prefix: 'sl-test-idem' });
     try {
       const items = Array.from({ length: 1000 }, (_, i) => `r${i}`);
       const chunks = toChunks('run-a', items, 256);
@@ -114,7 +114,7 @@ describe('chunk queue on a real Redis (BullMQ)', () => {
       'random moments',
     { timeout: 90_000 },
     async () => {
-      const q = new ChunkQueue<string>(redis.url);
+      const q = new ChunkQueue<string[]>(redis.url);
       const log = join(tempDir(), 'worked.log');
       try {
         const items = Array.from({ length: 400 }, (_, i) => `r${i}`);
@@ -175,7 +175,7 @@ describe('chunk queue on a real Redis (BullMQ)', () => {
     'keeps queued chunks through a Redis kill -9 and restart (AOF), and the run finishes',
     { timeout: 60_000 },
     async () => {
-      const q = new ChunkQueue<string>(redis.url, { prefix: 'sl-test-aof' });
+      const q = new ChunkQueue<string[]>(redis.url, { prefix: 'sl-test-aof' });
       const log = join(tempDir(), 'worked.log');
       await q.add(
         toChunks(
@@ -186,7 +186,7 @@ describe('chunk queue on a real Redis (BullMQ)', () => {
       );
       await q.close();
       await redis.restart();
-      const again = new ChunkQueue<string>(redis.url, { prefix: 'sl-test-aof' });
+      const again = new ChunkQueue<string[]>(redis.url, { prefix: 'sl-test-aof' });
       try {
         expect((await again.queue.getJobCounts('wait')).wait).toBe(6);
         await startWorker(log, 5, 'sl-test-aof');

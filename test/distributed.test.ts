@@ -6,6 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { analyze, parseProfile, startSim, type RunningSim } from '../src/index.js';
 import type { RequestSpec } from '../src/input/request-line.js';
 import { ChunkQueue, CHUNK_PROTOCOL, chunkJobId } from '../src/runner/distributed/chunk-queue.js';
+import { specAt, toColumns, type RequestColumns } from '../src/runner/distributed/request-columns.js';
 import { RunChannel } from '../src/runner/distributed/run-channel.js';
 import { expectBooksAgree } from './helpers/books.js';
 import { CLI, runCli } from './helpers/cli.js';
@@ -242,7 +243,7 @@ describe('distributed runs on BullMQ + a real Redis', () => {
       const { out, args } = newRun(n);
       // No worker yet: the first coordinator only cuts its chunks (one block each: no results, no pace).
       const first = start(args);
-      const queue = new ChunkQueue<RequestSpec>(redis.url);
+      const queue = new ChunkQueue<RequestColumns>(redis.url);
       try {
         await until(() => existsSync(join(out, 'run.json')), 30_000, 'run.json');
         const runId = (JSON.parse(readFileSync(join(out, 'run.json'), 'utf8')) as { run_id: string }).run_id;
@@ -252,13 +253,14 @@ describe('distributed runs on BullMQ + a real Redis', () => {
         const items: RequestSpec[] = [];
         for (let b = 0; b < 6; b++) {
           const id = chunkJobId(runId, b);
-          items.push(...(await queue.queue.getJob(id))!.data.items);
+          const cols = (await queue.queue.getJob(id))!.data.items;
+          items.push(...cols.ids.map((_, i) => specAt(cols, i)));
           await queue.queue.remove(id);
         }
         expect(items.map((r) => r.id)).toEqual(Array.from({ length: n }, (_, i) => `req-${i}`));
         await queue.add([
-          { runId, index: 0, blocks: 4, protocol: CHUNK_PROTOCOL, items: items.slice(0, 1024) },
-          { runId, index: 4, blocks: 2, protocol: CHUNK_PROTOCOL, items: items.slice(1024) },
+          { runId, index: 0, blocks: 4, protocol: CHUNK_PROTOCOL, items: toColumns(items.slice(0, 1024)) },
+          { runId, index: 4, blocks: 2, protocol: CHUNK_PROTOCOL, items: toColumns(items.slice(1024)) },
         ]);
         worker(out);
         worker(out);
@@ -296,14 +298,14 @@ describe('distributed runs on BullMQ + a real Redis', () => {
     'runs with --local-workers in one command, and puts a chunk of another run back untouched',
     { timeout: 90_000 },
     async () => {
-      const leftover = new ChunkQueue<RequestSpec>(redis.url);
+      const leftover = new ChunkQueue<RequestColumns>(redis.url);
       try {
         await leftover.add([
           {
             runId: 'an-abandoned-run',
             index: 0,
             protocol: CHUNK_PROTOCOL,
-            items: [{ id: 'x', lineNo: 1, body: '{}', stream: true }],
+            items: toColumns([{ id: 'x', lineNo: 1, body: '{}', stream: true }]),
           },
         ]);
         const dir = tempDir();

@@ -15,15 +15,17 @@ export interface Chunk<T> {
   blocks?: number;
   /** Bumped when the job data's shape changes: a worker refuses chunks of another protocol. */
   protocol: number;
-  items: T[];
+  /** The chunk's requests (a distributed run's: `RequestColumns`). */
+  items: T;
 }
 
 /**
  * The chunk and result format this build reads and writes. 2: results carry their facts (attempts,
  * prompt tokens, TTFT...) beside their lines, so a distributed run's summary counts what a local one does.
  * 3: requests carry their endpoint (embeddings, completions, …): a worker of 2 would send them all to chat.
+ * 4: requests go as columns (`RequestColumns`), not an object each.
  */
-export const CHUNK_PROTOCOL = 3;
+export const CHUNK_PROTOCOL = 4;
 /** The BullMQ queue every run's chunks go to (one queue per Redis; chunks carry their run id). */
 export const QUEUE_NAME = 'shardline-chunks';
 
@@ -34,8 +36,8 @@ export function chunkJobId(runId: string, index: number): string {
 }
 
 /** Split items into chunks of `size`, numbered from `firstIndex`. */
-export function toChunks<T>(runId: string, items: readonly T[], size = BLOCK_SIZE, firstIndex = 0): Chunk<T>[] {
-  const out: Chunk<T>[] = [];
+export function toChunks<T>(runId: string, items: readonly T[], size = BLOCK_SIZE, firstIndex = 0): Chunk<T[]>[] {
+  const out: Chunk<T[]>[] = [];
   for (let i = 0; i < items.length; i += size)
     out.push({ runId, index: firstIndex + i / size, protocol: CHUNK_PROTOCOL, items: items.slice(i, i + size) });
   return out;

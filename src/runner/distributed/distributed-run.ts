@@ -9,6 +9,7 @@ import { redactUrl } from '../../util/redact-url.js';
 import type { ResultSink } from '../output/result-sink.js';
 import { misconfiguredHalt, newRunTotals, tallyDone, type RunTotals } from '../run-totals.js';
 import { ChunkQueue, chunkJobId, CHUNK_PROTOCOL } from './chunk-queue.js';
+import { toColumns, type RequestColumns } from './request-columns.js';
 import { BLOCK_SIZE, ChunkSizer, MAX_CHUNK_BLOCKS } from './chunk-sizer.js';
 import { DistributedMetrics } from './distributed-metrics.js';
 import { redactRedisUrl } from '../../config/redis-url.js';
@@ -73,7 +74,7 @@ export class DistributedCoordinator {
   private readonly written = new IdInterner(1 << 16);
   private readonly metrics: DistributedMetrics;
   private channel: RunChannel | undefined;
-  private queue: ChunkQueue<RequestSpec> | undefined;
+  private queue: ChunkQueue<RequestColumns> | undefined;
   /** Wakes the producer waiting for room ahead of the results. */
   private wake: (() => void) | undefined;
   /** Why the run stopped itself (--fail-fast), once it has. */
@@ -112,7 +113,7 @@ export class DistributedCoordinator {
     await waitForRedis(o.redis, { waitS: o.redisWaitS, log: (line) => this.log(line) });
     if (o.metricsPort !== undefined) this.d.onMetrics?.(await this.metrics.serve(o.metricsHost, o.metricsPort));
     const channel = (this.channel = new RunChannel(o.redis));
-    this.queue = new ChunkQueue<RequestSpec>(o.redis);
+    this.queue = new ChunkQueue<RequestColumns>(o.redis);
     await channel.publish({ runId: this.d.runId, options: publishedOptions(o) });
     const workers = startLocalWorkers(o, this.d.out);
     const redis = redactRedisUrl(o.redis);
@@ -194,7 +195,9 @@ export class DistributedCoordinator {
     this.totals.skipped += buf.length - items.length;
     const index = this.blocks;
     if (items.length > 0 && !left)
-      await this.queue!.add([{ runId: this.d.runId, index, blocks, protocol: CHUNK_PROTOCOL, items }]);
+      await this.queue!.add([
+        { runId: this.d.runId, index, blocks, protocol: CHUNK_PROTOCOL, items: toColumns(items) },
+      ]);
     if (items.length > 0 || left) this.starts.push(index);
     this.expected += items.length;
     this.blocks += blocks;

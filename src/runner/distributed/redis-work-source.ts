@@ -5,6 +5,7 @@ import type { DoneItem } from '../ipc-messages.js';
 import type { ResultLine, ResultSink } from '../output/result-sink.js';
 import type { WorkSource } from '../work-source.js';
 import { putBack, startChunkWorker, type Chunk } from './chunk-queue.js';
+import { specAt, type RequestColumns } from './request-columns.js';
 import { ResultBatch } from './result-batch.js';
 import type { RunChannel } from './run-channel.js';
 
@@ -41,7 +42,8 @@ const FOREIGN_CHUNK_DELAY_MS = 60_000;
  * twice that way sends two results, which the coordinator keeps one of (by custom_id).
  */
 export class RedisWorkSource implements WorkSource, ResultSink {
-  private readonly ready = new Deque<RequestSpec>(1024);
+  /** Chunks held, and how far each has been taken: each request is built as it is taken. */
+  private readonly ready = new Deque<{ cols: RequestColumns; taken: number }>(4);
   private readonly chunkOf = new Map<string, OpenChunk>();
   /** Results not sent yet; `spare` holds batches sent, for reuse. */
   private outbox = new ResultBatch();
@@ -50,7 +52,7 @@ export class RedisWorkSource implements WorkSource, ResultSink {
   private finished = false;
   private sendTimer: NodeJS.Timeout | undefined;
   private sending: Promise<void> = Promise.resolve();
-  private readonly worker: Worker<Chunk<RequestSpec>, number>;
+  private readonly worker: Worker<Chunk<RequestColumns>, number>;
   private readonly finishPoll: NodeJS.Timeout;
 
   constructor(
@@ -59,11 +61,15 @@ export class RedisWorkSource implements WorkSource, ResultSink {
     private readonly channel: RunChannel,
     { lockDurationMs, stalledIntervalMs }: { lockDurationMs?: number; stalledIntervalMs?: number } = {},
   ) {
-    this.worker = startChunkWorker<RequestSpec, number>(redisUrl, (chunk, job, token) => this.hold(chunk, job, token), {
-      concurrency: CHUNKS_AT_ONCE,
-      ...(lockDurationMs !== undefined ? { lockDurationMs } : {}),
-      ...(stalledIntervalMs !== undefined ? { stalledIntervalMs } : {}),
-    });
+    this.worker = startChunkWorker<RequestColumns, number>(
+      redisUrl,
+      (chunk, job, token) => this.hold(chunk, job, token),
+      {
+        concurrency: CHUNKS_AT_ONCE,
+        ...(lockDurationMs !== undefined ? { lockDurationMs } : {}),
+        ...(stalledIntervalMs !== undefined ? { stalledIntervalMs } : {}),
+      },
+    );
     this.finishPoll = setInterval(() => void this.checkRunOver(), FINISH_POLL_MS);
   }
 
@@ -80,7 +86,7 @@ export class RedisWorkSource implements WorkSource, ResultSink {
     return over;
   }
 
-  private async hold(chunk: Chunk<RequestSpec>, job: Job, token: string | undefined): Promise<number> {
+  private async hold(chunk: Chunk<RequestColumns>, job: Job, token: string | undefined): Promise<number> {
     if (chunk.runId !== this.runId) {
       // One run at a time per Redis. A chunk of the run now current means this worker's run is over:
       // the chunk goes straight back for that run. A chunk of any other run (one abandoned, to be
@@ -90,13 +96,12 @@ export class RedisWorkSource implements WorkSource, ResultSink {
       return putBack(job, token, stale ? 0 : FOREIGN_CHUNK_DELAY_MS);
     }
     return new Promise((resolve) => {
-      const n = chunk.items.length;
+      const cols = chunk.items;
+      const n = cols.ids.length;
       const open: OpenChunk = { left: n, unwritten: n, done: () => resolve(n) };
       if (open.left === 0) return open.done();
-      for (const item of chunk.items) {
-        this.chunkOf.set(item.id, open);
-        this.ready.push(item);
-      }
+      for (const id of cols.ids) this.chunkOf.set(id, open);
+      this.ready.push({ cols, taken: 0 });
       this.wake();
     });
   }
@@ -112,14 +117,19 @@ export class RedisWorkSource implements WorkSource, ResultSink {
    * undefined when the chunks held are used up (`next()` waits for the next).
    */
   take(): RequestSpec | null | undefined {
-    if (this.ready.length > 0) return this.ready.shift()!;
+    const held = this.ready.peek();
+    if (held) {
+      const spec = specAt(held.cols, held.taken++);
+      if (held.taken === held.cols.ids.length) this.ready.shift();
+      return spec;
+    }
     return this.finished ? null : undefined;
   }
 
   async next(): Promise<RequestSpec | RejectedLine | null> {
     for (;;) {
-      if (this.ready.length > 0) return this.ready.shift()!;
-      if (this.finished) return null;
+      const spec = this.take();
+      if (spec !== undefined) return spec;
       await new Promise<void>((r) => (this.waiter = r));
     }
   }
