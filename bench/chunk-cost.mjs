@@ -2,7 +2,7 @@
 // What one chunk of a distributed run costs through BullMQ, each side apart: the coordinator adding it
 // (`queue.add`, and `addBulk` of one job, alternated in one process), a worker taking and completing
 // it (BullMQ's Worker with a handler that does nothing), and Redis doing both (its `INFO cpu`).
-// Chunks hold this bench's chat requests (as distributed.mjs's input), with the job options
+// Chunks hold this bench's chat requests (as distributed.mjs's input) as columns, with the job options
 // shardline's coordinator gives them. CPU is this process's (every thread) per chunk and per request.
 //
 //   node bench/chunk-cost.mjs [--items 256] [--chunks 3000]
@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { CHUNK_PROTOCOL, chunkJobOptions } from '../dist/runner/distributed/chunk-queue.js';
+import { toColumns } from '../dist/runner/distributed/request-columns.js';
 import { startRedisProcess } from './redis-process.mjs';
 
 const { values } = parseArgs({
@@ -42,7 +43,9 @@ const items = Array.from({ length: perChunk }, (_, i) => ({
   body: `{"model":"sim","messages":[{"role":"user","content":"q ${i}"}],"max_tokens":8,"stream":false}`,
   stream: false,
 }));
-const chunk = (index) => ({ runId: 'bench', index, protocol: CHUNK_PROTOCOL, items });
+// As the coordinator sends them: columns (chunk protocol 4).
+const columns = toColumns(items);
+const chunk = (index) => ({ runId: 'bench', index, protocol: CHUNK_PROTOCOL, items: columns });
 const opts = (index) => chunkJobOptions(chunk(index));
 
 try {
