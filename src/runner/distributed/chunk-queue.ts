@@ -80,8 +80,40 @@ export class ChunkQueue<T> {
 
   /** The blocks of the run's chunk starting at block `index`, or undefined when no chunk starts there. */
   async blocksAt(runId: string, index: number): Promise<number | undefined> {
+    return (await this.chunkAt(runId, index))?.blocks;
+  }
+
+  /** The run's chunk starting at block `index`: its blocks, and whether a worker finished it. */
+  async chunkAt(runId: string, index: number): Promise<{ blocks: number; finished: boolean } | undefined> {
     const job = await this.queue.getJob(chunkJobId(runId, index));
-    return job ? (job.data.blocks ?? 1) : undefined;
+    return job ? { blocks: job.data.blocks ?? 1, finished: job.finishedOn !== undefined } : undefined;
+  }
+
+  /**
+   * Remove the run's chunks starting at these blocks. A chunk a worker still holds (its last results
+   * just sent, its completion not yet in) is locked and cannot be removed: tried again for up to
+   * `waitMs`. Resolves with how many are left.
+   */
+  async removeChunks(runId: string, starts: readonly number[], waitMs = 5000): Promise<number> {
+    const deadline = Date.now() + waitMs;
+    let left = [...starts];
+    for (;;) {
+      const still: number[] = [];
+      for (let i = 0; i < left.length; i += 100) {
+        const batch = left.slice(i, i + 100);
+        const gone = await Promise.all(
+          batch.map(async (index) => {
+            const id = chunkJobId(runId, index);
+            if ((await this.queue.remove(id).catch(() => 0)) === 1) return true;
+            return (await this.queue.getJob(id)) === undefined;
+          }),
+        );
+        batch.forEach((index, k) => gone[k] || still.push(index));
+      }
+      left = still;
+      if (left.length === 0 || Date.now() >= deadline) return left.length;
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
 
   close(): Promise<void> {

@@ -164,9 +164,12 @@ export class DistributedCoordinator {
           await new Promise<void>((r) => (this.wake = r));
         if (this.stopped()) return;
         if (buf.length === 0) {
-          const former = resumed ? await queue.blocksAt(this.d.runId, this.blocks) : undefined;
-          left = former !== undefined;
-          blocks = former ?? (resumed ? 1 : sizer.blocks(this.written.size));
+          const former = resumed ? await queue.chunkAt(this.d.runId, this.blocks) : undefined;
+          // A chunk a worker finished holds nothing to run (what it ran is in results.jsonl or the
+          // stream), unless --retry-failed set some of its results aside: cut again on its blocks.
+          if (former?.finished) await queue.queue.remove(chunkJobId(this.d.runId, this.blocks));
+          left = former !== undefined && !former.finished;
+          blocks = former?.blocks ?? (resumed ? 1 : sizer.blocks(this.written.size));
         }
         const next = await source.next();
         if (next === null) break;
@@ -273,13 +276,9 @@ export class DistributedCoordinator {
    */
   private async finishInRedis(): Promise<void> {
     await this.channel!.finish(this.d.runId);
-    for (let i = 0; i < this.starts.length; i += 100) {
-      await Promise.all(
-        this.starts
-          .slice(i, i + 100)
-          .map((index) => this.queue!.queue.remove(chunkJobId(this.d.runId, index)).catch(() => 0)),
-      );
-    }
+    // A worker completes its last chunk just after sending its last results: removal waits it out.
+    const left = await this.queue!.removeChunks(this.d.runId, this.starts);
+    if (left > 0) this.log(`${left} chunk(s) of run ${this.d.runId} were still held by a worker and stay in Redis`);
   }
 }
 
