@@ -105,7 +105,8 @@ export class ChunkQueue<T> {
           batch.map(async (index) => {
             const id = chunkJobId(runId, index);
             if ((await this.queue.remove(id).catch(() => 0)) === 1) return true;
-            return (await this.queue.getJob(id)) === undefined;
+            // 0 is also what a chunk already gone answers; its state tells (without reading its data).
+            return (await this.queue.getJobState(id)) === 'unknown';
           }),
         );
         batch.forEach((index, k) => gone[k] || still.push(index));

@@ -158,18 +158,21 @@ export class DistributedCoordinator {
     let buf: RequestSpec[] = [];
     let blocks = 1;
     let left = false;
+    /** Whether the chunk being filled has its size yet (decided once, at its first line). */
+    let sized = false;
     try {
       for (;;) {
         while (!this.stopped() && this.expected - this.written.size >= CHUNKS_AHEAD * blocks * BLOCK_SIZE)
           await new Promise<void>((r) => (this.wake = r));
         if (this.stopped()) return;
-        if (buf.length === 0) {
+        if (!sized) {
           const former = resumed ? await queue.chunkAt(this.d.runId, this.blocks) : undefined;
           // A chunk a worker finished holds nothing to run (what it ran is in results.jsonl or the
           // stream), unless --retry-failed set some of its results aside: cut again on its blocks.
           if (former?.finished) await queue.queue.remove(chunkJobId(this.d.runId, this.blocks));
           left = former !== undefined && !former.finished;
           blocks = former?.blocks ?? (resumed ? 1 : sizer.blocks(this.written.size));
+          sized = true;
         }
         const next = await source.next();
         if (next === null) break;
@@ -183,6 +186,7 @@ export class DistributedCoordinator {
         if (buf.length === blocks * BLOCK_SIZE) {
           await this.enqueueChunk(buf, blocks, left);
           buf = [];
+          sized = false;
         }
       }
       if (buf.length > 0) await this.enqueueChunk(buf, blocks, left);
